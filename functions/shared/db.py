@@ -1,0 +1,86 @@
+"""Connections to MariaDB: credentials, TLS, UTC sessions, named locks."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pymysql
+import pymysql.cursors
+
+from functions.shared.errors import TransientError, translate_errors
+from functions.shared.settings import DatabaseSettings
+
+SECRET_CACHE_SECONDS = 300
+
+
+def _credentials(settings: DatabaseSettings) -> dict[str, Any]:
+    """Host, port, user, password and database, from the secret when one is configured."""
+    if settings.secret_arn:
+        # Imported here so local runs and tests never need Secrets Manager.
+        from aws_lambda_powertools.utilities import parameters
+
+        secret = parameters.get_secret(settings.secret_arn, transform="json", max_age=SECRET_CACHE_SECONDS)
+        if not isinstance(secret, dict):
+            raise TransientError("database secret is not a JSON object")
+        return {
+            "host": secret.get("host", settings.host),
+            "port": int(secret.get("port", settings.port)),
+            "user": secret["username"],
+            "password": secret["password"],
+            "database": secret.get("dbname", settings.name),
+        }
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "user": settings.user,
+        "password": settings.password or "",
+        "database": settings.name,
+    }
+
+
+def _tls_context(settings: DatabaseSettings) -> ssl.SSLContext | None:
+    if not settings.tls_ca_file:
+        return None
+    context = ssl.create_default_context(cafile=settings.tls_ca_file)
+    context.check_hostname = True
+    return context
+
+
+def connect(
+    settings: DatabaseSettings, *, local_infile: bool = False, database: str | None = None
+) -> pymysql.Connection[Any]:
+    """Open a connection whose session reads and writes TIMESTAMPs in UTC."""
+    credentials = _credentials(settings)
+    if database is not None:
+        credentials["database"] = database
+    with translate_errors("connect to the database"):
+        return pymysql.connect(
+            **credentials,
+            charset="utf8mb4",
+            autocommit=False,
+            connect_timeout=settings.connect_timeout_seconds,
+            local_infile=local_infile,
+            ssl=_tls_context(settings),
+            init_command="SET time_zone = '+00:00'",
+            cursorclass=pymysql.cursors.Cursor,
+        )
+
+
+@contextmanager
+def named_lock(connection: pymysql.Connection[Any], name: str, timeout_seconds: int) -> Iterator[None]:
+    """Hold MariaDB's GET_LOCK(name) for the block; TransientError if it stays busy."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT GET_LOCK(%s, %s)", (name, timeout_seconds))
+        row = cursor.fetchone()
+    if not row or row[0] != 1:
+        raise TransientError(f"lock {name!r} still held by another session after {timeout_seconds}s")
+    try:
+        yield
+    finally:
+        # A lost connection has already released its locks server-side.
+        if connection.open:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT RELEASE_LOCK(%s)", (name,))

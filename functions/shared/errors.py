@@ -1,0 +1,116 @@
+"""The failure vocabulary: every error the functions raise is transient or permanent.
+
+Transient errors are worth retrying (in-process, then by Lambda); permanent ones are
+not and go straight to the dead-letter queue. `translate_errors` is the one place
+where driver and SDK exceptions become one of these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pymysql
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+# MariaDB / client error codes that mean "try again": the server went away, the
+# connection was killed (KILL CONNECTION gives 1927 or a lost connection), the server
+# is shutting down, a lock wait timed out or a deadlock rolled us back.
+TRANSIENT_MARIADB_CODES = frozenset({1040, 1053, 1205, 1213, 1927, 2002, 2003, 2006, 2013, 2055})
+# S3 answers that mean "slow down" or "our fault, try again".
+TRANSIENT_S3_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestTimeout",
+        "InternalError",
+        "ServiceUnavailable",
+        "500",
+        "502",
+        "503",
+        "504",
+    }
+)
+MISSING_S3_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+
+
+class IngestError(Exception):
+    """Base of every error the functions raise on purpose."""
+
+    retryable = False
+
+
+class TransientError(IngestError):
+    """A fault that may pass: lost connection, lock timeout, deadlock, S3 throttling."""
+
+    retryable = True
+
+
+class PermanentError(IngestError):
+    """A fault that retrying cannot fix: bad input, bad file, a tripped guard."""
+
+
+class BadEvent(PermanentError):
+    """The invocation's event is not one this function accepts."""
+
+
+class SchemaError(PermanentError):
+    """The Parquet file lacks a required column or has one of an unusable type."""
+
+
+class CorruptFile(PermanentError):
+    """The object is not readable Parquet (truncated, wrong format)."""
+
+
+class MissingObject(PermanentError):
+    """The S3 object the sync needs does not exist."""
+
+
+class StaleObject(PermanentError):
+    """The object changed (new ETag) while this attempt was reading it."""
+
+
+class MigrationError(PermanentError):
+    """Migrations cannot be applied as asked (edited file, missing file, bad target)."""
+
+
+class GuardTripped(PermanentError):
+    """A kill switch refused the publish; `figures` says what it measured."""
+
+    def __init__(self, guard: str, message: str, figures: dict[str, Any]) -> None:
+        super().__init__(f"guard {guard} tripped: {message}")
+        self.guard = guard
+        self.figures = figures
+
+
+def _mariadb_code(error: pymysql.err.MySQLError) -> int | None:
+    code = error.args[0] if error.args else None
+    return code if isinstance(code, int) else None
+
+
+@contextmanager
+def translate_errors(action: str) -> Iterator[None]:
+    """Re-raise driver and SDK exceptions met while doing `action` as Transient/Permanent."""
+    try:
+        yield
+    except IngestError:
+        raise
+    except pymysql.err.MySQLError as error:
+        code = _mariadb_code(error)
+        if code in TRANSIENT_MARIADB_CODES or isinstance(error, pymysql.err.InterfaceError):
+            raise TransientError(f"{action}: database error {code}: {error}") from error
+        raise PermanentError(f"{action}: database error {code}: {error}") from error
+    except ClientError as error:
+        response = error.response.get("Error", {})
+        s3_code = str(response.get("Code", ""))
+        status = str(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+        if s3_code in MISSING_S3_CODES:
+            raise MissingObject(f"{action}: {s3_code}") from error
+        if s3_code in TRANSIENT_S3_CODES or status.startswith("5"):
+            raise TransientError(f"{action}: S3 {s3_code or status}: {error}") from error
+        raise PermanentError(f"{action}: S3 {s3_code or status}: {error}") from error
+    except (BotoConnectionError, HTTPClientError) as error:
+        raise TransientError(f"{action}: AWS connection error: {error}") from error

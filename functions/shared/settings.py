@@ -1,0 +1,146 @@
+"""Configuration, parsed once from the environment into typed, validated settings.
+
+This module is the only reader of os.environ in the functions. In AWS the database
+credentials come from Secrets Manager (DB_SECRET_ARN); locally from DB_HOST and friends.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+LoadMethod = Literal["local_infile", "insert"]
+MissingRows = Literal["keep", "delete"]
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatabaseSettings:
+    """Where the database is and how to reach it (credentials inline or by secret)."""
+
+    host: str | None
+    port: int
+    user: str | None
+    password: str | None  # never logged: excluded from repr below
+    name: str
+    secret_arn: str | None
+    tls_ca_file: str | None
+    connect_timeout_seconds: int
+
+    def __repr__(self) -> str:
+        where = f"host={self.host!r}, port={self.port}, name={self.name!r}, secret_arn={self.secret_arn!r}"
+        return f"DatabaseSettings({where})"
+
+
+@dataclass(frozen=True, kw_only=True)
+class GuardThresholds:
+    """Kill-switch thresholds, as fractions (0.05 = 5%)."""
+
+    max_reject_ratio: float = 0.05
+    max_row_count_drift: float = 0.30
+    max_delete_ratio: float = 0.10
+
+
+@dataclass(frozen=True, kw_only=True)
+class IngestSettings:
+    """Everything the ingest function needs besides the event."""
+
+    bucket: str
+    key_prefix: str
+    chunk_rows: int
+    load_method: LoadMethod
+    missing_rows: MissingRows
+    guards: GuardThresholds
+    lease_seconds: int
+    publish_lock_timeout_seconds: int
+    work_dir: str
+    transient_retries: int
+    dead_letter_queue_url: str | None
+
+
+def _text(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
+    value = env.get(name, "").strip()
+    return value or default
+
+
+def _integer(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as error:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from error
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _fraction(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as error:
+        raise SettingsError(f"{name} must be a number between 0 and 1, got {raw!r}") from error
+    if not 0 <= value <= 1:
+        raise SettingsError(f"{name} must be between 0 and 1, got {value}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = (_text(env, name) or default).lower()
+    if value not in allowed:
+        raise SettingsError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def load_database_settings(env: Mapping[str, str] | None = None) -> DatabaseSettings:
+    """Database location: DB_SECRET_ARN in AWS, or DB_HOST/DB_PORT/DB_USER/DB_PASSWORD/DB_NAME."""
+    env = os.environ if env is None else env
+    secret_arn = _text(env, "DB_SECRET_ARN")
+    host = _text(env, "DB_HOST")
+    if not secret_arn and not host:
+        raise SettingsError("set DB_SECRET_ARN (in AWS) or DB_HOST, DB_USER, DB_PASSWORD, DB_NAME (locally)")
+    return DatabaseSettings(
+        host=host,
+        port=_integer(env, "DB_PORT", 3306, minimum=1),
+        user=_text(env, "DB_USER"),
+        password=env.get("DB_PASSWORD"),
+        name=_text(env, "DB_NAME", "upsell_signals") or "upsell_signals",
+        secret_arn=secret_arn,
+        tls_ca_file=_text(env, "DB_TLS_CA_FILE"),
+        connect_timeout_seconds=_integer(env, "DB_CONNECT_TIMEOUT_SECONDS", 10, minimum=1),
+    )
+
+
+def load_ingest_settings(env: Mapping[str, str] | None = None) -> IngestSettings:
+    """Ingest behaviour: bucket, staging chunk size and method, guards, lease."""
+    env = os.environ if env is None else env
+    bucket = _text(env, "SIGNALS_BUCKET")
+    if not bucket:
+        raise SettingsError("SIGNALS_BUCKET is not set: the bucket that receives the daily Parquet files")
+    return IngestSettings(
+        bucket=bucket,
+        key_prefix=_text(env, "SIGNALS_KEY_PREFIX", "passive_upsell_signals/") or "passive_upsell_signals/",
+        chunk_rows=_integer(env, "STAGING_CHUNK_ROWS", 50_000, minimum=1),
+        load_method=_choice(env, "STAGING_LOAD_METHOD", "local_infile", ("local_infile", "insert")),  # type: ignore[arg-type]
+        missing_rows=_choice(env, "MISSING_ROWS", "keep", ("keep", "delete")),  # type: ignore[arg-type]
+        guards=GuardThresholds(
+            max_reject_ratio=_fraction(env, "GUARD_MAX_REJECT_RATIO", 0.05),
+            max_row_count_drift=_fraction(env, "GUARD_MAX_ROW_COUNT_DRIFT", 0.30),
+            max_delete_ratio=_fraction(env, "GUARD_MAX_DELETE_RATIO", 0.10),
+        ),
+        lease_seconds=_integer(env, "CLAIM_LEASE_SECONDS", 960, minimum=1),
+        publish_lock_timeout_seconds=_integer(env, "PUBLISH_LOCK_TIMEOUT_SECONDS", 300, minimum=1),
+        # Lambda's only writable place is /tmp (ephemeral storage); the file is downloaded there.
+        work_dir=_text(env, "WORK_DIR") or "/tmp",  # noqa: S108
+        transient_retries=_integer(env, "TRANSIENT_RETRIES", 3, minimum=0),
+        dead_letter_queue_url=_text(env, "DEAD_LETTER_QUEUE_URL"),
+    )

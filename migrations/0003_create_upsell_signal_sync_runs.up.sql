@@ -1,0 +1,27 @@
+-- Run history: one row per invocation that reached the claim, whatever it ended as.
+CREATE TABLE upsell_signal_sync_runs (
+  id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+  sync_date DATE NOT NULL,
+  attempt INT UNSIGNED NOT NULL,
+  workflow_id VARCHAR(256) NOT NULL,
+  trigger_source VARCHAR(32) NOT NULL,
+  s3_key VARCHAR(512) NOT NULL,
+  s3_etag VARCHAR(128) NULL,
+  force_resync BOOLEAN NOT NULL DEFAULT FALSE,
+  dry_run BOOLEAN NOT NULL DEFAULT FALSE,
+  status ENUM('started','completed','skipped','in_progress','dry_run','failed') NOT NULL,
+  rows_processed INT UNSIGNED NULL,
+  rows_inserted INT UNSIGNED NULL,
+  rows_updated INT UNSIGNED NULL,
+  rows_unchanged INT UNSIGNED NULL,
+  rows_rejected INT UNSIGNED NULL,
+  rows_deleted INT UNSIGNED NULL,
+  rows_resumed INT UNSIGNED NULL COMMENT 'rows an earlier attempt had already staged',
+  error_type VARCHAR(64) NULL,
+  error_message TEXT NULL,
+  started_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  finished_at TIMESTAMP(3) NULL DEFAULT NULL,
+  duration_ms INT UNSIGNED NULL,
+  PRIMARY KEY (id),
+  KEY idx_sync_date (sync_date, id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

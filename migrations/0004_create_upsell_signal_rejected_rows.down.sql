@@ -1,0 +1,1 @@
+DROP TABLE upsell_signal_rejected_rows;

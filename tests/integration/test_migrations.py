@@ -1,0 +1,152 @@
+"""Migrations against a real MariaDB: round trip, concurrency, edited files."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+import pymysql
+import pytest
+
+from functions.migrate.migrator import MIGRATIONS_DIR, MigrationReport, Migrator, discover_migrations
+from functions.shared.db import connect
+from functions.shared.errors import MigrationError
+from functions.shared.settings import DatabaseSettings
+
+ALL_VERSIONS = [m.version for m in discover_migrations()]
+
+
+def schema_snapshot(connection: pymysql.Connection[Any]) -> dict[str, str]:
+    """SHOW CREATE TABLE of every table but the migrator's ledger, AUTO_INCREMENT counters removed."""
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW TABLES")
+        tables = sorted(row[0] for row in cursor.fetchall())
+        snapshot = {}
+        for table in tables:
+            if table == "schema_migrations":
+                continue
+            cursor.execute(f"SHOW CREATE TABLE `{table}`")
+            snapshot[table] = " ".join(
+                part for part in cursor.fetchone()[1].split() if not part.startswith("AUTO_INCREMENT=")
+            )
+    return snapshot
+
+
+def test_up_down_up_gives_identical_schema_and_no_leftovers(database_settings: DatabaseSettings) -> None:
+    connection = connect(database_settings)
+    migrator = Migrator(connection, discover_migrations())
+
+    first = migrator.up()
+    schema_after_first_up = schema_snapshot(connection)
+    down = migrator.down(0)
+    schema_after_down = schema_snapshot(connection)
+    second = migrator.up()
+    schema_after_second_up = schema_snapshot(connection)
+    connection.close()
+
+    assert first.applied == ALL_VERSIONS and first.pending == []
+    assert "company_upsell_signals" in schema_after_first_up
+    assert down.reverted == sorted(ALL_VERSIONS, reverse=True) and down.current_version == 0
+    assert schema_after_down == {}
+    assert second.applied == ALL_VERSIONS
+    assert schema_after_second_up == schema_after_first_up
+
+
+def test_down_to_a_target_reverts_only_newer_versions(database_settings: DatabaseSettings) -> None:
+    connection = connect(database_settings)
+    migrator = Migrator(connection, discover_migrations())
+    migrator.up()
+
+    report = migrator.down(1)
+    tables = schema_snapshot(connection)
+    connection.close()
+
+    assert report.current_version == 1
+    assert report.pending == ALL_VERSIONS[1:]
+    assert list(tables) == ["company_upsell_signals"]
+
+
+def test_signals_table_has_exactly_the_specified_columns_and_indexes(migrated_settings: DatabaseSettings) -> None:
+    connection = connect(migrated_settings)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT column_name, column_type, is_nullable FROM information_schema.columns "
+            "WHERE table_schema = DATABASE() AND table_name = 'company_upsell_signals' ORDER BY ordinal_position"
+        )
+        columns = {name: column_type for name, column_type, _ in cursor.fetchall()}
+        cursor.execute(
+            "SELECT index_name, GROUP_CONCAT(column_name ORDER BY seq_in_index), MIN(non_unique) "
+            "FROM information_schema.statistics WHERE table_schema = DATABASE() "
+            "AND table_name = 'company_upsell_signals' GROUP BY index_name"
+        )
+        indexes = {name: (cols, int(non_unique)) for name, cols, non_unique in cursor.fetchall()}
+    connection.close()
+
+    assert len(columns) == 31
+    assert columns["id"] == "bigint(20) unsigned"
+    assert columns["ee_growth_rate"] == "decimal(10,4)"
+    assert columns["is_active_customer"] == "tinyint(1)"
+    assert columns["last_hi_app_started_at"] == "timestamp"
+    assert indexes == {
+        "PRIMARY": ("id", 0),
+        "idx_cdms_company_id": ("cdms_canonical_company_id", 0),
+        "idx_legacy_company": ("legacy_company_id", 1),
+        "idx_core_product": ("core_product", 1),
+        "idx_model_updated": ("model_updated_at", 1),
+    }
+
+
+def test_two_migrators_started_together_apply_each_version_once(database_settings: DatabaseSettings) -> None:
+    start_together = threading.Barrier(2)
+    reports: list[MigrationReport] = []
+    errors: list[BaseException] = []
+
+    def migrate() -> None:
+        connection = connect(database_settings)
+        try:
+            migrator = Migrator(connection, discover_migrations())
+            start_together.wait()
+            reports.append(migrator.up())
+        except BaseException as error:  # collected and asserted below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=migrate) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert errors == []
+    applied_by_each = sorted((report.applied for report in reports), key=len)
+    assert applied_by_each == [[], ALL_VERSIONS]
+    connection = connect(database_settings)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT version, COUNT(*) FROM schema_migrations GROUP BY version")
+        assert dict(cursor.fetchall()) == dict.fromkeys(ALL_VERSIONS, 1)
+    connection.close()
+
+
+def test_an_edited_applied_file_is_refused_by_name(database_settings: DatabaseSettings, tmp_path: Path) -> None:
+    migrations_copy = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS_DIR, migrations_copy)
+    connection = connect(database_settings)
+    Migrator(connection, discover_migrations(migrations_copy)).up()
+    edited = migrations_copy / "0002_create_upsell_signal_sync_metadata.up.sql"
+    edited.write_text(edited.read_text() + "\n-- a harmless-looking edit\n")
+
+    with pytest.raises(MigrationError, match=r"0002_create_upsell_signal_sync_metadata\.up\.sql") as refused:
+        Migrator(connection, discover_migrations(migrations_copy)).up()
+    connection.close()
+
+    assert "edited" in str(refused.value)
+
+
+def test_a_version_without_its_down_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "0001_first.up.sql").write_text("CREATE TABLE t (id INT);")
+
+    with pytest.raises(MigrationError, match="0001 has no down file"):
+        discover_migrations(tmp_path)
