@@ -119,8 +119,7 @@ class Migrator:
     def _applied(self) -> dict[int, str]:
         self._execute(HISTORY_TABLE_DDL)
         return {
-            int(version): str(checksum)
-            for version, checksum in self._execute("SELECT version, checksum FROM schema_migrations")
+            int(version): str(checksum) for version, checksum in self._execute("SELECT version, checksum FROM schema_migrations")
         }
 
     def _verify(self, applied: dict[int, str]) -> None:

@@ -49,9 +49,7 @@ def _tls_context(settings: DatabaseSettings) -> ssl.SSLContext | None:
     return context
 
 
-def connect(
-    settings: DatabaseSettings, *, local_infile: bool = False, database: str | None = None
-) -> pymysql.Connection[Any]:
+def connect(settings: DatabaseSettings, *, local_infile: bool = False, database: str | None = None) -> pymysql.Connection[Any]:
     """Open a connection whose session reads and writes TIMESTAMPs in UTC."""
     credentials = _credentials(settings)
     if database is not None:

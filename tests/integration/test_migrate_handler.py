@@ -142,8 +142,6 @@ def test_manual_payloads_status_down_up(database_settings: DatabaseSettings) -> 
         (["up"], "expects a JSON object"),
     ],
 )
-def test_bad_manual_payloads_are_refused_clearly(
-    database_settings: DatabaseSettings, payload: Any, message: str
-) -> None:
+def test_bad_manual_payloads_are_refused_clearly(database_settings: DatabaseSettings, payload: Any, message: str) -> None:
     with pytest.raises(BadEvent, match=message):
         migrate_handler.handler(payload, LocalContext("migrate"))

@@ -28,9 +28,7 @@ def schema_snapshot(connection: pymysql.Connection[Any]) -> dict[str, str]:
             if table == "schema_migrations":
                 continue
             cursor.execute(f"SHOW CREATE TABLE `{table}`")
-            snapshot[table] = " ".join(
-                part for part in cursor.fetchone()[1].split() if not part.startswith("AUTO_INCREMENT=")
-            )
+            snapshot[table] = " ".join(part for part in cursor.fetchone()[1].split() if not part.startswith("AUTO_INCREMENT="))
     return snapshot
 
 

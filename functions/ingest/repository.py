@@ -1,0 +1,533 @@
+"""Every SQL statement of the ingest, parameterised; knows nothing of Parquet or Lambda.
+
+Methods do not commit: the service decides the unit of work with `transaction()`.
+Identifiers that are not parameters (column names, the partition name) come from our
+own constants or from a validated date, never from input.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+import pymysql
+
+from functions.ingest.columns import COLUMN_NAMES, KEY_COLUMN
+from functions.ingest.validation import SOURCE_ROW, RejectedRow
+from functions.shared.errors import PermanentError, TransientError, translate_errors
+
+TARGET = "company_upsell_signals"
+STAGING = "upsell_signal_staging"
+PUBLISH_LOCK = "company_upsell_signals_publish"
+
+_COLUMNS = ", ".join(COLUMN_NAMES)
+_STAGED_COLUMNS = ", ".join(f"s.{name}" for name in COLUMN_NAMES)
+_DATA_COLUMNS = [name for name in COLUMN_NAMES if name != KEY_COLUMN]
+# NULL-safe equality of every data column: a row is unchanged only when all match.
+_ROW_UNCHANGED = " AND ".join(f"t.{name} <=> s.{name}" for name in _DATA_COLUMNS)
+_SET_FROM_STAGING = ", ".join(f"t.{name} = s.{name}" for name in _DATA_COLUMNS)
+
+ClaimKind = Literal["claimed", "skipped", "in_progress"]
+
+
+class ClaimLost(PermanentError):
+    """Another invocation took the date over (our lease ran out); stop writing."""
+
+
+@dataclass(frozen=True)
+class ClaimOutcome:
+    """The result of trying to claim a date."""
+
+    kind: ClaimKind
+    attempt: int
+    reason: str | None = None
+    previous: dict[str, Any] | None = None  # the metadata row before this claim, for a dry run to restore
+
+
+@dataclass(frozen=True)
+class StagingProgress:
+    """How far a date's staging pass has got; committed with every chunk."""
+
+    attempt: int
+    rows_read: int
+    rows_staged: int
+    rows_rejected: int
+    chunks_committed: int
+    complete: bool
+
+
+@dataclass(frozen=True)
+class PublishPlan:
+    """Exact counts of what a publish will do, computed before it writes."""
+
+    rows_staged: int
+    rows_to_insert: int
+    rows_to_update: int
+    rows_to_delete: int
+    table_rows: int
+
+    @property
+    def rows_unchanged(self) -> int:
+        return self.rows_staged - self.rows_to_insert - self.rows_to_update
+
+
+@dataclass(frozen=True)
+class CompletedSync:
+    """A completed date, for the row-count and stale-date guards."""
+
+    sync_date: dt.date
+    rows_loaded: int
+
+
+def partition_name(sync_date: dt.date) -> str:
+    return f"p{sync_date:%Y%m%d}"
+
+
+class SignalsRepository:
+    """SQL for claims, staging, publishing and the run ledger, on one connection."""
+
+    def __init__(self, connection: pymysql.Connection[Any]) -> None:
+        self.connection = connection
+
+    # -- plumbing ---------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self, action: str) -> Iterator[None]:
+        """Commit the block's statements together, or roll them back; errors translated."""
+        with translate_errors(action):
+            try:
+                self.connection.begin()
+                yield
+                self.connection.commit()
+            except BaseException:
+                if self.connection.open:
+                    self.connection.rollback()
+                raise
+
+    def _execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
+        with self.connection.cursor() as cursor:
+            return int(cursor.execute(sql, params))
+
+    def _fetch_one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        return tuple(row) if row is not None else None
+
+    def _fetch_dict(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        with self.connection.cursor(pymysql.cursors.DictCursor) as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        return dict(row) if row is not None else None
+
+    # -- claim ------------------------------------------------------------------
+
+    def claim(
+        self,
+        *,
+        sync_date: dt.date,
+        s3_key: str,
+        etag: str | None,
+        invocation_id: str,
+        trigger: str,
+        force_resync: bool,
+        lease_seconds: int,
+    ) -> ClaimOutcome:
+        """Atomically take the date, or say why not (call inside a transaction).
+
+        The insert settles the race for a new date; for an existing one the row lock
+        (FOR UPDATE) makes the read-decide-write atomic.
+        """
+        inserted = self._execute(
+            "INSERT INTO upsell_signal_sync_metadata "
+            "(sync_date, s3_key, s3_etag, workflow_id, status, trigger_source, attempt, lease_expires_at, started_at) "
+            "VALUES (%s, %s, %s, %s, 'started', %s, 1, NOW() + INTERVAL %s SECOND, NOW()) "
+            "ON DUPLICATE KEY UPDATE sync_date = sync_date",
+            (sync_date, s3_key, etag, invocation_id, trigger, lease_seconds),
+        )
+        if inserted == 1:
+            return ClaimOutcome("claimed", 1)
+        current = self._fetch_dict(
+            "SELECT *, lease_expires_at > NOW() AS lease_live FROM upsell_signal_sync_metadata WHERE sync_date = %s FOR UPDATE",
+            (sync_date,),
+        )
+        assert current is not None
+        lease_live = bool(current.pop("lease_live"))
+        if current["status"] == "started" and current["workflow_id"] == invocation_id:
+            return ClaimOutcome("claimed", int(current["attempt"]))  # our own claim, retried in-process
+        if current["status"] == "started" and lease_live:
+            return ClaimOutcome(
+                "in_progress",
+                int(current["attempt"]),
+                f"attempt {current['attempt']} ({current['workflow_id']}) holds the date until "
+                f"{current['lease_expires_at']:%Y-%m-%d %H:%M:%S} UTC",
+            )
+        if current["status"] == "completed" and not force_resync and (etag is None or etag == current["completed_etag"]):
+            return ClaimOutcome(
+                "skipped",
+                int(current["attempt"]),
+                f"already completed at {current['completed_at']:%Y-%m-%d %H:%M:%S} UTC from the same object "
+                f"(ETag {current['completed_etag']}); use force_resync to sync it again",
+            )
+        attempt = int(current["attempt"]) + 1
+        self._execute(
+            "UPDATE upsell_signal_sync_metadata SET status = 'started', s3_key = %s, s3_etag = %s, workflow_id = %s, "
+            "trigger_source = %s, attempt = %s, lease_expires_at = NOW() + INTERVAL %s SECOND, error_message = NULL, "
+            "started_at = NOW(), completed_at = NULL, duration_ms = NULL, rows_processed = NULL, "
+            "rows_inserted = NULL, rows_updated = NULL, rows_unchanged = NULL, rows_rejected = NULL, "
+            "rows_deleted = NULL WHERE sync_date = %s",
+            (s3_key, etag, invocation_id, trigger, attempt, lease_seconds, sync_date),
+        )
+        return ClaimOutcome("claimed", attempt, previous=current)
+
+    def renew_lease(self, sync_date: dt.date, invocation_id: str, lease_seconds: int) -> None:
+        """Check we still hold the date and push the lease out (inside a transaction)."""
+        holder = self._fetch_one(
+            "SELECT workflow_id, status FROM upsell_signal_sync_metadata WHERE sync_date = %s FOR UPDATE", (sync_date,)
+        )
+        if holder is None or holder[0] != invocation_id or holder[1] != "started":
+            raise ClaimLost(f"{sync_date} is no longer held by {invocation_id} (now {holder}); stopping")
+        self._execute(
+            "UPDATE upsell_signal_sync_metadata SET lease_expires_at = NOW() + INTERVAL %s SECOND WHERE sync_date = %s",
+            (lease_seconds, sync_date),
+        )
+
+    def complete(self, sync_date: dt.date, invocation_id: str, etag: str, counts: dict[str, int], duration_ms: int) -> None:
+        """Mark the date completed with its counts (inside the publish transaction)."""
+        self.renew_lease(sync_date, invocation_id, 0)
+        self._execute(
+            "UPDATE upsell_signal_sync_metadata SET status = 'completed', completed_etag = %s, lease_expires_at = NULL, "
+            "completed_at = NOW(), duration_ms = %s, rows_processed = %s, rows_inserted = %s, rows_updated = %s, "
+            "rows_unchanged = %s, rows_rejected = %s, rows_deleted = %s, error_message = NULL WHERE sync_date = %s",
+            (
+                etag,
+                duration_ms,
+                counts["rows_processed"],
+                counts["rows_inserted"],
+                counts["rows_updated"],
+                counts["rows_unchanged"],
+                counts["rows_rejected"],
+                counts["rows_deleted"],
+                sync_date,
+            ),
+        )
+
+    def fail(self, sync_date: dt.date, invocation_id: str, reason: str, duration_ms: int) -> bool:
+        """Mark our claim failed with the reason; False when another invocation holds it now."""
+        return (
+            self._execute(
+                "UPDATE upsell_signal_sync_metadata SET status = 'failed', error_message = %s, lease_expires_at = NULL, "
+                "completed_at = NOW(), duration_ms = %s WHERE sync_date = %s AND workflow_id = %s AND status = 'started'",
+                (reason, duration_ms, sync_date, invocation_id),
+            )
+            == 1
+        )
+
+    def release_dry_run(self, sync_date: dt.date, invocation_id: str, previous: dict[str, Any] | None) -> None:
+        """Put the metadata row back as it was before a dry run claimed the date."""
+        if previous is None:
+            self._execute(
+                "DELETE FROM upsell_signal_sync_metadata WHERE sync_date = %s AND workflow_id = %s",
+                (sync_date, invocation_id),
+            )
+            return
+        restored = {name: value for name, value in previous.items() if name not in ("id", "sync_date")}
+        assignments = ", ".join(f"{name} = %({name})s" for name in restored)
+        self._execute(
+            f"UPDATE upsell_signal_sync_metadata SET {assignments} "
+            "WHERE sync_date = %(restore_date)s AND workflow_id = %(restore_holder)s",
+            {**restored, "restore_date": sync_date, "restore_holder": invocation_id},
+        )
+
+    # -- run history ------------------------------------------------------------
+
+    def start_run(
+        self,
+        *,
+        sync_date: dt.date,
+        attempt: int,
+        invocation_id: str,
+        trigger: str,
+        s3_key: str,
+        etag: str | None,
+        force_resync: bool,
+        dry_run: bool,
+        status: str = "started",
+        reason: str | None = None,
+    ) -> int:
+        """Add this invocation to the run history; returns the run's id."""
+        self._execute(
+            "INSERT INTO upsell_signal_sync_runs (sync_date, attempt, workflow_id, trigger_source, s3_key, s3_etag, "
+            "force_resync, dry_run, status, error_message, finished_at, duration_ms) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, IF(%s = 'started', NULL, NOW(3)), IF(%s = 'started', NULL, 0))",
+            (
+                sync_date,
+                attempt,
+                invocation_id,
+                trigger,
+                s3_key,
+                etag,
+                force_resync,
+                dry_run,
+                status,
+                reason,
+                status,
+                status,
+            ),
+        )
+        return int(self.connection.insert_id())  # type: ignore[no-untyped-call]
+
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        status: str,
+        counts: dict[str, int | None],
+        duration_ms: int,
+        error_type: str | None = None,
+        error_message: str | None = None,
+    ) -> None:
+        self._execute(
+            "UPDATE upsell_signal_sync_runs SET status = %s, rows_processed = %s, rows_inserted = %s, "
+            "rows_updated = %s, rows_unchanged = %s, rows_rejected = %s, rows_deleted = %s, rows_resumed = %s, "
+            "error_type = %s, error_message = %s, finished_at = NOW(3), duration_ms = %s WHERE id = %s",
+            (
+                status,
+                counts.get("rows_processed"),
+                counts.get("rows_inserted"),
+                counts.get("rows_updated"),
+                counts.get("rows_unchanged"),
+                counts.get("rows_rejected"),
+                counts.get("rows_deleted"),
+                counts.get("rows_resumed"),
+                error_type,
+                error_message,
+                duration_ms,
+                run_id,
+            ),
+        )
+
+    # -- staging ----------------------------------------------------------------
+
+    def staging_progress(self, sync_date: dt.date, etag: str) -> StagingProgress | None:
+        """The pass staged from this exact object, if one exists (resumable)."""
+        row = self._fetch_one(
+            "SELECT attempt, rows_read, rows_staged, rows_rejected, chunks_committed, staging_complete "
+            "FROM upsell_signal_staging_progress WHERE sync_date = %s AND s3_etag = %s",
+            (sync_date, etag),
+        )
+        if row is None:
+            return None
+        return StagingProgress(int(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]), bool(row[5]))
+
+    def _partition_exists(self, sync_date: dt.date) -> bool:
+        return (
+            self._fetch_one(
+                "SELECT 1 FROM information_schema.partitions WHERE table_schema = DATABASE() "
+                "AND table_name = %s AND partition_name = %s",
+                (STAGING, partition_name(sync_date)),
+            )
+            is not None
+        )
+
+    def drop_staging(self, sync_date: dt.date) -> None:
+        """Remove a date's staged rows and progress (DDL: commits by itself)."""
+        with translate_errors(f"drop staging of {sync_date}"):
+            if self._partition_exists(sync_date):
+                self._execute(f"ALTER TABLE {STAGING} DROP PARTITION {partition_name(sync_date)}")
+            self._execute("DELETE FROM upsell_signal_staging_progress WHERE sync_date = %s", (sync_date,))
+            self.connection.commit()
+
+    def start_staging(self, sync_date: dt.date, etag: str, attempt: int) -> StagingProgress:
+        """Begin a fresh pass for this object: empty partition, progress at row 0."""
+        self.drop_staging(sync_date)
+        with translate_errors(f"prepare staging of {sync_date}"):
+            self._execute(
+                f"ALTER TABLE {STAGING} ADD PARTITION "
+                f"(PARTITION {partition_name(sync_date)} VALUES IN ('{sync_date.isoformat()}'))"
+            )
+            self._execute(
+                "INSERT INTO upsell_signal_staging_progress (sync_date, s3_etag, attempt) VALUES (%s, %s, %s)",
+                (sync_date, etag, attempt),
+            )
+            self.connection.commit()
+        return StagingProgress(attempt, 0, 0, 0, 0, False)
+
+    def load_staging_file(self, sync_date: dt.date, path: Path, expected_rows: int) -> None:
+        """LOAD DATA LOCAL INFILE a file written by staging_file.write_load_file."""
+        with self.connection.cursor() as cursor:
+            loaded = cursor.execute(
+                f"LOAD DATA LOCAL INFILE %s INTO TABLE {STAGING} CHARACTER SET utf8mb4 "
+                f"({SOURCE_ROW}, {_COLUMNS}) SET sync_date = %s",
+                (str(path), sync_date),
+            )
+            # LOCAL turns conversion errors into warnings; any warning means a value was
+            # changed on the way in, which validation exists to prevent.
+            if cursor.warning_count:
+                cursor.execute("SHOW WARNINGS LIMIT 5")
+                warnings = "; ".join(str(row[2]) for row in cursor.fetchall())
+                raise PermanentError(f"staging load changed values (a validation gap): {warnings}")
+        if loaded != expected_rows:
+            raise PermanentError(f"staging load wrote {loaded} rows, expected {expected_rows}")
+
+    def insert_staging_rows(self, sync_date: dt.date, rows: pa.Table) -> None:
+        """Multi-row INSERT of staged rows: the fallback where LOCAL INFILE is disabled."""
+        if rows.num_rows == 0:
+            return
+        columns = [rows.column(name).to_pylist() for name in (SOURCE_ROW, *COLUMN_NAMES)]
+        placeholders = ", ".join(["%s"] * (len(COLUMN_NAMES) + 2))
+        with self.connection.cursor() as cursor:
+            # PyMySQL turns executemany of INSERT ... VALUES into multi-row statements.
+            cursor.executemany(
+                f"INSERT INTO {STAGING} (sync_date, {SOURCE_ROW}, {_COLUMNS}) VALUES ({placeholders})",
+                [(sync_date, *values) for values in zip(*columns, strict=True)],
+            )
+
+    def insert_rejected_rows(self, sync_date: dt.date, attempt: int, rejected: Sequence[RejectedRow]) -> None:
+        if not rejected:
+            return
+        with self.connection.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO upsell_signal_rejected_rows "
+                "(sync_date, attempt, source_row, cdms_canonical_company_id, reasons, original_values) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                [
+                    (sync_date, attempt, row.source_row, row.company_id, row.reasons[:2048], row.original_values_json)
+                    for row in rejected
+                ],
+            )
+
+    def advance_progress(self, sync_date: dt.date, etag: str, *, from_row: int, to_row: int, staged: int, rejected: int) -> None:
+        """Record a committed chunk; refuses if another writer moved the pass meanwhile."""
+        moved = self._execute(
+            "UPDATE upsell_signal_staging_progress SET rows_read = %s, rows_staged = rows_staged + %s, "
+            "rows_rejected = rows_rejected + %s, chunks_committed = chunks_committed + 1 "
+            "WHERE sync_date = %s AND s3_etag = %s AND rows_read = %s AND NOT staging_complete",
+            (to_row, staged, rejected, sync_date, etag, from_row),
+        )
+        if moved != 1:
+            raise ClaimLost(f"staging progress of {sync_date} moved under us (expected rows_read={from_row})")
+
+    def reject_duplicate_keys(self, sync_date: dt.date, attempt: int) -> int:
+        """Reject every copy of a key that appears more than once in the file.
+
+        Counts copies among staged rows and rows already rejected for other reasons, so
+        a key is a duplicate whatever else was wrong with its copies. Returns rows moved.
+        """
+        self._execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS duplicate_keys (company_id VARCHAR(255) COLLATE utf8mb4_nopad_bin "
+            "PRIMARY KEY, copies INT UNSIGNED NOT NULL)"
+        )
+        self._execute("DELETE FROM duplicate_keys")
+        self._execute(
+            f"INSERT INTO duplicate_keys (company_id, copies) SELECT company_id, COUNT(*) FROM ("
+            f"  SELECT {KEY_COLUMN} AS company_id FROM {STAGING} WHERE sync_date = %s"
+            f"  UNION ALL SELECT cdms_canonical_company_id COLLATE utf8mb4_nopad_bin FROM upsell_signal_rejected_rows"
+            f"  WHERE sync_date = %s AND attempt = %s AND cdms_canonical_company_id IS NOT NULL"
+            f") AS all_keys GROUP BY company_id HAVING COUNT(*) > 1",
+            (sync_date, sync_date, attempt),
+        )
+        json_pairs = ", ".join(f"'{name.upper()}', s.{name}" for name in COLUMN_NAMES)
+        moved = self._execute(
+            f"INSERT INTO upsell_signal_rejected_rows "
+            f"(sync_date, attempt, source_row, cdms_canonical_company_id, reasons, original_values) "
+            f"SELECT s.sync_date, %s, s.{SOURCE_ROW}, s.{KEY_COLUMN}, "
+            f"CONCAT('{KEY_COLUMN} appears ', d.copies, ' times in the file'), JSON_OBJECT({json_pairs}) "
+            f"FROM {STAGING} s JOIN duplicate_keys d ON d.company_id = s.{KEY_COLUMN} WHERE s.sync_date = %s",
+            (attempt, sync_date),
+        )
+        deleted = self._execute(
+            f"DELETE s FROM {STAGING} s JOIN duplicate_keys d ON d.company_id = s.{KEY_COLUMN} WHERE s.sync_date = %s",
+            (sync_date,),
+        )
+        if moved != deleted:
+            raise PermanentError(f"duplicate handling moved {moved} rows to rejects but removed {deleted} from staging")
+        self._execute(
+            "UPDATE upsell_signal_staging_progress SET rows_staged = rows_staged - %s, "
+            "rows_rejected = rows_rejected + %s, staging_complete = TRUE WHERE sync_date = %s",
+            (moved, moved, sync_date),
+        )
+        return moved
+
+    # -- guards' history --------------------------------------------------------
+
+    def newest_completed_date(self) -> dt.date | None:
+        row = self._fetch_one("SELECT MAX(sync_date) FROM upsell_signal_sync_metadata WHERE status = 'completed'")
+        return row[0] if row else None
+
+    def last_completed_before(self, sync_date: dt.date) -> CompletedSync | None:
+        """The latest completed date other than this one, with the rows it loaded."""
+        row = self._fetch_one(
+            "SELECT sync_date, rows_processed - rows_rejected FROM upsell_signal_sync_metadata "
+            "WHERE status = 'completed' AND sync_date <> %s ORDER BY sync_date DESC LIMIT 1",
+            (sync_date,),
+        )
+        return CompletedSync(row[0], int(row[1])) if row else None
+
+    # -- publish ----------------------------------------------------------------
+
+    @contextmanager
+    def publish_lock(self, timeout_seconds: int) -> Iterator[None]:
+        """Serialise publishes of different dates (MariaDB named lock)."""
+        from functions.shared.db import named_lock
+
+        with translate_errors("take the publish lock"), named_lock(self.connection, PUBLISH_LOCK, timeout_seconds):
+            yield
+
+    def plan_publish(self, sync_date: dt.date, *, delete_missing: bool) -> PublishPlan:
+        """Count inserts, updates and deletions exactly, before writing anything."""
+        row = self._fetch_one(
+            f"SELECT COUNT(*), COALESCE(SUM(t.id IS NULL), 0), "
+            f"COALESCE(SUM(t.id IS NOT NULL AND NOT ({_ROW_UNCHANGED})), 0) "
+            f"FROM {STAGING} s LEFT JOIN {TARGET} t ON t.{KEY_COLUMN} = s.{KEY_COLUMN} WHERE s.sync_date = %s",
+            (sync_date,),
+        )
+        assert row is not None
+        table_rows = to_delete = 0
+        if delete_missing:
+            table_rows_row = self._fetch_one(f"SELECT COUNT(*) FROM {TARGET}")
+            table_rows = int(table_rows_row[0]) if table_rows_row else 0
+            # Keys are unique in staging by now, so the rows that stay are the staged keys that exist.
+            to_delete = table_rows - (int(row[0]) - int(row[1]))
+        return PublishPlan(int(row[0]), int(row[1]), int(row[2]), to_delete, table_rows)
+
+    def publish(self, sync_date: dt.date, plan: PublishPlan, *, delete_missing: bool) -> None:
+        """Apply a plan with set-based statements (inside the publish transaction).
+
+        Existing keys are updated through a join and only where a value differs, so
+        unchanged rows keep updated_at; new keys are inserted without touching
+        existing ones, so no auto-increment id is burnt on them.
+        """
+        updated = 0
+        if plan.rows_to_update:
+            updated = self._execute(
+                f"UPDATE {TARGET} t JOIN {STAGING} s ON s.{KEY_COLUMN} = t.{KEY_COLUMN} AND s.sync_date = %s "
+                f"SET {_SET_FROM_STAGING}, t.updated_at = NOW() WHERE NOT ({_ROW_UNCHANGED})",
+                (sync_date,),
+            )
+        inserted = 0
+        if plan.rows_to_insert:
+            inserted = self._execute(
+                f"INSERT INTO {TARGET} ({_COLUMNS}, created_at, updated_at) "
+                f"SELECT {_STAGED_COLUMNS}, NOW(), NOW() FROM {STAGING} s "
+                f"LEFT JOIN {TARGET} t ON t.{KEY_COLUMN} = s.{KEY_COLUMN} "
+                f"WHERE s.sync_date = %s AND t.id IS NULL ORDER BY s.{SOURCE_ROW}",
+                (sync_date,),
+            )
+        deleted = 0
+        if delete_missing and plan.rows_to_delete:
+            deleted = self._execute(
+                f"DELETE t FROM {TARGET} t LEFT JOIN {STAGING} s "
+                f"ON s.sync_date = %s AND s.{KEY_COLUMN} = t.{KEY_COLUMN} WHERE s.{SOURCE_ROW} IS NULL",
+                (sync_date,),
+            )
+        if (updated, inserted, deleted) != (plan.rows_to_update, plan.rows_to_insert, plan.rows_to_delete):
+            raise TransientError(
+                f"publish wrote {updated} updates, {inserted} inserts, {deleted} deletions but planned "
+                f"{plan.rows_to_update}, {plan.rows_to_insert}, {plan.rows_to_delete}: the table changed meanwhile"
+            )

@@ -1,0 +1,361 @@
+"""One date's sync: claim -> fetch -> read and validate -> stage -> guards -> publish -> complete.
+
+Knows nothing of Lambda: the handler (or a script, or a test) builds a SyncService and
+calls `sync`. Transient faults are retried in-process by resuming from the last
+committed chunk; every outcome is written to the metadata row and the run history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pymysql
+
+from functions.ingest.guards import GuardFigures, evaluate_guards, validate_override_names
+from functions.ingest.parquet_reader import SignalFile
+from functions.ingest.repository import ClaimOutcome, SignalsRepository, StagingProgress
+from functions.ingest.s3_source import ObjectInfo, SignalObjectStore
+from functions.ingest.staging_file import write_load_file
+from functions.ingest.validation import SOURCE_ROW, validate_batch
+from functions.shared.errors import GuardTripped, IngestError, MissingObject, TransientError
+from functions.shared.settings import IngestSettings
+
+logger = logging.getLogger("upsell_signals.ingest")
+StepResult = TypeVar("StepResult")
+
+BACKOFF_BASE_SECONDS = 0.5
+BACKOFF_CAP_SECONDS = 20.0
+
+
+def object_key_for(prefix: str, sync_date: dt.date) -> str:
+    """The S3 key of a date's file: <prefix>dt=YYYY-MM-DD/data.parquet."""
+    return f"{prefix}dt={sync_date.isoformat()}/data.parquet"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncOptions:
+    """How to run one sync, as the trigger asked."""
+
+    invocation_id: str
+    trigger: str = "manual"
+    force_resync: bool = False
+    dry_run: bool = False
+    override_guards: frozenset[str] = frozenset()
+
+
+@dataclass(kw_only=True)
+class SyncResult:
+    """What the handler returns and the logs and metrics report."""
+
+    sync_date: dt.date
+    status: str  # completed | skipped | in_progress | dry_run | failed
+    s3_key: str
+    attempt: int | None = None
+    rows_processed: int | None = None
+    rows_inserted: int | None = None
+    rows_updated: int | None = None
+    rows_unchanged: int | None = None
+    rows_rejected: int | None = None
+    rows_deleted: int | None = None
+    rows_resumed: int | None = None
+    duration_ms: int | None = None
+    reason: str | None = None
+    guards_tripped: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int | None]:
+        return {
+            "rows_processed": self.rows_processed,
+            "rows_inserted": self.rows_inserted,
+            "rows_updated": self.rows_updated,
+            "rows_unchanged": self.rows_unchanged,
+            "rows_rejected": self.rows_rejected,
+            "rows_deleted": self.rows_deleted,
+            "rows_resumed": self.rows_resumed,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        answer: dict[str, Any] = {"sync_date": self.sync_date.isoformat(), "status": self.status, "s3_key": self.s3_key}
+        answer.update({name: value for name, value in self.counts().items() if value is not None})
+        if self.attempt is not None:
+            answer["attempt"] = self.attempt
+        if self.duration_ms is not None:
+            answer["duration_ms"] = self.duration_ms
+        if self.reason:
+            answer["reason"] = self.reason
+        if self.guards_tripped:
+            answer["guards_tripped"] = self.guards_tripped
+        return answer
+
+
+@dataclass
+class _Attempt:
+    """State of the claimed attempt, shared by the pipeline's steps."""
+
+    sync_date: dt.date
+    key: str
+    info: ObjectInfo | None
+    options: SyncOptions
+    claim: ClaimOutcome
+    run_id: int
+    started: float
+    local_path: Path | None = None
+
+
+class SyncService:
+    """Syncs one date's file into company_upsell_signals."""
+
+    def __init__(
+        self,
+        settings: IngestSettings,
+        connect_database: Callable[[], pymysql.Connection[Any]],
+        store: SignalObjectStore,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._settings = settings
+        self._connect = connect_database
+        self._store = store
+        self._sleep = sleep
+
+    # -- the whole sync ---------------------------------------------------------
+
+    def sync(self, sync_date: dt.date, s3_key: str | None, options: SyncOptions) -> SyncResult:
+        """Run the sync of `sync_date` from `s3_key` (default: the date's own key)."""
+        started = time.monotonic()
+        validate_override_names(sorted(options.override_guards))
+        key = s3_key or object_key_for(self._settings.key_prefix, sync_date)
+        missing: MissingObject | None = None
+        info: ObjectInfo | None = None
+        try:
+            info = self._retrying("describe the object", lambda: self._store.describe(key))
+        except MissingObject as error:
+            missing = error  # recorded as a failed attempt once the date is claimed
+
+        def claim_date() -> tuple[ClaimOutcome, int]:
+            repository = self._repository()
+            try:
+                with repository.transaction("claim the date"):
+                    claim = repository.claim(
+                        sync_date=sync_date,
+                        s3_key=key,
+                        etag=info.etag if info else None,
+                        invocation_id=options.invocation_id,
+                        trigger=options.trigger,
+                        force_resync=options.force_resync,
+                        lease_seconds=self._settings.lease_seconds,
+                    )
+                    run_id = repository.start_run(
+                        sync_date=sync_date,
+                        attempt=claim.attempt,
+                        invocation_id=options.invocation_id,
+                        trigger=options.trigger,
+                        s3_key=key,
+                        etag=info.etag if info else None,
+                        force_resync=options.force_resync,
+                        dry_run=options.dry_run,
+                        status="started" if claim.kind == "claimed" else claim.kind,
+                        reason=claim.reason,
+                    )
+                return claim, run_id
+            finally:
+                repository.connection.close()
+
+        claim, run_id = self._retrying("claim the date", claim_date)
+        if claim.kind != "claimed":
+            logger.info("sync %s: %s", claim.kind, claim.reason)
+            return SyncResult(sync_date=sync_date, status=claim.kind, s3_key=key, attempt=claim.attempt, reason=claim.reason)
+
+        attempt = _Attempt(sync_date, key, info, options, claim, run_id, started)
+        try:
+            if missing is not None:
+                raise missing
+            return self._retrying("sync", lambda: self._run_claimed(attempt))
+        except Exception as error:
+            self._record_failure(attempt, error)
+            raise
+        finally:
+            if attempt.local_path is not None:
+                attempt.local_path.unlink(missing_ok=True)
+
+    # -- steps ------------------------------------------------------------------
+
+    def _run_claimed(self, attempt: _Attempt) -> SyncResult:
+        """Stage (resuming what is committed), check guards and publish; safe to re-run."""
+        assert attempt.info is not None
+        repository = self._repository()
+        try:
+            progress = repository.staging_progress(attempt.sync_date, attempt.info.etag)
+            if progress is None:
+                progress = repository.start_staging(attempt.sync_date, attempt.info.etag, attempt.claim.attempt)
+            rows_resumed = progress.rows_read
+            if not progress.complete:
+                progress = self._stage(repository, attempt, progress)
+            result = self._publish(repository, attempt, progress)
+            result.rows_resumed = rows_resumed
+            return result
+        finally:
+            repository.connection.close()
+
+    def _stage(self, repository: SignalsRepository, attempt: _Attempt, progress: StagingProgress) -> StagingProgress:
+        info = attempt.info
+        assert info is not None
+        if attempt.local_path is None:
+            attempt.local_path = Path(self._settings.work_dir) / f"upsell-signals-{attempt.sync_date}-{info.etag}.parquet"
+            self._store.download(info, attempt.local_path)
+        signal_file = SignalFile(attempt.local_path)
+        if signal_file.mapping.ignored:
+            logger.info("ignoring extra columns: %s", ", ".join(signal_file.mapping.ignored))
+        if progress.rows_read:
+            logger.info("resuming staging at row %d (%d chunks committed)", progress.rows_read, progress.chunks_committed)
+        rows_read = progress.rows_read
+        load_file = attempt.local_path.with_suffix(".load.tsv")
+        try:
+            for first_row, batch in signal_file.batches(rows_read, self._settings.chunk_rows):
+                validated = validate_batch(batch, first_row)
+                with repository.transaction(f"stage rows {first_row}-{first_row + batch.num_rows - 1}"):
+                    repository.renew_lease(attempt.sync_date, attempt.options.invocation_id, self._settings.lease_seconds)
+                    if self._settings.load_method == "local_infile":
+                        rows = validated.valid_rows.select([SOURCE_ROW, *validated.valid_rows.column_names[1:]])
+                        write_load_file(rows, load_file)
+                        repository.load_staging_file(attempt.sync_date, load_file, rows.num_rows)
+                    else:
+                        repository.insert_staging_rows(attempt.sync_date, validated.valid_rows)
+                    repository.insert_rejected_rows(attempt.sync_date, progress.attempt, validated.rejected_rows)
+                    repository.advance_progress(
+                        attempt.sync_date,
+                        info.etag,
+                        from_row=rows_read,
+                        to_row=first_row + batch.num_rows,
+                        staged=validated.valid_rows.num_rows,
+                        rejected=len(validated.rejected_rows),
+                    )
+                rows_read = first_row + batch.num_rows
+        finally:
+            load_file.unlink(missing_ok=True)
+        if rows_read != signal_file.num_rows:
+            raise TransientError(f"read {rows_read} rows of {signal_file.num_rows}")
+        with repository.transaction("reject duplicate keys"):
+            repository.renew_lease(attempt.sync_date, attempt.options.invocation_id, self._settings.lease_seconds)
+            duplicates = repository.reject_duplicate_keys(attempt.sync_date, progress.attempt)
+        if duplicates:
+            logger.warning("rejected %d rows whose company id appears more than once", duplicates)
+        staged = repository.staging_progress(attempt.sync_date, info.etag)
+        assert staged is not None and staged.complete
+        return staged
+
+    def _publish(self, repository: SignalsRepository, attempt: _Attempt, progress: StagingProgress) -> SyncResult:
+        info = attempt.info
+        assert info is not None
+        sync_date = attempt.sync_date
+        delete_missing = self._settings.missing_rows == "delete"
+        result = SyncResult(
+            sync_date=sync_date,
+            status="dry_run" if attempt.options.dry_run else "completed",
+            s3_key=attempt.key,
+            attempt=attempt.claim.attempt,
+            rows_processed=progress.rows_read,
+            rows_rejected=progress.rows_rejected,
+        )
+        with repository.publish_lock(self._settings.publish_lock_timeout_seconds), repository.transaction("publish"):
+            repository.renew_lease(sync_date, attempt.options.invocation_id, self._settings.lease_seconds)
+            plan = repository.plan_publish(sync_date, delete_missing=delete_missing)
+            previous = repository.last_completed_before(sync_date)
+            trips = evaluate_guards(
+                GuardFigures(
+                    sync_date=sync_date,
+                    rows_processed=progress.rows_read,
+                    rows_rejected=progress.rows_rejected,
+                    rows_loaded=progress.rows_staged,
+                    previous_date=previous.sync_date if previous else None,
+                    previous_rows_loaded=previous.rows_loaded if previous else None,
+                    newest_completed_date=repository.newest_completed_date(),
+                    delete_missing=delete_missing,
+                    rows_to_delete=plan.rows_to_delete,
+                    table_rows=plan.table_rows,
+                ),
+                self._settings.guards,
+                attempt.options.override_guards,
+            )
+            result.rows_inserted = plan.rows_to_insert
+            result.rows_updated = plan.rows_to_update
+            result.rows_unchanged = plan.rows_unchanged
+            result.rows_deleted = plan.rows_to_delete
+            result.guards_tripped = [trip.guard for trip in trips]
+            if trips and not attempt.options.dry_run:
+                raise GuardTripped(
+                    ",".join(trip.guard for trip in trips),
+                    "; ".join(f"{trip.guard}: {trip.message}" for trip in trips),
+                    {trip.guard: trip.figures for trip in trips},
+                )
+            result.duration_ms = self._elapsed_ms(attempt)
+            if attempt.options.dry_run:
+                result.reason = "dry run: nothing published" + (
+                    f"; would trip {', '.join(result.guards_tripped)}" if trips else ""
+                )
+                repository.release_dry_run(sync_date, attempt.options.invocation_id, attempt.claim.previous)
+            else:
+                repository.publish(sync_date, plan, delete_missing=delete_missing)
+                counts = {name: value or 0 for name, value in result.counts().items()}
+                repository.complete(sync_date, attempt.options.invocation_id, info.etag, counts, result.duration_ms)
+            repository.finish_run(attempt.run_id, status=result.status, counts=result.counts(), duration_ms=result.duration_ms)
+        repository.drop_staging(sync_date)
+        logger.info("sync %s", result.status, extra={"result": result.as_dict()})
+        return result
+
+    # -- failure and retry ------------------------------------------------------
+
+    def _record_failure(self, attempt: _Attempt, error: Exception) -> None:
+        """Write the failure to the metadata row and the run history, on a fresh connection."""
+        reason = str(error) or type(error).__name__
+        duration_ms = self._elapsed_ms(attempt)
+        try:
+            repository = self._repository()
+            try:
+                with repository.transaction("record the failure"):
+                    still_ours = repository.fail(attempt.sync_date, attempt.options.invocation_id, reason, duration_ms)
+                    repository.finish_run(
+                        attempt.run_id,
+                        status="failed",
+                        counts={},
+                        duration_ms=duration_ms,
+                        error_type=type(error).__name__,
+                        error_message=reason,
+                    )
+            finally:
+                repository.connection.close()
+        except IngestError:
+            # The database is unreachable too: the error itself still propagates to the
+            # caller (and the dead-letter queue); the lease lets a later attempt take over.
+            logger.exception("could not record the failure of %s", attempt.sync_date)
+            return
+        if not still_ours:
+            logger.warning("%s was taken over by another invocation before this one failed", attempt.sync_date)
+        if isinstance(error, GuardTripped):
+            logger.warning("guard tripped", extra={"guard": error.guard, "figures": error.figures})
+
+    def _retrying(self, action: str, step: Callable[[], StepResult]) -> StepResult:
+        """Run `step`, retrying TransientError with capped exponential backoff and full jitter."""
+        for retry in range(self._settings.transient_retries + 1):
+            try:
+                return step()
+            except TransientError as error:
+                if retry == self._settings.transient_retries:
+                    raise
+                delay = random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**retry))  # noqa: S311
+                logger.warning("%s: transient error, retry %d in %.1fs: %s", action, retry + 1, delay, error)
+                self._sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _repository(self) -> SignalsRepository:
+        return SignalsRepository(self._connect())
+
+    @staticmethod
+    def _elapsed_ms(attempt: _Attempt) -> int:
+        return int((time.monotonic() - attempt.started) * 1000)

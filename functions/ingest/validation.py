@@ -1,0 +1,208 @@
+"""Normalise one record batch to the table's types and find the rows MariaDB would refuse.
+
+Everything is vectorised with pyarrow compute; no Python loop runs over rows except to
+describe the (few) rejected ones. A row is rejected, never loaded and never silently
+changed, when a value would not fit its column; each rule adds a reason.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from functions.ingest.columns import (
+    INT_MAX,
+    INT_MIN,
+    KEY_COLUMN,
+    RATE_PRECISION,
+    RATE_SCALE,
+    SIGNAL_COLUMNS,
+    TIMESTAMP_MAX_SECONDS,
+    TIMESTAMP_MIN_SECONDS,
+    Column,
+    Kind,
+)
+
+SOURCE_ROW = "source_row"
+RATE_LIMIT = 10 ** (RATE_PRECISION - RATE_SCALE)  # DECIMAL(10,4) holds |x| < 10^6
+RATE_TYPE = pa.decimal128(RATE_PRECISION, RATE_SCALE)
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    """One row that was not loaded: where it was, its key if any, why, and what it held."""
+
+    source_row: int
+    company_id: str | None
+    reasons: str
+    original_values_json: str
+
+
+@dataclass(frozen=True)
+class ValidatedBatch:
+    """A batch split into rows ready for staging (normalised types) and rejected rows."""
+
+    valid_rows: pa.Table
+    rejected_rows: list[RejectedRow]
+    rows_read: int
+
+
+class _Checks:
+    """Collects (mask, reason) pairs for one batch."""
+
+    def __init__(self) -> None:
+        self.reasons: list[pa.Array] = []
+
+    def add(self, failed: pa.Array, reason: str) -> None:
+        failed = pc.fill_null(failed, False)
+        if pc.any(failed).as_py():
+            self.reasons.append(pc.if_else(failed, reason, pa.scalar(None, pa.string())))
+
+    def combined(self, length: int) -> pa.Array:
+        if not self.reasons:
+            return pa.nulls(length, pa.string())
+        if len(self.reasons) == 1:
+            return self.reasons[0]
+        return pc.binary_join_element_wise(*self.reasons, "; ", null_handling="skip")
+
+
+def _is_type(data_type: pa.DataType, *predicates: Any) -> bool:
+    return any(predicate(data_type) for predicate in predicates)
+
+
+def _normalise_string(column: Column, values: pa.Array, checks: _Checks) -> pa.Array:
+    if pa.types.is_dictionary(values.type):
+        values = values.dictionary_decode()
+    values = pc.cast(values, pa.string())
+    if column.name == KEY_COLUMN:
+        checks.add(pc.or_(pc.is_null(values), pc.equal(pc.utf8_trim_whitespace(values), "")), f"blank or missing {column.name}")
+    assert column.max_length is not None
+    checks.add(
+        pc.greater(pc.utf8_length(values), column.max_length),
+        f"{column.name} longer than {column.max_length} characters",
+    )
+    return values
+
+
+def _normalise_int(column: Column, values: pa.Array, checks: _Checks) -> pa.Array:
+    data_type = values.type
+    if pa.types.is_boolean(data_type):
+        return pc.cast(values, pa.int64())
+    if pa.types.is_integer(data_type):
+        if pa.types.is_unsigned_integer(data_type):
+            too_big = pc.greater(values, pa.scalar(INT_MAX, data_type)) if data_type.bit_width >= 32 else None
+            out_of_range = too_big
+        else:
+            out_of_range = pc.or_(pc.less(values, INT_MIN), pc.greater(values, INT_MAX))
+        if out_of_range is None:
+            return pc.cast(values, pa.int64())
+        checks.add(out_of_range, f"{column.name} outside INT range")
+        return pc.cast(pc.if_else(pc.fill_null(out_of_range, False), None, values), pa.int64(), safe=False)
+    # Decimals (Snowflake NUMBER(p,s)) and floats (pandas-written nullable ints): exact
+    # integers only. float64 represents every value near INT's bounds exactly.
+    as_float = pc.cast(values, pa.float64(), safe=False)
+    not_whole = pc.or_(pc.invert(pc.is_finite(as_float)), pc.not_equal(pc.floor(as_float), as_float))
+    out_of_range = pc.or_(pc.less(as_float, INT_MIN), pc.greater(as_float, INT_MAX))
+    checks.add(not_whole, f"{column.name} is not a whole number")
+    checks.add(pc.and_(pc.invert(not_whole), out_of_range), f"{column.name} outside INT range")
+    bad = pc.fill_null(pc.or_(not_whole, out_of_range), False)
+    return pc.cast(pc.if_else(bad, None, as_float), pa.int64())
+
+
+def _normalise_bool(column: Column, values: pa.Array, checks: _Checks) -> pa.Array:
+    if pa.types.is_boolean(values.type):
+        return values
+    # 0/1 integers (or NUMBER(1,0)) are accepted as booleans; anything else is not.
+    as_float = pc.cast(values, pa.float64(), safe=False)
+    not_boolean = pc.invert(pc.is_in(as_float, value_set=pa.array([0.0, 1.0])))
+    checks.add(pc.and_(pc.is_valid(as_float), not_boolean), f"{column.name} is not a boolean (true/false or 0/1)")
+    return pc.if_else(pc.fill_null(not_boolean, True), None, pc.equal(as_float, 1.0))
+
+
+def _normalise_rate(column: Column, values: pa.Array, checks: _Checks) -> pa.Array:
+    # MariaDB rounds extra decimals half away from zero; doing it here keeps both load
+    # methods identical and lets the range check see the stored value.
+    as_float = pc.cast(values, pa.float64(), safe=False)
+    rounded = pc.round(as_float, RATE_SCALE, round_mode="half_towards_infinity")
+    invalid = pc.or_(pc.invert(pc.is_finite(rounded)), pc.greater_equal(pc.abs(rounded), RATE_LIMIT))
+    checks.add(invalid, f"{column.name} outside DECIMAL({RATE_PRECISION},{RATE_SCALE})")
+    return pc.cast(pc.if_else(pc.fill_null(invalid, False), None, rounded), RATE_TYPE)
+
+
+def _normalise_timestamp(column: Column, values: pa.Array, checks: _Checks) -> pa.Array:
+    if pa.types.is_date(values.type):
+        values = pc.cast(values, pa.timestamp("s"))
+    # Zoned timestamps are stored as UTC instants, naive ones are taken as UTC: dropping
+    # the zone keeps the UTC value. Sub-second parts are cut, as TIMESTAMP(0) does.
+    seconds = pc.cast(pc.cast(values, pa.timestamp(values.type.unit)), pa.timestamp("s"), safe=False)
+    epoch_seconds = pc.cast(seconds, pa.int64())
+    out_of_range = pc.or_(pc.less(epoch_seconds, TIMESTAMP_MIN_SECONDS), pc.greater(epoch_seconds, TIMESTAMP_MAX_SECONDS))
+    checks.add(out_of_range, f"{column.name} outside TIMESTAMP range (1970-01-01 00:00:01 to 2038-01-19 03:14:07 UTC)")
+    return pc.if_else(pc.fill_null(out_of_range, False), None, seconds)
+
+
+_NORMALISERS = {
+    Kind.STRING: _normalise_string,
+    Kind.INT: _normalise_int,
+    Kind.BOOL: _normalise_bool,
+    Kind.RATE: _normalise_rate,
+    Kind.TIMESTAMP: _normalise_timestamp,
+}
+
+_ACCEPTED_TYPES = {
+    Kind.STRING: (pa.types.is_string, pa.types.is_large_string, pa.types.is_string_view, pa.types.is_integer),
+    Kind.INT: (pa.types.is_integer, pa.types.is_decimal, pa.types.is_floating, pa.types.is_boolean),
+    Kind.BOOL: (pa.types.is_boolean, pa.types.is_integer, pa.types.is_decimal),
+    Kind.RATE: (pa.types.is_floating, pa.types.is_decimal, pa.types.is_integer),
+    Kind.TIMESTAMP: (pa.types.is_timestamp, pa.types.is_date),
+}
+
+
+def accepts_type(column: Column, data_type: pa.DataType) -> bool:
+    """Whether a Parquet column of `data_type` can feed `column` (dictionaries by their values)."""
+    if pa.types.is_dictionary(data_type):
+        data_type = data_type.value_type
+    return _is_type(data_type, *_ACCEPTED_TYPES[column.kind]) or pa.types.is_null(data_type)
+
+
+def _describe_rejected(batch: pa.RecordBatch, first_row: int, reasons: pa.Array) -> list[RejectedRow]:
+    rejected_indices = pc.indices_nonzero(pc.is_valid(reasons))
+    if len(rejected_indices) == 0:
+        return []
+    originals = batch.take(rejected_indices).to_pylist()
+    reason_texts = reasons.take(rejected_indices).to_pylist()
+    rejected = []
+    for index, original, reason in zip(rejected_indices.to_pylist(), originals, reason_texts, strict=True):
+        company_id = original.get(KEY_COLUMN)
+        rejected.append(
+            RejectedRow(
+                source_row=first_row + index,
+                company_id=None if company_id is None else str(company_id)[:255],
+                reasons=reason,
+                original_values_json=json.dumps(original, default=str, ensure_ascii=False),
+            )
+        )
+    return rejected
+
+
+def validate_batch(batch: pa.RecordBatch, first_row: int) -> ValidatedBatch:
+    """Normalise `batch` (canonical column names) and split valid from rejected rows.
+
+    `first_row` is the batch's position in the file; it numbers the rows.
+    """
+    checks = _Checks()
+    normalised: dict[str, pa.Array] = {SOURCE_ROW: pa.array(range(first_row, first_row + batch.num_rows), pa.int64())}
+    for column in SIGNAL_COLUMNS:
+        values = batch.column(column.name)
+        if pa.types.is_null(values.type):
+            values = pa.nulls(batch.num_rows, pa.string() if column.kind is Kind.STRING else pa.int64())
+        normalised[column.name] = _NORMALISERS[column.kind](column, values, checks)
+    reasons = checks.combined(batch.num_rows)
+    table = pa.table(normalised)
+    rejected = _describe_rejected(batch, first_row, reasons)
+    valid_rows = table.filter(pc.is_null(reasons)) if rejected else table
+    return ValidatedBatch(valid_rows=valid_rows, rejected_rows=rejected, rows_read=batch.num_rows)
