@@ -432,7 +432,7 @@ class SignalsRepository:
             f") AS all_keys GROUP BY company_id HAVING COUNT(*) > 1",
             (sync_date, sync_date, attempt),
         )
-        json_pairs = ", ".join(f"'{name.upper()}', s.{name}" for name in COLUMN_NAMES)
+        json_pairs = ", ".join(f"'{name}', s.{name}" for name in COLUMN_NAMES)
         moved = self._execute(
             f"INSERT INTO upsell_signal_rejected_rows "
             f"(sync_date, attempt, source_row, cdms_canonical_company_id, reasons, original_values) "

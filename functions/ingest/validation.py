@@ -8,6 +8,7 @@ changed, when a value would not fit its column; each rule adds a reason.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,9 +66,12 @@ class _Checks:
     def combined(self, length: int) -> pa.Array:
         if not self.reasons:
             return pa.nulls(length, pa.string())
-        if len(self.reasons) == 1:
-            return self.reasons[0]
-        return pc.binary_join_element_wise(*self.reasons, "; ", null_handling="skip")
+        combined = self.reasons[0]
+        for reason in self.reasons[1:]:
+            # Joined where both hold a reason, else whichever does. (binary_join_element_wise
+            # with null_handling="skip" drops all-null rows in pyarrow 26: not used.)
+            combined = pc.coalesce(pc.binary_join_element_wise(combined, reason, "; "), combined, reason)
+        return combined
 
 
 def _is_type(data_type: pa.DataType, *predicates: Any) -> bool:
@@ -79,7 +83,9 @@ def _normalise_string(column: Column, values: pa.Array, checks: _Checks) -> pa.A
         values = values.dictionary_decode()
     values = pc.cast(values, pa.string())
     if column.name == KEY_COLUMN:
-        checks.add(pc.or_(pc.is_null(values), pc.equal(pc.utf8_trim_whitespace(values), "")), f"blank or missing {column.name}")
+        checks.add(
+            pc.or_kleene(pc.is_null(values), pc.equal(pc.utf8_trim_whitespace(values), "")), f"blank or missing {column.name}"
+        )
     assert column.max_length is not None
     checks.add(
         pc.greater(pc.utf8_length(values), column.max_length),
@@ -97,7 +103,7 @@ def _normalise_int(column: Column, values: pa.Array, checks: _Checks) -> pa.Arra
             too_big = pc.greater(values, pa.scalar(INT_MAX, data_type)) if data_type.bit_width >= 32 else None
             out_of_range = too_big
         else:
-            out_of_range = pc.or_(pc.less(values, INT_MIN), pc.greater(values, INT_MAX))
+            out_of_range = pc.or_kleene(pc.less(values, INT_MIN), pc.greater(values, INT_MAX))
         if out_of_range is None:
             return pc.cast(values, pa.int64())
         checks.add(out_of_range, f"{column.name} outside INT range")
@@ -105,11 +111,11 @@ def _normalise_int(column: Column, values: pa.Array, checks: _Checks) -> pa.Arra
     # Decimals (Snowflake NUMBER(p,s)) and floats (pandas-written nullable ints): exact
     # integers only. float64 represents every value near INT's bounds exactly.
     as_float = pc.cast(values, pa.float64(), safe=False)
-    not_whole = pc.or_(pc.invert(pc.is_finite(as_float)), pc.not_equal(pc.floor(as_float), as_float))
-    out_of_range = pc.or_(pc.less(as_float, INT_MIN), pc.greater(as_float, INT_MAX))
+    not_whole = pc.or_kleene(pc.invert(pc.is_finite(as_float)), pc.not_equal(pc.floor(as_float), as_float))
+    out_of_range = pc.or_kleene(pc.less(as_float, INT_MIN), pc.greater(as_float, INT_MAX))
     checks.add(not_whole, f"{column.name} is not a whole number")
-    checks.add(pc.and_(pc.invert(not_whole), out_of_range), f"{column.name} outside INT range")
-    bad = pc.fill_null(pc.or_(not_whole, out_of_range), False)
+    checks.add(pc.and_kleene(pc.invert(not_whole), out_of_range), f"{column.name} outside INT range")
+    bad = pc.fill_null(pc.or_kleene(not_whole, out_of_range), False)
     return pc.cast(pc.if_else(bad, None, as_float), pa.int64())
 
 
@@ -119,7 +125,7 @@ def _normalise_bool(column: Column, values: pa.Array, checks: _Checks) -> pa.Arr
     # 0/1 integers (or NUMBER(1,0)) are accepted as booleans; anything else is not.
     as_float = pc.cast(values, pa.float64(), safe=False)
     not_boolean = pc.invert(pc.is_in(as_float, value_set=pa.array([0.0, 1.0])))
-    checks.add(pc.and_(pc.is_valid(as_float), not_boolean), f"{column.name} is not a boolean (true/false or 0/1)")
+    checks.add(pc.and_kleene(pc.is_valid(as_float), not_boolean), f"{column.name} is not a boolean (true/false or 0/1)")
     return pc.if_else(pc.fill_null(not_boolean, True), None, pc.equal(as_float, 1.0))
 
 
@@ -128,7 +134,7 @@ def _normalise_rate(column: Column, values: pa.Array, checks: _Checks) -> pa.Arr
     # methods identical and lets the range check see the stored value.
     as_float = pc.cast(values, pa.float64(), safe=False)
     rounded = pc.round(as_float, RATE_SCALE, round_mode="half_towards_infinity")
-    invalid = pc.or_(pc.invert(pc.is_finite(rounded)), pc.greater_equal(pc.abs(rounded), RATE_LIMIT))
+    invalid = pc.or_kleene(pc.invert(pc.is_finite(rounded)), pc.greater_equal(pc.abs(rounded), RATE_LIMIT))
     checks.add(invalid, f"{column.name} outside DECIMAL({RATE_PRECISION},{RATE_SCALE})")
     return pc.cast(pc.if_else(pc.fill_null(invalid, False), None, rounded), RATE_TYPE)
 
@@ -140,7 +146,7 @@ def _normalise_timestamp(column: Column, values: pa.Array, checks: _Checks) -> p
     # the zone keeps the UTC value. Sub-second parts are cut, as TIMESTAMP(0) does.
     seconds = pc.cast(pc.cast(values, pa.timestamp(values.type.unit)), pa.timestamp("s"), safe=False)
     epoch_seconds = pc.cast(seconds, pa.int64())
-    out_of_range = pc.or_(pc.less(epoch_seconds, TIMESTAMP_MIN_SECONDS), pc.greater(epoch_seconds, TIMESTAMP_MAX_SECONDS))
+    out_of_range = pc.or_kleene(pc.less(epoch_seconds, TIMESTAMP_MIN_SECONDS), pc.greater(epoch_seconds, TIMESTAMP_MAX_SECONDS))
     checks.add(out_of_range, f"{column.name} outside TIMESTAMP range (1970-01-01 00:00:01 to 2038-01-19 03:14:07 UTC)")
     return pc.if_else(pc.fill_null(out_of_range, False), None, seconds)
 
@@ -169,6 +175,13 @@ def accepts_type(column: Column, data_type: pa.DataType) -> bool:
     return _is_type(data_type, *_ACCEPTED_TYPES[column.kind]) or pa.types.is_null(data_type)
 
 
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities as text: JSON has no literal for them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
 def _describe_rejected(batch: pa.RecordBatch, first_row: int, reasons: pa.Array) -> list[RejectedRow]:
     rejected_indices = pc.indices_nonzero(pc.is_valid(reasons))
     if len(rejected_indices) == 0:
@@ -183,7 +196,9 @@ def _describe_rejected(batch: pa.RecordBatch, first_row: int, reasons: pa.Array)
                 source_row=first_row + index,
                 company_id=None if company_id is None else str(company_id)[:255],
                 reasons=reason,
-                original_values_json=json.dumps(original, default=str, ensure_ascii=False),
+                original_values_json=json.dumps(
+                    {name: _json_safe(value) for name, value in original.items()}, default=str, ensure_ascii=False
+                ),
             )
         )
     return rejected

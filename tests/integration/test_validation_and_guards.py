@@ -1,0 +1,175 @@
+"""Each validation rule rejects its row with a reason; each guard trips with figures and can be overridden."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+import pymysql
+import pytest
+
+from functions.shared.errors import BadEvent, GuardTripped
+from tests.factories import day_two, snowflake_table
+from tests.integration.conftest import query, table_rows
+
+DAY_ONE = dt.date(2026, 1, 30)
+DAY_TWO = dt.date(2026, 1, 31)
+
+
+def with_values(table: pa.Table, row: int, **values: Any) -> pa.Table:
+    """A copy of `table` with some cells of one row replaced (column names as in the file)."""
+    for name, value in values.items():
+        index = table.schema.get_field_index(name)
+        cells = table[name].to_pylist()
+        cells[row] = value
+        table = table.set_column(index, table.schema.field(index), pa.array(cells, table.schema.field(index).type))
+    return table
+
+
+BAD_ROWS = {
+    0: ({"CDMS_CANONICAL_COMPANY_ID": None}, "blank or missing cdms_canonical_company_id"),
+    1: ({"CDMS_CANONICAL_COMPANY_ID": "   "}, "blank or missing cdms_canonical_company_id"),
+    2: ({"CORE_PRODUCT": "x" * 17}, "core_product longer than 16 characters"),
+    3: ({"EE_GROWTH": decimal.Decimal(2**31)}, "ee_growth outside INT range"),
+    4: ({"COUNT_ICP_MEMBERS_ACTIVE": decimal.Decimal(-(2**31) - 1)}, "count_icp_members_active outside INT range"),
+    5: ({"EE_GROWTH_RATE": 1_000_000.0}, "ee_growth_rate outside DECIMAL(10,4)"),
+    6: ({"EE_GROWTH_RATE": float("nan")}, "ee_growth_rate outside DECIMAL(10,4)"),
+    7: ({"MODEL_UPDATED_AT": dt.datetime(2038, 1, 19, 3, 14, 8)}, "model_updated_at outside TIMESTAMP range"),
+    8: ({"LAST_HI_APP_STARTED_AT": dt.datetime(1969, 12, 31)}, "last_hi_app_started_at outside TIMESTAMP range"),
+    9: (
+        {"COMPANY_ID": "p" * 65, "CORE_PRODUCT": "y" * 20},
+        "legacy_company_id longer than 64 characters; core_product longer than 16 characters",
+    ),
+}
+
+
+def test_each_rule_rejects_its_row_with_the_reason_and_the_rest_load(
+    db: pymysql.Connection[Any], upload: Callable[..., str], run_sync: Callable[..., Any]
+) -> None:
+    # Given a 400-row file with ten bad rows and one key that appears twice
+    file_table = snowflake_table(400, seed=5)
+    for row, (values, _) in BAD_ROWS.items():
+        file_table = with_values(file_table, row, **values)
+    duplicated_key = file_table["CDMS_CANONICAL_COMPANY_ID"][20].as_py()
+    file_table = with_values(file_table, 21, CDMS_CANONICAL_COMPANY_ID=duplicated_key)
+    upload(DAY_ONE, file_table)
+
+    # When it is synced (12 of 400 rejected is 3%, under the 5% guard)
+    result = run_sync(DAY_ONE)
+
+    # Then each bad row is in the rejects table with its reason and original values
+    rejects = {row["source_row"]: row for row in query(db, "SELECT * FROM upsell_signal_rejected_rows")}
+    assert result.status == "completed" and result.rows_rejected == 12
+    for row, (_, reason) in BAD_ROWS.items():
+        assert reason in rejects[row]["reasons"], (row, rejects[row]["reasons"])
+    assert json.loads(rejects[2]["original_values"])["core_product"] == "x" * 17
+    assert json.loads(rejects[20]["original_values"])["cdms_canonical_company_id"] == duplicated_key
+    assert rejects[3]["cdms_canonical_company_id"] == file_table["CDMS_CANONICAL_COMPANY_ID"][3].as_py()
+    # both copies of the duplicated key are rejected
+    assert rejects[20]["reasons"] == rejects[21]["reasons"] == "cdms_canonical_company_id appears 2 times in the file"
+    # and the rest is loaded
+    loaded = table_rows(db)
+    assert len(loaded) == 388 and duplicated_key not in loaded
+    assert result.rows_inserted == 388
+
+
+def test_a_key_duplicated_across_chunks_and_with_an_otherwise_bad_copy_rejects_every_copy(
+    db: pymysql.Connection[Any], upload: Callable[..., str], run_sync: Callable[..., Any]
+) -> None:
+    file_table = snowflake_table(3_000, seed=6)
+    key = file_table["CDMS_CANONICAL_COMPANY_ID"][10].as_py()
+    file_table = with_values(file_table, 2_500, CDMS_CANONICAL_COMPANY_ID=key)  # another chunk (1,000 rows each)
+    file_table = with_values(file_table, 2_900, CDMS_CANONICAL_COMPANY_ID=key, CORE_PRODUCT="z" * 30)
+    upload(DAY_ONE, file_table)
+
+    result = run_sync(DAY_ONE)
+
+    rejected_rows = {row["source_row"] for row in query(db, "SELECT source_row FROM upsell_signal_rejected_rows")}
+    assert rejected_rows == {10, 2_500, 2_900}
+    assert result.rows_rejected == 3 and key not in table_rows(db)
+
+
+def test_reject_ratio_guard_trips_with_figures_and_leaves_the_table_untouched(
+    db: pymysql.Connection[Any], upload: Callable[..., str], run_sync: Callable[..., Any]
+) -> None:
+    file_table = snowflake_table(100, seed=7)
+    for row in range(10):
+        file_table = with_values(file_table, row, CORE_PRODUCT="too-long-for-the-column")
+    upload(DAY_ONE, file_table)
+
+    with pytest.raises(GuardTripped, match=r"reject_ratio: 10 of 100 rows rejected \(10.00%\), limit 5.00%") as tripped:
+        run_sync(DAY_ONE)
+
+    assert tripped.value.figures["reject_ratio"]["rows_rejected"] == 10
+    assert table_rows(db) == {}
+    metadata = query(db, "SELECT status, error_message FROM upsell_signal_sync_metadata")[0]
+    assert metadata["status"] == "failed" and "reject_ratio" in metadata["error_message"]
+    # Then an operator overrides it, and the staged rows are reused, not re-read
+    result = run_sync(DAY_ONE, override_guards=frozenset({"reject_ratio"}))
+    assert result.status == "completed" and result.rows_inserted == 90 and result.rows_resumed == 100
+
+
+def test_empty_file_guard(db: pymysql.Connection[Any], upload: Callable[..., str], run_sync: Callable[..., Any]) -> None:
+    upload(DAY_ONE, snowflake_table(10, seed=8).slice(0, 0))
+
+    with pytest.raises(GuardTripped, match="empty_file: the file has no rows"):
+        run_sync(DAY_ONE)
+    assert run_sync(DAY_ONE, override_guards=frozenset({"empty_file"})).status == "completed"
+
+
+def test_row_count_drift_guard(db: pymysql.Connection[Any], upload: Callable[..., str], run_sync: Callable[..., Any]) -> None:
+    day_one_table = snowflake_table(1_000, seed=9)
+    upload(DAY_ONE, day_one_table)
+    run_sync(DAY_ONE)
+    before = table_rows(db)
+    upload(DAY_TWO, day_one_table.slice(0, 600))
+
+    with pytest.raises(GuardTripped, match=r"row_count_drift: 600 rows against 1000 on 2026-01-30 \(40.00% drift\)"):
+        run_sync(DAY_TWO)
+
+    assert table_rows(db) == before
+    assert run_sync(DAY_TWO, override_guards=frozenset({"row_count_drift"})).status == "completed"
+
+
+def test_delete_ratio_guard_only_when_deleting(
+    db: pymysql.Connection[Any], upload: Callable[..., str], run_sync: Callable[..., Any]
+) -> None:
+    day_one_table = snowflake_table(1_000, seed=10)
+    upload(DAY_ONE, day_one_table)
+    run_sync(DAY_ONE)
+    upload(DAY_TWO, day_one_table.slice(0, 800))
+    before = table_rows(db)
+
+    with pytest.raises(GuardTripped, match=r"delete_ratio: 200 of 1000 rows would be deleted \(20.00%\)"):
+        run_sync(DAY_TWO, env={"MISSING_ROWS": "delete"})
+    assert table_rows(db) == before
+
+    result = run_sync(DAY_TWO, env={"MISSING_ROWS": "delete"}, override_guards=frozenset({"delete_ratio"}))
+    assert result.rows_deleted == 200 and len(table_rows(db)) == 800
+
+
+def test_stale_date_guard_is_not_lifted_by_force_resync(
+    db: pymysql.Connection[Any], upload: Callable[..., str], run_sync: Callable[..., Any]
+) -> None:
+    day_one_table = snowflake_table(500, seed=12)
+    upload(DAY_ONE, day_one_table)
+    upload(DAY_TWO, day_two(day_one_table, seed=13))
+    run_sync(DAY_TWO)
+    after_day_two = table_rows(db)
+
+    with pytest.raises(GuardTripped, match="stale_date: 2026-01-30 is older than the newest completed date 2026-01-31"):
+        run_sync(DAY_ONE, force_resync=True)
+    assert table_rows(db) == after_day_two
+
+    assert run_sync(DAY_ONE, override_guards=frozenset({"stale_date"})).status == "completed"
+
+
+def test_unknown_guard_name_is_refused_with_the_valid_ones(upload: Callable[..., str], run_sync: Callable[..., Any]) -> None:
+    upload(DAY_ONE, snowflake_table(10, seed=14))
+
+    with pytest.raises(BadEvent, match="valid names: reject_ratio, row_count_drift, empty_file, delete_ratio, stale_date"):
+        run_sync(DAY_ONE, override_guards=frozenset({"row_count"}))
