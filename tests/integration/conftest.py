@@ -100,9 +100,7 @@ def expected_rows(table: pa.Table) -> dict[str, dict[str, Any]]:
                 if value.tzinfo is not None:
                     value = value.astimezone(dt.UTC).replace(tzinfo=None)
                 value = value.replace(microsecond=0)
-            elif isinstance(value, bool):
-                value = int(value)
-            elif isinstance(value, decimal.Decimal) and column != "ee_growth_rate":
+            elif isinstance(value, bool) or (isinstance(value, decimal.Decimal) and column != "ee_growth_rate"):
                 value = int(value)
             elif column == "ee_growth_rate" and value is not None:
                 value = decimal.Decimal(str(value)).quantize(decimal.Decimal("0.0001"), rounding=decimal.ROUND_HALF_UP)

@@ -216,7 +216,7 @@ def test_missing_column_is_a_schema_error_naming_it(
 
 def test_missing_object_is_recorded_as_failed_with_its_url(db: pymysql.Connection[Any], run_sync: Callable[..., Any]) -> None:
     with pytest.raises(
-        MissingObject, match="no file at s3://signals-test-bucket/passive_upsell_signals/dt=2026-01-30/data.parquet"
+        MissingObject, match=r"no file at s3://signals-test-bucket/passive_upsell_signals/dt=2026-01-30/data\.parquet"
     ):
         run_sync(DAY_ONE)
 

@@ -1,0 +1,149 @@
+"""Type normalisation and row rules, on in-memory batches (no database)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from functions.ingest.columns import SIGNAL_COLUMNS, Kind
+from functions.ingest.parquet_reader import map_columns
+from functions.ingest.validation import validate_batch
+from functions.shared.errors import SchemaError
+from tests.factories import snowflake_table
+
+
+def batch_with(**overrides: pa.Array) -> pa.RecordBatch:
+    """A batch of two valid rows (canonical names), some columns replaced."""
+    arrays: dict[str, pa.Array] = {}
+    for column in SIGNAL_COLUMNS:
+        if column.kind is Kind.STRING:
+            arrays[column.name] = pa.array(["a", "b"])
+        elif column.kind is Kind.INT:
+            arrays[column.name] = pa.array([1, 2], pa.int32())
+        elif column.kind is Kind.BOOL:
+            arrays[column.name] = pa.array([True, False])
+        elif column.kind is Kind.RATE:
+            arrays[column.name] = pa.array([0.5, 0.25])
+        else:
+            arrays[column.name] = pa.array([dt.datetime(2026, 1, 1), None], pa.timestamp("ms"))
+    arrays.update(overrides)
+    return pa.RecordBatch.from_pydict(arrays)
+
+
+def column_values(batch: pa.RecordBatch, name: str) -> list[Any]:
+    return validate_batch(batch, 0).valid_rows.column(name).to_pylist()
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pa.array([1, 2], pa.int8()),
+        pa.array([1, 2], pa.uint64()),
+        pa.array([decimal.Decimal(1), decimal.Decimal(2)], pa.decimal128(38, 0)),
+        pa.array([decimal.Decimal("1.00"), decimal.Decimal("2.00")], pa.decimal128(10, 2)),
+        pa.array([1.0, 2.0], pa.float64()),
+    ],
+    ids=["int8", "uint64", "decimal38_0", "decimal_with_zero_fraction", "float"],
+)
+def test_whole_numbers_of_any_type_become_ints(values: pa.Array) -> None:
+    assert column_values(batch_with(ee_growth=values), "ee_growth") == [1, 2]
+
+
+def test_fractional_and_out_of_range_counts_are_rejected() -> None:
+    batch = batch_with(ee_growth=pa.array([1.5, 2**40], pa.float64()))
+    result = validate_batch(batch, 10)
+    assert [(row.source_row, row.reasons) for row in result.rejected_rows] == [
+        (10, "ee_growth is not a whole number"),
+        (11, "ee_growth outside INT range"),
+    ]
+
+
+def test_unsigned_beyond_int64_is_rejected_not_overflowed() -> None:
+    result = validate_batch(batch_with(ee_growth=pa.array([2**63 + 5, 3], pa.uint64())), 0)
+    assert [row.reasons for row in result.rejected_rows] == ["ee_growth outside INT range"]
+    assert result.valid_rows.column("ee_growth").to_pylist() == [3]
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_timestamps_of_any_unit_are_cut_to_seconds(unit: str) -> None:
+    moment = pa.array([dt.datetime(2026, 1, 2, 3, 4, 5, 999999), None], pa.timestamp(unit))
+    assert column_values(batch_with(model_updated_at=moment), "model_updated_at") == [dt.datetime(2026, 1, 2, 3, 4, 5), None]
+
+
+def test_zoned_timestamps_become_utc_and_dates_midnight() -> None:
+    zoned = pa.array([dt.datetime(2026, 1, 2, 12, 0, tzinfo=dt.UTC), None], pa.timestamp("us", tz="Asia/Tokyo"))
+    dates = pa.array([dt.date(2026, 1, 2), None], pa.date32())
+    batch = batch_with(model_updated_at=zoned, last_hi_app_started_at=dates)
+    assert column_values(batch, "model_updated_at") == [dt.datetime(2026, 1, 2, 12, 0), None]
+    assert column_values(batch, "last_hi_app_started_at") == [dt.datetime(2026, 1, 2), None]
+
+
+def test_dictionary_and_large_strings_are_read_as_text() -> None:
+    batch = batch_with(
+        core_product=pa.array(["peo", "peo"]).dictionary_encode(), current_product_tier=pa.array(["x", "y"], pa.large_string())
+    )
+    assert column_values(batch, "core_product") == ["peo", "peo"]
+    assert column_values(batch, "current_product_tier") == ["x", "y"]
+
+
+def test_rates_are_rounded_half_away_from_zero_to_four_places() -> None:
+    rates = pa.array([decimal.Decimal("0.12345"), decimal.Decimal("-0.00005")], pa.decimal128(12, 5))
+    assert column_values(batch_with(ee_growth_rate=rates), "ee_growth_rate") == [
+        decimal.Decimal("0.1235"),
+        decimal.Decimal("-0.0001"),
+    ]
+
+
+def test_integer_booleans_must_be_zero_or_one() -> None:
+    result = validate_batch(batch_with(is_active_customer=pa.array([1, 2], pa.int64())), 0)
+    assert result.valid_rows.column("is_active_customer").to_pylist() == [True]
+    assert result.rejected_rows[0].reasons == "is_active_customer is not a boolean (true/false or 0/1)"
+
+
+def test_an_all_null_column_is_accepted_as_nulls() -> None:
+    batch = batch_with(ee_growth=pa.nulls(2), core_product=pa.nulls(2))
+    assert column_values(batch, "ee_growth") == [None, None]
+    assert column_values(batch, "core_product") == [None, None]
+
+
+def snowflake_schema(**changes: pa.DataType | None) -> pa.Schema:
+    """The schema of a Snowflake-like file, with columns changed (a type) or removed (None)."""
+    fields = {field.name: field.type for field in snowflake_table(1).schema}
+    for name, data_type in changes.items():
+        if data_type is None:
+            fields.pop(name)
+        else:
+            fields[name] = data_type
+    return pa.schema(list(fields.items()))
+
+
+def test_columns_match_case_insensitively_and_extras_are_ignored() -> None:
+    schema = snowflake_schema(EE_GROWTH=pa.int64(), _LOADED_AT=pa.timestamp("ms"), MODEL_UPDATED_AT=pa.timestamp("ms"))
+    mapping = map_columns(schema)
+    assert mapping.source_for["legacy_company_id"] == "COMPANY_ID"
+    assert mapping.ignored == ("_LOADED_AT",)
+
+
+def test_legacy_company_id_is_preferred_over_company_id_when_both_exist() -> None:
+    schema = snowflake_schema(LEGACY_COMPANY_ID=pa.string(), MODEL_UPDATED_AT=pa.timestamp("ms"), EE_GROWTH=pa.int64())
+    mapping = map_columns(schema)
+    assert mapping.source_for["legacy_company_id"] == "LEGACY_COMPANY_ID" and mapping.ignored == ("COMPANY_ID",)
+
+
+def test_missing_columns_and_unusable_types_are_named_together() -> None:
+    schema = snowflake_schema(EE_GROWTH=None, COMPANY_ID=None, MODEL_UPDATED_AT=pa.string())
+    with pytest.raises(SchemaError) as error:
+        map_columns(schema)
+    message = str(error.value)
+    assert "missing required column(s): LEGACY_COMPANY_ID or COMPANY_ID, EE_GROWTH" in message
+    assert "MODEL_UPDATED_AT has type string, not usable as timestamp" in message
+
+
+def test_two_columns_differing_only_by_case_are_refused() -> None:
+    schema = snowflake_schema(EE_GROWTH=pa.int64()).append(pa.field("ee_growth", pa.int64()))
+    with pytest.raises(SchemaError, match="differ only by case"):
+        map_columns(schema)
