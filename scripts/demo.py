@@ -50,7 +50,7 @@ def main() -> int:
     os.environ.update(
         AWS_ENDPOINT_URL_S3=f"http://127.0.0.1:{port}",
         AWS_ACCESS_KEY_ID="demo",
-        AWS_SECRET_ACCESS_KEY="demo",  # noqa: S105 (moto's stand-in, not a secret)
+        AWS_SECRET_ACCESS_KEY="demo",
         AWS_DEFAULT_REGION="us-east-1",
         SIGNALS_BUCKET=BUCKET,
         WORK_DIR=str(work_dir),
