@@ -1,0 +1,1 @@
+"""Lambda layers built without Docker: pip's --platform wheels, trimmed, then size-checked."""

@@ -1,0 +1,54 @@
+"""Build both layers for one Lambda architecture under build/layers/<arch>/ and check the size limit.
+
+    python -m layers.build --arch arm64
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from layers.deps.build import build_deps_layer
+from layers.pyarrow.build import build_pyarrow_layer
+from layers.size_check import check_size
+from layers.wheels import BUILD_DIR, Target
+
+LAMBDA_PYTHON_VERSION = "3.12"  # must match the functions' runtime (infra/config.py)
+
+
+def layer_root(architecture: str) -> Path:
+    """Where the layers for one architecture are built; the CDK app reads them from here."""
+    return BUILD_DIR / "layers" / architecture
+
+
+def build_layers(architecture: str, *, python_version: str = LAMBDA_PYTHON_VERSION) -> dict[str, object]:
+    """Build pyarrow and deps layers, check function + layers <= 250 MB, write and return a manifest."""
+    target = Target(architecture=architecture, python_version=python_version)
+    root = layer_root(architecture)
+    pyarrow = build_pyarrow_layer(target, root / "pyarrow")
+    build_deps_layer(target, root / "deps")
+    report = check_size({"pyarrow": root / "pyarrow", "deps": root / "deps"})
+    manifest: dict[str, object] = {
+        "architecture": architecture,
+        "python_version": python_version,
+        "pyarrow_wheel_unzipped_bytes": pyarrow.full_bytes,
+        "pyarrow_trimmed_bytes": pyarrow.trimmed_bytes,
+        "pyarrow_stripped": pyarrow.stripped,
+        "parts_bytes": report.parts,
+        "total_bytes": report.total_bytes,
+    }
+    (root / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    print(f"layers for {architecture} (Python {python_version}) in {root}:\n{report.describe()}")  # noqa: T201
+    return manifest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--arch", choices=("arm64", "x86_64"), default="arm64")
+    arguments = parser.parse_args()
+    build_layers(arguments.arch)
+
+
+if __name__ == "__main__":
+    main()
