@@ -1,39 +1,54 @@
-"""Recognise and parse what an invocation of the ingest function carries.
+"""Recognise and parse the ways into the ingest: S3, EventBridge, schedule, manual, redrive.
 
-Today: the manual payload. The S3, EventBridge schedule and redrive shapes arrive
-with the triggers work; each becomes a SyncRequest like this one.
+Every accepted shape becomes one or more SyncRequests; anything else is a BadEvent
+that names what arrived. Shapes are recognised explicitly, never guessed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import unquote_plus
+
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, S3Event, SQSEvent
+from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventBridgeNotificationEvent
 
 from functions.ingest.guards import validate_override_names
 from functions.shared.errors import BadEvent
 
-KEY_PATTERN = re.compile(r"^(?P<prefix>[A-Za-z0-9_\-/]*?)dt=(?P<date>\d{4}-\d{2}-\d{2})/data\.parquet$")
+KEY_PATTERN = re.compile(r"^(?P<prefix>.*?)dt=(?P<date>[^/]*)/data\.parquet$")
 MANUAL_FIELDS = frozenset({"sync_date", "force_resync", "dry_run", "override_guards", "s3_key"})
+SCHEDULE_SOURCES = frozenset({"aws.events", "aws.scheduler"})
 SHOWN_EVENT_CHARS = 300
 
 
 @dataclass(frozen=True)
 class SyncRequest:
-    """One date to sync and how, whatever trigger asked for it."""
+    """One date to sync and how, whatever trigger asked for it.
+
+    `event` is what to put in the dead-letter queue if this request fails: the event
+    itself, or for one record of a multi-record notification, that record alone.
+    """
 
     sync_date: dt.date
     s3_key: str | None
     trigger: str
+    event: Any
     force_resync: bool = False
     dry_run: bool = False
     override_guards: frozenset[str] = frozenset()
+    etag: str | None = None
 
 
 def describe_event(event: Any) -> str:
     """The start of what arrived, for error messages."""
-    text = repr(event)
+    try:
+        text = json.dumps(event, default=str)
+    except (TypeError, ValueError):
+        text = repr(event)
     return text if len(text) <= SHOWN_EVENT_CHARS else text[:SHOWN_EVENT_CHARS] + "…"
 
 
@@ -52,7 +67,7 @@ def date_from_key(key: str, prefix: str) -> dt.date:
     match = KEY_PATTERN.match(key)
     if not match or match["prefix"] != prefix:
         raise BadEvent(f"key {key!r} does not match {prefix}dt=YYYY-MM-DD/data.parquet")
-    return parse_date(match["date"], "the key's dt=")
+    return parse_date(match["date"], f"the date in key {key!r}")
 
 
 def _flag(payload: dict[str, Any], name: str) -> bool:
@@ -62,11 +77,7 @@ def _flag(payload: dict[str, Any], name: str) -> bool:
     return value
 
 
-def parse_manual_payload(payload: dict[str, Any], *, prefix: str, today: dt.date) -> SyncRequest:
-    """The operator's payload: sync_date (default yesterday UTC), force_resync, dry_run, override_guards, s3_key."""
-    unknown = sorted(set(payload) - MANUAL_FIELDS)
-    if unknown:
-        raise BadEvent(f"unknown field(s) {unknown} in the payload; accepted: {', '.join(sorted(MANUAL_FIELDS))}")
+def _manual(payload: dict[str, Any], prefix: str, today: dt.date) -> SyncRequest:
     sync_date = parse_date(payload["sync_date"], "sync_date") if "sync_date" in payload else today - dt.timedelta(days=1)
     s3_key = payload.get("s3_key")
     if s3_key is not None:
@@ -83,14 +94,103 @@ def parse_manual_payload(payload: dict[str, Any], *, prefix: str, today: dt.date
         sync_date=sync_date,
         s3_key=s3_key,
         trigger="manual",
+        event=payload,
         force_resync=_flag(payload, "force_resync"),
         dry_run=_flag(payload, "dry_run"),
         override_guards=validate_override_names(overrides),
     )
 
 
-def parse_event(event: Any, *, prefix: str, today: dt.date) -> SyncRequest:
-    """Turn any accepted event into a SyncRequest; refuse anything else by name."""
-    if isinstance(event, dict) and set(event) <= MANUAL_FIELDS:
-        return parse_manual_payload(event, prefix=prefix, today=today)
+def _s3_notification(event: dict[str, Any], prefix: str, bucket: str) -> list[SyncRequest]:
+    requests = []
+    for record in S3Event(event).records:
+        if not record.event_name.startswith("ObjectCreated:"):
+            raise BadEvent(f"S3 event {record.event_name!r} is not an object creation: {describe_event(record.raw_event)}")
+        if record.s3.bucket.name != bucket:
+            raise BadEvent(f"S3 event for bucket {record.s3.bucket.name!r}, this function reads {bucket!r}")
+        # Notification keys are URL-encoded (dt%3D..., + for a space); the record gives them raw.
+        key = unquote_plus(record.s3.get_object.key)
+        requests.append(
+            SyncRequest(
+                sync_date=date_from_key(key, prefix),
+                s3_key=key,
+                trigger="s3",
+                event={"Records": [record.raw_event]},
+                etag=record.s3.get_object.etag or None,
+            )
+        )
+    return requests
+
+
+def _eventbridge_s3(event: dict[str, Any], prefix: str, bucket: str) -> SyncRequest:
+    detail = S3EventBridgeNotificationEvent(event).detail
+    if detail.bucket.name != bucket:
+        raise BadEvent(f"S3 event for bucket {detail.bucket.name!r}, this function reads {bucket!r}")
+    key = detail.object.key  # Powertools URL-decodes it
+    return SyncRequest(
+        sync_date=date_from_key(key, prefix),
+        s3_key=key,
+        trigger="eventbridge_s3",
+        event=event,
+        etag=detail.object.etag or None,
+    )
+
+
+def _schedule(event: dict[str, Any]) -> SyncRequest:
+    # The day before the event's own time, not the clock's: a late delivery keeps its date.
+    raw_time = EventBridgeEvent(event).time
+    try:
+        scheduled = dt.datetime.fromisoformat(raw_time.replace("Z", "+00:00"))
+    except ValueError as error:
+        raise BadEvent(f"schedule event time {raw_time!r} is not an ISO 8601 timestamp") from error
+    if scheduled.tzinfo is not None:
+        scheduled = scheduled.astimezone(dt.UTC)
+    return SyncRequest(sync_date=scheduled.date() - dt.timedelta(days=1), s3_key=None, trigger="schedule", event=event)
+
+
+def _dead_letter_body(body: dict[str, Any]) -> Any:
+    """The original event inside a dead-letter message, in either of the two formats."""
+    if "original_event" in body:  # sent by this function for permanent failures
+        return body["original_event"]
+    return body["requestPayload"]  # Lambda's on-failure destination record
+
+
+def _is_dead_letter_body(event: Any) -> bool:
+    return isinstance(event, dict) and (
+        ("original_event" in event and "error_type" in event) or ("requestPayload" in event and "requestContext" in event)
+    )
+
+
+def parse_event(event: Any, *, prefix: str, bucket: str, today: dt.date, redriven: bool = False) -> list[SyncRequest]:
+    """Turn any accepted event into SyncRequests; refuse anything else by name."""
+    if not isinstance(event, dict):
+        raise BadEvent(f"unrecognised event (not a JSON object): {describe_event(event)}")
+    records = event.get("Records")
+    if isinstance(records, list) and records and all(isinstance(r, dict) for r in records):
+        sources = {record.get("eventSource") for record in records}
+        if sources == {"aws:s3"}:
+            return _s3_notification(event, prefix, bucket)
+        if sources == {"aws:sqs"} and not redriven:
+            requests = []
+            for record in SQSEvent(event).records:
+                try:
+                    body = record.json_body
+                except ValueError as error:
+                    raise BadEvent(f"SQS message {record.message_id} is not JSON: {record.body[:200]!r}") from error
+                requests += parse_event(body, prefix=prefix, bucket=bucket, today=today)
+            return requests
+    if _is_dead_letter_body(event) and not redriven:
+        inner = parse_event(_dead_letter_body(event), prefix=prefix, bucket=bucket, today=today, redriven=True)
+        return [replace(request, trigger=f"redrive:{request.trigger}") for request in inner]
+    if event.get("source") == "aws.s3" and event.get("detail-type") == "Object Created":
+        return [_eventbridge_s3(event, prefix, bucket)]
+    if event.get("source") in SCHEDULE_SOURCES and event.get("detail-type") == "Scheduled Event":
+        return [_schedule(event)]
+    if set(event) <= MANUAL_FIELDS:
+        return [_manual(event, prefix, today)]
     raise BadEvent(f"unrecognised event: {describe_event(event)}")
+
+
+def is_s3_test_event(event: Any) -> bool:
+    """S3 sends one s3:TestEvent when a notification is configured; it carries no file."""
+    return isinstance(event, dict) and event.get("Event") == "s3:TestEvent" and event.get("Service") == "Amazon S3"

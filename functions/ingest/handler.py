@@ -1,51 +1,117 @@
-"""Lambda entry for the ingest: parse the event, run the sync, answer JSON."""
+"""Lambda entry for the ingest: route the event, run each sync, answer JSON.
+
+Permanent failures (bad event, bad file, tripped guard) go to the dead-letter queue
+from here and are answered, not raised, so Lambda does not retry them pointlessly.
+Transient failures that outlived the in-process retries are raised: Lambda's async
+retries apply, then its on-failure destination (the same queue).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.ingest.events import parse_event
+from functions.ingest.dead_letters import DeadLetterQueue
+from functions.ingest.events import SyncRequest, is_s3_test_event, parse_event
 from functions.ingest.s3_source import SignalObjectStore
 from functions.ingest.service import SyncOptions, SyncService
+from functions.ingest.telemetry import METRICS_NAMESPACE, SERVICE_NAME, record_failure, record_result
 from functions.shared.db import connect
-from functions.shared.settings import load_database_settings, load_ingest_settings
+from functions.shared.errors import PermanentError
+from functions.shared.settings import IngestSettings, load_database_settings, load_ingest_settings
 
-logger = Logger(service="upsell-signals-ingest")
+logger = Logger(service=SERVICE_NAME)
+tracer = Tracer(service=SERVICE_NAME)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
+# The service logs through the standard library; give it the same JSON and keys.
+copy_config_to_registered_loggers(source_logger=logger, include={"upsell_signals.ingest"})
+
+
+@dataclass(frozen=True)
+class IngestApp:
+    """What an invocation needs, built once per container (cold start)."""
+
+    settings: IngestSettings
+    service: SyncService
+    dead_letters: DeadLetterQueue | None
 
 
 @cache
-def build_service() -> SyncService:
-    """Settings and clients, built once per container (cold start)."""
+def build_app() -> IngestApp:
     settings = load_ingest_settings()
     database = load_database_settings()
-    return SyncService(
+    service = SyncService(
         settings,
         lambda: connect(database, local_infile=settings.load_method == "local_infile"),
         SignalObjectStore(boto3.client("s3"), settings.bucket),
     )
+    queue = DeadLetterQueue(boto3.client("sqs"), settings.dead_letter_queue_url) if settings.dead_letter_queue_url else None
+    return IngestApp(settings, service, queue)
 
 
-@logger.inject_lambda_context(log_event=False)
-def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    """Sync the date the event names and return the result as JSON."""
-    service = build_service()
-    request = parse_event(event, prefix=load_ingest_settings().key_prefix, today=dt.datetime.now(dt.UTC).date())
-    logger.append_keys(sync_date=request.sync_date.isoformat(), trigger=request.trigger)
-    result = service.sync(
-        request.sync_date,
-        request.s3_key,
-        SyncOptions(
-            invocation_id=context.aws_request_id,
-            trigger=request.trigger,
-            force_resync=request.force_resync,
-            dry_run=request.dry_run,
-            override_guards=request.override_guards,
-        ),
+def fail_permanently(
+    app: IngestApp, event: Any, error: PermanentError, request: SyncRequest | None, request_id: str
+) -> dict[str, Any]:
+    """Dead-letter the event with its cause and answer `failed`; raise when there is no queue."""
+    record_failure(metrics, error)
+    logger.error("permanent failure: %s", error, extra={"error_type": type(error).__name__})
+    if app.dead_letters is None:
+        raise error  # local runs: no queue, so the caller must see the error
+    message_id = app.dead_letters.send(
+        original_event=event,
+        error=error,
+        sync_date=request.sync_date if request else None,
+        request_id=request_id,
+        trigger=request.trigger if request else None,
     )
-    return result.as_dict()
+    answer: dict[str, Any] = {"status": "failed", "reason": str(error), "error_type": type(error).__name__}
+    if request is not None:
+        answer |= {"sync_date": request.sync_date.isoformat(), "s3_key": request.s3_key}
+    return answer | {"dead_letter_message_id": message_id}
+
+
+def sync_one(app: IngestApp, request: SyncRequest, request_id: str) -> dict[str, Any]:
+    logger.append_keys(sync_date=request.sync_date.isoformat(), trigger=request.trigger)
+    options = SyncOptions(
+        invocation_id=request_id,
+        trigger=request.trigger,
+        force_resync=request.force_resync,
+        dry_run=request.dry_run,
+        override_guards=request.override_guards,
+    )
+    try:
+        result = app.service.sync(request.sync_date, request.s3_key, options).as_dict()
+    except PermanentError as error:
+        return fail_permanently(app, request.event, error, request, request_id)
+    except Exception as error:
+        record_failure(metrics, error)  # transient or unforeseen: Lambda retries, then dead-letters
+        raise
+    record_result(metrics, result)
+    return result
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    """Sync the date(s) the event names and return the result(s) as JSON."""
+    app = build_app()
+    if is_s3_test_event(event):
+        return {"status": "ignored", "reason": "s3:TestEvent sent when the notification was configured"}
+    today = dt.datetime.now(dt.UTC).date()
+    try:
+        requests = parse_event(event, prefix=app.settings.key_prefix, bucket=app.settings.bucket, today=today)
+    except PermanentError as error:
+        return fail_permanently(app, event, error, None, context.aws_request_id)
+    results = [sync_one(app, request, context.aws_request_id) for request in requests]
+    if len(results) == 1:
+        return results[0]
+    statuses = {result["status"] for result in results}
+    return {"status": "failed" if "failed" in statuses else "completed", "results": results}

@@ -16,6 +16,7 @@ from functions.shared.settings import GuardThresholds, SettingsError, load_inges
 
 TODAY = dt.date(2026, 2, 1)
 PREFIX = "passive_upsell_signals/"
+BUCKET = "signals-bucket"
 
 
 def figures(**changes: object) -> GuardFigures:
@@ -64,7 +65,7 @@ def test_overridden_guards_are_not_reported() -> None:
 
 
 def test_manual_payload_defaults_to_yesterday() -> None:
-    request = parse_event({}, prefix=PREFIX, today=TODAY)
+    [request] = parse_event({}, prefix=PREFIX, bucket=BUCKET, today=TODAY)
     assert (request.sync_date, request.force_resync, request.dry_run, request.trigger) == (
         dt.date(2026, 1, 31),
         False,
@@ -74,7 +75,7 @@ def test_manual_payload_defaults_to_yesterday() -> None:
 
 
 def test_manual_payload_with_every_field() -> None:
-    request = parse_event(
+    [request] = parse_event(
         {
             "sync_date": "2026-01-30",
             "force_resync": True,
@@ -83,6 +84,7 @@ def test_manual_payload_with_every_field() -> None:
             "s3_key": "passive_upsell_signals/dt=2026-01-30/data.parquet",
         },
         prefix=PREFIX,
+        bucket=BUCKET,
         today=TODAY,
     )
     assert request.sync_date == dt.date(2026, 1, 30) and request.override_guards == frozenset({"stale_date"})
@@ -101,12 +103,12 @@ def test_manual_payload_with_every_field() -> None:
         ({"s3_key": "other_prefix/dt=2026-01-30/data.parquet"}, "does not match"),
         ({"sync_date": "2026-01-31", "s3_key": "passive_upsell_signals/dt=2026-01-30/data.parquet"}, "is for 2026-01-30"),
         ({"sync_date": "2026-01-31", "colour": "blue"}, "unrecognised event"),
-        ("sync please", "unrecognised event: 'sync please'"),
+        ("sync please", 'unrecognised event \\(not a JSON object\\): "sync please"'),
     ],
 )
 def test_bad_payloads_are_refused_naming_what_arrived(payload: object, message: str) -> None:
     with pytest.raises(BadEvent, match=message):
-        parse_event(payload, prefix=PREFIX, today=TODAY)
+        parse_event(payload, prefix=PREFIX, bucket=BUCKET, today=TODAY)
 
 
 def test_settings_errors_name_the_setting() -> None:

@@ -1,0 +1,46 @@
+"""Metrics for each sync (CloudWatch EMF through Powertools). Names are what alarms use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from functions.shared.errors import GuardTripped
+
+METRICS_NAMESPACE = "UpsellSignals"
+SERVICE_NAME = "upsell-signals-ingest"
+STATUS_METRICS = {
+    "completed": "SyncCompleted",
+    "skipped": "SyncSkipped",
+    "in_progress": "SyncInProgress",
+    "dry_run": "SyncDryRun",
+}
+ROW_METRICS = {
+    "rows_processed": "RowsProcessed",
+    "rows_inserted": "RowsInserted",
+    "rows_updated": "RowsUpdated",
+    "rows_unchanged": "RowsUnchanged",
+    "rows_rejected": "RowsRejected",
+    "rows_deleted": "RowsDeleted",
+}
+
+
+def record_result(metrics: Metrics, result: dict[str, Any]) -> None:
+    """Counters for one finished sync: its status, its rows and its duration."""
+    metrics.add_metric(name=STATUS_METRICS[result["status"]], unit=MetricUnit.Count, value=1)
+    for field, metric in ROW_METRICS.items():
+        if field in result:
+            metrics.add_metric(name=metric, unit=MetricUnit.Count, value=result[field])
+    if "duration_ms" in result:
+        metrics.add_metric(name="SyncDuration", unit=MetricUnit.Milliseconds, value=result["duration_ms"])
+
+
+def record_failure(metrics: Metrics, error: Exception) -> None:
+    """SyncFailed (alarmed on), GuardTripped for a kill switch; the error type as metadata."""
+    metrics.add_metric(name="SyncFailed", unit=MetricUnit.Count, value=1)
+    metrics.add_metadata(key="error_type", value=type(error).__name__)
+    if isinstance(error, GuardTripped):
+        metrics.add_metric(name="GuardTripped", unit=MetricUnit.Count, value=1)
+        metrics.add_metadata(key="guard", value=error.guard)

@@ -1,0 +1,253 @@
+"""The ingest handler fed events as AWS sends them; S3 and SQS from moto, real MariaDB."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pymysql
+import pytest
+from moto import mock_aws
+
+from functions.ingest import handler as ingest
+from functions.shared.db import connect
+from functions.shared.settings import DatabaseSettings
+from tests.factories import snowflake_table, write_pyarrow
+from tests.integration.conftest import expected_rows, query, table_rows
+from tests.scripts_support import LocalContext
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+BUCKET = "signals-bucket"
+DAY = dt.date(2026, 1, 30)
+KEY = "passive_upsell_signals/dt=2026-01-30/data.parquet"
+
+
+def aws_event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / name).read_text())
+
+
+class Aws:
+    """moto S3 and SQS with the bucket and the dead-letter queue made."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.s3 = boto3.client("s3", region_name="eu-west-1")
+        self.s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        self.sqs = boto3.client("sqs", region_name="eu-west-1")
+        self.queue_url = self.sqs.create_queue(QueueName="upsell-signals-dlq")["QueueUrl"]
+        self.tmp_path = tmp_path
+
+    def put_file(self, key: str, rows: int = 300, seed: int = 1) -> Any:
+        table = snowflake_table(rows, seed=seed)
+        self.s3.upload_file(str(write_pyarrow(table, self.tmp_path / f"{seed}.parquet")), BUCKET, key)
+        return table
+
+    def put_bytes(self, key: str, body: bytes) -> None:
+        self.s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        return [json.loads(message["Body"]) for message in messages]
+
+
+@pytest.fixture
+def aws(migrated_settings: DatabaseSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    with mock_aws():
+        stand_in = Aws(tmp_path)
+        for name, value in {
+            "SIGNALS_BUCKET": BUCKET,
+            "DEAD_LETTER_QUEUE_URL": stand_in.queue_url,
+            "WORK_DIR": str(tmp_path),
+            "TRANSIENT_RETRIES": "1",
+        }.items():
+            monkeypatch.setenv(name, value)
+        ingest.build_app.cache_clear()
+        yield stand_in
+        ingest.build_app.cache_clear()
+
+
+def invoke(event: Any) -> dict[str, Any]:
+    return ingest.handler(event, LocalContext("ingest"))
+
+
+def test_s3_notification_with_an_encoded_key(aws: Aws, db: pymysql.Connection[Any]) -> None:
+    table = aws.put_file(KEY)
+
+    answer = invoke(aws_event("s3-notification.json"))
+
+    assert (answer["status"], answer["sync_date"], answer["s3_key"]) == ("completed", "2026-01-30", KEY)
+    assert table_rows(db) == expected_rows(table)
+    assert query(db, "SELECT trigger_source FROM upsell_signal_sync_runs") == [{"trigger_source": "s3"}]
+
+
+def test_a_two_record_notification_syncs_both_dates(aws: Aws, db: pymysql.Connection[Any]) -> None:
+    event = aws_event("s3-notification.json")
+    second = copy.deepcopy(event["Records"][0])
+    second["s3"]["object"]["key"] = "passive_upsell_signals/dt%3D2026-01-31/data.parquet"
+    event["Records"].append(second)
+    aws.put_file(KEY, seed=1)
+    aws.put_file("passive_upsell_signals/dt=2026-01-31/data.parquet", seed=1)
+
+    answer = invoke(event)
+
+    assert [(r["sync_date"], r["status"]) for r in answer["results"]] == [
+        ("2026-01-30", "completed"),
+        ("2026-01-31", "completed"),
+    ]
+
+
+def test_eventbridge_object_created(aws: Aws, db: pymysql.Connection[Any]) -> None:
+    table = aws.put_file(KEY)
+
+    answer = invoke(aws_event("eventbridge-s3-object-created.json"))
+
+    assert answer["status"] == "completed" and table_rows(db) == expected_rows(table)
+
+
+def test_schedule_syncs_the_day_before_the_events_own_time_even_when_delivered_late(
+    aws: Aws, db: pymysql.Connection[Any]
+) -> None:
+    # The event says 2026-01-31T06:00Z; it arrives today (much later): the date is still 2026-01-30.
+    aws.put_file(KEY)
+
+    first = invoke(aws_event("schedule.json"))
+    again = invoke(aws_event("schedule.json"))
+
+    assert (first["status"], first["sync_date"]) == ("completed", "2026-01-30")
+    assert again["status"] == "skipped"
+
+
+def test_schedule_with_no_file_fails_plainly_and_reaches_the_dead_letter_queue(aws: Aws, db: pymysql.Connection[Any]) -> None:
+    answer = invoke(aws_event("schedule.json"))
+
+    assert answer["status"] == "failed"
+    assert answer["reason"] == f"no file at s3://{BUCKET}/{KEY}"
+    [message] = aws.dead_letters()
+    assert message["original_event"] == aws_event("schedule.json")
+    assert (message["error_type"], message["sync_date"]) == ("MissingObject", "2026-01-30")
+    assert query(db, "SELECT status, error_message FROM upsell_signal_sync_metadata") == [
+        {"status": "failed", "error_message": f"no file at s3://{BUCKET}/{KEY}"}
+    ]
+
+
+def test_manual_payload_through_the_handler(aws: Aws, db: pymysql.Connection[Any]) -> None:
+    aws.put_file(KEY)
+    invoke({"sync_date": "2026-01-30"})
+
+    answer = invoke(aws_event("manual-replay.json"))
+
+    assert (answer["status"], answer["rows_unchanged"], answer["attempt"]) == ("completed", 300, 2)
+
+
+@pytest.mark.parametrize(
+    ("event", "says"),
+    [
+        ({"hello": "world"}, 'unrecognised event: {"hello": "world"}'),
+        ({"sync_date": "2026-13-01"}, "is not a real date"),
+        ({"s3_key": "passive_upsell_signals/dt=../../x/data.parquet"}, "does not match"),
+    ],
+)
+def test_a_bad_event_is_dead_lettered_not_retried_and_touches_nothing(
+    aws: Aws, db: pymysql.Connection[Any], event: dict[str, Any], says: str
+) -> None:
+    answer = invoke(event)
+
+    assert answer["status"] == "failed" and says in answer["reason"]
+    [message] = aws.dead_letters()
+    assert message["original_event"] == event and message["error_type"] == "BadEvent" and message["retryable"] is False
+    assert message["request_id"].startswith("local-")
+    assert query(db, "SELECT COUNT(*) AS n FROM upsell_signal_sync_metadata") == [{"n": 0}]
+
+
+def test_a_corrupt_file_is_dead_lettered_and_a_redrive_after_the_fix_completes(aws: Aws, db: pymysql.Connection[Any]) -> None:
+    aws.put_bytes(KEY, b"PAR1 this is not parquet at all")
+
+    failed = invoke(aws_event("s3-notification.json"))
+
+    [message] = aws.dead_letters()
+    assert failed["status"] == "failed" and message["error_type"] == "CorruptFile"
+    assert query(db, "SELECT status FROM upsell_signal_sync_metadata") == [{"status": "failed"}]
+    assert table_rows(db) == {}
+
+    # When upstream fixes the file and the operator redrives the message
+    table = aws.put_file(KEY, seed=5)
+    redriven = invoke(message)
+
+    assert redriven["status"] == "completed" and table_rows(db) == expected_rows(table)
+    assert query(db, "SELECT trigger_source FROM upsell_signal_sync_runs ORDER BY id DESC LIMIT 1") == [
+        {"trigger_source": "redrive:s3"}
+    ]
+
+
+def test_a_tripped_guard_is_dead_lettered_with_its_name(aws: Aws, db: pymysql.Connection[Any]) -> None:
+    aws.put_bytes(KEY, write_pyarrow(snowflake_table(10, seed=2).slice(0, 0), aws.tmp_path / "empty.parquet").read_bytes())
+
+    answer = invoke({"sync_date": "2026-01-30"})
+
+    [message] = aws.dead_letters()
+    assert answer["status"] == "failed" and "empty_file" in answer["reason"]
+    assert message["error_type"] == "GuardTripped" and message["original_event"] == {"sync_date": "2026-01-30"}
+    assert query(db, "SELECT status FROM upsell_signal_sync_metadata") == [{"status": "failed"}]
+
+
+def test_lambda_on_failure_record_and_an_sqs_delivery_are_redriven(aws: Aws, db: pymysql.Connection[Any]) -> None:
+    aws.put_file(KEY)
+    record = aws_event("lambda-on-failure-record.json")
+    sqs_event = {
+        "Records": [
+            {
+                "messageId": "059f36b4-87a3-44ab-83d2-661975830a7d",
+                "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a",
+                "body": json.dumps(record),
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": "1769839541200",
+                    "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+                    "ApproximateFirstReceiveTimestamp": "1769839541210",
+                },
+                "messageAttributes": {},
+                "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:upsell-signals-dlq",
+                "awsRegion": "eu-west-1",
+            }
+        ]
+    }
+
+    direct = invoke(record)
+    via_sqs = invoke(sqs_event)
+
+    assert (direct["status"], direct["sync_date"]) == ("completed", "2026-01-30")
+    assert via_sqs["status"] == "skipped"
+    assert [r["trigger_source"] for r in query(db, "SELECT trigger_source FROM upsell_signal_sync_runs ORDER BY id")] == [
+        "redrive:schedule",
+        "redrive:schedule",
+    ]
+
+
+def test_a_held_publish_lock_fails_cleanly_as_transient_and_the_next_attempt_resumes(
+    aws: Aws, db: pymysql.Connection[Any], migrated_settings: DatabaseSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given another session holding the publish lock (a long publish of another date)
+    monkeypatch.setenv("PUBLISH_LOCK_TIMEOUT_SECONDS", "1")
+    ingest.build_app.cache_clear()
+    table = aws.put_file(KEY, rows=2_000)
+    holder = connect(migrated_settings)
+    holder.cursor().execute("SELECT GET_LOCK('company_upsell_signals_publish', 0)")
+
+    # When the sync runs, it waits, retries, and then raises for Lambda's own retry
+    with pytest.raises(Exception, match="lock 'company_upsell_signals_publish' still held"):
+        invoke({"sync_date": "2026-01-30"})
+    assert query(db, "SELECT status FROM upsell_signal_sync_metadata") == [{"status": "failed"}]
+    assert table_rows(db) == {}
+
+    # Then, once the lock is free, the next attempt publishes what was staged without re-reading it
+    holder.close()
+    answer = invoke({"sync_date": "2026-01-30"})
+    assert (answer["status"], answer["rows_resumed"]) == ("completed", 2_000)
+    assert table_rows(db) == expected_rows(table)
