@@ -22,6 +22,8 @@ mariadb:
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy functions
+	@# Extensionless scripts are checked one by one (mypy wants a module name per file).
+	for script in scripts/invoke scripts/status scripts/with-mariadb scripts/demo.py; do $(VENV)/bin/mypy $$script || exit 1; done
 
 test: venv mariadb lint
 	$(PY) scripts/with-mariadb -- $(PY) -m pytest $(PYTEST_ARGS)

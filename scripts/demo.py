@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -23,7 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 BUCKET = "demo-signals"
-SYNC_DATE = dt.date(2026, 1, 30)
+SYNC_DATE = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)  # what the 06:00 schedule would pick
 ROWS = 50_000
 
 
@@ -85,7 +86,13 @@ def main() -> int:
             "5. a dry run of the same date with force_resync: counts, nothing published",
             ingest.handler({**payload, "force_resync": True, "dry_run": True}, LocalContext("ingest")),
         )
-        print("\nRun history: ./scripts/invoke is how you would replay a date by hand, e.g.")
+        print("\n== 6. what an operator reads at 06:05: ./scripts/status, then ./scripts/status --date", SYNC_DATE)
+        sys.stdout.flush()
+        subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "status"), "--days", "3"], check=True)
+        print()
+        sys.stdout.flush()
+        subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "status"), "--date", SYNC_DATE.isoformat()], check=True)
+        print("\nReplay a date by hand:")
         print(f"  echo '{json.dumps({**payload, 'force_resync': True})}' | ./scripts/invoke ingest -")
         return 0
     finally:

@@ -197,9 +197,7 @@ class SyncService:
             rows_resumed = progress.rows_read
             if not progress.complete:
                 progress = self._stage(repository, attempt, progress)
-            result = self._publish(repository, attempt, progress)
-            result.rows_resumed = rows_resumed
-            return result
+            return self._publish(repository, attempt, progress, rows_resumed)
         finally:
             repository.connection.close()
 
@@ -250,7 +248,9 @@ class SyncService:
         assert staged is not None and staged.complete
         return staged
 
-    def _publish(self, repository: SignalsRepository, attempt: _Attempt, progress: StagingProgress) -> SyncResult:
+    def _publish(
+        self, repository: SignalsRepository, attempt: _Attempt, progress: StagingProgress, rows_resumed: int
+    ) -> SyncResult:
         info = attempt.info
         assert info is not None
         sync_date = attempt.sync_date
@@ -262,6 +262,7 @@ class SyncService:
             attempt=attempt.claim.attempt,
             rows_processed=progress.rows_read,
             rows_rejected=progress.rows_rejected,
+            rows_resumed=rows_resumed,
         )
         with repository.publish_lock(self._settings.publish_lock_timeout_seconds), repository.transaction("publish"):
             repository.renew_lease(sync_date, attempt.options.invocation_id, self._settings.lease_seconds)
