@@ -55,7 +55,7 @@ def main() -> int:
         AWS_DEFAULT_REGION="us-east-1",
         SIGNALS_BUCKET=BUCKET,
         WORK_DIR=str(work_dir),
-        POWERTOOLS_LOG_LEVEL="WARNING",
+        POWERTOOLS_LOG_LEVEL=os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
     )
     try:
         from functions.ingest import handler as ingest

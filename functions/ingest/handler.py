@@ -9,6 +9,7 @@ retries apply, then its on-failure destination (the same queue).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -30,8 +31,10 @@ from functions.shared.settings import IngestSettings, load_database_settings, lo
 logger = Logger(service=SERVICE_NAME)
 tracer = Tracer(service=SERVICE_NAME)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
-# The service logs through the standard library; give it the same JSON and keys.
-copy_config_to_registered_loggers(source_logger=logger, include={"upsell_signals.ingest"})
+# The service logs through the standard library ("upsell_signals.*"); give it the same JSON
+# and keys. Powertools copies to top-level loggers only, so the parent must exist first.
+logging.getLogger("upsell_signals")
+copy_config_to_registered_loggers(source_logger=logger, include={"upsell_signals"})
 
 
 @dataclass(frozen=True)

@@ -173,6 +173,17 @@ class SyncService:
             return SyncResult(sync_date=sync_date, status=claim.kind, s3_key=key, attempt=claim.attempt, reason=claim.reason)
 
         attempt = _Attempt(sync_date, key, info, options, claim, run_id, started)
+        logger.info(
+            "claimed %s, attempt %d",
+            sync_date,
+            claim.attempt,
+            extra={
+                "s3_key": key,
+                "etag": info.etag if info else None,
+                "force_resync": options.force_resync,
+                "dry_run": options.dry_run,
+            },
+        )
         try:
             if missing is not None:
                 raise missing
@@ -246,6 +257,13 @@ class SyncService:
             logger.warning("rejected %d rows whose company id appears more than once", duplicates)
         staged = repository.staging_progress(attempt.sync_date, info.etag)
         assert staged is not None and staged.complete
+        logger.info(
+            "staged %d rows, rejected %d, in %d chunks",
+            staged.rows_staged,
+            staged.rows_rejected,
+            staged.chunks_committed,
+            extra={"rows_read": staged.rows_read, "load_method": self._settings.load_method},
+        )
         return staged
 
     def _publish(
@@ -289,6 +307,7 @@ class SyncService:
             result.rows_unchanged = plan.rows_unchanged
             result.rows_deleted = plan.rows_to_delete
             result.guards_tripped = [trip.guard for trip in trips]
+            logger.info("publish plan", extra={"plan": plan.__dict__, "guards_tripped": result.guards_tripped})
             if trips and not attempt.options.dry_run:
                 raise GuardTripped(
                     ",".join(trip.guard for trip in trips),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 import datetime as dt
 import json
 from collections.abc import Iterator
@@ -251,3 +252,27 @@ def test_a_held_publish_lock_fails_cleanly_as_transient_and_the_next_attempt_res
     answer = invoke({"sync_date": "2026-01-30"})
     assert (answer["status"], answer["rows_resumed"]) == ("completed", 2_000)
     assert table_rows(db) == expected_rows(table)
+
+
+def test_every_log_line_of_a_sync_carries_the_request_id_and_the_date_and_metrics_are_emf(
+    aws: Aws, db: pymysql.Connection[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    aws.put_file(KEY)
+    capsys.readouterr()
+    log_stream = io.StringIO()  # Powertools bound its stream at import; point it here for this test
+    previous_stream = ingest.logger.registered_handler.setStream(log_stream)
+    try:
+        invoke({"sync_date": "2026-01-30"})
+    finally:
+        ingest.logger.registered_handler.setStream(previous_stream)
+
+    output = log_stream.getvalue() + capsys.readouterr().out
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    log_lines = [line for line in lines if "level" in line]
+    metric_lines = [line for line in lines if "_aws" in line]
+    assert {line["message"].split(",")[0] for line in log_lines} >= {"claimed 2026-01-30", "publish plan", "sync completed"}
+    assert all(line["sync_date"] == "2026-01-30" and line["function_request_id"].startswith("local-") for line in log_lines)
+    [metrics] = metric_lines
+    assert metrics["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "UpsellSignals"
+    assert (metrics["SyncCompleted"], metrics["RowsInserted"]) == ([1.0], [300.0])
+    assert "password" not in output.lower()
