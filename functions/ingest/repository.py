@@ -343,6 +343,18 @@ class SignalsRepository:
             self._execute("DELETE FROM upsell_signal_staging_progress WHERE sync_date = %s", (sync_date,))
             self.connection.commit()
 
+    def abandoned_staging_dates(self, older_than_days: int) -> list[dt.date]:
+        """Dates whose staging nobody has touched for a while and no live claim holds."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT p.sync_date FROM upsell_signal_staging_progress p "
+                "LEFT JOIN upsell_signal_sync_metadata m ON m.sync_date = p.sync_date "
+                "WHERE p.updated_at < NOW() - INTERVAL %s DAY "
+                "AND NOT (m.status <=> 'started' AND m.lease_expires_at > NOW())",
+                (older_than_days,),
+            )
+            return [row[0] for row in cursor.fetchall()]
+
     def start_staging(self, sync_date: dt.date, etag: str, attempt: int) -> StagingProgress:
         """Begin a fresh pass for this object: empty partition, progress at row 0."""
         self.drop_staging(sync_date)

@@ -32,6 +32,7 @@ StepResult = TypeVar("StepResult")
 
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 20.0
+ABANDONED_STAGING_DAYS = 7
 
 
 def object_key_for(prefix: str, sync_date: dt.date) -> str:
@@ -326,6 +327,11 @@ class SyncService:
                 repository.complete(sync_date, attempt.options.invocation_id, info.etag, counts, result.duration_ms)
             repository.finish_run(attempt.run_id, status=result.status, counts=result.counts(), duration_ms=result.duration_ms)
         repository.drop_staging(sync_date)
+        # A date whose sync failed for good keeps its staging for a resume; after a week
+        # nobody will resume it, so the next successful sync clears it away.
+        for abandoned_date in repository.abandoned_staging_dates(ABANDONED_STAGING_DAYS):
+            logger.info("dropping staging abandoned since a week or more: %s", abandoned_date)
+            repository.drop_staging(abandoned_date)
         logger.info("sync %s", result.status, extra={"result": result.as_dict()})
         return result
 

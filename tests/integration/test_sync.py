@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 import pymysql
 import pytest
 
-from functions.shared.errors import CorruptFile, MissingObject, SchemaError
+from functions.shared.errors import CorruptFile, GuardTripped, MissingObject, SchemaError
 from tests.factories import day_two, snowflake_table, write_duckdb, write_pyarrow, write_spark_style
 from tests.integration.conftest import expected_rows, query, table_rows
 
@@ -222,3 +222,23 @@ def test_missing_object_is_recorded_as_failed_with_its_url(db: pymysql.Connectio
 
     rows = query(db, "SELECT status, error_message FROM upsell_signal_sync_metadata")
     assert rows[0]["status"] == "failed" and rows[0]["error_message"].startswith("no file at s3://")
+
+
+def test_staging_abandoned_for_a_week_is_dropped_by_the_next_successful_sync(
+    db: pymysql.Connection[Any], upload: Callable[..., str], run_sync: Callable[..., Any]
+) -> None:
+    # Given a date whose sync failed on a guard eight days ago (its staging kept for a resume)
+    upload(DAY_ONE, snowflake_table(100, seed=81).slice(0, 0))
+    with pytest.raises(GuardTripped):
+        run_sync(DAY_ONE)
+    db.cursor().execute("UPDATE upsell_signal_staging_progress SET updated_at = NOW() - INTERVAL 8 DAY")
+    upload(DAY_TWO, snowflake_table(100, seed=82))
+
+    run_sync(DAY_TWO)
+
+    assert query(db, "SELECT COUNT(*) AS n FROM upsell_signal_staging_progress") == [{"n": 0}]
+    partitions = query(
+        db,
+        "SELECT partition_name FROM information_schema.partitions WHERE table_schema = DATABASE() AND table_name = 'upsell_signal_staging'",
+    )
+    assert partitions == [{"partition_name": "p_sentinel"}]
