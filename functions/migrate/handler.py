@@ -13,8 +13,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.migrate.cloudformation import CustomResourceRequest, is_custom_resource_event, send_response
 from functions.migrate.migrator import MigrationReport, Migrator, discover_migrations
 from functions.shared.db import connect
-from functions.shared.errors import BadEvent
-from functions.shared.settings import load_database_settings
+from functions.shared.errors import BadEvent, MigrationError
+from functions.shared.settings import load_database_settings, load_migrate_settings
 
 logger = Logger(service="upsell-signals-migrate")
 
@@ -25,7 +25,9 @@ def run_migrations(action: str, target: int | None = None) -> MigrationReport:
     try:
         migrator = Migrator(connection, discover_migrations())
         if action == "up":
-            return migrator.up()
+            report = migrator.up()
+            provision_ingest_user(migrator)
+            return report
         if action == "down":
             if target is None:
                 raise BadEvent('"down" needs "target": the version to go down to (0 empties the schema)')
@@ -33,6 +35,20 @@ def run_migrations(action: str, target: int | None = None) -> MigrationReport:
         return migrator.status()
     finally:
         connection.close()
+
+
+def provision_ingest_user(migrator: Migrator) -> None:
+    """Set the ingest account's password from its secret (in AWS; locally there is none)."""
+    secret_arn = load_migrate_settings().ingest_user_secret_arn
+    if not secret_arn:
+        return
+    from aws_lambda_powertools.utilities import parameters
+
+    secret = parameters.get_secret(secret_arn, transform="json", max_age=0)
+    if not isinstance(secret, dict) or "username" not in secret or "password" not in secret:
+        raise MigrationError("the ingest user's secret must be JSON with username and password")
+    migrator.provision_ingest_user(secret["username"], secret["password"])
+    logger.info("ingest database user %s provisioned", secret["username"])
 
 
 def parse_manual_payload(event: Any) -> tuple[str, int | None]:

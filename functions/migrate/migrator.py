@@ -109,8 +109,9 @@ class Migrator:
         self._connection = connection
         self._migrations = migrations
 
-    def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    def _execute(self, sql: str, params: tuple[Any, ...] | None = None) -> list[tuple[Any, ...]]:
         with self._connection.cursor() as cursor:
+            # No params means no %-interpolation: migration files may hold a literal '%' (host '%').
             cursor.execute(sql, params)
             rows = list(cursor.fetchall())
         self._connection.commit()
@@ -171,6 +172,11 @@ class Migrator:
                 )
                 applied_now.append(migration.version)
             return self._report("up", applied_now, [])
+
+    def provision_ingest_user(self, username: str, password: str) -> None:
+        """Give the ingest account (made by a migration, locked) its password and unlock it."""
+        with named_lock(self._connection, LOCK_NAME, LOCK_TIMEOUT_SECONDS):
+            self._execute("ALTER USER %s@'%%' IDENTIFIED BY %s ACCOUNT UNLOCK", (username, password))
 
     def down(self, target: int) -> MigrationReport:
         """Revert applied versions above `target`, newest first (0 empties the schema)."""

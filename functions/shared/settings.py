@@ -120,6 +120,19 @@ def load_database_settings(env: Mapping[str, str] | None = None) -> DatabaseSett
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class MigrateSettings:
+    """What the migrate function needs besides the database: the ingest account's secret."""
+
+    ingest_user_secret_arn: str | None
+
+
+def load_migrate_settings(env: Mapping[str, str] | None = None) -> MigrateSettings:
+    """INGEST_DB_SECRET_ARN: the secret whose username/password the ingest account gets."""
+    env = os.environ if env is None else env
+    return MigrateSettings(ingest_user_secret_arn=_text(env, "INGEST_DB_SECRET_ARN"))
+
+
 def load_ingest_settings(env: Mapping[str, str] | None = None) -> IngestSettings:
     """Ingest behaviour: bucket, staging chunk size and method, guards, lease."""
     env = os.environ if env is None else env
