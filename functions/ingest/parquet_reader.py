@@ -1,7 +1,7 @@
 """Open a signals Parquet file, map its columns, and stream it by record batch.
 
-The file is memory-mapped and read batch by batch, so memory stays flat however large
-the file is. Column names match case-insensitively; extra columns are ignored (and
+The file is read batch by batch through a small buffer, so memory stays flat however
+large the file is. Column names match case-insensitively; extra columns are ignored (and
 reported); a missing required column or an unusable type is a SchemaError.
 """
 
@@ -61,9 +61,11 @@ class SignalFile:
 
     def __init__(self, path: Path) -> None:
         try:
+            # Buffered reads, not a memory map: mapped pages count as resident memory
+            # and would grow with the file.
             self._file = pq.ParquetFile(
                 path,
-                memory_map=True,
+                memory_map=False,
                 buffer_size=READ_BUFFER_BYTES,
                 pre_buffer=False,
                 # Spark and older Snowflake unloads write INT96; microseconds keep far dates in range.

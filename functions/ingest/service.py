@@ -345,7 +345,12 @@ class SyncService:
             repository = self._repository()
             try:
                 with repository.transaction("record the failure"):
-                    still_ours = repository.fail(attempt.sync_date, attempt.options.invocation_id, reason, duration_ms)
+                    if attempt.options.dry_run:
+                        # A dry run leaves the date as it found it, even when it fails.
+                        repository.release_dry_run(attempt.sync_date, attempt.options.invocation_id, attempt.claim.previous)
+                        still_ours = True
+                    else:
+                        still_ours = repository.fail(attempt.sync_date, attempt.options.invocation_id, reason, duration_ms)
                     repository.finish_run(
                         attempt.run_id,
                         status="failed",

@@ -242,3 +242,21 @@ def test_staging_abandoned_for_a_week_is_dropped_by_the_next_successful_sync(
         "SELECT partition_name FROM information_schema.partitions WHERE table_schema = DATABASE() AND table_name = 'upsell_signal_staging'",
     )
     assert partitions == [{"partition_name": "p_sentinel"}]
+
+
+def test_a_failed_dry_run_leaves_the_metadata_as_it_found_it(
+    db: pymysql.Connection[Any], upload: Callable[..., str], run_sync: Callable[..., Any], tmp_path: Any
+) -> None:
+    upload(DAY_ONE, snowflake_table(300, seed=83))
+    run_sync(DAY_ONE)
+    metadata_before = query(db, "SELECT * FROM upsell_signal_sync_metadata")
+    whole = write_pyarrow(snowflake_table(300, seed=84), tmp_path / "whole.parquet").read_bytes()
+    upload(DAY_ONE, raw=whole[:100])
+
+    with pytest.raises(CorruptFile):
+        run_sync(DAY_ONE, dry_run=True, force_resync=True)
+
+    assert query(db, "SELECT * FROM upsell_signal_sync_metadata") == metadata_before
+    assert query(db, "SELECT status, dry_run FROM upsell_signal_sync_runs ORDER BY id DESC LIMIT 1") == [
+        {"status": "failed", "dry_run": 1}
+    ]
