@@ -1,6 +1,6 @@
 """Build both layers for one Lambda architecture under build/layers/<arch>/ and check the size limit.
 
-    python -m layers.build --arch arm64
+python -m layers.build --arch arm64
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 from layers.deps.build import build_deps_layer
 from layers.pyarrow.build import build_pyarrow_layer
 from layers.size_check import check_size
-from layers.wheels import BUILD_DIR, Target
+from layers.wheels import BUILD_DIR, REPO_ROOT, Target
 
 LAMBDA_PYTHON_VERSION = "3.12"  # must match the functions' runtime (infra/config.py)
 
@@ -39,15 +39,25 @@ def build_layers(architecture: str, *, python_version: str = LAMBDA_PYTHON_VERSI
         "total_bytes": report.total_bytes,
     }
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    print(f"layers for {architecture} (Python {python_version}) in {root}:\n{report.describe()}")  # noqa: T201
+    print(f"layers for {architecture} (Python {python_version}) in {root}:\n{report.describe()}")
     return manifest
+
+
+def architecture_of(environment: str) -> str:
+    """The architecture cdk.json gives an environment (arm64 when it names none)."""
+    settings = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]["environments"]
+    if environment not in settings:
+        raise SystemExit(f"unknown environment {environment!r} in cdk.json; known: {', '.join(sorted(settings))}")
+    return str(settings[environment].get("architecture", "arm64"))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--arch", choices=("arm64", "x86_64"), default="arm64")
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--arch", choices=("arm64", "x86_64"))
+    choice.add_argument("--env", help="build for the architecture this cdk.json environment uses")
     arguments = parser.parse_args()
-    build_layers(arguments.arch)
+    build_layers(arguments.arch or (architecture_of(arguments.env) if arguments.env else "arm64"))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from pathlib import Path
 from layers.wheels import REPO_ROOT, tree_size
 
 LAMBDA_UNZIPPED_LIMIT_BYTES = 262_144_000  # 250 MB as Lambda counts it (250 * 1024 * 1024)
-# What the function's own code asset holds (infra/constructs/code.py packages the same folders).
+# What the function's own code asset holds (infra/constructs/code.py stages the same folders).
 FUNCTION_CODE_DIRS = ("functions", "migrations")
 MB = 1024 * 1024  # Lambda's "MB" in its quotas
 
@@ -43,7 +43,9 @@ def function_code_bytes(root: Path = REPO_ROOT) -> int:
     return total
 
 
-def check_size(layers: dict[str, Path], *, function_bytes: int | None = None, limit: int = LAMBDA_UNZIPPED_LIMIT_BYTES) -> SizeReport:
+def check_size(
+    layers: dict[str, Path], *, function_bytes: int | None = None, limit: int = LAMBDA_UNZIPPED_LIMIT_BYTES
+) -> SizeReport:
     """Measure function + layers; raise SizeLimitExceeded naming each part when over `limit`."""
     parts = {"function": function_code_bytes() if function_bytes is None else function_bytes}
     parts.update({name: tree_size(path) for name, path in layers.items()})

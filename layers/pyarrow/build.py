@@ -79,7 +79,7 @@ def strip_tool(architecture: str) -> list[str] | None:
 def _strip(package: Path, architecture: str) -> bool:
     tool = strip_tool(architecture)
     if tool is None:
-        print(f"no strip tool for {architecture} (install llvm); layer left unstripped")  # noqa: T201
+        print(f"no strip tool for {architecture} (install llvm); layer left unstripped")
         return False
     libraries = sorted(str(item) for item in package.rglob("*.so*") if item.is_file())
     subprocess.run([*tool, *libraries], check=True)  # noqa: S603 - our own tool and files

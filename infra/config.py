@@ -1,0 +1,321 @@
+"""Per-environment settings from cdk.json's context, validated into frozen, keyword-only dataclasses.
+
+cdk.json holds `environments.<name>`; `cdk synth -c env=<name>` (or `python app.py -c env=<name>`)
+picks one. Every error names the environment and the setting, so a typo fails synth, not deploy.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Architecture = Literal["arm64", "x86_64"]
+
+
+class ConfigError(ValueError):
+    """A setting in cdk.json is missing, unknown or malformed; the message says which and where."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CreatedBucket:
+    """A new, private, encrypted bucket owned by this stack."""
+
+    retain_on_delete: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImportedBucket:
+    """An existing bucket by name; kms_key_arn when its objects are SSE-KMS encrypted."""
+
+    name: str
+    kms_key_arn: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CreatedVpc:
+    """A new VPC with isolated subnets only: VPC endpoints instead of a NAT gateway."""
+
+    max_azs: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImportedVpc:
+    """An existing VPC by id and private subnets (no lookup, so synth stays offline)."""
+
+    vpc_id: str
+    availability_zones: tuple[str, ...]
+    private_subnet_ids: tuple[str, ...]
+    private_subnet_route_table_ids: tuple[str, ...]
+    # False when the VPC already has the endpoints (or a NAT): creating a second Secrets Manager
+    # endpoint with private DNS in the same VPC fails.
+    create_endpoints: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class CreatedDatabase:
+    """A new RDS MariaDB instance with a generated, rotated secret and TLS required."""
+
+    database_name: str
+    instance_class: str
+    allocated_storage_gb: int
+    multi_az: bool
+    deletion_protection: bool
+    backup_retention_days: int
+    rotation_days: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImportedDatabase:
+    """An existing RDS instance: its endpoint, security group and credentials secret."""
+
+    database_name: str
+    instance_identifier: str
+    endpoint: str
+    port: int
+    security_group_id: str
+    secret_arn: str
+    secret_kms_key_arn: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class GuardSettings:
+    """Kill-switch thresholds passed to the ingest (fractions: 0.05 = 5%)."""
+
+    max_reject_ratio: float
+    max_row_count_drift: float
+    max_delete_ratio: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class IngestSizing:
+    """Lambda sizing and async-invoke behaviour of the ingest function."""
+
+    memory_mb: int
+    timeout_seconds: int
+    ephemeral_storage_mb: int
+    reserved_concurrency: int
+    retry_attempts: int
+    max_event_age_hours: int
+    staging_chunk_rows: int
+    staging_load_method: Literal["local_infile", "insert"]
+    missing_rows: Literal["keep", "delete"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnvConfig:
+    """Everything that differs between dev, staging and prod."""
+
+    name: str
+    account: str | None
+    region: str
+    architecture: Architecture
+    bucket: CreatedBucket | ImportedBucket
+    vpc: CreatedVpc | ImportedVpc
+    database: CreatedDatabase | ImportedDatabase
+    schedule: str
+    alarm_email: str
+    guards: GuardSettings
+    ingest: IngestSizing
+    log_retention_days: int
+
+
+class _Section:
+    """Reads one JSON object, remembering which keys were used so unknown ones can be refused."""
+
+    def __init__(self, raw: Any, where: str) -> None:
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"{where} must be an object, got {type(raw).__name__}")
+        self.raw: Mapping[str, Any] = raw
+        self.where = where
+        self.allowed: set[str] = set()
+
+    def _get(self, key: str, default: Any, required: bool) -> Any:
+        self.allowed.add(key)
+        if key in self.raw:
+            return self.raw[key]
+        if required:
+            raise ConfigError(f"{self.where}.{key} is missing")
+        return default
+
+    def text(self, key: str, default: str | None = None, *, required: bool = True, pattern: str | None = None) -> str:
+        value = self._get(key, default, required and default is None)
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{self.where}.{key} must be a non-empty string, got {value!r}")
+        if pattern and not re.fullmatch(pattern, value):
+            raise ConfigError(f"{self.where}.{key} {value!r} does not look right (expected {pattern})")
+        return value
+
+    def optional_text(self, key: str, pattern: str | None = None) -> str | None:
+        if self._get(key, None, False) is None:
+            return None
+        return self.text(key, pattern=pattern)
+
+    def integer(self, key: str, default: int | None = None, *, minimum: int = 0, maximum: int | None = None) -> int:
+        value = self._get(key, default, default is None)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"{self.where}.{key} must be an integer, got {value!r}")
+        if value < minimum or (maximum is not None and value > maximum):
+            raise ConfigError(f"{self.where}.{key} must be between {minimum} and {maximum}, got {value}")
+        return value
+
+    def fraction(self, key: str, default: float) -> float:
+        value = self._get(key, default, False)
+        if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:
+            raise ConfigError(f"{self.where}.{key} must be a number between 0 and 1, got {value!r}")
+        return float(value)
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self._get(key, default, False)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self.where}.{key} must be true or false, got {value!r}")
+        return value
+
+    def choice(self, key: str, default: str, allowed: tuple[str, ...]) -> str:
+        value = self._get(key, default, False)
+        if value not in allowed:
+            raise ConfigError(f"{self.where}.{key} must be one of {', '.join(allowed)}, got {value!r}")
+        return str(value)
+
+    def strings(self, key: str, pattern: str) -> tuple[str, ...]:
+        value = self._get(key, None, True)
+        if (
+            not isinstance(value, list)
+            or not value
+            or not all(isinstance(item, str) and re.fullmatch(pattern, item) for item in value)
+        ):
+            raise ConfigError(f"{self.where}.{key} must be a non-empty list of strings like {pattern}, got {value!r}")
+        return tuple(value)
+
+    def section(self, key: str, *, required: bool = True) -> _Section:
+        return _Section(self._get(key, {}, required), f"{self.where}.{key}")
+
+    def close(self) -> None:
+        """Refuse keys this reader never asked for: a typo must not be silently ignored."""
+        unknown = sorted(set(self.raw) - self.allowed)
+        if unknown:
+            raise ConfigError(f"{self.where}: unknown setting(s) {unknown}; known: {sorted(self.allowed)}")
+
+
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+ARN = r"arn:aws[\w-]*:[\w-]+:[\w-]*:\d{12}:.+"
+
+
+def _bucket(section: _Section) -> CreatedBucket | ImportedBucket:
+    if section.flag("create", False):
+        bucket: CreatedBucket | ImportedBucket = CreatedBucket(retain_on_delete=section.flag("retainOnDelete", True))
+    else:
+        bucket = ImportedBucket(
+            name=section.text("name", pattern=r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]"),
+            kms_key_arn=section.optional_text("kmsKeyArn", pattern=ARN),
+        )
+    section.close()
+    return bucket
+
+
+def _vpc(section: _Section) -> CreatedVpc | ImportedVpc:
+    if section.flag("create", False):
+        vpc: CreatedVpc | ImportedVpc = CreatedVpc(max_azs=section.integer("maxAzs", 2, minimum=2, maximum=3))
+    else:
+        vpc = ImportedVpc(
+            vpc_id=section.text("vpcId", pattern=r"vpc-[0-9a-f]+"),
+            availability_zones=section.strings("availabilityZones", r"[a-z]{2}(-[a-z]+)+-\d[a-z]"),
+            private_subnet_ids=section.strings("privateSubnetIds", r"subnet-[0-9a-f]+"),
+            private_subnet_route_table_ids=section.strings("privateSubnetRouteTableIds", r"rtb-[0-9a-f]+"),
+            create_endpoints=section.flag("createEndpoints", True),
+        )
+        if len(vpc.private_subnet_ids) != len(vpc.availability_zones) or len(vpc.private_subnet_route_table_ids) != len(
+            vpc.availability_zones
+        ):
+            raise ConfigError(f"{section.where}: give one private subnet and one route table per availability zone, in order")
+    section.close()
+    return vpc
+
+
+def _database(section: _Section) -> CreatedDatabase | ImportedDatabase:
+    name = section.text("databaseName", "upsell_signals", pattern=r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+    if section.flag("create", False):
+        database: CreatedDatabase | ImportedDatabase = CreatedDatabase(
+            database_name=name,
+            instance_class=section.text("instanceClass", "t4g.micro", pattern=r"[a-z0-9]+\.[a-z0-9]+"),
+            allocated_storage_gb=section.integer("allocatedStorageGb", 20, minimum=20, maximum=65536),
+            multi_az=section.flag("multiAz", False),
+            deletion_protection=section.flag("deletionProtection", True),
+            backup_retention_days=section.integer("backupRetentionDays", 7, minimum=1, maximum=35),
+            rotation_days=section.integer("rotationDays", 30, minimum=1, maximum=365),
+        )
+    else:
+        database = ImportedDatabase(
+            database_name=name,
+            instance_identifier=section.text("instanceIdentifier"),
+            endpoint=section.text("endpoint", pattern=r"[a-z0-9.\-]+"),
+            port=section.integer("port", 3306, minimum=1, maximum=65535),
+            security_group_id=section.text("securityGroupId", pattern=r"sg-[0-9a-f]+"),
+            secret_arn=section.text("secretArn", pattern=r"arn:aws[\w-]*:secretsmanager:[\w-]+:\d{12}:secret:.+"),
+            secret_kms_key_arn=section.optional_text("secretKmsKeyArn", pattern=ARN),
+        )
+    section.close()
+    return database
+
+
+def _guards(section: _Section) -> GuardSettings:
+    guards = GuardSettings(
+        max_reject_ratio=section.fraction("maxRejectRatio", 0.05),
+        max_row_count_drift=section.fraction("maxRowCountDrift", 0.30),
+        max_delete_ratio=section.fraction("maxDeleteRatio", 0.10),
+    )
+    section.close()
+    return guards
+
+
+def _ingest(section: _Section) -> IngestSizing:
+    sizing = IngestSizing(
+        memory_mb=section.integer("memoryMb", 2048, minimum=128, maximum=10240),
+        timeout_seconds=section.integer("timeoutSeconds", 900, minimum=60, maximum=900),
+        ephemeral_storage_mb=section.integer("ephemeralStorageMb", 2048, minimum=512, maximum=10240),
+        reserved_concurrency=section.integer("reservedConcurrency", 2, minimum=1, maximum=50),
+        retry_attempts=section.integer("retryAttempts", 2, minimum=0, maximum=2),
+        max_event_age_hours=section.integer("maxEventAgeHours", 6, minimum=1, maximum=6),
+        staging_chunk_rows=section.integer("stagingChunkRows", 50_000, minimum=1),
+        staging_load_method=section.choice("stagingLoadMethod", "local_infile", ("local_infile", "insert")),  # type: ignore[arg-type]
+        missing_rows=section.choice("missingRows", "keep", ("keep", "delete")),  # type: ignore[arg-type]
+    )
+    section.close()
+    return sizing
+
+
+def parse_env_config(name: str, raw: Any) -> EnvConfig:
+    """Validate one environment's settings (the object under environments.<name> in cdk.json)."""
+    root = _Section(raw, f"environments.{name}")
+    config = EnvConfig(
+        name=name,
+        account=root.optional_text("account", pattern=r"\d{12}"),
+        region=root.text("region", pattern=r"[a-z]{2}(-[a-z]+)+-\d"),
+        architecture=root.choice("architecture", "arm64", ("arm64", "x86_64")),  # type: ignore[arg-type]
+        bucket=_bucket(root.section("bucket")),
+        vpc=_vpc(root.section("vpc")),
+        database=_database(root.section("database")),
+        schedule=root.text("schedule", "cron(0 6 * * ? *)", pattern=r"(cron|rate)\(.+\)"),
+        alarm_email=root.text("alarmEmail", pattern=r"[^@\s]+@[^@\s]+\.[^@\s]+"),
+        guards=_guards(root.section("guards", required=False)),
+        ingest=_ingest(root.section("ingest", required=False)),
+        log_retention_days=root.integer("logRetentionDays", 90, minimum=1, maximum=3653),
+    )
+    if config.log_retention_days not in LOG_RETENTION_DAYS:
+        raise ConfigError(
+            f"environments.{name}.logRetentionDays must be one of {LOG_RETENTION_DAYS} (what CloudWatch Logs accepts)"
+        )
+    root.close()
+    return config
+
+
+def load_env_config(context_environments: Any, name: str | None) -> EnvConfig:
+    """Pick and validate `name` from the `environments` context; the error lists the known names."""
+    if not isinstance(context_environments, Mapping) or not context_environments:
+        raise ConfigError('cdk.json has no "environments" object in "context"')
+    if not name:
+        raise ConfigError(f"choose an environment with -c env=<name>; known: {', '.join(sorted(context_environments))}")
+    if name not in context_environments:
+        raise ConfigError(f"unknown environment {name!r}; known: {', '.join(sorted(context_environments))}")
+    return parse_env_config(name, context_environments[name])

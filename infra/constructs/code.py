@@ -1,0 +1,75 @@
+"""What the functions run: one code asset (functions/ + migrations/) and the two prebuilt layers."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from layers.build import LAMBDA_PYTHON_VERSION, layer_root
+from layers.deps.build import CA_BUNDLE_IN_LAMBDA
+from layers.size_check import FUNCTION_CODE_DIRS
+from layers.wheels import BUILD_DIR, REPO_ROOT
+
+RUNTIMES = {"3.12": lambda_.Runtime.PYTHON_3_12, "3.13": lambda_.Runtime.PYTHON_3_13}
+ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
+MIGRATIONS_DIR = REPO_ROOT / "migrations"
+STAGED_CODE_DIR = BUILD_DIR / "function-code"
+
+
+class LayersNotBuilt(RuntimeError):
+    """The layer folders are missing: `make layer` (or `make synth`, which runs it) builds them."""
+
+
+def stage_function_code(destination: Path = STAGED_CODE_DIR) -> Path:
+    """Copy exactly what the functions need (functions/, migrations/) into one folder for the asset.
+
+    The migrator reads ../../migrations relative to functions/migrate/migrator.py, so both keep
+    their top-level names. Copying (instead of an exclude list over the repository) keeps .venv,
+    .git, build/ and tests/ out for certain, and the asset hash changes only with these files.
+    """
+    if destination.exists():
+        shutil.rmtree(destination)
+    destination.mkdir(parents=True)
+    for folder in FUNCTION_CODE_DIRS:
+        shutil.copytree(REPO_ROOT / folder, destination / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return destination
+
+
+def migrations_fingerprint(directory: Path = MIGRATIONS_DIR) -> str:
+    """SHA-256 over the migration files' names and bytes: changes when any version is added or edited."""
+    digest = hashlib.sha256()
+    for path in sorted(directory.glob("*.sql")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+class FunctionCode(Construct):
+    """The shared code asset, runtime, architecture and layers of both functions."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, architecture: str, layers_dir: Path | None = None) -> None:
+        super().__init__(scope, construct_id)
+        self.runtime = RUNTIMES[LAMBDA_PYTHON_VERSION]
+        self.architecture = ARCHITECTURES[architecture]
+        self.code = lambda_.Code.from_asset(str(stage_function_code()))
+        self.ca_bundle_path = CA_BUNDLE_IN_LAMBDA
+        root = layers_dir or layer_root(architecture)
+        missing = [name for name in ("pyarrow", "deps") if not (root / name / "python").is_dir()]
+        if missing:
+            raise LayersNotBuilt(f"layer(s) {missing} not built in {root}: run `make layer ARCH={architecture}` first")
+        self.pyarrow_layer = self._layer("PyarrowLayer", root / "pyarrow", "pyarrow 26.0.1 (manylinux_2_28, trimmed)")
+        self.deps_layer = self._layer("DepsLayer", root / "deps", "Powertools, PyMySQL, X-Ray SDK and the RDS CA bundle")
+        self.layers = [self.pyarrow_layer, self.deps_layer]
+
+    def _layer(self, construct_id: str, path: Path, description: str) -> lambda_.LayerVersion:
+        return lambda_.LayerVersion(
+            self,
+            construct_id,
+            code=lambda_.Code.from_asset(str(path)),
+            compatible_runtimes=[self.runtime],
+            compatible_architectures=[self.architecture],
+            description=description,
+        )

@@ -1,0 +1,153 @@
+"""The MariaDB the functions write to: created (TLS required, rotated secret) or imported."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_rds as rds
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from infra.config import CreatedDatabase, ImportedDatabase
+from infra.constructs.network import Network
+from infra.constructs.retention import retention
+
+# The MariaDB line the tests run against (Debian 12's mariadb-server is 10.11), so what passes
+# locally is what runs in RDS. A full version with automatic minor upgrades off: an upgrade is a
+# template change, so CloudFormation never tries to "downgrade" a version RDS moved by itself.
+ENGINE = rds.DatabaseInstanceEngine.maria_db(version=rds.MariaDbEngineVersion.VER_10_11_16)
+MASTER_USERNAME = "upsell_admin"
+DEFAULT_PORT = 3306
+EXPORTED_LOGS = ("error", "slowquery")
+
+
+class Database(Construct):
+    """Where the data lives and the one secret the functions read (RDS-generated JSON format)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: CreatedDatabase | ImportedDatabase,
+        network: Network,
+        log_retention_days: int,
+        instance_identifier: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.database_name = settings.database_name
+        self.secret_kms_key_arn: str | None = None
+        self.instance: rds.IDatabaseInstance
+        self.secret: secretsmanager.ISecret
+        if isinstance(settings, CreatedDatabase):
+            self.security_group = ec2.SecurityGroup(
+                self,
+                "SecurityGroup",
+                vpc=network.vpc,
+                description="MariaDB: only the upsell-signals functions",
+                allow_all_outbound=False,
+            )
+            instance = self._create(settings, network, log_retention_days, instance_identifier)
+            self.instance = instance
+            if instance.secret is None:
+                raise RuntimeError("the created database has no generated secret")
+            self.secret = instance.secret
+        else:
+            self.security_group = ec2.SecurityGroup.from_security_group_id(  # type: ignore[assignment]
+                self, "SecurityGroup", settings.security_group_id, mutable=True
+            )
+            self.instance = rds.DatabaseInstance.from_database_instance_attributes(
+                self,
+                "Instance",
+                instance_identifier=settings.instance_identifier,
+                instance_endpoint_address=settings.endpoint,
+                port=settings.port,
+                security_groups=[self.security_group],
+            )
+            self.secret = secretsmanager.Secret.from_secret_complete_arn(self, "Secret", settings.secret_arn)
+            self.secret_kms_key_arn = settings.secret_kms_key_arn
+        self.port = settings.port if isinstance(settings, ImportedDatabase) else DEFAULT_PORT
+
+    def _create(
+        self, settings: CreatedDatabase, network: Network, log_retention_days: int, instance_identifier: str
+    ) -> rds.DatabaseInstance:
+        parameters = rds.ParameterGroup(
+            self,
+            "Parameters",
+            engine=ENGINE,
+            description="upsell-signals: TLS required, LOAD DATA LOCAL INFILE allowed for staging",
+            parameters={
+                # RDS instance parameter groups take 1/0 here (the MariaDB docs say ON): refuse plain TCP.
+                "require_secure_transport": "1",
+                # The ingest stages chunks with LOAD DATA LOCAL INFILE (STAGING_LOAD_METHOD).
+                "local_infile": "1",
+            },
+        )
+        instance = rds.DatabaseInstance(
+            self,
+            "Instance",
+            engine=ENGINE,
+            instance_type=ec2.InstanceType(settings.instance_class),
+            vpc=network.vpc,
+            vpc_subnets=network.private_subnets,
+            security_groups=[self.security_group],
+            publicly_accessible=False,
+            credentials=rds.Credentials.from_generated_secret(MASTER_USERNAME),
+            database_name=settings.database_name,
+            parameter_group=parameters,
+            allocated_storage=settings.allocated_storage_gb,
+            storage_type=rds.StorageType.GP3,
+            storage_encrypted=True,
+            multi_az=settings.multi_az,
+            deletion_protection=settings.deletion_protection,
+            backup_retention=Duration.days(settings.backup_retention_days),
+            removal_policy=RemovalPolicy.SNAPSHOT if settings.deletion_protection else RemovalPolicy.DESTROY,
+            instance_identifier=instance_identifier,
+            cloudwatch_logs_exports=list(EXPORTED_LOGS),
+            auto_minor_version_upgrade=False,
+            ca_certificate=rds.CaCertificate.RDS_CA_RSA2048_G1,
+        )
+        # RDS writes to /aws/rds/instance/<id>/<log>; creating the groups first gives them a retention
+        # without CDK's LogRetention helper function (one more Lambda with a wildcard role).
+        for log in EXPORTED_LOGS:
+            log_group = logs.LogGroup(
+                self,
+                f"{log.title()}Logs",
+                log_group_name=f"/aws/rds/instance/{instance_identifier}/{log}",
+                retention=retention(log_retention_days),
+                removal_policy=RemovalPolicy.DESTROY,
+            )
+            instance.node.add_dependency(log_group)
+        instance.add_rotation_single_user(
+            automatically_after=Duration.days(settings.rotation_days),
+            vpc_subnets=network.private_subnets,
+            # The hosted rotation function calls Secrets Manager through our interface endpoint.
+            endpoint=_secrets_manager_endpoint(network),
+        )
+        return instance
+
+    def allow_from(self, security_group: ec2.SecurityGroup, description: str) -> None:
+        """Open the database port from one function's security group, and that group's egress to it."""
+        self.security_group.add_ingress_rule(security_group, ec2.Port.tcp(self.port), description)
+        security_group.add_egress_rule(self.security_group, ec2.Port.tcp(self.port), "MariaDB")
+
+    def grant_read_secret(self, role: iam.IRole) -> None:
+        """secretsmanager:GetSecretValue on this one secret (plus kms:Decrypt when it uses a customer key)."""
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[self.secret.secret_arn])
+        )
+        if self.secret_kms_key_arn:
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=["kms:Decrypt"],
+                    resources=[self.secret_kms_key_arn],
+                    conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{self.instance.stack.region}.amazonaws.com"}},
+                )
+            )
+
+
+def _secrets_manager_endpoint(network: Network) -> ec2.IInterfaceVpcEndpoint | None:
+    endpoint = network.vpc.node.try_find_child("SecretsManager")
+    return endpoint if isinstance(endpoint, ec2.InterfaceVpcEndpoint) else None

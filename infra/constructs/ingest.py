@@ -1,0 +1,172 @@
+"""The ingest function and the ways in: the S3 notification, the 06:00 UTC schedule, manual invoke."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnResource, Duration, TimeZone
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_notifications as s3n
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as targets
+from constructs import Construct, IConstruct
+
+from infra.config import EnvConfig
+from infra.constructs.code import FunctionCode
+from infra.constructs.database import Database
+from infra.constructs.dead_letter import DeadLetterQueue
+from infra.constructs.network import Network
+from infra.constructs.vpc_function import VpcFunction
+
+INGEST_HANDLER = "functions.ingest.handler.handler"
+SIGNALS_PREFIX = "passive_upsell_signals/"
+SIGNALS_SUFFIX = "/data.parquet"
+SERVICE_NAME = "upsell-signals-ingest"
+METRICS_NAMESPACE = "UpsellSignals"
+# A claim outlives the invocation that holds it by this much, so a live holder is never taken over.
+LEASE_MARGIN_SECONDS = 60
+
+# What the schedule sends: the shape of an EventBridge scheduled event, with `time` the schedule's
+# intended time (not the delivery time), so a late delivery still syncs the day before it.
+SCHEDULED_EVENT = {
+    "version": "0",
+    "id": scheduler.ContextAttribute.execution_id,
+    "detail-type": "Scheduled Event",
+    "source": "aws.scheduler",
+    "time": scheduler.ContextAttribute.scheduled_time,
+    "resources": [scheduler.ContextAttribute.schedule_arn],
+    "detail": {},
+}
+
+
+class Ingest(Construct):
+    """Ingest function with async retries and its DLQ, fed by S3 and by EventBridge Scheduler.
+
+    Scheduler rather than a scheduled rule: AWS recommends it, it takes a time zone (06:00 is
+    pinned to UTC), it has its own retry policy and DLQ, and it can put the intended run time into
+    the payload (`<aws.scheduler.scheduled-time>`), which the ingest needs to pick the date.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvConfig,
+        code: FunctionCode,
+        network: Network,
+        database: Database,
+        bucket: s3.IBucket,
+        bucket_kms_key_arn: str | None,
+        dead_letters: DeadLetterQueue,
+        after: IConstruct,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        sizing = config.ingest
+        self.function = VpcFunction(
+            self,
+            "Ingest",
+            description="upsell-signals: sync one day of Parquet from S3 into MariaDB",
+            handler=INGEST_HANDLER,
+            code=code,
+            network=network,
+            database=database,
+            environment={
+                "SIGNALS_BUCKET": bucket.bucket_name,
+                "SIGNALS_KEY_PREFIX": SIGNALS_PREFIX,
+                "STAGING_CHUNK_ROWS": str(sizing.staging_chunk_rows),
+                "STAGING_LOAD_METHOD": sizing.staging_load_method,
+                "MISSING_ROWS": sizing.missing_rows,
+                "GUARD_MAX_REJECT_RATIO": str(config.guards.max_reject_ratio),
+                "GUARD_MAX_ROW_COUNT_DRIFT": str(config.guards.max_row_count_drift),
+                "GUARD_MAX_DELETE_RATIO": str(config.guards.max_delete_ratio),
+                "CLAIM_LEASE_SECONDS": str(sizing.timeout_seconds + LEASE_MARGIN_SECONDS),
+                "DEAD_LETTER_QUEUE_URL": dead_letters.queue.queue_url,
+                "WORK_DIR": "/tmp",  # noqa: S108 - Lambda's only writable path (ephemeral storage)
+                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            },
+            memory_mb=sizing.memory_mb,
+            timeout=Duration.seconds(sizing.timeout_seconds),
+            ephemeral_storage_mb=sizing.ephemeral_storage_mb,
+            reserved_concurrency=sizing.reserved_concurrency,
+            log_retention_days=config.log_retention_days,
+        )
+        function = self.function.function
+        role = self.function.role
+        self._grant_least_privilege(role, bucket, bucket_kms_key_arn, dead_letters)
+        self._configure_async_invoke(function, sizing.retry_attempts, sizing.max_event_age_hours, dead_letters)
+
+        bucket.add_event_notification(
+            s3.EventType.OBJECT_CREATED,
+            s3n.LambdaDestination(function),
+            s3.NotificationKeyFilter(prefix=SIGNALS_PREFIX, suffix=SIGNALS_SUFFIX),
+        )
+        self.schedule = scheduler.Schedule(
+            self,
+            "DailyFallback",
+            description="06:00 UTC: sync yesterday's file if no S3 event did",
+            schedule=scheduler.ScheduleExpression.expression(config.schedule, time_zone=TimeZone.ETC_UTC),
+            target=targets.LambdaInvoke(
+                function,
+                input=scheduler.ScheduleTargetInput.from_object(SCHEDULED_EVENT),
+                dead_letter_queue=dead_letters.queue,
+                retry_attempts=sizing.retry_attempts,
+                max_event_age=Duration.hours(sizing.max_event_age_hours),
+            ),
+        )
+        # No event may reach the ingest before the schema exists: both event sources wait for the migration.
+        self.schedule.node.add_dependency(after)
+        for notifications in _bucket_notification_resources(bucket):
+            notifications.node.add_dependency(after)
+
+    @staticmethod
+    def _grant_least_privilege(
+        role: iam.IRole, bucket: s3.IBucket, kms_key_arn: str | None, dead_letters: DeadLetterQueue
+    ) -> None:
+        # Read the daily files and nothing else in the bucket. Without s3:ListBucket a missing key
+        # answers 403 rather than 404; granting List would widen access to every key name.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{SIGNALS_PREFIX}*")])
+        )
+        if kms_key_arn:
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=["kms:Decrypt"],
+                    resources=[kms_key_arn],
+                    conditions={"StringEquals": {"kms:ViaService": f"s3.{bucket.stack.region}.amazonaws.com"}},
+                )
+            )
+        # Both the on-failure destination (Lambda sends with the function's role) and the function's
+        # own reporting of a failed event need exactly this on exactly this queue.
+        role.add_to_principal_policy(iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[dead_letters.queue.queue_arn]))
+
+    @staticmethod
+    def _configure_async_invoke(
+        function: lambda_.Function, retry_attempts: int, max_age_hours: int, dead_letters: DeadLetterQueue
+    ) -> None:
+        # L1 on purpose: the L2 SqsDestination also grants GetQueueAttributes and GetQueueUrl, which
+        # sending does not need; the role already has sqs:SendMessage on the queue above.
+        config = lambda_.CfnEventInvokeConfig(
+            function,
+            "AsyncInvoke",
+            function_name=function.function_name,
+            qualifier="$LATEST",
+            maximum_retry_attempts=retry_attempts,
+            maximum_event_age_in_seconds=int(Duration.hours(max_age_hours).to_seconds()),
+            destination_config=lambda_.CfnEventInvokeConfig.DestinationConfigProperty(
+                on_failure=lambda_.CfnEventInvokeConfig.OnFailureProperty(destination=dead_letters.queue.queue_arn)
+            ),
+        )
+        # The destination is checked at creation: the role must already allow sqs:SendMessage.
+        if function.role is not None:
+            config.node.add_dependency(function.role)
+
+
+def _bucket_notification_resources(bucket: s3.IBucket) -> list[CfnResource]:
+    """CDK's Custom::S3BucketNotifications for this bucket (created or imported)."""
+    return [
+        child
+        for child in bucket.node.find_all()
+        if isinstance(child, CfnResource) and child.cfn_resource_type == "Custom::S3BucketNotifications"
+    ]

@@ -1,0 +1,60 @@
+"""Schema migrations at deploy time: the migrate function as a CloudFormation custom resource."""
+
+from __future__ import annotations
+
+from aws_cdk import CustomResource, Duration
+from constructs import Construct
+
+from infra.constructs.code import FunctionCode, migrations_fingerprint
+from infra.constructs.database import Database
+from infra.constructs.network import Network
+from infra.constructs.vpc_function import VpcFunction
+
+MIGRATE_HANDLER = "functions.migrate.handler.handler"
+
+
+class SchemaMigrations(Construct):
+    """The migrate function and the custom resource that runs it on every deploy that changes migrations/.
+
+    The service token is the function itself: functions/migrate answers CloudFormation through the
+    pre-signed ResponseURL (reached via the S3 gateway endpoint), so no CDK provider framework is
+    needed. `MigrationsFingerprint` changes with any file in migrations/, which makes CloudFormation
+    send Update and the function apply the new versions.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        code: FunctionCode,
+        network: Network,
+        database: Database,
+        log_retention_days: int,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.function = VpcFunction(
+            self,
+            "Migrate",
+            description="upsell-signals: apply schema migrations (custom resource at deploy, or manual)",
+            handler=MIGRATE_HANDLER,
+            code=code,
+            network=network,
+            database=database,
+            environment={"POWERTOOLS_SERVICE_NAME": "upsell-signals-migrate"},
+            memory_mb=512,
+            # Under CloudFormation's custom resource limit (1 hour) with room for a lock wait.
+            timeout=Duration.minutes(5),
+            log_retention_days=log_retention_days,
+            reserved_concurrency=None,
+        )
+        self.resource = CustomResource(
+            self,
+            "Schema",
+            service_token=self.function.function.function_arn,
+            resource_type="Custom::SchemaMigrations",
+            properties={"MigrationsFingerprint": migrations_fingerprint()},
+        )
+        # The migrate function must be able to reach the database and Secrets Manager when it runs.
+        self.resource.node.add_dependency(network)
+        self.resource.node.add_dependency(database)

@@ -1,0 +1,145 @@
+"""Alarms to an SNS topic (e-mail) and a small dashboard of the sync metrics."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.constructs.ingest import METRICS_NAMESPACE, SERVICE_NAME
+
+# A sync is due every day by 06:00 UTC at the latest; 26 hours leaves two hours of slack.
+STALE_AFTER_HOURS = 26
+
+
+def sync_metric(name: str, period: Duration) -> cloudwatch.Metric:
+    """A custom metric the ingest emits (EMF) in namespace UpsellSignals with dimension service."""
+    return cloudwatch.Metric(
+        namespace=METRICS_NAMESPACE, metric_name=name, dimensions_map={"service": SERVICE_NAME}, statistic="Sum", period=period
+    )
+
+
+class Monitoring(Construct):
+    """What pages someone before a downstream team notices stale or missing data."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        alarm_email: str,
+        ingest: lambda_.IFunction,
+        migrate: lambda_.IFunction,
+        dead_letter_queue: sqs.IQueue,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        # A customer key: CloudWatch cannot publish to a topic encrypted with the AWS-managed SNS key.
+        key = kms.Key(self, "TopicKey", enable_key_rotation=True, description="upsell-signals alarm topic")
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                resources=["*"],
+            )
+        )
+        self.topic = sns.Topic(self, "Alarms", display_name="upsell-signals alarms", master_key=key, enforce_ssl=True)
+        self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
+        action = actions.SnsAction(self.topic)
+
+        self.alarms = [
+            cloudwatch.Alarm(
+                self,
+                "DeadLetterQueueNotEmpty",
+                alarm_description="Failed events are waiting in the DLQ: read the reason, fix, redrive",
+                metric=dead_letter_queue.metric_approximate_number_of_messages_visible(
+                    period=Duration.minutes(5), statistic="Maximum"
+                ),
+                threshold=0,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+            cloudwatch.Alarm(
+                self,
+                "IngestErrors",
+                alarm_description="The ingest function raised (Lambda will retry, then dead-letter)",
+                metric=ingest.metric_errors(period=Duration.minutes(5), statistic="Sum"),
+                threshold=0,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+            cloudwatch.Alarm(
+                self,
+                "MigrateErrors",
+                alarm_description="The migrate function raised",
+                metric=migrate.metric_errors(period=Duration.minutes(5), statistic="Sum"),
+                threshold=0,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+            cloudwatch.Alarm(
+                self,
+                "GuardTripped",
+                alarm_description="A guard stopped a publish: check the reason, then override or fix the file",
+                metric=sync_metric("GuardTripped", Duration.minutes(5)),
+                threshold=0,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+            # Hourly periods, all 26 must be empty: an hour with no SyncCompleted counts as breaching,
+            # so the alarm fires 26 hours after the last completed sync and clears on the next one.
+            cloudwatch.Alarm(
+                self,
+                "NoCompletedSync",
+                alarm_description=f"No sync completed for more than {STALE_AFTER_HOURS} hours: the table is going stale",
+                metric=sync_metric("SyncCompleted", Duration.hours(1)),
+                threshold=1,
+                comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+                evaluation_periods=STALE_AFTER_HOURS,
+                datapoints_to_alarm=STALE_AFTER_HOURS,
+                treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+            ),
+        ]
+        for alarm in self.alarms:
+            alarm.add_alarm_action(action)
+            alarm.add_ok_action(action)
+
+        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=Duration.days(7))
+        day = Duration.days(1)
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Syncs per day",
+                left=[sync_metric(name, day) for name in ("SyncCompleted", "SyncFailed", "GuardTripped")],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Rows per day",
+                left=[
+                    sync_metric(name, day)
+                    for name in ("RowsInserted", "RowsUpdated", "RowsUnchanged", "RowsRejected", "RowsDeleted")
+                ],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Ingest duration and errors",
+                left=[ingest.metric_duration(statistic="Maximum")],
+                right=[ingest.metric_errors(statistic="Sum"), ingest.metric_throttles(statistic="Sum")],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Dead-letter queue",
+                left=[dead_letter_queue.metric_approximate_number_of_messages_visible(statistic="Maximum")],
+                width=12,
+            ),
+            cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms), width=24),
+        )

@@ -1,0 +1,93 @@
+"""A Lambda function in the private subnets with its own role, log group and security group."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy, Size
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.constructs.code import FunctionCode
+from infra.constructs.database import Database
+from infra.constructs.network import Network
+from infra.constructs.retention import retention
+
+# Lambda creates and removes the function's network interfaces with these; EC2 offers no
+# resource-level scoping for the Describe calls, so they are granted on "*".
+VPC_ENI_ACTIONS = [
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+]
+
+
+class VpcFunction(Construct):
+    """One function: written logs only to its own log group, database reachable, nothing else by default.
+
+    The role is ours rather than CDK's default (which attaches AWSLambdaBasicExecutionRole and
+    AWSLambdaVPCAccessExecutionRole, i.e. logs on every log group); callers add what the function needs.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        description: str,
+        handler: str,
+        code: FunctionCode,
+        network: Network,
+        database: Database,
+        environment: dict[str, str],
+        memory_mb: int,
+        timeout: Duration,
+        log_retention_days: int,
+        ephemeral_storage_mb: int = 512,
+        reserved_concurrency: int | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=retention(log_retention_days), removal_policy=RemovalPolicy.DESTROY
+        )
+        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=description)
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[self.log_group.log_group_arn])
+        )
+        self.role.add_to_principal_policy(iam.PolicyStatement(actions=VPC_ENI_ACTIONS, resources=["*"]))
+        self.security_group = ec2.SecurityGroup(
+            self, "SecurityGroup", vpc=network.vpc, description=description, allow_all_outbound=False
+        )
+        network.allow_https_out(self.security_group)
+        database.allow_from(self.security_group, f"MariaDB from {construct_id}")
+        database.grant_read_secret(self.role)
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description=description,
+            runtime=code.runtime,
+            architecture=code.architecture,
+            handler=handler,
+            code=code.code,
+            layers=code.layers,
+            role=self.role,
+            log_group=self.log_group,
+            memory_size=memory_mb,
+            timeout=timeout,
+            ephemeral_storage_size=Size.mebibytes(ephemeral_storage_mb),
+            reserved_concurrent_executions=reserved_concurrency,
+            vpc=network.vpc,
+            vpc_subnets=network.private_subnets,
+            security_groups=[self.security_group],
+            tracing=lambda_.Tracing.ACTIVE,
+            environment={
+                "DB_SECRET_ARN": database.secret.secret_arn,
+                "DB_NAME": database.database_name,
+                "DB_TLS_CA_FILE": code.ca_bundle_path,
+                **environment,
+            },
+        )

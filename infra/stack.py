@@ -1,0 +1,78 @@
+"""One stack per environment: composes the constructs, holds no resources of its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import Stack, Tags
+from constructs import Construct
+
+from infra.config import EnvConfig
+from infra.constructs.code import FunctionCode
+from infra.constructs.database import Database
+from infra.constructs.dead_letter import DeadLetterQueue
+from infra.constructs.ingest import SIGNALS_PREFIX, Ingest
+from infra.constructs.migrate import SchemaMigrations
+from infra.constructs.monitoring import Monitoring
+from infra.constructs.network import Network
+from infra.constructs.storage import SignalsBucket
+from infra.nag import acknowledge, acknowledge_function, s3_prefix_finding, suppress_known_findings
+
+
+class UpsellSignalsStack(Stack):
+    """Bucket, network, database, migrations, ingest with its triggers and DLQ, and the alarms."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: EnvConfig, layers_dir: Path | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        Tags.of(self).add("project", "upsell-signals")
+        Tags.of(self).add("environment", config.name)
+
+        storage = SignalsBucket(self, "Signals", settings=config.bucket)
+        network = Network(self, "Network", settings=config.vpc, log_retention_days=config.log_retention_days)
+        database = Database(
+            self,
+            "Database",
+            settings=config.database,
+            network=network,
+            log_retention_days=config.log_retention_days,
+            instance_identifier=f"upsell-signals-{config.name}",
+        )
+        code = FunctionCode(self, "Code", architecture=config.architecture, layers_dir=layers_dir)
+        dead_letters = DeadLetterQueue(self, "DeadLetters")
+        self.migrations = SchemaMigrations(
+            self, "Migrations", code=code, network=network, database=database, log_retention_days=config.log_retention_days
+        )
+        self.ingest = Ingest(
+            self,
+            "Ingest",
+            config=config,
+            code=code,
+            network=network,
+            database=database,
+            bucket=storage.bucket,
+            bucket_kms_key_arn=storage.kms_key_arn,
+            dead_letters=dead_letters,
+            after=self.migrations.resource,
+        )
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            alarm_email=config.alarm_email,
+            ingest=self.ingest.function.function,
+            migrate=self.migrations.function.function,
+            dead_letter_queue=dead_letters.queue,
+        )
+        for function in (self.ingest.function, self.migrations.function):
+            acknowledge_function(function)
+        acknowledge(
+            self.ingest.function.role,
+            f"IAM5[Resource::{s3_prefix_finding(self, storage.bucket, SIGNALS_PREFIX)}]",
+            "s3:GetObject on the daily files' prefix only, as narrow as a key pattern can be in IAM.",
+        )
+        acknowledge(
+            dead_letters, "SQS3", "This queue is the dead-letter queue; a DLQ for it would only move the same messages again."
+        )
+        suppress_known_findings(self, config)
