@@ -1,0 +1,100 @@
+"""The parent's own database work, never timed: fresh databases, snapshots, what a scenario wrote."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
+
+import pymysql
+
+from functions.migrate.migrator import Migrator, discover_migrations
+from functions.shared.db import connect
+from functions.shared.settings import DatabaseSettings
+
+TARGET = "company_upsell_signals"
+SNAPSHOT = "bench_day_one_snapshot"
+
+
+class BenchDatabase:
+    """One contender's database on the throwaway server."""
+
+    def __init__(self, server: DatabaseSettings, name: str) -> None:
+        self.server = server
+        self.name = name
+        self.settings = replace(server, name=name)
+
+    @contextmanager
+    def _connection(self, database: str | None = None) -> Iterator[pymysql.Connection[Any]]:
+        connection = connect(self.settings, database=database)
+        connection.autocommit(True)
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+    def _execute(self, *statements: str) -> None:
+        with self._connection() as connection, connection.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+
+    def create(self) -> None:
+        """A new, empty database with every migration applied."""
+        with self._connection(database="") as admin, admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{self.name}`")
+            cursor.execute(f"CREATE DATABASE `{self.name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        connection = connect(self.settings)
+        try:
+            Migrator(connection, discover_migrations()).up()
+        finally:
+            connection.close()
+
+    def drop(self) -> None:
+        with self._connection(database="") as admin, admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{self.name}`")
+
+    def snapshot(self) -> None:
+        """Keep the day-one table so each day-two shape starts from the same state."""
+        self._execute(
+            f"DROP TABLE IF EXISTS {SNAPSHOT}",
+            f"CREATE TABLE {SNAPSHOT} LIKE {TARGET}",
+            f"INSERT INTO {SNAPSHOT} SELECT * FROM {TARGET}",
+        )
+
+    def restore(self) -> None:
+        """Put the day-one table back (ids, created_at and updated_at included)."""
+        self._execute(f"TRUNCATE TABLE {TARGET}", f"INSERT INTO {TARGET} SELECT * FROM {SNAPSHOT}")
+
+    def now(self) -> dt.datetime:
+        with self._connection() as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT NOW()")
+            row = cursor.fetchone()
+        assert row is not None
+        value: dt.datetime = row[0]
+        return value
+
+    def table_state(self, since: dt.datetime) -> dict[str, int]:
+        """Rows in the table, rows whose updated_at moved after `since`, and the next auto-increment id."""
+        with self._connection() as connection, connection.cursor() as cursor:
+            cursor.execute(f"SELECT COUNT(*), COALESCE(SUM(updated_at > %s), 0), COALESCE(MAX(id), 0) FROM {TARGET}", (since,))
+            counts = cursor.fetchone()
+            cursor.execute(
+                "SELECT AUTO_INCREMENT FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
+                (self.name, TARGET),
+            )
+            auto_increment = cursor.fetchone()
+        assert counts is not None
+        return {
+            "table_rows": int(counts[0]),
+            "rows_touched": int(counts[1]),
+            "max_id": int(counts[2]),
+            "next_auto_increment": int(auto_increment[0]) if auto_increment and auto_increment[0] is not None else 0,
+        }
+
+    def server_version(self) -> str:
+        with self._connection(database="") as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT VERSION()")
+            row = cursor.fetchone()
+        return str(row[0]) if row else "?"

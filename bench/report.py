@@ -1,0 +1,224 @@
+"""Tables, ratios and target checks from the collected figures (plain text and markdown)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bench.scenarios import CONTENDER_LABELS, CONTENDERS, SCENARIOS
+
+Results = dict[str, Any]  # {"contenders": {name: {"error": str | None, "scenarios": {key: figures}}}}
+DASH = "—"
+RSS_LIMIT_MB = 300.0
+RSS_GROWTH_LIMIT = 1.5
+
+
+def _figures(size_results: Results, contender: str, scenario: str) -> dict[str, Any] | None:
+    entry = size_results["contenders"].get(contender) or {}
+    figures = (entry.get("scenarios") or {}).get(scenario)
+    return figures if figures and "seconds" in figures else None
+
+
+def _seconds(size_results: Results, contender: str, scenario: str) -> float | None:
+    figures = _figures(size_results, contender, scenario)
+    return float(figures["seconds"]) if figures else None
+
+
+def _number(value: float | None, digits: int = 1) -> str:
+    return DASH if value is None else f"{value:,.{digits}f}"
+
+
+def _ratio(value: float | None) -> str:
+    return DASH if value is None else f"{value:.2f}x"
+
+
+def _divide(top: float | None, bottom: float | None) -> float | None:
+    return None if top is None or bottom is None or bottom == 0 else top / bottom
+
+
+def _cells(size_results: Results, contender: str, scenario: str) -> list[str]:
+    figures = _figures(size_results, contender, scenario)
+    if figures is None:
+        entry = size_results["contenders"].get(contender) or {}
+        failed = (entry.get("scenarios") or {}).get(scenario, {}).get("error") or entry.get("error")
+        return ["n/a" if failed else DASH] * 3
+    seconds = float(figures["seconds"])
+    rows = int(figures.get("rows") or 0)
+    return [_number(seconds), f"{rows / seconds:,.0f}" if seconds else DASH, _number(figures.get("peak_rss_mb"), 0)]
+
+
+def main_table(size_results: Results) -> tuple[list[str], list[list[str]]]:
+    """Seconds, rows/s and peak RSS per contender, with ratios of this sync to the original and the floor."""
+    header = ["scenario"]
+    for contender in CONTENDERS:
+        label = CONTENDER_LABELS[contender]
+        header += [f"{label} s", f"{label} rows/s", f"{label} MB"]
+    header += ["original ÷ sync (x faster)", "sync ÷ floor", "original ÷ awswrangler"]
+    floor = _seconds(size_results, "floor", "first_load")
+    rows = []
+    for scenario in SCENARIOS:
+        if all(_figures(size_results, contender, scenario.key) is None for contender in CONTENDERS):
+            continue
+        line = [scenario.label]
+        for contender in CONTENDERS:
+            line += _cells(size_results, contender, scenario.key)
+        # MISSING_ROWS=delete has no counterpart in the original design: compare with its day two (a).
+        baseline_key = "day_two_a" if scenario.key == "day_two_a_delete" else scenario.key
+        original = _seconds(size_results, "original", baseline_key)
+        sync = _seconds(size_results, "sync", scenario.key)
+        line += [
+            _ratio(_divide(original, sync)),
+            _ratio(_divide(sync, floor)),
+            _ratio(_divide(original, _seconds(size_results, "awswrangler", scenario.key))),
+        ]
+        rows.append(line)
+    return header, rows
+
+
+def writes_table(size_results: Results) -> tuple[list[str], list[list[str]]]:
+    """What each scenario wrote: the sync's exact counts, rows whose updated_at moved, ids used."""
+    header = [
+        "scenario",
+        "sync inserted / updated / unchanged / deleted",
+        "rows touched: sync / original / awswrangler",
+        "next id: sync / original / awswrangler",
+    ]
+    rows = []
+    for scenario in SCENARIOS:
+        sync = _figures(size_results, "sync", scenario.key)
+        if sync is None and _figures(size_results, "original", scenario.key) is None:
+            continue
+        counts = (sync or {}).get("counts") or {}
+        exact = (
+            " / ".join(f"{counts.get(name) or 0:,}" for name in ("inserted", "updated", "unchanged", "deleted")) if sync else DASH
+        )
+        touched, next_ids = [], []
+        for contender in ("sync", "original", "awswrangler"):
+            figures = _figures(size_results, contender, scenario.key)
+            touched.append(f"{figures['rows_touched']:,}" if figures and "rows_touched" in figures else DASH)
+            next_ids.append(f"{figures['next_auto_increment']:,}" if figures and "next_auto_increment" in figures else DASH)
+        rows.append([scenario.label, exact, " / ".join(touched), " / ".join(next_ids)])
+    return header, rows
+
+
+def steps_table(size_results: Results) -> tuple[list[str], list[list[str]]]:
+    """Where this sync's time goes, per scenario (seconds)."""
+    present = [scenario for scenario in SCENARIOS if (_figures(size_results, "sync", scenario.key) or {}).get("steps")]
+    names: list[str] = []
+    for scenario in present:
+        for name in (_figures(size_results, "sync", scenario.key) or {})["steps"]:
+            if name not in names:
+                names.append(name)
+    header = ["sync step (s)", *[scenario.key for scenario in present]]
+    rows = []
+    for name in names:
+        rows.append([name, *[_number(((_figures(size_results, "sync", s.key) or {})["steps"]).get(name), 2) for s in present]])
+    rows.append(["total", *[_number(_seconds(size_results, "sync", s.key), 2) for s in present]])
+    return header, rows
+
+
+def render_text(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            cell.ljust(width) if index == 0 else cell.rjust(width)
+            for index, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        )
+
+    return "\n".join([line(header), "  ".join("-" * width for width in widths), *(line(row) for row in rows)])
+
+
+def render_markdown(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    target: str
+    figure: str
+    passed: bool | None  # None: not measurable in this run
+
+    @property
+    def verdict(self) -> str:
+        return "n/a" if self.passed is None else ("PASS" if self.passed else "MISS")
+
+
+def _sync_peak_rss(size_results: Results) -> float | None:
+    peaks = [float(f["peak_rss_mb"]) for s in SCENARIOS if (f := _figures(size_results, "sync", s.key)) and "peak_rss_mb" in f]
+    return max(peaks) if peaks else None
+
+
+def check_targets(results_by_size: dict[int, Results]) -> tuple[int, list[TargetCheck]]:
+    """The issue's targets, checked at the largest size measured (they are set for 1,000,000 rows)."""
+    size = max(results_by_size)
+    figures = results_by_size[size]
+    checks: list[TargetCheck] = []
+
+    sync_first, floor_first = _seconds(figures, "sync", "first_load"), _seconds(figures, "floor", "first_load")
+    ratio = _divide(sync_first, floor_first)
+    checks.append(
+        TargetCheck(
+            "first load within 1.25x of the floor",
+            f"{_number(sync_first)} s vs floor {_number(floor_first)} s = {_ratio(ratio)}",
+            None if ratio is None else ratio <= 1.25,
+        )
+    )
+
+    resync = _figures(figures, "sync", "resync")
+    speedup = _divide(_seconds(figures, "original", "resync"), _seconds(figures, "sync", "resync"))
+    wrote = None
+    if resync:
+        counts = resync.get("counts") or {}
+        wrote = sum(int(counts.get(name) or 0) for name in ("inserted", "updated", "deleted")) + int(
+            resync.get("rows_touched") or 0
+        )
+    checks.append(
+        TargetCheck(
+            "identical re-sync ≥ 5x faster than the original, zero rows written",
+            f"{_ratio(speedup)} faster; rows written {DASH if wrote is None else f'{wrote:,}'}",
+            None if speedup is None or wrote is None else (speedup >= 5 and wrote == 0),
+        )
+    )
+
+    for key, label in (("day_two_a", "(a)"), ("day_two_b", "(b)"), ("day_two_a_delete", "(a) with MISSING_ROWS=delete")):
+        baseline = "day_two_a" if key == "day_two_a_delete" else key
+        speedup = _divide(_seconds(figures, "original", baseline), _seconds(figures, "sync", key))
+        sync = _figures(figures, "sync", key)
+        written = ""
+        if sync:
+            counts = sync.get("counts") or {}
+            written = (
+                f"; wrote {int(counts.get('inserted') or 0):,} new + {int(counts.get('updated') or 0):,} changed"
+                f" + {int(counts.get('deleted') or 0):,} deleted, touched {int(sync.get('rows_touched') or 0):,}"
+            )
+        checks.append(
+            TargetCheck(
+                f"day two {label} ≥ 4x faster than the original",
+                f"{_ratio(speedup)} faster{written}",
+                None if speedup is None else speedup >= 4,
+            )
+        )
+
+    peak = _sync_peak_rss(figures)
+    checks.append(
+        TargetCheck(
+            f"peak RSS ≤ {RSS_LIMIT_MB:.0f} MB",
+            f"{_number(peak, 0)} MB (largest of the sync's scenarios)",
+            None if peak is None else peak <= RSS_LIMIT_MB,
+        )
+    )
+
+    large = _sync_peak_rss(results_by_size[1_000_000]) if 1_000_000 in results_by_size else None
+    small = _sync_peak_rss(results_by_size[100_000]) if 100_000 in results_by_size else None
+    growth = _divide(large, small)
+    checks.append(
+        TargetCheck(
+            f"RSS(1M) ÷ RSS(100k) ≤ {RSS_GROWTH_LIMIT}",
+            DASH if growth is None else f"{_number(large, 0)} MB ÷ {_number(small, 0)} MB = {_ratio(growth)}",
+            None if growth is None else growth <= RSS_GROWTH_LIMIT,
+        )
+    )
+    return size, checks

@@ -1,0 +1,99 @@
+"""Per-step timing of the real sync, by wrapping its collaborators in the worker process only.
+
+Nothing in functions/ is edited: the worker replaces a few methods on the classes (and two
+names in the service module) with timed wrappers before it builds the service. Nested
+calls count towards the outermost timed step, so the steps add up to at most the total.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from typing import Any
+
+# (module, owner attribute or None for a module-level name, attribute, step name)
+_TIMED_CALLS: tuple[tuple[str, str | None, str, str], ...] = (
+    ("functions.ingest.s3_source", "SignalObjectStore", "describe", "s3 head"),
+    ("functions.ingest.s3_source", "SignalObjectStore", "download", "s3 download"),
+    ("functions.ingest.repository", "SignalsRepository", "claim", "claim + run row"),
+    ("functions.ingest.repository", "SignalsRepository", "start_run", "claim + run row"),
+    ("functions.ingest.service", None, "validate_batch", "validate + normalise"),
+    ("functions.ingest.service", None, "write_load_file", "render load file"),
+    ("functions.ingest.repository", "SignalsRepository", "load_staging_file", "LOAD DATA into staging"),
+    ("functions.ingest.repository", "SignalsRepository", "insert_staging_rows", "INSERT into staging"),
+    ("functions.ingest.repository", "SignalsRepository", "insert_rejected_rows", "rejected rows"),
+    ("functions.ingest.repository", "SignalsRepository", "renew_lease", "lease + progress"),
+    ("functions.ingest.repository", "SignalsRepository", "advance_progress", "lease + progress"),
+    ("functions.ingest.repository", "SignalsRepository", "staging_progress", "lease + progress"),
+    ("functions.ingest.repository", "SignalsRepository", "start_staging", "prepare staging partition"),
+    ("functions.ingest.repository", "SignalsRepository", "reject_duplicate_keys", "duplicate-key check"),
+    ("functions.ingest.repository", "SignalsRepository", "plan_publish", "plan (exact counts)"),
+    ("functions.ingest.repository", "SignalsRepository", "last_completed_before", "guards' history"),
+    ("functions.ingest.repository", "SignalsRepository", "newest_completed_date", "guards' history"),
+    ("functions.ingest.repository", "SignalsRepository", "publish", "publish (update/insert/delete)"),
+    ("functions.ingest.repository", "SignalsRepository", "complete", "complete + run row"),
+    ("functions.ingest.repository", "SignalsRepository", "finish_run", "complete + run row"),
+    ("functions.ingest.repository", "SignalsRepository", "drop_staging", "drop staging partition"),
+    ("pymysql.connections", "Connection", "commit", "commit"),
+)
+_TIMED_GENERATORS: tuple[tuple[str, str, str, str], ...] = (
+    ("functions.ingest.parquet_reader", "SignalFile", "batches", "read Parquet batches"),
+)
+
+
+class StepTimer:
+    """Accumulates wall-clock seconds per named step."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self._depth = 0
+
+    def timed(self, original: Callable[..., Any], step: str) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if self._depth:
+                return original(*args, **kwargs)
+            self._depth += 1
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self._depth -= 1
+                self.seconds[step] += time.perf_counter() - started
+
+        return wrapper
+
+    def timed_generator(self, original: Callable[..., Iterator[Any]], step: str) -> Callable[..., Iterator[Any]]:
+        @functools.wraps(original)
+        def wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            iterator = iter(original(*args, **kwargs))
+            while True:
+                started = time.perf_counter()
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    self.seconds[step] += time.perf_counter() - started
+                    return
+                self.seconds[step] += time.perf_counter() - started
+                yield item
+
+        return wrapper
+
+    def install(self) -> None:
+        """Wrap the sync's collaborators (call before the service is built)."""
+        import importlib
+
+        for module_name, owner_name, attribute, step in _TIMED_CALLS:
+            module = importlib.import_module(module_name)
+            owner = getattr(module, owner_name) if owner_name else module
+            setattr(owner, attribute, self.timed(getattr(owner, attribute), step))
+        for module_name, owner_name, attribute, step in _TIMED_GENERATORS:
+            owner = getattr(importlib.import_module(module_name), owner_name)
+            setattr(owner, attribute, self.timed_generator(getattr(owner, attribute), step))
+
+    def breakdown(self, total_seconds: float) -> dict[str, float]:
+        steps = {name: round(seconds, 3) for name, seconds in sorted(self.seconds.items(), key=lambda item: -item[1])}
+        steps["other (Python glue, guards, locks)"] = round(max(0.0, total_seconds - sum(self.seconds.values())), 3)
+        return steps
