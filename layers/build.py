@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
+import sys
 from pathlib import Path
 
 from layers.deps.build import build_deps_layer
@@ -41,6 +43,21 @@ def build_layers(architecture: str, *, python_version: str = LAMBDA_PYTHON_VERSI
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     print(f"layers for {architecture} (Python {python_version}) in {root}:\n{report.describe()}")
     return manifest
+
+
+def build_local_test_layers() -> Path:
+    """The same trimmed layers for this machine's CPU and Python, plus boto3 standing in for the runtime.
+
+    A cp312 aarch64 wheel cannot be imported by this machine's interpreter (3.11 on x86_64 here),
+    so the import test runs the identical build and trim on the wheels this machine can load.
+    """
+    architecture = "arm64" if platform.machine() in ("aarch64", "arm64") else "x86_64"
+    python_version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    target = Target(architecture=architecture, python_version=python_version)
+    root = BUILD_DIR / "layers" / f"local-test-{target.tag}"
+    build_pyarrow_layer(target, root / "pyarrow")
+    build_deps_layer(target, root / "deps", with_runtime_stand_in=True)
+    return root
 
 
 def architecture_of(environment: str) -> str:

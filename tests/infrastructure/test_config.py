@@ -1,0 +1,91 @@
+"""cdk.json settings: every environment validates; a missing, unknown or malformed setting is named."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.config import ConfigError, CreatedDatabase, ImportedDatabase, ImportedVpc, load_env_config, parse_env_config
+
+CDK_JSON = Path(__file__).resolve().parents[2] / "cdk.json"
+
+
+def _environments() -> dict[str, Any]:
+    return dict(json.loads(CDK_JSON.read_text())["context"]["environments"])
+
+
+def test_every_environment_in_cdk_json_is_valid() -> None:
+    # Given the committed cdk.json
+    environments = _environments()
+    # When each environment is parsed
+    configs = {name: load_env_config(environments, name) for name in environments}
+    # Then dev creates its database, staging and prod import theirs
+    assert set(configs) == {"dev", "staging", "prod"}
+    assert isinstance(configs["dev"].database, CreatedDatabase)
+    assert isinstance(configs["staging"].database, ImportedDatabase)
+    assert isinstance(configs["prod"].vpc, ImportedVpc) and configs["prod"].vpc.create_endpoints is False
+
+
+def test_unknown_environment_lists_the_known_ones() -> None:
+    # Given the committed environments
+    # When asking for one that does not exist
+    # Then the error names it and lists the known names
+    with pytest.raises(ConfigError, match=r"unknown environment 'qa'; known: dev, prod, staging"):
+        load_env_config(_environments(), "qa")
+
+
+def test_missing_env_choice_says_how_to_choose() -> None:
+    with pytest.raises(ConfigError, match=r"-c env=<name>"):
+        load_env_config(_environments(), None)
+
+
+def test_unknown_setting_is_refused_with_its_path() -> None:
+    # Given dev with a typo in a nested setting
+    raw = copy.deepcopy(_environments()["dev"])
+    raw["ingest"]["memoryMB"] = 4096
+    # When parsing
+    # Then the error names the section and the unknown key
+    with pytest.raises(ConfigError, match=r"environments\.dev\.ingest: unknown setting\(s\) \['memoryMB'\]"):
+        parse_env_config("dev", raw)
+
+
+def test_missing_required_setting_is_named() -> None:
+    # Given staging without the imported database's secret
+    raw = copy.deepcopy(_environments()["staging"])
+    del raw["database"]["secretArn"]
+    # When parsing
+    # Then the error names it
+    with pytest.raises(ConfigError, match=r"environments\.staging\.database\.secretArn is missing"):
+        parse_env_config("staging", raw)
+
+
+def test_malformed_values_are_refused() -> None:
+    # Given dev with a threshold above 1 and a timeout beyond Lambda's limit
+    raw = copy.deepcopy(_environments()["dev"])
+    raw["guards"]["maxRejectRatio"] = 5
+    with pytest.raises(ConfigError, match=r"guards\.maxRejectRatio must be a number between 0 and 1"):
+        parse_env_config("dev", raw)
+    raw = copy.deepcopy(_environments()["dev"])
+    raw["ingest"]["timeoutSeconds"] = 1200
+    with pytest.raises(ConfigError, match=r"ingest\.timeoutSeconds must be between 60 and 900"):
+        parse_env_config("dev", raw)
+
+
+def test_imported_vpc_needs_one_subnet_and_route_table_per_zone() -> None:
+    # Given staging with a route table missing
+    raw = copy.deepcopy(_environments()["staging"])
+    raw["vpc"]["privateSubnetRouteTableIds"] = raw["vpc"]["privateSubnetRouteTableIds"][:1]
+    # When parsing
+    # Then the mismatch is explained
+    with pytest.raises(ConfigError, match=r"one private subnet and one route table per availability zone"):
+        parse_env_config("staging", raw)
+
+
+def test_config_is_frozen() -> None:
+    config = load_env_config(_environments(), "dev")
+    with pytest.raises(AttributeError):
+        config.region = "us-east-1"  # type: ignore[misc]

@@ -1,0 +1,117 @@
+"""The Docker-free layers: trimmed as documented, under Lambda's 250 MB, and pyarrow works without numpy."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra.constructs.code import stage_function_code
+from layers.build import build_local_test_layers
+from layers.pyarrow.build import missing_libraries
+from layers.size_check import LAMBDA_UNZIPPED_LIMIT_BYTES, SizeLimitExceeded, check_size
+from tests.factories import snowflake_table, write_pyarrow
+
+ROWS = 2_000
+
+
+def test_built_layers_fit_lambda_limit_with_the_function(arm64_layers: Path) -> None:
+    # Given the arm64 layers built by `make layer`
+    # When measuring function + layers
+    report = check_size({"pyarrow": arm64_layers / "pyarrow", "deps": arm64_layers / "deps"})
+    # Then the total is under 250 MB, with the figures recorded in the manifest
+    assert report.total_bytes < LAMBDA_UNZIPPED_LIMIT_BYTES
+    manifest = json.loads((arm64_layers / "manifest.json").read_text())
+    assert manifest["total_bytes"] == report.total_bytes
+    assert manifest["pyarrow_wheel_unzipped_bytes"] > manifest["pyarrow_trimmed_bytes"] >= manifest["parts_bytes"]["pyarrow"]
+
+
+def test_size_check_fails_the_build_over_the_limit(tmp_path: Path) -> None:
+    # Given a "layer" of 2 KB and a limit of 1 KB
+    layer = tmp_path / "layer" / "python"
+    layer.mkdir(parents=True)
+    (layer / "big.bin").write_bytes(b"\0" * 2048)
+    # When checking the size
+    # Then the check fails naming the parts
+    with pytest.raises(SizeLimitExceeded, match=r"layer"):
+        check_size({"layer": tmp_path / "layer"}, function_bytes=0, limit=1024)
+
+
+def test_pyarrow_layer_is_trimmed_but_keeps_what_lib_links(arm64_layers: Path) -> None:
+    # Given the arm64 pyarrow layer
+    package = arm64_layers / "pyarrow" / "python" / "pyarrow"
+    names = {path.name for path in package.iterdir()}
+    # When looking for what the trim removes and what must stay
+    # Then Flight, Arrow's S3 filesystem, tests, headers and duplicate .so copies are gone
+    assert not {name for name in names if "flight" in name or "s3" in name}
+    assert not {"tests", "include", "libarrow.so", "libarrow_python.so"} & names
+    assert not any(name.endswith(".so.2600.1.0") for name in names)
+    # And acero, substrait, dataset, compute and parquet stay, with every linked library present
+    for library in ("libarrow_acero", "libarrow_substrait", "libarrow_dataset", "libarrow_compute", "libparquet"):
+        assert f"{library}.so.2600" in names, library
+    assert missing_libraries(package) == {}
+    assert not (arm64_layers / "pyarrow" / "python" / "numpy").exists()
+
+
+def test_deps_layer_carries_the_rds_ca_bundle_where_the_functions_look(arm64_layers: Path) -> None:
+    # Given the deps layer (unpacked under /opt in Lambda)
+    bundle = arm64_layers / "deps" / "certs" / "rds-ca-bundle.pem"
+    # When loading it as a trust store
+    context = ssl.create_default_context(cafile=str(bundle))
+    subjects = [str(cert["subject"]) for cert in context.get_ca_certs()]
+    # Then it holds Amazon RDS root CAs (the ones RDS instances chain to)
+    assert any("Amazon RDS" in subject and "Root CA RSA2048 G1" in subject for subject in subjects)
+    # And Lambda's runtime-provided packages are not duplicated in the layer
+    assert not (arm64_layers / "deps" / "python" / "botocore").exists()
+
+
+CHILD = """
+import json, sys
+from pathlib import Path
+code, pyarrow_tree, deps_tree, parquet, work = sys.argv[1:6]
+sys.path[:0] = [code, pyarrow_tree, deps_tree]
+try:
+    import numpy
+except ImportError:
+    pass
+else:
+    raise SystemExit("numpy is importable: " + numpy.__file__)
+import pyarrow
+assert pyarrow.__file__.startswith(pyarrow_tree), pyarrow.__file__
+import functions.ingest.handler  # the whole ingest import graph
+from functions.ingest.parquet_reader import SignalFile
+from functions.ingest.staging_file import write_load_file
+from functions.ingest.validation import validate_batch
+rows = valid = 0
+for first_row, batch in SignalFile(Path(parquet)).batches(0, 500):
+    checked = validate_batch(batch, first_row)
+    rows += checked.rows_read
+    valid += checked.valid_rows.num_rows
+    written = write_load_file(checked.valid_rows, Path(work) / "load.tsv")
+print(json.dumps({"rows": rows, "valid": valid, "written": written, "pyarrow": pyarrow.__version__}))
+"""
+
+
+@pytest.mark.slow
+def test_ingest_reads_parquet_with_only_the_trimmed_layer_and_no_numpy(tmp_path: Path) -> None:
+    # Given the same trimmed layers built for this machine, and a Snowflake-style file
+    layers = build_local_test_layers()
+    code = stage_function_code(tmp_path / "code")
+    parquet = write_pyarrow(snowflake_table(ROWS), tmp_path / "data.parquet", row_group_rows=700)
+    # When an isolated interpreter (-I: no PYTHON* variables, -S: no site-packages, so no venv numpy)
+    # imports the ingest and reads, validates and writes the load file from the layers alone
+    command = [
+        sys.executable, "-I", "-S", "-c", CHILD,
+        str(code), str(layers / "pyarrow" / "python"), str(layers / "deps" / "python"), str(parquet), str(tmp_path),
+    ]  # fmt: skip
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    # Then every row is read and validated, and the load file is written
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert result["rows"] == ROWS
+    assert result["valid"] > 0 and result["written"] > 0
+    assert result["pyarrow"] == "26.0.1"

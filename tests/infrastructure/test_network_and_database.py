@@ -1,0 +1,101 @@
+"""Private networking, TLS to the database, rotation, and imported resources for staging and prod."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aws_cdk.assertions import Template
+
+from tests.infrastructure.helpers import logical_id_of_function, only, resources
+
+
+def _function_security_groups(template: Template) -> set[str]:
+    groups: set[str] = set()
+    for prefix in ("Ingest", "Migrations"):
+        function = resources(template, "AWS::Lambda::Function")[logical_id_of_function(template, prefix)]
+        groups |= {group["Fn::GetAtt"][0] for group in function["Properties"]["VpcConfig"]["SecurityGroupIds"]}
+    return groups
+
+
+def test_created_database_requires_tls_and_is_private_and_encrypted(dev_template: Template) -> None:
+    # Given the dev stack, which creates its database
+    # When reading the instance and its parameter group
+    _, instance = only(dev_template, "AWS::RDS::DBInstance")
+    _, parameters = only(dev_template, "AWS::RDS::DBParameterGroup")
+    # Then plain TCP is refused server-side, and the instance is private and encrypted
+    assert parameters["Properties"]["Parameters"]["require_secure_transport"] == "1"
+    assert instance["Properties"]["PubliclyAccessible"] is False
+    assert instance["Properties"]["StorageEncrypted"] is True
+
+
+def test_created_database_secret_rotates(dev_template: Template) -> None:
+    # Given the dev stack
+    # When reading the rotation schedule
+    _, rotation = only(dev_template, "AWS::SecretsManager::RotationSchedule")
+    # Then the generated secret rotates every 30 days
+    assert rotation["Properties"]["RotationRules"] == {"ScheduleExpression": "rate(30 days)"}
+
+
+def test_database_port_is_open_only_to_our_functions_and_the_rotation(dev_template: Template) -> None:
+    # Given the dev stack
+    database_group_id, _ = only(dev_template, "AWS::EC2::SecurityGroup", "DatabaseSecurityGroup")
+    rotation_groups = {key for key in resources(dev_template, "AWS::EC2::SecurityGroup") if "Rotation" in key}
+    # When collecting every ingress rule into the database's security group
+    sources = {
+        rule["Properties"]["SourceSecurityGroupId"]["Fn::GetAtt"][0]
+        for rule in resources(dev_template, "AWS::EC2::SecurityGroupIngress").values()
+        if rule["Properties"]["GroupId"] == {"Fn::GetAtt": [database_group_id, "GroupId"]}
+    }
+    # Then only the two functions and the rotation function may connect
+    assert sources == _function_security_groups(dev_template) | rotation_groups
+
+
+def test_created_vpc_uses_endpoints_instead_of_nat(dev_template: Template) -> None:
+    # Given the dev stack
+    # When listing NAT gateways and endpoints
+    services = [endpoint["Properties"]["ServiceName"] for endpoint in resources(dev_template, "AWS::EC2::VPCEndpoint").values()]
+    rendered = str(services)
+    # Then there is no NAT and the S3, Secrets Manager and SQS endpoints exist
+    dev_template.resource_count_is("AWS::EC2::NatGateway", 0)
+    dev_template.resource_count_is("AWS::EC2::InternetGateway", 0)
+    for service in (".s3", ".secretsmanager", ".sqs"):
+        assert service in rendered, service
+
+
+def test_functions_run_in_the_private_subnets(dev_template: Template) -> None:
+    # Given the dev stack
+    subnets = set(resources(dev_template, "AWS::EC2::Subnet"))
+    # When reading each function's VPC configuration
+    for prefix in ("Ingest", "Migrations"):
+        function = resources(dev_template, "AWS::Lambda::Function")[logical_id_of_function(dev_template, prefix)]
+        used = {subnet["Ref"] for subnet in function["Properties"]["VpcConfig"]["SubnetIds"]}
+        # Then they use the VPC's (isolated) subnets
+        assert used and used <= subnets and all("private" in name.lower() for name in used), used
+
+
+def test_staging_imports_bucket_vpc_and_database(synthesize: Callable[[str], Template]) -> None:
+    # Given staging, which imports everything
+    template = synthesize("staging")
+    # When counting created resources
+    # Then it creates no bucket, VPC or database, and opens the imported database's group to our functions
+    for resource_type in ("AWS::S3::Bucket", "AWS::EC2::VPC", "AWS::RDS::DBInstance", "AWS::SecretsManager::Secret"):
+        template.resource_count_is(resource_type, 0)
+    rules = [
+        rule["Properties"]
+        for rule in resources(template, "AWS::EC2::SecurityGroupIngress").values()
+        if rule["Properties"]["GroupId"] == "sg-0123456789abcdef0"
+    ]
+    assert {rule["SourceSecurityGroupId"]["Fn::GetAtt"][0] for rule in rules} == _function_security_groups(template)
+    assert all(rule["FromPort"] == rule["ToPort"] == 3306 for rule in rules)
+    ingest = resources(template, "AWS::Lambda::Function")[logical_id_of_function(template, "Ingest")]["Properties"]
+    assert ingest["VpcConfig"]["SubnetIds"] == ["subnet-0aa11bb22cc33dd44", "subnet-0ee55ff66aa77bb88"]
+    expected_secret = "arn:aws:secretsmanager:eu-west-1:222222222222:secret:upsell-signals/staging/db-AbCdEf"
+    assert ingest["Environment"]["Variables"]["DB_SECRET_ARN"] == expected_secret
+
+
+def test_prod_uses_the_vpc_own_endpoints_when_told_to(synthesize: Callable[[str], Template]) -> None:
+    # Given prod, whose imported VPC already has its endpoints (createEndpoints false)
+    template = synthesize("prod")
+    # When counting endpoints
+    # Then none is created (a second Secrets Manager endpoint with private DNS would fail to deploy)
+    template.resource_count_is("AWS::EC2::VPCEndpoint", 0)
