@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Stack, Tags
+from aws_cdk import CfnOutput, Stack, Tags
 from constructs import Construct
 
 from infra.config import EnvConfig
@@ -43,7 +43,13 @@ class UpsellSignalsStack(Stack):
         code = FunctionCode(self, "Code", architecture=config.architecture, layers_dir=layers_dir)
         dead_letters = DeadLetterQueue(self, "DeadLetters")
         self.migrations = SchemaMigrations(
-            self, "Migrations", code=code, network=network, database=database, log_retention_days=config.log_retention_days
+            self,
+            "Migrations",
+            environment_name=config.name,
+            code=code,
+            network=network,
+            database=database,
+            log_retention_days=config.log_retention_days,
         )
         self.ingest = Ingest(
             self,
@@ -65,6 +71,16 @@ class UpsellSignalsStack(Stack):
             migrate=self.migrations.function.function,
             dead_letter_queue=dead_letters.queue,
         )
+        outputs = {
+            "IngestFunctionName": self.ingest.function.function.function_name,
+            "MigrateFunctionName": self.migrations.function.function.function_name,
+            "DeadLetterQueueUrl": dead_letters.queue.queue_url,
+            "SignalsBucketName": storage.bucket.bucket_name,
+            "DatabaseSecretArn": database.secret.secret_arn,
+            "AlarmTopicArn": self.monitoring.topic.topic_arn,
+        }
+        for name, value in outputs.items():
+            CfnOutput(self, name, value=value)
         for function in (self.ingest.function, self.migrations.function):
             acknowledge_function(function)
         acknowledge(

@@ -66,6 +66,7 @@ class Ingest(Construct):
         self.function = VpcFunction(
             self,
             "Ingest",
+            function_name=f"upsell-signals-ingest-{config.name}",
             description="upsell-signals: sync one day of Parquet from S3 into MariaDB",
             handler=INGEST_HANDLER,
             code=code,

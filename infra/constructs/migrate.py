@@ -27,6 +27,7 @@ class SchemaMigrations(Construct):
         scope: Construct,
         construct_id: str,
         *,
+        environment_name: str,
         code: FunctionCode,
         network: Network,
         database: Database,
@@ -36,6 +37,7 @@ class SchemaMigrations(Construct):
         self.function = VpcFunction(
             self,
             "Migrate",
+            function_name=f"upsell-signals-migrate-{environment_name}",
             description="upsell-signals: apply schema migrations (custom resource at deploy, or manual)",
             handler=MIGRATE_HANDLER,
             code=code,

@@ -38,6 +38,7 @@ class VpcFunction(Construct):
         scope: Construct,
         construct_id: str,
         *,
+        function_name: str,
         description: str,
         handler: str,
         code: FunctionCode,
@@ -68,6 +69,8 @@ class VpcFunction(Construct):
         self.function = lambda_.Function(
             self,
             "Function",
+            # A fixed name, so operators can type `aws lambda invoke --function-name upsell-signals-ingest-<env>`.
+            function_name=function_name,
             description=description,
             runtime=code.runtime,
             architecture=code.architecture,
