@@ -120,11 +120,18 @@ class Database(Construct):
                 removal_policy=RemovalPolicy.DESTROY,
             )
             instance.node.add_dependency(log_group)
+        # The rotation function gets a group of ours: CDK then opens the database port to it, and the
+        # interface endpoints (which admit only named groups) let it call Secrets Manager.
+        rotation_group = ec2.SecurityGroup(
+            self, "RotationSecurityGroup", vpc=network.vpc, description="Secret rotation function", allow_all_outbound=False
+        )
+        network.allow_https_out(rotation_group)
         instance.add_rotation_single_user(
             automatically_after=Duration.days(settings.rotation_days),
             vpc_subnets=network.private_subnets,
             # The hosted rotation function calls Secrets Manager through our interface endpoint.
             endpoint=_secrets_manager_endpoint(network),
+            security_group=rotation_group,
         )
         return instance
 

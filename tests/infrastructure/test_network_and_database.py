@@ -99,3 +99,20 @@ def test_prod_uses_the_vpc_own_endpoints_when_told_to(synthesize: Callable[[str]
     # When counting endpoints
     # Then none is created (a second Secrets Manager endpoint with private DNS would fail to deploy)
     template.resource_count_is("AWS::EC2::VPCEndpoint", 0)
+
+
+def test_endpoints_admit_only_our_functions_and_the_rotation(dev_template: Template) -> None:
+    # Given the dev stack
+    endpoint_group_id, _ = only(dev_template, "AWS::EC2::SecurityGroup", "EndpointSecurityGroup")
+    rotation_groups = {key for key in resources(dev_template, "AWS::EC2::SecurityGroup") if "Rotation" in key}
+    # When collecting every ingress rule into the interface endpoints' security group
+    rules = [
+        rule["Properties"]
+        for rule in resources(dev_template, "AWS::EC2::SecurityGroupIngress").values()
+        if rule["Properties"]["GroupId"] == {"Fn::GetAtt": [endpoint_group_id, "GroupId"]}
+    ]
+    # Then HTTPS is open from the two functions and the rotation function (it calls Secrets Manager), nothing else
+    assert {rule["SourceSecurityGroupId"]["Fn::GetAtt"][0] for rule in rules} == _function_security_groups(
+        dev_template
+    ) | rotation_groups
+    assert all(rule["FromPort"] == rule["ToPort"] == 443 for rule in rules)
