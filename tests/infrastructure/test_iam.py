@@ -73,3 +73,19 @@ def test_imported_bucket_with_kms_key_gets_decrypt_via_s3_only(synthesize: Calla
         "arn:aws:kms:eu-west-1:333333333333:key/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
         {"StringEquals": {"kms:ViaService": "s3.eu-west-1.amazonaws.com"}},
     ) in decrypts
+
+
+def test_imported_secret_with_kms_key_gets_decrypt_via_secrets_manager_only(synthesize: Callable[[str], Template]) -> None:
+    # Given prod, whose imported database secret is encrypted with a customer key
+    template = synthesize("prod")
+    for prefix in ("Ingest", "Migrations"):
+        # When reading each function role's statements
+        statements = role_statements(template, _role_of(template, prefix))
+        # Then both read exactly that secret, and decrypt with its key only through Secrets Manager
+        secret = "arn:aws:secretsmanager:eu-west-1:333333333333:secret:upsell-signals/prod/db-XyZ123"
+        assert ("secretsmanager:GetSecretValue", secret, None) in statements
+        assert (
+            "kms:Decrypt",
+            "arn:aws:kms:eu-west-1:333333333333:key/1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+            {"StringEquals": {"kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com"}},
+        ) in statements
