@@ -3,6 +3,8 @@
 -- One LIST partition per sync date being staged: dropping a partition clears a date
 -- at once, where DELETE of a million rows would take seconds. The sentinel partition
 -- exists because a partitioned table needs one; nothing is ever staged for 1970.
+-- Keyed by company id: keys are unique by the time rows are staged (duplicates are
+-- rejected while reading), and the publish joins on it in both directions.
 -- Progress of each date's pass lives in upsell_signal_staging_progress.
 CREATE TABLE upsell_signal_staging (
   sync_date DATE NOT NULL,
@@ -35,8 +37,7 @@ CREATE TABLE upsell_signal_staging (
   has_signal_peo_basic_five_plus_hires BOOLEAN NULL,
   has_signal_hi_app_started_not_submitted BOOLEAN NULL,
   model_updated_at TIMESTAMP NULL DEFAULT NULL,
-  PRIMARY KEY (sync_date, source_row),
-  KEY idx_staging_company (sync_date, cdms_canonical_company_id)
+  PRIMARY KEY (sync_date, cdms_canonical_company_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_nopad_bin
 PARTITION BY LIST COLUMNS (sync_date) (PARTITION p_sentinel VALUES IN ('1970-01-01'));
 

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from functions.ingest.columns import SIGNAL_COLUMNS
+from functions.ingest.columns import KEY_COLUMN, SIGNAL_COLUMNS
 from functions.ingest.validation import accepts_type
 from functions.shared.errors import CorruptFile, SchemaError
 
 READ_BUFFER_BYTES = 1 << 20
+READ_KEYS_ROWS = 250_000
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,26 @@ class SignalFile:
         self._row_group_starts = [0]
         for index in range(metadata.num_row_groups):
             self._row_group_starts.append(self._row_group_starts[-1] + metadata.row_group(index).num_rows)
+
+    def duplicate_keys(self) -> pa.Table:
+        """Company ids that appear more than once in the whole file, with their counts.
+
+        Reads the key column alone (a small fraction of the file), so every attempt,
+        resumed or not, rejects every copy of a duplicated key, in whichever chunk it is.
+        """
+        source = self.mapping.source_for[KEY_COLUMN]
+        try:
+            keys = pa.chunked_array(
+                [batch.column(0) for batch in self._file.iter_batches(batch_size=READ_KEYS_ROWS, columns=[source])],
+                type=self._file.schema_arrow.field(source).type,
+            )
+        except (pa.ArrowInvalid, OSError) as error:
+            raise CorruptFile(f"Parquet file unreadable while reading {source}: {error}") from error
+        if pa.types.is_dictionary(keys.type):
+            keys = keys.cast(keys.type.value_type)
+        counts = pc.value_counts(pc.cast(keys, pa.string()))
+        repeated = pc.and_(pc.greater(counts.field("counts"), 1), pc.is_valid(counts.field("values")))
+        return pa.table({"key": counts.field("values").filter(repeated), "copies": counts.field("counts").filter(repeated)})
 
     def batches(self, start_row: int, batch_rows: int) -> Iterator[tuple[int, pa.RecordBatch]]:
         """Yield (first_row, batch) from `start_row` on, columns renamed to the table's names."""

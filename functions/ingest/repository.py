@@ -425,46 +425,17 @@ class SignalsRepository:
         if moved != 1:
             raise ClaimLost(f"staging progress of {sync_date} moved under us (expected rows_read={from_row})")
 
-    def reject_duplicate_keys(self, sync_date: dt.date, attempt: int) -> int:
-        """Reject every copy of a key that appears more than once in the file.
-
-        Counts copies among staged rows and rows already rejected for other reasons, so
-        a key is a duplicate whatever else was wrong with its copies. Returns rows moved.
-        """
-        self._execute(
-            "CREATE TEMPORARY TABLE IF NOT EXISTS duplicate_keys (company_id VARCHAR(255) COLLATE utf8mb4_nopad_bin "
-            "PRIMARY KEY, copies INT UNSIGNED NOT NULL)"
-        )
-        self._execute("DELETE FROM duplicate_keys")
-        self._execute(
-            f"INSERT INTO duplicate_keys (company_id, copies) SELECT company_id, COUNT(*) FROM ("
-            f"  SELECT {KEY_COLUMN} AS company_id FROM {STAGING} WHERE sync_date = %s"
-            f"  UNION ALL SELECT cdms_canonical_company_id COLLATE utf8mb4_nopad_bin FROM upsell_signal_rejected_rows"
-            f"  WHERE sync_date = %s AND attempt = %s AND cdms_canonical_company_id IS NOT NULL"
-            f") AS all_keys GROUP BY company_id HAVING COUNT(*) > 1",
-            (sync_date, sync_date, attempt),
-        )
-        json_pairs = ", ".join(f"'{name}', s.{name}" for name in COLUMN_NAMES)
-        moved = self._execute(
-            f"INSERT INTO upsell_signal_rejected_rows "
-            f"(sync_date, attempt, source_row, cdms_canonical_company_id, reasons, original_values) "
-            f"SELECT s.sync_date, %s, s.{SOURCE_ROW}, s.{KEY_COLUMN}, "
-            f"CONCAT('{KEY_COLUMN} appears ', d.copies, ' times in the file'), JSON_OBJECT({json_pairs}) "
-            f"FROM {STAGING} s JOIN duplicate_keys d ON d.company_id = s.{KEY_COLUMN} WHERE s.sync_date = %s",
-            (attempt, sync_date),
-        )
-        deleted = self._execute(
-            f"DELETE s FROM {STAGING} s JOIN duplicate_keys d ON d.company_id = s.{KEY_COLUMN} WHERE s.sync_date = %s",
-            (sync_date,),
-        )
-        if moved != deleted:
-            raise PermanentError(f"duplicate handling moved {moved} rows to rejects but removed {deleted} from staging")
-        self._execute(
-            "UPDATE upsell_signal_staging_progress SET rows_staged = rows_staged - %s, "
-            "rows_rejected = rows_rejected + %s, staging_complete = TRUE WHERE sync_date = %s",
-            (moved, moved, sync_date),
-        )
-        return moved
+    def finish_staging(self, sync_date: dt.date, etag: str, rows_read: int) -> None:
+        """Mark the pass complete once every row of the file is staged or rejected."""
+        if (
+            self._execute(
+                "UPDATE upsell_signal_staging_progress SET staging_complete = TRUE "
+                "WHERE sync_date = %s AND s3_etag = %s AND rows_read = %s",
+                (sync_date, etag, rows_read),
+            )
+            != 1
+        ):
+            raise ClaimLost(f"staging progress of {sync_date} is not at row {rows_read}; another writer moved it")
 
     # -- guards' history --------------------------------------------------------
 
@@ -528,7 +499,7 @@ class SignalsRepository:
                 f"INSERT INTO {TARGET} ({_COLUMNS}, created_at, updated_at) "
                 f"SELECT {_STAGED_COLUMNS}, NOW(), NOW() FROM {STAGING} s "
                 f"LEFT JOIN {TARGET} t ON t.{KEY_COLUMN} = s.{KEY_COLUMN} "
-                f"WHERE s.sync_date = %s AND t.id IS NULL ORDER BY s.{SOURCE_ROW}",
+                f"WHERE s.sync_date = %s AND t.id IS NULL",
                 (sync_date,),
             )
         deleted = 0

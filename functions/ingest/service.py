@@ -12,6 +12,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,7 +24,7 @@ from functions.ingest.parquet_reader import SignalFile
 from functions.ingest.repository import ClaimOutcome, SignalsRepository, StagingProgress
 from functions.ingest.s3_source import ObjectInfo, SignalObjectStore
 from functions.ingest.staging_file import write_load_file
-from functions.ingest.validation import SOURCE_ROW, validate_batch
+from functions.ingest.validation import ValidatedBatch, validate_batch
 from functions.shared.errors import GuardTripped, IngestError, MissingObject, TransientError
 from functions.shared.settings import IngestSettings
 
@@ -93,6 +94,17 @@ class SyncResult:
         if self.guards_tripped:
             answer["guards_tripped"] = self.guards_tripped
         return answer
+
+
+@dataclass(frozen=True)
+class _PreparedChunk:
+    """A chunk validated and, for LOAD DATA, rendered to its file; ready to commit."""
+
+    first_row: int
+    rows_read: int
+    validated: ValidatedBatch
+    load_file: Path | None
+    slot: int  # which of the two load files; the other may be in use by the chunk loading
 
 
 @dataclass
@@ -214,6 +226,12 @@ class SyncService:
             repository.connection.close()
 
     def _stage(self, repository: SignalsRepository, attempt: _Attempt, progress: StagingProgress) -> StagingProgress:
+        """Stage the file from the last committed row on, one committed chunk at a time.
+
+        The next chunk is read, validated and rendered on a worker thread while the
+        current one loads: pyarrow and the file write release the GIL, and the load
+        runs in the server, so the two overlap on two cores.
+        """
         info = attempt.info
         assert info is not None
         if attempt.local_path is None:
@@ -224,38 +242,41 @@ class SyncService:
             logger.info("ignoring extra columns: %s", ", ".join(signal_file.mapping.ignored))
         if progress.rows_read:
             logger.info("resuming staging at row %d (%d chunks committed)", progress.rows_read, progress.chunks_committed)
+        duplicates = signal_file.duplicate_keys()
+        if duplicates.num_rows:
+            logger.warning("%d company ids appear more than once; every copy is rejected", duplicates.num_rows)
+        batches = signal_file.batches(progress.rows_read, self._settings.chunk_rows)
+        load_files = [attempt.local_path.with_suffix(f".load{slot}.tsv") for slot in (0, 1)]
+
+        def prepare_next(slot: int) -> _PreparedChunk | None:
+            next_batch = next(batches, None)
+            if next_batch is None:
+                return None
+            first_row, batch = next_batch
+            validated = validate_batch(batch, first_row, duplicates)
+            load_file = None
+            if self._settings.load_method == "local_infile":
+                load_file = load_files[slot]
+                write_load_file(validated.valid_rows, load_file)
+            return _PreparedChunk(first_row, batch.num_rows, validated, load_file, slot)
+
         rows_read = progress.rows_read
-        load_file = attempt.local_path.with_suffix(".load.tsv")
+        preparer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare-chunk")
         try:
-            for first_row, batch in signal_file.batches(rows_read, self._settings.chunk_rows):
-                validated = validate_batch(batch, first_row)
-                with repository.transaction(f"stage rows {first_row}-{first_row + batch.num_rows - 1}"):
-                    repository.renew_lease(attempt.sync_date, attempt.options.invocation_id, self._settings.lease_seconds)
-                    if self._settings.load_method == "local_infile":
-                        rows = validated.valid_rows.select([SOURCE_ROW, *validated.valid_rows.column_names[1:]])
-                        write_load_file(rows, load_file)
-                        repository.load_staging_file(attempt.sync_date, load_file, rows.num_rows)
-                    else:
-                        repository.insert_staging_rows(attempt.sync_date, validated.valid_rows)
-                    repository.insert_rejected_rows(attempt.sync_date, progress.attempt, validated.rejected_rows)
-                    repository.advance_progress(
-                        attempt.sync_date,
-                        info.etag,
-                        from_row=rows_read,
-                        to_row=first_row + batch.num_rows,
-                        staged=validated.valid_rows.num_rows,
-                        rejected=len(validated.rejected_rows),
-                    )
-                rows_read = first_row + batch.num_rows
+            pending = preparer.submit(prepare_next, 0)
+            while (chunk := pending.result()) is not None:
+                pending = preparer.submit(prepare_next, (chunk.slot + 1) % 2)
+                self._commit_chunk(repository, attempt, chunk, rows_read, progress.attempt)
+                rows_read = chunk.first_row + chunk.rows_read
         finally:
-            load_file.unlink(missing_ok=True)
+            preparer.shutdown(wait=True, cancel_futures=True)
+            for load_file in load_files:
+                load_file.unlink(missing_ok=True)
         if rows_read != signal_file.num_rows:
             raise TransientError(f"read {rows_read} rows of {signal_file.num_rows}")
-        with repository.transaction("reject duplicate keys"):
+        with repository.transaction("finish staging"):
             repository.renew_lease(attempt.sync_date, attempt.options.invocation_id, self._settings.lease_seconds)
-            duplicates = repository.reject_duplicate_keys(attempt.sync_date, progress.attempt)
-        if duplicates:
-            logger.warning("rejected %d rows whose company id appears more than once", duplicates)
+            repository.finish_staging(attempt.sync_date, info.etag, rows_read)
         staged = repository.staging_progress(attempt.sync_date, info.etag)
         assert staged is not None and staged.complete
         logger.info(
@@ -266,6 +287,28 @@ class SyncService:
             extra={"rows_read": staged.rows_read, "load_method": self._settings.load_method},
         )
         return staged
+
+    def _commit_chunk(
+        self, repository: SignalsRepository, attempt: _Attempt, chunk: _PreparedChunk, rows_read: int, pass_attempt: int
+    ) -> None:
+        """Stage one chunk's rows and rejects and move the progress, in one transaction."""
+        assert attempt.info is not None
+        validated = chunk.validated
+        with repository.transaction(f"stage rows {chunk.first_row}-{chunk.first_row + chunk.rows_read - 1}"):
+            repository.renew_lease(attempt.sync_date, attempt.options.invocation_id, self._settings.lease_seconds)
+            if chunk.load_file is not None:
+                repository.load_staging_file(attempt.sync_date, chunk.load_file, validated.valid_rows.num_rows)
+            else:
+                repository.insert_staging_rows(attempt.sync_date, validated.valid_rows)
+            repository.insert_rejected_rows(attempt.sync_date, pass_attempt, validated.rejected_rows)
+            repository.advance_progress(
+                attempt.sync_date,
+                attempt.info.etag,
+                from_row=rows_read,
+                to_row=chunk.first_row + chunk.rows_read,
+                staged=validated.valid_rows.num_rows,
+                rejected=len(validated.rejected_rows),
+            )
 
     def _publish(
         self, repository: SignalsRepository, attempt: _Attempt, progress: StagingProgress, rows_resumed: int

@@ -14,19 +14,22 @@ import pyarrow.compute as pc
 NULL_MARK = "\\N"
 # Order matters: the backslash first, or the escapes added after it would be doubled.
 _ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"), ("\0", "\\0"))
+_NEEDS_ESCAPE = "[\\\\\t\n\r\x00]"
 
 
 def _as_text(values: pa.ChunkedArray | pa.Array) -> pa.Array:
     data_type = values.type
     if pa.types.is_string(data_type):
-        for raw, escaped in _ESCAPES:
-            values = pc.replace_substring(values, raw, escaped)
+        # Most columns hold no separator at all: only scan-and-copy those that do.
+        if pc.any(pc.match_substring_regex(values, _NEEDS_ESCAPE)).as_py():
+            for raw, escaped in _ESCAPES:
+                values = pc.replace_substring(values, raw, escaped)
         text = values
     elif pa.types.is_boolean(data_type):
         text = pc.if_else(values, "1", "0")
-    elif pa.types.is_timestamp(data_type):
-        text = pc.strftime(values, format="%Y-%m-%d %H:%M:%S")
     else:
+        # Timestamps of unit "s" cast to "YYYY-MM-DD HH:MM:SS", which MariaDB reads as is
+        # (far faster than strftime); numbers and decimals to their plain digits.
         text = pc.cast(values, pa.string())
     return pc.fill_null(text, NULL_MARK)
 

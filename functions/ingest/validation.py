@@ -58,7 +58,7 @@ class _Checks:
     def __init__(self) -> None:
         self.reasons: list[pa.Array] = []
 
-    def add(self, failed: pa.Array, reason: str) -> None:
+    def add(self, failed: pa.Array, reason: str | pa.Array) -> None:
         failed = pc.fill_null(failed, False)
         if pc.any(failed).as_py():
             self.reasons.append(pc.if_else(failed, reason, pa.scalar(None, pa.string())))
@@ -204,10 +204,26 @@ def _describe_rejected(batch: pa.RecordBatch, first_row: int, reasons: pa.Array)
     return rejected
 
 
-def validate_batch(batch: pa.RecordBatch, first_row: int) -> ValidatedBatch:
+NO_DUPLICATES = pa.table({"key": pa.array([], pa.string()), "copies": pa.array([], pa.int64())})
+
+
+def _check_duplicates(keys: pa.Array, duplicates: pa.Table, checks: _Checks) -> None:
+    """Reject every copy of a key the whole file holds more than once."""
+    if duplicates.num_rows == 0:
+        return
+    position = pc.index_in(pc.cast(keys, pa.string()), value_set=duplicates.column("key").combine_chunks())
+    copies = pc.take(duplicates.column("copies").combine_chunks(), position)
+    checks.add(
+        pc.is_valid(position),
+        pc.binary_join_element_wise(f"{KEY_COLUMN} appears ", pc.cast(copies, pa.string()), " times in the file", ""),
+    )
+
+
+def validate_batch(batch: pa.RecordBatch, first_row: int, duplicates: pa.Table = NO_DUPLICATES) -> ValidatedBatch:
     """Normalise `batch` (canonical column names) and split valid from rejected rows.
 
-    `first_row` is the batch's position in the file; it numbers the rows.
+    `first_row` is the batch's position in the file; it numbers the rows. `duplicates`
+    (key, copies) lists the keys the whole file holds more than once.
     """
     checks = _Checks()
     normalised: dict[str, pa.Array] = {SOURCE_ROW: pa.array(range(first_row, first_row + batch.num_rows), pa.int64())}
@@ -216,6 +232,7 @@ def validate_batch(batch: pa.RecordBatch, first_row: int) -> ValidatedBatch:
         if pa.types.is_null(values.type):
             values = pa.nulls(batch.num_rows, pa.string() if column.kind is Kind.STRING else pa.int64())
         normalised[column.name] = _NORMALISERS[column.kind](column, values, checks)
+    _check_duplicates(normalised[KEY_COLUMN], duplicates, checks)
     reasons = checks.combined(batch.num_rows)
     table = pa.table(normalised)
     rejected = _describe_rejected(batch, first_row, reasons)
