@@ -19,6 +19,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--contenders", default=",".join(CONTENDERS), help=f"subset of {','.join(CONTENDERS)}")
     parser.add_argument("--wrangler-chunksize", type=int, default=1000, help="rows per INSERT for awswrangler (default 1000)")
     parser.add_argument("--no-step-timing", action="store_true", help="do not time the sync's steps")
-    parser.add_argument("--keep-data", action="store_true", help="keep the generated files under build/bench-data")
+    parser.add_argument("--keep-data", action="store_true", help="keep the generated files (path printed)")
     args = parser.parse_args(argv)
     args.size_list = [int(size.replace("_", "")) for size in args.sizes.split(",") if size.strip()]
     args.contender_list = [name.strip() for name in args.contenders.split(",") if name.strip()]
@@ -88,14 +89,23 @@ class Bench:
         self.s3 = s3
         self.wrangler_python: Path | None = None
         self.wrangler_error: str | None = None
-        self.work_dir = BUILD_DIR / "bench-work"
+        # Outside build/ on purpose: `make clean` or a layer build elsewhere may empty build/ mid-run.
+        self.scratch = Path(tempfile.mkdtemp(prefix="upsell-bench-"))
+        self.work_dir = self.scratch / "work"
 
     def prepare_wrangler(self) -> None:
+        """Build (or check) build/bench-venv; checked again before each size, as build/ may be emptied meanwhile."""
         if "awswrangler" not in self.args.contender_list:
             return
         self.wrangler_python, self.wrangler_error = ensure_venv(BUILD_DIR / "bench-venv")
         if self.wrangler_error:
             print(f"bench: awswrangler unavailable, continuing without it: {self.wrangler_error}", flush=True)
+
+    def cleanup(self) -> None:
+        if self.args.keep_data:
+            print(f"bench: generated files kept in {self.scratch}", flush=True)
+        else:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
     def command_and_spec(
         self, contender: str, scenario: Scenario, files: SizeFiles, database: BenchDatabase
@@ -134,9 +144,11 @@ class Bench:
 
     def run_contender(self, contender: str, files: SizeFiles) -> dict[str, Any]:
         entry: dict[str, Any] = {"error": None, "scenarios": {}}
-        if contender == "awswrangler" and self.wrangler_error:
-            entry["error"] = self.wrangler_error
-            return entry
+        if contender == "awswrangler":
+            self.prepare_wrangler()
+            if self.wrangler_error:
+                entry["error"] = self.wrangler_error
+                return entry
         database = BenchDatabase(self.server, f"bench_{contender}_{files.rows}")
         database.create()
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -150,7 +162,7 @@ class Bench:
                 command, spec = self.command_and_spec(contender, scenario, files, database)
                 try:
                     figures = run_worker(command, spec, env)
-                except (WorkerFailed, subprocess.TimeoutExpired) as error:
+                except (WorkerFailed, subprocess.TimeoutExpired, OSError) as error:
                     entry["scenarios"][scenario.key] = {"error": str(error)}
                     print(f"  {CONTENDER_LABELS[contender]:<16} {scenario.label:<48} FAILED: {error}", flush=True)
                     if scenario.key == "first_load":
@@ -173,7 +185,7 @@ class Bench:
         return entry
 
     def run_size(self, rows: int) -> dict[str, Any]:
-        data_dir = BUILD_DIR / "bench-data" / str(rows)
+        data_dir = self.scratch / "data" / str(rows)
         print(f"\n== {rows:,} rows: generating files ...", flush=True)
         started = time.perf_counter()
         files = generate(rows, data_dir)
@@ -235,16 +247,20 @@ def main(argv: list[str] | None = None) -> int:
     }
     with MotoS3() as s3:
         bench = Bench(args, server, s3)
-        meta["mariadb"] = BenchDatabase(server, server.name).server_version()
-        print(
-            f"bench: MariaDB {meta['mariadb']}, {meta['cpus']} CPUs, load average {load_before[0]:.2f}; {NOISE_NOTE}", flush=True
-        )
-        bench.prepare_wrangler()
-        meta["awswrangler"] = bench.wrangler_error or "build/bench-venv (bench/requirements-awswrangler.txt)"
-        results_by_size: dict[int, dict[str, Any]] = {}
-        for rows in args.size_list:
-            results_by_size[rows] = bench.run_size(rows)
-            print_size(results_by_size[rows])
+        try:
+            meta["mariadb"] = BenchDatabase(server, server.name).server_version()
+            print(
+                f"bench: MariaDB {meta['mariadb']}, {meta['cpus']} CPUs, load average {load_before[0]:.2f}; {NOISE_NOTE}",
+                flush=True,
+            )
+            bench.prepare_wrangler()
+            meta["awswrangler"] = bench.wrangler_error or "build/bench-venv (bench/requirements-awswrangler.txt)"
+            results_by_size: dict[int, dict[str, Any]] = {}
+            for rows in args.size_list:
+                results_by_size[rows] = bench.run_size(rows)
+                print_size(results_by_size[rows])
+        finally:
+            bench.cleanup()
     meta["load_average_after"] = os.getloadavg()
     meta["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
