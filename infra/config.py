@@ -77,6 +77,7 @@ class ImportedDatabase:
     security_group_id: str
     secret_arn: str
     secret_kms_key_arn: str | None
+    rotation_days: int  # of the ingest account's secret, which this stack owns
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -254,6 +255,7 @@ def _database(section: _Section) -> CreatedDatabase | ImportedDatabase:
             security_group_id=section.text("securityGroupId", pattern=r"sg-[0-9a-f]+"),
             secret_arn=section.text("secretArn", pattern=r"arn:aws[\w-]*:secretsmanager:[\w-]+:\d{12}:secret:.+"),
             secret_kms_key_arn=section.optional_text("secretKmsKeyArn", pattern=ARN),
+            rotation_days=section.integer("rotationDays", 30, minimum=1, maximum=365),
         )
     section.close()
     return database

@@ -77,6 +77,7 @@ class UpsellSignalsStack(Stack):
             "DeadLetterQueueUrl": dead_letters.queue.queue_url,
             "SignalsBucketName": storage.bucket.bucket_name,
             "DatabaseSecretArn": database.secret.secret_arn,
+            "IngestDatabaseSecretArn": database.ingest_secret.secret_arn,
             "AlarmTopicArn": self.monitoring.topic.topic_arn,
         }
         for name, value in outputs.items():

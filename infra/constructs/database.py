@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
@@ -19,12 +19,22 @@ from infra.constructs.retention import retention
 # template change, so CloudFormation never tries to "downgrade" a version RDS moved by itself.
 ENGINE = rds.DatabaseInstanceEngine.maria_db(version=rds.MariaDbEngineVersion.VER_10_11_16)
 MASTER_USERNAME = "upsell_admin"
+# Created (locked, no password) by migrations/0006_create_ingest_user.up.sql; the migrate function
+# sets its password from the ingest secret and unlocks it (functions/migrate/handler.py).
+INGEST_USERNAME = "upsell_ingest"
+# Characters RDS's own generated secrets leave out, so the password survives any client's quoting.
+EXCLUDED_PASSWORD_CHARACTERS = " %+~`#$&*()|[]{}:;<>?!'/@\"\\"  # noqa: S105 - not a password
 DEFAULT_PORT = 3306
 EXPORTED_LOGS = ("error", "slowquery")
 
 
 class Database(Construct):
-    """Where the data lives and the one secret the functions read (RDS-generated JSON format)."""
+    """Where the data lives, and two accounts: the administrator's secret (migrate, DDL) and the ingest's.
+
+    Both secrets use the RDS format (host, port, username, password, dbname). The ingest secret
+    is always ours and rotates (single user: the account changes its own password); the
+    administrator's rotates too when this stack created the database.
+    """
 
     def __init__(
         self,
@@ -41,6 +51,7 @@ class Database(Construct):
         self.secret_kms_key_arn: str | None = None
         self.instance: rds.IDatabaseInstance
         self.secret: secretsmanager.ISecret
+        self.rotations: list[Construct] = []
         if isinstance(settings, CreatedDatabase):
             self.security_group = ec2.SecurityGroup(
                 self,
@@ -69,6 +80,42 @@ class Database(Construct):
             self.secret = secretsmanager.Secret.from_secret_complete_arn(self, "Secret", settings.secret_arn)
             self.secret_kms_key_arn = settings.secret_kms_key_arn
         self.port = settings.port if isinstance(settings, ImportedDatabase) else DEFAULT_PORT
+        host = settings.endpoint if isinstance(settings, ImportedDatabase) else self.instance.db_instance_endpoint_address
+        self.ingest_secret = secretsmanager.Secret(
+            self,
+            "IngestSecret",
+            description=f"upsell-signals: the {INGEST_USERNAME} account (data changes on the ingest's tables only)",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                secret_string_template=Stack.of(self).to_json_string(
+                    {
+                        "engine": "mariadb",
+                        "username": INGEST_USERNAME,
+                        "host": host,
+                        "port": self.port,
+                        "dbname": self.database_name,
+                    }
+                ),
+                generate_string_key="password",
+                exclude_characters=EXCLUDED_PASSWORD_CHARACTERS,
+                password_length=32,
+            ),
+        )
+        # The first rotation runs as soon as its schedule exists; the stack makes every rotation wait
+        # for the migration, which creates the account and gives it the secret's password.
+        self.rotations.append(
+            secretsmanager.SecretRotation(
+                self,
+                "IngestRotation",
+                application=secretsmanager.SecretRotationApplication.MARIADB_ROTATION_SINGLE_USER,
+                secret=self.ingest_secret,
+                target=self.instance,
+                vpc=network.vpc,
+                vpc_subnets=network.private_subnets,
+                endpoint=_secrets_manager_endpoint(network),
+                security_group=self._rotation_security_group(network),
+                automatically_after=Duration.days(settings.rotation_days),
+            )
+        )
 
     def _create(
         self, settings: CreatedDatabase, network: Network, log_retention_days: int, instance_identifier: str
@@ -120,32 +167,40 @@ class Database(Construct):
                 removal_policy=RemovalPolicy.DESTROY,
             )
             instance.node.add_dependency(log_group)
-        # The rotation function gets a group of ours: CDK then opens the database port to it, and the
-        # interface endpoints (which admit only named groups) let it call Secrets Manager.
-        rotation_group = ec2.SecurityGroup(
-            self, "RotationSecurityGroup", vpc=network.vpc, description="Secret rotation function", allow_all_outbound=False
-        )
-        network.allow_https_out(rotation_group)
-        instance.add_rotation_single_user(
+        rotation = instance.add_rotation_single_user(
             automatically_after=Duration.days(settings.rotation_days),
             vpc_subnets=network.private_subnets,
             # The hosted rotation function calls Secrets Manager through our interface endpoint.
             endpoint=_secrets_manager_endpoint(network),
-            security_group=rotation_group,
+            security_group=self._rotation_security_group(network),
         )
+        self.rotations.append(rotation)
         return instance
+
+    def _rotation_security_group(self, network: Network) -> ec2.SecurityGroup:
+        """One group per rotation function: CDK opens the database port to it, and it may reach the endpoints."""
+        index = len(self.rotations) + 1
+        group = ec2.SecurityGroup(
+            self,
+            f"RotationSecurityGroup{index}",
+            vpc=network.vpc,
+            description="Secret rotation function",
+            allow_all_outbound=False,
+        )
+        network.allow_https_out(group)
+        return group
 
     def allow_from(self, security_group: ec2.SecurityGroup, description: str) -> None:
         """Open the database port from one function's security group, and that group's egress to it."""
         self.security_group.add_ingress_rule(security_group, ec2.Port.tcp(self.port), description)
         security_group.add_egress_rule(self.security_group, ec2.Port.tcp(self.port), "MariaDB")
 
-    def grant_read_secret(self, role: iam.IRole) -> None:
-        """secretsmanager:GetSecretValue on this one secret (plus kms:Decrypt when it uses a customer key)."""
+    def grant_read_secret(self, role: iam.IRole, secret: secretsmanager.ISecret) -> None:
+        """secretsmanager:GetSecretValue on one secret (plus kms:Decrypt when the imported admin secret uses a customer key)."""
         role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[self.secret.secret_arn])
+            iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[secret.secret_arn])
         )
-        if self.secret_kms_key_arn:
+        if secret is self.secret and self.secret_kms_key_arn:
             role.add_to_principal_policy(
                 iam.PolicyStatement(
                     actions=["kms:Decrypt"],

@@ -72,6 +72,8 @@ class Ingest(Construct):
             code=code,
             network=network,
             database=database,
+            # Its own account: data changes on its tables only (migrations/0006), never the administrator's.
+            database_secret=database.ingest_secret,
             environment={
                 "SIGNALS_BUCKET": bucket.bucket_name,
                 "SIGNALS_KEY_PREFIX": SIGNALS_PREFIX,

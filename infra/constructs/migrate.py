@@ -43,7 +43,12 @@ class SchemaMigrations(Construct):
             code=code,
             network=network,
             database=database,
-            environment={"POWERTOOLS_SERVICE_NAME": "upsell-signals-migrate"},
+            # The administrator runs the DDL, and gives the ingest account the password in its secret.
+            database_secret=database.secret,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": "upsell-signals-migrate",
+                "INGEST_DB_SECRET_ARN": database.ingest_secret.secret_arn,
+            },
             memory_mb=512,
             # Under CloudFormation's custom resource limit (1 hour) with room for a lock wait.
             timeout=Duration.minutes(5),
@@ -55,8 +60,16 @@ class SchemaMigrations(Construct):
             "Schema",
             service_token=self.function.function.function_arn,
             resource_type="Custom::SchemaMigrations",
-            properties={"MigrationsFingerprint": migrations_fingerprint()},
+            # Either changing sends Update: new migrations to apply, or a new ingest secret to provision.
+            properties={"MigrationsFingerprint": migrations_fingerprint(), "IngestSecretArn": database.ingest_secret.secret_arn},
         )
+        database.grant_read_secret(self.function.role, database.ingest_secret)
         # The migrate function must be able to reach the database and Secrets Manager when it runs.
+        # Not on the whole database construct: its secret rotations wait for this resource instead.
         self.resource.node.add_dependency(network)
-        self.resource.node.add_dependency(database)
+        self.resource.node.add_dependency(database.security_group)
+        database_resource = database.instance.node.default_child
+        if database_resource is not None:
+            self.resource.node.add_dependency(database_resource)
+        for rotation in database.rotations:
+            rotation.node.add_dependency(self.resource)

@@ -7,6 +7,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra.constructs.code import FunctionCode
@@ -44,6 +45,7 @@ class VpcFunction(Construct):
         code: FunctionCode,
         network: Network,
         database: Database,
+        database_secret: secretsmanager.ISecret,
         environment: dict[str, str],
         memory_mb: int,
         timeout: Duration,
@@ -65,7 +67,7 @@ class VpcFunction(Construct):
         )
         network.allow_https_out(self.security_group)
         database.allow_from(self.security_group, f"MariaDB from {construct_id}")
-        database.grant_read_secret(self.role)
+        database.grant_read_secret(self.role, database_secret)
         self.function = lambda_.Function(
             self,
             "Function",
@@ -88,7 +90,7 @@ class VpcFunction(Construct):
             security_groups=[self.security_group],
             tracing=lambda_.Tracing.ACTIVE,
             environment={
-                "DB_SECRET_ARN": database.secret.secret_arn,
+                "DB_SECRET_ARN": database_secret.secret_arn,
                 "DB_NAME": database.database_name,
                 "DB_TLS_CA_FILE": code.ca_bundle_path,
                 **environment,

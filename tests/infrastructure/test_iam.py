@@ -22,18 +22,18 @@ def _statements(template: Template, function_prefix: str) -> set[tuple[str, str]
     return {(action, target) for action, target, _ in role_statements(template, _role_of(template, function_prefix))}
 
 
-def test_ingest_role_is_exactly_get_object_on_prefix_secret_read_dlq_send_and_logs(dev_template: Template) -> None:
+def test_ingest_role_is_exactly_get_object_on_prefix_own_secret_dlq_send_and_logs(dev_template: Template) -> None:
     # Given the dev stack
     bucket_id, _ = only(dev_template, "AWS::S3::Bucket", "SignalsBucket")
     queue_id, _ = only(dev_template, "AWS::SQS::Queue")
-    secret_id, _ = only(dev_template, "AWS::SecretsManager::SecretTargetAttachment")
+    ingest_secret_id, _ = only(dev_template, "AWS::SecretsManager::Secret", "IngestSecret")
     log_group_id = next(key for key in resources(dev_template, "AWS::Logs::LogGroup") if key.startswith("IngestLogs"))
     # When flattening the ingest role's statements
     statements = _statements(dev_template, "Ingest")
     # Then they are exactly these, and the only "*" resources are the ENI and X-Ray actions
     expected = {
         ("s3:GetObject", f"Join:GetAtt:{bucket_id}.Arn/passive_upsell_signals/*"),
-        ("secretsmanager:GetSecretValue", f"Ref:{secret_id}"),
+        ("secretsmanager:GetSecretValue", f"Ref:{ingest_secret_id}"),
         ("sqs:SendMessage", f"GetAtt:{queue_id}.Arn"),
         ("logs:CreateLogStream", f"GetAtt:{log_group_id}.Arn"),
         ("logs:PutLogEvents", f"GetAtt:{log_group_id}.Arn"),
@@ -41,14 +41,19 @@ def test_ingest_role_is_exactly_get_object_on_prefix_secret_read_dlq_send_and_lo
     assert statements == expected
 
 
-def test_migrate_role_reads_the_secret_and_writes_its_logs_only(dev_template: Template) -> None:
+def test_migrate_role_reads_the_admin_and_ingest_secrets_and_writes_its_logs_only(dev_template: Template) -> None:
     # Given the dev stack
+    admin_secret_id, _ = only(dev_template, "AWS::SecretsManager::SecretTargetAttachment")
+    ingest_secret_id, _ = only(dev_template, "AWS::SecretsManager::Secret", "IngestSecret")
     # When flattening the migrate role's statements
     statements = _statements(dev_template, "Migrations")
-    # Then it has no S3 or SQS access at all, and reads only the secret
+    # Then it has no S3 or SQS access at all, and reads exactly the two secrets (DDL, then the ingest's password)
     services = {action.split(":")[0] for action, _ in statements}
     assert services == {"secretsmanager", "logs", "ec2", "xray"}
-    assert {action for action, _ in statements if action.startswith("secretsmanager:")} == {"secretsmanager:GetSecretValue"}
+    assert {item for item in statements if item[0].startswith("secretsmanager:")} == {
+        ("secretsmanager:GetSecretValue", f"Ref:{admin_secret_id}"),
+        ("secretsmanager:GetSecretValue", f"Ref:{ingest_secret_id}"),
+    }
 
 
 def test_function_roles_use_no_aws_managed_policies(dev_template: Template) -> None:
@@ -75,17 +80,22 @@ def test_imported_bucket_with_kms_key_gets_decrypt_via_s3_only(synthesize: Calla
     ) in decrypts
 
 
-def test_imported_secret_with_kms_key_gets_decrypt_via_secrets_manager_only(synthesize: Callable[[str], Template]) -> None:
-    # Given prod, whose imported database secret is encrypted with a customer key
+def test_imported_admin_secret_is_read_by_migrate_only_with_kms_via_secrets_manager(
+    synthesize: Callable[[str], Template],
+) -> None:
+    # Given prod, whose imported administrator secret is encrypted with a customer key
     template = synthesize("prod")
-    for prefix in ("Ingest", "Migrations"):
-        # When reading each function role's statements
-        statements = role_statements(template, _role_of(template, prefix))
-        # Then both read exactly that secret, and decrypt with its key only through Secrets Manager
-        secret = "arn:aws:secretsmanager:eu-west-1:333333333333:secret:upsell-signals/prod/db-XyZ123"
-        assert ("secretsmanager:GetSecretValue", secret, None) in statements
-        assert (
-            "kms:Decrypt",
-            "arn:aws:kms:eu-west-1:333333333333:key/1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
-            {"StringEquals": {"kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com"}},
-        ) in statements
+    admin_secret = "arn:aws:secretsmanager:eu-west-1:333333333333:secret:upsell-signals/prod/db-XyZ123"
+    decrypt = (
+        "kms:Decrypt",
+        "arn:aws:kms:eu-west-1:333333333333:key/1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+        {"StringEquals": {"kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com"}},
+    )
+    # When reading each function role's statements
+    migrate = role_statements(template, _role_of(template, "Migrations"))
+    ingest = role_statements(template, _role_of(template, "Ingest"))
+    # Then migrate reads it and decrypts with its key only through Secrets Manager; the ingest does neither
+    assert ("secretsmanager:GetSecretValue", admin_secret, None) in migrate
+    assert decrypt in migrate
+    assert ("secretsmanager:GetSecretValue", admin_secret, None) not in ingest
+    assert not [statement for statement in ingest if statement[0].startswith("kms:") and "secretsmanager" in str(statement[2])]

@@ -63,3 +63,15 @@ def test_migration_waits_for_the_database_and_the_endpoints(dev_template: Templa
     assert database_id in depends_on
     endpoints = [key for key in resources(dev_template, "AWS::EC2::VPCEndpoint") if "SecretsManager" in key]
     assert endpoints and set(endpoints) <= set(depends_on)
+
+
+def test_migrate_knows_the_ingest_secret_and_reruns_when_it_is_replaced(dev_template: Template) -> None:
+    # Given the dev stack
+    ingest_secret_id, _ = only(dev_template, "AWS::SecretsManager::Secret", "IngestSecret")
+    migrate_id = logical_id_of_function(dev_template, "Migrations")
+    # When reading the migrate function's environment and the custom resource
+    variables = resources(dev_template, "AWS::Lambda::Function")[migrate_id]["Properties"]["Environment"]["Variables"]
+    _, schema = only(dev_template, "Custom::SchemaMigrations")
+    # Then migrate provisions the ingest account from that secret, and a new secret sends Update
+    assert variables["INGEST_DB_SECRET_ARN"] == {"Ref": ingest_secret_id}
+    assert schema["Properties"]["IngestSecretArn"] == {"Ref": ingest_secret_id}
