@@ -37,11 +37,19 @@ class SignalObjectStore:
     def describe(self, key: str) -> ObjectInfo:
         """HEAD the object; MissingObject says plainly which file is absent."""
         url = f"s3://{self._bucket}/{key}"
-        try:
-            with translate_errors(f"read {url}"):
+        with translate_errors(f"read {url}"):
+            try:
                 head = self._s3.head_object(Bucket=self._bucket, Key=key)
-        except MissingObject as error:
-            raise MissingObject(f"no file at {url}") from error
+            except ClientError as error:
+                code = error.response.get("Error", {}).get("Code")
+                if code in ("404", "NoSuchKey", "NotFound"):
+                    raise MissingObject(f"no file at {url}") from error
+                if code in ("403", "AccessDenied", "Forbidden"):
+                    # Without s3:ListBucket (least privilege) S3 answers a missing key with 403.
+                    raise MissingObject(
+                        f"no file at {url} (S3 answered 403: missing, or not readable by this function)"
+                    ) from error
+                raise
         return ObjectInfo(self._bucket, key, head["ETag"].strip('"'), int(head["ContentLength"]))
 
     def download(self, info: ObjectInfo, destination: Path) -> None:

@@ -14,15 +14,16 @@ from functions.shared.errors import TransientError, translate_errors
 from functions.shared.settings import DatabaseSettings
 
 SECRET_CACHE_SECONDS = 300
+ACCESS_DENIED = 1045
 
 
-def _credentials(settings: DatabaseSettings) -> dict[str, Any]:
+def _credentials(settings: DatabaseSettings, *, refresh: bool = False) -> dict[str, Any]:
     """Host, port, user, password and database, from the secret when one is configured."""
     if settings.secret_arn:
         # Imported here so local runs and tests never need Secrets Manager.
         from aws_lambda_powertools.utilities import parameters
 
-        secret = parameters.get_secret(settings.secret_arn, transform="json", max_age=SECRET_CACHE_SECONDS)
+        secret = parameters.get_secret(settings.secret_arn, transform="json", max_age=SECRET_CACHE_SECONDS, force_fetch=refresh)
         if not isinstance(secret, dict):
             raise TransientError("database secret is not a JSON object")
         return {
@@ -51,10 +52,10 @@ def _tls_context(settings: DatabaseSettings) -> ssl.SSLContext | None:
 
 def connect(settings: DatabaseSettings, *, local_infile: bool = False, database: str | None = None) -> pymysql.Connection[Any]:
     """Open a connection whose session reads and writes TIMESTAMPs in UTC."""
-    credentials = _credentials(settings)
-    if database is not None:
-        credentials["database"] = database
-    with translate_errors("connect to the database"):
+
+    def open_with(credentials: dict[str, Any]) -> pymysql.Connection[Any]:
+        if database is not None:
+            credentials["database"] = database
         return pymysql.connect(
             **credentials,
             charset="utf8mb4",
@@ -65,6 +66,16 @@ def connect(settings: DatabaseSettings, *, local_infile: bool = False, database:
             init_command="SET time_zone = '+00:00'",
             cursorclass=pymysql.cursors.Cursor,
         )
+
+    with translate_errors("connect to the database"):
+        try:
+            return open_with(_credentials(settings))
+        except pymysql.err.OperationalError as error:
+            # After a rotation the cached secret holds the old password for a while:
+            # on "access denied", fetch the secret afresh once before giving up.
+            if error.args[0] != ACCESS_DENIED or not settings.secret_arn:
+                raise
+            return open_with(_credentials(settings, refresh=True))
 
 
 @contextmanager
