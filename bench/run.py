@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ RESULTS_DIR = REPO_ROOT / "bench" / "results"
 BUILD_DIR = REPO_ROOT / "build"
 KEY_PREFIX = "passive_upsell_signals/"
 WORKER_TIMEOUT_SECONDS = 3600
+RETRY_DATE_OFFSET_DAYS = 1  # scenario dates are two days apart (bench.scenarios)
 NOISE_NOTE = (
     "2-core machine shared with other work (e.g. a concurrent test suite): figures carry that noise; "
     "compare contenders within one run, not across runs."
@@ -154,35 +156,65 @@ class Bench:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, DB_NAME=database.name, **self.s3.environment)
         try:
-            for scenario in PLANS[contender]:
-                if scenario.restore_day_one:
-                    database.restore()
-                since = database.now()
-                time.sleep(1.0)  # rows this scenario writes get updated_at > since
-                command, spec = self.command_and_spec(contender, scenario, files, database)
-                try:
-                    figures = run_worker(command, spec, env)
-                except (WorkerFailed, subprocess.TimeoutExpired, OSError) as error:
-                    entry["scenarios"][scenario.key] = {"error": str(error)}
-                    print(f"  {CONTENDER_LABELS[contender]:<16} {scenario.label:<48} FAILED: {error}", flush=True)
-                    if scenario.key == "first_load":
-                        entry["error"] = "first load failed"
+            for planned in PLANS[contender]:
+                figures, failures = self.run_scenario(contender, planned, files, database, env)
+                if figures is None and planned.key == "first_load":
+                    entry["error"] = "first load failed"
+                entry["scenarios"][planned.key] = figures or {"error": "failed twice", "failures": failures}
+                if figures is None:
+                    if planned.key == "first_load":
                         break
                     continue
-                figures |= database.table_state(since)
-                entry["scenarios"][scenario.key] = figures
                 counts = figures.get("counts") or {}
                 shown = ", ".join(f"{name} {value:,}" for name, value in counts.items() if value is not None)
                 print(
-                    f"  {CONTENDER_LABELS[contender]:<16} {scenario.label:<48} {figures['seconds']:7.1f} s "
+                    f"  {CONTENDER_LABELS[contender]:<16} {planned.label:<48} {figures['seconds']:7.1f} s "
                     f"{figures['peak_rss_mb']:6.0f} MB  touched {figures['rows_touched']:,}  [{shown}]",
                     flush=True,
                 )
-                if scenario.key == "first_load" and len(PLANS[contender]) > 1:
+                if planned.key == "first_load" and len(PLANS[contender]) > 1:
                     database.snapshot()
         finally:
             database.drop()
         return entry
+
+    def run_scenario(
+        self, contender: str, planned: Scenario, files: SizeFiles, database: BenchDatabase, env: dict[str, str]
+    ) -> tuple[dict[str, Any] | None, list[str]]:
+        """Run one scenario; on a failure, once more from the same starting state (reported).
+
+        A retry of the sync uses a date of its own, so it stages afresh instead of
+        resuming the failed attempt's staged rows (which would flatter it).
+        """
+        failures: list[str] = []
+        for attempt in (1, 2):
+            scenario = planned
+            if attempt == 2:
+                if planned.key == "first_load":
+                    database.create()
+                else:
+                    database.restore()  # day-two shapes start from day one; the re-sync's table is day one too
+                    if contender == "sync":
+                        scenario = replace(planned, sync_date=planned.sync_date + dt.timedelta(days=RETRY_DATE_OFFSET_DAYS))
+                        self.s3.upload(getattr(files, scenario.file), object_key_for(KEY_PREFIX, scenario.sync_date))
+            elif planned.restore_day_one:
+                database.restore()
+            since = database.now()
+            time.sleep(1.0)  # rows this scenario writes get updated_at > since
+            command, spec = self.command_and_spec(contender, scenario, files, database)
+            try:
+                figures = run_worker(command, spec, env)
+            except (WorkerFailed, subprocess.TimeoutExpired, OSError) as error:
+                failures.append(str(error))
+                last_line = str(error).strip().splitlines()[-1]
+                label = f"{CONTENDER_LABELS[contender]:<16} {planned.label:<48}"
+                print(f"  {label} FAILED (attempt {attempt}): {last_line}", flush=True)
+                continue
+            figures |= database.table_state(since)
+            if failures:
+                figures["retried_after"] = failures
+            return figures, failures
+        return None, failures
 
     def run_size(self, rows: int) -> dict[str, Any]:
         data_dir = self.scratch / "data" / str(rows)
@@ -221,6 +253,10 @@ def print_size(results: dict[str, Any]) -> None:
     for contender, entry in results["contenders"].items():
         if entry.get("error"):
             print(f"\n{CONTENDER_LABELS[contender]}: {entry['error']}")
+        for key, figures in (entry.get("scenarios") or {}).items():
+            for failure in figures.get("retried_after") or figures.get("failures") or []:
+                outcome = "failed, then retried" if "seconds" in figures else "failed"
+                print(f"\n{CONTENDER_LABELS[contender]} {key} {outcome}: {failure.strip().splitlines()[-1]}")
 
 
 def main(argv: list[str] | None = None) -> int:

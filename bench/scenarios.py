@@ -6,6 +6,8 @@ import datetime as dt
 from dataclasses import dataclass
 
 FIRST_DATE = dt.date(2026, 1, 30)
+# Scenario dates are two days apart: a retried sync takes the day in between, so it
+# stages afresh and stays older than the next scenario's date (the stale-date guard).
 
 
 @dataclass(frozen=True)
@@ -23,19 +25,19 @@ class Scenario:
 
 FIRST_LOAD = Scenario("first_load", "first load", "day_one", FIRST_DATE)
 RESYNC = Scenario("resync", "forced re-sync, identical file", "day_one", FIRST_DATE, force_resync=True)
-DAY_TWO_A = Scenario("day_two_a", "day two (a): 10% changed, 1% new, 1% gone", "day_two_a", FIRST_DATE + dt.timedelta(days=1))
+DAY_TWO_A = Scenario("day_two_a", "day two (a): 10% changed, 1% new, 1% gone", "day_two_a", FIRST_DATE + dt.timedelta(days=2))
 DAY_TWO_B = Scenario(
     "day_two_b",
     "day two (b): (a) + MODEL_UPDATED_AT = run time",
     "day_two_b",
-    FIRST_DATE + dt.timedelta(days=2),
+    FIRST_DATE + dt.timedelta(days=4),
     restore_day_one=True,
 )
 DAY_TWO_A_DELETE = Scenario(
     "day_two_a_delete",
     "day two (a), MISSING_ROWS=delete",
     "day_two_a",
-    FIRST_DATE + dt.timedelta(days=3),
+    FIRST_DATE + dt.timedelta(days=6),
     missing_rows="delete",
     restore_day_one=True,
 )
