@@ -3,8 +3,10 @@
 -- One LIST partition per sync date being staged: dropping a partition clears a date
 -- at once, where DELETE of a million rows would take seconds. The sentinel partition
 -- exists because a partitioned table needs one; nothing is ever staged for 1970.
--- Keyed by company id: keys are unique by the time rows are staged (duplicates are
--- rejected while reading), and the publish joins on it in both directions.
+-- No index at all: rows are appended in file order (InnoDB's hidden row id), the
+-- cheapest load there is. Keys are unique by the time rows are staged (duplicates are
+-- rejected while reading); the publish drives its joins from here into the signals
+-- table's unique key, and deletions use NOT IN, which MariaDB materialises with an index.
 -- Progress of each date's pass lives in upsell_signal_staging_progress.
 CREATE TABLE upsell_signal_staging (
   sync_date DATE NOT NULL,
@@ -36,8 +38,7 @@ CREATE TABLE upsell_signal_staging (
   has_signal_peo_growth_10_pct BOOLEAN NULL,
   has_signal_peo_basic_five_plus_hires BOOLEAN NULL,
   has_signal_hi_app_started_not_submitted BOOLEAN NULL,
-  model_updated_at TIMESTAMP NULL DEFAULT NULL,
-  PRIMARY KEY (sync_date, cdms_canonical_company_id)
+  model_updated_at TIMESTAMP NULL DEFAULT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_nopad_bin
 PARTITION BY LIST COLUMNS (sync_date) (PARTITION p_sentinel VALUES IN ('1970-01-01'));
 

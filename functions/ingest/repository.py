@@ -19,7 +19,7 @@ import pymysql
 
 from functions.ingest.columns import COLUMN_NAMES, KEY_COLUMN
 from functions.ingest.validation import SOURCE_ROW, RejectedRow
-from functions.shared.errors import PermanentError, TransientError, translate_errors
+from functions.shared.errors import PermanentError, translate_errors
 
 TARGET = "company_upsell_signals"
 STAGING = "upsell_signal_staging"
@@ -463,7 +463,7 @@ class SignalsRepository:
             yield
 
     def plan_publish(self, sync_date: dt.date, *, delete_missing: bool) -> PublishPlan:
-        """Count inserts, updates and deletions exactly, before writing anything."""
+        """Count inserts, updates and deletions exactly without writing (for a dry run)."""
         row = self._fetch_one(
             f"SELECT COUNT(*), COALESCE(SUM(t.id IS NULL), 0), "
             f"COALESCE(SUM(t.id IS NOT NULL AND NOT ({_ROW_UNCHANGED})), 0) "
@@ -479,41 +479,53 @@ class SignalsRepository:
             to_delete = table_rows - (int(row[0]) - int(row[1]))
         return PublishPlan(int(row[0]), int(row[1]), int(row[2]), to_delete, table_rows)
 
-    def publish(self, sync_date: dt.date, plan: PublishPlan, *, delete_missing: bool) -> None:
-        """Apply a plan with set-based statements (inside the publish transaction).
+    def table_is_empty(self) -> bool:
+        return self._fetch_one(f"SELECT 1 FROM {TARGET} LIMIT 1") is None
 
-        Existing keys are updated through a join and only where a value differs, so
-        unchanged rows keep updated_at; new keys are inserted without touching
-        existing ones, so no auto-increment id is burnt on them.
+    def count_table(self) -> int:
+        row = self._fetch_one(f"SELECT COUNT(*) FROM {TARGET}")
+        return int(row[0]) if row else 0
+
+    def update_changed(self, sync_date: dt.date) -> int:
+        """Update existing keys where any value differs; returns how many (exact).
+
+        Unchanged rows are not matched, so they keep updated_at; and since every matched
+        row gets a new updated_at, the affected-row count is the changed-row count.
         """
-        updated = 0
-        if plan.rows_to_update:
-            updated = self._execute(
-                f"UPDATE {TARGET} t JOIN {STAGING} s ON s.{KEY_COLUMN} = t.{KEY_COLUMN} AND s.sync_date = %s "
-                f"SET {_SET_FROM_STAGING}, t.updated_at = NOW() WHERE NOT ({_ROW_UNCHANGED})",
-                (sync_date,),
-            )
-        inserted = 0
-        if plan.rows_to_insert:
-            inserted = self._execute(
+        return self._execute(
+            f"UPDATE {TARGET} t JOIN {STAGING} s ON s.{KEY_COLUMN} = t.{KEY_COLUMN} AND s.sync_date = %s "
+            f"SET {_SET_FROM_STAGING}, t.updated_at = NOW() WHERE NOT ({_ROW_UNCHANGED})",
+            (sync_date,),
+        )
+
+    def insert_new(self, sync_date: dt.date, *, table_was_empty: bool) -> int:
+        """Insert staged keys the table lacks; returns how many. No id is burnt on existing keys.
+
+        Into an empty table every staged row is new: a plain INSERT ... SELECT streams,
+        where the anti-join (reading the table it writes) would be buffered first.
+        """
+        if table_was_empty:
+            return self._execute(
                 f"INSERT INTO {TARGET} ({_COLUMNS}, created_at, updated_at) "
-                f"SELECT {_STAGED_COLUMNS}, NOW(), NOW() FROM {STAGING} s "
-                f"LEFT JOIN {TARGET} t ON t.{KEY_COLUMN} = s.{KEY_COLUMN} "
-                f"WHERE s.sync_date = %s AND t.id IS NULL",
+                f"SELECT {_STAGED_COLUMNS}, NOW(), NOW() FROM {STAGING} s WHERE s.sync_date = %s",
                 (sync_date,),
             )
-        deleted = 0
-        if delete_missing and plan.rows_to_delete:
-            deleted = self._execute(
-                f"DELETE t FROM {TARGET} t LEFT JOIN {STAGING} s "
-                f"ON s.sync_date = %s AND s.{KEY_COLUMN} = t.{KEY_COLUMN} WHERE s.{SOURCE_ROW} IS NULL",
-                (sync_date,),
-            )
-        if (updated, inserted, deleted) != (plan.rows_to_update, plan.rows_to_insert, plan.rows_to_delete):
-            raise TransientError(
-                f"publish wrote {updated} updates, {inserted} inserts, {deleted} deletions but planned "
-                f"{plan.rows_to_update}, {plan.rows_to_insert}, {plan.rows_to_delete}: the table changed meanwhile"
-            )
+        return self._execute(
+            f"INSERT INTO {TARGET} ({_COLUMNS}, created_at, updated_at) "
+            f"SELECT {_STAGED_COLUMNS}, NOW(), NOW() FROM {STAGING} s "
+            f"LEFT JOIN {TARGET} t ON t.{KEY_COLUMN} = s.{KEY_COLUMN} "
+            f"WHERE s.sync_date = %s AND t.id IS NULL",
+            (sync_date,),
+        )
+
+    def delete_missing(self, sync_date: dt.date) -> int:
+        """Delete companies absent from the date's staged rows; returns how many."""
+        # NOT IN over a subquery is run by materialising the staged keys with a unique
+        # index (a hash anti-join), so staging needs no index of its own for this.
+        return self._execute(
+            f"DELETE FROM {TARGET} WHERE {KEY_COLUMN} NOT IN (SELECT {KEY_COLUMN} FROM {STAGING} WHERE sync_date = %s)",
+            (sync_date,),
+        )
 
     # -- operator reports (scripts/status) ------------------------------------------
 

@@ -13,13 +13,13 @@ import random
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pymysql
 
-from functions.ingest.guards import GuardFigures, evaluate_guards, validate_override_names
+from functions.ingest.guards import GuardFigures, GuardTrip, evaluate_guards, validate_override_names
 from functions.ingest.parquet_reader import SignalFile
 from functions.ingest.repository import ClaimOutcome, SignalsRepository, StagingProgress
 from functions.ingest.s3_source import ObjectInfo, SignalObjectStore
@@ -328,44 +328,26 @@ class SyncService:
         )
         with repository.publish_lock(self._settings.publish_lock_timeout_seconds), repository.transaction("publish"):
             repository.renew_lease(sync_date, attempt.options.invocation_id, self._settings.lease_seconds)
-            plan = repository.plan_publish(sync_date, delete_missing=delete_missing)
             previous = repository.last_completed_before(sync_date)
-            trips = evaluate_guards(
-                GuardFigures(
-                    sync_date=sync_date,
-                    rows_processed=progress.rows_read,
-                    rows_rejected=progress.rows_rejected,
-                    rows_loaded=progress.rows_staged,
-                    previous_date=previous.sync_date if previous else None,
-                    previous_rows_loaded=previous.rows_loaded if previous else None,
-                    newest_completed_date=repository.newest_completed_date(),
-                    delete_missing=delete_missing,
-                    rows_to_delete=plan.rows_to_delete,
-                    table_rows=plan.table_rows,
-                ),
-                self._settings.guards,
-                attempt.options.override_guards,
+            figures = GuardFigures(
+                sync_date=sync_date,
+                rows_processed=progress.rows_read,
+                rows_rejected=progress.rows_rejected,
+                rows_loaded=progress.rows_staged,
+                previous_date=previous.sync_date if previous else None,
+                previous_rows_loaded=previous.rows_loaded if previous else None,
+                newest_completed_date=repository.newest_completed_date(),
+                delete_missing=False,  # filled in once the deletions are counted
+                rows_to_delete=0,
+                table_rows=0,
             )
-            result.rows_inserted = plan.rows_to_insert
-            result.rows_updated = plan.rows_to_update
-            result.rows_unchanged = plan.rows_unchanged
-            result.rows_deleted = plan.rows_to_delete
-            result.guards_tripped = [trip.guard for trip in trips]
-            logger.info("publish plan", extra={"plan": plan.__dict__, "guards_tripped": result.guards_tripped})
-            if trips and not attempt.options.dry_run:
-                raise GuardTripped(
-                    ",".join(trip.guard for trip in trips),
-                    "; ".join(f"{trip.guard}: {trip.message}" for trip in trips),
-                    {trip.guard: trip.figures for trip in trips},
-                )
-            result.duration_ms = self._elapsed_ms(attempt)
             if attempt.options.dry_run:
-                result.reason = "dry run: nothing published" + (
-                    f"; would trip {', '.join(result.guards_tripped)}" if trips else ""
-                )
-                repository.release_dry_run(sync_date, attempt.options.invocation_id, attempt.claim.previous)
+                self._count_dry_run(repository, attempt, result, figures, delete_missing)
             else:
-                repository.publish(sync_date, plan, delete_missing=delete_missing)
+                self._raise_on_trips(evaluate_guards(figures, self._settings.guards, attempt.options.override_guards))
+                self._write(repository, attempt, result, figures, delete_missing)
+            result.duration_ms = self._elapsed_ms(attempt)
+            if not attempt.options.dry_run:
                 counts = {name: value or 0 for name, value in result.counts().items()}
                 repository.complete(sync_date, attempt.options.invocation_id, info.etag, counts, result.duration_ms)
             repository.finish_run(attempt.run_id, status=result.status, counts=result.counts(), duration_ms=result.duration_ms)
@@ -377,6 +359,61 @@ class SyncService:
             repository.drop_staging(abandoned_date)
         logger.info("sync %s", result.status, extra={"result": result.as_dict()})
         return result
+
+    def _write(
+        self, repository: SignalsRepository, attempt: _Attempt, result: SyncResult, figures: GuardFigures, delete_missing: bool
+    ) -> None:
+        """Publish: update changed rows, insert new ones, maybe delete missing ones; exact counts.
+
+        The counts are the statements' own affected rows, each statement matching only
+        what it changes. The deletion guard needs the deletion count, known only after
+        the inserts: a trip there raises and the whole transaction rolls back.
+        """
+        sync_date = attempt.sync_date
+        table_was_empty = repository.table_is_empty()
+        table_rows = 0 if table_was_empty or not delete_missing else repository.count_table()
+        result.rows_updated = 0 if table_was_empty else repository.update_changed(sync_date)
+        result.rows_inserted = repository.insert_new(sync_date, table_was_empty=table_was_empty)
+        result.rows_unchanged = figures.rows_loaded - result.rows_inserted - result.rows_updated
+        result.rows_deleted = 0
+        if delete_missing:
+            # Keys are unique in staging, so the rows that stay are the staged keys that existed.
+            rows_to_delete = table_rows - (figures.rows_loaded - result.rows_inserted)
+            with_deletions = replace(figures, delete_missing=True, rows_to_delete=rows_to_delete, table_rows=table_rows)
+            self._raise_on_trips(evaluate_guards(with_deletions, self._settings.guards, attempt.options.override_guards))
+            if rows_to_delete:
+                result.rows_deleted = repository.delete_missing(sync_date)
+            if result.rows_deleted != rows_to_delete:
+                raise TransientError(
+                    f"deleted {result.rows_deleted} rows, expected {rows_to_delete}: the table changed meanwhile"
+                )
+        logger.info("published", extra={"counts": result.counts()})
+
+    def _count_dry_run(
+        self, repository: SignalsRepository, attempt: _Attempt, result: SyncResult, figures: GuardFigures, delete_missing: bool
+    ) -> None:
+        """What a publish would do and which guards would trip; writes nothing, restores the metadata."""
+        plan = repository.plan_publish(attempt.sync_date, delete_missing=delete_missing)
+        with_plan = replace(
+            figures, delete_missing=delete_missing, rows_to_delete=plan.rows_to_delete, table_rows=plan.table_rows
+        )
+        trips = evaluate_guards(with_plan, self._settings.guards, attempt.options.override_guards)
+        result.rows_inserted = plan.rows_to_insert
+        result.rows_updated = plan.rows_to_update
+        result.rows_unchanged = plan.rows_unchanged
+        result.rows_deleted = plan.rows_to_delete
+        result.guards_tripped = [trip.guard for trip in trips]
+        result.reason = "dry run: nothing published" + (f"; would trip {', '.join(result.guards_tripped)}" if trips else "")
+        repository.release_dry_run(attempt.sync_date, attempt.options.invocation_id, attempt.claim.previous)
+
+    @staticmethod
+    def _raise_on_trips(trips: list[GuardTrip]) -> None:
+        if trips:
+            raise GuardTripped(
+                ",".join(trip.guard for trip in trips),
+                "; ".join(f"{trip.guard}: {trip.message}" for trip in trips),
+                {trip.guard: trip.figures for trip in trips},
+            )
 
     # -- failure and retry ------------------------------------------------------
 
