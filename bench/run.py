@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         "wrangler_chunksize": args.wrangler_chunksize,
         "notes": [
             "this sync: real SyncService, file fetched from a moto S3 server on loopback, default settings "
-            "(STAGING_CHUNK_ROWS=50000, STAGING_LOAD_METHOD=local_infile)",
+            "(STAGING_CHUNK_ROWS=25000, STAGING_LOAD_METHOD=local_infile)",
             "original design and awswrangler read the Parquet file from local disk (no S3)",
             "floor: LOAD DATA LOCAL INFILE of pre-rendered rows into the empty table; first load only",
             "day two (b) and the delete run start from the day-one table, restored untimed",

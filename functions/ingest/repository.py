@@ -520,12 +520,20 @@ class SignalsRepository:
 
     def delete_missing(self, sync_date: dt.date) -> int:
         """Delete companies absent from the date's staged rows; returns how many."""
-        # NOT IN over a subquery is run by materialising the staged keys with a unique
-        # index (a hash anti-join), so staging needs no index of its own for this.
-        return self._execute(
-            f"DELETE FROM {TARGET} WHERE {KEY_COLUMN} NOT IN (SELECT {KEY_COLUMN} FROM {STAGING} WHERE sync_date = %s)",
+        # Staging has no index (cheapest to load), and MariaDB does not materialise a
+        # NOT IN subquery of a DELETE (it ran for minutes at 1M rows): the staged keys go
+        # into an indexed temporary table first, so the anti-join is one lookup per row.
+        self._execute("DROP TEMPORARY TABLE IF EXISTS staged_keys")
+        self._execute(
+            f"CREATE TEMPORARY TABLE staged_keys (company_id VARCHAR(64) COLLATE utf8mb4_nopad_bin PRIMARY KEY) "
+            f"SELECT {KEY_COLUMN} AS company_id FROM {STAGING} WHERE sync_date = %s",
             (sync_date,),
         )
+        deleted = self._execute(
+            f"DELETE t FROM {TARGET} t LEFT JOIN staged_keys k ON k.company_id = t.{KEY_COLUMN} WHERE k.company_id IS NULL"
+        )
+        self._execute("DROP TEMPORARY TABLE staged_keys")
+        return deleted
 
     # -- operator reports (scripts/status) ------------------------------------------
 

@@ -142,7 +142,7 @@ def load_ingest_settings(env: Mapping[str, str] | None = None) -> IngestSettings
     return IngestSettings(
         bucket=bucket,
         key_prefix=_text(env, "SIGNALS_KEY_PREFIX", "passive_upsell_signals/") or "passive_upsell_signals/",
-        chunk_rows=_integer(env, "STAGING_CHUNK_ROWS", 50_000, minimum=1),
+        chunk_rows=_integer(env, "STAGING_CHUNK_ROWS", 25_000, minimum=1),
         load_method=_choice(env, "STAGING_LOAD_METHOD", "local_infile", ("local_infile", "insert")),  # type: ignore[arg-type]
         missing_rows=_choice(env, "MISSING_ROWS", "keep", ("keep", "delete")),  # type: ignore[arg-type]
         guards=GuardThresholds(

@@ -270,7 +270,7 @@ def test_every_log_line_of_a_sync_carries_the_request_id_and_the_date_and_metric
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     log_lines = [line for line in lines if "level" in line]
     metric_lines = [line for line in lines if "_aws" in line]
-    assert {line["message"].split(",")[0] for line in log_lines} >= {"claimed 2026-01-30", "publish plan", "sync completed"}
+    assert {line["message"].split(",")[0] for line in log_lines} >= {"claimed 2026-01-30", "published", "sync completed"}
     assert all(line["sync_date"] == "2026-01-30" and line["function_request_id"].startswith("local-") for line in log_lines)
     [metrics] = metric_lines
     assert metrics["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "UpsellSignals"
