@@ -279,7 +279,7 @@ def _ingest(section: _Section) -> IngestSizing:
         reserved_concurrency=section.integer("reservedConcurrency", 2, minimum=1, maximum=50),
         retry_attempts=section.integer("retryAttempts", 2, minimum=0, maximum=2),
         max_event_age_hours=section.integer("maxEventAgeHours", 6, minimum=1, maximum=6),
-        staging_chunk_rows=section.integer("stagingChunkRows", 50_000, minimum=1),
+        staging_chunk_rows=section.integer("stagingChunkRows", 25_000, minimum=1),
         staging_load_method=section.choice("stagingLoadMethod", "local_infile", ("local_infile", "insert")),  # type: ignore[arg-type]
         missing_rows=section.choice("missingRows", "keep", ("keep", "delete")),  # type: ignore[arg-type]
     )
