@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,28 +27,28 @@ SYNC_DATE = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)  # what the 06
 ROWS = 50_000
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def show(title: str, answer: dict[str, Any]) -> None:
     print(f"\n== {title}")
     print(json.dumps(answer, indent=2))
 
 
 def main() -> int:
-    import boto3
-    from moto.server import ThreadedMotoServer
+    from tests.stand_ins import moto_server
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
-    port = free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    moto.start()
     work_dir = Path(tempfile.mkdtemp(prefix="upsell-demo-"))
+    try:
+        with moto_server() as endpoint:
+            return run_demo(endpoint, work_dir)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def run_demo(s3_endpoint: str, work_dir: Path) -> int:
+    import boto3
+
     os.environ.update(
-        AWS_ENDPOINT_URL_S3=f"http://127.0.0.1:{port}",
+        AWS_ENDPOINT_URL_S3=s3_endpoint,
         AWS_ACCESS_KEY_ID="demo",
         AWS_SECRET_ACCESS_KEY="demo",
         AWS_DEFAULT_REGION="us-east-1",
@@ -57,47 +56,43 @@ def main() -> int:
         WORK_DIR=str(work_dir),
         POWERTOOLS_LOG_LEVEL=os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
     )
-    try:
-        from functions.ingest import handler as ingest
-        from functions.migrate import handler as migrate
-        from tests.factories import day_two, snowflake_table, write_pyarrow
-        from tests.scripts_support import LocalContext
+    from functions.ingest import handler as ingest
+    from functions.migrate import handler as migrate
+    from tests.factories import day_two, snowflake_table, write_pyarrow
+    from tests.scripts_support import LocalContext
 
-        show("1. migrate the throwaway database", migrate.handler({"action": "up"}, LocalContext("migrate")))
+    show("1. migrate the throwaway database", migrate.handler({"action": "up"}, LocalContext("migrate")))
 
-        s3 = boto3.client("s3")
-        s3.create_bucket(Bucket=BUCKET)
-        key = f"passive_upsell_signals/dt={SYNC_DATE}/data.parquet"
-        day_file = write_pyarrow(snowflake_table(ROWS, seed=2026), work_dir / "data.parquet")
-        s3.upload_file(str(day_file), BUCKET, key)
-        print(f"\nUploaded a Snowflake-like file of {ROWS:,} rows to s3://{BUCKET}/{key}")
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    key = f"passive_upsell_signals/dt={SYNC_DATE}/data.parquet"
+    day_file = write_pyarrow(snowflake_table(ROWS, seed=2026), work_dir / "data.parquet")
+    s3.upload_file(str(day_file), BUCKET, key)
+    print(f"\nUploaded a Snowflake-like file of {ROWS:,} rows to s3://{BUCKET}/{key}")
 
-        payload = {"sync_date": SYNC_DATE.isoformat()}
-        show(f"2. sync {SYNC_DATE} (manual payload {json.dumps(payload)})", ingest.handler(payload, LocalContext("ingest")))
-        show("3. the same request again: skipped, nothing written", ingest.handler(payload, LocalContext("ingest")))
+    payload = {"sync_date": SYNC_DATE.isoformat()}
+    show(f"2. sync {SYNC_DATE} (manual payload {json.dumps(payload)})", ingest.handler(payload, LocalContext("ingest")))
+    show("3. the same request again: skipped, nothing written", ingest.handler(payload, LocalContext("ingest")))
 
-        corrected = write_pyarrow(day_two(snowflake_table(ROWS, seed=2026), seed=7), work_dir / "corrected.parquet")
-        s3.upload_file(str(corrected), BUCKET, key)
-        show(
-            "4. a corrected re-export lands (new ETag): picked up by itself, only changed rows written",
-            ingest.handler(payload, LocalContext("ingest")),
-        )
-        show(
-            "5. a dry run of the same date with force_resync: counts, nothing published",
-            ingest.handler({**payload, "force_resync": True, "dry_run": True}, LocalContext("ingest")),
-        )
-        print("\n== 6. what an operator reads at 06:05: ./scripts/status, then ./scripts/status --date", SYNC_DATE)
-        sys.stdout.flush()
-        subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "status"), "--days", "3"], check=True)
-        print()
-        sys.stdout.flush()
-        subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "status"), "--date", SYNC_DATE.isoformat()], check=True)
-        print("\nReplay a date by hand:")
-        print(f"  echo '{json.dumps({**payload, 'force_resync': True})}' | ./scripts/invoke ingest -")
-        return 0
-    finally:
-        moto.stop()
-        shutil.rmtree(work_dir, ignore_errors=True)
+    corrected = write_pyarrow(day_two(snowflake_table(ROWS, seed=2026), seed=7), work_dir / "corrected.parquet")
+    s3.upload_file(str(corrected), BUCKET, key)
+    show(
+        "4. a corrected re-export lands (new ETag): picked up by itself, only changed rows written",
+        ingest.handler(payload, LocalContext("ingest")),
+    )
+    show(
+        "5. a dry run of the same date with force_resync: counts, nothing published",
+        ingest.handler({**payload, "force_resync": True, "dry_run": True}, LocalContext("ingest")),
+    )
+    print("\n== 6. what an operator reads at 06:05: ./scripts/status, then ./scripts/status --date", SYNC_DATE)
+    sys.stdout.flush()
+    subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "status"), "--days", "3"], check=True)
+    print()
+    sys.stdout.flush()
+    subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "status"), "--date", SYNC_DATE.isoformat()], check=True)
+    print("\nReplay a date by hand:")
+    print(f"  echo '{json.dumps({**payload, 'force_resync': True})}' | ./scripts/invoke ingest -")
+    return 0
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,10 +11,10 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from functions.shared.settings import DatabaseSettings
 from tests.factories import snowflake_table, write_pyarrow
+from tests.stand_ins import moto_server
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "e2e-signals"
@@ -23,14 +22,14 @@ BUCKET = "e2e-signals"
 
 @pytest.fixture
 def operator_env(migrated_settings: DatabaseSettings, tmp_path: Path) -> Iterator[dict[str, str]]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    with moto_server() as endpoint:
+        yield from _operator_env(endpoint, migrated_settings, tmp_path)
+
+
+def _operator_env(endpoint: str, migrated_settings: DatabaseSettings, tmp_path: Path) -> Iterator[dict[str, str]]:
     env = dict(
         os.environ,
-        AWS_ENDPOINT_URL_S3=f"http://127.0.0.1:{port}",
+        AWS_ENDPOINT_URL_S3=endpoint,
         AWS_ACCESS_KEY_ID="e2e",
         AWS_SECRET_ACCESS_KEY="e2e",
         AWS_DEFAULT_REGION="us-east-1",
@@ -52,7 +51,6 @@ def operator_env(migrated_settings: DatabaseSettings, tmp_path: Path) -> Iterato
         "passive_upsell_signals/dt=2026-01-30/data.parquet",
     )
     yield env
-    server.stop()
 
 
 def run(command: list[str], env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -6,7 +6,6 @@ import datetime as dt
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,7 +18,6 @@ from typing import Any
 import boto3
 import pymysql
 import pytest
-from moto.server import ThreadedMotoServer
 
 from functions.ingest.s3_source import SignalObjectStore
 from functions.ingest.service import SyncOptions, SyncResult, SyncService, object_key_for
@@ -27,34 +25,25 @@ from functions.shared.db import connect
 from functions.shared.settings import DatabaseSettings, load_ingest_settings
 from tests.factories import day_two, snowflake_table, write_pyarrow
 from tests.integration.conftest import BUCKET, PREFIX, expected_rows, ingest_env, query, table_rows
+from tests.stand_ins import moto_server
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DAY_ONE = dt.date(2026, 1, 30)
 DAY_TWO = dt.date(2026, 1, 31)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A moto S3 server on loopback, reachable from other processes, with the bucket made."""
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
     }.items():
         monkeypatch.setenv(name, value)
-    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
-    yield endpoint
-    server.stop()
+    with moto_server() as endpoint:
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
+        yield endpoint
 
 
 def service_on(endpoint: str, settings: DatabaseSettings, work_dir: Path, **env: str) -> SyncService:
