@@ -54,47 +54,25 @@ class Monitoring(Construct):
         action = actions.SnsAction(self.topic)
 
         self.alarms = [
-            cloudwatch.Alarm(
-                self,
+            self._alarm_when_positive(
                 "DeadLetterQueueNotEmpty",
-                alarm_description="Failed events are waiting in the DLQ: read the reason, fix, redrive",
-                metric=dead_letter_queue.metric_approximate_number_of_messages_visible(
-                    period=Duration.minutes(5), statistic="Maximum"
-                ),
-                threshold=0,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                "Failed events are waiting in the DLQ: read the reason, fix, redrive",
+                dead_letter_queue.metric_approximate_number_of_messages_visible(period=Duration.minutes(5), statistic="Maximum"),
             ),
-            cloudwatch.Alarm(
-                self,
+            self._alarm_when_positive(
                 "IngestErrors",
-                alarm_description="The ingest function raised (Lambda will retry, then dead-letter)",
-                metric=ingest.metric_errors(period=Duration.minutes(5), statistic="Sum"),
-                threshold=0,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                "The ingest function raised (Lambda will retry, then dead-letter)",
+                ingest.metric_errors(period=Duration.minutes(5), statistic="Sum"),
             ),
-            cloudwatch.Alarm(
-                self,
+            self._alarm_when_positive(
                 "MigrateErrors",
-                alarm_description="The migrate function raised",
-                metric=migrate.metric_errors(period=Duration.minutes(5), statistic="Sum"),
-                threshold=0,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                "The migrate function raised",
+                migrate.metric_errors(period=Duration.minutes(5), statistic="Sum"),
             ),
-            cloudwatch.Alarm(
-                self,
+            self._alarm_when_positive(
                 "GuardTripped",
-                alarm_description="A guard stopped a publish: check the reason, then override or fix the file",
-                metric=sync_metric("GuardTripped", Duration.minutes(5)),
-                threshold=0,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                "A guard stopped a publish: check the reason, then override or fix the file",
+                sync_metric("GuardTripped", Duration.minutes(5)),
             ),
             # Hourly periods, all 26 must be empty: an hour with no SyncCompleted counts as breaching,
             # so the alarm fires 26 hours after the last completed sync and clears on the next one.
@@ -142,4 +120,17 @@ class Monitoring(Construct):
                 width=12,
             ),
             cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms), width=24),
+        )
+
+    def _alarm_when_positive(self, construct_id: str, description: str, metric: cloudwatch.IMetric) -> cloudwatch.Alarm:
+        """An alarm on any datapoint above zero in a period; no data means nothing happened."""
+        return cloudwatch.Alarm(
+            self,
+            construct_id,
+            alarm_description=description,
+            metric=metric,
+            threshold=0,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
