@@ -11,12 +11,14 @@ import datetime as dt
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pyarrow as pa
 import pymysql
 
 from functions.ingest.guards import GuardFigures, GuardTrip, evaluate_guards, validate_override_names
@@ -119,6 +121,7 @@ class _Attempt:
     run_id: int
     started: float
     local_path: Path | None = None
+    direct_load_failed: bool = False
 
 
 class SyncService:
@@ -211,11 +214,19 @@ class SyncService:
     # -- steps ------------------------------------------------------------------
 
     def _run_claimed(self, attempt: _Attempt) -> SyncResult:
-        """Stage (resuming what is committed), check guards and publish; safe to re-run."""
+        """Load, or stage (resuming what is committed), check guards and publish; safe to re-run."""
         assert attempt.info is not None
         repository = self._repository()
         try:
             progress = repository.staging_progress(attempt.sync_date, attempt.info.etag)
+            if progress is None and self._may_load_directly(attempt):
+                try:
+                    loaded = self._load_into_empty_table(repository, attempt)
+                except TransientError:
+                    attempt.direct_load_failed = True  # the retry stages, so it can resume
+                    raise
+                if loaded is not None:
+                    return loaded
             if progress is None:
                 progress = repository.start_staging(attempt.sync_date, attempt.info.etag, attempt.claim.attempt)
             rows_resumed = progress.rows_read
@@ -225,13 +236,19 @@ class SyncService:
         finally:
             repository.connection.close()
 
-    def _stage(self, repository: SignalsRepository, attempt: _Attempt, progress: StagingProgress) -> StagingProgress:
-        """Stage the file from the last committed row on, one committed chunk at a time.
+    @staticmethod
+    def _may_load_directly(attempt: _Attempt) -> bool:
+        """A first load may skip staging, unless an attempt at it already died or failed.
 
-        The next chunk is read, validated and rendered on a worker thread while the
-        current one loads: pyarrow and the file write release the GIL, and the load
-        runs in the server, so the two overlap on two cores.
+        Taking over a lease that ran out means the last holder crashed or timed out,
+        perhaps in the middle of such a load: this attempt stages, so that it can resume.
         """
+        previous = attempt.claim.previous
+        taken_over = previous is not None and previous.get("status") == "started"
+        return not (attempt.options.dry_run or attempt.direct_load_failed or taken_over)
+
+    def _open_file(self, attempt: _Attempt) -> tuple[SignalFile, pa.Table]:
+        """Download the object (once per attempt) and find its duplicated keys."""
         info = attempt.info
         assert info is not None
         if attempt.local_path is None:
@@ -240,12 +257,23 @@ class SyncService:
         signal_file = SignalFile(attempt.local_path)
         if signal_file.mapping.ignored:
             logger.info("ignoring extra columns: %s", ", ".join(signal_file.mapping.ignored))
-        if progress.rows_read:
-            logger.info("resuming staging at row %d (%d chunks committed)", progress.rows_read, progress.chunks_committed)
         duplicates = signal_file.duplicate_keys()
         if duplicates.num_rows:
             logger.warning("%d company ids appear more than once; every copy is rejected", duplicates.num_rows)
-        batches = signal_file.batches(progress.rows_read, self._settings.chunk_rows)
+        return signal_file, duplicates
+
+    @contextmanager
+    def _prepared_chunks(
+        self, attempt: _Attempt, signal_file: SignalFile, duplicates: pa.Table, from_row: int
+    ) -> Iterator[Iterator[_PreparedChunk]]:
+        """The file's chunks from `from_row` on, validated and rendered, each prepared ahead.
+
+        The next chunk is read, validated and rendered on a worker thread while the
+        caller loads the current one: pyarrow and the file write release the GIL, and
+        the load runs in the server, so the two overlap on two cores.
+        """
+        assert attempt.local_path is not None
+        batches = signal_file.batches(from_row, self._settings.chunk_rows)
         load_files = [attempt.local_path.with_suffix(f".load{slot}.tsv") for slot in (0, 1)]
 
         def prepare_next(slot: int) -> _PreparedChunk | None:
@@ -260,18 +288,33 @@ class SyncService:
                 write_load_file(validated.valid_rows, load_file)
             return _PreparedChunk(first_row, batch.num_rows, validated, load_file, slot)
 
-        rows_read = progress.rows_read
-        preparer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare-chunk")
-        try:
+        def chunks() -> Iterator[_PreparedChunk]:
             pending = preparer.submit(prepare_next, 0)
             while (chunk := pending.result()) is not None:
+                # The slot of the chunk before this one is free again: prepare into it.
                 pending = preparer.submit(prepare_next, (chunk.slot + 1) % 2)
-                self._commit_chunk(repository, attempt, chunk, rows_read, progress.attempt)
-                rows_read = chunk.first_row + chunk.rows_read
+                yield chunk
+
+        preparer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare-chunk")
+        try:
+            yield chunks()
         finally:
             preparer.shutdown(wait=True, cancel_futures=True)
             for load_file in load_files:
                 load_file.unlink(missing_ok=True)
+
+    def _stage(self, repository: SignalsRepository, attempt: _Attempt, progress: StagingProgress) -> StagingProgress:
+        """Stage the file from the last committed row on, one committed chunk at a time."""
+        info = attempt.info
+        assert info is not None
+        signal_file, duplicates = self._open_file(attempt)
+        if progress.rows_read:
+            logger.info("resuming staging at row %d (%d chunks committed)", progress.rows_read, progress.chunks_committed)
+        rows_read = progress.rows_read
+        with self._prepared_chunks(attempt, signal_file, duplicates, progress.rows_read) as chunks:
+            for chunk in chunks:
+                self._commit_chunk(repository, attempt, chunk, rows_read, progress.attempt)
+                rows_read = chunk.first_row + chunk.rows_read
         if rows_read != signal_file.num_rows:
             raise TransientError(f"read {rows_read} rows of {signal_file.num_rows}")
         with repository.transaction("finish staging"):
@@ -287,6 +330,55 @@ class SyncService:
             extra={"rows_read": staged.rows_read, "load_method": self._settings.load_method},
         )
         return staged
+
+    def _load_into_empty_table(self, repository: SignalsRepository, attempt: _Attempt) -> SyncResult | None:
+        """A first load: the file straight into the empty table, in one transaction.
+
+        With nothing to compare against, staging would only write every row twice. The
+        rows become visible together at the commit, like a publish; a failure rolls them
+        all back and the next attempt stages instead. None when the table is not empty.
+        """
+        info = attempt.info
+        assert info is not None
+        sync_date = attempt.sync_date
+        self._renew_lease(repository, attempt)
+        with repository.publish_lock(self._settings.publish_lock_timeout_seconds), repository.transaction("first load"):
+            if not repository.table_is_empty():
+                return None
+            logger.info("the table is empty: loading the file straight into it")
+            signal_file, duplicates = self._open_file(attempt)
+            rows_loaded = rows_rejected = rows_read = 0
+            with self._prepared_chunks(attempt, signal_file, duplicates, 0) as chunks:
+                for chunk in chunks:
+                    valid_rows = chunk.validated.valid_rows
+                    if chunk.load_file is not None:
+                        repository.load_signals_file(chunk.load_file, valid_rows.num_rows)
+                    else:
+                        repository.insert_signal_rows(valid_rows)
+                    repository.insert_rejected_rows(sync_date, attempt.claim.attempt, chunk.validated.rejected_rows)
+                    rows_loaded += valid_rows.num_rows
+                    rows_rejected += len(chunk.validated.rejected_rows)
+                    rows_read = chunk.first_row + chunk.rows_read
+            if rows_read != signal_file.num_rows:
+                raise TransientError(f"read {rows_read} rows of {signal_file.num_rows}")
+            figures = self._guard_figures(repository, sync_date, rows_read, rows_rejected, rows_loaded)
+            self._raise_on_trips(evaluate_guards(figures, self._settings.guards, attempt.options.override_guards))
+            result = SyncResult(
+                sync_date=sync_date,
+                status="completed",
+                s3_key=attempt.key,
+                attempt=attempt.claim.attempt,
+                rows_processed=rows_read,
+                rows_rejected=rows_rejected,
+                rows_inserted=rows_loaded,
+                rows_updated=0,
+                rows_unchanged=0,
+                rows_deleted=0,
+                rows_resumed=0,
+            )
+            self._complete(repository, attempt, result)
+        logger.info("sync %s", result.status, extra={"result": result.as_dict()})
+        return result
 
     def _commit_chunk(
         self, repository: SignalsRepository, attempt: _Attempt, chunk: _PreparedChunk, rows_read: int, pass_attempt: int
@@ -313,44 +405,54 @@ class SyncService:
     def _publish(
         self, repository: SignalsRepository, attempt: _Attempt, progress: StagingProgress, rows_resumed: int
     ) -> SyncResult:
-        info = attempt.info
-        assert info is not None
+        """Plan exact counts, check every guard, then write (or, for a dry run, only count)."""
         sync_date = attempt.sync_date
-        delete_missing = self._settings.missing_rows == "delete"
-        result = SyncResult(
-            sync_date=sync_date,
-            status="dry_run" if attempt.options.dry_run else "completed",
-            s3_key=attempt.key,
-            attempt=attempt.claim.attempt,
-            rows_processed=progress.rows_read,
-            rows_rejected=progress.rows_rejected,
-            rows_resumed=rows_resumed,
-        )
+        dry_run = attempt.options.dry_run
+        self._renew_lease(repository, attempt)
         with repository.publish_lock(self._settings.publish_lock_timeout_seconds), repository.transaction("publish"):
-            repository.renew_lease(sync_date, attempt.options.invocation_id, self._settings.lease_seconds)
-            previous = repository.last_completed_before(sync_date)
-            figures = GuardFigures(
+            plan = repository.plan_publish(
+                sync_date, progress.rows_staged, delete_missing=self._settings.missing_rows == "delete"
+            )
+            figures = replace(
+                self._guard_figures(repository, sync_date, progress.rows_read, progress.rows_rejected, progress.rows_staged),
+                delete_missing=self._settings.missing_rows == "delete",
+                rows_to_delete=plan.rows_to_delete,
+                table_rows=plan.table_rows,
+            )
+            trips = evaluate_guards(figures, self._settings.guards, attempt.options.override_guards)
+            result = SyncResult(
                 sync_date=sync_date,
+                status="dry_run" if dry_run else "completed",
+                s3_key=attempt.key,
+                attempt=attempt.claim.attempt,
                 rows_processed=progress.rows_read,
                 rows_rejected=progress.rows_rejected,
-                rows_loaded=progress.rows_staged,
-                previous_date=previous.sync_date if previous else None,
-                previous_rows_loaded=previous.rows_loaded if previous else None,
-                newest_completed_date=repository.newest_completed_date(),
-                delete_missing=False,  # filled in once the deletions are counted
-                rows_to_delete=0,
-                table_rows=0,
+                rows_resumed=rows_resumed,
+                rows_inserted=plan.rows_to_insert,
+                rows_updated=plan.rows_to_update,
+                rows_unchanged=plan.rows_unchanged,
+                rows_deleted=plan.rows_to_delete,
             )
-            if attempt.options.dry_run:
-                self._count_dry_run(repository, attempt, result, figures, delete_missing)
+            if dry_run:
+                result.guards_tripped = [trip.guard for trip in trips]
+                result.reason = "dry run: nothing published" + (
+                    f"; would trip {', '.join(result.guards_tripped)}" if trips else ""
+                )
+                repository.release_dry_run(sync_date, attempt.options.invocation_id, attempt.claim.previous)
             else:
-                self._raise_on_trips(evaluate_guards(figures, self._settings.guards, attempt.options.override_guards))
-                self._write(repository, attempt, result, figures, delete_missing)
-            result.duration_ms = self._elapsed_ms(attempt)
-            if not attempt.options.dry_run:
-                counts = {name: value or 0 for name, value in result.counts().items()}
-                repository.complete(sync_date, attempt.options.invocation_id, info.etag, counts, result.duration_ms)
-            repository.finish_run(attempt.run_id, status=result.status, counts=result.counts(), duration_ms=result.duration_ms)
+                self._raise_on_trips(trips)
+                # Each statement checks its own count against the plan; a mismatch rolls back.
+                repository.update_changed(sync_date, plan)
+                repository.insert_new(sync_date, plan)
+                if plan.rows_to_delete:
+                    deleted = repository.delete_missing(sync_date)
+                    if deleted != plan.rows_to_delete:
+                        raise TransientError(
+                            f"deleted {deleted} rows, the plan counted {plan.rows_to_delete}: the table changed meanwhile"
+                        )
+                logger.info("published", extra={"counts": result.counts()})
+            repository.discard_plan()
+            self._complete(repository, attempt, result)
         repository.drop_staging(sync_date)
         # A date whose sync failed for good keeps its staging for a resume; after a week
         # nobody will resume it, so the next successful sync clears it away.
@@ -360,51 +462,43 @@ class SyncService:
         logger.info("sync %s", result.status, extra={"result": result.as_dict()})
         return result
 
-    def _write(
-        self, repository: SignalsRepository, attempt: _Attempt, result: SyncResult, figures: GuardFigures, delete_missing: bool
-    ) -> None:
-        """Publish: update changed rows, insert new ones, maybe delete missing ones; exact counts.
+    def _renew_lease(self, repository: SignalsRepository, attempt: _Attempt) -> None:
+        """Push the lease out before a long transaction, in a short one of its own.
 
-        The counts are the statements' own affected rows, each statement matching only
-        what it changes. The deletion guard needs the deletion count, known only after
-        the inserts: a trip there raises and the whole transaction rolls back.
+        The long transaction does not hold the metadata row, so that a concurrent
+        invocation is answered at once rather than waiting on its lock; `complete` checks
+        the claim again at the end and rolls everything back if it was lost meanwhile.
         """
-        sync_date = attempt.sync_date
-        table_was_empty = repository.table_is_empty()
-        table_rows = 0 if table_was_empty or not delete_missing else repository.count_table()
-        result.rows_updated = 0 if table_was_empty else repository.update_changed(sync_date)
-        result.rows_inserted = repository.insert_new(sync_date, table_was_empty=table_was_empty)
-        result.rows_unchanged = figures.rows_loaded - result.rows_inserted - result.rows_updated
-        result.rows_deleted = 0
-        if delete_missing:
-            # Keys are unique in staging, so the rows that stay are the staged keys that existed.
-            rows_to_delete = table_rows - (figures.rows_loaded - result.rows_inserted)
-            with_deletions = replace(figures, delete_missing=True, rows_to_delete=rows_to_delete, table_rows=table_rows)
-            self._raise_on_trips(evaluate_guards(with_deletions, self._settings.guards, attempt.options.override_guards))
-            if rows_to_delete:
-                result.rows_deleted = repository.delete_missing(sync_date)
-            if result.rows_deleted != rows_to_delete:
-                raise TransientError(
-                    f"deleted {result.rows_deleted} rows, expected {rows_to_delete}: the table changed meanwhile"
-                )
-        logger.info("published", extra={"counts": result.counts()})
+        with repository.transaction("renew the lease"):
+            repository.renew_lease(attempt.sync_date, attempt.options.invocation_id, self._settings.lease_seconds)
 
-    def _count_dry_run(
-        self, repository: SignalsRepository, attempt: _Attempt, result: SyncResult, figures: GuardFigures, delete_missing: bool
-    ) -> None:
-        """What a publish would do and which guards would trip; writes nothing, restores the metadata."""
-        plan = repository.plan_publish(attempt.sync_date, delete_missing=delete_missing)
-        with_plan = replace(
-            figures, delete_missing=delete_missing, rows_to_delete=plan.rows_to_delete, table_rows=plan.table_rows
+    @staticmethod
+    def _guard_figures(
+        repository: SignalsRepository, sync_date: dt.date, rows_read: int, rows_rejected: int, rows_loaded: int
+    ) -> GuardFigures:
+        """What the guards judge, before any deletion is counted."""
+        previous = repository.last_completed_before(sync_date)
+        return GuardFigures(
+            sync_date=sync_date,
+            rows_processed=rows_read,
+            rows_rejected=rows_rejected,
+            rows_loaded=rows_loaded,
+            previous_date=previous.sync_date if previous else None,
+            previous_rows_loaded=previous.rows_loaded if previous else None,
+            newest_completed_date=repository.newest_completed_date(),
+            delete_missing=False,
+            rows_to_delete=0,
+            table_rows=0,
         )
-        trips = evaluate_guards(with_plan, self._settings.guards, attempt.options.override_guards)
-        result.rows_inserted = plan.rows_to_insert
-        result.rows_updated = plan.rows_to_update
-        result.rows_unchanged = plan.rows_unchanged
-        result.rows_deleted = plan.rows_to_delete
-        result.guards_tripped = [trip.guard for trip in trips]
-        result.reason = "dry run: nothing published" + (f"; would trip {', '.join(result.guards_tripped)}" if trips else "")
-        repository.release_dry_run(attempt.sync_date, attempt.options.invocation_id, attempt.claim.previous)
+
+    def _complete(self, repository: SignalsRepository, attempt: _Attempt, result: SyncResult) -> None:
+        """Record the outcome in the metadata row (unless a dry run) and the run history."""
+        result.duration_ms = self._elapsed_ms(attempt)
+        if result.status == "completed":
+            assert attempt.info is not None
+            counts = {name: value or 0 for name, value in result.counts().items()}
+            repository.complete(attempt.sync_date, attempt.options.invocation_id, attempt.info.etag, counts, result.duration_ms)
+        repository.finish_run(attempt.run_id, status=result.status, counts=result.counts(), duration_ms=result.duration_ms)
 
     @staticmethod
     def _raise_on_trips(trips: list[GuardTrip]) -> None:

@@ -67,20 +67,16 @@ def wait_for(condition: Callable[[], bool], timeout_seconds: float, what: str) -
         time.sleep(0.005)
 
 
-def test_an_attempt_killed_mid_staging_is_resumed_without_restaging(
-    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
-) -> None:
-    # Given a 100,000-row file staged in chunks of 1,000 by a separate process
-    file_table = snowflake_table(100_000, seed=91)
-    upload_to(moto_endpoint, DAY_ONE, write_pyarrow(file_table, tmp_path / "day.parquet"))
+def invoke_in_a_process(endpoint: str, settings: DatabaseSettings, work_dir: Path, sync_date: dt.date) -> subprocess.Popen[bytes]:
+    """`scripts/invoke ingest` for a date in its own process (chunks of 1,000 rows, a 2 s lease), to be killed."""
     environment = dict(
         os.environ,
         SIGNALS_BUCKET=BUCKET,
-        AWS_ENDPOINT_URL_S3=moto_endpoint,
+        AWS_ENDPOINT_URL_S3=endpoint,
         STAGING_CHUNK_ROWS="1000",
         CLAIM_LEASE_SECONDS="2",
-        WORK_DIR=str(tmp_path),
-        DB_NAME=migrated_settings.name,
+        WORK_DIR=str(work_dir),
+        DB_NAME=settings.name,
     )
     worker = subprocess.Popen(
         [sys.executable, str(REPO_ROOT / "scripts" / "invoke"), "ingest", "-"],
@@ -90,8 +86,31 @@ def test_an_attempt_killed_mid_staging_is_resumed_without_restaging(
         env=environment,
     )
     assert worker.stdin is not None
-    worker.stdin.write(json.dumps({"sync_date": DAY_ONE.isoformat()}).encode())
+    worker.stdin.write(json.dumps({"sync_date": sync_date.isoformat()}).encode())
     worker.stdin.close()
+    return worker
+
+
+def uncommitted_table_rows(settings: DatabaseSettings) -> int:
+    """Rows in the signals table including those of transactions not yet committed."""
+    peeker = connect(settings)
+    try:
+        peeker.cursor().execute("SET SESSION TRANSACTION ISOLATION LEVEL READ UNCOMMITTED")
+        return int(query(peeker, "SELECT COUNT(*) AS n FROM company_upsell_signals")[0]["n"])
+    finally:
+        peeker.close()
+
+
+def test_an_attempt_killed_mid_staging_is_resumed_without_restaging(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given day one published, and a 100,000-row day two staged in chunks of 1,000 by a separate process
+    day_one_table = snowflake_table(100_000, seed=91)
+    upload_to(moto_endpoint, DAY_ONE, write_pyarrow(day_one_table, tmp_path / "one.parquet"))
+    service_on(moto_endpoint, migrated_settings, tmp_path).sync(DAY_ONE, None, SyncOptions(invocation_id="day-one"))
+    day_two_table = day_two(day_one_table, seed=96)
+    upload_to(moto_endpoint, DAY_TWO, write_pyarrow(day_two_table, tmp_path / "two.parquet"))
+    worker = invoke_in_a_process(moto_endpoint, migrated_settings, tmp_path, DAY_TWO)
 
     # When the process is killed (SIGKILL) once a few chunks are committed
     def chunks_committed() -> int:
@@ -102,51 +121,122 @@ def test_an_attempt_killed_mid_staging_is_resumed_without_restaging(
     worker.send_signal(signal.SIGKILL)
     worker.wait()
     committed_rows = int(query(db, "SELECT rows_read FROM upsell_signal_staging_progress")[0]["rows_read"])
-    assert query(db, "SELECT status FROM upsell_signal_sync_metadata") == [{"status": "started"}]
-    assert 0 < committed_rows < 100_000
+    assert query(db, "SELECT status FROM upsell_signal_sync_metadata WHERE sync_date = %s", (DAY_TWO,)) == [{"status": "started"}]
+    assert 0 < committed_rows < day_two_table.num_rows
 
     # Then, once its lease has run out, the next attempt takes over and resumes
     time.sleep(2.5)
-    result = service_on(moto_endpoint, migrated_settings, tmp_path).sync(DAY_ONE, None, SyncOptions(invocation_id="retry"))
+    result = service_on(moto_endpoint, migrated_settings, tmp_path).sync(DAY_TWO, None, SyncOptions(invocation_id="retry"))
 
     assert (result.status, result.attempt, result.rows_resumed) == ("completed", 2, committed_rows)
-    assert (result.rows_processed, result.rows_inserted) == (100_000, 100_000)
+    assert result.rows_processed == day_two_table.num_rows
+    assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
+
+
+def test_a_first_load_killed_midway_leaves_the_table_empty_and_the_next_attempt_stages_it(
+    migrated_settings: DatabaseSettings,
+    db: pymysql.Connection[Any],
+    moto_endpoint: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given an empty table, and a first load running straight into it in a separate process
+    file_table = snowflake_table(100_000, seed=97)
+    upload_to(moto_endpoint, DAY_ONE, write_pyarrow(file_table, tmp_path / "day.parquet"))
+    worker = invoke_in_a_process(moto_endpoint, migrated_settings, tmp_path, DAY_ONE)
+
+    # When the process is killed (SIGKILL) with thousands of rows loaded but not committed
+    wait_for(lambda: uncommitted_table_rows(migrated_settings) >= 3_000, 60, "3,000 uncommitted rows")
+    assert table_rows(db) == {}  # a reader sees none of them
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+
+    # Then the server rolls the load back; once the lease has run out, the next attempt stages
+    # (so that it could itself resume) and publishes the whole file
+    wait_for(lambda: uncommitted_table_rows(migrated_settings) == 0, 60, "the rollback of the killed load")
+    time.sleep(2.5)
+    with caplog.at_level("INFO", logger="upsell_signals"):
+        result = service_on(moto_endpoint, migrated_settings, tmp_path).sync(DAY_ONE, None, SyncOptions(invocation_id="retry"))
+
+    assert (result.status, result.attempt, result.rows_inserted) == ("completed", 2, 100_000)
+    assert any(record.getMessage().startswith("staged 100000 rows") for record in caplog.records)
     assert table_rows(db) == expected_rows(file_table)
 
 
-def test_a_connection_killed_mid_load_is_retried_and_completes_exactly(
-    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
-) -> None:
-    file_table = snowflake_table(60_000, seed=92)
-    upload_to(moto_endpoint, DAY_ONE, write_pyarrow(file_table, tmp_path / "day.parquet"))
+def kill_the_loading_connection(
+    settings: DatabaseSettings, db: pymysql.Connection[Any], table: str, ready: Callable[[], bool]
+) -> tuple[threading.Thread, list[int]]:
+    """A thread that KILLs the connection running LOAD DATA into `table` once `ready()` holds."""
     killed: list[int] = []
 
-    def kill_a_loading_connection() -> None:
+    def kill() -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not killed:
             rows = query(
                 db,
-                "SELECT id FROM information_schema.processlist WHERE info LIKE 'LOAD DATA%%' AND db = %s",
-                (migrated_settings.name,),
+                "SELECT id FROM information_schema.processlist WHERE info LIKE %s AND db = %s",
+                (f"LOAD DATA%%INTO TABLE {table} %%", settings.name),
             )
-            progress = query(db, "SELECT chunks_committed FROM upsell_signal_staging_progress")
-            if rows and progress and progress[0]["chunks_committed"] >= 2:
+            if rows and ready():
                 db.cursor().execute("KILL CONNECTION %s", (rows[0]["id"],))
                 killed.append(int(rows[0]["id"]))
             time.sleep(0.001)
 
-    killer = threading.Thread(target=kill_a_loading_connection)
+    killer = threading.Thread(target=kill)
     killer.start()
+    return killer, killed
+
+
+def test_a_connection_killed_mid_staging_is_retried_and_resumes_exactly(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given day one published, and day two being staged in chunks of 500
+    day_one_table = snowflake_table(60_000, seed=92)
+    upload_to(moto_endpoint, DAY_ONE, write_pyarrow(day_one_table, tmp_path / "one.parquet"))
+    service_on(moto_endpoint, migrated_settings, tmp_path).sync(DAY_ONE, None, SyncOptions(invocation_id="day-one"))
+    day_two_table = day_two(day_one_table, seed=98)
+    upload_to(moto_endpoint, DAY_TWO, write_pyarrow(day_two_table, tmp_path / "two.parquet"))
+
+    def two_chunks_committed() -> bool:
+        progress = query(db, "SELECT chunks_committed FROM upsell_signal_staging_progress")
+        return bool(progress) and progress[0]["chunks_committed"] >= 2
+
+    # When its connection is KILLed in the middle of a LOAD DATA
+    killer, killed = kill_the_loading_connection(migrated_settings, db, "upsell_signal_staging", two_chunks_committed)
+    result = service_on(moto_endpoint, migrated_settings, tmp_path, STAGING_CHUNK_ROWS="500").sync(
+        DAY_TWO, None, SyncOptions(invocation_id="victim")
+    )
+    killer.join()
+
+    # Then the same invocation retries, resumes from the last committed chunk, and publishes exactly
+    assert killed, "the killer never found a LOAD DATA to kill"
+    assert result.status == "completed" and result.attempt == 1 and (result.rows_resumed or 0) >= 1_000
+    assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
+    runs = query(db, "SELECT status FROM upsell_signal_sync_runs WHERE sync_date = %s", (DAY_TWO,))
+    assert runs == [{"status": "completed"}]
+
+
+def test_a_connection_killed_mid_first_load_is_retried_by_staging(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given an empty table and a first load running straight into it
+    file_table = snowflake_table(60_000, seed=99)
+    upload_to(moto_endpoint, DAY_ONE, write_pyarrow(file_table, tmp_path / "day.parquet"))
+
+    # When its connection is KILLed in the middle of a LOAD DATA, rows loaded but not committed
+    killer, killed = kill_the_loading_connection(
+        migrated_settings, db, "company_upsell_signals", lambda: uncommitted_table_rows(migrated_settings) >= 1_000
+    )
     result = service_on(moto_endpoint, migrated_settings, tmp_path, STAGING_CHUNK_ROWS="500").sync(
         DAY_ONE, None, SyncOptions(invocation_id="victim")
     )
     killer.join()
 
+    # Then the load is rolled back, and the in-process retry stages the file and publishes it exactly
     assert killed, "the killer never found a LOAD DATA to kill"
-    assert result.status == "completed" and result.attempt == 1 and (result.rows_resumed or 0) >= 1_000
+    assert (result.status, result.attempt, result.rows_inserted, result.rows_resumed) == ("completed", 1, 60_000, 0)
     assert table_rows(db) == expected_rows(file_table)
-    runs = query(db, "SELECT status FROM upsell_signal_sync_runs")
-    assert runs == [{"status": "completed"}]
+    assert query(db, "SELECT status FROM upsell_signal_sync_runs") == [{"status": "completed"}]
 
 
 def test_two_invocations_at_once_one_publishes_the_other_is_in_progress(
@@ -180,14 +270,16 @@ def test_two_invocations_at_once_one_publishes_the_other_is_in_progress(
     assert table_rows(db) == expected_rows(file_table)
 
 
+@pytest.mark.parametrize("publish", ["first load", "day two"])
 def test_a_reader_polling_during_publish_never_sees_half_a_day(
-    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path, publish: str
 ) -> None:
     day_one_table = snowflake_table(40_000, seed=94)
     upload_to(moto_endpoint, DAY_ONE, write_pyarrow(day_one_table, tmp_path / "one.parquet"))
     upload_to(moto_endpoint, DAY_TWO, write_pyarrow(day_two(day_one_table, seed=95), tmp_path / "two.parquet"))
     service = service_on(moto_endpoint, migrated_settings, tmp_path)
-    service.sync(DAY_ONE, None, SyncOptions(invocation_id="day-one"))
+    if publish == "day two":
+        service.sync(DAY_ONE, None, SyncOptions(invocation_id="day-one"))
     fingerprint_sql = (
         "SELECT COUNT(*) AS row_count, SUM(most_recent_paid_ee_count) AS paid, "
         "SUM(CHAR_LENGTH(current_product_tier)) AS tiers FROM company_upsell_signals"
@@ -205,7 +297,8 @@ def test_a_reader_polling_during_publish_never_sees_half_a_day(
 
     poller = threading.Thread(target=poll)
     poller.start()
-    result = service.sync(DAY_TWO, None, SyncOptions(invocation_id=f"day-two-{uuid.uuid4()}"))
+    sync_date = DAY_TWO if publish == "day two" else DAY_ONE
+    result = service.sync(sync_date, None, SyncOptions(invocation_id=f"{publish}-{uuid.uuid4()}"))
     time.sleep(0.05)
     done.set()
     poller.join()

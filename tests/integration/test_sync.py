@@ -57,8 +57,9 @@ def test_zoned_timestamps_are_converted_to_utc(
         )
 
 
+@pytest.mark.parametrize("load_method", ["local_infile", "insert"])
 def test_day_two_counts_are_exact_and_unchanged_rows_keep_updated_at(
-    db: pymysql.Connection[Any], upload: Callable[..., str], run_sync: Callable[..., Any]
+    db: pymysql.Connection[Any], upload: Callable[..., str], run_sync: Callable[..., Any], load_method: str
 ) -> None:
     # Given day one loaded, and its rows stamped with an old updated_at
     day_one_table = snowflake_table(5_000, seed=21)
@@ -68,8 +69,8 @@ def test_day_two_counts_are_exact_and_unchanged_rows_keep_updated_at(
     day_two_table = day_two(day_one_table, seed=22)
     upload(DAY_TWO, day_two_table)
 
-    # When day two is synced
-    result = run_sync(DAY_TWO)
+    # When day two is staged (by LOAD DATA or by INSERT) and published
+    result = run_sync(DAY_TWO, env={"STAGING_LOAD_METHOD": load_method})
 
     # Then the counts match what changed, and only changed or new rows were written
     before, after = expected_rows(day_one_table), expected_rows(day_two_table)

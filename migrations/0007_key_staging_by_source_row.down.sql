@@ -1,0 +1,1 @@
+ALTER TABLE upsell_signal_staging DROP PRIMARY KEY;
