@@ -26,8 +26,9 @@ STAGING = "upsell_signal_staging"
 PUBLISH_LOCK = "company_upsell_signals_publish"
 CHANGES = "publish_changes"  # temporary: the staged rows a publish will insert or update
 # From this share of changed rows on, an update is driven from the signals table (one
-# scan in id order) rather than from the list of changes (buffered by MariaDB); measured
-# at 1M rows: 10% changed runs faster from the list, 99% twice as fast from the table.
+# scan in id order) rather than from the list of changes (which MariaDB buffers). At 1M
+# rows, 10% changed took 2.7 s from the list and 3.3 s from the table; 99% changed took
+# 16.4 s from the list and 13.7 s from the table. The switch sits between the two.
 DRIVE_UPDATE_FROM_TABLE_SHARE = 0.25
 
 _COLUMNS = ", ".join(COLUMN_NAMES)

@@ -377,6 +377,7 @@ class SyncService:
                 rows_resumed=0,
             )
             self._complete(repository, attempt, result)
+        logger.info("published", extra={"counts": result.counts()})
         logger.info("sync %s", result.status, extra={"result": result.as_dict()})
         return result
 

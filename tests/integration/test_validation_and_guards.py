@@ -93,24 +93,39 @@ def test_a_key_duplicated_across_chunks_and_with_an_otherwise_bad_copy_rejects_e
     assert result.rows_rejected == 3 and key not in table_rows(db)
 
 
+@pytest.mark.parametrize("publish", ["first load", "day two"])
 def test_reject_ratio_guard_trips_with_figures_and_leaves_the_table_untouched(
-    db: pymysql.Connection[Any], upload: Callable[..., str], run_sync: Callable[..., Any]
+    db: pymysql.Connection[Any], upload: Callable[..., str], run_sync: Callable[..., Any], publish: str
 ) -> None:
+    # Given (for day two) a table already holding day one, and a file with 10 of 100 rows too long
+    sync_date = DAY_ONE
+    if publish == "day two":
+        upload(DAY_ONE, snowflake_table(100, seed=6))
+        run_sync(DAY_ONE)
+        sync_date = DAY_TWO
+    table_before = table_rows(db)
     file_table = snowflake_table(100, seed=7)
     for row in range(10):
         file_table = with_values(file_table, row, CORE_PRODUCT="too-long-for-the-column")
-    upload(DAY_ONE, file_table)
+    upload(sync_date, file_table)
 
+    # When it is synced, the guard trips with its figures and the table is untouched
     with pytest.raises(GuardTripped, match=r"reject_ratio: 10 of 100 rows rejected \(10.00%\), limit 5.00%") as tripped:
-        run_sync(DAY_ONE)
+        run_sync(sync_date)
 
     assert tripped.value.figures["reject_ratio"]["rows_rejected"] == 10
-    assert table_rows(db) == {}
-    metadata = query(db, "SELECT status, error_message FROM upsell_signal_sync_metadata")[0]
-    assert metadata["status"] == "failed" and "reject_ratio" in metadata["error_message"]
-    # Then an operator overrides it, and the staged rows are reused, not re-read
-    result = run_sync(DAY_ONE, override_guards=frozenset({"reject_ratio"}))
-    assert result.status == "completed" and result.rows_inserted == 90 and result.rows_resumed == 100
+    assert table_rows(db) == table_before
+    metadata = query(db, "SELECT status, error_message FROM upsell_signal_sync_metadata WHERE sync_date = %s", (sync_date,))
+    assert metadata[0]["status"] == "failed" and "reject_ratio" in metadata[0]["error_message"]
+
+    # Then an operator overrides it. A first load went straight into the table and was rolled
+    # back, so it loads again; a day two's staged rows are reused, not read again.
+    result = run_sync(sync_date, override_guards=frozenset({"reject_ratio"}))
+    assert (result.status, result.rows_rejected) == ("completed", 10)
+    assert result.rows_inserted + result.rows_updated + result.rows_unchanged == 90
+    assert result.rows_resumed == (0 if publish == "first load" else 100)
+    loaded_keys = set(file_table["CDMS_CANONICAL_COMPANY_ID"].to_pylist()[10:])
+    assert set(table_rows(db)) == set(table_before) | loaded_keys
 
 
 def test_empty_file_guard(db: pymysql.Connection[Any], upload: Callable[..., str], run_sync: Callable[..., Any]) -> None:
