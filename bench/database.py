@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -16,6 +17,9 @@ from functions.shared.settings import DatabaseSettings
 
 TARGET = "company_upsell_signals"
 SNAPSHOT = "bench_day_one_snapshot"
+SETTLE_TIMEOUT_SECONDS = 300
+SETTLED_DIRTY_PAGES = 200  # of the 1 GB buffer pool's ~65,000 pages
+SETTLED_HISTORY_LENGTH = 1_000  # undo records purge has yet to clear
 
 
 class BenchDatabase:
@@ -66,6 +70,40 @@ class BenchDatabase:
     def restore(self) -> None:
         """Put the day-one table back (ids, created_at and updated_at included)."""
         self._execute(f"TRUNCATE TABLE {TARGET}", f"INSERT INTO {TARGET} SELECT * FROM {SNAPSHOT}")
+
+    def settle(self) -> float:
+        """Wait until the server has flushed and purged what earlier (untimed) work left; returns seconds.
+
+        A restore of a million rows, or the previous scenario's writes, leave dirty pages
+        and undo records that the server works off in the background for a minute or
+        more. Timed while that runs, a scenario would pay for the one before it (and a
+        short scenario proportionally more than a long one). Flushing is hurried by
+        lowering innodb_max_dirty_pages_pct for the wait, then put back.
+        """
+        started = time.perf_counter()
+        with self._connection(database="") as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT @@GLOBAL.innodb_max_dirty_pages_pct")
+            row = cursor.fetchone()
+            assert row is not None
+            cursor.execute("SET GLOBAL innodb_max_dirty_pages_pct = 0")
+            try:
+                while time.perf_counter() - started < SETTLE_TIMEOUT_SECONDS:
+                    cursor.execute(
+                        "SHOW GLOBAL STATUS WHERE Variable_name IN "
+                        "('Innodb_buffer_pool_pages_dirty', 'Innodb_history_list_length')"
+                    )
+                    status = {name: int(value) for name, value in cursor.fetchall()}
+                    if (
+                        status["Innodb_buffer_pool_pages_dirty"] <= SETTLED_DIRTY_PAGES
+                        and status["Innodb_history_list_length"] <= SETTLED_HISTORY_LENGTH
+                    ):
+                        break
+                    time.sleep(0.5)
+                else:
+                    print(f"bench: the server did not settle within {SETTLE_TIMEOUT_SECONDS} s: {status}", flush=True)
+            finally:
+                cursor.execute("SET GLOBAL innodb_max_dirty_pages_pct = %s", (row[0],))
+        return time.perf_counter() - started
 
     def now(self) -> dt.datetime:
         with self._connection() as connection, connection.cursor() as cursor:
