@@ -3,6 +3,8 @@
 Knows nothing of Lambda: the handler (or a script, or a test) builds a SyncService and
 calls `sync`. Transient faults are retried in-process by resuming from the last
 committed chunk; every outcome is written to the metadata row and the run history.
+A first load into the empty table skips staging: it loads and publishes in one
+transaction, and only a retry of it stages.
 """
 
 from __future__ import annotations
