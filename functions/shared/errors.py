@@ -114,3 +114,11 @@ def translate_errors(action: str) -> Iterator[None]:
         raise PermanentError(f"{action}: S3 {s3_code or status}: {error}") from error
     except (BotoConnectionError, HTTPClientError) as error:
         raise TransientError(f"{action}: AWS connection error: {error}") from error
+    except AttributeError as error:
+        # PyMySQL's LOAD DATA LOCAL sends its closing packet in a `finally`: when the
+        # connection died mid-file, that write meets the closed socket and an
+        # AttributeError replaces the real error, a lost connection. Anything else is a bug.
+        lost = error.__context__
+        if isinstance(lost, pymysql.err.OperationalError) and _mariadb_code(lost) in TRANSIENT_MARIADB_CODES:
+            raise TransientError(f"{action}: connection lost during LOAD DATA LOCAL: {lost}") from lost
+        raise

@@ -1,0 +1,35 @@
+"""How driver exceptions become TransientError or PermanentError."""
+
+from __future__ import annotations
+
+import pymysql
+import pytest
+
+from functions.shared.errors import PermanentError, TransientError, translate_errors
+
+
+def closing_packet_on_a_dead_socket(code: int) -> None:
+    """What PyMySQL raises when the connection dies mid LOAD DATA LOCAL: its `finally` writes
+    the closing packet to the socket it has just dropped, over the real error."""
+    try:
+        raise pymysql.err.OperationalError(code, "MySQL server has gone away (BrokenPipeError(32, 'Broken pipe'))")
+    finally:
+        socket = None
+        socket.sendall(b"")  # type: ignore[attr-defined]
+
+
+def test_an_attribute_error_over_a_lost_connection_is_transient() -> None:
+    expected = r"stage rows: connection lost during LOAD DATA LOCAL: \(2006"
+    with pytest.raises(TransientError, match=expected) as raised, translate_errors("stage rows"):
+        closing_packet_on_a_dead_socket(2006)
+    assert isinstance(raised.value.__cause__, pymysql.err.OperationalError)
+
+
+def test_any_other_attribute_error_is_left_alone() -> None:
+    with pytest.raises(AttributeError), translate_errors("stage rows"):
+        None.sendall(b"")  # type: ignore[attr-defined]
+
+
+def test_a_refused_statement_is_permanent() -> None:
+    with pytest.raises(PermanentError, match="publish: database error 1064"), translate_errors("publish"):
+        raise pymysql.err.ProgrammingError(1064, "You have an error in your SQL syntax")
