@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pyarrow as pa
 import pymysql
 import pytest
 
@@ -101,15 +102,25 @@ def uncommitted_table_rows(settings: DatabaseSettings) -> int:
         peeker.close()
 
 
+def day_one_published_and_day_two_uploaded(
+    endpoint: str, settings: DatabaseSettings, work_dir: Path, rows: int, seed: int
+) -> tuple[pa.Table, pa.Table]:
+    """Sync a day-one file of `rows` rows, then upload its day two (10% changed, 1% new, 1% gone)."""
+    day_one_table = snowflake_table(rows, seed=seed)
+    upload_to(endpoint, DAY_ONE, write_pyarrow(day_one_table, work_dir / "one.parquet"))
+    service_on(endpoint, settings, work_dir).sync(DAY_ONE, None, SyncOptions(invocation_id="day-one"))
+    day_two_table = day_two(day_one_table, seed=seed + 1)
+    upload_to(endpoint, DAY_TWO, write_pyarrow(day_two_table, work_dir / "two.parquet"))
+    return day_one_table, day_two_table
+
+
 def test_an_attempt_killed_mid_staging_is_resumed_without_restaging(
     migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
 ) -> None:
     # Given day one published, and a 100,000-row day two staged in chunks of 1,000 by a separate process
-    day_one_table = snowflake_table(100_000, seed=91)
-    upload_to(moto_endpoint, DAY_ONE, write_pyarrow(day_one_table, tmp_path / "one.parquet"))
-    service_on(moto_endpoint, migrated_settings, tmp_path).sync(DAY_ONE, None, SyncOptions(invocation_id="day-one"))
-    day_two_table = day_two(day_one_table, seed=96)
-    upload_to(moto_endpoint, DAY_TWO, write_pyarrow(day_two_table, tmp_path / "two.parquet"))
+    day_one_table, day_two_table = day_one_published_and_day_two_uploaded(
+        moto_endpoint, migrated_settings, tmp_path, 100_000, seed=91
+    )
     worker = invoke_in_a_process(moto_endpoint, migrated_settings, tmp_path, DAY_TWO)
 
     # When the process is killed (SIGKILL) once a few chunks are committed
@@ -191,11 +202,9 @@ def test_a_connection_killed_mid_staging_is_retried_and_resumes_exactly(
     migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
 ) -> None:
     # Given day one published, and day two being staged in chunks of 500
-    day_one_table = snowflake_table(60_000, seed=92)
-    upload_to(moto_endpoint, DAY_ONE, write_pyarrow(day_one_table, tmp_path / "one.parquet"))
-    service_on(moto_endpoint, migrated_settings, tmp_path).sync(DAY_ONE, None, SyncOptions(invocation_id="day-one"))
-    day_two_table = day_two(day_one_table, seed=98)
-    upload_to(moto_endpoint, DAY_TWO, write_pyarrow(day_two_table, tmp_path / "two.parquet"))
+    day_one_table, day_two_table = day_one_published_and_day_two_uploaded(
+        moto_endpoint, migrated_settings, tmp_path, 60_000, seed=92
+    )
 
     def two_chunks_committed() -> bool:
         progress = query(db, "SELECT chunks_committed FROM upsell_signal_staging_progress")
