@@ -496,7 +496,7 @@ class SignalsRepository:
         that `update_changed` and `insert_new` then apply (call all three in one transaction).
         """
         table_rows = self.count_table() if delete_missing else 0
-        if self.table_is_empty():
+        if (table_rows == 0) if delete_missing else self.table_is_empty():
             return PublishPlan(rows_staged, rows_staged, 0, 0, 0, into_empty_table=True)
         self._execute(f"DROP TEMPORARY TABLE IF EXISTS {CHANGES}")
         # One pass over the staged rows, each looked up by key: unchanged rows are left

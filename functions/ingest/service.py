@@ -411,14 +411,13 @@ class SyncService:
         """Plan exact counts, check every guard, then write (or, for a dry run, only count)."""
         sync_date = attempt.sync_date
         dry_run = attempt.options.dry_run
+        delete_missing = self._settings.missing_rows == "delete"
         self._renew_lease(repository, attempt)
         with repository.publish_lock(self._settings.publish_lock_timeout_seconds), repository.transaction("publish"):
-            plan = repository.plan_publish(
-                sync_date, progress.rows_staged, delete_missing=self._settings.missing_rows == "delete"
-            )
+            plan = repository.plan_publish(sync_date, progress.rows_staged, delete_missing=delete_missing)
             figures = replace(
                 self._guard_figures(repository, sync_date, progress.rows_read, progress.rows_rejected, progress.rows_staged),
-                delete_missing=self._settings.missing_rows == "delete",
+                delete_missing=delete_missing,
                 rows_to_delete=plan.rows_to_delete,
                 table_rows=plan.table_rows,
             )
