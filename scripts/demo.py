@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,10 @@ SYNC_DATE = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)  # what the 06
 ROWS = 50_000
 
 
-def show(title: str, answer: dict[str, Any]) -> None:
-    print(f"\n== {title}")
-    print(json.dumps(answer, indent=2))
+def show(title: str, invoke: Callable[[], dict[str, Any]]) -> None:
+    """Announce a step, run it (its metrics line prints under the title), print its answer."""
+    print(f"\n== {title}", flush=True)
+    print(json.dumps(invoke(), indent=2))
 
 
 def main() -> int:
@@ -61,7 +63,7 @@ def run_demo(s3_endpoint: str, work_dir: Path) -> int:
     from tests.factories import day_two, snowflake_table, write_pyarrow
     from tests.scripts_support import LocalContext
 
-    show("1. migrate the throwaway database", migrate.handler({"action": "up"}, LocalContext("migrate")))
+    show("1. migrate the throwaway database", lambda: migrate.handler({"action": "up"}, LocalContext("migrate")))
 
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=BUCKET)
@@ -70,19 +72,21 @@ def run_demo(s3_endpoint: str, work_dir: Path) -> int:
     s3.upload_file(str(day_file), BUCKET, key)
     print(f"\nUploaded a Snowflake-like file of {ROWS:,} rows to s3://{BUCKET}/{key}")
 
+    print('(Lines starting {"_aws": ...} are the metrics the function writes, as CloudWatch receives them.)')
+
     payload = {"sync_date": SYNC_DATE.isoformat()}
-    show(f"2. sync {SYNC_DATE} (manual payload {json.dumps(payload)})", ingest.handler(payload, LocalContext("ingest")))
-    show("3. the same request again: skipped, nothing written", ingest.handler(payload, LocalContext("ingest")))
+    show(f"2. sync {SYNC_DATE} (manual payload {json.dumps(payload)})", lambda: ingest.handler(payload, LocalContext("ingest")))
+    show("3. the same request again: skipped, nothing written", lambda: ingest.handler(payload, LocalContext("ingest")))
 
     corrected = write_pyarrow(day_two(snowflake_table(ROWS, seed=2026), seed=7), work_dir / "corrected.parquet")
     s3.upload_file(str(corrected), BUCKET, key)
     show(
         "4. a corrected re-export lands (new ETag): picked up by itself, only changed rows written",
-        ingest.handler(payload, LocalContext("ingest")),
+        lambda: ingest.handler(payload, LocalContext("ingest")),
     )
     show(
         "5. a dry run of the same date with force_resync: counts, nothing published",
-        ingest.handler({**payload, "force_resync": True, "dry_run": True}, LocalContext("ingest")),
+        lambda: ingest.handler({**payload, "force_resync": True, "dry_run": True}, LocalContext("ingest")),
     )
     print("\n== 6. what an operator reads at 06:05: ./scripts/status, then ./scripts/status --date", SYNC_DATE)
     sys.stdout.flush()
