@@ -30,6 +30,14 @@ CHANGES = "publish_changes"  # temporary: the staged rows a publish will insert 
 # rows, 10% changed took 2.7 s from the list and 3.3 s from the table; 99% changed took
 # 16.4 s from the list and 13.7 s from the table. The switch sits between the two.
 DRIVE_UPDATE_FROM_TABLE_SHARE = 0.25
+# The list lives in a MEMORY table, in the server's RAM: no pages to write and flush, so
+# listing a million rows took about 1.5 s less than in an InnoDB temporary table, and
+# the update's lookups into it were cheaper too. A listed row costs 48 to 64 bytes there
+# (measured); its size cap is set from the staged rows. Past a few million rows the list
+# goes to InnoDB instead, so that a huge file cannot take hundreds of MB of server memory.
+PLAN_IN_MEMORY_MAX_ROWS = 4_000_000
+PLAN_MEMORY_BYTES_PER_ROW = 96
+PLAN_MEMORY_MIN_BYTES = 16 << 20
 
 _COLUMNS = ", ".join(COLUMN_NAMES)
 _STAGED_COLUMNS = ", ".join(f"s.{name}" for name in COLUMN_NAMES)
@@ -499,16 +507,27 @@ class SignalsRepository:
         if (table_rows == 0) if delete_missing else self.table_is_empty():
             return PublishPlan(rows_staged, rows_staged, 0, 0, 0, into_empty_table=True)
         self._execute(f"DROP TEMPORARY TABLE IF EXISTS {CHANGES}")
-        # One pass over the staged rows, each looked up by key: unchanged rows are left
-        # out, so a re-sync of the same file lists nothing. target_id 0 marks a new key.
-        listed = self._execute(
-            f"CREATE TEMPORARY TABLE {CHANGES} (target_id BIGINT UNSIGNED NOT NULL, source_row INT UNSIGNED NOT NULL, "
-            f"PRIMARY KEY (target_id, source_row)) ENGINE=InnoDB "
-            f"SELECT COALESCE(t.id, 0) AS target_id, s.{SOURCE_ROW} AS source_row FROM {STAGING} s "
-            f"LEFT JOIN {TARGET} t ON t.{KEY_COLUMN} = s.{KEY_COLUMN} "
-            f"WHERE s.sync_date = %s AND (t.id IS NULL OR NOT ({_ROW_UNCHANGED}))",
-            (sync_date,),
-        )
+        in_memory = rows_staged <= PLAN_IN_MEMORY_MAX_ROWS
+        if in_memory:
+            # The cap applies to tables created from here on; the default comes back after.
+            self._execute(
+                "SET SESSION max_heap_table_size = %s",
+                (max(PLAN_MEMORY_MIN_BYTES, rows_staged * PLAN_MEMORY_BYTES_PER_ROW),),
+            )
+        try:
+            # One pass over the staged rows, each looked up by key: unchanged rows are left
+            # out, so a re-sync of the same file lists nothing. target_id 0 marks a new key.
+            listed = self._execute(
+                f"CREATE TEMPORARY TABLE {CHANGES} (target_id BIGINT UNSIGNED NOT NULL, source_row INT UNSIGNED NOT NULL, "
+                f"PRIMARY KEY USING BTREE (target_id, source_row)) ENGINE={'MEMORY' if in_memory else 'InnoDB'} "
+                f"SELECT COALESCE(t.id, 0) AS target_id, s.{SOURCE_ROW} AS source_row FROM {STAGING} s "
+                f"LEFT JOIN {TARGET} t ON t.{KEY_COLUMN} = s.{KEY_COLUMN} "
+                f"WHERE s.sync_date = %s AND (t.id IS NULL OR NOT ({_ROW_UNCHANGED}))",
+                (sync_date,),
+            )
+        finally:
+            if in_memory:
+                self._execute("SET SESSION max_heap_table_size = DEFAULT")
         new_row = self._fetch_one(f"SELECT COUNT(*) FROM {CHANGES} WHERE target_id = 0")
         rows_to_insert = int(new_row[0]) if new_row else 0
         # Keys are unique in staging, so the rows that stay are the staged keys that exist.
@@ -538,7 +557,11 @@ class SignalsRepository:
         if plan.rows_to_update >= plan.rows_staged * DRIVE_UPDATE_FROM_TABLE_SHARE:
             join_order = f"{TARGET} t STRAIGHT_JOIN {CHANGES} c ON c.target_id = t.id STRAIGHT_JOIN {STAGING} s"
         else:
-            join_order = f"{CHANGES} c STRAIGHT_JOIN {TARGET} t ON t.id = c.target_id STRAIGHT_JOIN {STAGING} s"
+            # By the list's key, so the table is visited in id order (a MEMORY table's own
+            # scan order is the order rows were listed in, the file's).
+            join_order = (
+                f"{CHANGES} c FORCE INDEX (PRIMARY) STRAIGHT_JOIN {TARGET} t ON t.id = c.target_id STRAIGHT_JOIN {STAGING} s"
+            )
         updated = self._execute(
             f"UPDATE {join_order} ON s.sync_date = %s AND s.{SOURCE_ROW} = c.source_row "
             f"SET {_SET_FROM_STAGING}, t.updated_at = NOW() WHERE c.target_id > 0",

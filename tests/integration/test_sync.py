@@ -11,12 +11,32 @@ import pyarrow.compute as pc
 import pymysql
 import pytest
 
+from functions.ingest import repository
+from functions.ingest.repository import SignalsRepository
 from functions.shared.errors import CorruptFile, GuardTripped, MissingObject, SchemaError
 from tests.factories import day_two, snowflake_table, write_duckdb, write_pyarrow, write_spark_style
 from tests.integration.conftest import expected_rows, query, table_rows
 
 DAY_ONE = dt.date(2026, 1, 30)
 DAY_TWO = dt.date(2026, 1, 31)
+
+
+def record_publish_list_engine(monkeypatch: pytest.MonkeyPatch, list_in: str) -> list[str]:
+    """Keep the publish list in `list_in` ("memory" or "innodb"); returns the engines each plan used."""
+    monkeypatch.setattr(repository, "PLAN_IN_MEMORY_MAX_ROWS", 10_000_000 if list_in == "memory" else 0)
+    engines: list[str] = []
+    plan_publish = SignalsRepository.plan_publish
+
+    def plan_and_record(self: SignalsRepository, *args: Any, **kwargs: Any) -> repository.PublishPlan:
+        plan = plan_publish(self, *args, **kwargs)
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"SHOW CREATE TABLE {repository.CHANGES}")
+            definition = cursor.fetchone()[1]
+        engines.append(definition.split("ENGINE=")[1].split()[0].lower())
+        return plan
+
+    monkeypatch.setattr(SignalsRepository, "plan_publish", plan_and_record)
+    return engines
 
 
 @pytest.mark.parametrize("load_method", ["local_infile", "insert"])
@@ -57,9 +77,14 @@ def test_zoned_timestamps_are_converted_to_utc(
         )
 
 
-@pytest.mark.parametrize("load_method", ["local_infile", "insert"])
+@pytest.mark.parametrize(("load_method", "list_in"), [("local_infile", "memory"), ("insert", "memory"), ("local_infile", "innodb")])
 def test_day_two_counts_are_exact_and_unchanged_rows_keep_updated_at(
-    db: pymysql.Connection[Any], upload: Callable[..., str], run_sync: Callable[..., Any], load_method: str
+    db: pymysql.Connection[Any],
+    upload: Callable[..., str],
+    run_sync: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+    load_method: str,
+    list_in: str,
 ) -> None:
     # Given day one loaded, and its rows stamped with an old updated_at
     day_one_table = snowflake_table(5_000, seed=21)
@@ -69,8 +94,10 @@ def test_day_two_counts_are_exact_and_unchanged_rows_keep_updated_at(
     day_two_table = day_two(day_one_table, seed=22)
     upload(DAY_TWO, day_two_table)
 
-    # When day two is staged (by LOAD DATA or by INSERT) and published
+    # When day two is staged (by LOAD DATA or by INSERT) and published, its list of changes in either engine
+    engines = record_publish_list_engine(monkeypatch, list_in)
     result = run_sync(DAY_TWO, env={"STAGING_LOAD_METHOD": load_method})
+    assert engines == [list_in]
 
     # Then the counts match what changed, and only changed or new rows were written
     before, after = expected_rows(day_one_table), expected_rows(day_two_table)
@@ -112,8 +139,13 @@ def test_missing_rows_delete_removes_exactly_the_absent_keys(
     assert table_rows(db) == expected_rows(day_two_table)
 
 
+@pytest.mark.parametrize("list_in", ["memory", "innodb"])
 def test_model_run_time_on_every_row_updates_every_existing_row_without_burning_ids(
-    db: pymysql.Connection[Any], upload: Callable[..., str], run_sync: Callable[..., Any]
+    db: pymysql.Connection[Any],
+    upload: Callable[..., str],
+    run_sync: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+    list_in: str,
 ) -> None:
     day_one_table = snowflake_table(2_000, seed=41)
     upload(DAY_ONE, day_one_table)
@@ -126,10 +158,14 @@ def test_model_run_time_on_every_row_updates_every_existing_row_without_burning_
     day_two_table = day_two(day_one_table, seed=42, model_run_everywhere=True)
     upload(DAY_TWO, day_two_table)
 
+    engines = record_publish_list_engine(monkeypatch, list_in)
     result = run_sync(DAY_TWO)
 
+    assert engines == [list_in]
     kept = len(ids_before.keys() & expected_rows(day_two_table).keys())
     assert (result.rows_updated, result.rows_unchanged) == (kept, 0)
+    stored, after = table_rows(db), expected_rows(day_two_table)
+    assert {key: stored[key] for key in after} == after
     ids_after = {
         row["cdms_canonical_company_id"]: row["id"]
         for row in query(db, "SELECT id, cdms_canonical_company_id FROM company_upsell_signals")
