@@ -28,7 +28,8 @@ CHANGES = "publish_changes"  # temporary: the staged rows a publish will insert 
 # From this share of changed rows on, an update is driven from the signals table (one
 # scan in id order) rather than from the list of changes (which MariaDB buffers). At 1M
 # rows, 10% changed took 2.7 s from the list and 3.3 s from the table; 99% changed took
-# 16.4 s from the list and 13.7 s from the table. The switch sits between the two.
+# 16.4 s from the list and 13.7 s from the table (measured with the list in InnoDB, before
+# it moved to MEMORY). The switch sits between the two.
 DRIVE_UPDATE_FROM_TABLE_SHARE = 0.25
 # The list lives in a MEMORY table, in the server's RAM: no pages to write and flush, so
 # listing a million rows took about 1.5 s less than in an InnoDB temporary table, and
@@ -507,32 +508,37 @@ class SignalsRepository:
         if (table_rows == 0) if delete_missing else self.table_is_empty():
             return PublishPlan(rows_staged, rows_staged, 0, 0, 0, into_empty_table=True)
         self._execute(f"DROP TEMPORARY TABLE IF EXISTS {CHANGES}")
-        in_memory = rows_staged <= PLAN_IN_MEMORY_MAX_ROWS
-        if in_memory:
-            # The cap applies to tables created from here on; the default comes back after.
-            self._execute(
-                "SET SESSION max_heap_table_size = %s",
-                (max(PLAN_MEMORY_MIN_BYTES, rows_staged * PLAN_MEMORY_BYTES_PER_ROW),),
-            )
-        try:
-            # One pass over the staged rows, each looked up by key: unchanged rows are left
-            # out, so a re-sync of the same file lists nothing. target_id 0 marks a new key.
+        # One pass over the staged rows, each looked up by key: unchanged rows are left
+        # out, so a re-sync of the same file lists nothing. target_id 0 marks a new key.
+        with self._list_engine(rows_staged) as engine:
             listed = self._execute(
                 f"CREATE TEMPORARY TABLE {CHANGES} (target_id BIGINT UNSIGNED NOT NULL, source_row INT UNSIGNED NOT NULL, "
-                f"PRIMARY KEY USING BTREE (target_id, source_row)) ENGINE={'MEMORY' if in_memory else 'InnoDB'} "
+                f"PRIMARY KEY USING BTREE (target_id, source_row)) ENGINE={engine} "
                 f"SELECT COALESCE(t.id, 0) AS target_id, s.{SOURCE_ROW} AS source_row FROM {STAGING} s "
                 f"LEFT JOIN {TARGET} t ON t.{KEY_COLUMN} = s.{KEY_COLUMN} "
                 f"WHERE s.sync_date = %s AND (t.id IS NULL OR NOT ({_ROW_UNCHANGED}))",
                 (sync_date,),
             )
-        finally:
-            if in_memory:
-                self._execute("SET SESSION max_heap_table_size = DEFAULT")
         new_row = self._fetch_one(f"SELECT COUNT(*) FROM {CHANGES} WHERE target_id = 0")
         rows_to_insert = int(new_row[0]) if new_row else 0
         # Keys are unique in staging, so the rows that stay are the staged keys that exist.
         rows_to_delete = table_rows - (rows_staged - rows_to_insert) if delete_missing else 0
         return PublishPlan(rows_staged, rows_to_insert, listed - rows_to_insert, rows_to_delete, table_rows)
+
+    @contextmanager
+    def _list_engine(self, rows: int) -> Iterator[str]:
+        """The engine for a list of up to `rows` rows; MEMORY gets a size cap for the block only."""
+        if rows > PLAN_IN_MEMORY_MAX_ROWS:
+            yield "InnoDB"
+            return
+        # The cap applies to tables created while it is set; the default comes back after.
+        self._execute(
+            "SET SESSION max_heap_table_size = %s", (max(PLAN_MEMORY_MIN_BYTES, rows * PLAN_MEMORY_BYTES_PER_ROW),)
+        )
+        try:
+            yield "MEMORY"
+        finally:
+            self._execute("SET SESSION max_heap_table_size = DEFAULT")
 
     def discard_plan(self) -> None:
         self._execute(f"DROP TEMPORARY TABLE IF EXISTS {CHANGES}")
