@@ -39,6 +39,8 @@ _TIMED_CALLS: tuple[tuple[str, str | None, str, str], ...] = (
     ("functions.ingest.parquet_reader", "SignalFile", "duplicate_keys", "duplicate-key pass (pyarrow)"),
     ("functions.ingest.repository", "SignalsRepository", "finish_staging", "lease + progress"),
     ("functions.ingest.repository", "SignalsRepository", "plan_publish", "publish: list new and changed rows"),
+    ("functions.ingest.repository", "SignalsRepository", "list_changes", "publish: list new and changed rows"),
+    ("functions.ingest.change_listing", "ChangeLister", "finish", "wait for the changes listed alongside staging"),
     ("functions.ingest.repository", "SignalsRepository", "last_completed_before", "guards' history"),
     ("functions.ingest.repository", "SignalsRepository", "newest_completed_date", "guards' history"),
     ("functions.ingest.repository", "SignalsRepository", "table_is_empty", "publish: is the table empty"),

@@ -19,6 +19,7 @@ import pymysql
 
 from functions.ingest.columns import COLUMN_NAMES, KEY_COLUMN
 from functions.ingest.validation import SOURCE_ROW, RejectedRow
+from functions.shared.db import get_lock, named_lock, release_lock
 from functions.shared.errors import PermanentError, TransientError, translate_errors
 
 TARGET = "company_upsell_signals"
@@ -113,10 +114,16 @@ class SignalsRepository:
     # -- plumbing ---------------------------------------------------------------
 
     @contextmanager
-    def transaction(self, action: str) -> Iterator[None]:
-        """Commit the block's statements together, or roll them back; errors translated."""
+    def transaction(self, action: str, *, read_committed: bool = False) -> Iterator[None]:
+        """Commit the block's statements together, or roll them back; errors translated.
+
+        `read_committed` reads without locking rows (the session's default is REPEATABLE
+        READ, under which INSERT ... SELECT locks every row it reads) for this one block.
+        """
         with translate_errors(action):
             try:
+                if read_committed:
+                    self._execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")  # the next transaction only
                 self.connection.begin()
                 yield
                 self.connection.commit()
@@ -492,38 +499,63 @@ class SignalsRepository:
 
     @contextmanager
     def publish_lock(self, timeout_seconds: int) -> Iterator[None]:
-        """Serialise publishes of different dates (MariaDB named lock)."""
-        from functions.shared.db import named_lock
-
+        """Serialise publishes of different dates (MariaDB named lock; this session may hold it already)."""
         with translate_errors("take the publish lock"), named_lock(self.connection, PUBLISH_LOCK, timeout_seconds):
             yield
 
-    def plan_publish(self, sync_date: dt.date, rows_staged: int, *, delete_missing: bool) -> PublishPlan:
+    def try_publish_lock(self) -> bool:
+        """Take the publish lock if it is free this instant; True when taken (release it with `release_publish_lock`)."""
+        with translate_errors("take the publish lock"):
+            return get_lock(self.connection, PUBLISH_LOCK, 0)
+
+    def release_publish_lock(self) -> None:
+        with translate_errors("release the publish lock"):
+            release_lock(self.connection, PUBLISH_LOCK)
+
+    def open_change_list(self, rows: int) -> None:
+        """Create the empty list of new and changed staged rows, sized for up to `rows` rows."""
+        self._execute(f"DROP TEMPORARY TABLE IF EXISTS {CHANGES}")
+        with self._list_engine(rows) as engine:
+            self._execute(
+                f"CREATE TEMPORARY TABLE {CHANGES} (target_id BIGINT UNSIGNED NOT NULL, source_row INT UNSIGNED NOT NULL, "
+                f"PRIMARY KEY USING BTREE (target_id, source_row)) ENGINE={engine}"
+            )
+
+    def list_changes(self, sync_date: dt.date, from_row: int = 0, to_row: int | None = None) -> int:
+        """Add the staged rows (numbered from_row up to to_row) that are new or changed to the list; how many.
+
+        One pass over the staged rows, each looked up by key: unchanged rows are left
+        out, so a re-sync of the same file lists nothing. target_id 0 marks a new key.
+        """
+        rows_between = f"AND s.{SOURCE_ROW} >= %s AND s.{SOURCE_ROW} < %s " if to_row is not None else ""
+        return self._execute(
+            f"INSERT INTO {CHANGES} (target_id, source_row) "
+            f"SELECT COALESCE(t.id, 0), s.{SOURCE_ROW} FROM {STAGING} s "
+            f"LEFT JOIN {TARGET} t ON t.{KEY_COLUMN} = s.{KEY_COLUMN} "
+            f"WHERE s.sync_date = %s {rows_between}AND (t.id IS NULL OR NOT ({_ROW_UNCHANGED}))",
+            (sync_date, from_row, to_row) if to_row is not None else (sync_date,),
+        )
+
+    def plan_publish(
+        self, sync_date: dt.date, rows_staged: int, *, delete_missing: bool, rows_listed: int | None = None
+    ) -> PublishPlan:
         """Count exactly what publishing the staged rows will do; writes nothing to the table.
 
         Lists the staged rows that are new or changed, by row number, in a temporary table
-        that `update_changed` and `insert_new` then apply (call all three in one transaction).
+        that `update_changed` and `insert_new` then apply (call all three in one transaction),
+        unless this session has listed them already (`rows_listed`, under the publish lock).
         """
         table_rows = self.count_table() if delete_missing else 0
         if (table_rows == 0) if delete_missing else self.table_is_empty():
             return PublishPlan(rows_staged, rows_staged, 0, 0, 0, into_empty_table=True)
-        self._execute(f"DROP TEMPORARY TABLE IF EXISTS {CHANGES}")
-        # One pass over the staged rows, each looked up by key: unchanged rows are left
-        # out, so a re-sync of the same file lists nothing. target_id 0 marks a new key.
-        with self._list_engine(rows_staged) as engine:
-            listed = self._execute(
-                f"CREATE TEMPORARY TABLE {CHANGES} (target_id BIGINT UNSIGNED NOT NULL, source_row INT UNSIGNED NOT NULL, "
-                f"PRIMARY KEY USING BTREE (target_id, source_row)) ENGINE={engine} "
-                f"SELECT COALESCE(t.id, 0) AS target_id, s.{SOURCE_ROW} AS source_row FROM {STAGING} s "
-                f"LEFT JOIN {TARGET} t ON t.{KEY_COLUMN} = s.{KEY_COLUMN} "
-                f"WHERE s.sync_date = %s AND (t.id IS NULL OR NOT ({_ROW_UNCHANGED}))",
-                (sync_date,),
-            )
+        if rows_listed is None:
+            self.open_change_list(rows_staged)
+            rows_listed = self.list_changes(sync_date)
         new_row = self._fetch_one(f"SELECT COUNT(*) FROM {CHANGES} WHERE target_id = 0")
         rows_to_insert = int(new_row[0]) if new_row else 0
         # Keys are unique in staging, so the rows that stay are the staged keys that exist.
         rows_to_delete = table_rows - (rows_staged - rows_to_insert) if delete_missing else 0
-        return PublishPlan(rows_staged, rows_to_insert, listed - rows_to_insert, rows_to_delete, table_rows)
+        return PublishPlan(rows_staged, rows_to_insert, rows_listed - rows_to_insert, rows_to_delete, table_rows)
 
     @contextmanager
     def _list_engine(self, rows: int) -> Iterator[str]:

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import pyarrow as pa
 import pymysql
 
+from functions.ingest.change_listing import ChangeLister, listing_alongside_staging
 from functions.ingest.guards import GuardFigures, GuardTrip, evaluate_guards, validate_override_names
 from functions.ingest.parquet_reader import SignalFile
 from functions.ingest.repository import ClaimOutcome, SignalsRepository, StagingProgress
@@ -231,10 +232,13 @@ class SyncService:
                     return loaded
             if progress is None:
                 progress = repository.start_staging(attempt.sync_date, attempt.info.etag, attempt.claim.attempt)
-            rows_resumed = progress.rows_read
-            if not progress.complete:
-                progress = self._stage(repository, attempt, progress)
-            return self._publish(repository, attempt, progress, rows_resumed)
+            if progress.complete:
+                result = self._publish(repository, attempt, progress, rows_resumed=progress.rows_read)
+            else:
+                result = self._stage_and_publish(repository, attempt, progress)
+            self._drop_staging(repository, attempt.sync_date)
+            logger.info("sync %s", result.status, extra={"result": result.as_dict()})
+            return result
         finally:
             repository.connection.close()
 
@@ -305,11 +309,31 @@ class SyncService:
             for load_file in load_files:
                 load_file.unlink(missing_ok=True)
 
-    def _stage(self, repository: SignalsRepository, attempt: _Attempt, progress: StagingProgress) -> StagingProgress:
+    def _stage_and_publish(self, repository: SignalsRepository, attempt: _Attempt, progress: StagingProgress) -> SyncResult:
+        """Stage the rest of the file, listing its changes alongside when the publish lock is free; publish."""
+        signal_file, duplicates = self._open_file(attempt)
+        rows_resumed = progress.rows_read
+        with listing_alongside_staging(
+            self._connect, attempt.sync_date, file_rows=signal_file.num_rows, rows_staged=progress.rows_read
+        ) as lister:
+            progress = self._stage(repository, attempt, progress, signal_file=signal_file, duplicates=duplicates, lister=lister)
+            if lister is None:
+                return self._publish(repository, attempt, progress, rows_resumed=rows_resumed)
+            return self._publish(lister.repository, attempt, progress, rows_resumed=rows_resumed, rows_listed=lister.finish())
+
+    def _stage(
+        self,
+        repository: SignalsRepository,
+        attempt: _Attempt,
+        progress: StagingProgress,
+        *,
+        signal_file: SignalFile,
+        duplicates: pa.Table,
+        lister: ChangeLister | None,
+    ) -> StagingProgress:
         """Stage the file from the last committed row on, one committed chunk at a time."""
         info = attempt.info
         assert info is not None
-        signal_file, duplicates = self._open_file(attempt)
         if progress.rows_read:
             logger.info("resuming staging at row %d (%d chunks committed)", progress.rows_read, progress.chunks_committed)
         rows_read = progress.rows_read
@@ -317,6 +341,8 @@ class SyncService:
             for chunk in chunks:
                 self._commit_chunk(repository, attempt, chunk, rows_read, progress.attempt)
                 rows_read = chunk.first_row + chunk.rows_read
+                if lister is not None:
+                    lister.list_rows(chunk.first_row, rows_read)
         if rows_read != signal_file.num_rows:
             raise TransientError(f"read {rows_read} rows of {signal_file.num_rows}")
         with repository.transaction("finish staging"):
@@ -343,6 +369,11 @@ class SyncService:
         info = attempt.info
         assert info is not None
         sync_date = attempt.sync_date
+        # Asked before taking the lock, so that an everyday sync does not queue behind
+        # another date's publish only to learn that it must stage; asked again under it.
+        with repository.transaction("look for an empty table"):
+            if not repository.table_is_empty():
+                return None
         self._renew_lease(repository, attempt)
         with repository.publish_lock(self._settings.publish_lock_timeout_seconds), repository.transaction("first load"):
             if not repository.table_is_empty():
@@ -406,15 +437,26 @@ class SyncService:
             )
 
     def _publish(
-        self, repository: SignalsRepository, attempt: _Attempt, progress: StagingProgress, rows_resumed: int
+        self,
+        repository: SignalsRepository,
+        attempt: _Attempt,
+        progress: StagingProgress,
+        *,
+        rows_resumed: int,
+        rows_listed: int | None = None,
     ) -> SyncResult:
-        """Plan exact counts, check every guard, then write (or, for a dry run, only count)."""
+        """Plan exact counts, check every guard, then write (or, for a dry run, only count).
+
+        `rows_listed`: this connection holds the publish lock and has listed the changes already.
+        """
         sync_date = attempt.sync_date
         dry_run = attempt.options.dry_run
         delete_missing = self._settings.missing_rows == "delete"
         self._renew_lease(repository, attempt)
         with repository.publish_lock(self._settings.publish_lock_timeout_seconds), repository.transaction("publish"):
-            plan = repository.plan_publish(sync_date, progress.rows_staged, delete_missing=delete_missing)
+            plan = repository.plan_publish(
+                sync_date, progress.rows_staged, delete_missing=delete_missing, rows_listed=rows_listed
+            )
             figures = replace(
                 self._guard_figures(repository, sync_date, progress.rows_read, progress.rows_rejected, progress.rows_staged),
                 delete_missing=delete_missing,
@@ -455,14 +497,17 @@ class SyncService:
                 logger.info("published", extra={"counts": result.counts()})
             repository.discard_plan()
             self._complete(repository, attempt, result)
+        return result
+
+    @staticmethod
+    def _drop_staging(repository: SignalsRepository, sync_date: dt.date) -> None:
+        """Drop the published (or counted) date's staging, and any abandoned for a week."""
         repository.drop_staging(sync_date)
         # A date whose sync failed for good keeps its staging for a resume; after a week
         # nobody will resume it, so the next successful sync clears it away.
         for abandoned_date in repository.abandoned_staging_dates(ABANDONED_STAGING_DAYS):
             logger.info("dropping staging abandoned since a week or more: %s", abandoned_date)
             repository.drop_staging(abandoned_date)
-        logger.info("sync %s", result.status, extra={"result": result.as_dict()})
-        return result
 
     def _renew_lease(self, repository: SignalsRepository, attempt: _Attempt) -> None:
         """Push the lease out before a long transaction, in a short one of its own.

@@ -78,18 +78,30 @@ def connect(settings: DatabaseSettings, *, local_infile: bool = False, database:
             return open_with(_credentials(settings, refresh=True))
 
 
-@contextmanager
-def named_lock(connection: pymysql.Connection[Any], name: str, timeout_seconds: int) -> Iterator[None]:
-    """Hold MariaDB's GET_LOCK(name) for the block; TransientError if it stays busy."""
+def get_lock(connection: pymysql.Connection[Any], name: str, timeout_seconds: int) -> bool:
+    """MariaDB's GET_LOCK(name): True once held, False if still busy after the timeout.
+
+    A session may take a lock it holds again; each take needs its own release.
+    """
     with connection.cursor() as cursor:
         cursor.execute("SELECT GET_LOCK(%s, %s)", (name, timeout_seconds))
         row = cursor.fetchone()
-    if not row or row[0] != 1:
+    return bool(row) and row[0] == 1
+
+
+def release_lock(connection: pymysql.Connection[Any], name: str) -> None:
+    """Release one take of a named lock; a lost connection has already released them all."""
+    if connection.open:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT RELEASE_LOCK(%s)", (name,))
+
+
+@contextmanager
+def named_lock(connection: pymysql.Connection[Any], name: str, timeout_seconds: int) -> Iterator[None]:
+    """Hold MariaDB's GET_LOCK(name) for the block; TransientError if it stays busy."""
+    if not get_lock(connection, name, timeout_seconds):
         raise TransientError(f"lock {name!r} still held by another session after {timeout_seconds}s")
     try:
         yield
     finally:
-        # A lost connection has already released its locks server-side.
-        if connection.open:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT RELEASE_LOCK(%s)", (name,))
+        release_lock(connection, name)

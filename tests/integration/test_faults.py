@@ -316,3 +316,139 @@ def test_a_reader_polling_during_publish_never_sees_half_a_day(
     assert result.status == "completed" and before != after
     assert len(observations) > 20
     assert all(observation in (before, after) for observation in observations)
+
+
+PUBLISH_LOCK_HOLDER = "SELECT IS_USED_LOCK('company_upsell_signals_publish') AS holder"
+
+
+def chunks_committed(db: pymysql.Connection[Any], sync_date: dt.date) -> int:
+    rows = query(db, "SELECT chunks_committed FROM upsell_signal_staging_progress WHERE sync_date = %s", (sync_date,))
+    return int(rows[0]["chunks_committed"]) if rows else 0
+
+
+def messages(caplog: pytest.LogCaptureFixture, containing: str) -> list[str]:
+    return [record.getMessage() for record in caplog.records if containing in record.getMessage()]
+
+
+def test_the_connection_listing_changes_killed_mid_staging_is_retried_and_resumes_exactly(
+    migrated_settings: DatabaseSettings,
+    db: pymysql.Connection[Any],
+    moto_endpoint: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given day one published, and day two staging in chunks of 500 while a second
+    # connection lists each chunk's changes and holds the publish lock
+    day_one_table, day_two_table = day_one_published_and_day_two_uploaded(
+        moto_endpoint, migrated_settings, tmp_path, 60_000, seed=101
+    )
+    killed: list[int] = []
+
+    def kill_the_lister() -> None:
+        wait_for(lambda: chunks_committed(db, DAY_TWO) >= 2, 60, "two committed chunks")
+        [lister] = query(db, PUBLISH_LOCK_HOLDER)
+        if lister["holder"] is not None:  # else nobody listed alongside: the assertion below says so
+            db.cursor().execute("KILL CONNECTION %s", (lister["holder"],))
+            killed.append(int(lister["holder"]))
+
+    # When that connection is KILLed between two listings
+    killer = threading.Thread(target=kill_the_lister)
+    killer.start()
+    with caplog.at_level("INFO", logger="upsell_signals"):
+        result = service_on(moto_endpoint, migrated_settings, tmp_path, STAGING_CHUNK_ROWS="500").sync(
+            DAY_TWO, None, SyncOptions(invocation_id="victim")
+        )
+    killer.join()
+
+    # Then the invocation retries in-process, lists what was staged, resumes, and publishes exactly
+    assert killed, "nobody held the publish lock while day two staged"
+    assert messages(caplog, "sync: transient error, retry 1")
+    assert result.status == "completed" and result.attempt == 1 and (result.rows_resumed or 0) >= 1_000
+    assert result.rows_inserted == len(expected_rows(day_two_table).keys() - expected_rows(day_one_table).keys())
+    assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
+    assert query(db, PUBLISH_LOCK_HOLDER) == [{"holder": None}]
+
+
+def test_with_the_publish_lock_busy_at_the_start_changes_are_listed_at_publish_time(
+    migrated_settings: DatabaseSettings,
+    db: pymysql.Connection[Any],
+    moto_endpoint: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given day one published, and another session holding the publish lock as day two starts
+    day_one_table, day_two_table = day_one_published_and_day_two_uploaded(
+        moto_endpoint, migrated_settings, tmp_path, 20_000, seed=103
+    )
+    holder = connect(migrated_settings)
+    holder.cursor().execute("SELECT GET_LOCK('company_upsell_signals_publish', 0)")
+
+    def staged() -> bool:
+        progress = query(db, "SELECT staging_complete FROM upsell_signal_staging_progress WHERE sync_date = %s", (DAY_TWO,))
+        return progress == [{"staging_complete": 1}]
+
+    def release_once_staged() -> None:
+        try:
+            wait_for(staged, 60, "day two staged")
+        finally:
+            holder.close()
+
+    # When day two syncs, and the lock is released only once it has staged every row
+    releaser = threading.Thread(target=release_once_staged)
+    releaser.start()
+    with caplog.at_level("INFO", logger="upsell_signals"):
+        result = service_on(moto_endpoint, migrated_settings, tmp_path, PUBLISH_LOCK_TIMEOUT_SECONDS="30").sync(
+            DAY_TWO, None, SyncOptions(invocation_id="late")
+        )
+    releaser.join()
+
+    # Then it staged without waiting or listing alongside, waited for the lock to publish, and published exactly
+    assert messages(caplog, "changes are listed at publish time")
+    assert not messages(caplog, "transient error")
+    assert (result.status, result.rows_processed) == ("completed", day_two_table.num_rows)
+    assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
+
+
+def test_another_dates_publish_waits_for_the_date_listing_alongside_its_staging(
+    migrated_settings: DatabaseSettings,
+    db: pymysql.Connection[Any],
+    moto_endpoint: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given day one published; day two staging slowly (chunks of 500) and listing its changes
+    day_one_table, day_two_table = day_one_published_and_day_two_uploaded(
+        moto_endpoint, migrated_settings, tmp_path, 40_000, seed=105
+    )
+    day_three = DAY_TWO + dt.timedelta(days=1)
+    day_three_table = day_two(day_one_table, seed=106)  # its new keys are day two's new keys, with other values
+    upload_to(moto_endpoint, day_three, write_pyarrow(day_three_table, tmp_path / "three.parquet"))
+    results: dict[dt.date, SyncResult] = {}
+    (tmp_path / "two").mkdir()
+    (tmp_path / "three").mkdir()
+
+    def sync_day_two() -> None:
+        service = service_on(moto_endpoint, migrated_settings, tmp_path / "two", STAGING_CHUNK_ROWS="500")
+        results[DAY_TWO] = service.sync(DAY_TWO, None, SyncOptions(invocation_id="day-two"))
+
+    # When day three (staged in one chunk, so ready to publish early) syncs meanwhile
+    with caplog.at_level("INFO", logger="upsell_signals"):
+        slow = threading.Thread(target=sync_day_two)
+        slow.start()
+        wait_for(lambda: chunks_committed(db, DAY_TWO) >= 2, 60, "day two's first chunks")
+        day_two_lister = query(db, PUBLISH_LOCK_HOLDER)[0]["holder"]
+        fast = service_on(moto_endpoint, migrated_settings, tmp_path / "three", STAGING_CHUNK_ROWS="100000")
+        results[day_three] = fast.sync(day_three, None, SyncOptions(invocation_id="day-three"))
+        slow.join(timeout=120)
+
+    # Then day three published only after day two, neither had to retry, and the table is day three's
+    assert day_two_lister is not None, "nobody held the publish lock while day two staged"
+    assert [results[day].status for day in (DAY_TWO, day_three)] == ["completed", "completed"]
+    finished = query(db, "SELECT sync_date FROM upsell_signal_sync_runs WHERE status = 'completed' ORDER BY finished_at, id")
+    assert [row["sync_date"] for row in finished] == [DAY_ONE, DAY_TWO, day_three]
+    assert not messages(caplog, "transient error")
+    assert table_rows(db) == {
+        **expected_rows(day_one_table),
+        **expected_rows(day_two_table),
+        **expected_rows(day_three_table),
+    }
