@@ -19,7 +19,7 @@ import pymysql
 
 from functions.ingest.columns import COLUMN_NAMES, KEY_COLUMN
 from functions.ingest.validation import SOURCE_ROW, RejectedRow
-from functions.shared.db import get_lock, named_lock, release_lock
+from functions.shared.db import get_lock, named_lock
 from functions.shared.errors import PermanentError, TransientError, translate_errors
 
 TARGET = "company_upsell_signals"
@@ -504,13 +504,9 @@ class SignalsRepository:
             yield
 
     def try_publish_lock(self) -> bool:
-        """Take the publish lock if it is free this instant; True when taken (release it with `release_publish_lock`)."""
+        """Take the publish lock if it is free this instant; True when taken (held until the session ends or released)."""
         with translate_errors("take the publish lock"):
             return get_lock(self.connection, PUBLISH_LOCK, 0)
-
-    def release_publish_lock(self) -> None:
-        with translate_errors("release the publish lock"):
-            release_lock(self.connection, PUBLISH_LOCK)
 
     def open_change_list(self, rows: int) -> None:
         """Create the empty list of new and changed staged rows, sized for up to `rows` rows."""
