@@ -102,6 +102,18 @@ def uncommitted_table_rows(settings: DatabaseSettings) -> int:
         peeker.close()
 
 
+PUBLISH_LOCK_HOLDER = "SELECT IS_USED_LOCK('company_upsell_signals_publish') AS holder"
+
+
+def chunks_committed(db: pymysql.Connection[Any], sync_date: dt.date) -> int:
+    rows = query(db, "SELECT chunks_committed FROM upsell_signal_staging_progress WHERE sync_date = %s", (sync_date,))
+    return int(rows[0]["chunks_committed"]) if rows else 0
+
+
+def messages(caplog: pytest.LogCaptureFixture, containing: str) -> list[str]:
+    return [record.getMessage() for record in caplog.records if containing in record.getMessage()]
+
+
 def day_one_published_and_day_two_uploaded(
     endpoint: str, settings: DatabaseSettings, work_dir: Path, rows: int, seed: int
 ) -> tuple[pa.Table, pa.Table]:
@@ -124,11 +136,7 @@ def test_an_attempt_killed_mid_staging_is_resumed_without_restaging(
     worker = invoke_in_a_process(moto_endpoint, migrated_settings, tmp_path, DAY_TWO)
 
     # When the process is killed (SIGKILL) once a few chunks are committed
-    def chunks_committed() -> int:
-        rows = query(db, "SELECT chunks_committed FROM upsell_signal_staging_progress")
-        return int(rows[0]["chunks_committed"]) if rows else 0
-
-    wait_for(lambda: chunks_committed() >= 3, 60, "three committed chunks")
+    wait_for(lambda: chunks_committed(db, DAY_TWO) >= 3, 60, "three committed chunks")
     worker.send_signal(signal.SIGKILL)
     worker.wait()
     committed_rows = int(query(db, "SELECT rows_read FROM upsell_signal_staging_progress")[0]["rows_read"])
@@ -206,12 +214,10 @@ def test_a_connection_killed_mid_staging_is_retried_and_resumes_exactly(
         moto_endpoint, migrated_settings, tmp_path, 60_000, seed=92
     )
 
-    def two_chunks_committed() -> bool:
-        progress = query(db, "SELECT chunks_committed FROM upsell_signal_staging_progress")
-        return bool(progress) and progress[0]["chunks_committed"] >= 2
-
     # When its connection is KILLed in the middle of a LOAD DATA
-    killer, killed = kill_the_loading_connection(migrated_settings, db, "upsell_signal_staging", two_chunks_committed)
+    killer, killed = kill_the_loading_connection(
+        migrated_settings, db, "upsell_signal_staging", lambda: chunks_committed(db, DAY_TWO) >= 2
+    )
     result = service_on(moto_endpoint, migrated_settings, tmp_path, STAGING_CHUNK_ROWS="500").sync(
         DAY_TWO, None, SyncOptions(invocation_id="victim")
     )
@@ -316,18 +322,6 @@ def test_a_reader_polling_during_publish_never_sees_half_a_day(
     assert result.status == "completed" and before != after
     assert len(observations) > 20
     assert all(observation in (before, after) for observation in observations)
-
-
-PUBLISH_LOCK_HOLDER = "SELECT IS_USED_LOCK('company_upsell_signals_publish') AS holder"
-
-
-def chunks_committed(db: pymysql.Connection[Any], sync_date: dt.date) -> int:
-    rows = query(db, "SELECT chunks_committed FROM upsell_signal_staging_progress WHERE sync_date = %s", (sync_date,))
-    return int(rows[0]["chunks_committed"]) if rows else 0
-
-
-def messages(caplog: pytest.LogCaptureFixture, containing: str) -> list[str]:
-    return [record.getMessage() for record in caplog.records if containing in record.getMessage()]
 
 
 def test_the_connection_listing_changes_killed_mid_staging_is_retried_and_resumes_exactly(
