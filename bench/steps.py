@@ -51,7 +51,7 @@ _TIMED_CALLS: tuple[tuple[str, str | None, str, str], ...] = (
     ("functions.ingest.repository", "SignalsRepository", "discard_plan", "publish: drop the list"),
     ("functions.ingest.repository", "SignalsRepository", "complete", "complete + run row"),
     ("functions.ingest.repository", "SignalsRepository", "finish_run", "complete + run row"),
-    ("functions.ingest.repository", "SignalsRepository", "drop_staging", "drop staging partition"),
+    ("functions.ingest.repository", "SignalsRepository", "drop_pass", "drop staging partition"),
     ("pymysql.connections", "Connection", "commit", "commit"),
 )
 _TIMED_GENERATORS: tuple[tuple[str, str, str, str], ...] = (

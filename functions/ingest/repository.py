@@ -12,19 +12,24 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pyarrow as pa
 import pymysql
 
+from functions.ingest.claim_rules import LEASE_LIVE, ROW_LOCKED, ClaimOutcome, ClaimRequest, decide_claim
 from functions.ingest.columns import COLUMN_NAMES, KEY_COLUMN
 from functions.ingest.validation import SOURCE_ROW, RejectedRow
 from functions.shared.db import get_lock, named_lock
-from functions.shared.errors import PermanentError, TransientError, translate_errors
+from functions.shared.errors import ClaimLost, PermanentError, TransientError, translate_errors
 
 TARGET = "company_upsell_signals"
 STAGING = "upsell_signal_staging"
 PUBLISH_LOCK = "company_upsell_signals_publish"
+LOCK_WAIT_TIMEOUT = 1205  # also what FOR UPDATE NOWAIT answers on a locked row
+DUPLICATE_KEY = 1062
+NO_PARTITION = 1526  # a row for a partition that does not exist
+STAGING_LOCK_TIMEOUT_SECONDS = 60
 CHANGES = "publish_changes"  # temporary: the staged rows a publish will insert or update
 # From this share of changed rows on, an update is driven from the signals table (one
 # scan in id order) rather than from the list of changes (which MariaDB buffers). At 1M
@@ -46,23 +51,14 @@ _STAGED_COLUMNS = ", ".join(f"s.{name}" for name in COLUMN_NAMES)
 _DATA_COLUMNS = [name for name in COLUMN_NAMES if name != KEY_COLUMN]
 # NULL-safe equality of every data column: a row is unchanged only when all match.
 _ROW_UNCHANGED = " AND ".join(f"t.{name} <=> s.{name}" for name in _DATA_COLUMNS)
+# Keys of a pass's rejected rows that could name a company (the column keeps up to 255
+# characters as found; the signals table's keys are exact binary strings of at most 64).
+_REJECTED_KEYS = (
+    "SELECT cdms_canonical_company_id COLLATE utf8mb4_nopad_bin AS cdms_canonical_company_id "
+    "FROM upsell_signal_rejected_rows WHERE sync_date = %s AND attempt = %s "
+    "AND cdms_canonical_company_id IS NOT NULL AND CHAR_LENGTH(cdms_canonical_company_id) <= 64"
+)
 _SET_FROM_STAGING = ", ".join(f"t.{name} = s.{name}" for name in _DATA_COLUMNS)
-
-ClaimKind = Literal["claimed", "skipped", "in_progress"]
-
-
-class ClaimLost(PermanentError):
-    """Another invocation took the date over (our lease ran out); stop writing."""
-
-
-@dataclass(frozen=True)
-class ClaimOutcome:
-    """The result of trying to claim a date."""
-
-    kind: ClaimKind
-    attempt: int
-    reason: str | None = None
-    previous: dict[str, Any] | None = None  # the metadata row before this claim, for a dry run to restore
 
 
 @dataclass(frozen=True)
@@ -99,6 +95,17 @@ class CompletedSync:
 
     sync_date: dt.date
     rows_loaded: int
+
+
+def _raise_load_warnings(warnings: list[tuple[int, str]]) -> None:
+    """Name what LOAD DATA LOCAL turned into warnings: a lost partition or a second writer are not validation gaps."""
+    text = "; ".join(f"{code} {message}" for code, message in warnings)
+    codes = {code for code, _ in warnings}
+    if NO_PARTITION in codes:
+        raise TransientError(f"the date's staging partition is gone (another execution took the date over?): {text}")
+    if DUPLICATE_KEY in codes:
+        raise TransientError(f"rows already staged by another writer (another execution staging the date?): {text}")
+    raise PermanentError(f"load changed values (a validation gap): {text}")
 
 
 def partition_name(sync_date: dt.date) -> str:
@@ -150,79 +157,117 @@ class SignalsRepository:
 
     # -- claim ------------------------------------------------------------------
 
-    def claim(
-        self,
-        *,
-        sync_date: dt.date,
-        s3_key: str,
-        etag: str | None,
-        invocation_id: str,
-        trigger: str,
-        force_resync: bool,
-        lease_seconds: int,
-    ) -> ClaimOutcome:
+    def claim(self, request: ClaimRequest, lease_seconds: int) -> ClaimOutcome:
         """Atomically take the date, or say why not (call inside a transaction).
 
-        The insert settles the race for a new date; for an existing one the row lock
-        (FOR UPDATE) makes the read-decide-write atomic.
+        Never waits on the metadata row's lock: a holder's open transaction (or a paused
+        holder's, until the server ends its session) makes the claim answer from a plain
+        read, or retry when the answer would be to take the date.
         """
-        inserted = self._execute(
-            "INSERT INTO upsell_signal_sync_metadata "
-            "(sync_date, s3_key, s3_etag, workflow_id, status, trigger_source, attempt, lease_expires_at, started_at) "
-            "VALUES (%s, %s, %s, %s, 'started', %s, 1, NOW() + INTERVAL %s SECOND, NOW()) "
-            "ON DUPLICATE KEY UPDATE sync_date = sync_date",
-            (sync_date, s3_key, etag, invocation_id, trigger, lease_seconds),
-        )
-        if inserted == 1:
-            return ClaimOutcome("claimed", 1)
-        current = self._fetch_dict(
-            "SELECT *, lease_expires_at > NOW() AS lease_live FROM upsell_signal_sync_metadata WHERE sync_date = %s FOR UPDATE",
-            (sync_date,),
-        )
-        assert current is not None
-        lease_live = bool(current.pop("lease_live"))
-        if current["status"] == "started" and current["workflow_id"] == invocation_id:
-            return ClaimOutcome("claimed", int(current["attempt"]))  # our own claim, retried in-process
-        if current["status"] == "started" and lease_live:
-            return ClaimOutcome(
-                "in_progress",
-                int(current["attempt"]),
-                f"attempt {current['attempt']} ({current['workflow_id']}) holds the date until "
-                f"{current['lease_expires_at']:%Y-%m-%d %H:%M:%S} UTC",
-            )
-        if current["status"] == "completed" and not force_resync and (etag is None or etag == current["completed_etag"]):
-            return ClaimOutcome(
-                "skipped",
-                int(current["attempt"]),
-                f"already completed at {current['completed_at']:%Y-%m-%d %H:%M:%S} UTC from the same object "
-                f"(ETag {current['completed_etag']}); use force_resync to sync it again",
-            )
-        attempt = int(current["attempt"]) + 1
+        current = self._lock_metadata_row(request.sync_date)
+        if current is None:
+            return self._claim_new_date(request, lease_seconds)
+        decision = decide_claim(current, request)
+        if decision.kind != "claimed" or decision.previous is None:
+            return decision  # skipped, in progress, or our own claim
+        attempt = self._next_attempt(request.sync_date, int(current["attempt"]))
         self._execute(
             "UPDATE upsell_signal_sync_metadata SET status = 'started', s3_key = %s, s3_etag = %s, workflow_id = %s, "
-            "trigger_source = %s, attempt = %s, lease_expires_at = NOW() + INTERVAL %s SECOND, error_message = NULL, "
+            "holder_token = %s, holder_dry_run = %s, trigger_source = %s, attempt = %s, "
+            "lease_expires_at = NOW() + INTERVAL %s SECOND, error_message = NULL, "
             "started_at = NOW(), completed_at = NULL, duration_ms = NULL, rows_processed = NULL, "
             "rows_inserted = NULL, rows_updated = NULL, rows_unchanged = NULL, rows_rejected = NULL, "
             "rows_deleted = NULL WHERE sync_date = %s",
-            (s3_key, etag, invocation_id, trigger, attempt, lease_seconds, sync_date),
+            (
+                request.s3_key,
+                request.etag,
+                request.invocation_id,
+                request.holder_token,
+                request.dry_run,
+                request.trigger,
+                attempt,
+                lease_seconds,
+                request.sync_date,
+            ),
         )
-        return ClaimOutcome("claimed", attempt, previous=current)
+        return ClaimOutcome("claimed", attempt, decision.reason, decision.previous)
 
-    def renew_lease(self, sync_date: dt.date, invocation_id: str, lease_seconds: int) -> None:
+    def _lock_metadata_row(self, sync_date: dt.date) -> dict[str, Any] | None:
+        """The date's metadata row, locked; a busy row is read without the lock and marked so."""
+        columns = f"*, lease_expires_at > NOW() AS {LEASE_LIVE}"
+        try:
+            with self.connection.cursor(pymysql.cursors.DictCursor) as cursor:
+                cursor.execute(
+                    f"SELECT {columns} FROM upsell_signal_sync_metadata WHERE sync_date = %s FOR UPDATE NOWAIT", (sync_date,)
+                )
+                row = cursor.fetchone()
+        except pymysql.err.OperationalError as error:
+            if error.args[0] != LOCK_WAIT_TIMEOUT:
+                raise
+            # Only this statement failed; a consistent read of the row needs no lock.
+            busy = self._fetch_dict(f"SELECT {columns} FROM upsell_signal_sync_metadata WHERE sync_date = %s", (sync_date,))
+            return None if busy is None else {**busy, ROW_LOCKED: True}
+        return dict(row) if row is not None else None
+
+    def _claim_new_date(self, request: ClaimRequest, lease_seconds: int) -> ClaimOutcome:
+        attempt = self._next_attempt(request.sync_date, 0)
+        try:
+            self._execute(
+                "INSERT INTO upsell_signal_sync_metadata (sync_date, s3_key, s3_etag, workflow_id, holder_token, "
+                "holder_dry_run, status, trigger_source, attempt, lease_expires_at, started_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s, 'started', %s, %s, NOW() + INTERVAL %s SECOND, NOW())",
+                (
+                    request.sync_date,
+                    request.s3_key,
+                    request.etag,
+                    request.invocation_id,
+                    request.holder_token,
+                    request.dry_run,
+                    request.trigger,
+                    attempt,
+                    lease_seconds,
+                ),
+            )
+        except pymysql.err.IntegrityError as error:
+            if error.args[0] != DUPLICATE_KEY:
+                raise
+            raise TransientError(f"another invocation claimed {request.sync_date} at the same instant") from error
+        return ClaimOutcome("claimed", attempt)
+
+    def _next_attempt(self, sync_date: dt.date, current_attempt: int) -> int:
+        """One past every attempt the date has had, dry runs included: numbers are never reused."""
+        row = self._fetch_one("SELECT MAX(attempt) FROM upsell_signal_sync_runs WHERE sync_date = %s", (sync_date,))
+        recorded = int(row[0]) if row and row[0] is not None else 0
+        return max(current_attempt, recorded) + 1
+
+    def renew_lease(self, sync_date: dt.date, holder_token: str, lease_seconds: int) -> None:
         """Check we still hold the date and push the lease out (inside a transaction)."""
         holder = self._fetch_one(
-            "SELECT workflow_id, status FROM upsell_signal_sync_metadata WHERE sync_date = %s FOR UPDATE", (sync_date,)
+            "SELECT holder_token, status, attempt FROM upsell_signal_sync_metadata WHERE sync_date = %s FOR UPDATE",
+            (sync_date,),
         )
-        if holder is None or holder[0] != invocation_id or holder[1] != "started":
-            raise ClaimLost(f"{sync_date} is no longer held by {invocation_id} (now {holder}); stopping")
+        if holder is None or holder[0] != holder_token or holder[1] != "started":
+            now = "nobody" if holder is None else f"attempt {holder[2]}, {holder[1]}"
+            raise ClaimLost(f"{sync_date} was taken over by another execution (now {now}); this one stops")
         self._execute(
             "UPDATE upsell_signal_sync_metadata SET lease_expires_at = NOW() + INTERVAL %s SECOND WHERE sync_date = %s",
             (lease_seconds, sync_date),
         )
 
-    def complete(self, sync_date: dt.date, invocation_id: str, etag: str, counts: dict[str, int], duration_ms: int) -> None:
+    def hand_over(self, sync_date: dt.date, holder_token: str, reason: str) -> bool:
+        """Let the lease run out now, keeping the date started, so the next execution resumes at once."""
+        return (
+            self._execute(
+                "UPDATE upsell_signal_sync_metadata SET lease_expires_at = NOW(), error_message = %s "
+                "WHERE sync_date = %s AND holder_token = %s AND status = 'started'",
+                (reason, sync_date, holder_token),
+            )
+            == 1
+        )
+
+    def complete(self, sync_date: dt.date, holder_token: str, etag: str, counts: dict[str, int], duration_ms: int) -> None:
         """Mark the date completed with its counts (inside the publish transaction)."""
-        self.renew_lease(sync_date, invocation_id, 0)
+        self.renew_lease(sync_date, holder_token, 0)
         self._execute(
             "UPDATE upsell_signal_sync_metadata SET status = 'completed', completed_etag = %s, lease_expires_at = NULL, "
             "completed_at = NOW(), duration_ms = %s, rows_processed = %s, rows_inserted = %s, rows_updated = %s, "
@@ -240,31 +285,36 @@ class SignalsRepository:
             ),
         )
 
-    def fail(self, sync_date: dt.date, invocation_id: str, reason: str, duration_ms: int) -> bool:
-        """Mark our claim failed with the reason; False when another invocation holds it now."""
+    def fail(self, sync_date: dt.date, holder_token: str, reason: str, duration_ms: int) -> bool:
+        """Mark our claim failed with the reason; False when another execution holds it now."""
         return (
             self._execute(
                 "UPDATE upsell_signal_sync_metadata SET status = 'failed', error_message = %s, lease_expires_at = NULL, "
-                "completed_at = NOW(), duration_ms = %s WHERE sync_date = %s AND workflow_id = %s AND status = 'started'",
-                (reason, duration_ms, sync_date, invocation_id),
+                "completed_at = NOW(), duration_ms = %s WHERE sync_date = %s AND holder_token = %s AND status = 'started'",
+                (reason, duration_ms, sync_date, holder_token),
             )
             == 1
         )
 
-    def release_dry_run(self, sync_date: dt.date, invocation_id: str, previous: dict[str, Any] | None) -> None:
-        """Put the metadata row back as it was before a dry run claimed the date."""
+    def release_dry_run(self, sync_date: dt.date, holder_token: str, previous: dict[str, Any] | None) -> bool:
+        """Put the metadata row back as it was before a dry run claimed the date; False if no longer ours."""
         if previous is None:
-            self._execute(
-                "DELETE FROM upsell_signal_sync_metadata WHERE sync_date = %s AND workflow_id = %s",
-                (sync_date, invocation_id),
+            return (
+                self._execute(
+                    "DELETE FROM upsell_signal_sync_metadata WHERE sync_date = %s AND holder_token = %s AND status = 'started'",
+                    (sync_date, holder_token),
+                )
+                == 1
             )
-            return
-        restored = {name: value for name, value in previous.items() if name not in ("id", "sync_date")}
+        restored = {name: value for name, value in previous.items() if name not in ("id", "sync_date", ROW_LOCKED)}
         assignments = ", ".join(f"{name} = %({name})s" for name in restored)
-        self._execute(
-            f"UPDATE upsell_signal_sync_metadata SET {assignments} "
-            "WHERE sync_date = %(restore_date)s AND workflow_id = %(restore_holder)s",
-            {**restored, "restore_date": sync_date, "restore_holder": invocation_id},
+        return (
+            self._execute(
+                f"UPDATE upsell_signal_sync_metadata SET {assignments} "
+                "WHERE sync_date = %(restore_date)s AND holder_token = %(restore_holder)s AND status = 'started'",
+                {**restored, "restore_date": sync_date, "restore_holder": holder_token},
+            )
+            == 1
         )
 
     # -- run history ------------------------------------------------------------
@@ -358,16 +408,53 @@ class SignalsRepository:
             is not None
         )
 
-    def drop_staging(self, sync_date: dt.date) -> None:
-        """Remove a date's staged rows and progress (DDL: commits by itself)."""
-        with translate_errors(f"drop staging of {sync_date}"):
-            if self._partition_exists(sync_date):
-                self._execute(f"ALTER TABLE {STAGING} DROP PARTITION {partition_name(sync_date)}")
-            self._execute("DELETE FROM upsell_signal_staging_progress WHERE sync_date = %s", (sync_date,))
-            self.connection.commit()
+    @contextmanager
+    def _staging_lock(self, sync_date: dt.date) -> Iterator[None]:
+        """Serialise the DDL of one date's partition: creating a pass and dropping one never interleave."""
+        lock = f"{STAGING}:{sync_date.isoformat()}"
+        with translate_errors(f"take the staging lock of {sync_date}"):  # noqa: SIM117 (the lock's errors are translated too)
+            with named_lock(self.connection, lock, STAGING_LOCK_TIMEOUT_SECONDS):
+                yield
 
-    def abandoned_staging_dates(self, older_than_days: int) -> list[dt.date]:
-        """Dates whose staging nobody has touched for a while and no live claim holds."""
+    def _drop_partition(self, sync_date: dt.date) -> None:
+        if self._partition_exists(sync_date):
+            self._execute(f"ALTER TABLE {STAGING} DROP PARTITION {partition_name(sync_date)}")
+
+    def drop_pass(self, sync_date: dt.date, etag: str, pass_attempt: int) -> bool:
+        """Drop the date's staging if it still holds this pass; a newer pass's is left alone (DDL: commits)."""
+        with self._staging_lock(sync_date), translate_errors(f"drop staging of {sync_date}"):
+            # The progress row goes first: a partition left without one is dropped by the
+            # next pass of the date, while a progress row without its rows would be resumed.
+            owned = self._execute(
+                "DELETE FROM upsell_signal_staging_progress WHERE sync_date = %s AND s3_etag = %s AND attempt = %s",
+                (sync_date, etag, pass_attempt),
+            )
+            self.connection.commit()
+            if owned:
+                self._drop_partition(sync_date)
+        return owned == 1
+
+    def drop_abandoned_staging(self, older_than_days: int) -> list[dt.date]:
+        """Drop staging nobody has touched for a while and no live claim holds; the dates dropped."""
+        dropped = []
+        for sync_date in self._abandoned_staging_dates(older_than_days):
+            with self._staging_lock(sync_date), translate_errors(f"drop abandoned staging of {sync_date}"):
+                # Asked again under the lock: a pass may have resumed since the list was read.
+                if self._execute(
+                    "DELETE p FROM upsell_signal_staging_progress p "
+                    "LEFT JOIN upsell_signal_sync_metadata m ON m.sync_date = p.sync_date "
+                    "WHERE p.sync_date = %s AND p.updated_at < NOW() - INTERVAL %s DAY "
+                    "AND NOT (m.status <=> 'started' AND m.lease_expires_at > NOW())",
+                    (sync_date, older_than_days),
+                ):
+                    self.connection.commit()
+                    self._drop_partition(sync_date)
+                    dropped.append(sync_date)
+                else:
+                    self.connection.commit()
+        return dropped
+
+    def _abandoned_staging_dates(self, older_than_days: int) -> list[dt.date]:
         with self.connection.cursor() as cursor:
             cursor.execute(
                 "SELECT p.sync_date FROM upsell_signal_staging_progress p "
@@ -376,12 +463,16 @@ class SignalsRepository:
                 "AND NOT (m.status <=> 'started' AND m.lease_expires_at > NOW())",
                 (older_than_days,),
             )
-            return [row[0] for row in cursor.fetchall()]
+            rows = [row[0] for row in cursor.fetchall()]
+        self.connection.commit()
+        return rows
 
     def start_staging(self, sync_date: dt.date, etag: str, attempt: int) -> StagingProgress:
         """Begin a fresh pass for this object: empty partition, progress at row 0."""
-        self.drop_staging(sync_date)
-        with translate_errors(f"prepare staging of {sync_date}"):
+        with self._staging_lock(sync_date), translate_errors(f"prepare staging of {sync_date}"):
+            self._execute("DELETE FROM upsell_signal_staging_progress WHERE sync_date = %s", (sync_date,))
+            self.connection.commit()
+            self._drop_partition(sync_date)
             self._execute(
                 f"ALTER TABLE {STAGING} ADD PARTITION "
                 f"(PARTITION {partition_name(sync_date)} VALUES IN ('{sync_date.isoformat()}'))"
@@ -417,14 +508,18 @@ class SignalsRepository:
             # changed on the way in, which validation exists to prevent.
             if cursor.warning_count:
                 cursor.execute("SHOW WARNINGS LIMIT 5")
-                warnings = "; ".join(str(row[2]) for row in cursor.fetchall())
-                raise PermanentError(f"load changed values (a validation gap): {warnings}")
+                _raise_load_warnings([(int(row[1]), str(row[2])) for row in cursor.fetchall()])
         if loaded != expected_rows:
             raise PermanentError(f"load wrote {loaded} rows, expected {expected_rows}")
 
     def insert_staging_rows(self, sync_date: dt.date, rows: pa.Table) -> None:
         """Multi-row INSERT of staged rows: the fallback where LOCAL INFILE is disabled."""
-        self._insert_rows(STAGING, {"sync_date": sync_date}, (SOURCE_ROW, *COLUMN_NAMES), rows)
+        try:
+            self._insert_rows(STAGING, {"sync_date": sync_date}, (SOURCE_ROW, *COLUMN_NAMES), rows)
+        except (pymysql.err.IntegrityError, pymysql.err.OperationalError) as error:
+            if error.args[0] not in (NO_PARTITION, DUPLICATE_KEY):
+                raise
+            _raise_load_warnings([(int(error.args[0]), str(error.args[1]))])
 
     def insert_signal_rows(self, rows: pa.Table) -> None:
         """Multi-row INSERT straight into the signals table (a first load without LOCAL INFILE)."""
@@ -533,7 +628,13 @@ class SignalsRepository:
         )
 
     def plan_publish(
-        self, sync_date: dt.date, rows_staged: int, *, delete_missing: bool, rows_listed: int | None = None
+        self,
+        sync_date: dt.date,
+        rows_staged: int,
+        *,
+        pass_attempt: int,
+        delete_missing: bool,
+        rows_listed: int | None = None,
     ) -> PublishPlan:
         """Count exactly what publishing the staged rows will do; writes nothing to the table.
 
@@ -549,9 +650,21 @@ class SignalsRepository:
             rows_listed = self.list_changes(sync_date)
         new_row = self._fetch_one(f"SELECT COUNT(*) FROM {CHANGES} WHERE target_id = 0")
         rows_to_insert = int(new_row[0]) if new_row else 0
-        # Keys are unique in staging, so the rows that stay are the staged keys that exist.
-        rows_to_delete = table_rows - (rows_staged - rows_to_insert) if delete_missing else 0
+        rows_to_delete = 0
+        if delete_missing:
+            # Keys are unique in staging, so the rows that stay are the staged keys that
+            # exist, and the companies whose rows were rejected: a rejected row keeps what
+            # we had. (A rejected key is never staged: every copy of a repeated key is rejected.)
+            rows_kept = rows_staged - rows_to_insert + self._count_rejected_companies(sync_date, pass_attempt)
+            rows_to_delete = table_rows - rows_kept
         return PublishPlan(rows_staged, rows_to_insert, rows_listed - rows_to_insert, rows_to_delete, table_rows)
+
+    def _count_rejected_companies(self, sync_date: dt.date, pass_attempt: int) -> int:
+        """Companies in the table whose row in the file was rejected by this staging pass."""
+        row = self._fetch_one(
+            f"SELECT COUNT(*) FROM {TARGET} t WHERE t.{KEY_COLUMN} IN ({_REJECTED_KEYS})", (sync_date, pass_attempt)
+        )
+        return int(row[0]) if row else 0
 
     @contextmanager
     def _list_engine(self, rows: int) -> Iterator[str]:
@@ -560,9 +673,7 @@ class SignalsRepository:
             yield "InnoDB"
             return
         # The cap applies to tables created while it is set; the default comes back after.
-        self._execute(
-            "SET SESSION max_heap_table_size = %s", (max(PLAN_MEMORY_MIN_BYTES, rows * PLAN_MEMORY_BYTES_PER_ROW),)
-        )
+        self._execute("SET SESSION max_heap_table_size = %s", (max(PLAN_MEMORY_MIN_BYTES, rows * PLAN_MEMORY_BYTES_PER_ROW),))
         try:
             yield "MEMORY"
         finally:
@@ -630,8 +741,8 @@ class SignalsRepository:
             raise TransientError(f"inserted {inserted} rows, the plan listed {plan.rows_to_insert}: the table changed meanwhile")
         return inserted
 
-    def delete_missing(self, sync_date: dt.date) -> int:
-        """Delete companies absent from the date's staged rows; returns how many."""
+    def delete_missing(self, sync_date: dt.date, pass_attempt: int) -> int:
+        """Delete companies absent from the file (neither staged nor rejected by this pass); returns how many."""
         # Staging has no index (cheapest to load), and MariaDB does not materialise a
         # NOT IN subquery of a DELETE (it ran for minutes at 1M rows): the staged keys go
         # into an indexed temporary table first, so the anti-join is one lookup per row.
@@ -640,6 +751,10 @@ class SignalsRepository:
             f"CREATE TEMPORARY TABLE staged_keys (company_id VARCHAR(64) COLLATE utf8mb4_nopad_bin PRIMARY KEY) "
             f"SELECT {KEY_COLUMN} AS company_id FROM {STAGING} WHERE sync_date = %s",
             (sync_date,),
+        )
+        self._execute(
+            f"INSERT IGNORE INTO staged_keys (company_id) SELECT r.cdms_canonical_company_id FROM ({_REJECTED_KEYS}) r",
+            (sync_date, pass_attempt),
         )
         deleted = self._execute(
             f"DELETE t FROM {TARGET} t LEFT JOIN staged_keys k ON k.company_id = t.{KEY_COLUMN} WHERE k.company_id IS NULL"

@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 import random
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -24,13 +25,14 @@ import pyarrow as pa
 import pymysql
 
 from functions.ingest.change_listing import ChangeLister, listing_alongside_staging
+from functions.ingest.claim_rules import ClaimOutcome, ClaimRequest
 from functions.ingest.guards import GuardFigures, GuardTrip, evaluate_guards, validate_override_names
 from functions.ingest.parquet_reader import SignalFile
-from functions.ingest.repository import ClaimOutcome, SignalsRepository, StagingProgress
+from functions.ingest.repository import SignalsRepository, StagingProgress
 from functions.ingest.s3_source import ObjectInfo, SignalObjectStore
 from functions.ingest.staging_file import write_load_file
 from functions.ingest.validation import ValidatedBatch, validate_batch
-from functions.shared.errors import GuardTripped, IngestError, MissingObject, TransientError
+from functions.shared.errors import ClaimLost, GuardTripped, IngestError, MissingObject, TransientError
 from functions.shared.settings import IngestSettings
 
 logger = logging.getLogger("upsell_signals.ingest")
@@ -39,6 +41,9 @@ StepResult = TypeVar("StepResult")
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 20.0
 ABANDONED_STAGING_DAYS = 7
+# How many times one execution follows an object replaced while it synced, before leaving
+# the newest to its own event.
+NEWER_OBJECT_ROUNDS = 3
 
 
 def object_key_for(prefix: str, sync_date: dt.date) -> str:
@@ -123,6 +128,7 @@ class _Attempt:
     claim: ClaimOutcome
     run_id: int
     started: float
+    holder_token: str  # this execution's fence on the date: every write checks it
     local_path: Path | None = None
     direct_load_failed: bool = False
 
@@ -146,37 +152,53 @@ class SyncService:
     # -- the whole sync ---------------------------------------------------------
 
     def sync(self, sync_date: dt.date, s3_key: str | None, options: SyncOptions) -> SyncResult:
-        """Run the sync of `sync_date` from `s3_key` (default: the date's own key)."""
-        started = time.monotonic()
+        """Run the sync of `sync_date` from `s3_key` (default: the date's own key).
+
+        The newest file wins: when the object was replaced while this execution synced
+        it, the replacement is synced too before answering.
+        """
         validate_override_names(sorted(options.override_guards))
         key = s3_key or object_key_for(self._settings.key_prefix, sync_date)
+        result, synced_etag = self._sync_object(sync_date, key, options)
+        for _ in range(NEWER_OBJECT_ROUNDS):
+            if result.status != "completed" or self._current_etag(key) in (None, synced_etag):
+                return result
+            logger.info("%s was replaced while it synced: syncing the newer object too", key)
+            result, synced_etag = self._sync_object(sync_date, key, options)
+        return result
+
+    def _sync_object(self, sync_date: dt.date, key: str, options: SyncOptions) -> tuple[SyncResult, str | None]:
+        """Claim the date for this execution and sync the object as it is now; its result and ETag."""
+        started = time.monotonic()
         missing: MissingObject | None = None
         info: ObjectInfo | None = None
         try:
             info = self._retrying("describe the object", lambda: self._store.describe(key))
         except MissingObject as error:
             missing = error  # recorded as a failed attempt once the date is claimed
+        request = ClaimRequest(
+            sync_date=sync_date,
+            s3_key=key,
+            etag=info.etag if info else None,
+            invocation_id=options.invocation_id,
+            holder_token=uuid.uuid4().hex,
+            trigger=options.trigger,
+            force_resync=options.force_resync,
+            dry_run=options.dry_run,
+        )
 
         def claim_date() -> tuple[ClaimOutcome, int]:
             repository = self._repository()
             try:
                 with repository.transaction("claim the date"):
-                    claim = repository.claim(
-                        sync_date=sync_date,
-                        s3_key=key,
-                        etag=info.etag if info else None,
-                        invocation_id=options.invocation_id,
-                        trigger=options.trigger,
-                        force_resync=options.force_resync,
-                        lease_seconds=self._settings.lease_seconds,
-                    )
+                    claim = repository.claim(request, self._settings.lease_seconds)
                     run_id = repository.start_run(
                         sync_date=sync_date,
                         attempt=claim.attempt,
                         invocation_id=options.invocation_id,
                         trigger=options.trigger,
                         s3_key=key,
-                        etag=info.etag if info else None,
+                        etag=request.etag,
                         force_resync=options.force_resync,
                         dry_run=options.dry_run,
                         status="started" if claim.kind == "claimed" else claim.kind,
@@ -189,30 +211,37 @@ class SyncService:
         claim, run_id = self._retrying("claim the date", claim_date)
         if claim.kind != "claimed":
             logger.info("sync %s: %s", claim.kind, claim.reason)
-            return SyncResult(sync_date=sync_date, status=claim.kind, s3_key=key, attempt=claim.attempt, reason=claim.reason)
+            result = SyncResult(sync_date=sync_date, status=claim.kind, s3_key=key, attempt=claim.attempt, reason=claim.reason)
+            return result, request.etag
 
-        attempt = _Attempt(sync_date, key, info, options, claim, run_id, started)
+        attempt = _Attempt(sync_date, key, info, options, claim, run_id, started, request.holder_token)
         logger.info(
-            "claimed %s, attempt %d",
+            "claimed %s, attempt %d%s",
             sync_date,
             claim.attempt,
-            extra={
-                "s3_key": key,
-                "etag": info.etag if info else None,
-                "force_resync": options.force_resync,
-                "dry_run": options.dry_run,
-            },
+            f": {claim.reason}" if claim.reason else "",
+            extra={"s3_key": key, "etag": request.etag, "force_resync": options.force_resync, "dry_run": options.dry_run},
         )
         try:
             if missing is not None:
                 raise missing
-            return self._retrying("sync", lambda: self._run_claimed(attempt))
+            return self._retrying("sync", lambda: self._run_claimed(attempt)), request.etag
+        except ClaimLost as lost:
+            return self._superseded(attempt, lost), request.etag
         except Exception as error:
-            self._record_failure(attempt, error)
+            if self._record_failure(attempt, error) is False:
+                return self._superseded(attempt, error), request.etag
             raise
         finally:
             if attempt.local_path is not None:
                 attempt.local_path.unlink(missing_ok=True)
+
+    def _current_etag(self, key: str) -> str | None:
+        """The ETag of the object at `key` now; None when it is gone."""
+        try:
+            return self._retrying("describe the object", lambda: self._store.describe(key)).etag
+        except MissingObject:
+            return None
 
     # -- steps ------------------------------------------------------------------
 
@@ -236,7 +265,7 @@ class SyncService:
                 result = self._publish(repository, attempt, progress, rows_resumed=progress.rows_read)
             else:
                 result = self._stage_and_publish(repository, attempt, progress)
-            self._drop_staging(repository, attempt.sync_date)
+            self._drop_staging(repository, attempt, progress.attempt)
             logger.info("sync %s", result.status, extra={"result": result.as_dict()})
             return result
         finally:
@@ -346,7 +375,7 @@ class SyncService:
         if rows_read != signal_file.num_rows:
             raise TransientError(f"read {rows_read} rows of {signal_file.num_rows}")
         with repository.transaction("finish staging"):
-            repository.renew_lease(attempt.sync_date, attempt.options.invocation_id, self._settings.lease_seconds)
+            repository.renew_lease(attempt.sync_date, attempt.holder_token, self._settings.lease_seconds)
             repository.finish_staging(attempt.sync_date, info.etag, rows_read)
         staged = repository.staging_progress(attempt.sync_date, info.etag)
         assert staged is not None and staged.complete
@@ -421,7 +450,6 @@ class SyncService:
         assert attempt.info is not None
         validated = chunk.validated
         with repository.transaction(f"stage rows {chunk.first_row}-{chunk.first_row + chunk.rows_read - 1}"):
-            repository.renew_lease(attempt.sync_date, attempt.options.invocation_id, self._settings.lease_seconds)
             if chunk.load_file is not None:
                 repository.load_staging_file(attempt.sync_date, chunk.load_file, validated.valid_rows.num_rows)
             else:
@@ -435,6 +463,9 @@ class SyncService:
                 staged=validated.valid_rows.num_rows,
                 rejected=len(validated.rejected_rows),
             )
+            # Last, so the date's row is locked only for the commit, not the whole chunk:
+            # a claim meanwhile is answered at once.
+            repository.renew_lease(attempt.sync_date, attempt.holder_token, self._settings.lease_seconds)
 
     def _publish(
         self,
@@ -455,7 +486,11 @@ class SyncService:
         self._renew_lease(repository, attempt)
         with repository.publish_lock(self._settings.publish_lock_timeout_seconds), repository.transaction("publish"):
             plan = repository.plan_publish(
-                sync_date, progress.rows_staged, delete_missing=delete_missing, rows_listed=rows_listed
+                sync_date,
+                progress.rows_staged,
+                pass_attempt=progress.attempt,
+                delete_missing=delete_missing,
+                rows_listed=rows_listed,
             )
             figures = replace(
                 self._guard_figures(repository, sync_date, progress.rows_read, progress.rows_rejected, progress.rows_staged),
@@ -482,14 +517,14 @@ class SyncService:
                 result.reason = "dry run: nothing published" + (
                     f"; would trip {', '.join(result.guards_tripped)}" if trips else ""
                 )
-                repository.release_dry_run(sync_date, attempt.options.invocation_id, attempt.claim.previous)
+                repository.release_dry_run(sync_date, attempt.holder_token, attempt.claim.previous)
             else:
                 self._raise_on_trips(trips)
                 # Each statement checks its own count against the plan; a mismatch rolls back.
                 repository.update_changed(sync_date, plan)
                 repository.insert_new(sync_date, plan)
                 if plan.rows_to_delete:
-                    deleted = repository.delete_missing(sync_date)
+                    deleted = repository.delete_missing(sync_date, progress.attempt)
                     if deleted != plan.rows_to_delete:
                         raise TransientError(
                             f"deleted {deleted} rows, the plan counted {plan.rows_to_delete}: the table changed meanwhile"
@@ -500,14 +535,15 @@ class SyncService:
         return result
 
     @staticmethod
-    def _drop_staging(repository: SignalsRepository, sync_date: dt.date) -> None:
-        """Drop the published (or counted) date's staging, and any abandoned for a week."""
-        repository.drop_staging(sync_date)
+    def _drop_staging(repository: SignalsRepository, attempt: _Attempt, pass_attempt: int) -> None:
+        """Drop this pass's staging, unless a newer pass owns the date's now, and any abandoned for a week."""
+        assert attempt.info is not None
+        if not repository.drop_pass(attempt.sync_date, attempt.info.etag, pass_attempt):
+            logger.info("staging of %s belongs to a newer pass now: left in place", attempt.sync_date)
         # A date whose sync failed for good keeps its staging for a resume; after a week
         # nobody will resume it, so the next successful sync clears it away.
-        for abandoned_date in repository.abandoned_staging_dates(ABANDONED_STAGING_DAYS):
-            logger.info("dropping staging abandoned since a week or more: %s", abandoned_date)
-            repository.drop_staging(abandoned_date)
+        for abandoned_date in repository.drop_abandoned_staging(ABANDONED_STAGING_DAYS):
+            logger.info("dropped staging abandoned since a week or more: %s", abandoned_date)
 
     def _renew_lease(self, repository: SignalsRepository, attempt: _Attempt) -> None:
         """Push the lease out before a long transaction, in a short one of its own.
@@ -517,7 +553,7 @@ class SyncService:
         the claim again at the end and rolls everything back if it was lost meanwhile.
         """
         with repository.transaction("renew the lease"):
-            repository.renew_lease(attempt.sync_date, attempt.options.invocation_id, self._settings.lease_seconds)
+            repository.renew_lease(attempt.sync_date, attempt.holder_token, self._settings.lease_seconds)
 
     @staticmethod
     def _guard_figures(
@@ -544,7 +580,7 @@ class SyncService:
         if result.status == "completed":
             assert attempt.info is not None
             counts = {name: value or 0 for name, value in result.counts().items()}
-            repository.complete(attempt.sync_date, attempt.options.invocation_id, attempt.info.etag, counts, result.duration_ms)
+            repository.complete(attempt.sync_date, attempt.holder_token, attempt.info.etag, counts, result.duration_ms)
         repository.finish_run(attempt.run_id, status=result.status, counts=result.counts(), duration_ms=result.duration_ms)
 
     @staticmethod
@@ -558,8 +594,12 @@ class SyncService:
 
     # -- failure and retry ------------------------------------------------------
 
-    def _record_failure(self, attempt: _Attempt, error: Exception) -> None:
-        """Write the failure to the metadata row and the run history, on a fresh connection."""
+    def _record_failure(self, attempt: _Attempt, error: Exception) -> bool | None:
+        """Write the failure to the metadata row and the run history, on a fresh connection.
+
+        True when recorded; False when another execution holds the date now (it answers for
+        the date, so this one was superseded); None when the database could not be reached.
+        """
         reason = str(error) or type(error).__name__
         duration_ms = self._elapsed_ms(attempt)
         try:
@@ -568,29 +608,55 @@ class SyncService:
                 with repository.transaction("record the failure"):
                     if attempt.options.dry_run:
                         # A dry run leaves the date as it found it, even when it fails.
-                        repository.release_dry_run(attempt.sync_date, attempt.options.invocation_id, attempt.claim.previous)
-                        still_ours = True
+                        still_ours = repository.release_dry_run(attempt.sync_date, attempt.holder_token, attempt.claim.previous)
                     else:
-                        still_ours = repository.fail(attempt.sync_date, attempt.options.invocation_id, reason, duration_ms)
-                    repository.finish_run(
-                        attempt.run_id,
-                        status="failed",
-                        counts={},
-                        duration_ms=duration_ms,
-                        error_type=type(error).__name__,
-                        error_message=reason,
-                    )
+                        still_ours = repository.fail(attempt.sync_date, attempt.holder_token, reason, duration_ms)
+                    if still_ours:
+                        repository.finish_run(
+                            attempt.run_id,
+                            status="failed",
+                            counts={},
+                            duration_ms=duration_ms,
+                            error_type=type(error).__name__,
+                            error_message=reason,
+                        )
             finally:
                 repository.connection.close()
         except IngestError:
             # The database is unreachable too: the error itself still propagates to the
             # caller (and the dead-letter queue); the lease lets a later attempt take over.
             logger.exception("could not record the failure of %s", attempt.sync_date)
-            return
-        if not still_ours:
-            logger.warning("%s was taken over by another invocation before this one failed", attempt.sync_date)
-        if isinstance(error, GuardTripped):
+            return None
+        if isinstance(error, GuardTripped) and still_ours:
             logger.warning("guard tripped", extra={"guard": error.guard, "figures": error.figures})
+        return still_ours
+
+    def _superseded(self, attempt: _Attempt, cause: Exception) -> SyncResult:
+        """Answer for an execution whose date another one took over: that one syncs the date now."""
+        reason = f"superseded: another execution holds {attempt.sync_date} now and syncs it ({cause})"
+        logger.info("sync skipped: %s", reason)
+        duration_ms = self._elapsed_ms(attempt)
+        repository = self._repository()
+        try:
+            with repository.transaction("record the hand-over"):
+                repository.finish_run(
+                    attempt.run_id,
+                    status="skipped",
+                    counts={},
+                    duration_ms=duration_ms,
+                    error_type=type(cause).__name__,
+                    error_message=reason,
+                )
+        finally:
+            repository.connection.close()
+        return SyncResult(
+            sync_date=attempt.sync_date,
+            status="skipped",
+            s3_key=attempt.key,
+            attempt=attempt.claim.attempt,
+            duration_ms=duration_ms,
+            reason=reason,
+        )
 
     def _retrying(self, action: str, step: Callable[[], StepResult]) -> StepResult:
         """Run `step`, retrying TransientError with capped exponential backoff and full jitter."""

@@ -73,6 +73,10 @@ class StaleObject(PermanentError):
     """The object changed (new ETag) while this attempt was reading it."""
 
 
+class ClaimLost(PermanentError):
+    """Another execution took the date over (a newer file, or our lease ran out); stop writing."""
+
+
 class MigrationError(PermanentError):
     """Migrations cannot be applied as asked (edited file, missing file, bad target)."""
 

@@ -1,0 +1,89 @@
+"""Who may take a date: the claim's decision, apart from the SQL that reads and writes it.
+
+A date is held by one execution at a time, named by a token of its own (never the
+Lambda request id, which async retries and duplicated deliveries reuse). The newest
+file wins: a real sync of another object takes the date from a live holder, and so does
+a real sync from a dry run; the old holder finds out at its next write and stops.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from functions.shared.errors import TransientError
+
+ClaimKind = Literal["claimed", "skipped", "in_progress"]
+LEASE_LIVE = "lease_live"  # computed by the server beside the row: lease_expires_at > NOW()
+ROW_LOCKED = "row_locked"  # the row was read without its lock, which a holder's transaction has
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClaimRequest:
+    """One execution asking for a date."""
+
+    sync_date: dt.date
+    s3_key: str
+    etag: str | None  # None: the object is missing (the failure is recorded under the claim)
+    invocation_id: str  # the Lambda request id, for people reading the ledger
+    holder_token: str  # this execution's own token: the fence every write checks
+    trigger: str
+    force_resync: bool
+    dry_run: bool
+
+
+@dataclass(frozen=True)
+class ClaimOutcome:
+    """The result of trying to claim a date."""
+
+    kind: ClaimKind
+    attempt: int
+    reason: str | None = None
+    previous: dict[str, Any] | None = None  # the metadata row before this claim, for a dry run to restore
+
+
+def decide_claim(current: Mapping[str, Any], request: ClaimRequest) -> ClaimOutcome:
+    """Claim, skip or answer in progress, given the date's metadata row as it stands.
+
+    Raises TransientError when the answer is to take the date but the row is locked by
+    its holder's open transaction: the caller retries rather than waits or drops the event.
+    """
+    attempt = int(current["attempt"])
+    holder = f"attempt {attempt} ({current['workflow_id']})"
+    previous = {name: value for name, value in current.items() if name not in (LEASE_LIVE, ROW_LOCKED)}
+    if current["status"] == "started":
+        if current["holder_token"] == request.holder_token:
+            return ClaimOutcome("claimed", attempt)  # our own claim: its commit was retried in-process
+        if request.dry_run:
+            return ClaimOutcome("in_progress", attempt, f"{holder} holds the date; a dry run never takes a date over")
+        if not current[LEASE_LIVE]:
+            reason = f"takes over from {holder}, whose lease ran out at {current['lease_expires_at']:%Y-%m-%d %H:%M:%S} UTC"
+        elif current["holder_dry_run"]:
+            reason = f"a real sync takes the date over from the dry run {holder}"
+        elif request.etag is not None and (request.etag, request.s3_key) != (current["s3_etag"], current["s3_key"]):
+            reason = (
+                f"the object {request.s3_key} (ETag {request.etag}) supersedes the one {holder} is syncing "
+                f"({current['s3_key']}, ETag {current['s3_etag']})"
+            )
+        else:
+            return ClaimOutcome(
+                "in_progress",
+                attempt,
+                f"{holder} holds the date until {current['lease_expires_at']:%Y-%m-%d %H:%M:%S} UTC, syncing the same object",
+            )
+    elif current["status"] == "completed" and not request.force_resync and request.etag in (None, current["completed_etag"]):
+        return ClaimOutcome(
+            "skipped",
+            attempt,
+            f"already completed at {current['completed_at']:%Y-%m-%d %H:%M:%S} UTC from the same object "
+            f"(ETag {current['completed_etag']}); use force_resync to sync it again",
+        )
+    else:
+        reason = None
+    if current.get(ROW_LOCKED):
+        raise TransientError(
+            f"{request.sync_date}: the date's row is locked by its holder's open transaction; claiming again shortly"
+        )
+    return ClaimOutcome("claimed", attempt, reason, previous)
