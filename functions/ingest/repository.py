@@ -242,6 +242,14 @@ class SignalsRepository:
 
     def renew_lease(self, sync_date: dt.date, holder_token: str, lease_seconds: int) -> None:
         """Check we still hold the date and push the lease out (inside a transaction)."""
+        self.check_holder(sync_date, holder_token)
+        self._execute(
+            "UPDATE upsell_signal_sync_metadata SET lease_expires_at = NOW() + INTERVAL %s SECOND WHERE sync_date = %s",
+            (lease_seconds, sync_date),
+        )
+
+    def check_holder(self, sync_date: dt.date, holder_token: str) -> None:
+        """ClaimLost unless this execution still holds the date; locks the row until the transaction ends."""
         holder = self._fetch_one(
             "SELECT holder_token, status, attempt FROM upsell_signal_sync_metadata WHERE sync_date = %s FOR UPDATE",
             (sync_date,),
@@ -249,10 +257,6 @@ class SignalsRepository:
         if holder is None or holder[0] != holder_token or holder[1] != "started":
             now = "nobody" if holder is None else f"attempt {holder[2]}, {holder[1]}"
             raise ClaimLost(f"{sync_date} was taken over by another execution (now {now}); this one stops")
-        self._execute(
-            "UPDATE upsell_signal_sync_metadata SET lease_expires_at = NOW() + INTERVAL %s SECOND WHERE sync_date = %s",
-            (lease_seconds, sync_date),
-        )
 
     def hand_over(self, sync_date: dt.date, holder_token: str, reason: str) -> bool:
         """Let the lease run out now, keeping the date started, so the next execution resumes at once."""
@@ -467,9 +471,11 @@ class SignalsRepository:
         self.connection.commit()
         return rows
 
-    def start_staging(self, sync_date: dt.date, etag: str, attempt: int) -> StagingProgress:
-        """Begin a fresh pass for this object: empty partition, progress at row 0."""
+    def start_staging(self, sync_date: dt.date, etag: str, attempt: int, holder_token: str) -> StagingProgress:
+        """Begin a fresh pass for this object: empty partition, progress at row 0 (only while we hold the date)."""
         with self._staging_lock(sync_date), translate_errors(f"prepare staging of {sync_date}"):
+            self.connection.begin()
+            self.check_holder(sync_date, holder_token)  # a stale holder must not drop the pass of the date's new one
             self._execute("DELETE FROM upsell_signal_staging_progress WHERE sync_date = %s", (sync_date,))
             self.connection.commit()
             self._drop_partition(sync_date)

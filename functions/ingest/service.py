@@ -250,6 +250,8 @@ class SyncService:
         assert attempt.info is not None
         repository = self._repository()
         try:
+            # An in-process retry may come after a long stall: stop at once if the date was taken over.
+            self._renew_lease(repository, attempt)
             progress = repository.staging_progress(attempt.sync_date, attempt.info.etag)
             if progress is None and self._may_load_directly(attempt):
                 try:
@@ -260,7 +262,9 @@ class SyncService:
                 if loaded is not None:
                     return loaded
             if progress is None:
-                progress = repository.start_staging(attempt.sync_date, attempt.info.etag, attempt.claim.attempt)
+                progress = repository.start_staging(
+                    attempt.sync_date, attempt.info.etag, attempt.claim.attempt, attempt.holder_token
+                )
             if progress.complete:
                 result = self._publish(repository, attempt, progress, rows_resumed=progress.rows_read)
             else:

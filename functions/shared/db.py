@@ -50,8 +50,21 @@ def _tls_context(settings: DatabaseSettings) -> ssl.SSLContext | None:
     return context
 
 
-def connect(settings: DatabaseSettings, *, local_infile: bool = False, database: str | None = None) -> pymysql.Connection[Any]:
-    """Open a connection whose session reads and writes TIMESTAMPs in UTC."""
+def connect(
+    settings: DatabaseSettings,
+    *,
+    local_infile: bool = False,
+    database: str | None = None,
+    idle_timeout_seconds: int | None = None,
+) -> pymysql.Connection[Any]:
+    """Open a connection whose session reads and writes TIMESTAMPs in UTC and cannot hang on.
+
+    The server ends the session once it has been silent for the idle timeout (between
+    statements, or mid-statement while reading from us), and a lock wait gives up after
+    as long: a paused or partitioned holder releases its row locks and named locks by
+    itself, well before its claim's lease runs out.
+    """
+    idle_seconds = idle_timeout_seconds or settings.idle_timeout_seconds
 
     def open_with(credentials: dict[str, Any]) -> pymysql.Connection[Any]:
         if database is not None:
@@ -63,7 +76,10 @@ def connect(settings: DatabaseSettings, *, local_infile: bool = False, database:
             connect_timeout=settings.connect_timeout_seconds,
             local_infile=local_infile,
             ssl=_tls_context(settings),
-            init_command="SET time_zone = '+00:00'",
+            init_command=(
+                f"SET time_zone = '+00:00', SESSION wait_timeout = {idle_seconds}, "
+                f"SESSION net_read_timeout = {idle_seconds}, SESSION innodb_lock_wait_timeout = {idle_seconds}"
+            ),
             cursorclass=pymysql.cursors.Cursor,
         )
 

@@ -31,6 +31,7 @@ class DatabaseSettings:
     secret_arn: str | None
     tls_ca_file: str | None
     connect_timeout_seconds: int
+    idle_timeout_seconds: int  # the server ends a session silent this long; keep it under the claim's lease
 
     def __repr__(self) -> str:
         where = f"host={self.host!r}, port={self.port}, name={self.name!r}, secret_arn={self.secret_arn!r}"
@@ -117,6 +118,7 @@ def load_database_settings(env: Mapping[str, str] | None = None) -> DatabaseSett
         secret_arn=secret_arn,
         tls_ca_file=_text(env, "DB_TLS_CA_FILE"),
         connect_timeout_seconds=_integer(env, "DB_CONNECT_TIMEOUT_SECONDS", 10, minimum=1),
+        idle_timeout_seconds=_integer(env, "DB_IDLE_TIMEOUT_SECONDS", 120, minimum=1),
     )
 
 

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import json
+import os
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,10 +25,14 @@ from functions.ingest.s3_source import SignalObjectStore
 from functions.ingest.service import SyncOptions, SyncResult, SyncService, object_key_for
 from functions.shared.db import connect
 from functions.shared.settings import DatabaseSettings, load_ingest_settings
-from tests.factories import write_pyarrow
+from tests.factories import day_two, snowflake_table, write_pyarrow
+from tests.stand_ins import moto_server
 
 BUCKET = "signals-test-bucket"
 PREFIX = "passive_upsell_signals/"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DAY_ONE = dt.date(2026, 1, 30)
+DAY_TWO = dt.date(2026, 1, 31)
 
 
 @pytest.fixture
@@ -120,3 +129,109 @@ def query(connection: pymysql.Connection[Any], sql: str, params: tuple[Any, ...]
     with connection.cursor(pymysql.cursors.DictCursor) as cursor:
         cursor.execute(sql, params)
         return [dict(row) for row in cursor.fetchall()]
+
+
+# -- real faults: other processes, other connections -----------------------------
+
+
+@pytest.fixture
+def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A moto S3 server on loopback, reachable from other processes, with the bucket made."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with moto_server() as endpoint:
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
+        yield endpoint
+
+
+def service_on(endpoint: str, settings: DatabaseSettings, work_dir: Path, **env: str) -> SyncService:
+    return SyncService(
+        load_ingest_settings(ingest_env(WORK_DIR=str(work_dir), **env)),
+        lambda: connect(settings, local_infile=True),
+        SignalObjectStore(boto3.client("s3", endpoint_url=endpoint), BUCKET),
+        sleep=lambda _seconds: None,
+    )
+
+
+def upload_to(endpoint: str, sync_date: dt.date, path: Path) -> None:
+    boto3.client("s3", endpoint_url=endpoint).upload_file(str(path), BUCKET, object_key_for(PREFIX, sync_date))
+
+
+def wait_for(condition: Callable[[], bool], timeout_seconds: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.005)
+
+
+def invoke_in_a_process(
+    endpoint: str,
+    settings: DatabaseSettings,
+    work_dir: Path,
+    sync_date: dt.date,
+    *,
+    request_id: str | None = None,
+    stdout: int = subprocess.DEVNULL,
+    **env: str,
+) -> subprocess.Popen[bytes]:
+    """`scripts/invoke ingest` for a date in its own process (chunks of 1,000 rows, a 2 s lease), to be killed."""
+    environment = dict(
+        os.environ,
+        SIGNALS_BUCKET=BUCKET,
+        AWS_ENDPOINT_URL_S3=endpoint,
+        STAGING_CHUNK_ROWS="1000",
+        CLAIM_LEASE_SECONDS="2",
+        WORK_DIR=str(work_dir),
+        DB_NAME=settings.name,
+        **env,
+    )
+    worker = subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / "scripts" / "invoke"), *(["--request-id", request_id] if request_id else []), "ingest", "-"],
+        stdin=subprocess.PIPE,
+        stdout=stdout,
+        stderr=subprocess.DEVNULL,
+        env=environment,
+    )
+    assert worker.stdin is not None
+    worker.stdin.write(json.dumps({"sync_date": sync_date.isoformat()}).encode())
+    worker.stdin.close()
+    return worker
+
+
+def uncommitted_table_rows(settings: DatabaseSettings) -> int:
+    """Rows in the signals table including those of transactions not yet committed."""
+    peeker = connect(settings)
+    try:
+        peeker.cursor().execute("SET SESSION TRANSACTION ISOLATION LEVEL READ UNCOMMITTED")
+        return int(query(peeker, "SELECT COUNT(*) AS n FROM company_upsell_signals")[0]["n"])
+    finally:
+        peeker.close()
+
+
+PUBLISH_LOCK_HOLDER = "SELECT IS_USED_LOCK('company_upsell_signals_publish') AS holder"
+
+
+def chunks_committed(db: pymysql.Connection[Any], sync_date: dt.date) -> int:
+    rows = query(db, "SELECT chunks_committed FROM upsell_signal_staging_progress WHERE sync_date = %s", (sync_date,))
+    return int(rows[0]["chunks_committed"]) if rows else 0
+
+
+def messages(caplog: pytest.LogCaptureFixture, containing: str) -> list[str]:
+    return [record.getMessage() for record in caplog.records if containing in record.getMessage()]
+
+
+def day_one_published_and_day_two_uploaded(
+    endpoint: str, settings: DatabaseSettings, work_dir: Path, rows: int, seed: int
+) -> tuple[pa.Table, pa.Table]:
+    """Sync a day-one file of `rows` rows, then upload its day two (10% changed, 1% new, 1% gone)."""
+    day_one_table = snowflake_table(rows, seed=seed)
+    upload_to(endpoint, DAY_ONE, write_pyarrow(day_one_table, work_dir / "one.parquet"))
+    service_on(endpoint, settings, work_dir).sync(DAY_ONE, None, SyncOptions(invocation_id="day-one"))
+    day_two_table = day_two(day_one_table, seed=seed + 1)
+    upload_to(endpoint, DAY_TWO, write_pyarrow(day_two_table, work_dir / "two.parquet"))
+    return day_one_table, day_two_table

@@ -1,0 +1,443 @@
+"""Who holds a date: the newest file wins, a twin never double-runs, a stalled holder blocks nobody."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pymysql
+import pytest
+
+from functions.ingest.repository import SignalsRepository
+from functions.ingest.service import SyncOptions, SyncResult, SyncService, object_key_for
+from functions.shared.db import connect
+from functions.shared.errors import TransientError
+from functions.shared.settings import DatabaseSettings
+from tests.factories import day_two, snowflake_table, write_pyarrow
+from tests.integration.conftest import (
+    BUCKET,
+    DAY_ONE,
+    DAY_TWO,
+    PREFIX,
+    chunks_committed,
+    day_one_published_and_day_two_uploaded,
+    expected_rows,
+    invoke_in_a_process,
+    query,
+    service_on,
+    table_rows,
+    upload_to,
+    wait_for,
+)
+
+Outcome = SyncResult | BaseException
+
+
+def in_a_thread(outcomes: dict[str, Outcome], name: str, run: Callable[[], SyncResult]) -> threading.Thread:
+    """Start `run` on a thread; its result (or what it raised) lands in outcomes[name]."""
+
+    def target() -> None:
+        try:
+            outcomes[name] = run()
+        except BaseException as error:  # handed to the test's assertions
+            outcomes[name] = error
+
+    thread = threading.Thread(target=target, name=name)
+    thread.start()
+    return thread
+
+
+def result_of(outcomes: dict[str, Outcome], name: str) -> SyncResult:
+    outcome = outcomes[name]
+    if isinstance(outcome, BaseException):
+        raise AssertionError(f"{name} raised {outcome!r}") from outcome
+    return outcome
+
+
+def etag_now(endpoint: str, sync_date: Any) -> str:
+    head = boto3.client("s3", endpoint_url=endpoint).head_object(Bucket=BUCKET, Key=object_key_for(PREFIX, sync_date))
+    return str(head["ETag"]).strip('"')
+
+
+def metadata(db: pymysql.Connection[Any], sync_date: Any) -> dict[str, Any]:
+    rows = query(db, "SELECT * FROM upsell_signal_sync_metadata WHERE sync_date = %s", (sync_date,))
+    assert len(rows) == 1
+    return rows[0]
+
+
+# -- the newest file wins ------------------------------------------------------------
+
+
+def test_a_correction_landing_while_the_first_export_syncs_is_the_one_published(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given day one published, and day two's first export staging in chunks of 500 rows
+    day_one_table, _first_export = day_one_published_and_day_two_uploaded(
+        moto_endpoint, migrated_settings, tmp_path, 60_000, seed=201
+    )
+    outcomes: dict[str, Outcome] = {}
+    (tmp_path / "first").mkdir()
+    first = service_on(moto_endpoint, migrated_settings, tmp_path / "first", STAGING_CHUNK_ROWS="500")
+    thread = in_a_thread(outcomes, "first", lambda: first.sync(DAY_TWO, None, SyncOptions(invocation_id="first-export")))
+    wait_for(lambda: chunks_committed(db, DAY_TWO) >= 2, 60, "two chunks of the first export")
+
+    # When a corrected re-export lands and its own S3 event is handled meanwhile
+    correction = day_two(day_one_table, seed=203)
+    upload_to(moto_endpoint, DAY_TWO, write_pyarrow(correction, tmp_path / "correction.parquet"))
+    assert etag_now(moto_endpoint, DAY_TWO) != metadata(db, DAY_TWO)["s3_etag"]
+    (tmp_path / "second").mkdir()
+    corrected = service_on(moto_endpoint, migrated_settings, tmp_path / "second").sync(
+        DAY_TWO, None, SyncOptions(invocation_id="correction")
+    )
+    thread.join(timeout=120)
+
+    # Then the correction is published, exactly, and the first execution stood down for it
+    superseded = result_of(outcomes, "first")
+    assert corrected.status == "completed"
+    assert superseded.status == "skipped" and "superseded" in (superseded.reason or "")
+    assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(correction)}
+    row = metadata(db, DAY_TWO)
+    assert (row["status"], row["completed_etag"], row["attempt"]) == ("completed", etag_now(moto_endpoint, DAY_TWO), corrected.attempt)
+
+
+def test_a_real_sync_arriving_during_a_dry_run_takes_the_date_and_publishes(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given an operator's dry run of day two, staging in chunks of 500 rows
+    day_one_table, day_two_table = day_one_published_and_day_two_uploaded(
+        moto_endpoint, migrated_settings, tmp_path, 60_000, seed=211
+    )
+    outcomes: dict[str, Outcome] = {}
+    (tmp_path / "dry").mkdir()
+    dry = service_on(moto_endpoint, migrated_settings, tmp_path / "dry", STAGING_CHUNK_ROWS="500")
+    thread = in_a_thread(
+        outcomes, "dry", lambda: dry.sync(DAY_TWO, None, SyncOptions(invocation_id="operator", dry_run=True))
+    )
+    wait_for(lambda: chunks_committed(db, DAY_TWO) >= 2, 60, "two chunks of the dry run")
+
+    # When the file's own S3 event is handled meanwhile
+    (tmp_path / "real").mkdir()
+    real = service_on(moto_endpoint, migrated_settings, tmp_path / "real").sync(
+        DAY_TWO, None, SyncOptions(invocation_id="s3-event", trigger="s3")
+    )
+    thread.join(timeout=120)
+
+    # Then the real sync publishes the day, and the dry run gave way without undoing it
+    dry_result = result_of(outcomes, "dry")
+    assert real.status == "completed"
+    assert dry_result.status == "skipped" and "superseded" in (dry_result.reason or "")
+    assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
+    assert metadata(db, DAY_TWO)["status"] == "completed"
+
+
+def test_a_file_landing_while_the_fallback_fails_on_its_absence_is_synced(
+    migrated_settings: DatabaseSettings,
+    db: pymysql.Connection[Any],
+    moto_endpoint: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given the 06:00 fallback has claimed a date whose file is not there yet, and is slow
+    # (a paused process) to record that failure
+    boto3.client("s3", endpoint_url=moto_endpoint).delete_object(Bucket=BUCKET, Key=object_key_for(PREFIX, DAY_ONE))
+    (tmp_path / "fallback").mkdir()
+    fallback = service_on(moto_endpoint, migrated_settings, tmp_path / "fallback")
+    file_landed = threading.Event()
+    record_failure = fallback._record_failure
+
+    def slow_record_failure(*args: Any) -> bool | None:
+        file_landed.wait(timeout=60)
+        return record_failure(*args)
+
+    monkeypatch.setattr(fallback, "_record_failure", slow_record_failure)
+    outcomes: dict[str, Outcome] = {}
+    thread = in_a_thread(
+        outcomes, "fallback", lambda: fallback.sync(DAY_ONE, None, SyncOptions(invocation_id="schedule", trigger="schedule"))
+    )
+    wait_for(lambda: query(db, "SELECT status FROM upsell_signal_sync_metadata") == [{"status": "started"}], 30, "the claim")
+
+    # When the file lands and its S3 event is handled
+    file_table = snowflake_table(5_000, seed=221)
+    upload_to(moto_endpoint, DAY_ONE, write_pyarrow(file_table, tmp_path / "day.parquet"))
+    (tmp_path / "s3").mkdir()
+    arrived = service_on(moto_endpoint, migrated_settings, tmp_path / "s3").sync(
+        DAY_ONE, None, SyncOptions(invocation_id="s3-event", trigger="s3")
+    )
+    file_landed.set()
+    thread.join(timeout=60)
+
+    # Then the file is published, and the fallback's failure neither overwrote that nor raised
+    fallback_result = result_of(outcomes, "fallback")
+    assert arrived.status == "completed"
+    assert fallback_result.status == "skipped" and "no file at s3://" in (fallback_result.reason or "")
+    assert table_rows(db) == expected_rows(file_table)
+    assert metadata(db, DAY_ONE)["status"] == "completed"
+
+
+# -- the holder is an execution, not a request id ---------------------------------------
+
+
+def test_twins_with_one_request_id_at_once_run_once(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given one file, and two deliveries of the same invocation (Lambda reuses the request id)
+    file_table = snowflake_table(30_000, seed=231)
+    upload_to(moto_endpoint, DAY_ONE, write_pyarrow(file_table, tmp_path / "day.parquet"))
+    start_together = threading.Barrier(2)
+    outcomes: dict[str, Outcome] = {}
+
+    def twin(name: str) -> Callable[[], SyncResult]:
+        (tmp_path / name).mkdir()
+        service = service_on(moto_endpoint, migrated_settings, tmp_path / name)
+
+        def run() -> SyncResult:
+            start_together.wait()
+            return service.sync(DAY_ONE, None, SyncOptions(invocation_id="one-request-id"))
+
+        return run
+
+    # When both run at once
+    threads = [in_a_thread(outcomes, name, twin(name)) for name in ("a", "b")]
+    for thread in threads:
+        thread.join(timeout=120)
+
+    # Then one syncs and the other answers in progress: no second staging, no failure
+    statuses = sorted(result_of(outcomes, name).status for name in ("a", "b"))
+    assert statuses == ["completed", "in_progress"]
+    assert table_rows(db) == expected_rows(file_table)
+    assert sorted(row["status"] for row in query(db, "SELECT status FROM upsell_signal_sync_runs")) == ["completed", "in_progress"]
+
+
+def test_lambdas_retry_of_a_killed_first_load_with_the_same_request_id_stages_it(
+    migrated_settings: DatabaseSettings,
+    db: pymysql.Connection[Any],
+    moto_endpoint: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a first load killed (SIGKILL) midway, under request id "req-1"
+    file_table = snowflake_table(100_000, seed=232)
+    upload_to(moto_endpoint, DAY_ONE, write_pyarrow(file_table, tmp_path / "day.parquet"))
+    worker = invoke_in_a_process(moto_endpoint, migrated_settings, tmp_path, DAY_ONE, request_id="req-1")
+    wait_for(lambda: bool(query(db, "SELECT 1 FROM information_schema.processlist WHERE info LIKE 'LOAD DATA%%'")), 60, "the load")
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+
+    # When Lambda's async retry runs it again, with the same request id, once the lease ran out
+    time.sleep(2.5)
+    with caplog.at_level("INFO", logger="upsell_signals"):
+        result = service_on(moto_endpoint, migrated_settings, tmp_path).sync(DAY_ONE, None, SyncOptions(invocation_id="req-1"))
+
+    # Then it takes over as a new attempt and stages (so that it could itself resume)
+    assert (result.status, result.attempt, result.rows_inserted) == ("completed", 2, 100_000)
+    assert any(record.getMessage().startswith("staged 100000 rows") for record in caplog.records)
+    assert table_rows(db) == expected_rows(file_table)
+
+
+# -- a stalled holder ---------------------------------------------------------------------
+
+
+def hold_the_metadata_row(settings: DatabaseSettings, sync_date: Any) -> pymysql.Connection[Any]:
+    """A session that locks the date's metadata row in an open transaction, as a paused holder's chunk does."""
+    holder = connect(settings)
+    holder.begin()
+    with holder.cursor() as cursor:
+        cursor.execute("SELECT * FROM upsell_signal_sync_metadata WHERE sync_date = %s FOR UPDATE", (sync_date,))
+    return holder
+
+
+def started_by_someone_else(db: pymysql.Connection[Any], etag: str) -> None:
+    db.cursor().execute(
+        "INSERT INTO upsell_signal_sync_metadata (sync_date, s3_key, s3_etag, workflow_id, holder_token, status, "
+        "trigger_source, attempt, lease_expires_at) VALUES (%s, %s, %s, 'holder', 'a-paused-holder', 'started', "
+        "'s3', 1, NOW() + INTERVAL 600 SECOND)",
+        (DAY_ONE, object_key_for(PREFIX, DAY_ONE), etag),
+    )
+
+
+def test_a_claim_behind_a_paused_holders_row_lock_answers_at_once(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given a live holder of the same object whose open transaction locks the date's row
+    upload_to(moto_endpoint, DAY_ONE, write_pyarrow(snowflake_table(100, seed=241), tmp_path / "day.parquet"))
+    started_by_someone_else(db, etag_now(moto_endpoint, DAY_ONE))
+    holder = hold_the_metadata_row(migrated_settings, DAY_ONE)
+    try:
+        # When another delivery of the event claims, with no retries allowed
+        result = service_on(moto_endpoint, migrated_settings, tmp_path, TRANSIENT_RETRIES="0").sync(
+            DAY_ONE, None, SyncOptions(invocation_id="newcomer")
+        )
+    finally:
+        holder.rollback()
+        holder.close()
+
+    # Then it is answered in progress from a plain read, not a lock wait timeout
+    assert result.status == "in_progress" and "syncing the same object" in (result.reason or "")
+
+
+def test_a_newer_object_behind_a_paused_holders_row_lock_retries_and_then_takes_the_date(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given a live holder of an older object whose open transaction locks the date's row
+    file_table = snowflake_table(2_000, seed=242)
+    upload_to(moto_endpoint, DAY_ONE, write_pyarrow(file_table, tmp_path / "day.parquet"))
+    started_by_someone_else(db, "an-older-etag")
+    holder = hold_the_metadata_row(migrated_settings, DAY_ONE)
+
+    # When the newer object's event claims with no retries, it is not dropped: it fails as transient
+    with pytest.raises(TransientError, match="locked by its holder's open transaction"):
+        service_on(moto_endpoint, migrated_settings, tmp_path, TRANSIENT_RETRIES="0").sync(
+            DAY_ONE, None, SyncOptions(invocation_id="newer")
+        )
+
+    # Then once the holder's transaction ends, the retry takes the date and publishes the newer object
+    holder.rollback()
+    holder.close()
+    result = service_on(moto_endpoint, migrated_settings, tmp_path).sync(DAY_ONE, None, SyncOptions(invocation_id="newer"))
+    assert result.status == "completed"
+    assert table_rows(db) == expected_rows(file_table)
+
+
+def test_the_server_ends_a_paused_sessions_transaction_after_the_idle_timeout(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any]
+) -> None:
+    # Given a session of ours with a 1-second idle timeout, holding a row lock in an open transaction
+    started_by_someone_else(db, "etag")
+    stalled = connect(migrated_settings, idle_timeout_seconds=1)
+    stalled.begin()
+    stalled.cursor().execute("SELECT * FROM upsell_signal_sync_metadata WHERE sync_date = %s FOR UPDATE", (DAY_ONE,))
+
+    # When it says nothing for longer than that (a paused process)
+    time.sleep(2.5)
+
+    # Then the server has ended it: the row is free, and the stalled session finds itself gone
+    other = connect(migrated_settings)
+    try:
+        other.begin()
+        other.cursor().execute("SELECT * FROM upsell_signal_sync_metadata WHERE sync_date = %s FOR UPDATE NOWAIT", (DAY_ONE,))
+        other.rollback()
+    finally:
+        other.close()
+    with pytest.raises(pymysql.err.OperationalError):
+        stalled.cursor().execute("SELECT 1")
+
+
+def test_a_paused_holder_is_taken_over_and_stands_down_when_it_wakes(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given day two staging in a separate process with a 2 s lease and 1 s idle timeout
+    day_one_table, day_two_table = day_one_published_and_day_two_uploaded(
+        moto_endpoint, migrated_settings, tmp_path, 100_000, seed=243
+    )
+    (tmp_path / "paused").mkdir()
+    worker = invoke_in_a_process(
+        moto_endpoint, migrated_settings, tmp_path / "paused", DAY_TWO, stdout=-1, DB_IDLE_TIMEOUT_SECONDS="1"
+    )
+
+    # When it is paused (SIGSTOP) mid-staging, and another execution comes once the lease ran out
+    wait_for(lambda: chunks_committed(db, DAY_TWO) >= 3, 60, "three committed chunks")
+    worker.send_signal(signal.SIGSTOP)
+    time.sleep(2.5)
+    (tmp_path / "taker").mkdir()
+    result = service_on(moto_endpoint, migrated_settings, tmp_path / "taker").sync(
+        DAY_TWO, None, SyncOptions(invocation_id="taker")
+    )
+    worker.send_signal(signal.SIGCONT)
+    assert worker.stdout is not None
+    answer = worker.stdout.read()
+    worker.wait(timeout=60)
+
+    # Then the taker resumes and publishes exactly; the woken holder stands down without writing
+    assert result.status == "completed" and (result.rows_resumed or 0) > 0
+    assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
+    assert worker.returncode == 0 and b'"status": "skipped"' in answer and b"superseded" in answer
+    assert metadata(db, DAY_TWO)["attempt"] == result.attempt
+
+
+# -- staging clean-up and attempt numbers ---------------------------------------------------
+
+
+def test_a_publishers_clean_up_leaves_a_newer_passs_staging_alone(
+    migrated_settings: DatabaseSettings,
+    db: pymysql.Connection[Any],
+    moto_endpoint: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given day two published by an execution that is slow (paused) to clean its staging up
+    day_one_table, first_export = day_one_published_and_day_two_uploaded(
+        moto_endpoint, migrated_settings, tmp_path, 20_000, seed=251
+    )
+    published = threading.Event()
+    resume_clean_up = threading.Event()
+    drop_staging = SyncService._drop_staging
+
+    def paused_drop_staging(*args: Any) -> None:
+        if threading.current_thread().name == "publisher":
+            published.set()
+            resume_clean_up.wait(timeout=60)
+        drop_staging(*args)
+
+    monkeypatch.setattr(SyncService, "_drop_staging", staticmethod(paused_drop_staging))
+    outcomes: dict[str, Outcome] = {}
+    (tmp_path / "publisher").mkdir()
+    publisher = service_on(moto_endpoint, migrated_settings, tmp_path / "publisher")
+    thread = in_a_thread(outcomes, "publisher", lambda: publisher.sync(DAY_TWO, None, SyncOptions(invocation_id="publisher")))
+    assert published.wait(timeout=60)
+
+    # When a corrected re-export starts its own pass, and the first execution's clean-up runs mid-way
+    correction = day_two(day_one_table, seed=253)
+    upload_to(moto_endpoint, DAY_TWO, write_pyarrow(correction, tmp_path / "correction.parquet"))
+    (tmp_path / "newer").mkdir()
+    newer = service_on(moto_endpoint, migrated_settings, tmp_path / "newer", STAGING_CHUNK_ROWS="500")
+    newer_thread = in_a_thread(outcomes, "newer", lambda: newer.sync(DAY_TWO, None, SyncOptions(invocation_id="newer")))
+    etag = etag_now(moto_endpoint, DAY_TWO)
+    assert etag != metadata(db, DAY_TWO)["completed_etag"]
+    wait_for(
+        lambda: bool(query(db, "SELECT 1 FROM upsell_signal_staging_progress WHERE s3_etag = %s AND chunks_committed >= 2", (etag,))),
+        60,
+        "two chunks of the newer pass",
+    )
+    resume_clean_up.set()
+    thread.join(timeout=60)
+    newer_thread.join(timeout=120)
+
+    # Then the newer pass was left alone and publishes the correction exactly; the publisher, having
+    # seen the newer object, answers for it as in progress (or already done) instead of syncing it twice
+    assert result_of(outcomes, "publisher").status in ("in_progress", "skipped")
+    publisher_runs = query(db, "SELECT status FROM upsell_signal_sync_runs WHERE workflow_id = 'publisher' ORDER BY id")
+    assert publisher_runs[0] == {"status": "completed"}
+    assert result_of(outcomes, "newer").status == "completed"
+    # (keep mode: companies absent from the correction keep what the first export published)
+    assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(first_export), **expected_rows(correction)}
+
+
+def test_a_dry_run_never_gives_its_attempt_number_back(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given a never-synced date whose file has two rejected rows, dry-run first
+    file_table = snowflake_table(200, seed=261)
+    cells = file_table["CORE_PRODUCT"].to_pylist()
+    cells[3] = cells[7] = "x" * 40
+    file_table = file_table.set_column(file_table.schema.get_field_index("CORE_PRODUCT"), "CORE_PRODUCT", [cells])
+    upload_to(moto_endpoint, DAY_ONE, write_pyarrow(file_table, tmp_path / "day.parquet"))
+    service = service_on(moto_endpoint, migrated_settings, tmp_path)
+    dry = service.sync(DAY_ONE, None, SyncOptions(invocation_id="dry", dry_run=True))
+
+    # When the real sync runs
+    real = service.sync(DAY_ONE, None, SyncOptions(invocation_id="real"))
+
+    # Then it has an attempt number of its own, and the date's rejects are counted once
+    assert (dry.status, real.status) == ("dry_run", "completed")
+    assert real.attempt is not None and dry.attempt is not None and real.attempt > dry.attempt
+    repository = SignalsRepository(connect(migrated_settings))
+    try:
+        total, _ = repository.rejects_for(DAY_ONE, 10)
+    finally:
+        repository.connection.close()
+    assert total == 2
