@@ -159,6 +159,16 @@ _NORMALISERS = {
     Kind.TIMESTAMP: _normalise_timestamp,
 }
 
+# The stored type of each kind: a column of Parquet's null type (pandas writes an all-None
+# column so) is read as nulls of its own column's type.
+_NULLS_AS = {
+    Kind.STRING: pa.string(),
+    Kind.INT: pa.int64(),
+    Kind.BOOL: pa.bool_(),
+    Kind.RATE: RATE_TYPE,
+    Kind.TIMESTAMP: pa.timestamp("s"),
+}
+
 _ACCEPTED_TYPES = {
     Kind.STRING: (pa.types.is_string, pa.types.is_large_string, pa.types.is_string_view, pa.types.is_integer),
     Kind.INT: (pa.types.is_integer, pa.types.is_decimal, pa.types.is_floating, pa.types.is_boolean),
@@ -229,8 +239,8 @@ def validate_batch(batch: pa.RecordBatch, first_row: int, duplicates: pa.Table =
     normalised: dict[str, pa.Array] = {SOURCE_ROW: pa.array(range(first_row, first_row + batch.num_rows), pa.int64())}
     for column in SIGNAL_COLUMNS:
         values = batch.column(column.name)
-        if pa.types.is_null(values.type):
-            values = pa.nulls(batch.num_rows, pa.string() if column.kind is Kind.STRING else pa.int64())
+        if pa.types.is_null(values.type) or (pa.types.is_dictionary(values.type) and pa.types.is_null(values.type.value_type)):
+            values = pa.nulls(batch.num_rows, _NULLS_AS[column.kind])
         normalised[column.name] = _NORMALISERS[column.kind](column, values, checks)
     _check_duplicates(normalised[KEY_COLUMN], duplicates, checks)
     reasons = checks.combined(batch.num_rows)
