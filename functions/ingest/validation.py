@@ -2,7 +2,8 @@
 
 Everything is vectorised with pyarrow compute; no Python loop runs over rows except to
 describe the (few) rejected ones. A row is rejected, never loaded and never silently
-changed, when a value would not fit its column; each rule adds a reason.
+changed, when a value would not fit its column; each rule adds a reason. One bad value is
+one rejected row, never a failed file: text that is not UTF-8 included.
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ from functions.ingest.columns import (
 SOURCE_ROW = "source_row"
 RATE_LIMIT = 10 ** (RATE_PRECISION - RATE_SCALE)  # DECIMAL(10,4) holds |x| < 10^6
 RATE_TYPE = pa.decimal128(RATE_PRECISION, RATE_SCALE)
+# One well-formed UTF-8 sequence (no overlongs, no surrogates, nothing past U+10FFFF), as
+# RE2 reads it on binary data, byte by byte. Slower than a cast's validation: only run where
+# a cast found bad text, to tell which values.
+_VALID_UTF8 = (
+    r"^(?:[\x00-\x7F]|[\xC2-\xDF][\x80-\xBF]|\xE0[\xA0-\xBF][\x80-\xBF]|[\xE1-\xEC\xEE\xEF][\x80-\xBF]{2}"
+    r"|\xED[\x80-\x9F][\x80-\xBF]|\xF0[\x90-\xBF][\x80-\xBF]{2}|[\xF1-\xF3][\x80-\xBF]{3}|\xF4[\x80-\x8F][\x80-\xBF]{2})*$"
+)
 
 
 @dataclass(frozen=True)
@@ -78,14 +86,39 @@ def _is_type(data_type: pa.DataType, *predicates: Any) -> bool:
     return any(predicate(data_type) for predicate in predicates)
 
 
+def is_utf8(values: pa.Array) -> pa.Array:
+    """Per value of a binary array: whether it is well-formed UTF-8 (null stays null)."""
+    return pc.match_substring_regex(values, _VALID_UTF8)
+
+
+def _as_checked_text(column: Column, values: pa.Array, checks: _Checks) -> tuple[pa.Array, pa.Array | None]:
+    """String or binary `values` as strings, a value that is not UTF-8 made a reason and a null.
+
+    Parquet readers hand BYTE_ARRAY (String) values over unvalidated; MariaDB and Python
+    refuse bad ones. Also returns the mask of bad values, None when there is none.
+    """
+    as_binary = pc.cast(values, pa.binary())
+    try:
+        # The cast validates the whole batch at C speed: a clean batch pays nothing more.
+        return pc.cast(as_binary, pa.string()), None
+    except pa.ArrowInvalid:
+        not_utf8 = pc.fill_null(pc.invert(is_utf8(as_binary)), False)
+    checks.add(not_utf8, f"{column.name} is not valid UTF-8")
+    return pc.cast(pc.if_else(not_utf8, pa.scalar(None, pa.binary()), as_binary), pa.string()), not_utf8
+
+
 def _normalise_string(column: Column, values: pa.Array, checks: _Checks) -> pa.Array:
     if pa.types.is_dictionary(values.type):
         values = values.dictionary_decode()
-    values = pc.cast(values, pa.string())
+    not_utf8 = None
+    if pa.types.is_integer(values.type):
+        values = pc.cast(values, pa.string())
+    else:
+        values, not_utf8 = _as_checked_text(column, values, checks)
     if column.name == KEY_COLUMN:
-        checks.add(
-            pc.or_kleene(pc.is_null(values), pc.equal(pc.utf8_trim_whitespace(values), "")), f"blank or missing {column.name}"
-        )
+        blank = pc.or_kleene(pc.is_null(values), pc.equal(pc.utf8_trim_whitespace(values), ""))
+        # A key nulled for bad bytes was not blank: it has its own reason.
+        checks.add(blank if not_utf8 is None else pc.and_(blank, pc.invert(not_utf8)), f"blank or missing {column.name}")
     assert column.max_length is not None
     checks.add(
         pc.greater(pc.utf8_length(values), column.max_length),
@@ -169,8 +202,17 @@ _NULLS_AS = {
     Kind.TIMESTAMP: pa.timestamp("s"),
 }
 
+# Binary: a BYTE_ARRAY without the String annotation, text if it is UTF-8 (checked per value).
+_TEXT_TYPES = (
+    pa.types.is_string,
+    pa.types.is_large_string,
+    pa.types.is_string_view,
+    pa.types.is_binary,
+    pa.types.is_large_binary,
+)
+
 _ACCEPTED_TYPES = {
-    Kind.STRING: (pa.types.is_string, pa.types.is_large_string, pa.types.is_string_view, pa.types.is_integer),
+    Kind.STRING: (*_TEXT_TYPES, pa.types.is_integer),
     Kind.INT: (pa.types.is_integer, pa.types.is_decimal, pa.types.is_floating, pa.types.is_boolean),
     Kind.BOOL: (pa.types.is_boolean, pa.types.is_integer, pa.types.is_decimal),
     Kind.RATE: (pa.types.is_floating, pa.types.is_decimal, pa.types.is_integer),
@@ -192,14 +234,26 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def _original_values(values: pa.Array) -> list[Any]:
+    """A rejected batch's column as Python values to store; bytes that are not UTF-8 hex-escaped."""
+    if pa.types.is_dictionary(values.type):
+        values = values.dictionary_decode()
+    if not _is_type(values.type, *_TEXT_TYPES):
+        return list(values.to_pylist())
+    # As bytes: a value may not be UTF-8, which Python would refuse to decode.
+    return [None if raw is None else raw.decode("utf-8", "backslashreplace") for raw in pc.cast(values, pa.binary()).to_pylist()]
+
+
 def _describe_rejected(batch: pa.RecordBatch, first_row: int, reasons: pa.Array) -> list[RejectedRow]:
     rejected_indices = pc.indices_nonzero(pc.is_valid(reasons))
     if len(rejected_indices) == 0:
         return []
-    originals = batch.take(rejected_indices).to_pylist()
+    rejected_batch = batch.take(rejected_indices)
+    originals = {name: _original_values(rejected_batch.column(name)) for name in rejected_batch.schema.names}
     reason_texts = reasons.take(rejected_indices).to_pylist()
     rejected = []
-    for index, original, reason in zip(rejected_indices.to_pylist(), originals, reason_texts, strict=True):
+    for position, (index, reason) in enumerate(zip(rejected_indices.to_pylist(), reason_texts, strict=True)):
+        original = {name: values[position] for name, values in originals.items()}
         company_id = original.get(KEY_COLUMN)
         rejected.append(
             RejectedRow(

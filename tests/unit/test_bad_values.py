@@ -2,12 +2,77 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from functions.ingest.columns import SIGNAL_COLUMNS, Kind
+from functions.ingest.columns import KEY_COLUMN, SIGNAL_COLUMNS, Kind
+from functions.ingest.parquet_reader import SignalFile
 from functions.ingest.validation import validate_batch
+from tests.factories import snowflake_table
 from tests.unit.test_validation import batch_with
+
+KEY = "CDMS_CANONICAL_COMPANY_ID"
+
+
+def unchecked_strings(values: list[bytes | None], data_type: pa.DataType | None = None) -> pa.Array:
+    """A string array holding these bytes as they are, invalid UTF-8 included, as a Parquet
+    reader hands over a BYTE_ARRAY (String) column without validating it."""
+    data_type = data_type or pa.string()
+    as_binary = pa.array(values, pa.large_binary() if data_type == pa.large_string() else pa.binary())
+    return pa.Array.from_buffers(data_type, len(as_binary), as_binary.buffers())
+
+
+@pytest.mark.parametrize("data_type", [pa.string(), pa.large_string(), pa.binary()], ids=["string", "large_string", "binary"])
+def test_invalid_utf8_rejects_its_row_with_a_reason_and_a_readable_original(data_type: pa.DataType) -> None:
+    # Given a legacy id whose first value is not UTF-8 (0xff cannot start a sequence)
+    values = [b"bad\xff\xfeid", b"peo_2"]
+    legacy_ids = pa.array(values, pa.binary()) if data_type == pa.binary() else unchecked_strings(values, data_type)
+
+    # When the batch is validated
+    result = validate_batch(batch_with(legacy_company_id=legacy_ids), 40)
+
+    # Then that row alone is rejected, its bytes shown hex-escaped, and the other row loads
+    assert [(row.source_row, row.reasons) for row in result.rejected_rows] == [(40, "legacy_company_id is not valid UTF-8")]
+    assert json.loads(result.rejected_rows[0].original_values_json)["legacy_company_id"] == "bad\\xff\\xfeid"
+    assert result.valid_rows.column("legacy_company_id").to_pylist() == ["peo_2"]
+    assert result.valid_rows.schema.field("legacy_company_id").type == pa.string()
+
+
+@pytest.mark.parametrize(
+    "bad_bytes",
+    [b"\xc3", b"\xc0\x80", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"ok\x80"],
+    ids=["truncated", "overlong", "surrogate", "beyond_unicode", "stray_continuation"],
+)
+def test_every_kind_of_invalid_utf8_is_caught(bad_bytes: bytes) -> None:
+    result = validate_batch(batch_with(core_product=unchecked_strings([bad_bytes, "é€😀".encode()])), 0)
+    assert [row.reasons for row in result.rejected_rows] == ["core_product is not valid UTF-8"]
+    assert result.valid_rows.column("core_product").to_pylist() == ["é€😀"]
+
+
+def test_an_invalid_utf8_key_is_rejected_as_such_not_as_blank() -> None:
+    result = validate_batch(batch_with(cdms_canonical_company_id=unchecked_strings([b"cdms-\xff", b"cdms-2"])), 0)
+    [rejected] = result.rejected_rows
+    assert rejected.reasons == "cdms_canonical_company_id is not valid UTF-8"
+    assert rejected.company_id == "cdms-\\xff"
+    assert result.valid_rows.column(KEY_COLUMN).to_pylist() == ["cdms-2"]
+
+
+def test_duplicate_keys_of_a_file_with_invalid_utf8_keys_are_found_without_crashing(tmp_path: Path) -> None:
+    # Given a file whose key column holds an invalid key twice and a valid key twice
+    file_table = snowflake_table(5)
+    keys = unchecked_strings([b"cdms-\xff", b"cdms-\xff", b"cdms-1", b"cdms-1", b"cdms-3"])
+    file_table = file_table.set_column(file_table.schema.get_field_index(KEY), KEY, keys)
+    pq.write_table(file_table, tmp_path / "data.parquet")
+
+    # When its duplicate keys are listed, the valid one is (the invalid ones are rejected as such)
+    duplicates = SignalFile(tmp_path / "data.parquet").duplicate_keys()
+
+    assert duplicates.to_pylist() == [{"key": "cdms-1", "copies": 2}]
+
 
 NULL_TYPED = {
     Kind.STRING: ("core_product", pa.string()),
