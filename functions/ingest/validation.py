@@ -3,11 +3,12 @@
 Everything is vectorised with pyarrow compute; no Python loop runs over rows except to
 describe the (few) rejected ones. A row is rejected, never loaded and never silently
 changed, when a value would not fit its column; each rule adds a reason. One bad value is
-one rejected row, never a failed file: text that is not UTF-8 included.
+one rejected row, never a failed file: text that is not UTF-8 and huge values included.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 from dataclasses import dataclass
@@ -32,6 +33,12 @@ from functions.ingest.columns import (
 SOURCE_ROW = "source_row"
 RATE_LIMIT = 10 ** (RATE_PRECISION - RATE_SCALE)  # DECIMAL(10,4) holds |x| < 10^6
 RATE_TYPE = pa.decimal128(RATE_PRECISION, RATE_SCALE)
+# A rejected row's original values are kept for operators, each cut at this many bytes: a
+# whole 30 MB value would overflow the server's max_allowed_packet on the way in.
+ORIGINAL_VALUE_MAX_BYTES = 1024
+# upsell_signal_rejected_rows.reasons is VARCHAR(2048).
+REASONS_MAX_CHARS = 2048
+REASONS_CUT_MARK = "…[truncated]"
 # One well-formed UTF-8 sequence (no overlongs, no surrogates, nothing past U+10FFFF), as
 # RE2 reads it on binary data, byte by byte. Slower than a cast's validation: only run where
 # a cast found bad text, to tell which values.
@@ -234,14 +241,33 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def _shown_text(head: bytes, length: int) -> str:
+    """A value's first bytes as text, bad bytes hex-escaped, and a mark when it was cut."""
+    if length <= ORIGINAL_VALUE_MAX_BYTES:
+        return head.decode("utf-8", "backslashreplace")
+    # The cut may fall inside a character: a decoder that is not told the input is final
+    # holds those bytes back instead of escaping them.
+    text = codecs.getincrementaldecoder("utf-8")("backslashreplace").decode(head, final=False)
+    return f"{text}…[truncated, {length} bytes]"
+
+
 def _original_values(values: pa.Array) -> list[Any]:
-    """A rejected batch's column as Python values to store; bytes that are not UTF-8 hex-escaped."""
+    """A rejected batch's column as Python values to store; text capped at about 1 KiB."""
     if pa.types.is_dictionary(values.type):
         values = values.dictionary_decode()
     if not _is_type(values.type, *_TEXT_TYPES):
         return list(values.to_pylist())
-    # As bytes: a value may not be UTF-8, which Python would refuse to decode.
-    return [None if raw is None else raw.decode("utf-8", "backslashreplace") for raw in pc.cast(values, pa.binary()).to_pylist()]
+    # As bytes, cut before they reach Python: a value may be huge or not UTF-8.
+    as_binary = pc.cast(values, pa.binary())
+    lengths = pc.binary_length(as_binary).to_pylist()
+    heads = pc.binary_slice(as_binary, 0, ORIGINAL_VALUE_MAX_BYTES).to_pylist()
+    return [None if head is None else _shown_text(head, length) for head, length in zip(heads, lengths, strict=True)]
+
+
+def _capped_reasons(reasons: str) -> str:
+    if len(reasons) <= REASONS_MAX_CHARS:
+        return reasons
+    return reasons[: REASONS_MAX_CHARS - len(REASONS_CUT_MARK)] + REASONS_CUT_MARK
 
 
 def _describe_rejected(batch: pa.RecordBatch, first_row: int, reasons: pa.Array) -> list[RejectedRow]:
@@ -259,7 +285,7 @@ def _describe_rejected(batch: pa.RecordBatch, first_row: int, reasons: pa.Array)
             RejectedRow(
                 source_row=first_row + index,
                 company_id=None if company_id is None else str(company_id)[:255],
-                reasons=reason,
+                reasons=_capped_reasons(reason),
                 original_values_json=json.dumps(
                     {name: _json_safe(value) for name, value in original.items()}, default=str, ensure_ascii=False
                 ),

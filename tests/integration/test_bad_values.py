@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -12,9 +12,11 @@ import pyarrow.compute as pc
 import pymysql
 import pytest
 
+from functions.ingest.validation import ORIGINAL_VALUE_MAX_BYTES
 from functions.shared.errors import GuardTripped
 from tests.factories import snowflake_table, write_duckdb, write_pyarrow
 from tests.integration.conftest import expected_rows, query, table_rows
+from tests.integration.test_validation_and_guards import with_values
 
 DAY_ONE = dt.date(2026, 1, 30)
 DAY_TWO = dt.date(2026, 1, 31)
@@ -134,3 +136,42 @@ def test_a_null_typed_key_column_rejects_every_row_as_blank_not_a_crash(
         run_sync(DAY_ONE)
 
     assert table_rows(db) == {}
+
+
+@pytest.fixture
+def server_packet_limit_16mib(db: pymysql.Connection[Any]) -> Iterator[None]:
+    """The server's max_allowed_packet at MariaDB's own default (16 MiB) for new sessions;
+    the throwaway test server runs with 64 MiB."""
+    with db.cursor() as cursor:
+        cursor.execute("SELECT @@GLOBAL.max_allowed_packet")
+        (before,) = cursor.fetchone()
+        cursor.execute("SET GLOBAL max_allowed_packet = %s", (16 << 20,))
+    try:
+        yield
+    finally:
+        with db.cursor() as cursor:
+            cursor.execute("SET GLOBAL max_allowed_packet = %s", (before,))
+
+
+@pytest.mark.usefixtures("server_packet_limit_16mib")
+def test_a_30_mb_value_is_one_rejected_row_stored_capped_and_the_rest_loads(
+    db: pymysql.Connection[Any], upload: Callable[..., str], run_sync: Callable[..., Any]
+) -> None:
+    # Given a file whose row 5 holds a 30 MB legacy id (VARCHAR(64) refuses it)
+    huge = "9" * (30 << 20)
+    good_table = snowflake_table(400, seed=25)
+    upload(DAY_ONE, with_values(good_table, 5, COMPANY_ID=huge))
+
+    # When it is synced
+    result = run_sync(DAY_ONE)
+
+    # Then it completes: that row is rejected with its value capped and marked, the rest load
+    assert (result.status, result.rows_rejected, result.rows_inserted) == ("completed", 1, 399)
+    [rejected] = rejects(db).values()
+    assert rejected["reasons"] == "legacy_company_id longer than 64 characters"
+    originals = json.loads(rejected["original_values"])
+    assert originals["legacy_company_id"] == "9" * ORIGINAL_VALUE_MAX_BYTES + f"…[truncated, {30 << 20} bytes]"
+    assert originals["cdms_canonical_company_id"] == good_table[KEY][5].as_py()
+    expected = expected_rows(good_table)
+    del expected[good_table[KEY][5].as_py()]
+    assert table_rows(db) == expected

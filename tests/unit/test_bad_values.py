@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import json
 from pathlib import Path
 
@@ -9,9 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from functions.ingest import validation
 from functions.ingest.columns import KEY_COLUMN, SIGNAL_COLUMNS, Kind
 from functions.ingest.parquet_reader import SignalFile
-from functions.ingest.validation import validate_batch
+from functions.ingest.validation import ORIGINAL_VALUE_MAX_BYTES, REASONS_MAX_CHARS, validate_batch
 from tests.factories import snowflake_table
 from tests.unit.test_validation import batch_with
 
@@ -100,3 +103,71 @@ def test_every_column_null_typed_at_once_rejects_only_for_the_missing_key() -> N
     result = validate_batch(batch_with(**{column.name: pa.nulls(2) for column in SIGNAL_COLUMNS}), 0)
     assert [row.reasons for row in result.rejected_rows] == ["blank or missing cdms_canonical_company_id"] * 2
     assert result.valid_rows.num_rows == 0
+
+
+def test_a_huge_value_in_a_rejected_row_is_stored_capped_with_a_marker() -> None:
+    # Given a 30 MB legacy id (far too long for VARCHAR(64)) and a 3,000-character key
+    huge = "x" * (30 << 20)
+    batch = batch_with(legacy_company_id=pa.array([huge, "peo_2"]), cdms_canonical_company_id=pa.array(["k" * 3000, "cdms-2"]))
+
+    # When it is validated
+    [rejected] = validate_batch(batch, 0).rejected_rows
+
+    # Then its stored original holds about 1 KiB of each value and says how long it was
+    originals = json.loads(rejected.original_values_json)
+    assert originals["legacy_company_id"] == "x" * ORIGINAL_VALUE_MAX_BYTES + f"…[truncated, {30 << 20} bytes]"
+    assert originals["cdms_canonical_company_id"] == "k" * ORIGINAL_VALUE_MAX_BYTES + "…[truncated, 3000 bytes]"
+    assert originals["ee_growth"] == 1
+    assert len(rejected.original_values_json.encode()) < 4 * ORIGINAL_VALUE_MAX_BYTES
+    assert rejected.company_id == "k" * 255
+    assert rejected.reasons == (
+        "cdms_canonical_company_id longer than 64 characters; legacy_company_id longer than 64 characters"
+    )
+
+
+def test_a_cut_never_splits_a_character_and_short_values_are_whole() -> None:
+    # Given a value of 2-byte characters whose byte cap falls inside one, and a short value
+    long_value = "a" + "é" * ORIGINAL_VALUE_MAX_BYTES  # the cap's last byte is the first of an é
+    batch = batch_with(core_product=pa.array([long_value, "peo"]), legacy_company_id=pa.array(["l" * 65, "peo_2"]))
+
+    [rejected] = validate_batch(batch, 0).rejected_rows
+
+    originals = json.loads(rejected.original_values_json)
+    shown = "a" + "é" * (ORIGINAL_VALUE_MAX_BYTES // 2 - 1)
+    assert originals["core_product"] == shown + f"…[truncated, {2 * ORIGINAL_VALUE_MAX_BYTES + 1} bytes]"
+    assert originals["legacy_company_id"] == "l" * 65
+
+
+def test_reasons_are_capped_with_a_marker(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a row where several columns are wrong, and a cap shorter than its reasons
+    monkeypatch.setattr(validation, "REASONS_MAX_CHARS", 120)
+    overrides = {column.name: pa.array(["z" * 100, "ok"]) for column in SIGNAL_COLUMNS if column.kind is Kind.STRING}
+
+    # When it is validated
+    [rejected] = validate_batch(batch_with(**overrides), 0).rejected_rows
+
+    # Then its reasons fit the cap, begin as they were and say they were cut
+    assert len(rejected.reasons) == 120
+    assert rejected.reasons.startswith("cdms_canonical_company_id longer than 64 characters; legacy_company_id longer")
+    assert rejected.reasons.endswith("…[truncated]")
+
+
+def test_the_longest_possible_reasons_fit_the_rejects_column() -> None:
+    # Given a row where every column is wrong, its key duplicated too
+    overrides: dict[str, pa.Array] = {}
+    for column in SIGNAL_COLUMNS:
+        if column.kind is Kind.STRING:
+            overrides[column.name] = pa.array(["z" * 100, "ok"])
+        elif column.kind in (Kind.INT, Kind.BOOL):
+            overrides[column.name] = pa.array([decimal.Decimal("0.5"), decimal.Decimal(1)], pa.decimal128(10, 1))
+        elif column.kind is Kind.RATE:
+            overrides[column.name] = pa.array([float("nan"), 0.5])
+        else:
+            overrides[column.name] = pa.array([dt.datetime(1960, 1, 1), None], pa.timestamp("s"))
+    duplicates = pa.table({"key": pa.array(["z" * 100]), "copies": pa.array([1_000_000], pa.int64())})
+
+    [rejected] = validate_batch(batch_with(**overrides), 0, duplicates).rejected_rows
+
+    # Then they are all there, within VARCHAR(2048)
+    assert rejected.reasons.count("; ") == len(SIGNAL_COLUMNS)
+    assert len(rejected.reasons) <= REASONS_MAX_CHARS == 2048
