@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from functions.ingest.columns import KEY_COLUMN, SIGNAL_COLUMNS
-from functions.ingest.validation import accepts_type
+from functions.ingest.validation import accepts_type, is_utf8
 from functions.shared.errors import CorruptFile, SchemaError
 
 READ_BUFFER_BYTES = 1 << 20
@@ -101,9 +101,15 @@ class SignalFile:
             raise CorruptFile(f"Parquet file unreadable while reading {source}: {error}") from error
         if pa.types.is_dictionary(keys.type):
             keys = keys.cast(keys.type.value_type)
-        counts = pc.value_counts(pc.cast(keys, pa.string()))
+        if pa.types.is_integer(keys.type) or pa.types.is_null(keys.type):
+            keys = pc.cast(keys, pa.string())
+        # Counted as bytes: a key that is not UTF-8 must not fail the count (a cast to string would).
+        counts = pc.value_counts(pc.cast(keys, pa.binary()))
         repeated = pc.and_(pc.greater(counts.field("counts"), 1), pc.is_valid(counts.field("values")))
-        return pa.table({"key": counts.field("values").filter(repeated), "copies": counts.field("counts").filter(repeated)})
+        repeated_keys, copies = counts.field("values").filter(repeated), counts.field("counts").filter(repeated)
+        # A key that is not UTF-8 is rejected for that in every copy; the batches hold only text keys.
+        text = pc.fill_null(is_utf8(repeated_keys), False)
+        return pa.table({"key": pc.cast(repeated_keys.filter(text), pa.string()), "copies": copies.filter(text)})
 
     def batches(self, start_row: int, batch_rows: int) -> Iterator[tuple[int, pa.RecordBatch]]:
         """Yield (first_row, batch) from `start_row` on, columns renamed to the table's names."""

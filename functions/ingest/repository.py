@@ -60,6 +60,16 @@ _REJECTED_KEYS = (
 )
 _SET_FROM_STAGING = ", ".join(f"t.{name} = s.{name}" for name in _DATA_COLUMNS)
 
+class _RejectsCursor(pymysql.cursors.Cursor):
+    """A cursor whose executemany never builds an INSERT over about 1 MB.
+
+    PyMySQL starts a new multi-row statement before one would pass max_stmt_length, and
+    validation caps each stored value at about 1 KiB, so one rejected row stays far below
+    this and no statement nears max_allowed_packet (1 MiB at its lowest usual setting).
+    """
+
+    max_stmt_length = 1_000_000
+
 
 @dataclass(frozen=True)
 class StagingProgress:
@@ -545,17 +555,15 @@ class SignalsRepository:
             )
 
     def insert_rejected_rows(self, sync_date: dt.date, attempt: int, rejected: Sequence[RejectedRow]) -> None:
+        """Record rejected rows, in statements of bounded size (see _RejectsCursor)."""
         if not rejected:
             return
-        with self.connection.cursor() as cursor:
+        with self.connection.cursor(_RejectsCursor) as cursor:
             cursor.executemany(
                 "INSERT INTO upsell_signal_rejected_rows "
                 "(sync_date, attempt, source_row, cdms_canonical_company_id, reasons, original_values) "
                 "VALUES (%s, %s, %s, %s, %s, %s)",
-                [
-                    (sync_date, attempt, row.source_row, row.company_id, row.reasons[:2048], row.original_values_json)
-                    for row in rejected
-                ],
+                [(sync_date, attempt, row.source_row, row.company_id, row.reasons, row.original_values_json) for row in rejected],
             )
 
     def advance_progress(self, sync_date: dt.date, etag: str, *, from_row: int, to_row: int, staged: int, rejected: int) -> None:

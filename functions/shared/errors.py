@@ -35,6 +35,11 @@ TRANSIENT_S3_CODES = frozenset(
     }
 )
 MISSING_S3_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+# A statement over max_allowed_packet: the server's ER_NET_PACKET_TOO_LARGE, and the C
+# client's CR_NET_PACKET_TOO_LARGE (PyMySQL defines it but sends whatever it is given; the
+# server then refuses and drops the connection, which can reach us as 2006 instead).
+# Sending the same statement again cannot pass, so these are never transient.
+PACKET_TOO_LARGE_CODES = frozenset({1153, 2020})
 
 
 class IngestError(Exception):
@@ -104,6 +109,10 @@ def translate_errors(action: str) -> Iterator[None]:
         raise
     except pymysql.err.MySQLError as error:
         code = _mariadb_code(error)
+        if code in PACKET_TOO_LARGE_CODES:
+            raise PermanentError(
+                f"{action}: a packet was too large for max_allowed_packet (database error {code}): {error}"
+            ) from error
         if code in TRANSIENT_MARIADB_CODES or isinstance(error, pymysql.err.InterfaceError):
             raise TransientError(f"{action}: database error {code}: {error}") from error
         raise PermanentError(f"{action}: database error {code}: {error}") from error

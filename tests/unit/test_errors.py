@@ -33,3 +33,24 @@ def test_any_other_attribute_error_is_left_alone() -> None:
 def test_a_refused_statement_is_permanent() -> None:
     with pytest.raises(PermanentError, match="publish: database error 1064"), translate_errors("publish"):
         raise pymysql.err.ProgrammingError(1064, "You have an error in your SQL syntax")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pymysql.err.OperationalError(1153, "Got a packet bigger than 'max_allowed_packet' bytes"),
+        pymysql.err.OperationalError(2020, "Got packet bigger than 'max_allowed_packet' bytes"),
+    ],
+    ids=["server_1153", "client_2020"],
+)
+def test_a_packet_too_large_is_permanent_and_says_so(error: pymysql.err.OperationalError) -> None:
+    # Given a statement bigger than max_allowed_packet: sending it again cannot succeed
+    expected = "record rejects: a packet was too large for max_allowed_packet"
+    with pytest.raises(PermanentError, match=expected) as raised, translate_errors("record rejects"):
+        raise error
+    assert not raised.value.retryable and isinstance(raised.value.__cause__, pymysql.err.OperationalError)
+
+
+def test_a_lost_connection_stays_transient() -> None:
+    with pytest.raises(TransientError, match="database error 2013"), translate_errors("stage rows"):
+        raise pymysql.err.OperationalError(2013, "Lost connection to server during query")
