@@ -17,11 +17,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from functions.ingest.columns import KEY_COLUMN, SIGNAL_COLUMNS
+from functions.ingest.duplicate_keys import find_duplicate_keys
 from functions.ingest.validation import accepts_type, is_utf8
 from functions.shared.errors import CorruptFile, SchemaError
 
 READ_BUFFER_BYTES = 1 << 20
-READ_KEYS_ROWS = 250_000
+READ_KEYS_ROWS = 65_536
 
 
 @dataclass(frozen=True)
@@ -85,31 +86,21 @@ class SignalFile:
     def duplicate_keys(self) -> pa.Table:
         """Company ids that appear more than once in the whole file, with their counts.
 
-        Reads the key column alone (a small fraction of the file), so every attempt,
-        resumed or not, rejects every copy of a duplicated key, in whichever chunk it is.
+        Reads the key column alone, batch by batch, a few times (duplicate_keys.py), so
+        every attempt, resumed or not, rejects every copy of a duplicated key, in whichever
+        chunk it is, and memory does not grow with the file.
         """
+        found = find_duplicate_keys(self._key_batches, self.num_rows)
+        # A key that is not UTF-8 is rejected for that in every copy; validation compares text keys only.
+        return found.filter(pc.fill_null(is_utf8(pc.cast(found["key"], pa.binary())), False))
+
+    def _key_batches(self) -> Iterator[pa.Array]:
         source = self.mapping.source_for[KEY_COLUMN]
         try:
-            keys = pa.chunked_array(
-                [
-                    batch.column(0)
-                    for batch in self._file.iter_batches(batch_size=READ_KEYS_ROWS, columns=[source], use_threads=False)
-                ],
-                type=self._file.schema_arrow.field(source).type,
-            )
+            for batch in self._file.iter_batches(batch_size=READ_KEYS_ROWS, columns=[source], use_threads=False):
+                yield batch.column(0)
         except (pa.ArrowInvalid, OSError) as error:
             raise CorruptFile(f"Parquet file unreadable while reading {source}: {error}") from error
-        if pa.types.is_dictionary(keys.type):
-            keys = keys.cast(keys.type.value_type)
-        if pa.types.is_integer(keys.type) or pa.types.is_null(keys.type):
-            keys = pc.cast(keys, pa.string())
-        # Counted as bytes: a key that is not UTF-8 must not fail the count (a cast to string would).
-        counts = pc.value_counts(pc.cast(keys, pa.binary()))
-        repeated = pc.and_(pc.greater(counts.field("counts"), 1), pc.is_valid(counts.field("values")))
-        repeated_keys, copies = counts.field("values").filter(repeated), counts.field("counts").filter(repeated)
-        # A key that is not UTF-8 is rejected for that in every copy; the batches hold only text keys.
-        text = pc.fill_null(is_utf8(repeated_keys), False)
-        return pa.table({"key": pc.cast(repeated_keys.filter(text), pa.string()), "copies": copies.filter(text)})
 
     def batches(self, start_row: int, batch_rows: int) -> Iterator[tuple[int, pa.RecordBatch]]:
         """Yield (first_row, batch) from `start_row` on, columns renamed to the table's names."""

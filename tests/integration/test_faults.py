@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pymysql
 import pytest
 
@@ -139,6 +140,46 @@ def test_a_connection_killed_mid_staging_is_retried_and_resumes_exactly(
     assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
     runs = query(db, "SELECT status FROM upsell_signal_sync_runs WHERE sync_date = %s", (DAY_TWO,))
     assert runs == [{"status": "completed"}]
+
+
+def with_keys_copied(table: pa.Table, copies: dict[int, int]) -> pa.Table:
+    """`table` with the company id of each row `copies[target]` written over row `target`'s."""
+    index = table.schema.get_field_index("CDMS_CANONICAL_COMPANY_ID")
+    keys = table.column(index).to_pylist()
+    for target, source in copies.items():
+        keys[target] = keys[source]
+    return table.set_column(index, table.schema.field(index), pa.array(keys, pa.string()))
+
+
+def test_a_resumed_attempt_still_rejects_every_copy_of_a_key_duplicated_across_chunks(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given day one published, and a day two whose keys repeat across chunks of 500: one key
+    # in the first chunk (staged before the fault) and the last, another in two late chunks
+    day_one_table = snowflake_table(60_000, seed=94)
+    upload_to(moto_endpoint, DAY_ONE, write_pyarrow(day_one_table, tmp_path / "one.parquet"))
+    service_on(moto_endpoint, migrated_settings, tmp_path).sync(DAY_ONE, None, SyncOptions(invocation_id="day-one"))
+    day_two_table = with_keys_copied(day_two(day_one_table, seed=95), {59_000: 10, 50_000: 40_000})
+    upload_to(moto_endpoint, DAY_TWO, write_pyarrow(day_two_table, tmp_path / "two.parquet"))
+
+    # When the staging connection is KILLed once two chunks are committed, and the attempt resumes
+    killer, killed = kill_the_loading_connection(
+        migrated_settings, db, "upsell_signal_staging", lambda: chunks_committed(db, DAY_TWO) >= 2
+    )
+    result = service_on(moto_endpoint, migrated_settings, tmp_path, STAGING_CHUNK_ROWS="500").sync(
+        DAY_TWO, None, SyncOptions(invocation_id="victim")
+    )
+    killer.join()
+
+    # Then every copy is rejected once, those before the resume point and after it alike, and
+    # the companies they name keep their day-one rows
+    assert killed, "the killer never found a LOAD DATA to kill"
+    assert result.status == "completed" and result.attempt == 1 and 1_000 <= (result.rows_resumed or 0) < 40_000
+    rejects = query(db, "SELECT source_row, reasons FROM upsell_signal_rejected_rows WHERE sync_date = %s", (DAY_TWO,))
+    assert sorted(row["source_row"] for row in rejects) == [10, 40_000, 50_000, 59_000]
+    assert {row["reasons"] for row in rejects} == {"cdms_canonical_company_id appears 2 times in the file"}
+    loaded = day_two_table.filter(pa.array([row not in (10, 40_000, 50_000, 59_000) for row in range(day_two_table.num_rows)]))
+    assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(loaded)}
 
 
 def test_a_connection_killed_mid_first_load_is_retried_by_staging(
