@@ -258,8 +258,11 @@ class SyncService:
         info = attempt.info
         assert info is not None
         if attempt.local_path is None:
-            attempt.local_path = Path(self._settings.work_dir) / f"upsell-signals-{attempt.sync_date}-{info.etag}.parquet"
-            self._store.download(info, attempt.local_path)
+            local_path = Path(self._settings.work_dir) / f"upsell-signals-{attempt.sync_date}-{info.etag}.parquet"
+            self._store.download(info, local_path)
+            # Set only once the download is complete and verified: a retry after a broken
+            # one must download again, not open what the broken one left.
+            attempt.local_path = local_path
         signal_file = SignalFile(attempt.local_path)
         if signal_file.mapping.ignored:
             logger.info("ignoring extra columns: %s", ", ".join(signal_file.mapping.ignored))
