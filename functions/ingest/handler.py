@@ -53,8 +53,10 @@ def build_app() -> IngestApp:
     database = load_database_settings()
     service = SyncService(
         settings,
-        lambda: connect(database, local_infile=settings.load_method == "local_infile"),
+        lambda: connect(database),
         SignalObjectStore(boto3.client("s3"), settings.bucket, reserve_bytes=load_file_scratch_bytes(settings)),
+        # LOCAL INFILE only where the files are loaded (claims, failures, listing: none).
+        connect_staging=lambda: connect(database, local_infile=settings.load_method == "local_infile"),
     )
     queue = DeadLetterQueue(boto3.client("sqs"), settings.dead_letter_queue_url) if settings.dead_letter_queue_url else None
     return IngestApp(settings, service, queue)

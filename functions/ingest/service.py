@@ -136,10 +136,13 @@ class SyncService:
         connect_database: Callable[[], pymysql.Connection[Any]],
         store: SignalObjectStore,
         *,
+        connect_staging: Callable[[], pymysql.Connection[Any]] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._settings = settings
         self._connect = connect_database
+        # The connection that stages and loads; the only one that may need LOCAL INFILE.
+        self._connect_staging = connect_staging or connect_database
         self._store = store
         self._sleep = sleep
 
@@ -219,7 +222,7 @@ class SyncService:
     def _run_claimed(self, attempt: _Attempt) -> SyncResult:
         """Load, or stage (resuming what is committed), check guards and publish; safe to re-run."""
         assert attempt.info is not None
-        repository = self._repository()
+        repository = SignalsRepository(self._connect_staging())
         try:
             progress = repository.staging_progress(attempt.sync_date, attempt.info.etag)
             if progress is None and self._may_load_directly(attempt):

@@ -77,6 +77,14 @@ class NoSpace(PermanentError):
     """The work directory (Lambda's ephemeral storage) cannot hold what the sync must write."""
 
 
+class InsecureConnection(PermanentError):
+    """A database connection would go without a verified CA to a host that is not loopback."""
+
+
+class LocalFileRefused(PermanentError):
+    """The database server asked for a local file that this pass did not offer it."""
+
+
 class MigrationError(PermanentError):
     """Migrations cannot be applied as asked (edited file, missing file, bad target)."""
 
