@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import select
 import socket
+import struct
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Literal
 
 from moto.server import ThreadedMotoServer
 
@@ -26,3 +30,87 @@ def moto_server() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+Fault = Literal["reset", "close", "garble"]
+
+
+class FaultyProxy:
+    """A TCP proxy on loopback in front of an HTTP endpoint that damages the server's answers.
+
+    The first `faults` connections whose answers pass `after_bytes` bytes are damaged there:
+    "reset" (the connection is reset, as a network break does mid-body), "close" (closed
+    cleanly, short of the Content-Length) or "garble" (one byte flipped, the rest passed on).
+    Later traffic passes untouched.
+    """
+
+    def __init__(self, upstream: str, *, after_bytes: int, fault: Fault, faults: int = 1) -> None:
+        host, port = upstream.removeprefix("http://").rsplit(":", 1)
+        self._upstream = (host, int(port))
+        self._after_bytes = after_bytes
+        self._faults_left = faults
+        self._fault = fault
+        self._lock = threading.Lock()
+        self.faults_made = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.endpoint = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # the listener was closed
+            server = socket.create_connection(self._upstream)
+            threading.Thread(target=self._relay, args=(client, server), daemon=True).start()
+
+    def _take_fault(self) -> bool:
+        with self._lock:
+            if self._faults_left == 0:
+                return False
+            self._faults_left -= 1
+            self.faults_made += 1
+            return True
+
+    def _relay(self, client: socket.socket, server: socket.socket) -> None:
+        """Both directions of one connection, in one thread, so that a reset is a reset."""
+        answered = 0
+        try:
+            while True:
+                readable, _, _ = select.select([client, server], [], [])
+                if client in readable:
+                    if not (data := client.recv(65536)):
+                        return
+                    server.sendall(data)
+                if server in readable:
+                    if not (data := server.recv(65536)):
+                        return
+                    if answered <= self._after_bytes < answered + len(data) and self._take_fault():
+                        at = self._after_bytes - answered
+                        if self._fault != "garble":
+                            client.sendall(data[:at])
+                            if self._fault == "reset":
+                                # Linger 0: close() sends RST instead of FIN.
+                                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                            return
+                        data = data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :]
+                    client.sendall(data)
+                    answered += len(data)
+        except ConnectionError:
+            return  # one side went away: close the other, as a network would
+        finally:
+            client.close()
+            server.close()
+
+
+@contextmanager
+def faulty_proxy(upstream: str, *, after_bytes: int, fault: Fault, faults: int = 1) -> Iterator[FaultyProxy]:
+    """A FaultyProxy in front of `upstream` for the block."""
+    proxy = FaultyProxy(upstream, after_bytes=after_bytes, fault=fault, faults=faults)
+    try:
+        yield proxy
+    finally:
+        proxy.close()

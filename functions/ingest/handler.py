@@ -24,6 +24,7 @@ from functions.ingest.events import SyncRequest, is_s3_test_event, parse_event
 from functions.ingest.s3_source import SignalObjectStore
 from functions.ingest.service import SyncOptions, SyncService
 from functions.ingest.telemetry import METRICS_NAMESPACE, SERVICE_NAME, record_failure, record_result
+from functions.ingest.work_space import load_file_scratch_bytes
 from functions.shared.db import connect
 from functions.shared.errors import PermanentError
 from functions.shared.settings import IngestSettings, load_database_settings, load_ingest_settings
@@ -52,8 +53,10 @@ def build_app() -> IngestApp:
     database = load_database_settings()
     service = SyncService(
         settings,
-        lambda: connect(database, local_infile=settings.load_method == "local_infile"),
-        SignalObjectStore(boto3.client("s3"), settings.bucket),
+        lambda: connect(database),
+        SignalObjectStore(boto3.client("s3"), settings.bucket, reserve_bytes=load_file_scratch_bytes(settings)),
+        # LOCAL INFILE only where the files are loaded (claims, failures, listing: none).
+        connect_staging=lambda: connect(database, local_infile=settings.load_method == "local_infile"),
     )
     queue = DeadLetterQueue(boto3.client("sqs"), settings.dead_letter_queue_url) if settings.dead_letter_queue_url else None
     return IngestApp(settings, service, queue)

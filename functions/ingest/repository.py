@@ -20,7 +20,7 @@ import pymysql
 from functions.ingest.claim_rules import LEASE_LIVE, ROW_LOCKED, ClaimOutcome, ClaimRequest, decide_claim
 from functions.ingest.columns import COLUMN_NAMES, KEY_COLUMN
 from functions.ingest.validation import SOURCE_ROW, RejectedRow
-from functions.shared.db import get_lock, named_lock
+from functions.shared.db import get_lock, named_lock, offering_local_file
 from functions.shared.errors import ClaimLost, PermanentError, TransientError, translate_errors
 
 TARGET = "company_upsell_signals"
@@ -504,6 +504,7 @@ class SignalsRepository:
         """LOAD DATA LOCAL INFILE a file written by staging_file.write_load_file into staging."""
         self._load_file(
             f"LOAD DATA LOCAL INFILE %s INTO TABLE {STAGING} CHARACTER SET utf8mb4 ({SOURCE_ROW}, {_COLUMNS}) SET sync_date = %s",
+            path,
             (str(path), sync_date),
             expected_rows,
         )
@@ -513,12 +514,14 @@ class SignalsRepository:
         self._load_file(
             f"LOAD DATA LOCAL INFILE %s INTO TABLE {TARGET} CHARACTER SET utf8mb4 "
             f"(@{SOURCE_ROW}, {_COLUMNS}) SET created_at = NOW(), updated_at = NOW()",
+            path,
             (str(path),),
             expected_rows,
         )
 
-    def _load_file(self, sql: str, params: Sequence[Any], expected_rows: int) -> None:
-        with self.connection.cursor() as cursor:
+    def _load_file(self, sql: str, path: Path, params: Sequence[Any], expected_rows: int) -> None:
+        # The connection sends `path` only, and only while this statement runs.
+        with offering_local_file(self.connection, path), self.connection.cursor() as cursor:
             loaded = cursor.execute(sql, params)
             # LOCAL turns conversion errors into warnings; any warning means a value was
             # changed on the way in, which validation exists to prevent.

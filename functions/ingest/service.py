@@ -142,10 +142,13 @@ class SyncService:
         connect_database: Callable[[], pymysql.Connection[Any]],
         store: SignalObjectStore,
         *,
+        connect_staging: Callable[[], pymysql.Connection[Any]] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._settings = settings
         self._connect = connect_database
+        # The connection that stages and loads; the only one that may need LOCAL INFILE.
+        self._connect_staging = connect_staging or connect_database
         self._store = store
         self._sleep = sleep
 
@@ -248,7 +251,7 @@ class SyncService:
     def _run_claimed(self, attempt: _Attempt) -> SyncResult:
         """Load, or stage (resuming what is committed), check guards and publish; safe to re-run."""
         assert attempt.info is not None
-        repository = self._repository()
+        repository = SignalsRepository(self._connect_staging())
         try:
             # An in-process retry may come after a long stall: stop at once if the date was taken over.
             self._renew_lease(repository, attempt)
@@ -291,8 +294,11 @@ class SyncService:
         info = attempt.info
         assert info is not None
         if attempt.local_path is None:
-            attempt.local_path = Path(self._settings.work_dir) / f"upsell-signals-{attempt.sync_date}-{info.etag}.parquet"
-            self._store.download(info, attempt.local_path)
+            local_path = Path(self._settings.work_dir) / f"upsell-signals-{attempt.sync_date}-{info.etag}.parquet"
+            self._store.download(info, local_path)
+            # Set only once the download is complete and verified: a retry after a broken
+            # one must download again, not open what the broken one left.
+            attempt.local_path = local_path
         signal_file = SignalFile(attempt.local_path)
         if signal_file.mapping.ignored:
             logger.info("ignoring extra columns: %s", ", ".join(signal_file.mapping.ignored))

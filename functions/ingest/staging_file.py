@@ -11,6 +11,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from functions.ingest.work_space import no_space_is_permanent
+
 NULL_MARK = "\\N"
 # Order matters: the backslash first, or the escapes added after it would be doubled.
 _ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"), ("\0", "\\0"))
@@ -35,18 +37,22 @@ def _as_text(values: pa.ChunkedArray | pa.Array) -> pa.Array:
 
 
 def write_load_file(rows: pa.Table, path: Path) -> int:
-    """Write `rows` (columns in load order) to `path`; returns the bytes written."""
-    if rows.num_rows == 0:
-        path.write_bytes(b"")
-        return 0
-    columns = [_as_text(rows.column(name)) for name in rows.column_names]
-    lines = pc.binary_join_element_wise(*columns, "\t")
-    with path.open("wb") as sink:
-        for chunk in lines.chunks if isinstance(lines, pa.ChunkedArray) else [lines]:
-            # Each line gets its newline, then the string data buffer already holds the
-            # lines back to back: write that memory as it is, no per-row Python objects.
-            with_newlines = pc.binary_join_element_wise(chunk, pa.scalar("\n"), "")
-            sink.write(_concatenated_bytes(with_newlines))
+    """Write `rows` (columns in load order) to `path`; returns the bytes written.
+
+    A full disk is NoSpace (permanent), not a raw OSError that Lambda would retry.
+    """
+    with no_space_is_permanent(path.parent, f"the load file {path.name}"):
+        if rows.num_rows == 0:
+            path.write_bytes(b"")
+            return 0
+        columns = [_as_text(rows.column(name)) for name in rows.column_names]
+        lines = pc.binary_join_element_wise(*columns, "\t")
+        with path.open("wb") as sink:
+            for chunk in lines.chunks if isinstance(lines, pa.ChunkedArray) else [lines]:
+                # Each line gets its newline, then the string data buffer already holds the
+                # lines back to back: write that memory as it is, no per-row Python objects.
+                with_newlines = pc.binary_join_element_wise(chunk, pa.scalar("\n"), "")
+                sink.write(_concatenated_bytes(with_newlines))
     return path.stat().st_size
 
 

@@ -1,20 +1,105 @@
-"""Connections to MariaDB: credentials, TLS, UTC sessions, named locks."""
+"""Connections to MariaDB: credentials, TLS, UTC sessions, named locks, guarded LOCAL INFILE."""
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pymysql
+import pymysql.connections
 import pymysql.cursors
+from pymysql.constants import COMMAND
+from pymysql.protocol import LoadLocalPacketWrapper, MysqlPacket
 
-from functions.shared.errors import TransientError, translate_errors
+from functions.shared.errors import InsecureConnection, LocalFileRefused, TransientError, translate_errors
 from functions.shared.settings import DatabaseSettings
 
 SECRET_CACHE_SECONDS = 300
 ACCESS_DENIED = 1045
+
+
+class GuardedConnection(pymysql.Connection):  # type: ignore[type-arg]
+    """A PyMySQL connection that sends, for LOAD DATA LOCAL, only the file it was offered.
+
+    PyMySQL sends whatever file the server names in its LOCAL INFILE request; a rogue
+    server (or a man in the middle, without TLS) could ask for /proc/self/environ. Here a
+    request for anything but the file offered by `offering` closes the connection unsent.
+    """
+
+    _offered_file: bytes | None = None
+
+    @contextmanager
+    def offering(self, path: Path) -> Iterator[None]:
+        """Let the server read `path` (the file the statement run in the block loads), and nothing else."""
+        self._offered_file = os.fsencode(str(path))
+        try:
+            yield
+        finally:
+            self._offered_file = None
+
+    def refuse_unless_offered(self, requested: bytes) -> None:
+        """Close the connection, sending nothing, unless `requested` is the offered file."""
+        if self._offered_file is not None and requested == self._offered_file:
+            return
+        # The server learns nothing, not even an empty file; the session is not to be trusted.
+        self._force_close()  # type: ignore[attr-defined]
+        raise LocalFileRefused(
+            f"the database server asked for {os.fsdecode(requested)!r}, which this pass did not write "
+            "or is not loading now: refused, connection closed"
+        )
+
+    # Both places where PyMySQL reads a query's answer (next_result goes through the first).
+    def _read_query_result(self, unbuffered: bool = False) -> int:
+        self._result = None
+        result = _GuardedResult(self)
+        if unbuffered:
+            result.init_unbuffered_query()
+        else:
+            result.read()
+        self._result = result
+        if result.server_status is not None:
+            self.server_status = result.server_status
+        return int(result.affected_rows or 0)
+
+    def show_warnings(self) -> Any:
+        self._execute_command(COMMAND.COM_QUERY, "SHOW WARNINGS")  # type: ignore[attr-defined]
+        result = _GuardedResult(self)
+        result.read()
+        return result.rows
+
+
+class _GuardedResult(pymysql.connections.MySQLResult):
+    """A query's answer whose LOCAL INFILE request is checked against the offered file first."""
+
+    def _read_load_local_packet(self, first_packet: MysqlPacket) -> None:
+        connection = self.connection
+        assert isinstance(connection, GuardedConnection)
+        connection.refuse_unless_offered(LoadLocalPacketWrapper(first_packet).filename)
+        super()._read_load_local_packet(first_packet)  # type: ignore[misc]
+
+
+@contextmanager
+def offering_local_file(connection: pymysql.Connection[Any], path: Path) -> Iterator[None]:
+    """Let `connection` send `path` to a LOAD DATA LOCAL run in the block; only that file."""
+    if not isinstance(connection, GuardedConnection):
+        raise TypeError("LOAD DATA LOCAL needs a connection from functions.shared.db.connect")
+    with connection.offering(path):
+        yield
+
+
+def is_loopback(host: str | None) -> bool:
+    """localhost, 127.0.0.0/8 or ::1 (no name is resolved: that would be traffic, and spoofable)."""
+    if host is None or host.lower().rstrip(".") == "localhost":
+        return True  # PyMySQL's default host
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _credentials(settings: DatabaseSettings, *, refresh: bool = False) -> dict[str, Any]:
@@ -63,13 +148,22 @@ def connect(
     statements, or mid-statement while reading from us), and a lock wait gives up after
     as long: a paused or partitioned holder releases its row locks and named locks by
     itself, well before its claim's lease runs out.
+
+    `local_infile` only on the connection that stages: it may then send the files offered
+    with `offering_local_file`, nothing else. Without DB_TLS_CA_FILE only a loopback host is
+    reached; any other is refused (InsecureConnection) before a packet is sent.
     """
     idle_seconds = idle_timeout_seconds or settings.idle_timeout_seconds
 
     def open_with(credentials: dict[str, Any]) -> pymysql.Connection[Any]:
         if database is not None:
             credentials["database"] = database
-        return pymysql.connect(
+        if not settings.tls_ca_file and not is_loopback(credentials["host"]):
+            raise InsecureConnection(
+                f"refusing to connect to {credentials['host']}:{credentials['port']} without verifying its certificate: "
+                "set DB_TLS_CA_FILE to the CA bundle that signed it (only a loopback host may go without)"
+            )
+        return GuardedConnection(
             **credentials,
             charset="utf8mb4",
             autocommit=False,

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pymysql
-from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ClientError, FlexibleChecksumError, HTTPClientError, IncompleteReadError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 # MariaDB / client error codes that mean "try again": the server went away, the
@@ -82,6 +82,18 @@ class ClaimLost(PermanentError):
     """Another execution took the date over (a newer file, or our lease ran out); stop writing."""
 
 
+class NoSpace(PermanentError):
+    """The work directory (Lambda's ephemeral storage) cannot hold what the sync must write."""
+
+
+class InsecureConnection(PermanentError):
+    """A database connection would go without a verified CA to a host that is not loopback."""
+
+
+class LocalFileRefused(PermanentError):
+    """The database server asked for a local file that this pass did not offer it."""
+
+
 class MigrationError(PermanentError):
     """Migrations cannot be applied as asked (edited file, missing file, bad target)."""
 
@@ -126,7 +138,12 @@ def translate_errors(action: str) -> Iterator[None]:
             raise TransientError(f"{action}: S3 {s3_code or status}: {error}") from error
         raise PermanentError(f"{action}: S3 {s3_code or status}: {error}") from error
     except (BotoConnectionError, HTTPClientError) as error:
+        # HTTPClientError covers a body cut mid-way: ResponseStreamingError, ReadTimeoutError.
         raise TransientError(f"{action}: AWS connection error: {error}") from error
+    except (IncompleteReadError, FlexibleChecksumError) as error:
+        # A body shorter than its Content-Length, or whose checksum S3 sent does not match:
+        # a broken transfer of the same object (a replaced one answers IfMatch with 412).
+        raise TransientError(f"{action}: broken transfer: {error}") from error
     except AttributeError as error:
         # PyMySQL's LOAD DATA LOCAL sends its closing packet in a `finally`: when the
         # connection died mid-file, that write meets the closed socket and an

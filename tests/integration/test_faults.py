@@ -11,17 +11,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pyarrow as pa
 import pymysql
 import pytest
+from botocore.config import Config
 
-from functions.ingest.service import SyncOptions, SyncResult
+from functions.ingest.service import SyncOptions, SyncResult, object_key_for
 from functions.shared.db import connect
 from functions.shared.settings import DatabaseSettings
 from tests.factories import day_two, snowflake_table, write_pyarrow
 from tests.integration.conftest import (
+    BUCKET,
     DAY_ONE,
     DAY_TWO,
+    PREFIX,
     PUBLISH_LOCK_HOLDER,
     chunks_committed,
     day_one_published_and_day_two_uploaded,
@@ -35,6 +39,7 @@ from tests.integration.conftest import (
     upload_to,
     wait_for,
 )
+from tests.stand_ins import Fault, faulty_proxy
 
 
 def test_an_attempt_killed_mid_staging_is_resumed_without_restaging(
@@ -397,3 +402,39 @@ def test_another_dates_publish_waits_for_the_date_listing_alongside_its_staging(
         **expected_rows(day_two_table),
         **expected_rows(day_three_table),
     }
+
+
+@pytest.mark.parametrize("fault", ["reset", "close", "garble"])
+def test_a_download_broken_midway_is_retried_in_process_and_the_date_syncs_exactly(
+    fault: Fault,
+    migrated_settings: DatabaseSettings,
+    db: pymysql.Connection[Any],
+    moto_endpoint: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a file in S3 (uploaded without an S3 checksum, so that a garbled body is caught
+    # by its MD5 ETag), read through a proxy that breaks the first download halfway:
+    # the connection reset, closed short of its length, or one byte flipped
+    file_table = snowflake_table(20_000, seed=101)
+    path = write_pyarrow(file_table, tmp_path / "day.parquet")
+    plain_upload = boto3.client("s3", endpoint_url=moto_endpoint, config=Config(request_checksum_calculation="when_required"))
+    plain_upload.upload_file(str(path), BUCKET, object_key_for(PREFIX, DAY_ONE))
+    work_dir = tmp_path / "work"
+    work_dir.mkdir()
+
+    # When the date syncs through it
+    with (
+        faulty_proxy(moto_endpoint, after_bytes=path.stat().st_size // 2, fault=fault) as proxy,
+        caplog.at_level("WARNING", logger="upsell_signals"),
+    ):
+        result = service_on(proxy.endpoint, migrated_settings, work_dir).sync(DAY_ONE, None, SyncOptions(invocation_id="cut"))
+
+    # Then one in-process retry downloads again, and the table holds the file exactly
+    assert proxy.faults_made == 1
+    retries = messages(caplog, "transient error, retry")
+    assert len(retries) == 1 and f"s3://{BUCKET}/{object_key_for(PREFIX, DAY_ONE)}" in retries[0]
+    assert (result.status, result.attempt, result.rows_inserted) == ("completed", 1, file_table.num_rows)
+    assert table_rows(db) == expected_rows(file_table)
+    assert query(db, "SELECT status FROM upsell_signal_sync_runs") == [{"status": "completed"}]
+    assert list(work_dir.iterdir()) == []  # no partial download left behind

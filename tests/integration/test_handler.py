@@ -14,6 +14,7 @@ import boto3
 import pymysql
 import pytest
 from moto import mock_aws
+from pymysql.constants import CLIENT
 
 from functions.ingest import handler as ingest
 from functions.shared.db import connect
@@ -276,3 +277,50 @@ def test_every_log_line_of_a_sync_carries_the_request_id_and_the_date_and_metric
     assert metrics["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "UpsellSignals"
     assert (metrics["SyncCompleted"], metrics["RowsInserted"]) == ([1.0], [300.0])
     assert "password" not in output.lower()
+
+
+@pytest.fixture
+def opened_connections(monkeypatch: pytest.MonkeyPatch) -> list[pymysql.Connection[Any]]:
+    """Every connection the handler's app opens, in order (real connections, only recorded)."""
+    opened: list[pymysql.Connection[Any]] = []
+
+    def recording_connect(*args: Any, **kwargs: Any) -> pymysql.Connection[Any]:
+        connection = connect(*args, **kwargs)
+        opened.append(connection)
+        return connection
+
+    monkeypatch.setattr(ingest, "connect", recording_connect)
+    return opened
+
+
+def may_load_local_files(connection: pymysql.Connection[Any]) -> bool:
+    """Whether the client told the server it may send local files (without it, MariaDB refuses LOAD DATA LOCAL)."""
+    return bool(connection.client_flag & CLIENT.LOCAL_FILES)
+
+
+def test_only_the_staging_connection_may_load_local_files(
+    aws: Aws, db: pymysql.Connection[Any], opened_connections: list[pymysql.Connection[Any]]
+) -> None:
+    # Given a date already synced, so that a re-sync stages, lists its changes alongside and publishes
+    aws.put_file(KEY)
+    invoke({"sync_date": "2026-01-30"})
+    opened_connections.clear()
+
+    # When it is synced again
+    answer = invoke({"sync_date": "2026-01-30", "force_resync": True})
+
+    # Then only the staging connection could send files: not the claim's, not the listing's
+    assert answer["status"] == "completed"
+    assert [may_load_local_files(connection) for connection in opened_connections] == [False, True, False]
+
+
+def test_the_connection_recording_a_failure_may_not_load_local_files(
+    aws: Aws, db: pymysql.Connection[Any], opened_connections: list[pymysql.Connection[Any]]
+) -> None:
+    # Given a file that is not Parquet, When it is synced
+    aws.put_bytes(KEY, b"PAR1 this is not parquet at all")
+    answer = invoke(aws_event("s3-notification.json"))
+
+    # Then the claim, staging and failure-recording connections: only staging could send files
+    assert answer["status"] == "failed"
+    assert [may_load_local_files(connection) for connection in opened_connections] == [False, True, False]

@@ -1,0 +1,103 @@
+"""A work directory too small for the file: a real tiny file system (tmpfs) and a real ENOSPC."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pymysql
+import pytest
+
+from functions.ingest.s3_source import SignalObjectStore
+from functions.ingest.service import SyncOptions, SyncService
+from functions.ingest.staging_file import write_load_file
+from functions.ingest.work_space import load_file_scratch_bytes
+from functions.shared.db import connect
+from functions.shared.errors import NoSpace
+from functions.shared.settings import DatabaseSettings, load_ingest_settings
+from tests.factories import snowflake_table
+from tests.integration.conftest import BUCKET, ingest_env, query
+
+DAY = dt.date(2026, 1, 30)
+WORK_DIR_BYTES = 1 << 20
+
+
+@pytest.fixture
+def tiny_work_dir(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs: a work directory that really fills up."""
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={WORK_DIR_BYTES}", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def test_a_file_larger_than_the_work_dir_fails_for_good_before_downloading(
+    tiny_work_dir: Path,
+    migrated_settings: DatabaseSettings,
+    s3_client: Any,
+    upload: Callable[..., str],
+    db: pymysql.Connection[Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a 2 MiB object and a work directory of 1 MiB
+    upload(DAY, raw=b"PAR1" + bytes(2 << 20))
+    settings = load_ingest_settings(ingest_env(WORK_DIR=str(tiny_work_dir)))
+    service = SyncService(
+        settings,
+        lambda: connect(migrated_settings),
+        SignalObjectStore(s3_client, BUCKET, reserve_bytes=load_file_scratch_bytes(settings)),
+        sleep=lambda _seconds: None,
+    )
+
+    # When the date syncs
+    with caplog.at_level("WARNING", logger="upsell_signals"), pytest.raises(NoSpace) as raised:
+        service.sync(DAY, None, SyncOptions(invocation_id=f"test-{uuid.uuid4()}"))
+
+    # Then it fails for good at once, saying where, how much and what to raise; nothing was written
+    message = str(raised.value)
+    assert f"not enough space in {tiny_work_dir} " in message and "needs" in message
+    assert "ephemeralStorageMb" in message
+    assert not [record for record in caplog.records if "transient error, retry" in record.getMessage()]
+    assert list(tiny_work_dir.iterdir()) == []
+    recorded = query(db, "SELECT status, error_message FROM upsell_signal_sync_metadata")
+    assert recorded == [{"status": "failed", "error_message": message}]
+
+
+def test_enospc_in_the_middle_of_a_download_is_no_space_and_leaves_no_partial_file(
+    tiny_work_dir: Path, s3_client: Any, upload: Callable[..., str]
+) -> None:
+    # Given a 2 MiB object, and a free-space reading that wrongly says there is room
+    key = upload(DAY, raw=b"PAR1" + bytes(2 << 20))
+    store = SignalObjectStore(s3_client, BUCKET, free=lambda _directory: 1 << 40)
+    info = store.describe(key)
+
+    # When it is downloaded into the 1 MiB work directory, the disk fills up mid-way
+    with pytest.raises(NoSpace, match=f"not enough space in {tiny_work_dir} for the download of s3://"):
+        store.download(info, tiny_work_dir / "data.parquet")
+
+    # Then the error is NoSpace (permanent), and the partial file is gone
+    assert list(tiny_work_dir.iterdir()) == []
+
+
+def test_enospc_while_writing_a_load_file_is_no_space() -> None:
+    # Given rows to stage, When their load file is written where every write gets ENOSPC
+    rows = snowflake_table(100, seed=3).select([0, 1]).rename_columns(["a", "b"])
+    assert isinstance(rows, pa.Table)
+    # Then the error is NoSpace, naming the file
+    with pytest.raises(NoSpace, match=r"for the load file full: \d+ bytes free, ran out of space; give the function"):
+        write_load_file(rows, Path("/dev/full"))
