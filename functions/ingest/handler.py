@@ -23,10 +23,10 @@ from functions.ingest.dead_letters import DeadLetterQueue
 from functions.ingest.events import SyncRequest, is_s3_test_event, parse_event
 from functions.ingest.s3_source import SignalObjectStore
 from functions.ingest.service import SyncOptions, SyncService
-from functions.ingest.telemetry import METRICS_NAMESPACE, SERVICE_NAME, record_failure, record_result
+from functions.ingest.telemetry import METRICS_NAMESPACE, SERVICE_NAME, record_failure, record_hand_over, record_result
 from functions.ingest.work_space import load_file_scratch_bytes
 from functions.shared.db import connect
-from functions.shared.errors import PermanentError
+from functions.shared.errors import HandedOver, PermanentError
 from functions.shared.settings import IngestSettings, load_database_settings, load_ingest_settings
 
 logger = Logger(service=SERVICE_NAME)
@@ -83,7 +83,8 @@ def fail_permanently(
     return answer | {"dead_letter_message_id": message_id}
 
 
-def sync_one(app: IngestApp, request: SyncRequest, request_id: str) -> dict[str, Any]:
+def sync_one(app: IngestApp, request: SyncRequest, context: LambdaContext) -> dict[str, Any]:
+    request_id = context.aws_request_id
     logger.append_keys(sync_date=request.sync_date.isoformat(), trigger=request.trigger)
     options = SyncOptions(
         invocation_id=request_id,
@@ -91,11 +92,15 @@ def sync_one(app: IngestApp, request: SyncRequest, request_id: str) -> dict[str,
         force_resync=request.force_resync,
         dry_run=request.dry_run,
         override_guards=request.override_guards,
+        seconds_left=lambda: context.get_remaining_time_in_millis() / 1000,
     )
     try:
         result = app.service.sync(request.sync_date, request.s3_key, options).as_dict()
     except PermanentError as error:
         return fail_permanently(app, request.event, error, request, request_id)
+    except HandedOver:
+        record_hand_over(metrics)  # raised so that Lambda's async retry runs the event again and resumes
+        raise
     except Exception as error:
         record_failure(metrics, error)  # transient or unforeseen: Lambda retries, then dead-letters
         raise
@@ -116,7 +121,7 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
         requests = parse_event(event, prefix=app.settings.key_prefix, bucket=app.settings.bucket, today=today)
     except PermanentError as error:
         return fail_permanently(app, event, error, None, context.aws_request_id)
-    results = [sync_one(app, request, context.aws_request_id) for request in requests]
+    results = [sync_one(app, request, context) for request in requests]
     if len(results) == 1:
         return results[0]
     statuses = {result["status"] for result in results}

@@ -31,8 +31,9 @@ from functions.ingest.parquet_reader import SignalFile
 from functions.ingest.repository import SignalsRepository, StagingProgress
 from functions.ingest.s3_source import ObjectInfo, SignalObjectStore
 from functions.ingest.staging_file import write_load_file
+from functions.ingest.time_budget import TimeBudget
 from functions.ingest.validation import ValidatedBatch, validate_batch
-from functions.shared.errors import ClaimLost, GuardTripped, IngestError, MissingObject, TransientError
+from functions.shared.errors import ClaimLost, GuardTripped, HandedOver, IngestError, MissingObject, TransientError
 from functions.shared.settings import IngestSettings
 
 logger = logging.getLogger("upsell_signals.ingest")
@@ -44,6 +45,7 @@ ABANDONED_STAGING_DAYS = 7
 # How many times one execution follows an object replaced while it synced, before leaving
 # the newest to its own event.
 NEWER_OBJECT_ROUNDS = 3
+PROGRESS_LOG_CHUNKS = 20  # 500,000 rows at the default chunk size
 
 
 def object_key_for(prefix: str, sync_date: dt.date) -> str:
@@ -60,6 +62,8 @@ class SyncOptions:
     force_resync: bool = False
     dry_run: bool = False
     override_guards: frozenset[str] = frozenset()
+    # Seconds until the function is killed (Lambda's context); None where nothing will kill it.
+    seconds_left: Callable[[], float] | None = field(default=None, compare=False)
 
 
 @dataclass(kw_only=True)
@@ -129,6 +133,7 @@ class _Attempt:
     run_id: int
     started: float
     holder_token: str  # this execution's fence on the date: every write checks it
+    budget: TimeBudget
     local_path: Path | None = None
     direct_load_failed: bool = False
 
@@ -162,15 +167,18 @@ class SyncService:
         """
         validate_override_names(sorted(options.override_guards))
         key = s3_key or object_key_for(self._settings.key_prefix, sync_date)
-        result, synced_etag = self._sync_object(sync_date, key, options)
+        budget = TimeBudget(self._settings.time_budget, options.seconds_left)
+        result, synced_etag = self._sync_object(sync_date, key, options, budget)
         for _ in range(NEWER_OBJECT_ROUNDS):
             if result.status != "completed" or self._current_etag(key) in (None, synced_etag):
                 return result
             logger.info("%s was replaced while it synced: syncing the newer object too", key)
-            result, synced_etag = self._sync_object(sync_date, key, options)
+            result, synced_etag = self._sync_object(sync_date, key, options, budget)
         return result
 
-    def _sync_object(self, sync_date: dt.date, key: str, options: SyncOptions) -> tuple[SyncResult, str | None]:
+    def _sync_object(
+        self, sync_date: dt.date, key: str, options: SyncOptions, budget: TimeBudget
+    ) -> tuple[SyncResult, str | None]:
         """Claim the date for this execution and sync the object as it is now; its result and ETag."""
         started = time.monotonic()
         missing: MissingObject | None = None
@@ -217,7 +225,7 @@ class SyncService:
             result = SyncResult(sync_date=sync_date, status=claim.kind, s3_key=key, attempt=claim.attempt, reason=claim.reason)
             return result, request.etag
 
-        attempt = _Attempt(sync_date, key, info, options, claim, run_id, started, request.holder_token)
+        attempt = _Attempt(sync_date, key, info, options, claim, run_id, started, request.holder_token, budget)
         logger.info(
             "claimed %s, attempt %d%s",
             sync_date,
@@ -231,6 +239,9 @@ class SyncService:
             return self._retrying("sync", lambda: self._run_claimed(attempt)), request.etag
         except ClaimLost as lost:
             return self._superseded(attempt, lost), request.etag
+        except HandedOver as handed:
+            self._hand_over(attempt, handed)
+            raise
         except Exception as error:
             if self._record_failure(attempt, error) is False:
                 return self._superseded(attempt, error), request.etag
@@ -356,6 +367,8 @@ class SyncService:
             self._connect, attempt.sync_date, file_rows=signal_file.num_rows, rows_staged=progress.rows_read
         ) as lister:
             progress = self._stage(repository, attempt, progress, signal_file=signal_file, duplicates=duplicates, lister=lister)
+            # A run that found staging complete publishes regardless: see TimeBudget.
+            attempt.budget.stop_before_publish_if_short(progress.rows_staged)
             if lister is None:
                 return self._publish(repository, attempt, progress, rows_resumed=rows_resumed)
             return self._publish(lister.repository, attempt, progress, rows_resumed=rows_resumed, rows_listed=lister.finish())
@@ -376,10 +389,16 @@ class SyncService:
         if progress.rows_read:
             logger.info("resuming staging at row %d (%d chunks committed)", progress.rows_read, progress.chunks_committed)
         rows_read = progress.rows_read
+        chunks_this_run = 0
         with self._prepared_chunks(attempt, signal_file, duplicates, progress.rows_read) as chunks:
             for chunk in chunks:
+                if chunks_this_run:  # every run commits a chunk at least: hand-overs always make progress
+                    attempt.budget.stop_if_out_of_time(f"staging at row {rows_read} of {signal_file.num_rows}")
                 self._commit_chunk(repository, attempt, chunk, rows_read, progress.attempt)
                 rows_read = chunk.first_row + chunk.rows_read
+                chunks_this_run += 1
+                if chunks_this_run % PROGRESS_LOG_CHUNKS == 0:
+                    self._log_progress(attempt, rows_read - progress.rows_read, rows_read, signal_file.num_rows)
                 if lister is not None:
                     lister.list_rows(chunk.first_row, rows_read)
         if rows_read != signal_file.num_rows:
@@ -397,6 +416,22 @@ class SyncService:
             extra={"rows_read": staged.rows_read, "load_method": self._settings.load_method},
         )
         return staged
+
+    @staticmethod
+    def _log_progress(attempt: _Attempt, rows_this_run: int, rows_read: int, file_rows: int) -> None:
+        """A line every few chunks, so that a long sync is not silent until its end."""
+        elapsed = time.monotonic() - attempt.started
+        rate = rows_this_run / elapsed if elapsed > 0 else 0.0
+        left = f"{(file_rows - rows_read) / rate:.0f}s" if rate else "unknown"
+        logger.info(
+            "staged %d of %d rows (%.0f%%) in %.0fs; about %s of staging left",
+            rows_read,
+            file_rows,
+            100 * rows_read / max(file_rows, 1),
+            elapsed,
+            left,
+            extra={"rows_read": rows_read, "rows_in_file": file_rows, "rows_per_second": round(rate)},
+        )
 
     def _load_into_empty_table(self, repository: SignalsRepository, attempt: _Attempt) -> SyncResult | None:
         """A first load: the file straight into the empty table, in one transaction.
@@ -417,8 +452,11 @@ class SyncService:
         with repository.publish_lock(self._settings.publish_lock_timeout_seconds), repository.transaction("first load"):
             if not repository.table_is_empty():
                 return None
-            logger.info("the table is empty: loading the file straight into it")
             signal_file, duplicates = self._open_file(attempt)
+            if not attempt.budget.first_load_fits(signal_file.num_rows):
+                logger.info("the table is empty, but %d rows may not load in the time left: staging", signal_file.num_rows)
+                return None
+            logger.info("the table is empty: loading the file straight into it")
             rows_loaded = rows_rejected = rows_read = 0
             with self._prepared_chunks(attempt, signal_file, duplicates, 0) as chunks:
                 for chunk in chunks:
@@ -640,6 +678,34 @@ class SyncService:
         if isinstance(error, GuardTripped) and still_ours:
             logger.warning("guard tripped", extra={"guard": error.guard, "figures": error.figures})
         return still_ours
+
+    def _hand_over(self, attempt: _Attempt, handed: HandedOver) -> None:
+        """Let the date go at once, its committed chunks kept, so the next run of the event resumes them.
+
+        A dry run puts the date back as it found it instead; its staging stays for its next run too.
+        """
+        logger.warning("handing %s over: %s", attempt.sync_date, handed)
+        try:
+            repository = self._repository()
+            try:
+                with repository.transaction("hand the date over"):
+                    if attempt.options.dry_run:
+                        repository.release_dry_run(attempt.sync_date, attempt.holder_token, attempt.claim.previous)
+                    else:
+                        repository.hand_over(attempt.sync_date, attempt.holder_token, str(handed))
+                    repository.finish_run(
+                        attempt.run_id,
+                        status="handed_over",
+                        counts={},
+                        duration_ms=self._elapsed_ms(attempt),
+                        error_type=type(handed).__name__,
+                        error_message=str(handed),
+                    )
+            finally:
+                repository.connection.close()
+        except IngestError:
+            # Unrecorded, the lease still runs out by itself and the next run takes over.
+            logger.exception("could not record the hand-over of %s", attempt.sync_date)
 
     def _superseded(self, attempt: _Attempt, cause: Exception) -> SyncResult:
         """Answer for an execution whose date another one took over: that one syncs the date now."""

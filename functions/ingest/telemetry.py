@@ -44,3 +44,8 @@ def record_failure(metrics: Metrics, error: Exception) -> None:
     if isinstance(error, GuardTripped):
         metrics.add_metric(name="GuardTripped", unit=MetricUnit.Count, value=1)
         metrics.add_metadata(key="guard", value=error.guard)
+
+
+def record_hand_over(metrics: Metrics) -> None:
+    """SyncHandedOver: the sync stopped before the timeout and Lambda's retry resumes it (not a failure)."""
+    metrics.add_metric(name="SyncHandedOver", unit=MetricUnit.Count, value=1)

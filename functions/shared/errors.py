@@ -54,6 +54,16 @@ class TransientError(IngestError):
     retryable = True
 
 
+class HandedOver(IngestError):
+    """The sync stopped at a chunk boundary before the function's timeout; its next run resumes.
+
+    Retryable, but not a TransientError: the in-process retry must not run it again, since
+    the time is what ran out. Lambda's async retry (or a replay) continues the date.
+    """
+
+    retryable = True
+
+
 class PermanentError(IngestError):
     """A fault that retrying cannot fix: bad input, bad file, a tripped guard."""
 

@@ -1,0 +1,82 @@
+"""MISSING_ROWS=delete removes only companies truly absent from the file: a rejected row keeps what we had."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+import pymysql
+import pytest
+
+from functions.shared.errors import GuardTripped
+from tests.factories import snowflake_table
+from tests.integration.conftest import DAY_ONE, DAY_TWO, expected_rows, table_rows
+
+DELETE = {"MISSING_ROWS": "delete", "GUARD_MAX_REJECT_RATIO": "0.5"}
+
+
+def with_cells(table: pa.Table, column: str, cells: dict[int, Any]) -> pa.Table:
+    values = table[column].to_pylist()
+    for row, value in cells.items():
+        values[row] = value
+    index = table.schema.get_field_index(column)
+    return table.set_column(index, table.schema.field(index), pa.array(values, table.schema.field(index).type))
+
+
+def test_companies_whose_rows_are_rejected_are_kept_and_only_absent_ones_deleted(
+    db: pymysql.Connection[Any], upload: Callable[..., str], run_sync: Callable[..., Any]
+) -> None:
+    # Given 1,000 companies published, and a day two in which 20 are absent, 30 have a bad
+    # value, and one key is listed twice (so both of its copies are rejected)
+    day_one_table = snowflake_table(1_000, seed=301)
+    upload(DAY_ONE, day_one_table)
+    run_sync(DAY_ONE)
+    day_two_table = with_cells(day_one_table, "CORE_PRODUCT", {row: "x" * 40 for row in range(100, 130)})
+    day_two_table = with_cells(day_two_table, "CDMS_CANONICAL_COMPANY_ID", {201: day_one_table["CDMS_CANONICAL_COMPANY_ID"][200]})
+    day_two_table = day_two_table.slice(0, 980)
+    upload(DAY_TWO, day_two_table)
+
+    # When it is synced in delete mode
+    result = run_sync(DAY_TWO, env=DELETE)
+
+    # Then exactly the 20 absent companies (and the one whose key moved) are deleted; the rejected ones
+    # keep their day-one rows
+    stays = expected_rows(day_one_table.slice(0, 980))
+    del stays[day_one_table["CDMS_CANONICAL_COMPANY_ID"][201].as_py()]  # its row now names another company
+    assert (result.status, result.rows_rejected, result.rows_deleted) == ("completed", 32, 21)
+    assert table_rows(db) == stays
+
+
+def test_the_delete_ratio_guard_judges_only_companies_truly_absent(
+    db: pymysql.Connection[Any], upload: Callable[..., str], run_sync: Callable[..., Any]
+) -> None:
+    # Given 1,000 companies published, and a day two in which 50 are absent (5%) and 80 rejected (8%)
+    day_one_table = snowflake_table(1_000, seed=302)
+    upload(DAY_ONE, day_one_table)
+    run_sync(DAY_ONE)
+    day_two_table = with_cells(day_one_table, "EE_GROWTH_RATE", dict.fromkeys(range(0, 80), 5_000_000.0)).slice(0, 950)
+    upload(DAY_TWO, day_two_table)
+
+    # When it is synced in delete mode with the default 10% delete_ratio guard
+    result = run_sync(DAY_TWO, env=DELETE)
+
+    # Then 5% is under the guard: the sync completes and deletes the 50 absent companies only
+    assert (result.status, result.rows_rejected, result.rows_deleted) == ("completed", 80, 50)
+    assert len(table_rows(db)) == 950
+
+
+def test_the_delete_ratio_guard_still_trips_on_truly_absent_companies(
+    db: pymysql.Connection[Any], upload: Callable[..., str], run_sync: Callable[..., Any]
+) -> None:
+    # Given 1,000 companies published, and a day two in which 150 are absent and 10 rejected
+    day_one_table = snowflake_table(1_000, seed=303)
+    upload(DAY_ONE, day_one_table)
+    run_sync(DAY_ONE)
+    upload(DAY_TWO, with_cells(day_one_table, "CORE_PRODUCT", {row: "y" * 20 for row in range(10)}).slice(0, 850))
+    before = table_rows(db)
+
+    # When it is synced in delete mode, then the guard counts the 150, not 160
+    with pytest.raises(GuardTripped, match=r"delete_ratio: 150 of 1000 rows would be deleted"):
+        run_sync(DAY_TWO, env=DELETE)
+    assert table_rows(db) == before

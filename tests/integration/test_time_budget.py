@@ -1,0 +1,102 @@
+"""A sync that cannot finish before the function's timeout stops at a chunk boundary and the same event resumes it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pymysql
+import pytest
+from moto import mock_aws
+
+from functions.ingest import handler as ingest
+from functions.shared.errors import HandedOver
+from functions.shared.settings import DatabaseSettings
+from tests.factories import snowflake_table, write_pyarrow
+from tests.integration.conftest import expected_rows, query, table_rows
+from tests.scripts_support import LocalContext
+
+BUCKET = "signals-bucket"
+KEY = "passive_upsell_signals/dt=2026-01-30/data.parquet"
+CALIBRATION_KEY = "passive_upsell_signals/dt=2026-01-29/data.parquet"
+MARGIN_SECONDS = 1
+
+
+@pytest.fixture
+def s3(migrated_settings: DatabaseSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """moto S3 with the bucket, and the ingest configured for small chunks, a 1 s margin and no dead-letter queue."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    with mock_aws():
+        client = boto3.client("s3", region_name="eu-west-1")
+        client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        for name, value in {
+            "SIGNALS_BUCKET": BUCKET,
+            "WORK_DIR": str(tmp_path),
+            "STAGING_CHUNK_ROWS": "2000",
+            "TIME_BUDGET_MARGIN_SECONDS": str(MARGIN_SECONDS),
+        }.items():
+            monkeypatch.setenv(name, value)
+        ingest.build_app.cache_clear()
+        yield client
+        ingest.build_app.cache_clear()
+
+
+def test_a_file_needing_about_three_timeouts_completes_exactly_through_lambdas_retries(
+    s3: Any, db: pymysql.Connection[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a 120,000-row file (staged, not loaded in one go: the first-load rate is set too low for it),
+    # and a function timeout of about a third of what its whole sync takes on this machine
+    monkeypatch.setenv("FIRST_LOAD_ROWS_PER_SECOND", "1000")
+    file_table = snowflake_table(120_000, seed=401)
+    path = write_pyarrow(file_table, tmp_path / "day.parquet")
+    s3.upload_file(str(path), BUCKET, CALIBRATION_KEY)
+    s3.upload_file(str(path), BUCKET, KEY)
+    started = time.monotonic()
+    ingest.handler({"sync_date": "2026-01-29"}, LocalContext("ingest"))
+    whole_sync_seconds = time.monotonic() - started
+    timeout_seconds = MARGIN_SECONDS + whole_sync_seconds / 3
+
+    # When Lambda runs the event, and runs it again (same request id) each time it hands over
+    invocations: list[tuple[float, str]] = []
+    answer: dict[str, Any] | None = None
+    while answer is None and len(invocations) < 10:
+        context = LocalContext("ingest", timeout_seconds=timeout_seconds, aws_request_id="the-one-request")
+        started = time.monotonic()
+        try:
+            answer = ingest.handler({"sync_date": "2026-01-30"}, context)
+            invocations.append((time.monotonic() - started, "answered"))
+        except HandedOver as handed:
+            invocations.append((time.monotonic() - started, str(handed)))
+
+    # Then every run stopped before its timeout, at least two handed over, and the last completed exactly
+    assert answer is not None and answer["status"] == "completed", invocations
+    assert all(seconds < timeout_seconds for seconds, _ in invocations), (timeout_seconds, invocations)
+    assert len(invocations) >= 3, (whole_sync_seconds, invocations)
+    assert answer["rows_processed"] == 120_000 and answer["rows_resumed"] > 0
+    assert table_rows(db) == expected_rows(file_table)
+    runs = query(db, "SELECT attempt, status FROM upsell_signal_sync_runs WHERE sync_date = '2026-01-30' ORDER BY id")
+    assert [run["status"] for run in runs] == ["handed_over"] * (len(invocations) - 1) + ["completed"]
+    assert [run["attempt"] for run in runs] == list(range(1, len(invocations) + 1))
+
+
+def test_a_first_load_that_would_not_finish_in_the_time_left_is_staged_instead(
+    s3: Any, db: pymysql.Connection[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given an empty table, a 5,000-row file, and a first-load rate that would need 50 s for it
+    monkeypatch.setenv("FIRST_LOAD_ROWS_PER_SECOND", "100")
+    file_table = snowflake_table(5_000, seed=402)
+    s3.upload_file(str(write_pyarrow(file_table, tmp_path / "day.parquet")), BUCKET, KEY)
+    context = LocalContext("ingest", timeout_seconds=40)
+
+    # When it syncs with 40 s to go
+    with caplog.at_level("INFO", logger="upsell_signals"):
+        answer = ingest.handler({"sync_date": "2026-01-30"}, context)
+
+    # Then it stages (so that it could stop at a chunk and resume) rather than load in one transaction
+    assert answer["status"] == "completed" and answer["rows_inserted"] == 5_000
+    assert any("may not load in the time left: staging" in record.getMessage() for record in caplog.records)
+    assert any(record.getMessage().startswith("staged 5000 rows") for record in caplog.records)
+    assert table_rows(db) == expected_rows(file_table)
