@@ -340,14 +340,16 @@ def test_a_paused_holder_is_taken_over_and_stands_down_when_it_wakes(
     )
 
     # When it is paused (SIGSTOP) mid-staging, and another execution comes once the lease ran out
-    wait_for(lambda: chunks_committed(db, DAY_TWO) >= 3, 60, "three committed chunks")
-    worker.send_signal(signal.SIGSTOP)
-    time.sleep(2.5)
-    (tmp_path / "taker").mkdir()
-    result = service_on(moto_endpoint, migrated_settings, tmp_path / "taker").sync(
-        DAY_TWO, None, SyncOptions(invocation_id="taker")
-    )
-    worker.send_signal(signal.SIGCONT)
+    try:
+        wait_for(lambda: chunks_committed(db, DAY_TWO) >= 3, 60, "three committed chunks")
+        worker.send_signal(signal.SIGSTOP)
+        time.sleep(2.5)
+        (tmp_path / "taker").mkdir()
+        result = service_on(moto_endpoint, migrated_settings, tmp_path / "taker").sync(
+            DAY_TWO, None, SyncOptions(invocation_id="taker")
+        )
+    finally:
+        worker.send_signal(signal.SIGCONT)
     assert worker.stdout is not None
     answer = worker.stdout.read()
     worker.wait(timeout=60)
