@@ -13,8 +13,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from functions.ingest.columns import COLUMN_NAMES
+from functions.ingest.load_files import write_load_file
 from functions.ingest.parquet_reader import SignalFile
-from functions.ingest.staging_file import write_load_file
 from functions.ingest.validation import validate_batch
 from tests.factories import day_two, snowflake_table, write_pyarrow
 

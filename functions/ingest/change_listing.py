@@ -1,7 +1,7 @@
 """A publish's list of changes, built chunk by chunk while the file stages.
 
 Before it writes, a publish lists the staged rows that are new or changed (see
-`SignalsRepository.plan_publish`). Done at the end, that pass waits for staging to
+`SignalsTable.plan_publish`). Done at the end, that pass waits for staging to
 finish; done for each chunk as soon as it is committed, on a second connection, it
 runs in the server while the next chunk loads: the server's second core at work.
 
@@ -22,7 +22,7 @@ from typing import Any
 
 import pymysql
 
-from functions.ingest.repository import SignalsRepository
+from functions.ingest.repository import Repository
 
 logger = logging.getLogger("upsell_signals.ingest")
 
@@ -30,7 +30,7 @@ logger = logging.getLogger("upsell_signals.ingest")
 class ChangeLister:
     """Lists committed chunks' new and changed rows in the background, on its own connection."""
 
-    def __init__(self, repository: SignalsRepository, sync_date: dt.date) -> None:
+    def __init__(self, repository: Repository, sync_date: dt.date) -> None:
         self.repository = repository  # holds the publish lock and the list: publish on it
         self._sync_date = sync_date
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="list-changes")
@@ -55,7 +55,7 @@ class ChangeLister:
         # every row it reads, the gap after the last staged row included, and the next
         # chunk's load would wait on it.
         with self.repository.transaction(f"list changes of rows {from_row}-{to_row - 1}", read_committed=True):
-            return self.repository.list_changes(self._sync_date, from_row, to_row)
+            return self.repository.signals.list_changes(self._sync_date, from_row, to_row)
 
     def _collect(self, *, wait: bool) -> None:
         while self._pending and (wait or self._pending[0].done()):
@@ -75,13 +75,13 @@ def listing_alongside_staging(
     None when another publish holds the lock (the publish then waits for it and lists at
     the end) or when the table is empty (every row is new: there is nothing to list).
     """
-    repository = SignalsRepository(connect())
+    repository = Repository(connect())
     try:
         with repository.transaction("open the list of changes"):
-            locked = repository.try_publish_lock()  # a named lock: it outlives the transaction
-            listing = locked and not repository.table_is_empty()
+            locked = repository.signals.try_publish_lock()  # a named lock: it outlives the transaction
+            listing = locked and not repository.signals.table_is_empty()
             if listing:
-                repository.open_change_list(file_rows)
+                repository.signals.open_change_list(file_rows)
         if not locked:
             logger.info("another publish holds the lock: changes are listed at publish time")
         if listing:
@@ -95,5 +95,5 @@ def listing_alongside_staging(
             return
     finally:
         # Ending the session releases the lock and drops the list with it.
-        repository.connection.close()
+        repository.close()
     yield None

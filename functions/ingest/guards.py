@@ -47,65 +47,79 @@ def validate_override_names(names: list[str]) -> frozenset[str]:
 
 def evaluate_guards(figures: GuardFigures, thresholds: GuardThresholds, overridden: frozenset[str]) -> list[GuardTrip]:
     """Every guard that trips and is not overridden, in a fixed order."""
-    trips: list[GuardTrip] = []
+    judged = (
+        _empty_file_or_reject_ratio(figures, thresholds),
+        _row_count_drift(figures, thresholds),
+        _delete_ratio(figures, thresholds),
+        _stale_date(figures),
+    )
+    return [trip for trip in judged if trip is not None and trip.guard not in overridden]
+
+
+def _empty_file_or_reject_ratio(figures: GuardFigures, thresholds: GuardThresholds) -> GuardTrip | None:
     if figures.rows_processed == 0:
-        trips.append(GuardTrip("empty_file", "the file has no rows", {"rows_processed": 0}))
-    else:
-        ratio = figures.rows_rejected / figures.rows_processed
-        if ratio > thresholds.max_reject_ratio:
-            trips.append(
-                GuardTrip(
-                    "reject_ratio",
-                    f"{figures.rows_rejected} of {figures.rows_processed} rows rejected ({ratio:.2%}), "
-                    f"limit {thresholds.max_reject_ratio:.2%}",
-                    {
-                        "rows_rejected": figures.rows_rejected,
-                        "rows_processed": figures.rows_processed,
-                        "ratio": round(ratio, 6),
-                        "limit": thresholds.max_reject_ratio,
-                    },
-                )
-            )
-    if figures.previous_rows_loaded:
-        drift = abs(figures.rows_loaded - figures.previous_rows_loaded) / figures.previous_rows_loaded
-        if drift > thresholds.max_row_count_drift:
-            trips.append(
-                GuardTrip(
-                    "row_count_drift",
-                    f"{figures.rows_loaded} rows against {figures.previous_rows_loaded} on {figures.previous_date} "
-                    f"({drift:.2%} drift), limit {thresholds.max_row_count_drift:.2%}",
-                    {
-                        "rows_loaded": figures.rows_loaded,
-                        "previous_rows_loaded": figures.previous_rows_loaded,
-                        "previous_date": str(figures.previous_date),
-                        "drift": round(drift, 6),
-                        "limit": thresholds.max_row_count_drift,
-                    },
-                )
-            )
-    if figures.delete_missing and figures.table_rows:
-        delete_ratio = figures.rows_to_delete / figures.table_rows
-        if delete_ratio > thresholds.max_delete_ratio:
-            trips.append(
-                GuardTrip(
-                    "delete_ratio",
-                    f"{figures.rows_to_delete} of {figures.table_rows} rows would be deleted ({delete_ratio:.2%}), "
-                    f"limit {thresholds.max_delete_ratio:.2%}",
-                    {
-                        "rows_to_delete": figures.rows_to_delete,
-                        "table_rows": figures.table_rows,
-                        "ratio": round(delete_ratio, 6),
-                        "limit": thresholds.max_delete_ratio,
-                    },
-                )
-            )
-    if figures.newest_completed_date and figures.sync_date < figures.newest_completed_date:
-        trips.append(
-            GuardTrip(
-                "stale_date",
-                f"{figures.sync_date} is older than the newest completed date {figures.newest_completed_date}; "
-                "publishing it would overwrite newer data with older",
-                {"sync_date": str(figures.sync_date), "newest_completed_date": str(figures.newest_completed_date)},
-            )
-        )
-    return [trip for trip in trips if trip.guard not in overridden]
+        return GuardTrip("empty_file", "the file has no rows", {"rows_processed": 0})
+    ratio = figures.rows_rejected / figures.rows_processed
+    if ratio <= thresholds.max_reject_ratio:
+        return None
+    return GuardTrip(
+        "reject_ratio",
+        f"{figures.rows_rejected} of {figures.rows_processed} rows rejected ({ratio:.2%}), "
+        f"limit {thresholds.max_reject_ratio:.2%}",
+        {
+            "rows_rejected": figures.rows_rejected,
+            "rows_processed": figures.rows_processed,
+            "ratio": round(ratio, 6),
+            "limit": thresholds.max_reject_ratio,
+        },
+    )
+
+
+def _row_count_drift(figures: GuardFigures, thresholds: GuardThresholds) -> GuardTrip | None:
+    if not figures.previous_rows_loaded:
+        return None
+    drift = abs(figures.rows_loaded - figures.previous_rows_loaded) / figures.previous_rows_loaded
+    if drift <= thresholds.max_row_count_drift:
+        return None
+    return GuardTrip(
+        "row_count_drift",
+        f"{figures.rows_loaded} rows against {figures.previous_rows_loaded} on {figures.previous_date} "
+        f"({drift:.2%} drift), limit {thresholds.max_row_count_drift:.2%}",
+        {
+            "rows_loaded": figures.rows_loaded,
+            "previous_rows_loaded": figures.previous_rows_loaded,
+            "previous_date": str(figures.previous_date),
+            "drift": round(drift, 6),
+            "limit": thresholds.max_row_count_drift,
+        },
+    )
+
+
+def _delete_ratio(figures: GuardFigures, thresholds: GuardThresholds) -> GuardTrip | None:
+    if not (figures.delete_missing and figures.table_rows):
+        return None
+    delete_ratio = figures.rows_to_delete / figures.table_rows
+    if delete_ratio <= thresholds.max_delete_ratio:
+        return None
+    return GuardTrip(
+        "delete_ratio",
+        f"{figures.rows_to_delete} of {figures.table_rows} rows would be deleted ({delete_ratio:.2%}), "
+        f"limit {thresholds.max_delete_ratio:.2%}",
+        {
+            "rows_to_delete": figures.rows_to_delete,
+            "table_rows": figures.table_rows,
+            "ratio": round(delete_ratio, 6),
+            "limit": thresholds.max_delete_ratio,
+        },
+    )
+
+
+def _stale_date(figures: GuardFigures) -> GuardTrip | None:
+    if not (figures.newest_completed_date and figures.sync_date < figures.newest_completed_date):
+        return None
+    return GuardTrip(
+        "stale_date",
+        f"{figures.sync_date} is older than the newest completed date {figures.newest_completed_date}; "
+        "publishing it would overwrite newer data with older",
+        {"sync_date": str(figures.sync_date), "newest_completed_date": str(figures.newest_completed_date)},
+    )

@@ -86,7 +86,7 @@ import pyarrow
 assert pyarrow.__file__.startswith(pyarrow_tree), pyarrow.__file__
 import functions.ingest.handler  # the whole ingest import graph
 from functions.ingest.parquet_reader import SignalFile
-from functions.ingest.staging_file import write_load_file
+from functions.ingest.load_files import write_load_file
 from functions.ingest.validation import validate_batch
 rows = valid = 0
 for first_row, batch in SignalFile(Path(parquet)).batches(0, 500):

@@ -11,8 +11,8 @@ import pyarrow.compute as pc
 import pymysql
 import pytest
 
-from functions.ingest import repository
-from functions.ingest.repository import SignalsRepository
+from functions.ingest.repository import signals as repository  # the publish's SQL and its tuning constants
+from functions.ingest.repository.signals import SignalsTable as SignalsRepository
 from functions.shared.errors import CorruptFile, GuardTripped, MissingObject, SchemaError
 from tests.factories import day_two, snowflake_table, write_duckdb, write_pyarrow, write_spark_style
 from tests.integration.conftest import expected_rows, query, table_rows

@@ -1,4 +1,4 @@
-"""Render normalised rows as a file for MariaDB's LOAD DATA, vectorised with pyarrow.
+"""Render normalised rows as a file for MariaDB's LOAD DATA (a staging chunk or a first-load chunk), vectorised with pyarrow.
 
 Format: LOAD DATA's defaults (tab-separated, backslash escapes, \\N for NULL, one row per
 line), so no value can break a field or a line whatever characters it holds.

@@ -1,0 +1,199 @@
+"""The metadata ledger: one row per date, who holds it (claim, renew, check, hand over) and how it ended."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import pymysql
+
+from functions.ingest.claim_rules import LEASE_LIVE, ROW_LOCKED, ClaimOutcome, ClaimRequest, decide_claim
+from functions.ingest.repository.names import DUPLICATE_KEY, LOCK_WAIT_TIMEOUT, METADATA, RUNS
+from functions.ingest.repository.session import Session
+from functions.shared.errors import ClaimLost, TransientError
+
+
+@dataclass(frozen=True)
+class CompletedSync:
+    """A completed date, for the row-count and stale-date guards."""
+
+    sync_date: dt.date
+    rows_loaded: int
+
+
+def _holder_values(request: ClaimRequest, attempt: int, lease_seconds: int) -> tuple[Any, ...]:
+    """s3_key, s3_etag, workflow_id, holder_token, holder_dry_run, trigger_source, attempt, lease seconds: a claim's values."""
+    return (
+        request.s3_key,
+        request.etag,
+        request.invocation_id,
+        request.holder_token,
+        request.dry_run,
+        request.trigger,
+        attempt,
+        lease_seconds,
+    )
+
+
+class ClaimLedger:
+    """SQL of upsell_signal_sync_metadata: every write is fenced by the holder's token."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def claim(self, request: ClaimRequest, lease_seconds: int) -> ClaimOutcome:
+        """Atomically take the date, or say why not (call inside a transaction).
+
+        Never waits on the metadata row's lock: a holder's open transaction (or a paused
+        holder's, until the server ends its session) makes the claim answer from a plain
+        read, or retry when the answer would be to take the date.
+        """
+        current = self._lock_metadata_row(request.sync_date)
+        if current is None:
+            return self._claim_new_date(request, lease_seconds)
+        decision = decide_claim(current, request)
+        if decision.kind != "claimed" or decision.previous is None:
+            return decision  # skipped, in progress, or our own claim
+        attempt = self._next_attempt(request.sync_date, int(current["attempt"]))
+        self.session.execute(
+            f"UPDATE {METADATA} SET status = 'started', s3_key = %s, s3_etag = %s, workflow_id = %s, "
+            "holder_token = %s, holder_dry_run = %s, trigger_source = %s, attempt = %s, "
+            "lease_expires_at = NOW() + INTERVAL %s SECOND, error_message = NULL, "
+            "started_at = NOW(), completed_at = NULL, duration_ms = NULL, rows_processed = NULL, "
+            "rows_inserted = NULL, rows_updated = NULL, rows_unchanged = NULL, rows_rejected = NULL, "
+            "rows_deleted = NULL WHERE sync_date = %s",
+            (*_holder_values(request, attempt, lease_seconds), request.sync_date),
+        )
+        return ClaimOutcome("claimed", attempt, decision.reason, decision.previous)
+
+    def _lock_metadata_row(self, sync_date: dt.date) -> dict[str, Any] | None:
+        """The date's metadata row, locked; a busy row is read without the lock and marked so."""
+        columns = f"*, lease_expires_at > NOW() AS {LEASE_LIVE}"
+        try:
+            row = self.session.fetch_dict(
+                f"SELECT {columns} FROM {METADATA} WHERE sync_date = %s FOR UPDATE NOWAIT", (sync_date,)
+            )
+        except pymysql.err.OperationalError as error:
+            if error.args[0] != LOCK_WAIT_TIMEOUT:
+                raise
+            # Only this statement failed; a consistent read of the row needs no lock.
+            busy = self.session.fetch_dict(f"SELECT {columns} FROM {METADATA} WHERE sync_date = %s", (sync_date,))
+            return None if busy is None else {**busy, ROW_LOCKED: True}
+        return row
+
+    def _claim_new_date(self, request: ClaimRequest, lease_seconds: int) -> ClaimOutcome:
+        attempt = self._next_attempt(request.sync_date, 0)
+        try:
+            self.session.execute(
+                f"INSERT INTO {METADATA} (sync_date, s3_key, s3_etag, workflow_id, holder_token, "
+                "holder_dry_run, status, trigger_source, attempt, lease_expires_at, started_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s, 'started', %s, %s, NOW() + INTERVAL %s SECOND, NOW())",
+                (request.sync_date, *_holder_values(request, attempt, lease_seconds)),
+            )
+        except pymysql.err.IntegrityError as error:
+            if error.args[0] != DUPLICATE_KEY:
+                raise
+            raise TransientError(f"another invocation claimed {request.sync_date} at the same instant") from error
+        return ClaimOutcome("claimed", attempt)
+
+    def _next_attempt(self, sync_date: dt.date, current_attempt: int) -> int:
+        """One past every attempt the date has had, dry runs included: numbers are never reused."""
+        row = self.session.fetch_one(f"SELECT MAX(attempt) FROM {RUNS} WHERE sync_date = %s", (sync_date,))
+        recorded = int(row[0]) if row and row[0] is not None else 0
+        return max(current_attempt, recorded) + 1
+
+    def renew_lease(self, sync_date: dt.date, holder_token: str, lease_seconds: int) -> None:
+        """Check we still hold the date and push the lease out (inside a transaction)."""
+        self.check_holder(sync_date, holder_token)
+        self.session.execute(
+            f"UPDATE {METADATA} SET lease_expires_at = NOW() + INTERVAL %s SECOND WHERE sync_date = %s",
+            (lease_seconds, sync_date),
+        )
+
+    def check_holder(self, sync_date: dt.date, holder_token: str) -> None:
+        """ClaimLost unless this execution still holds the date; locks the row until the transaction ends."""
+        holder = self.session.fetch_one(
+            f"SELECT holder_token, status, attempt FROM {METADATA} WHERE sync_date = %s FOR UPDATE", (sync_date,)
+        )
+        if holder is None or holder[0] != holder_token or holder[1] != "started":
+            now = "nobody" if holder is None else f"attempt {holder[2]}, {holder[1]}"
+            raise ClaimLost(f"{sync_date} was taken over by another execution (now {now}); this one stops")
+
+    def hand_over(self, sync_date: dt.date, holder_token: str, reason: str) -> bool:
+        """Let the lease run out now, keeping the date started, so the next execution resumes at once."""
+        return (
+            self.session.execute(
+                f"UPDATE {METADATA} SET lease_expires_at = NOW(), error_message = %s "
+                "WHERE sync_date = %s AND holder_token = %s AND status = 'started'",
+                (reason, sync_date, holder_token),
+            )
+            == 1
+        )
+
+    def complete(self, sync_date: dt.date, holder_token: str, etag: str, counts: dict[str, int], duration_ms: int) -> None:
+        """Mark the date completed with its counts (inside the publish transaction)."""
+        self.renew_lease(sync_date, holder_token, 0)
+        self.session.execute(
+            f"UPDATE {METADATA} SET status = 'completed', completed_etag = %s, lease_expires_at = NULL, "
+            "completed_at = NOW(), duration_ms = %s, rows_processed = %s, rows_inserted = %s, rows_updated = %s, "
+            "rows_unchanged = %s, rows_rejected = %s, rows_deleted = %s, error_message = NULL WHERE sync_date = %s",
+            (
+                etag,
+                duration_ms,
+                counts["rows_processed"],
+                counts["rows_inserted"],
+                counts["rows_updated"],
+                counts["rows_unchanged"],
+                counts["rows_rejected"],
+                counts["rows_deleted"],
+                sync_date,
+            ),
+        )
+
+    def fail(self, sync_date: dt.date, holder_token: str, reason: str, duration_ms: int) -> bool:
+        """Mark our claim failed with the reason; False when another execution holds it now."""
+        return (
+            self.session.execute(
+                f"UPDATE {METADATA} SET status = 'failed', error_message = %s, lease_expires_at = NULL, "
+                "completed_at = NOW(), duration_ms = %s WHERE sync_date = %s AND holder_token = %s AND status = 'started'",
+                (reason, duration_ms, sync_date, holder_token),
+            )
+            == 1
+        )
+
+    def release_dry_run(self, sync_date: dt.date, holder_token: str, previous: dict[str, Any] | None) -> bool:
+        """Put the metadata row back as it was before a dry run claimed the date; False if no longer ours."""
+        if previous is None:
+            return (
+                self.session.execute(
+                    f"DELETE FROM {METADATA} WHERE sync_date = %s AND holder_token = %s AND status = 'started'",
+                    (sync_date, holder_token),
+                )
+                == 1
+            )
+        restored = {name: value for name, value in previous.items() if name not in ("id", "sync_date", ROW_LOCKED)}
+        assignments = ", ".join(f"{name} = %({name})s" for name in restored)
+        return (
+            self.session.execute(
+                f"UPDATE {METADATA} SET {assignments} "
+                "WHERE sync_date = %(restore_date)s AND holder_token = %(restore_holder)s AND status = 'started'",
+                {**restored, "restore_date": sync_date, "restore_holder": holder_token},
+            )
+            == 1
+        )
+
+    # -- what the guards compare against -----------------------------------------
+
+    def newest_completed_date(self) -> dt.date | None:
+        row = self.session.fetch_one(f"SELECT MAX(sync_date) FROM {METADATA} WHERE status = 'completed'")
+        return row[0] if row else None
+
+    def last_completed_before(self, sync_date: dt.date) -> CompletedSync | None:
+        """The latest completed date other than this one, with the rows it loaded."""
+        row = self.session.fetch_one(
+            f"SELECT sync_date, rows_processed - rows_rejected FROM {METADATA} "
+            "WHERE status = 'completed' AND sync_date <> %s ORDER BY sync_date DESC LIMIT 1",
+            (sync_date,),
+        )
+        return CompletedSync(row[0], int(row[1])) if row else None

@@ -1,0 +1,30 @@
+"""The names the ingest's SQL uses: tables, named locks and the server's error codes, in one place."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+TARGET = "company_upsell_signals"
+STAGING = "upsell_signal_staging"
+METADATA = "upsell_signal_sync_metadata"
+RUNS = "upsell_signal_sync_runs"
+PROGRESS = "upsell_signal_staging_progress"
+REJECTED = "upsell_signal_rejected_rows"
+CHANGES = "publish_changes"  # temporary: the staged rows a publish will insert or update
+STAGED_KEYS = "staged_keys"  # temporary: the keys a delete-mode publish keeps
+
+PUBLISH_LOCK = "company_upsell_signals_publish"
+STAGING_LOCK_TIMEOUT_SECONDS = 60
+
+LOCK_WAIT_TIMEOUT = 1205  # also what FOR UPDATE NOWAIT answers on a locked row
+DUPLICATE_KEY = 1062
+NO_PARTITION = 1526  # a row for a partition that does not exist
+
+
+def staging_lock(sync_date: dt.date) -> str:
+    """The named lock that serialises the DDL of one date's staging partition."""
+    return f"{STAGING}:{sync_date.isoformat()}"
+
+
+def partition_name(sync_date: dt.date) -> str:
+    return f"p{sync_date:%Y%m%d}"

@@ -1,0 +1,81 @@
+"""The run history: one row per invocation of a date, whatever it ended as."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from functions.ingest.repository.names import RUNS
+from functions.ingest.repository.session import Session
+
+
+class RunHistory:
+    """SQL of upsell_signal_sync_runs."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def start_run(
+        self,
+        *,
+        sync_date: dt.date,
+        attempt: int,
+        invocation_id: str,
+        trigger: str,
+        s3_key: str,
+        etag: str | None,
+        force_resync: bool,
+        dry_run: bool,
+        status: str = "started",
+        reason: str | None = None,
+    ) -> int:
+        """Add this invocation to the run history; returns the run's id."""
+        self.session.execute(
+            f"INSERT INTO {RUNS} (sync_date, attempt, workflow_id, trigger_source, s3_key, s3_etag, "
+            "force_resync, dry_run, status, error_message, finished_at, duration_ms) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, IF(%s = 'started', NULL, NOW(3)), IF(%s = 'started', NULL, 0))",
+            (
+                sync_date,
+                attempt,
+                invocation_id,
+                trigger,
+                s3_key,
+                etag,
+                force_resync,
+                dry_run,
+                status,
+                reason,
+                status,
+                status,
+            ),
+        )
+        return int(self.session.connection.insert_id())  # type: ignore[no-untyped-call]
+
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        status: str,
+        counts: dict[str, int | None],
+        duration_ms: int,
+        error_type: str | None = None,
+        error_message: str | None = None,
+    ) -> None:
+        self.session.execute(
+            f"UPDATE {RUNS} SET status = %s, rows_processed = %s, rows_inserted = %s, "
+            "rows_updated = %s, rows_unchanged = %s, rows_rejected = %s, rows_deleted = %s, rows_resumed = %s, "
+            "error_type = %s, error_message = %s, finished_at = NOW(3), duration_ms = %s WHERE id = %s",
+            (
+                status,
+                counts.get("rows_processed"),
+                counts.get("rows_inserted"),
+                counts.get("rows_updated"),
+                counts.get("rows_unchanged"),
+                counts.get("rows_rejected"),
+                counts.get("rows_deleted"),
+                counts.get("rows_resumed"),
+                error_type,
+                error_message,
+                duration_ms,
+                run_id,
+            ),
+        )

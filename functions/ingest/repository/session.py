@@ -1,0 +1,117 @@
+"""One database session: transactions, reads, named locks and the bulk-load plumbing.
+
+Nothing here commits by itself: the caller decides the unit of work with `transaction()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pymysql
+
+from functions.ingest.repository.names import DUPLICATE_KEY, NO_PARTITION
+from functions.shared.db import get_lock, named_lock, offering_local_file
+from functions.shared.errors import PermanentError, TransientError, translate_errors
+
+
+def raise_load_warnings(warnings: list[tuple[int, str]]) -> None:
+    """Name what LOAD DATA LOCAL turned into warnings: a lost partition or a second writer are not validation gaps."""
+    text = "; ".join(f"{code} {message}" for code, message in warnings)
+    codes = {code for code, _ in warnings}
+    if NO_PARTITION in codes:
+        raise TransientError(f"the date's staging partition is gone (another execution took the date over?): {text}")
+    if DUPLICATE_KEY in codes:
+        raise TransientError(f"rows already staged by another writer (another execution staging the date?): {text}")
+    raise PermanentError(f"load changed values (a validation gap): {text}")
+
+
+class Session:
+    """A connection and the ways every table family uses it."""
+
+    def __init__(self, connection: pymysql.Connection[Any]) -> None:
+        self.connection = connection
+
+    def close(self) -> None:
+        self.connection.close()
+
+    @contextmanager
+    def transaction(self, action: str, *, read_committed: bool = False) -> Iterator[None]:
+        """Commit the block's statements together, or roll them back; errors translated.
+
+        `read_committed` reads without locking rows (the session's default is REPEATABLE
+        READ, under which INSERT ... SELECT locks every row it reads) for this one block.
+        """
+        with translate_errors(action):
+            try:
+                if read_committed:
+                    self.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")  # the next transaction only
+                self.connection.begin()
+                yield
+                self.connection.commit()
+            except BaseException:
+                if self.connection.open:
+                    self.connection.rollback()
+                raise
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
+        with self.connection.cursor() as cursor:
+            return int(cursor.execute(sql, params))
+
+    def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        return tuple(row) if row is not None else None
+
+    def fetch_dict(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        with self.connection.cursor(pymysql.cursors.DictCursor) as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        return dict(row) if row is not None else None
+
+    def fetch_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self.connection.cursor(pymysql.cursors.DictCursor) as cursor:
+            cursor.execute(sql, params)
+            return [dict(row) for row in cursor.fetchall()]
+
+    @contextmanager
+    def locked(self, name: str, timeout_seconds: int, action: str) -> Iterator[None]:
+        """Hold a MariaDB named lock for the block (this session may hold it already); errors translated."""
+        with translate_errors(action), named_lock(self.connection, name, timeout_seconds):
+            yield
+
+    def try_lock(self, name: str, action: str) -> bool:
+        """Take a named lock if it is free this instant; True when taken (held until released or the session ends)."""
+        with translate_errors(action):
+            return get_lock(self.connection, name, 0)
+
+    def load_file(self, sql: str, path: Path, params: Sequence[Any], expected_rows: int) -> None:
+        """Run a LOAD DATA LOCAL INFILE of `path`; any warning or a row count off is an error."""
+        # The connection sends `path` only, and only while this statement runs.
+        with offering_local_file(self.connection, path), self.connection.cursor() as cursor:
+            loaded = cursor.execute(sql, params)
+            # LOCAL turns conversion errors into warnings; any warning means a value was
+            # changed on the way in, which validation exists to prevent.
+            if cursor.warning_count:
+                cursor.execute("SHOW WARNINGS LIMIT 5")
+                raise_load_warnings([(int(row[1]), str(row[2])) for row in cursor.fetchall()])
+        if loaded != expected_rows:
+            raise PermanentError(f"load wrote {loaded} rows, expected {expected_rows}")
+
+    def insert_rows(self, table: str, fixed: dict[str, Any], row_columns: Sequence[str], rows: pa.Table) -> None:
+        """Multi-row INSERT of `rows` (the fallback where LOCAL INFILE is disabled)."""
+        if rows.num_rows == 0:
+            return
+        columns = [rows.column(name).to_pylist() for name in row_columns]
+        names = ", ".join((*fixed, *row_columns))
+        placeholders = ", ".join(["%s"] * (len(fixed) + len(row_columns)))
+        with self.connection.cursor() as cursor:
+            # PyMySQL turns executemany of INSERT ... VALUES into multi-row statements.
+            cursor.executemany(
+                f"INSERT INTO {table} ({names}) VALUES ({placeholders})",
+                [(*fixed.values(), *values) for values in zip(*columns, strict=True)],
+            )

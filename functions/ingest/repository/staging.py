@@ -1,0 +1,215 @@
+"""Staging: a date's partition, its pass's progress, its staged and rejected rows, and dropping them.
+
+Partition DDL commits by itself, so creating a pass and dropping one take the date's
+staging lock and never interleave; only the pass that owns a date's staging drops it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pymysql
+
+from functions.ingest.columns import COLUMN_NAMES
+from functions.ingest.repository.ledger import ClaimLedger
+from functions.ingest.repository.names import (
+    DUPLICATE_KEY,
+    METADATA,
+    NO_PARTITION,
+    PROGRESS,
+    REJECTED,
+    STAGING,
+    STAGING_LOCK_TIMEOUT_SECONDS,
+    partition_name,
+    staging_lock,
+)
+from functions.ingest.repository.session import Session, raise_load_warnings
+from functions.ingest.validation import SOURCE_ROW, RejectedRow
+from functions.shared.errors import ClaimLost, translate_errors
+
+_COLUMNS = ", ".join(COLUMN_NAMES)
+# Staging rows whose pass nobody holds any more (no live claim) and nobody touched for a while.
+_ABANDONED = (
+    f"LEFT JOIN {METADATA} m ON m.sync_date = p.sync_date "
+    "WHERE {date_filter}p.updated_at < NOW() - INTERVAL %s DAY "
+    "AND NOT (m.status <=> 'started' AND m.lease_expires_at > NOW())"
+)
+
+
+class _RejectsCursor(pymysql.cursors.Cursor):
+    """A cursor whose executemany never builds an INSERT over about 1 MB.
+
+    PyMySQL starts a new multi-row statement before one would pass max_stmt_length, and
+    validation caps each stored value at about 1 KiB, so one rejected row stays far below
+    this and no statement nears max_allowed_packet (1 MiB at its lowest usual setting).
+    """
+
+    max_stmt_length = 1_000_000
+
+
+@dataclass(frozen=True)
+class StagingProgress:
+    """How far a date's staging pass has got; committed with every chunk."""
+
+    attempt: int
+    rows_read: int
+    rows_staged: int
+    rows_rejected: int
+    chunks_committed: int
+    complete: bool
+
+
+class Staging:
+    """SQL of upsell_signal_staging, its progress rows and the rejected rows."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def staging_progress(self, sync_date: dt.date, etag: str) -> StagingProgress | None:
+        """The pass staged from this exact object, if one exists (resumable)."""
+        row = self.session.fetch_one(
+            "SELECT attempt, rows_read, rows_staged, rows_rejected, chunks_committed, staging_complete "
+            f"FROM {PROGRESS} WHERE sync_date = %s AND s3_etag = %s",
+            (sync_date, etag),
+        )
+        if row is None:
+            return None
+        return StagingProgress(int(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]), bool(row[5]))
+
+    def start_staging(self, sync_date: dt.date, etag: str, attempt: int, holder_token: str) -> StagingProgress:
+        """Begin a fresh pass for this object: empty partition, progress at row 0 (only while we hold the date)."""
+        with self._staging_lock(sync_date), translate_errors(f"prepare staging of {sync_date}"):
+            self.session.connection.begin()
+            # A stale holder must not drop the pass of the date's new one.
+            ClaimLedger(self.session).check_holder(sync_date, holder_token)
+            self.session.execute(f"DELETE FROM {PROGRESS} WHERE sync_date = %s", (sync_date,))
+            self.session.connection.commit()
+            self._drop_partition(sync_date)
+            self.session.execute(
+                f"ALTER TABLE {STAGING} ADD PARTITION "
+                f"(PARTITION {partition_name(sync_date)} VALUES IN ('{sync_date.isoformat()}'))"
+            )
+            self.session.execute(
+                f"INSERT INTO {PROGRESS} (sync_date, s3_etag, attempt) VALUES (%s, %s, %s)", (sync_date, etag, attempt)
+            )
+            self.session.connection.commit()
+        return StagingProgress(attempt, 0, 0, 0, 0, False)
+
+    # -- one chunk's rows ---------------------------------------------------------
+
+    def load_staging_file(self, sync_date: dt.date, path: Path, expected_rows: int) -> None:
+        """LOAD DATA LOCAL INFILE a file written by load_files.write_load_file into staging."""
+        self.session.load_file(
+            f"LOAD DATA LOCAL INFILE %s INTO TABLE {STAGING} CHARACTER SET utf8mb4 ({SOURCE_ROW}, {_COLUMNS}) SET sync_date = %s",
+            path,
+            (str(path), sync_date),
+            expected_rows,
+        )
+
+    def insert_staging_rows(self, sync_date: dt.date, rows: pa.Table) -> None:
+        """Multi-row INSERT of staged rows: the fallback where LOCAL INFILE is disabled."""
+        try:
+            self.session.insert_rows(STAGING, {"sync_date": sync_date}, (SOURCE_ROW, *COLUMN_NAMES), rows)
+        except (pymysql.err.IntegrityError, pymysql.err.OperationalError) as error:
+            if error.args[0] not in (NO_PARTITION, DUPLICATE_KEY):
+                raise
+            raise_load_warnings([(int(error.args[0]), str(error.args[1]))])
+
+    def insert_rejected_rows(self, sync_date: dt.date, attempt: int, rejected: Sequence[RejectedRow]) -> None:
+        """Record rejected rows, in statements of bounded size (see _RejectsCursor)."""
+        if not rejected:
+            return
+        with self.session.connection.cursor(_RejectsCursor) as cursor:
+            cursor.executemany(
+                f"INSERT INTO {REJECTED} "
+                "(sync_date, attempt, source_row, cdms_canonical_company_id, reasons, original_values) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                [(sync_date, attempt, row.source_row, row.company_id, row.reasons, row.original_values_json) for row in rejected],
+            )
+
+    def advance_progress(self, sync_date: dt.date, etag: str, *, from_row: int, to_row: int, staged: int, rejected: int) -> None:
+        """Record a committed chunk; refuses if another writer moved the pass meanwhile."""
+        moved = self.session.execute(
+            f"UPDATE {PROGRESS} SET rows_read = %s, rows_staged = rows_staged + %s, "
+            "rows_rejected = rows_rejected + %s, chunks_committed = chunks_committed + 1 "
+            "WHERE sync_date = %s AND s3_etag = %s AND rows_read = %s AND NOT staging_complete",
+            (to_row, staged, rejected, sync_date, etag, from_row),
+        )
+        if moved != 1:
+            raise ClaimLost(f"staging progress of {sync_date} moved under us (expected rows_read={from_row})")
+
+    def finish_staging(self, sync_date: dt.date, etag: str, rows_read: int) -> None:
+        """Mark the pass complete once every row of the file is staged or rejected."""
+        if (
+            self.session.execute(
+                f"UPDATE {PROGRESS} SET staging_complete = TRUE WHERE sync_date = %s AND s3_etag = %s AND rows_read = %s",
+                (sync_date, etag, rows_read),
+            )
+            != 1
+        ):
+            raise ClaimLost(f"staging progress of {sync_date} is not at row {rows_read}; another writer moved it")
+
+    # -- clean-up -------------------------------------------------------------------
+
+    def drop_pass(self, sync_date: dt.date, etag: str, pass_attempt: int) -> bool:
+        """Drop the date's staging if it still holds this pass; a newer pass's is left alone (DDL: commits)."""
+        with self._staging_lock(sync_date), translate_errors(f"drop staging of {sync_date}"):
+            # The progress row goes first: a partition left without one is dropped by the
+            # next pass of the date, while a progress row without its rows would be resumed.
+            owned = self.session.execute(
+                f"DELETE FROM {PROGRESS} WHERE sync_date = %s AND s3_etag = %s AND attempt = %s",
+                (sync_date, etag, pass_attempt),
+            )
+            self.session.connection.commit()
+            if owned:
+                self._drop_partition(sync_date)
+        return owned == 1
+
+    def drop_abandoned_staging(self, older_than_days: int) -> list[dt.date]:
+        """Drop staging nobody has touched for a while and no live claim holds; the dates dropped."""
+        dropped = []
+        for sync_date in self._abandoned_staging_dates(older_than_days):
+            with self._staging_lock(sync_date), translate_errors(f"drop abandoned staging of {sync_date}"):
+                # Asked again under the lock: a pass may have resumed since the list was read.
+                if self.session.execute(
+                    f"DELETE p FROM {PROGRESS} p " + _ABANDONED.format(date_filter="p.sync_date = %s AND "),
+                    (sync_date, older_than_days),
+                ):
+                    self.session.connection.commit()
+                    self._drop_partition(sync_date)
+                    dropped.append(sync_date)
+                else:
+                    self.session.connection.commit()
+        return dropped
+
+    def _abandoned_staging_dates(self, older_than_days: int) -> list[dt.date]:
+        with self.session.connection.cursor() as cursor:
+            cursor.execute(f"SELECT p.sync_date FROM {PROGRESS} p " + _ABANDONED.format(date_filter=""), (older_than_days,))
+            rows = [row[0] for row in cursor.fetchall()]
+        self.session.connection.commit()
+        return rows
+
+    @contextmanager
+    def _staging_lock(self, sync_date: dt.date) -> Iterator[None]:
+        """Serialise the DDL of one date's partition: creating a pass and dropping one never interleave."""
+        with self.session.locked(staging_lock(sync_date), STAGING_LOCK_TIMEOUT_SECONDS, f"take the staging lock of {sync_date}"):
+            yield
+
+    def _partition_exists(self, sync_date: dt.date) -> bool:
+        return (
+            self.session.fetch_one(
+                "SELECT 1 FROM information_schema.partitions WHERE table_schema = DATABASE() "
+                "AND table_name = %s AND partition_name = %s",
+                (STAGING, partition_name(sync_date)),
+            )
+            is not None
+        )
+
+    def _drop_partition(self, sync_date: dt.date) -> None:
+        if self._partition_exists(sync_date):
+            self.session.execute(f"ALTER TABLE {STAGING} DROP PARTITION {partition_name(sync_date)}")

@@ -1,0 +1,154 @@
+"""Staging a file in committed chunks (resuming what an earlier attempt committed), then its publish; and the clean-up.
+
+Each chunk's rows, rejects and progress commit together, so a retry resumes at the last
+committed row. While the file stages, a second connection lists each committed chunk's
+changes for the publish when it can take the publish lock (see change_listing).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pymysql
+
+from functions.ingest import claims
+from functions.ingest.attempt import ClaimedAttempt, SyncResult
+from functions.ingest.change_listing import ChangeLister, listing_alongside_staging
+from functions.ingest.chunks import OpenedFile, PreparedChunk, open_file, prepared_chunks
+from functions.ingest.publish import publish
+from functions.ingest.repository import Repository, StagingProgress
+from functions.ingest.s3_source import SignalObjectStore
+from functions.shared.errors import TransientError
+from functions.shared.settings import IngestSettings
+
+logger = logging.getLogger("upsell_signals.ingest")
+
+ABANDONED_STAGING_DAYS = 7
+PROGRESS_LOG_CHUNKS = 20  # 500,000 rows at the default chunk size
+
+
+def stage_and_publish(
+    repository: Repository,
+    attempt: ClaimedAttempt,
+    progress: StagingProgress,
+    settings: IngestSettings,
+    *,
+    store: SignalObjectStore,
+    connect: Callable[[], pymysql.Connection[Any]],
+) -> SyncResult:
+    """Stage the rest of the file, listing its changes alongside when the publish lock is free; publish."""
+    opened = open_file(attempt, store, settings.work_dir)
+    rows_resumed = progress.rows_read
+    with listing_alongside_staging(
+        connect, attempt.held.sync_date, file_rows=opened.num_rows, rows_staged=progress.rows_read
+    ) as lister:
+        progress = stage_file(repository, attempt, progress, opened, settings, lister=lister)
+        # A run that found staging complete publishes regardless: see TimeBudget.
+        attempt.budget.stop_before_publish_if_short(progress.rows_staged)
+        if lister is None:
+            return publish(repository, attempt, progress, settings, rows_resumed=rows_resumed)
+        return publish(lister.repository, attempt, progress, settings, rows_resumed=rows_resumed, rows_listed=lister.finish())
+
+
+def stage_file(
+    repository: Repository,
+    attempt: ClaimedAttempt,
+    progress: StagingProgress,
+    opened: OpenedFile,
+    settings: IngestSettings,
+    *,
+    lister: ChangeLister | None,
+) -> StagingProgress:
+    """Stage the file from the last committed row on, one committed chunk at a time."""
+    if progress.rows_read:
+        logger.info("resuming staging at row %d (%d chunks committed)", progress.rows_read, progress.chunks_committed)
+    rows_read = progress.rows_read
+    chunks_this_run = 0
+    render = settings.load_method == "local_infile"
+    with prepared_chunks(opened, progress.rows_read, chunk_rows=settings.chunk_rows, render=render) as chunks:
+        for chunk in chunks:
+            if chunks_this_run:  # every run commits a chunk at least: hand-overs always make progress
+                attempt.budget.stop_if_out_of_time(f"staging at row {rows_read} of {opened.num_rows}")
+            commit_chunk(repository, attempt, chunk, rows_read, progress.attempt)
+            rows_read = chunk.end_row
+            chunks_this_run += 1
+            if chunks_this_run % PROGRESS_LOG_CHUNKS == 0:
+                log_progress(attempt, rows_read - progress.rows_read, rows_read, opened.num_rows)
+            if lister is not None:
+                lister.list_rows(chunk.first_row, rows_read)
+    if rows_read != opened.num_rows:
+        raise TransientError(f"read {rows_read} rows of {opened.num_rows}")
+    return finish_staging(repository, attempt, rows_read, settings.load_method)
+
+
+def commit_chunk(
+    repository: Repository, attempt: ClaimedAttempt, chunk: PreparedChunk, rows_read: int, pass_attempt: int
+) -> None:
+    """Stage one chunk's rows and rejects and move the progress, in one transaction."""
+    sync_date = attempt.held.sync_date
+    validated = chunk.validated
+    with repository.transaction(f"stage rows {chunk.first_row}-{chunk.end_row - 1}"):
+        if chunk.load_file is not None:
+            repository.staging.load_staging_file(sync_date, chunk.load_file, validated.valid_rows.num_rows)
+        else:
+            repository.staging.insert_staging_rows(sync_date, validated.valid_rows)
+        repository.staging.insert_rejected_rows(sync_date, pass_attempt, validated.rejected_rows)
+        repository.staging.advance_progress(
+            sync_date,
+            attempt.info.etag,
+            from_row=rows_read,
+            to_row=chunk.end_row,
+            staged=validated.valid_rows.num_rows,
+            rejected=len(validated.rejected_rows),
+        )
+        # Last, so the date's row is locked only for the commit, not the whole chunk:
+        # a claim meanwhile is answered at once.
+        claims.renew_lease(repository, attempt.held)
+
+
+def finish_staging(repository: Repository, attempt: ClaimedAttempt, rows_read: int, load_method: str) -> StagingProgress:
+    """Mark the pass complete (while we hold the date); its final counts."""
+    sync_date, etag = attempt.held.sync_date, attempt.info.etag
+    with repository.transaction("finish staging"):
+        claims.renew_lease(repository, attempt.held)
+        repository.staging.finish_staging(sync_date, etag, rows_read)
+    staged = repository.staging.staging_progress(sync_date, etag)
+    if staged is None or not staged.complete:
+        raise AssertionError(f"staging of {sync_date} was marked complete but reads otherwise")
+    logger.info(
+        "staged %d rows, rejected %d, in %d chunks",
+        staged.rows_staged,
+        staged.rows_rejected,
+        staged.chunks_committed,
+        extra={"rows_read": staged.rows_read, "load_method": load_method},
+    )
+    return staged
+
+
+def log_progress(attempt: ClaimedAttempt, rows_this_run: int, rows_read: int, file_rows: int) -> None:
+    """A line every few chunks, so that a long sync is not silent until its end."""
+    elapsed = time.monotonic() - attempt.held.started
+    rate = rows_this_run / elapsed if elapsed > 0 else 0.0
+    left = f"{(file_rows - rows_read) / rate:.0f}s" if rate else "unknown"
+    logger.info(
+        "staged %d of %d rows (%.0f%%) in %.0fs; about %s of staging left",
+        rows_read,
+        file_rows,
+        100 * rows_read / max(file_rows, 1),
+        elapsed,
+        left,
+        extra={"rows_read": rows_read, "rows_in_file": file_rows, "rows_per_second": round(rate)},
+    )
+
+
+def drop_staging(repository: Repository, attempt: ClaimedAttempt, pass_attempt: int) -> None:
+    """Drop this pass's staging, unless a newer pass owns the date's now, and any abandoned for a week."""
+    if not repository.staging.drop_pass(attempt.held.sync_date, attempt.info.etag, pass_attempt):
+        logger.info("staging of %s belongs to a newer pass now: left in place", attempt.held.sync_date)
+    # A date whose sync failed for good keeps its staging for a resume; after a week
+    # nobody will resume it, so the next successful sync clears it away.
+    for abandoned_date in repository.staging.drop_abandoned_staging(ABANDONED_STAGING_DAYS):
+        logger.info("dropped staging abandoned since a week or more: %s", abandoned_date)

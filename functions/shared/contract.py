@@ -1,0 +1,43 @@
+"""Facts the runtime and the infrastructure must agree on, written once: both import them from here.
+
+Pure constants (no AWS or database imports), so infra/ can read them without the runtime's packages.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+SERVICE_NAME = "upsell-signals-ingest"  # Powertools service: the metrics' `service` dimension the alarms filter on
+METRICS_NAMESPACE = "UpsellSignals"
+
+# Where Data Engineering unloads each day's file: <prefix>dt=YYYY-MM-DD/data.parquet
+KEY_PREFIX = "passive_upsell_signals/"
+KEY_SUFFIX = "/data.parquet"
+KEY_PATTERN = re.compile(r"^(?P<prefix>.*?)dt=(?P<date>[^/]*)/data\.parquet$")
+
+# Metric names the ingest emits; the alarms and the dashboard watch the same names.
+SYNC_COMPLETED = "SyncCompleted"
+SYNC_FAILED = "SyncFailed"
+GUARD_TRIPPED = "GuardTripped"
+SYNC_HANDED_OVER = "SyncHandedOver"
+SYNC_DURATION = "SyncDuration"
+STATUS_METRICS = {
+    "completed": SYNC_COMPLETED,
+    "skipped": "SyncSkipped",
+    "in_progress": "SyncInProgress",
+    "dry_run": "SyncDryRun",
+}
+ROW_METRICS = {
+    "rows_processed": "RowsProcessed",
+    "rows_inserted": "RowsInserted",
+    "rows_updated": "RowsUpdated",
+    "rows_unchanged": "RowsUnchanged",
+    "rows_rejected": "RowsRejected",
+    "rows_deleted": "RowsDeleted",
+}
+
+
+def object_key_for(prefix: str, sync_date: dt.date) -> str:
+    """The S3 key of a date's file: <prefix>dt=YYYY-MM-DD/data.parquet."""
+    return f"{prefix}dt={sync_date.isoformat()}{KEY_SUFFIX}"
