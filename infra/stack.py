@@ -71,6 +71,11 @@ class UpsellSignalsStack(Stack):
             migrate=self.migrations.function.function,
             dead_letter_queue=dead_letters.queue,
         )
+        self._outputs(storage, database, dead_letters)
+        self._acknowledge_findings(config, storage, dead_letters)
+
+    def _outputs(self, storage: SignalsBucket, database: Database, dead_letters: DeadLetterQueue) -> None:
+        """What operators and scripts/invoke read from the deployed stack."""
         outputs = {
             "IngestFunctionName": self.ingest.function.function.function_name,
             "MigrateFunctionName": self.migrations.function.function.function_name,
@@ -82,6 +87,9 @@ class UpsellSignalsStack(Stack):
         }
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)
+
+    def _acknowledge_findings(self, config: EnvConfig, storage: SignalsBucket, dead_letters: DeadLetterQueue) -> None:
+        """cdk-nag findings this design accepts, each with its reason."""
         for function in (self.ingest.function, self.migrations.function):
             acknowledge_function(function)
         acknowledge(

@@ -12,8 +12,8 @@ from functions.shared.errors import translate_errors
 MAX_EVENT_CHARS = 200_000
 
 
-class DeadLetterQueue:
-    """The queue operators redrive from; messages carry the original event and the cause."""
+class DeadLetterSender:
+    """Sends to the queue operators redrive from; messages carry the original event and the cause."""
 
     def __init__(self, sqs_client: Any, queue_url: str) -> None:
         self._sqs = sqs_client

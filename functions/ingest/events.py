@@ -17,9 +17,9 @@ from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, S3Eve
 from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventBridgeNotificationEvent
 
 from functions.ingest.guards import validate_override_names
+from functions.shared.contract import KEY_PATTERN
 from functions.shared.errors import BadEvent
 
-KEY_PATTERN = re.compile(r"^(?P<prefix>.*?)dt=(?P<date>[^/]*)/data\.parquet$")
 MANUAL_FIELDS = frozenset({"sync_date", "force_resync", "dry_run", "override_guards", "s3_key"})
 SCHEDULE_SOURCES = frozenset({"aws.events", "aws.scheduler"})
 SHOWN_EVENT_CHARS = 300

@@ -19,7 +19,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.ingest.dead_letters import DeadLetterQueue
+from functions.ingest.dead_letters import DeadLetterSender
 from functions.ingest.events import SyncRequest, is_s3_test_event, parse_event
 from functions.ingest.s3_source import SignalObjectStore
 from functions.ingest.service import SyncOptions, SyncService
@@ -44,7 +44,7 @@ class IngestApp:
 
     settings: IngestSettings
     service: SyncService
-    dead_letters: DeadLetterQueue | None
+    dead_letters: DeadLetterSender | None
 
 
 @cache
@@ -58,7 +58,7 @@ def build_app() -> IngestApp:
         # LOCAL INFILE only where the files are loaded (claims, failures, listing: none).
         connect_staging=lambda: connect(database, local_infile=settings.load_method == "local_infile"),
     )
-    queue = DeadLetterQueue(boto3.client("sqs"), settings.dead_letter_queue_url) if settings.dead_letter_queue_url else None
+    queue = DeadLetterSender(boto3.client("sqs"), settings.dead_letter_queue_url) if settings.dead_letter_queue_url else None
     return IngestApp(settings, service, queue)
 
 

@@ -1,4 +1,4 @@
-"""Metrics for each sync (CloudWatch EMF through Powertools). Names are what alarms use."""
+"""Metrics for each sync (CloudWatch EMF through Powertools). Names come from shared/contract.py, as the alarms' do."""
 
 from __future__ import annotations
 
@@ -7,24 +7,19 @@ from typing import Any
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from functions.shared.contract import (
+    GUARD_TRIPPED,
+    METRICS_NAMESPACE,
+    ROW_METRICS,
+    SERVICE_NAME,
+    STATUS_METRICS,
+    SYNC_DURATION,
+    SYNC_FAILED,
+    SYNC_HANDED_OVER,
+)
 from functions.shared.errors import GuardTripped
 
-METRICS_NAMESPACE = "UpsellSignals"
-SERVICE_NAME = "upsell-signals-ingest"
-STATUS_METRICS = {
-    "completed": "SyncCompleted",
-    "skipped": "SyncSkipped",
-    "in_progress": "SyncInProgress",
-    "dry_run": "SyncDryRun",
-}
-ROW_METRICS = {
-    "rows_processed": "RowsProcessed",
-    "rows_inserted": "RowsInserted",
-    "rows_updated": "RowsUpdated",
-    "rows_unchanged": "RowsUnchanged",
-    "rows_rejected": "RowsRejected",
-    "rows_deleted": "RowsDeleted",
-}
+__all__ = ["METRICS_NAMESPACE", "SERVICE_NAME", "record_failure", "record_hand_over", "record_result"]
 
 
 def record_result(metrics: Metrics, result: dict[str, Any]) -> None:
@@ -34,18 +29,18 @@ def record_result(metrics: Metrics, result: dict[str, Any]) -> None:
         if field in result:
             metrics.add_metric(name=metric, unit=MetricUnit.Count, value=result[field])
     if "duration_ms" in result:
-        metrics.add_metric(name="SyncDuration", unit=MetricUnit.Milliseconds, value=result["duration_ms"])
+        metrics.add_metric(name=SYNC_DURATION, unit=MetricUnit.Milliseconds, value=result["duration_ms"])
 
 
 def record_failure(metrics: Metrics, error: Exception) -> None:
     """SyncFailed (alarmed on), GuardTripped for a kill switch; the error type as metadata."""
-    metrics.add_metric(name="SyncFailed", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=SYNC_FAILED, unit=MetricUnit.Count, value=1)
     metrics.add_metadata(key="error_type", value=type(error).__name__)
     if isinstance(error, GuardTripped):
-        metrics.add_metric(name="GuardTripped", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=GUARD_TRIPPED, unit=MetricUnit.Count, value=1)
         metrics.add_metadata(key="guard", value=error.guard)
 
 
 def record_hand_over(metrics: Metrics) -> None:
     """SyncHandedOver: the sync stopped before the timeout and Lambda's retry resumes it (not a failure)."""
-    metrics.add_metric(name="SyncHandedOver", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=SYNC_HANDED_OVER, unit=MetricUnit.Count, value=1)

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from functions.shared.contract import KEY_PREFIX
+
 LoadMethod = Literal["local_infile", "insert"]
 MissingRows = Literal["keep", "delete"]
 
@@ -157,7 +159,7 @@ def load_ingest_settings(env: Mapping[str, str] | None = None) -> IngestSettings
         raise SettingsError("SIGNALS_BUCKET is not set: the bucket that receives the daily Parquet files")
     return IngestSettings(
         bucket=bucket,
-        key_prefix=_text(env, "SIGNALS_KEY_PREFIX", "passive_upsell_signals/") or "passive_upsell_signals/",
+        key_prefix=_text(env, "SIGNALS_KEY_PREFIX", KEY_PREFIX) or KEY_PREFIX,
         chunk_rows=_integer(env, "STAGING_CHUNK_ROWS", 25_000, minimum=1),
         load_method=_choice(env, "STAGING_LOAD_METHOD", "local_infile", ("local_infile", "insert")),  # type: ignore[arg-type]
         missing_rows=_choice(env, "MISSING_ROWS", "keep", ("keep", "delete")),  # type: ignore[arg-type]

@@ -53,35 +53,52 @@ class Database(Construct):
         self.secret: secretsmanager.ISecret
         self.rotations: list[Construct] = []
         if isinstance(settings, CreatedDatabase):
-            self.security_group = ec2.SecurityGroup(
-                self,
-                "SecurityGroup",
-                vpc=network.vpc,
-                description="MariaDB: only the upsell-signals functions",
-                allow_all_outbound=False,
-            )
-            instance = self._create(settings, network, log_retention_days, instance_identifier)
-            self.instance = instance
-            if instance.secret is None:
-                raise RuntimeError("the created database has no generated secret")
-            self.secret = instance.secret
+            self._use_created(settings, network, log_retention_days, instance_identifier)
         else:
-            self.security_group = ec2.SecurityGroup.from_security_group_id(  # type: ignore[assignment]
-                self, "SecurityGroup", settings.security_group_id, mutable=True
-            )
-            self.instance = rds.DatabaseInstance.from_database_instance_attributes(
-                self,
-                "Instance",
-                instance_identifier=settings.instance_identifier,
-                instance_endpoint_address=settings.endpoint,
-                port=settings.port,
-                security_groups=[self.security_group],
-            )
-            self.secret = secretsmanager.Secret.from_secret_complete_arn(self, "Secret", settings.secret_arn)
-            self.secret_kms_key_arn = settings.secret_kms_key_arn
+            self._use_imported(settings)
         self.port = settings.port if isinstance(settings, ImportedDatabase) else DEFAULT_PORT
         host = settings.endpoint if isinstance(settings, ImportedDatabase) else self.instance.db_instance_endpoint_address
-        self.ingest_secret = secretsmanager.Secret(
+        self.ingest_secret = self._ingest_secret(host)
+        # The first rotation runs as soon as its schedule exists; the stack makes every rotation wait
+        # for the migration, which creates the account and gives it the secret's password.
+        self.rotations.append(self._ingest_rotation(network, settings.rotation_days))
+
+    def _use_created(
+        self, settings: CreatedDatabase, network: Network, log_retention_days: int, instance_identifier: str
+    ) -> None:
+        """A database of this stack's own: its security group, instance and generated administrator secret."""
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "SecurityGroup",
+            vpc=network.vpc,
+            description="MariaDB: only the upsell-signals functions",
+            allow_all_outbound=False,
+        )
+        instance = self._create(settings, network, log_retention_days, instance_identifier)
+        self.instance = instance
+        if instance.secret is None:
+            raise RuntimeError("the created database has no generated secret")
+        self.secret = instance.secret
+
+    def _use_imported(self, settings: ImportedDatabase) -> None:
+        """An existing database: its security group, instance and administrator secret, by reference."""
+        self.security_group = ec2.SecurityGroup.from_security_group_id(  # type: ignore[assignment]
+            self, "SecurityGroup", settings.security_group_id, mutable=True
+        )
+        self.instance = rds.DatabaseInstance.from_database_instance_attributes(
+            self,
+            "Instance",
+            instance_identifier=settings.instance_identifier,
+            instance_endpoint_address=settings.endpoint,
+            port=settings.port,
+            security_groups=[self.security_group],
+        )
+        self.secret = secretsmanager.Secret.from_secret_complete_arn(self, "Secret", settings.secret_arn)
+        self.secret_kms_key_arn = settings.secret_kms_key_arn
+
+    def _ingest_secret(self, host: str) -> secretsmanager.Secret:
+        """The ingest account's secret (RDS format), password generated here."""
+        return secretsmanager.Secret(
             self,
             "IngestSecret",
             description=f"upsell-signals: the {INGEST_USERNAME} account (data changes on the ingest's tables only)",
@@ -100,21 +117,20 @@ class Database(Construct):
                 password_length=32,
             ),
         )
-        # The first rotation runs as soon as its schedule exists; the stack makes every rotation wait
-        # for the migration, which creates the account and gives it the secret's password.
-        self.rotations.append(
-            secretsmanager.SecretRotation(
-                self,
-                "IngestRotation",
-                application=secretsmanager.SecretRotationApplication.MARIADB_ROTATION_SINGLE_USER,
-                secret=self.ingest_secret,
-                target=self.instance,
-                vpc=network.vpc,
-                vpc_subnets=network.private_subnets,
-                endpoint=_secrets_manager_endpoint(network),
-                security_group=self._rotation_security_group(network),
-                automatically_after=Duration.days(settings.rotation_days),
-            )
+
+    def _ingest_rotation(self, network: Network, rotation_days: int) -> secretsmanager.SecretRotation:
+        """Single-user rotation of the ingest secret: the account changes its own password."""
+        return secretsmanager.SecretRotation(
+            self,
+            "IngestRotation",
+            application=secretsmanager.SecretRotationApplication.MARIADB_ROTATION_SINGLE_USER,
+            secret=self.ingest_secret,
+            target=self.instance,
+            vpc=network.vpc,
+            vpc_subnets=network.private_subnets,
+            endpoint=_secrets_manager_endpoint(network),
+            security_group=self._rotation_security_group(network),
+            automatically_after=Duration.days(rotation_days),
         )
 
     def _create(

@@ -11,6 +11,9 @@ from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as targets
 from constructs import Construct, IConstruct
 
+from functions.shared.contract import KEY_PREFIX as SIGNALS_PREFIX
+from functions.shared.contract import KEY_SUFFIX as SIGNALS_SUFFIX
+from functions.shared.contract import METRICS_NAMESPACE, SERVICE_NAME
 from infra.config import EnvConfig
 from infra.constructs.code import FunctionCode
 from infra.constructs.database import Database
@@ -18,11 +21,9 @@ from infra.constructs.dead_letter import DeadLetterQueue
 from infra.constructs.network import Network
 from infra.constructs.vpc_function import VpcFunction
 
+__all__ = ["INGEST_HANDLER", "METRICS_NAMESPACE", "SERVICE_NAME", "SIGNALS_PREFIX", "SIGNALS_SUFFIX", "Ingest"]
+
 INGEST_HANDLER = "functions.ingest.handler.handler"
-SIGNALS_PREFIX = "passive_upsell_signals/"
-SIGNALS_SUFFIX = "/data.parquet"
-SERVICE_NAME = "upsell-signals-ingest"
-METRICS_NAMESPACE = "UpsellSignals"
 # A claim outlives the invocation that holds it by this much, so a live holder is never taken over.
 LEASE_MARGIN_SECONDS = 60
 
@@ -63,7 +64,37 @@ class Ingest(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         sizing = config.ingest
-        self.function = VpcFunction(
+        self.function = self._function(
+            config, code=code, network=network, database=database, bucket=bucket, dead_letters=dead_letters
+        )
+        function = self.function.function
+        role = self.function.role
+        self._grant_least_privilege(role, bucket, bucket_kms_key_arn, dead_letters)
+        self._configure_async_invoke(function, sizing.retry_attempts, sizing.max_event_age_hours, dead_letters)
+        bucket.add_event_notification(
+            s3.EventType.OBJECT_CREATED,
+            s3n.LambdaDestination(function),
+            s3.NotificationKeyFilter(prefix=SIGNALS_PREFIX, suffix=SIGNALS_SUFFIX),
+        )
+        self.schedule = self._daily_fallback(config, function, dead_letters)
+        # No event may reach the ingest before the schema exists: both event sources wait for the migration.
+        self.schedule.node.add_dependency(after)
+        for notifications in _bucket_notification_resources(bucket):
+            notifications.node.add_dependency(after)
+
+    def _function(
+        self,
+        config: EnvConfig,
+        *,
+        code: FunctionCode,
+        network: Network,
+        database: Database,
+        bucket: s3.IBucket,
+        dead_letters: DeadLetterQueue,
+    ) -> VpcFunction:
+        """The ingest function in the VPC, on the ingest's own database account, configured by environment."""
+        sizing = config.ingest
+        return VpcFunction(
             self,
             "Ingest",
             function_name=f"upsell-signals-ingest-{config.name}",
@@ -95,17 +126,11 @@ class Ingest(Construct):
             reserved_concurrency=sizing.reserved_concurrency,
             log_retention_days=config.log_retention_days,
         )
-        function = self.function.function
-        role = self.function.role
-        self._grant_least_privilege(role, bucket, bucket_kms_key_arn, dead_letters)
-        self._configure_async_invoke(function, sizing.retry_attempts, sizing.max_event_age_hours, dead_letters)
 
-        bucket.add_event_notification(
-            s3.EventType.OBJECT_CREATED,
-            s3n.LambdaDestination(function),
-            s3.NotificationKeyFilter(prefix=SIGNALS_PREFIX, suffix=SIGNALS_SUFFIX),
-        )
-        self.schedule = scheduler.Schedule(
+    def _daily_fallback(self, config: EnvConfig, function: lambda_.Function, dead_letters: DeadLetterQueue) -> scheduler.Schedule:
+        """06:00 UTC (the config's schedule): the scheduled event, with its own retries and the same DLQ."""
+        sizing = config.ingest
+        return scheduler.Schedule(
             self,
             "DailyFallback",
             description="06:00 UTC: sync yesterday's file if no S3 event did",
@@ -118,10 +143,6 @@ class Ingest(Construct):
                 max_event_age=Duration.hours(sizing.max_event_age_hours),
             ),
         )
-        # No event may reach the ingest before the schema exists: both event sources wait for the migration.
-        self.schedule.node.add_dependency(after)
-        for notifications in _bucket_notification_resources(bucket):
-            notifications.node.add_dependency(after)
 
     @staticmethod
     def _grant_least_privilege(

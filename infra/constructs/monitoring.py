@@ -13,10 +13,11 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.constructs.ingest import METRICS_NAMESPACE, SERVICE_NAME
+from functions.shared.contract import GUARD_TRIPPED, METRICS_NAMESPACE, ROW_METRICS, SERVICE_NAME, SYNC_COMPLETED, SYNC_FAILED
 
 # A sync is due every day by 06:00 UTC at the latest; 26 hours leaves two hours of slack.
 STALE_AFTER_HOURS = 26
+_DASHBOARD_ROW_FIELDS = ("rows_inserted", "rows_updated", "rows_unchanged", "rows_rejected", "rows_deleted")
 
 
 def sync_metric(name: str, period: Duration) -> cloudwatch.Metric:
@@ -40,6 +41,16 @@ class Monitoring(Construct):
         dead_letter_queue: sqs.IQueue,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.topic = self._topic(alarm_email)
+        self.alarms = self._alarms(ingest, migrate, dead_letter_queue)
+        action = actions.SnsAction(self.topic)
+        for alarm in self.alarms:
+            alarm.add_alarm_action(action)
+            alarm.add_ok_action(action)
+        self.dashboard = self._dashboard(ingest, dead_letter_queue)
+
+    def _topic(self, alarm_email: str) -> sns.Topic:
+        """The alarm topic, e-mailing `alarm_email`."""
         # A customer key: CloudWatch cannot publish to a topic encrypted with the AWS-managed SNS key.
         key = kms.Key(self, "TopicKey", enable_key_rotation=True, description="upsell-signals alarm topic")
         key.add_to_resource_policy(
@@ -49,11 +60,15 @@ class Monitoring(Construct):
                 resources=["*"],
             )
         )
-        self.topic = sns.Topic(self, "Alarms", display_name="upsell-signals alarms", master_key=key, enforce_ssl=True)
-        self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
-        action = actions.SnsAction(self.topic)
+        topic = sns.Topic(self, "Alarms", display_name="upsell-signals alarms", master_key=key, enforce_ssl=True)
+        topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
+        return topic
 
-        self.alarms = [
+    def _alarms(
+        self, ingest: lambda_.IFunction, migrate: lambda_.IFunction, dead_letter_queue: sqs.IQueue
+    ) -> list[cloudwatch.Alarm]:
+        """Failed events waiting, either function raising, a guard tripping, no completed sync for a day."""
+        return [
             self._alarm_when_positive(
                 "DeadLetterQueueNotEmpty",
                 "Failed events are waiting in the DLQ: read the reason, fix, redrive",
@@ -72,7 +87,7 @@ class Monitoring(Construct):
             self._alarm_when_positive(
                 "GuardTripped",
                 "A guard stopped a publish: check the reason, then override or fix the file",
-                sync_metric("GuardTripped", Duration.minutes(5)),
+                sync_metric(GUARD_TRIPPED, Duration.minutes(5)),
             ),
             # Hourly periods, all 26 must be empty: an hour with no SyncCompleted counts as breaching,
             # so the alarm fires 26 hours after the last completed sync and clears on the next one.
@@ -80,7 +95,7 @@ class Monitoring(Construct):
                 self,
                 "NoCompletedSync",
                 alarm_description=f"No sync completed for more than {STALE_AFTER_HOURS} hours: the table is going stale",
-                metric=sync_metric("SyncCompleted", Duration.hours(1)),
+                metric=sync_metric(SYNC_COMPLETED, Duration.hours(1)),
                 threshold=1,
                 comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
                 evaluation_periods=STALE_AFTER_HOURS,
@@ -88,24 +103,20 @@ class Monitoring(Construct):
                 treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
             ),
         ]
-        for alarm in self.alarms:
-            alarm.add_alarm_action(action)
-            alarm.add_ok_action(action)
 
-        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=Duration.days(7))
+    def _dashboard(self, ingest: lambda_.IFunction, dead_letter_queue: sqs.IQueue) -> cloudwatch.Dashboard:
+        """A week of syncs, rows, the function's duration and errors, the DLQ and the alarms."""
+        dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=Duration.days(7))
         day = Duration.days(1)
-        self.dashboard.add_widgets(
+        dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Syncs per day",
-                left=[sync_metric(name, day) for name in ("SyncCompleted", "SyncFailed", "GuardTripped")],
+                left=[sync_metric(name, day) for name in (SYNC_COMPLETED, SYNC_FAILED, GUARD_TRIPPED)],
                 width=12,
             ),
             cloudwatch.GraphWidget(
                 title="Rows per day",
-                left=[
-                    sync_metric(name, day)
-                    for name in ("RowsInserted", "RowsUpdated", "RowsUnchanged", "RowsRejected", "RowsDeleted")
-                ],
+                left=[sync_metric(ROW_METRICS[field], day) for field in _DASHBOARD_ROW_FIELDS],
                 width=12,
             ),
             cloudwatch.GraphWidget(
@@ -121,6 +132,7 @@ class Monitoring(Construct):
             ),
             cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms), width=24),
         )
+        return dashboard
 
     def _alarm_when_positive(self, construct_id: str, description: str, metric: cloudwatch.IMetric) -> cloudwatch.Alarm:
         """An alarm on any datapoint above zero in a period; no data means nothing happened."""
