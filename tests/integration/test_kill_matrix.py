@@ -375,7 +375,12 @@ def day_one(rows: int) -> tuple[pa.Table, dict[str, dict[str, Any]]]:
 
 @pytest.mark.parametrize("point", KILL_POINTS, ids=[point.name for point in KILL_POINTS])
 def test_a_sync_killed_at_a_step_boundary_ends_exact_after_the_next_run(
-    point: KillPoint, migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+    point: KillPoint,
+    migrated_settings: DatabaseSettings,
+    db: pymysql.Connection[Any],
+    moto_endpoint: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given the table as it was the day before (empty for a first load), and the date's file in S3
     day_one_table, day_one_rows = day_one(point.rows)
@@ -394,7 +399,9 @@ def test_a_sync_killed_at_a_step_boundary_ends_exact_after_the_next_run(
 
     with reading_throughout(migrated_settings) as reader:
         # When its sync, in a process of its own, is killed at the step boundary
-        worker = invoke_in_a_process(moto_endpoint, migrated_settings, work_dir, sync_date, **point.env)
+        for name, value in point.env.items():
+            monkeypatch.setenv(name, value)  # the process's settings come from its environment
+        worker = invoke_in_a_process(moto_endpoint, migrated_settings, work_dir, sync_date)
         try:
             point.kill(Victim(worker, db, migrated_settings, work_dir, sync_date, file_table.num_rows, rows_after))
         finally:
