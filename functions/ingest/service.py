@@ -33,6 +33,7 @@ from functions.ingest.s3_source import ObjectInfo, SignalObjectStore
 from functions.ingest.staging_file import write_load_file
 from functions.ingest.time_budget import TimeBudget
 from functions.ingest.validation import ValidatedBatch, validate_batch
+from functions.ingest.work_space import remove_leftovers
 from functions.shared.errors import ClaimLost, GuardTripped, HandedOver, IngestError, MissingObject, TransientError
 from functions.shared.settings import IngestSettings
 
@@ -203,6 +204,8 @@ class SyncService:
             try:
                 with repository.transaction("claim the date"):
                     claim = repository.claim(request, self._settings.lease_seconds)
+                    if claim.previous is not None and claim.previous["status"] == "started":
+                        repository.close_abandoned_runs(sync_date, claim.attempt)
                     run_id = repository.start_run(
                         sync_date=sync_date,
                         attempt=claim.attempt,
@@ -305,6 +308,8 @@ class SyncService:
         info = attempt.info
         assert info is not None
         if attempt.local_path is None:
+            for leftover in remove_leftovers(Path(self._settings.work_dir), self._settings.lease_seconds):
+                logger.info("removed %s, left by a sync that was killed", leftover.name)
             local_path = Path(self._settings.work_dir) / f"upsell-signals-{attempt.sync_date}-{info.etag}.parquet"
             self._store.download(info, local_path)
             # Set only once the download is complete and verified: a retry after a broken
