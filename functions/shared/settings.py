@@ -31,7 +31,7 @@ class DatabaseSettings:
     secret_arn: str | None
     tls_ca_file: str | None
     connect_timeout_seconds: int
-    idle_timeout_seconds: int  # the server ends a session silent this long; keep it under the claim's lease
+    idle_timeout_seconds: int = 120  # the server ends a session silent this long; keep it under the claim's lease
 
     def __repr__(self) -> str:
         where = f"host={self.host!r}, port={self.port}, name={self.name!r}, secret_arn={self.secret_arn!r}"
