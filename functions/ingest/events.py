@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote_plus
@@ -161,6 +163,19 @@ def _is_dead_letter_body(event: Any) -> bool:
     )
 
 
+@contextmanager
+def _well_formed(shape: str, event: Any) -> Iterator[None]:
+    """A recognised shape with a field missing or of the wrong type is refused like any bad event.
+
+    The Powertools data classes index and call methods on what arrived: a record without
+    `s3`, a schedule whose `time` is a number, the day before 0001-01-01.
+    """
+    try:
+        yield
+    except (KeyError, TypeError, AttributeError, ValueError, OverflowError) as error:
+        raise BadEvent(f"malformed {shape} ({type(error).__name__}: {error}): {describe_event(event)}") from error
+
+
 def parse_event(event: Any, *, prefix: str, bucket: str, today: dt.date, redriven: bool = False) -> list[SyncRequest]:
     """Turn any accepted event into SyncRequests; refuse anything else by name."""
     if not isinstance(event, dict):
@@ -169,23 +184,31 @@ def parse_event(event: Any, *, prefix: str, bucket: str, today: dt.date, redrive
     if isinstance(records, list) and records and all(isinstance(r, dict) for r in records):
         sources = {record.get("eventSource") for record in records}
         if sources == {"aws:s3"}:
-            return _s3_notification(event, prefix, bucket)
+            with _well_formed("S3 notification", event):
+                return _s3_notification(event, prefix, bucket)
         if sources == {"aws:sqs"} and not redriven:
             requests = []
             for record in SQSEvent(event).records:
+                with _well_formed("SQS event", event):
+                    message_id, body_text = record.message_id, record.body
+                shown = body_text[:200] if isinstance(body_text, str) else body_text
                 try:
                     body = record.json_body
-                except ValueError as error:
-                    raise BadEvent(f"SQS message {record.message_id} is not JSON: {record.body[:200]!r}") from error
+                except RecursionError as error:
+                    raise BadEvent(f"SQS message {message_id} is nested too deeply to read: {shown!r}") from error
+                except (ValueError, TypeError) as error:
+                    raise BadEvent(f"SQS message {message_id} is not JSON: {shown!r}") from error
                 requests += parse_event(body, prefix=prefix, bucket=bucket, today=today)
             return requests
     if _is_dead_letter_body(event) and not redriven:
         inner = parse_event(_dead_letter_body(event), prefix=prefix, bucket=bucket, today=today, redriven=True)
         return [replace(request, trigger=f"redrive:{request.trigger}") for request in inner]
     if event.get("source") == "aws.s3" and event.get("detail-type") == "Object Created":
-        return [_eventbridge_s3(event, prefix, bucket)]
+        with _well_formed("EventBridge S3 event", event):
+            return [_eventbridge_s3(event, prefix, bucket)]
     if event.get("source") in SCHEDULE_SOURCES and event.get("detail-type") == "Scheduled Event":
-        return [_schedule(event)]
+        with _well_formed("Scheduled Event", event):
+            return [_schedule(event)]
     if set(event) <= MANUAL_FIELDS:
         return [_manual(event, prefix, today)]
     raise BadEvent(f"unrecognised event: {describe_event(event)}")
