@@ -789,43 +789,11 @@ class SignalsRepository:
         self._execute("DROP TEMPORARY TABLE staged_keys")
         return deleted
 
-    # -- operator reports (scripts/status) ------------------------------------------
+    # -- operator reports (functions/ingest/status.py; their queries: status_queries.py) ---------
 
-    def recent_syncs(self, days: int) -> list[dict[str, Any]]:
-        """The metadata rows of the last `days` dates, newest first."""
-        with self.connection.cursor(pymysql.cursors.DictCursor) as cursor:
-            cursor.execute(
-                "SELECT sync_date, status, trigger_source, attempt, rows_processed, rows_inserted, rows_updated, "
-                "rows_unchanged, rows_rejected, rows_deleted, duration_ms, started_at, completed_at, error_message "
-                "FROM upsell_signal_sync_metadata WHERE sync_date >= CURRENT_DATE - INTERVAL %s DAY "
-                "ORDER BY sync_date DESC",
-                (days,),
-            )
-            return [dict(row) for row in cursor.fetchall()]
-
-    def runs_for(self, sync_date: dt.date) -> list[dict[str, Any]]:
-        """Every recorded invocation for a date, oldest first."""
-        with self.connection.cursor(pymysql.cursors.DictCursor) as cursor:
-            cursor.execute(
-                "SELECT started_at, attempt, status, trigger_source, workflow_id, force_resync, dry_run, rows_processed, "
-                "rows_inserted, rows_updated, rows_unchanged, rows_rejected, rows_deleted, rows_resumed, duration_ms, "
-                "error_type, error_message FROM upsell_signal_sync_runs WHERE sync_date = %s ORDER BY id",
-                (sync_date,),
-            )
-            return [dict(row) for row in cursor.fetchall()]
-
-    def rejects_for(self, sync_date: dt.date, limit: int) -> tuple[int, list[dict[str, Any]]]:
-        """Rejected rows of the date's latest staging pass: (how many in all, the first `limit`)."""
-        with self.connection.cursor(pymysql.cursors.DictCursor) as cursor:
-            cursor.execute(
-                "SELECT COUNT(*) AS total, MAX(attempt) AS attempt FROM upsell_signal_rejected_rows WHERE sync_date = %s "
-                "AND attempt = (SELECT MAX(attempt) FROM upsell_signal_rejected_rows WHERE sync_date = %s)",
-                (sync_date, sync_date),
-            )
-            summary = cursor.fetchone()
-            cursor.execute(
-                "SELECT source_row, cdms_canonical_company_id, reasons, original_values FROM upsell_signal_rejected_rows "
-                "WHERE sync_date = %s AND attempt = %s ORDER BY source_row LIMIT %s",
-                (sync_date, summary["attempt"] if summary else 0, limit),
-            )
-            return int(summary["total"] if summary else 0), [dict(row) for row in cursor.fetchall()]
+    def record_rows_in_file(self, sync_date: dt.date, etag: str, rows_in_file: int) -> None:
+        """Note how many rows the staged file holds, so that the status can show staging's progress against it."""
+        self._execute(
+            "UPDATE upsell_signal_staging_progress SET rows_in_file = %s WHERE sync_date = %s AND s3_etag = %s",
+            (rows_in_file, sync_date, etag),
+        )

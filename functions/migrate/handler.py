@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.migrate.cloudformation import CustomResourceRequest, is_custom_resource_event, send_response
 from functions.migrate.migrator import MigrationReport, Migrator, discover_migrations
+from functions.shared.aws import secrets_provider
 from functions.shared.db import connect
 from functions.shared.errors import BadEvent, MigrationError
 from functions.shared.settings import load_database_settings, load_migrate_settings
@@ -42,9 +43,7 @@ def provision_ingest_user(migrator: Migrator) -> None:
     secret_arn = load_migrate_settings().ingest_user_secret_arn
     if not secret_arn:
         return
-    from aws_lambda_powertools.utilities import parameters
-
-    secret = parameters.get_secret(secret_arn, transform="json", max_age=0)
+    secret = secrets_provider().get(secret_arn, transform="json", max_age=0)
     if not isinstance(secret, dict) or "username" not in secret or "password" not in secret:
         raise MigrationError("the ingest user's secret must be JSON with username and password")
     migrator.provision_ingest_user(secret["username"], secret["password"])

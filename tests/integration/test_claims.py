@@ -13,8 +13,8 @@ import boto3
 import pymysql
 import pytest
 
-from functions.ingest.repository import SignalsRepository
 from functions.ingest.service import SyncOptions, SyncResult, SyncService, object_key_for
+from functions.ingest.status_queries import StatusQueries
 from functions.shared.db import connect
 from functions.shared.errors import TransientError
 from functions.shared.settings import DatabaseSettings
@@ -443,9 +443,9 @@ def test_a_dry_run_never_gives_its_attempt_number_back(
     # Then it has an attempt number of its own, and the date's rejects are counted once
     assert (dry.status, real.status) == ("dry_run", "completed")
     assert real.attempt is not None and dry.attempt is not None and real.attempt > dry.attempt
-    repository = SignalsRepository(connect(migrated_settings))
+    queries = StatusQueries(connect(migrated_settings))
     try:
-        total, _ = repository.rejects_for(DAY_ONE, 10)
+        total, _ = queries.rejects_for(DAY_ONE, 10)
     finally:
-        repository.connection.close()
+        queries.connection.close()
     assert total == 2

@@ -26,6 +26,7 @@ def settings_for(host: str, port: int = 3306, tls_ca_file: str | None = None) ->
         secret_arn=None,
         tls_ca_file=tls_ca_file,
         connect_timeout_seconds=5,
+        idle_timeout_seconds=120,
     )
 
 
