@@ -185,7 +185,8 @@ class SyncService:
         missing: MissingObject | None = None
         info: ObjectInfo | None = None
         try:
-            info = self._retrying("describe the object", lambda: self._store.describe(key))
+            # botocore retries the HEAD itself (standard mode: throttling, 5xx, connection errors).
+            info = self._store.describe(key)
         except MissingObject as error:
             missing = error  # recorded as a failed attempt once the date is claimed
         request = ClaimRequest(
@@ -256,7 +257,7 @@ class SyncService:
     def _current_etag(self, key: str) -> str | None:
         """The ETag of the object at `key` now; None when it is gone."""
         try:
-            return self._retrying("describe the object", lambda: self._store.describe(key)).etag
+            return self._store.describe(key).etag
         except MissingObject:
             return None
 
@@ -367,6 +368,9 @@ class SyncService:
     def _stage_and_publish(self, repository: SignalsRepository, attempt: _Attempt, progress: StagingProgress) -> SyncResult:
         """Stage the rest of the file, listing its changes alongside when the publish lock is free; publish."""
         signal_file, duplicates = self._open_file(attempt)
+        assert attempt.info is not None
+        with repository.transaction("note the file's rows"):
+            repository.record_rows_in_file(attempt.sync_date, attempt.info.etag, signal_file.num_rows)
         rows_resumed = progress.rows_read
         with listing_alongside_staging(
             self._connect, attempt.sync_date, file_rows=signal_file.num_rows, rows_staged=progress.rows_read
