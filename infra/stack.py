@@ -89,6 +89,12 @@ class UpsellSignalsStack(Stack):
             f"IAM5[Resource::{s3_prefix_finding(self, storage.bucket, SIGNALS_PREFIX)}]",
             "s3:GetObject on the daily files' prefix only, as narrow as a key pattern can be in IAM.",
         )
+        migrate_function = self.migrations.function.function.node.default_child
+        acknowledge(
+            self.migrations.provider_role,
+            f"IAM5[Resource::<{self.get_logical_id(migrate_function)}.Arn>:*]",  # type: ignore[arg-type]
+            "The CDK provider framework's grant to invoke the migrate function and its versions; it invokes $LATEST only.",
+        )
         acknowledge(
             dead_letters, "SQS3", "This queue is the dead-letter queue; a DLQ for it would only move the same messages again."
         )
