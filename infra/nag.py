@@ -39,12 +39,6 @@ def acknowledge_function(function_scope: IConstruct) -> None:
 def suppress_known_findings(stack: Stack, config: EnvConfig) -> None:
     """Stack-wide and CDK-internal findings that are by design."""
     for singleton in stack.node.children:
-        if singleton.node.id.startswith("BucketNotificationsHandler"):
-            acknowledge(
-                singleton,
-                "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
-                "CDK's own handler for S3 bucket notifications (Custom::S3BucketNotifications); it only writes its logs.",
-            )
         if singleton.node.id.startswith("SchedulerRoleForTarget"):
             acknowledge(
                 singleton,

@@ -10,7 +10,11 @@ from infra.config import CreatedBucket, ImportedBucket
 
 
 class SignalsBucket(Construct):
-    """Private, encrypted, TLS-only and access-logged when created; by name when imported."""
+    """Private, encrypted, TLS-only, access-logged and sending its events to EventBridge when created; by name when imported.
+
+    An imported bucket's owner turns EventBridge delivery on once (docs/deploy.md); this stack
+    never writes an imported bucket's notification configuration.
+    """
 
     def __init__(self, scope: Construct, construct_id: str, *, settings: CreatedBucket | ImportedBucket) -> None:
         super().__init__(scope, construct_id)
@@ -45,4 +49,12 @@ class SignalsBucket(Construct):
             lifecycle_rules=[s3.LifecycleRule(noncurrent_version_expiration=Duration.days(30))],
             removal_policy=removal,
             auto_delete_objects=False,
+        )
+        # EventBridge delivery in the bucket's own resource: `event_bridge_enabled=True` would add
+        # CDK's Custom::S3BucketNotifications (a Lambda rewriting the configuration) for the same.
+        cfn_bucket = self.bucket.node.default_child
+        if not isinstance(cfn_bucket, s3.CfnBucket):
+            raise TypeError(f"unexpected bucket resource: {type(cfn_bucket).__name__}")
+        cfn_bucket.notification_configuration = s3.CfnBucket.NotificationConfigurationProperty(
+            event_bridge_configuration=s3.CfnBucket.EventBridgeConfigurationProperty(event_bridge_enabled=True)
         )

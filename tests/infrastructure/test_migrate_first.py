@@ -100,11 +100,11 @@ def test_fingerprint_changes_when_a_migration_is_added_or_edited(tmp_path: Path)
 def test_ingest_event_sources_wait_for_the_migration(dev_template: Template) -> None:
     # Given the dev stack
     schema_id, _ = only(dev_template, "Custom::SchemaMigrations")
-    # When reading what the S3 notification and the schedule depend on
-    _, notifications = only(dev_template, "Custom::S3BucketNotifications")
+    # When reading what the file-arrival rule and the schedule depend on
+    _, rule = only(dev_template, "AWS::Events::Rule")
     _, schedule = only(dev_template, "AWS::Scheduler::Schedule")
     # Then both are created only after the schema migration succeeded
-    assert schema_id in notifications.get("DependsOn", [])
+    assert schema_id in rule.get("DependsOn", [])
     assert schema_id in schedule.get("DependsOn", [])
 
 
