@@ -159,3 +159,9 @@ def load_ingest_settings(env: Mapping[str, str] | None = None) -> IngestSettings
         transient_retries=_integer(env, "TRANSIENT_RETRIES", 3, minimum=0),
         dead_letter_queue_url=_text(env, "DEAD_LETTER_QUEUE_URL"),
     )
+
+
+def load_environment_name(env: Mapping[str, str] | None = None) -> str | None:
+    """ENVIRONMENT_NAME (dev, staging, prod: set by the stack), the metrics' environment dimension; None locally."""
+    env = os.environ if env is None else env
+    return _text(env, "ENVIRONMENT_NAME")

@@ -12,6 +12,7 @@ from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as targets
 from constructs import Construct, IConstruct
 
+from functions.ingest.telemetry import METRICS_NAMESPACE, SERVICE_NAME
 from infra.config import EnvConfig
 from infra.constructs.code import FunctionCode
 from infra.constructs.database import Database
@@ -22,8 +23,6 @@ from infra.constructs.vpc_function import VpcFunction
 INGEST_HANDLER = "functions.ingest.handler.handler"
 SIGNALS_PREFIX = "passive_upsell_signals/"
 SIGNALS_SUFFIX = "/data.parquet"
-SERVICE_NAME = "upsell-signals-ingest"
-METRICS_NAMESPACE = "UpsellSignals"
 # A claim outlives the invocation that holds it by this much, so a live holder is never taken over.
 LEASE_MARGIN_SECONDS = 60
 
@@ -106,6 +105,8 @@ class Ingest(Construct):
                 "WORK_DIR": "/tmp",  # noqa: S108 - Lambda's only writable path (ephemeral storage)
                 "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                # The metrics' environment dimension (functions/ingest/telemetry.py), which the alarms select on.
+                "ENVIRONMENT_NAME": config.name,
             },
             memory_mb=sizing.memory_mb,
             timeout=Duration.seconds(sizing.timeout_seconds),

@@ -34,7 +34,8 @@ class SignalsBucket(Construct):
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(365))],
             removal_policy=removal,
-            auto_delete_objects=False,
+            # A destroyable environment's bucket is emptied first, or CloudFormation cannot delete it.
+            auto_delete_objects=not settings.retain_on_delete,
         )
         self.bucket = s3.Bucket(
             self,
@@ -48,7 +49,8 @@ class SignalsBucket(Construct):
             # Re-exports replace data.parquet; old versions are kept a month for investigations.
             lifecycle_rules=[s3.LifecycleRule(noncurrent_version_expiration=Duration.days(30))],
             removal_policy=removal,
-            auto_delete_objects=False,
+            # A destroyable environment's bucket is emptied first, or CloudFormation cannot delete it.
+            auto_delete_objects=not settings.retain_on_delete,
         )
         # EventBridge delivery in the bucket's own resource: `event_bridge_enabled=True` would add
         # CDK's Custom::S3BucketNotifications (a Lambda rewriting the configuration) for the same.

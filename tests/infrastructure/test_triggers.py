@@ -13,6 +13,7 @@ from aws_cdk import aws_events as events
 from aws_cdk.assertions import Match, Template
 from moto.events.models import EventPattern
 
+from functions.shared.settings import load_environment_name
 from infra.constructs.ingest import object_created_pattern
 from tests.infrastructure.helpers import logical_id_of_function, only, resources
 
@@ -191,6 +192,7 @@ def test_ingest_environment_has_every_setting_the_function_reads(dev_template: T
         "SIGNALS_BUCKET", "SIGNALS_KEY_PREFIX", "DB_SECRET_ARN", "DB_NAME", "DB_TLS_CA_FILE", "STAGING_CHUNK_ROWS",
         "STAGING_LOAD_METHOD", "MISSING_ROWS", "GUARD_MAX_REJECT_RATIO", "GUARD_MAX_ROW_COUNT_DRIFT", "GUARD_MAX_DELETE_RATIO",
         "CLAIM_LEASE_SECONDS", "DEAD_LETTER_QUEUE_URL", "WORK_DIR", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE",
+        "ENVIRONMENT_NAME",
     }  # fmt: skip
     assert set(variables) == expected
     assert variables["SIGNALS_KEY_PREFIX"] == "passive_upsell_signals/"
@@ -198,3 +200,5 @@ def test_ingest_environment_has_every_setting_the_function_reads(dev_template: T
     assert variables["DB_TLS_CA_FILE"] == "/opt/certs/rds-ca-bundle.pem"
     assert int(variables["CLAIM_LEASE_SECONDS"]) > ingest["Timeout"]
     assert variables["WORK_DIR"] == "/tmp"
+    # And the function reads the environment its metrics are tagged with from there
+    assert load_environment_name(variables) == "dev"
