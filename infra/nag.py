@@ -31,8 +31,9 @@ def acknowledge_function(function_scope: IConstruct) -> None:
     acknowledge(
         function_scope,
         "L1",
-        "Python 3.12 on purpose: the pyarrow layer is built for cp312 (layers/build.py LAMBDA_PYTHON_VERSION) and the runtime is "
-        "supported; moving to a newer runtime is a deliberate change of both, not a side effect of a new CDK release.",
+        "Python 3.13, one behind the newest (3.14): the layers are built and import-tested for cp313 "
+        "(layers/build.py LAMBDA_PYTHON_VERSION), and no 3.14 interpreter can be installed where the tests run to test a cp314 "
+        "build; a runtime change is a deliberate change of both, not a side effect of a new CDK release.",
     )
 
 
