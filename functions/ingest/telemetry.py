@@ -8,9 +8,13 @@ from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from functions.shared.errors import GuardTripped
+from functions.shared.settings import load_environment_name
 
 METRICS_NAMESPACE = "UpsellSignals"
 SERVICE_NAME = "upsell-signals-ingest"
+# Every metric carries it (beside Powertools' "service"), so environments sharing an account do not
+# mix; the alarms and the dashboard (infra/constructs/monitoring.py) select on both.
+ENVIRONMENT_DIMENSION = "environment"
 STATUS_METRICS = {
     "completed": "SyncCompleted",
     "skipped": "SyncSkipped",
@@ -27,8 +31,16 @@ ROW_METRICS = {
 }
 
 
+def tag_environment(metrics: Metrics) -> None:
+    """Add the environment dimension (idempotent: a default dimension, kept across flushes)."""
+    environment = load_environment_name()
+    if environment:
+        metrics.set_default_dimensions(**{ENVIRONMENT_DIMENSION: environment})
+
+
 def record_result(metrics: Metrics, result: dict[str, Any]) -> None:
     """Counters for one finished sync: its status, its rows and its duration."""
+    tag_environment(metrics)
     metrics.add_metric(name=STATUS_METRICS[result["status"]], unit=MetricUnit.Count, value=1)
     for field, metric in ROW_METRICS.items():
         if field in result:
@@ -39,6 +51,7 @@ def record_result(metrics: Metrics, result: dict[str, Any]) -> None:
 
 def record_failure(metrics: Metrics, error: Exception) -> None:
     """SyncFailed (alarmed on), GuardTripped for a kill switch; the error type as metadata."""
+    tag_environment(metrics)
     metrics.add_metric(name="SyncFailed", unit=MetricUnit.Count, value=1)
     metrics.add_metadata(key="error_type", value=type(error).__name__)
     if isinstance(error, GuardTripped):

@@ -222,3 +222,9 @@ def load_ingest_settings(env: Mapping[str, str] | None = None) -> IngestSettings
             publish_rows_per_second=_integer(env, "PUBLISH_ROWS_PER_SECOND", 20_000, minimum=1),
         ),
     )
+
+
+def load_environment_name(env: Mapping[str, str] | None = None) -> str | None:
+    """ENVIRONMENT_NAME (dev, staging, prod: set by the stack), the metrics' environment dimension; None locally."""
+    env = os.environ if env is None else env
+    return _text(env, "ENVIRONMENT_NAME")

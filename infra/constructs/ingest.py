@@ -1,16 +1,18 @@
-"""The ingest function and the ways in: the S3 notification, the 06:00 UTC schedule, manual invoke."""
+"""The ingest function and the ways in: S3 "Object Created" through EventBridge, the 06:00 UTC schedule, manual invoke."""
 
 from __future__ import annotations
 
-from aws_cdk import CfnResource, Duration, TimeZone
+from aws_cdk import Duration, TimeZone
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as targets
 from constructs import Construct, IConstruct
 
+from functions.ingest.telemetry import METRICS_NAMESPACE, SERVICE_NAME
 from infra.config import EnvConfig
 from infra.constructs.code import FunctionCode
 from infra.constructs.database import Database
@@ -21,8 +23,6 @@ from infra.constructs.vpc_function import VpcFunction
 INGEST_HANDLER = "functions.ingest.handler.handler"
 SIGNALS_PREFIX = "passive_upsell_signals/"
 SIGNALS_SUFFIX = "/data.parquet"
-SERVICE_NAME = "upsell-signals-ingest"
-METRICS_NAMESPACE = "UpsellSignals"
 # A claim outlives the invocation that holds it by this much, so a live holder is never taken over.
 LEASE_MARGIN_SECONDS = 60
 
@@ -39,8 +39,25 @@ SCHEDULED_EVENT = {
 }
 
 
+def object_created_pattern(bucket_name: str) -> events.EventPattern:
+    """S3's "Object Created" events for the daily files: this bucket, key prefix and suffix as S3's filter had them."""
+    return events.EventPattern(
+        source=["aws.s3"],
+        detail_type=["Object Created"],
+        detail={
+            "bucket": {"name": [bucket_name]},
+            # One wildcard holds both ends: EventBridge takes one matcher per field value.
+            "object": {"key": events.Match.wildcard(f"{SIGNALS_PREFIX}*{SIGNALS_SUFFIX}")},
+        },
+    )
+
+
 class Ingest(Construct):
-    """Ingest function with async retries and its DLQ, fed by S3 and by EventBridge Scheduler.
+    """Ingest function with async retries and its DLQ, fed by S3 (via EventBridge) and by EventBridge Scheduler.
+
+    File arrivals come through an EventBridge rule, never a bucket notification: writing a
+    notification configuration onto a bucket (CDK's Custom::S3BucketNotifications) replaces the
+    configuration other teams keep on a shared bucket. The bucket only has EventBridge delivery on.
 
     Scheduler rather than a scheduled rule: AWS recommends it, it takes a time zone (06:00 is
     pinned to UTC), it has its own retry policy and DLQ, and it can put the intended run time into
@@ -88,6 +105,8 @@ class Ingest(Construct):
                 "WORK_DIR": "/tmp",  # noqa: S108 - Lambda's only writable path (ephemeral storage)
                 "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                # The metrics' environment dimension (functions/ingest/telemetry.py), which the alarms select on.
+                "ENVIRONMENT_NAME": config.name,
             },
             memory_mb=sizing.memory_mb,
             timeout=Duration.seconds(sizing.timeout_seconds),
@@ -100,10 +119,20 @@ class Ingest(Construct):
         self._grant_least_privilege(role, bucket, bucket_kms_key_arn, dead_letters)
         self._configure_async_invoke(function, sizing.retry_attempts, sizing.max_event_age_hours, dead_letters)
 
-        bucket.add_event_notification(
-            s3.EventType.OBJECT_CREATED,
-            s3n.LambdaDestination(function),
-            s3.NotificationKeyFilter(prefix=SIGNALS_PREFIX, suffix=SIGNALS_SUFFIX),
+        self.file_arrivals = events.Rule(
+            self,
+            "FileArrivals",
+            description="S3 Object Created for passive_upsell_signals/*/data.parquet: sync that date",
+            event_pattern=object_created_pattern(bucket.bucket_name),
+            targets=[
+                events_targets.LambdaFunction(
+                    function,
+                    # EventBridge's own delivery retries; once delivered, the function's async retries apply.
+                    dead_letter_queue=dead_letters.queue,
+                    retry_attempts=sizing.retry_attempts,
+                    max_event_age=Duration.hours(sizing.max_event_age_hours),
+                )
+            ],
         )
         self.schedule = scheduler.Schedule(
             self,
@@ -120,8 +149,7 @@ class Ingest(Construct):
         )
         # No event may reach the ingest before the schema exists: both event sources wait for the migration.
         self.schedule.node.add_dependency(after)
-        for notifications in _bucket_notification_resources(bucket):
-            notifications.node.add_dependency(after)
+        self.file_arrivals.node.add_dependency(after)
 
     @staticmethod
     def _grant_least_privilege(
@@ -165,11 +193,3 @@ class Ingest(Construct):
         if function.role is not None:
             config.node.add_dependency(function.role)
 
-
-def _bucket_notification_resources(bucket: s3.IBucket) -> list[CfnResource]:
-    """CDK's Custom::S3BucketNotifications for this bucket (created or imported)."""
-    return [
-        child
-        for child in bucket.node.find_all()
-        if isinstance(child, CfnResource) and child.cfn_resource_type == "Custom::S3BucketNotifications"
-    ]

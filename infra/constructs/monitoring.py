@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Aws, Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_iam as iam
@@ -13,16 +13,22 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.constructs.ingest import METRICS_NAMESPACE, SERVICE_NAME
+from functions.ingest.telemetry import ENVIRONMENT_DIMENSION, METRICS_NAMESPACE, SERVICE_NAME
 
 # A sync is due every day by 06:00 UTC at the latest; 26 hours leaves two hours of slack.
 STALE_AFTER_HOURS = 26
+# An invocation past this share of its timeout is close to being killed mid-sync: page before it is.
+NEAR_TIMEOUT_SHARE = 0.8
 
 
-def sync_metric(name: str, period: Duration) -> cloudwatch.Metric:
-    """A custom metric the ingest emits (EMF) in namespace UpsellSignals with dimension service."""
+def sync_metric(name: str, period: Duration, environment_name: str) -> cloudwatch.Metric:
+    """A custom metric the ingest emits (EMF) in namespace UpsellSignals, for this environment's service."""
     return cloudwatch.Metric(
-        namespace=METRICS_NAMESPACE, metric_name=name, dimensions_map={"service": SERVICE_NAME}, statistic="Sum", period=period
+        namespace=METRICS_NAMESPACE,
+        metric_name=name,
+        dimensions_map={"service": SERVICE_NAME, ENVIRONMENT_DIMENSION: environment_name},
+        statistic="Sum",
+        period=period,
     )
 
 
@@ -34,8 +40,10 @@ class Monitoring(Construct):
         scope: Construct,
         construct_id: str,
         *,
+        environment_name: str,
         alarm_email: str,
         ingest: lambda_.IFunction,
+        ingest_timeout: Duration,
         migrate: lambda_.IFunction,
         dead_letter_queue: sqs.IQueue,
     ) -> None:
@@ -47,6 +55,11 @@ class Monitoring(Construct):
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 resources=["*"],
+                # Only this account's alarms: CloudWatch acting for another account cannot use the key.
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                    "ArnLike": {"aws:SourceArn": f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:*"},
+                },
             )
         )
         self.topic = sns.Topic(self, "Alarms", display_name="upsell-signals alarms", master_key=key, enforce_ssl=True)
@@ -65,6 +78,24 @@ class Monitoring(Construct):
                 ingest.metric_errors(period=Duration.minutes(5), statistic="Sum"),
             ),
             self._alarm_when_positive(
+                "IngestThrottles",
+                "Ingest invocations were throttled (reserved concurrency full): Lambda retries them, but they wait",
+                ingest.metric_throttles(period=Duration.minutes(5), statistic="Sum"),
+            ),
+            cloudwatch.Alarm(
+                self,
+                "IngestNearTimeout",
+                alarm_description=(
+                    f"An ingest invocation ran past {NEAR_TIMEOUT_SHARE:.0%} of its {ingest_timeout.to_seconds():.0f} s "
+                    "timeout: the next larger file may be killed mid-sync"
+                ),
+                metric=ingest.metric_duration(period=Duration.minutes(5), statistic="Maximum"),
+                threshold=ingest_timeout.to_milliseconds() * NEAR_TIMEOUT_SHARE,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+            self._alarm_when_positive(
                 "MigrateErrors",
                 "The migrate function raised",
                 migrate.metric_errors(period=Duration.minutes(5), statistic="Sum"),
@@ -72,7 +103,7 @@ class Monitoring(Construct):
             self._alarm_when_positive(
                 "GuardTripped",
                 "A guard stopped a publish: check the reason, then override or fix the file",
-                sync_metric("GuardTripped", Duration.minutes(5)),
+                sync_metric("GuardTripped", Duration.minutes(5), environment_name),
             ),
             # Hourly periods, all 26 must be empty: an hour with no SyncCompleted counts as breaching,
             # so the alarm fires 26 hours after the last completed sync and clears on the next one.
@@ -80,7 +111,7 @@ class Monitoring(Construct):
                 self,
                 "NoCompletedSync",
                 alarm_description=f"No sync completed for more than {STALE_AFTER_HOURS} hours: the table is going stale",
-                metric=sync_metric("SyncCompleted", Duration.hours(1)),
+                metric=sync_metric("SyncCompleted", Duration.hours(1), environment_name),
                 threshold=1,
                 comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
                 evaluation_periods=STALE_AFTER_HOURS,
@@ -97,13 +128,13 @@ class Monitoring(Construct):
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Syncs per day",
-                left=[sync_metric(name, day) for name in ("SyncCompleted", "SyncFailed", "GuardTripped")],
+                left=[sync_metric(name, day, environment_name) for name in ("SyncCompleted", "SyncFailed", "GuardTripped")],
                 width=12,
             ),
             cloudwatch.GraphWidget(
                 title="Rows per day",
                 left=[
-                    sync_metric(name, day)
+                    sync_metric(name, day, environment_name)
                     for name in ("RowsInserted", "RowsUpdated", "RowsUnchanged", "RowsRejected", "RowsDeleted")
                 ],
                 width=12,
