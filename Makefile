@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 ENV ?= dev
 PYTEST_ARGS ?=
 
-.PHONY: venv mariadb lint test demo bench synth layer clean
+.PHONY: venv mariadb lint test soak demo bench synth layer clean
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,14 @@ lint: venv
 
 test: venv mariadb lint
 	$(PY) scripts/with-mariadb -- $(PY) -m pytest $(PYTEST_ARGS)
+
+# The long model-based history (tests/integration/test_model.py): 30+ days, 200+ steps,
+# a random seed unless MODEL_SEED is given; the seed is printed for a replay.
+MODEL_DAYS ?= 30
+MODEL_STEPS ?= 200
+soak: venv mariadb
+	MODEL_DAYS=$(MODEL_DAYS) MODEL_STEPS=$(MODEL_STEPS) $(PY) scripts/with-mariadb -- \
+		$(PY) -m pytest tests/integration/test_model.py -s -q $(PYTEST_ARGS)
 
 demo: venv mariadb
 	$(PY) scripts/with-mariadb -- $(PY) scripts/demo.py

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 Architecture = Literal["arm64", "x86_64"]
+# What `cdk destroy` (or removing a resource) does to the stack's data-holding resources.
+Removal = Literal["retain", "destroy"]
 
 
 class ConfigError(ValueError):
@@ -120,6 +122,8 @@ class EnvConfig:
     guards: GuardSettings
     ingest: IngestSizing
     log_retention_days: int
+    # retain: log groups, the DLQ, KMS keys and a created bucket outlive the stack; destroy: all go.
+    removal: Removal
 
 
 class _Section:
@@ -203,9 +207,11 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 ARN = r"arn:aws[\w-]*:[\w-]+:[\w-]*:\d{12}:.+"
 
 
-def _bucket(section: _Section) -> CreatedBucket | ImportedBucket:
+def _bucket(section: _Section, removal: Removal) -> CreatedBucket | ImportedBucket:
     if section.flag("create", False):
-        bucket: CreatedBucket | ImportedBucket = CreatedBucket(retain_on_delete=section.flag("retainOnDelete", True))
+        bucket: CreatedBucket | ImportedBucket = CreatedBucket(
+            retain_on_delete=section.flag("retainOnDelete", removal == "retain")
+        )
     else:
         bucket = ImportedBucket(
             name=section.text("name", pattern=r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]"),
@@ -290,12 +296,13 @@ def _ingest(section: _Section) -> IngestSizing:
 def parse_env_config(name: str, raw: Any) -> EnvConfig:
     """Validate one environment's settings (the object under environments.<name> in cdk.json)."""
     root = _Section(raw, f"environments.{name}")
+    removal: Removal = root.choice("removalPolicy", "retain", ("retain", "destroy"))  # type: ignore[assignment]
     config = EnvConfig(
         name=name,
         account=root.optional_text("account", pattern=r"\d{12}"),
         region=root.text("region", pattern=r"[a-z]{2}(-[a-z]+)+-\d"),
         architecture=root.choice("architecture", "arm64", ("arm64", "x86_64")),  # type: ignore[arg-type]
-        bucket=_bucket(root.section("bucket")),
+        bucket=_bucket(root.section("bucket"), removal),
         vpc=_vpc(root.section("vpc")),
         database=_database(root.section("database")),
         schedule=root.text("schedule", "cron(0 6 * * ? *)", pattern=r"(cron|rate)\(.+\)"),
@@ -303,6 +310,7 @@ def parse_env_config(name: str, raw: Any) -> EnvConfig:
         guards=_guards(root.section("guards", required=False)),
         ingest=_ingest(root.section("ingest", required=False)),
         log_retention_days=root.integer("logRetentionDays", 90, minimum=1, maximum=3653),
+        removal=removal,
     )
     if config.log_retention_days not in LOG_RETENTION_DAYS:
         raise ConfigError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack, Tags
+from aws_cdk import CfnOutput, Duration, RemovalPolicies, RemovalPolicy, Stack, Tags
 from constructs import Construct
 
 from infra.config import EnvConfig
@@ -18,6 +18,10 @@ from infra.constructs.monitoring import Monitoring
 from infra.constructs.network import Network
 from infra.constructs.storage import SignalsBucket
 from infra.nag import acknowledge, acknowledge_function, s3_prefix_finding, suppress_known_findings
+
+# Resources whose removal follows the environment's `removalPolicy`. The database follows its own
+# deletionProtection (a snapshot when protected) and a created bucket its retainOnDelete.
+REMOVABLE_BY_ENVIRONMENT = ("AWS::Logs::LogGroup", "AWS::SQS::Queue", "AWS::KMS::Key")
 
 
 class UpsellSignalsStack(Stack):
@@ -66,8 +70,10 @@ class UpsellSignalsStack(Stack):
         self.monitoring = Monitoring(
             self,
             "Monitoring",
+            environment_name=config.name,
             alarm_email=config.alarm_email,
             ingest=self.ingest.function.function,
+            ingest_timeout=Duration.seconds(config.ingest.timeout_seconds),
             migrate=self.migrations.function.function,
             dead_letter_queue=dead_letters.queue,
         )
@@ -97,7 +103,19 @@ class UpsellSignalsStack(Stack):
             f"IAM5[Resource::{s3_prefix_finding(self, storage.bucket, SIGNALS_PREFIX)}]",
             "s3:GetObject on the daily files' prefix only, as narrow as a key pattern can be in IAM.",
         )
+        migrate_function = self.migrations.function.function.node.default_child
+        acknowledge(
+            self.migrations.provider_role,
+            f"IAM5[Resource::<{self.get_logical_id(migrate_function)}.Arn>:*]",  # type: ignore[arg-type]
+            "The CDK provider framework's grant to invoke the migrate function and its versions; it invokes $LATEST only.",
+        )
         acknowledge(
             dead_letters, "SQS3", "This queue is the dead-letter queue; a DLQ for it would only move the same messages again."
         )
+        self._apply_removal_policy(config)
         suppress_known_findings(self, config)
+
+    def _apply_removal_policy(self, config: EnvConfig) -> None:
+        """What outlives `cdk destroy`: prod keeps logs, dead letters and keys; dev leaves nothing behind."""
+        policy = RemovalPolicy.RETAIN if config.removal == "retain" else RemovalPolicy.DESTROY
+        RemovalPolicies.of(self).apply(policy, apply_to_resource_types=list(REMOVABLE_BY_ENVIRONMENT))

@@ -16,7 +16,11 @@ from layers.pyarrow.build import build_pyarrow_layer
 from layers.size_check import check_size
 from layers.wheels import BUILD_DIR, REPO_ROOT, Target
 
-LAMBDA_PYTHON_VERSION = "3.12"  # must match the functions' runtime (infra/config.py)
+# The functions' runtime (infra/constructs/code.py maps it to Lambda's). 3.13, not 3.14: the pinned
+# aws-cdk-lib and pyarrow 26.0.1 both offer 3.14, but no 3.14 interpreter can be installed here
+# (only package registries are reachable), so the layer import test could not run on it.
+LAMBDA_PYTHON_VERSION = "3.13"
+LAYER_NAMES = ("pyarrow", "deps")
 
 
 def layer_root(architecture: str) -> Path:
@@ -24,10 +28,12 @@ def layer_root(architecture: str) -> Path:
     return BUILD_DIR / "layers" / architecture
 
 
-def build_layers(architecture: str, *, python_version: str = LAMBDA_PYTHON_VERSION) -> dict[str, object]:
+def build_layers(
+    architecture: str, *, python_version: str = LAMBDA_PYTHON_VERSION, root: Path | None = None
+) -> dict[str, object]:
     """Build pyarrow and deps layers, check function + layers <= 250 MB, write and return a manifest."""
     target = Target(architecture=architecture, python_version=python_version)
-    root = layer_root(architecture)
+    root = root or layer_root(architecture)
     pyarrow = build_pyarrow_layer(target, root / "pyarrow")
     build_deps_layer(target, root / "deps")
     report = check_size({"pyarrow": root / "pyarrow", "deps": root / "deps"})
@@ -45,14 +51,36 @@ def build_layers(architecture: str, *, python_version: str = LAMBDA_PYTHON_VERSI
     return manifest
 
 
-def build_local_test_layers() -> Path:
-    """The same trimmed layers for this machine's CPU and Python, plus boto3 standing in for the runtime.
+def layers_are_current(root: Path, architecture: str, python_version: str = LAMBDA_PYTHON_VERSION) -> bool:
+    """Both layer folders exist and the manifest says they were built for this architecture and Python."""
+    manifest_path = root / "manifest.json"
+    if not manifest_path.is_file() or not all((root / name / "python").is_dir() for name in LAYER_NAMES):
+        return False
+    manifest = json.loads(manifest_path.read_text())
+    return bool(manifest.get("architecture") == architecture and manifest.get("python_version") == python_version)
 
-    A cp312 aarch64 wheel cannot be imported by this machine's interpreter (3.11 on x86_64 here),
-    so the import test runs the identical build and trim on the wheels this machine can load.
+
+def ensure_layers(architecture: str, root: Path | None = None) -> Path:
+    """The layers for `architecture`, built first when missing or built for another Python (as `make layer` does).
+
+    The CDK app calls this, so `cdk synth`/`cdk deploy` work from a clean clone without `make layer`;
+    built wheels come from build/wheels, so only the first build needs the package index.
+    """
+    root = root or layer_root(architecture)
+    if not layers_are_current(root, architecture):
+        print(f"layers for {architecture} missing or stale in {root}: building them (no Docker)", file=sys.stderr)
+        build_layers(architecture, root=root)
+    return root
+
+
+def build_local_test_layers(python_version: str | None = None) -> Path:
+    """The same trimmed layers for this machine's CPU and a Python (this one's by default), plus boto3 for the runtime.
+
+    An aarch64 wheel cannot be imported by this machine's interpreter (x86_64 here), so the import
+    test runs the identical build and trim on the wheels this machine can load.
     """
     architecture = "arm64" if platform.machine() in ("aarch64", "arm64") else "x86_64"
-    python_version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    python_version = python_version or f"{sys.version_info.major}.{sys.version_info.minor}"
     target = Target(architecture=architecture, python_version=python_version)
     root = BUILD_DIR / "layers" / f"local-test-{target.tag}"
     build_pyarrow_layer(target, root / "pyarrow")

@@ -20,7 +20,7 @@ PLATFORM_TAGS = {"arm64": "manylinux_2_28_aarch64", "x86_64": "manylinux_2_28_x8
 
 @dataclass(frozen=True, kw_only=True)
 class Target:
-    """Where a layer will run: Lambda architecture and CPython version ("3.12")."""
+    """Where a layer will run: Lambda architecture and CPython version ("3.13")."""
 
     architecture: str
     python_version: str

@@ -3,7 +3,8 @@
 A throwaway MariaDB (started by scripts/with-mariadb), an S3 endpoint from moto on
 loopback, a generated Snowflake-like file, the ingest handler invoked as Lambda would,
 a summary; then the same request again (skipped), then a corrected re-export with a
-new ETag (picked up by itself).
+new ETag (picked up by itself); last, the operator's status, from the database and
+through the function's `{"action": "status"}`.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def run_demo(s3_endpoint: str, work_dir: Path) -> int:
         POWERTOOLS_LOG_LEVEL=os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
     )
     from functions.ingest import handler as ingest
+    from functions.ingest.status_format import format_status
     from functions.migrate import handler as migrate
     from tests.factories import day_two, snowflake_table, write_pyarrow
     from tests.scripts_support import LocalContext
@@ -94,6 +96,18 @@ def run_demo(s3_endpoint: str, work_dir: Path) -> int:
     print()
     sys.stdout.flush()
     subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "status"), "--date", SYNC_DATE.isoformat()], check=True)
+    status_request = {"action": "status", "days": 3}
+    print(f"\n== 7. the same, asked of the function (in AWS: ./scripts/status --function <name>): {json.dumps(status_request)}")
+    print(f"  echo '{json.dumps(status_request)}' | ./scripts/invoke ingest -")
+    sys.stdout.flush()
+    answer = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "invoke"), "ingest", "-"],
+        input=json.dumps(status_request),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    print(format_status(json.loads(answer.stdout)))
     print("\nReplay a date by hand:")
     print(f"  echo '{json.dumps({**payload, 'force_resync': True})}' | ./scripts/invoke ingest -")
     return 0

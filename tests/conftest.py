@@ -18,6 +18,10 @@ from functions.migrate.migrator import Migrator, discover_migrations
 from functions.shared.db import connect
 from functions.shared.settings import DatabaseSettings, load_database_settings
 
+# The suite's own connections live as long as a test (a soak runs for minutes); the
+# functions' connections keep the short idle timeout they are given in production.
+FIXTURE_IDLE_SECONDS = 3600
+
 
 def pytest_configure(config: pytest.Config) -> None:
     if not os.environ.get("DB_HOST"):
@@ -37,7 +41,7 @@ def server_settings() -> DatabaseSettings:
 def database_settings(server_settings: DatabaseSettings, monkeypatch: pytest.MonkeyPatch) -> Iterator[DatabaseSettings]:
     """A fresh, empty database for one test, dropped afterwards; DB_NAME points at it."""
     name = f"test_{uuid.uuid4().hex[:12]}"
-    admin = connect(server_settings, database="")
+    admin = connect(server_settings, database="", idle_timeout_seconds=FIXTURE_IDLE_SECONDS)
     try:
         with admin.cursor() as cursor:
             cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
@@ -63,7 +67,7 @@ def migrated_settings(database_settings: DatabaseSettings) -> DatabaseSettings:
 @pytest.fixture
 def db(migrated_settings: DatabaseSettings) -> Iterator[pymysql.Connection[Any]]:
     """An autocommit connection to the migrated test database, for Given/Then steps."""
-    connection = connect(migrated_settings)
+    connection = connect(migrated_settings, idle_timeout_seconds=FIXTURE_IDLE_SECONDS)
     connection.autocommit(True)
     try:
         yield connection

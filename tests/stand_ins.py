@@ -6,6 +6,7 @@ import select
 import socket
 import struct
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Literal
@@ -110,6 +111,91 @@ class FaultyProxy:
 def faulty_proxy(upstream: str, *, after_bytes: int, fault: Fault, faults: int = 1) -> Iterator[FaultyProxy]:
     """A FaultyProxy in front of `upstream` for the block."""
     proxy = FaultyProxy(upstream, after_bytes=after_bytes, fault=fault, faults=faults)
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+
+
+class BlackHoleProxy:
+    """A TCP proxy on loopback in front of a server that goes silent mid-statement on one connection.
+
+    The `after`+1-th time a client sends bytes containing `trigger`, those bytes are passed on
+    (the server starts the statement) and from then on nothing more is forwarded on that
+    connection, either way: what arrives is read and dropped, and both sockets stay open, as
+    after a partition or a dead middlebox. Neither side is told; the server's socket is closed
+    only when the server closes it itself (`server_hung_up`). Other connections pass untouched.
+    """
+
+    def __init__(self, upstream_host: str, upstream_port: int, *, trigger: bytes, after: int = 0) -> None:
+        self._upstream = (upstream_host, upstream_port)
+        self._trigger = trigger
+        self._seen = 0
+        self._after = after
+        self._lock = threading.Lock()
+        self.black_holed = threading.Event()
+        self.black_holed_at: float | None = None  # time.monotonic()
+        self.server_hung_up = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # the listener was closed
+            server = socket.create_connection(self._upstream)
+            threading.Thread(target=self._relay, args=(client, server), daemon=True).start()
+
+    def _is_the_one(self, data: bytes) -> bool:
+        with self._lock:
+            if self.black_holed.is_set() or self._trigger not in data:
+                return False
+            self._seen += 1
+            if self._seen <= self._after:
+                return False
+            self.black_holed_at = time.monotonic()
+            self.black_holed.set()
+            return True
+
+    def _relay(self, client: socket.socket, server: socket.socket) -> None:
+        silent = False
+        open_sides = [client, server]
+        try:
+            while open_sides:
+                readable, _, _ = select.select(open_sides, [], [])
+                for side in readable:
+                    try:
+                        data = side.recv(65536)
+                    except ConnectionResetError:
+                        data = b""  # a reset is a hang-up too
+                    if not data:
+                        if side is server and silent:
+                            self.server_hung_up.set()
+                        if not silent:
+                            return  # a normal close: close the other side too
+                        open_sides.remove(side)  # silent: the other side is not told
+                        continue
+                    if silent:
+                        continue  # dropped
+                    (server if side is client else client).sendall(data)
+                    silent = side is client and self._is_the_one(data)
+        except ConnectionError:
+            return
+        finally:
+            client.close()
+            server.close()
+
+
+@contextmanager
+def black_hole_proxy(upstream_host: str, upstream_port: int, *, trigger: bytes, after: int = 0) -> Iterator[BlackHoleProxy]:
+    """A BlackHoleProxy in front of the server for the block."""
+    proxy = BlackHoleProxy(upstream_host, upstream_port, trigger=trigger, after=after)
     try:
         yield proxy
     finally:

@@ -16,6 +16,7 @@ from functions.ingest.load_files import write_load_file
 from functions.ingest.parquet_reader import SignalFile
 from functions.ingest.s3_source import SignalObjectStore
 from functions.ingest.validation import ValidatedBatch, validate_batch
+from functions.ingest.work_space import remove_leftovers
 
 logger = logging.getLogger("upsell_signals.ingest")
 
@@ -49,11 +50,17 @@ class OpenedFile:
         return self.signal_file.num_rows
 
 
-def open_file(attempt: ClaimedAttempt, store: SignalObjectStore, work_dir: str) -> OpenedFile:
-    """Download the object (once per attempt) and find its duplicated keys."""
+def open_file(attempt: ClaimedAttempt, store: SignalObjectStore, work_dir: str, *, leftovers_after: float) -> OpenedFile:
+    """Download the object (once per attempt) and find its duplicated keys.
+
+    Before downloading, files a killed sync left in `work_dir` (untouched for
+    `leftovers_after` seconds) are removed.
+    """
     info = attempt.info
     local_path = attempt.local_path
     if local_path is None:
+        for leftover in remove_leftovers(Path(work_dir), leftovers_after):
+            logger.info("removed %s, left by a sync that was killed", leftover.name)
         local_path = Path(work_dir) / f"upsell-signals-{attempt.held.sync_date}-{info.etag}.parquet"
         store.download(info, local_path)
         # Set only once the download is complete and verified: a retry after a broken

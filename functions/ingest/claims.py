@@ -29,6 +29,8 @@ def claim_date(connect: Connect, request: ClaimRequest, options: SyncOptions, le
     try:
         with repository.transaction("claim the date"):
             claim = repository.ledger.claim(request, lease_seconds)
+            if claim.previous is not None and claim.previous["status"] == "started":
+                repository.runs.close_abandoned_runs(request.sync_date, claim.attempt)
             run_id = repository.runs.start_run(
                 sync_date=request.sync_date,
                 attempt=claim.attempt,

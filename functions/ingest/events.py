@@ -1,7 +1,8 @@
-"""Recognise and parse the ways into the ingest: S3, EventBridge, schedule, manual, redrive.
+"""Recognise and parse the ways into the ingest: S3, EventBridge, schedule, manual, redrive, status.
 
-Every accepted shape becomes one or more SyncRequests; anything else is a BadEvent
-that names what arrived. Shapes are recognised explicitly, never guessed.
+Every sync shape becomes one or more SyncRequests, an operator's `{"action": "status"}`
+a StatusRequest; anything else is a BadEvent that names what arrived. Shapes are
+recognised explicitly, never guessed.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote_plus
@@ -23,6 +26,13 @@ from functions.shared.errors import BadEvent
 MANUAL_FIELDS = frozenset({"sync_date", "force_resync", "dry_run", "override_guards", "s3_key"})
 SCHEDULE_SOURCES = frozenset({"aws.events", "aws.scheduler"})
 SHOWN_EVENT_CHARS = 300
+ACTIONS = ("status",)
+STATUS_FIELDS = frozenset({"action", "sync_date", "days", "rejects"})
+STATUS_DEFAULT_DAYS = 14
+STATUS_MAX_DAYS = 3_660
+STATUS_DEFAULT_REJECTS = 50
+# Each listed reject carries up to about 1 KiB of original values; Lambda's answer may be 6 MB.
+STATUS_MAX_REJECTS = 1_000
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,15 @@ class SyncRequest:
     dry_run: bool = False
     override_guards: frozenset[str] = frozenset()
     etag: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusRequest:
+    """An operator asks what happened: the last `days` dates, or one date's runs and first `rejects` rejected rows."""
+
+    sync_date: dt.date | None = None
+    days: int = STATUS_DEFAULT_DAYS
+    rejects: int = STATUS_DEFAULT_REJECTS
 
 
 def describe_event(event: Any) -> str:
@@ -161,6 +180,19 @@ def _is_dead_letter_body(event: Any) -> bool:
     )
 
 
+@contextmanager
+def _well_formed(shape: str, event: Any) -> Iterator[None]:
+    """A recognised shape with a field missing or of the wrong type is refused like any bad event.
+
+    The Powertools data classes index and call methods on what arrived: a record without
+    `s3`, a schedule whose `time` is a number, the day before 0001-01-01.
+    """
+    try:
+        yield
+    except (KeyError, TypeError, AttributeError, ValueError, OverflowError) as error:
+        raise BadEvent(f"malformed {shape} ({type(error).__name__}: {error}): {describe_event(event)}") from error
+
+
 def parse_event(event: Any, *, prefix: str, bucket: str, today: dt.date, redriven: bool = False) -> list[SyncRequest]:
     """Turn any accepted event into SyncRequests; refuse anything else by name."""
     if not isinstance(event, dict):
@@ -169,26 +201,66 @@ def parse_event(event: Any, *, prefix: str, bucket: str, today: dt.date, redrive
     if isinstance(records, list) and records and all(isinstance(r, dict) for r in records):
         sources = {record.get("eventSource") for record in records}
         if sources == {"aws:s3"}:
-            return _s3_notification(event, prefix, bucket)
+            with _well_formed("S3 notification", event):
+                return _s3_notification(event, prefix, bucket)
         if sources == {"aws:sqs"} and not redriven:
             requests = []
             for record in SQSEvent(event).records:
+                with _well_formed("SQS event", event):
+                    message_id, body_text = record.message_id, record.body
+                shown = body_text[:200] if isinstance(body_text, str) else body_text
                 try:
                     body = record.json_body
-                except ValueError as error:
-                    raise BadEvent(f"SQS message {record.message_id} is not JSON: {record.body[:200]!r}") from error
+                except RecursionError as error:
+                    raise BadEvent(f"SQS message {message_id} is nested too deeply to read: {shown!r}") from error
+                except (ValueError, TypeError) as error:
+                    raise BadEvent(f"SQS message {message_id} is not JSON: {shown!r}") from error
                 requests += parse_event(body, prefix=prefix, bucket=bucket, today=today)
             return requests
     if _is_dead_letter_body(event) and not redriven:
         inner = parse_event(_dead_letter_body(event), prefix=prefix, bucket=bucket, today=today, redriven=True)
         return [replace(request, trigger=f"redrive:{request.trigger}") for request in inner]
     if event.get("source") == "aws.s3" and event.get("detail-type") == "Object Created":
-        return [_eventbridge_s3(event, prefix, bucket)]
+        with _well_formed("EventBridge S3 event", event):
+            return [_eventbridge_s3(event, prefix, bucket)]
     if event.get("source") in SCHEDULE_SOURCES and event.get("detail-type") == "Scheduled Event":
-        return [_schedule(event)]
+        with _well_formed("Scheduled Event", event):
+            return [_schedule(event)]
     if set(event) <= MANUAL_FIELDS:
         return [_manual(event, prefix, today)]
     raise BadEvent(f"unrecognised event: {describe_event(event)}")
+
+
+def _bounded_count(payload: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
+    value = payload.get(name, default)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise BadEvent(f"{name} must be a whole number from {low} to {high}, got {value!r}")
+    return value
+
+
+def parse_action(event: Any) -> StatusRequest | None:
+    """The operator action an event asks for (`{"action": "status", ...}`); None when it is not an action.
+
+    An unknown action, or a field the action does not take, is a BadEvent naming it.
+    """
+    if not isinstance(event, dict) or "action" not in event:
+        return None
+    action = event["action"]
+    if action not in ACTIONS:
+        raise BadEvent(
+            f"unknown action {action!r}: the ingest answers {', '.join(map(repr, ACTIONS))} "
+            "(a sync request has no action field)"
+        )
+    unknown = set(event) - STATUS_FIELDS
+    if unknown:
+        raise BadEvent(
+            f"a status request takes {', '.join(sorted(STATUS_FIELDS))}; unknown field(s): {', '.join(sorted(unknown))}"
+        )
+    return StatusRequest(
+        sync_date=parse_date(event["sync_date"], "sync_date") if "sync_date" in event else None,
+        days=_bounded_count(event, "days", STATUS_DEFAULT_DAYS, 1, STATUS_MAX_DAYS),
+        rejects=_bounded_count(event, "rejects", STATUS_DEFAULT_REJECTS, 0, STATUS_MAX_REJECTS),
+    )
 
 
 def is_s3_test_event(event: Any) -> bool:

@@ -67,7 +67,7 @@ def _load_into_empty_table(
     with repository.signals.publish_lock(settings.publish_lock_timeout_seconds), repository.transaction("first load"):
         if not repository.signals.table_is_empty():
             return None
-        opened = open_file(attempt, store, settings.work_dir)
+        opened = open_file(attempt, store, settings.work_dir, leftovers_after=settings.lease_seconds)
         if not attempt.budget.first_load_fits(opened.num_rows):
             logger.info("the table is empty, but %d rows may not load in the time left: staging", opened.num_rows)
             return None

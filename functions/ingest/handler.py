@@ -10,21 +10,24 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-import boto3
+import pymysql
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.ingest.dead_letters import DeadLetterSender
-from functions.ingest.events import SyncRequest, is_s3_test_event, parse_event
+from functions.ingest.events import StatusRequest, SyncRequest, is_s3_test_event, parse_action, parse_event
 from functions.ingest.s3_source import SignalObjectStore
 from functions.ingest.service import SyncOptions, SyncService
+from functions.ingest.status import build_status
 from functions.ingest.telemetry import METRICS_NAMESPACE, SERVICE_NAME, record_failure, record_hand_over, record_result
 from functions.ingest.work_space import load_file_scratch_bytes
+from functions.shared.aws import aws_client
 from functions.shared.db import connect
 from functions.shared.errors import HandedOver, PermanentError
 from functions.shared.settings import IngestSettings, load_database_settings, load_ingest_settings
@@ -45,21 +48,34 @@ class IngestApp:
     settings: IngestSettings
     service: SyncService
     dead_letters: DeadLetterSender | None
+    connect_database: Callable[[], pymysql.Connection[Any]]
 
 
 @cache
 def build_app() -> IngestApp:
     settings = load_ingest_settings()
     database = load_database_settings()
+    def connect_database() -> pymysql.Connection[Any]:
+        return connect(database)
+
     service = SyncService(
         settings,
-        lambda: connect(database),
-        SignalObjectStore(boto3.client("s3"), settings.bucket, reserve_bytes=load_file_scratch_bytes(settings)),
+        connect_database,
+        SignalObjectStore(aws_client("s3"), settings.bucket, reserve_bytes=load_file_scratch_bytes(settings)),
         # LOCAL INFILE only where the files are loaded (claims, failures, listing: none).
         connect_staging=lambda: connect(database, local_infile=settings.load_method == "local_infile"),
     )
-    queue = DeadLetterSender(boto3.client("sqs"), settings.dead_letter_queue_url) if settings.dead_letter_queue_url else None
-    return IngestApp(settings, service, queue)
+    queue = DeadLetterSender(aws_client("sqs"), settings.dead_letter_queue_url) if settings.dead_letter_queue_url else None
+    return IngestApp(settings, service, queue, connect_database)
+
+
+def answer_status(app: IngestApp, request: StatusRequest) -> dict[str, Any]:
+    """The operator's status report, read on a connection of its own; no claim, no write."""
+    connection = app.connect_database()
+    try:
+        return build_status(connection, request)
+    finally:
+        connection.close()
 
 
 def fail_permanently(
@@ -112,15 +128,19 @@ def sync_one(app: IngestApp, request: SyncRequest, context: LambdaContext) -> di
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    """Sync the date(s) the event names and return the result(s) as JSON."""
+    """Sync the date(s) the event names and return the result(s) as JSON; or answer a status request."""
     app = build_app()
     if is_s3_test_event(event):
         return {"status": "ignored", "reason": "s3:TestEvent sent when the notification was configured"}
     today = dt.datetime.now(dt.UTC).date()
     try:
-        requests = parse_event(event, prefix=app.settings.key_prefix, bucket=app.settings.bucket, today=today)
+        status_request = parse_action(event)
+        if status_request is None:
+            requests = parse_event(event, prefix=app.settings.key_prefix, bucket=app.settings.bucket, today=today)
     except PermanentError as error:
         return fail_permanently(app, event, error, None, context.aws_request_id)
+    if status_request is not None:
+        return answer_status(app, status_request)  # asked synchronously: a failure goes back to the caller
     results = [sync_one(app, request, context) for request in requests]
     if len(results) == 1:
         return results[0]

@@ -187,7 +187,8 @@ class SyncService:
     def _describe(self, key: str) -> ObjectInfo | MissingObject:
         """The object's size and ETag, or the MissingObject error to record under the claim."""
         try:
-            return self._retrying("describe the object", lambda: self._store.describe(key))
+            # botocore retries the HEAD itself (standard mode: throttling, 5xx, connection errors).
+            return self._store.describe(key)
         except MissingObject as missing:
             return missing
 

@@ -40,7 +40,9 @@ def stage_and_publish(
     connect: Callable[[], pymysql.Connection[Any]],
 ) -> SyncResult:
     """Stage the rest of the file, listing its changes alongside when the publish lock is free; publish."""
-    opened = open_file(attempt, store, settings.work_dir)
+    opened = open_file(attempt, store, settings.work_dir, leftovers_after=settings.lease_seconds)
+    with repository.transaction("note the file's rows"):
+        repository.staging.record_rows_in_file(attempt.held.sync_date, attempt.info.etag, opened.signal_file.num_rows)
     rows_resumed = progress.rows_read
     with listing_alongside_staging(
         connect, attempt.held.sync_date, file_rows=opened.num_rows, rows_staged=progress.rows_read

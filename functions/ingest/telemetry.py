@@ -8,6 +8,7 @@ from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from functions.shared.contract import (
+    ENVIRONMENT_DIMENSION,
     GUARD_TRIPPED,
     METRICS_NAMESPACE,
     ROW_METRICS,
@@ -18,12 +19,29 @@ from functions.shared.contract import (
     SYNC_HANDED_OVER,
 )
 from functions.shared.errors import GuardTripped
+from functions.shared.settings import load_environment_name
 
-__all__ = ["METRICS_NAMESPACE", "SERVICE_NAME", "record_failure", "record_hand_over", "record_result"]
+__all__ = [
+    "ENVIRONMENT_DIMENSION",
+    "METRICS_NAMESPACE",
+    "SERVICE_NAME",
+    "record_failure",
+    "record_hand_over",
+    "record_result",
+    "tag_environment",
+]
+
+
+def tag_environment(metrics: Metrics) -> None:
+    """Add the environment dimension (idempotent: a default dimension, kept across flushes)."""
+    environment = load_environment_name()
+    if environment:
+        metrics.set_default_dimensions(**{ENVIRONMENT_DIMENSION: environment})
 
 
 def record_result(metrics: Metrics, result: dict[str, Any]) -> None:
     """Counters for one finished sync: its status, its rows and its duration."""
+    tag_environment(metrics)
     metrics.add_metric(name=STATUS_METRICS[result["status"]], unit=MetricUnit.Count, value=1)
     for field, metric in ROW_METRICS.items():
         if field in result:
@@ -34,6 +52,7 @@ def record_result(metrics: Metrics, result: dict[str, Any]) -> None:
 
 def record_failure(metrics: Metrics, error: Exception) -> None:
     """SyncFailed (alarmed on), GuardTripped for a kill switch; the error type as metadata."""
+    tag_environment(metrics)
     metrics.add_metric(name=SYNC_FAILED, unit=MetricUnit.Count, value=1)
     metrics.add_metadata(key="error_type", value=type(error).__name__)
     if isinstance(error, GuardTripped):
@@ -43,4 +62,5 @@ def record_failure(metrics: Metrics, error: Exception) -> None:
 
 def record_hand_over(metrics: Metrics) -> None:
     """SyncHandedOver: the sync stopped before the timeout and Lambda's retry resumes it (not a failure)."""
+    tag_environment(metrics)
     metrics.add_metric(name=SYNC_HANDED_OVER, unit=MetricUnit.Count, value=1)

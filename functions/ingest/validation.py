@@ -255,6 +255,10 @@ def _original_values(values: pa.Array) -> list[Any]:
     """A rejected batch's column as Python values to store; text capped at about 1 KiB."""
     if pa.types.is_dictionary(values.type):
         values = values.dictionary_decode()
+    if pa.types.is_temporal(values.type):
+        # Arrow's own text: Python's datetime stops at year 9999 and at the microsecond, and
+        # a value past either (the very values rejected for their range) would fail the file.
+        return list(pc.cast(values, pa.string()).to_pylist())
     if not _is_type(values.type, *_TEXT_TYPES):
         return list(values.to_pylist())
     # As bytes, cut before they reach Python: a value may be huge or not UTF-8.
@@ -270,11 +274,19 @@ def _capped_reasons(reasons: str) -> str:
     return reasons[: REASONS_MAX_CHARS - len(REASONS_CUT_MARK)] + REASONS_CUT_MARK
 
 
+def _takeable(values: pa.Array) -> pa.Array:
+    """View-typed text as bytes (kept unvalidated, shown like binary): `take` has no kernel for views."""
+    if pa.types.is_string_view(values.type) or pa.types.is_binary_view(values.type):
+        return pc.cast(values, pa.large_binary())
+    return values
+
+
 def _describe_rejected(batch: pa.RecordBatch, first_row: int, reasons: pa.Array) -> list[RejectedRow]:
     rejected_indices = pc.indices_nonzero(pc.is_valid(reasons))
     if len(rejected_indices) == 0:
         return []
-    rejected_batch = batch.take(rejected_indices)
+    rejected_batch = pa.RecordBatch.from_arrays([_takeable(column) for column in batch.columns], names=batch.schema.names)
+    rejected_batch = rejected_batch.take(rejected_indices)
     originals = {name: _original_values(rejected_batch.column(name)) for name in rejected_batch.schema.names}
     reason_texts = reasons.take(rejected_indices).to_pylist()
     rejected = []

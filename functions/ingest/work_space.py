@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,9 @@ LOAD_FILE_BYTES_PER_ROW = 640
 LOAD_FILE_SLOTS = 2  # one chunk loads while the next one is written
 
 FreeBytes = Callable[[Path], int]
+# Every file a sync writes in the work directory starts so: the download, its partial
+# download, and the load files beside it.
+SYNC_FILE_PATTERN = "upsell-signals-*"
 
 
 def free_bytes(directory: Path) -> int:
@@ -63,3 +67,22 @@ def no_space_is_permanent(directory: Path, what: str) -> Iterator[None]:
         if error.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
         raise _no_space(directory, free_bytes(directory), None, what) from error
+
+
+def remove_leftovers(directory: Path, older_than_seconds: float) -> list[Path]:
+    """Delete what killed syncs left in `directory` (untouched for `older_than_seconds`); the paths removed.
+
+    Lambda keeps /tmp across invocations of a container and kills at the timeout without
+    cleaning up; left alone, those files would fill the ephemeral storage. A container
+    runs one invocation at a time, and the age keeps a concurrent local run's files safe.
+    """
+    cutoff = time.time() - older_than_seconds
+    removed = []
+    for path in directory.glob(SYNC_FILE_PATTERN):
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed.append(path)
+        except FileNotFoundError:
+            continue  # another run removed it first
+    return removed

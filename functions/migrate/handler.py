@@ -1,17 +1,21 @@
-"""Lambda entry for schema migrations: CloudFormation custom resource or manual payload.
+"""Lambda entry for schema migrations: the CDK Provider's on_event handler, or a manual payload.
 
-Manual payloads: {} or {"action": "up"}, {"action": "down", "target": N}, {"action": "status"}.
+At deploy, CloudFormation talks to the CDK provider framework (infra/constructs/migrate.py),
+which invokes this function synchronously and answers CloudFormation itself: a returned dict is
+SUCCESS, a raised error is FAILED with the error's message as the reason. Nothing here replies to
+CloudFormation. Manual payloads: {} or {"action": "up"}, {"action": "down", "target": N},
+{"action": "status"}.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.migrate.cloudformation import CustomResourceRequest, is_custom_resource_event, send_response
 from functions.migrate.migrator import MigrationReport, Migrator, discover_migrations
+from functions.shared.aws import secrets_provider
 from functions.shared.db import connect
 from functions.shared.errors import BadEvent, MigrationError
 from functions.shared.settings import load_database_settings, load_migrate_settings
@@ -42,9 +46,7 @@ def provision_ingest_user(migrator: Migrator) -> None:
     secret_arn = load_migrate_settings().ingest_user_secret_arn
     if not secret_arn:
         return
-    from aws_lambda_powertools.utilities import parameters
-
-    secret = parameters.get_secret(secret_arn, transform="json", max_age=0)
+    secret = secrets_provider().get(secret_arn, transform="json", max_age=0)
     if not isinstance(secret, dict) or "username" not in secret or "password" not in secret:
         raise MigrationError("the ingest user's secret must be JSON with username and password")
     migrator.provision_ingest_user(secret["username"], secret["password"])
@@ -67,32 +69,47 @@ def parse_manual_payload(event: Any) -> tuple[str, int | None]:
     return action, target
 
 
-def _answer_cloudformation(request: CustomResourceRequest) -> dict[str, Any]:
-    if request.request_type == "Delete":
+RequestType = Literal["Create", "Update", "Delete"]
+# Kept from the resource's first answer on: a changed id would make CloudFormation treat an Update
+# as a replacement and send a Delete for the old id.
+PHYSICAL_RESOURCE_ID = "upsell-signals-schema"
+# CloudFormation keeps at most 4 KiB of a response; the framework adds a log link to the reason.
+MAX_REASON_CHARS = 1500
+
+
+def is_custom_resource_request(event: Any) -> bool:
+    """A CloudFormation request as the provider framework passes it on (its ResponseURL masked)."""
+    return isinstance(event, dict) and "RequestType" in event and "LogicalResourceId" in event
+
+
+def on_event(event: dict[str, Any]) -> dict[str, Any]:
+    """Create/Update apply pending migrations; Delete leaves the schema alone. Raises on failure."""
+    request_type: RequestType = event["RequestType"]
+    if request_type not in ("Create", "Update", "Delete"):
+        raise BadEvent(f"unknown RequestType {request_type!r}")
+    if request_type == "Delete":
         # Deleting the stack (or replacing this resource) must never drop data.
-        send_response(request, succeeded=True, reason="delete: schema left in place")
-        return {"action": "none", "request_type": "Delete"}
+        logger.info("custom resource Delete: schema left in place")
+        return {"PhysicalResourceId": event.get("PhysicalResourceId", PHYSICAL_RESOURCE_ID)}
     try:
         report = run_migrations("up")
     except Exception as error:
-        # Any failure must reach CloudFormation as FAILED, or the stack hangs for an hour.
-        logger.exception("migration failed during %s", request.request_type)
-        send_response(request, succeeded=False, reason=f"{type(error).__name__}: {error}")
-        raise
-    send_response(
-        request,
-        succeeded=True,
-        reason=f"applied {report.applied or 'nothing'}; schema at version {report.current_version}",
-        data={"CurrentVersion": str(report.current_version), "Applied": ",".join(map(str, report.applied))},
-    )
-    return report.as_dict()
+        logger.exception("migration failed during %s", request_type)
+        # The framework puts this message into the CloudFormation event as the reason.
+        message = f"schema migration ({request_type}) failed: {type(error).__name__}: {error}"
+        raise MigrationError(message[:MAX_REASON_CHARS]) from error
+    logger.info("migrations done", extra=report.as_dict())
+    return {
+        "PhysicalResourceId": PHYSICAL_RESOURCE_ID,
+        "Data": {"CurrentVersion": str(report.current_version), "Applied": ",".join(map(str, report.applied))},
+    }
 
 
 @logger.inject_lambda_context(log_event=False)
 def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    """Apply, revert or report migrations; answer CloudFormation when it is the caller."""
-    if is_custom_resource_event(event):
-        return _answer_cloudformation(CustomResourceRequest.from_event(event))
+    """Apply, revert or report migrations; the provider framework's request or a manual payload."""
+    if is_custom_resource_request(event):
+        return on_event(event)
     action, target = parse_manual_payload(event)
     report = run_migrations(action, target)
     logger.info("migrations done", extra=report.as_dict())

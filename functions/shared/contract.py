@@ -10,6 +10,9 @@ import re
 
 SERVICE_NAME = "upsell-signals-ingest"  # Powertools service: the metrics' `service` dimension the alarms filter on
 METRICS_NAMESPACE = "UpsellSignals"
+# Every metric carries it (beside Powertools' "service"), so environments sharing an account do
+# not mix; the alarms and the dashboard (infra/constructs/monitoring.py) select on both.
+ENVIRONMENT_DIMENSION = "environment"
 
 # Where Data Engineering unloads each day's file: <prefix>dt=YYYY-MM-DD/data.parquet
 KEY_PREFIX = "passive_upsell_signals/"

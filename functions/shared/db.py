@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import ssl
@@ -16,6 +17,7 @@ import pymysql.cursors
 from pymysql.constants import COMMAND
 from pymysql.protocol import LoadLocalPacketWrapper, MysqlPacket
 
+from functions.shared.aws import secrets_provider
 from functions.shared.errors import InsecureConnection, LocalFileRefused, TransientError, translate_errors
 from functions.shared.settings import DatabaseSettings
 
@@ -32,6 +34,21 @@ class GuardedConnection(pymysql.Connection):  # type: ignore[type-arg]
     """
 
     _offered_file: bytes | None = None
+
+    @contextmanager
+    def waiting_longer(self, extra_seconds: int) -> Iterator[None]:
+        """Wait `extra_seconds` beyond the read timeout for the answers of the block's statements.
+
+        For a wait that the server itself bounds (GET_LOCK's timeout), on top of the time
+        the statement needs.
+        """
+        usual = self._read_timeout  # type: ignore[has-type]
+        if usual is not None:
+            self._read_timeout = usual + extra_seconds
+        try:
+            yield
+        finally:
+            self._read_timeout = usual
 
     @contextmanager
     def offering(self, path: Path) -> Iterator[None]:
@@ -105,10 +122,9 @@ def is_loopback(host: str | None) -> bool:
 def _credentials(settings: DatabaseSettings, *, refresh: bool = False) -> dict[str, Any]:
     """Host, port, user, password and database, from the secret when one is configured."""
     if settings.secret_arn:
-        # Imported here so local runs and tests never need Secrets Manager.
-        from aws_lambda_powertools.utilities import parameters
-
-        secret = parameters.get_secret(settings.secret_arn, transform="json", max_age=SECRET_CACHE_SECONDS, force_fetch=refresh)
+        secret = secrets_provider().get(
+            settings.secret_arn, transform="json", max_age=SECRET_CACHE_SECONDS, force_fetch=refresh
+        )
         if not isinstance(secret, dict):
             raise TransientError("database secret is not a JSON object")
         return {
@@ -168,6 +184,10 @@ def connect(
             charset="utf8mb4",
             autocommit=False,
             connect_timeout=settings.connect_timeout_seconds,
+            # A half-open connection (a partition, a black-holing middlebox) fails here as a
+            # lost connection (transient) instead of hanging until the function's timeout.
+            read_timeout=settings.read_timeout_seconds,
+            write_timeout=settings.write_timeout_seconds,
             local_infile=local_infile,
             ssl=_tls_context(settings),
             init_command=(
@@ -193,7 +213,12 @@ def get_lock(connection: pymysql.Connection[Any], name: str, timeout_seconds: in
 
     A session may take a lock it holds again; each take needs its own release.
     """
-    with connection.cursor() as cursor:
+    # The server answers only once the lock is taken or its timeout is over: that wait is
+    # on top of the client's read timeout, which is sized for statements doing work.
+    waiting: contextlib.AbstractContextManager[None] = (
+        connection.waiting_longer(timeout_seconds) if isinstance(connection, GuardedConnection) else contextlib.nullcontext()
+    )
+    with waiting, connection.cursor() as cursor:
         cursor.execute("SELECT GET_LOCK(%s, %s)", (name, timeout_seconds))
         row = cursor.fetchone()
     return bool(row) and row[0] == 1

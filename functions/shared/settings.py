@@ -17,6 +17,16 @@ LoadMethod = Literal["local_infile", "insert"]
 MissingRows = Literal["keep", "delete"]
 
 
+# Sized from measurement (see README, "Bounded waits"): the longest single statement is the
+# publish's UPDATE of every row when each row changed, 10.3 s at 1M rows on a quiet 2-core
+# machine and 33 s on a loaded one; at 10M rows, about 100 s and 330 s. A statement may first
+# wait DB_IDLE_TIMEOUT_SECONDS (120) for a row lock. 600 s covers both with margin and stays
+# under the function's 900 s timeout, so a dead connection fails as transient with time left.
+DEFAULT_DB_READ_TIMEOUT_SECONDS = 600
+# The server waits as long for our bytes (net_read_timeout = the idle timeout); so do we for its.
+DEFAULT_DB_WRITE_TIMEOUT_SECONDS = 120
+
+
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names it."""
 
@@ -33,11 +43,24 @@ class DatabaseSettings:
     secret_arn: str | None
     tls_ca_file: str | None
     connect_timeout_seconds: int
-    idle_timeout_seconds: int  # the server ends a session silent this long; keep it under the claim's lease
+    idle_timeout_seconds: int = 120  # the server ends a session silent this long; keep it under the claim's lease
+    # How long the client waits for one answer, or to hand over bytes, before it gives the
+    # connection up as dead (a half-open socket otherwise hangs until the function's timeout).
+    read_timeout_seconds: int = DEFAULT_DB_READ_TIMEOUT_SECONDS
+    write_timeout_seconds: int = DEFAULT_DB_WRITE_TIMEOUT_SECONDS
 
     def __repr__(self) -> str:
         where = f"host={self.host!r}, port={self.port}, name={self.name!r}, secret_arn={self.secret_arn!r}"
         return f"DatabaseSettings({where})"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AwsClientSettings:
+    """Bounds on every AWS SDK call: botocore retries throttling and 5xx (standard mode) up to max_attempts."""
+
+    connect_timeout_seconds: int = 5
+    read_timeout_seconds: int = 30
+    max_attempts: int = 5
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,6 +148,15 @@ def load_database_settings(env: Mapping[str, str] | None = None) -> DatabaseSett
     host = _text(env, "DB_HOST")
     if not secret_arn and not host:
         raise SettingsError("set DB_SECRET_ARN (in AWS) or DB_HOST, DB_USER, DB_PASSWORD, DB_NAME (locally)")
+    idle_timeout_seconds = _integer(env, "DB_IDLE_TIMEOUT_SECONDS", 120, minimum=1)
+    read_timeout_seconds = _integer(env, "DB_READ_TIMEOUT_SECONDS", DEFAULT_DB_READ_TIMEOUT_SECONDS, minimum=1)
+    # A healthy statement may first wait idle_timeout_seconds for a row lock (the session's
+    # innodb_lock_wait_timeout), then run: the client must wait longer than that wait alone.
+    if read_timeout_seconds <= idle_timeout_seconds:
+        raise SettingsError(
+            f"DB_READ_TIMEOUT_SECONDS ({read_timeout_seconds}) must exceed DB_IDLE_TIMEOUT_SECONDS "
+            f"({idle_timeout_seconds}): a statement may wait that long for a row lock before it runs"
+        )
     return DatabaseSettings(
         host=host,
         port=_integer(env, "DB_PORT", 3306, minimum=1),
@@ -134,7 +166,19 @@ def load_database_settings(env: Mapping[str, str] | None = None) -> DatabaseSett
         secret_arn=secret_arn,
         tls_ca_file=_text(env, "DB_TLS_CA_FILE"),
         connect_timeout_seconds=_integer(env, "DB_CONNECT_TIMEOUT_SECONDS", 10, minimum=1),
-        idle_timeout_seconds=_integer(env, "DB_IDLE_TIMEOUT_SECONDS", 120, minimum=1),
+        idle_timeout_seconds=idle_timeout_seconds,
+        read_timeout_seconds=read_timeout_seconds,
+        write_timeout_seconds=_integer(env, "DB_WRITE_TIMEOUT_SECONDS", DEFAULT_DB_WRITE_TIMEOUT_SECONDS, minimum=1),
+    )
+
+
+def load_aws_client_settings(env: Mapping[str, str] | None = None) -> AwsClientSettings:
+    """AWS_CONNECT_TIMEOUT_SECONDS, AWS_READ_TIMEOUT_SECONDS, AWS_MAX_ATTEMPTS (botocore's, first try included)."""
+    env = os.environ if env is None else env
+    return AwsClientSettings(
+        connect_timeout_seconds=_integer(env, "AWS_CONNECT_TIMEOUT_SECONDS", 5, minimum=1),
+        read_timeout_seconds=_integer(env, "AWS_READ_TIMEOUT_SECONDS", 30, minimum=1),
+        max_attempts=_integer(env, "AWS_MAX_ATTEMPTS", 5, minimum=1),
     )
 
 
@@ -180,3 +224,9 @@ def load_ingest_settings(env: Mapping[str, str] | None = None) -> IngestSettings
             publish_rows_per_second=_integer(env, "PUBLISH_ROWS_PER_SECOND", 20_000, minimum=1),
         ),
     )
+
+
+def load_environment_name(env: Mapping[str, str] | None = None) -> str | None:
+    """ENVIRONMENT_NAME (dev, staging, prod: set by the stack), the metrics' environment dimension; None locally."""
+    env = os.environ if env is None else env
+    return _text(env, "ENVIRONMENT_NAME")

@@ -1,19 +1,18 @@
-"""The ingest function and the ways in: the S3 notification, the 06:00 UTC schedule, manual invoke."""
+"""The ingest function and the ways in: S3 "Object Created" through EventBridge, the 06:00 UTC schedule, manual invoke."""
 
 from __future__ import annotations
 
-from aws_cdk import CfnResource, Duration, TimeZone
+from aws_cdk import Duration, TimeZone
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as targets
 from constructs import Construct, IConstruct
 
-from functions.shared.contract import KEY_PREFIX as SIGNALS_PREFIX
-from functions.shared.contract import KEY_SUFFIX as SIGNALS_SUFFIX
-from functions.shared.contract import METRICS_NAMESPACE, SERVICE_NAME
+from functions.shared.contract import KEY_PREFIX, KEY_SUFFIX, METRICS_NAMESPACE, SERVICE_NAME
 from infra.config import EnvConfig
 from infra.constructs.code import FunctionCode
 from infra.constructs.database import Database
@@ -21,9 +20,9 @@ from infra.constructs.dead_letter import DeadLetterQueue
 from infra.constructs.network import Network
 from infra.constructs.vpc_function import VpcFunction
 
-__all__ = ["INGEST_HANDLER", "METRICS_NAMESPACE", "SERVICE_NAME", "SIGNALS_PREFIX", "SIGNALS_SUFFIX", "Ingest"]
-
 INGEST_HANDLER = "functions.ingest.handler.handler"
+SIGNALS_PREFIX = KEY_PREFIX
+SIGNALS_SUFFIX = KEY_SUFFIX
 # A claim outlives the invocation that holds it by this much, so a live holder is never taken over.
 LEASE_MARGIN_SECONDS = 60
 
@@ -40,8 +39,25 @@ SCHEDULED_EVENT = {
 }
 
 
+def object_created_pattern(bucket_name: str) -> events.EventPattern:
+    """S3's "Object Created" events for the daily files: this bucket, key prefix and suffix as S3's filter had them."""
+    return events.EventPattern(
+        source=["aws.s3"],
+        detail_type=["Object Created"],
+        detail={
+            "bucket": {"name": [bucket_name]},
+            # One wildcard holds both ends: EventBridge takes one matcher per field value.
+            "object": {"key": events.Match.wildcard(f"{SIGNALS_PREFIX}*{SIGNALS_SUFFIX}")},
+        },
+    )
+
+
 class Ingest(Construct):
-    """Ingest function with async retries and its DLQ, fed by S3 and by EventBridge Scheduler.
+    """Ingest function with async retries and its DLQ, fed by S3 (via EventBridge) and by EventBridge Scheduler.
+
+    File arrivals come through an EventBridge rule, never a bucket notification: writing a
+    notification configuration onto a bucket (CDK's Custom::S3BucketNotifications) replaces the
+    configuration other teams keep on a shared bucket. The bucket only has EventBridge delivery on.
 
     Scheduler rather than a scheduled rule: AWS recommends it, it takes a time zone (06:00 is
     pinned to UTC), it has its own retry policy and DLQ, and it can put the intended run time into
@@ -64,37 +80,7 @@ class Ingest(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         sizing = config.ingest
-        self.function = self._function(
-            config, code=code, network=network, database=database, bucket=bucket, dead_letters=dead_letters
-        )
-        function = self.function.function
-        role = self.function.role
-        self._grant_least_privilege(role, bucket, bucket_kms_key_arn, dead_letters)
-        self._configure_async_invoke(function, sizing.retry_attempts, sizing.max_event_age_hours, dead_letters)
-        bucket.add_event_notification(
-            s3.EventType.OBJECT_CREATED,
-            s3n.LambdaDestination(function),
-            s3.NotificationKeyFilter(prefix=SIGNALS_PREFIX, suffix=SIGNALS_SUFFIX),
-        )
-        self.schedule = self._daily_fallback(config, function, dead_letters)
-        # No event may reach the ingest before the schema exists: both event sources wait for the migration.
-        self.schedule.node.add_dependency(after)
-        for notifications in _bucket_notification_resources(bucket):
-            notifications.node.add_dependency(after)
-
-    def _function(
-        self,
-        config: EnvConfig,
-        *,
-        code: FunctionCode,
-        network: Network,
-        database: Database,
-        bucket: s3.IBucket,
-        dead_letters: DeadLetterQueue,
-    ) -> VpcFunction:
-        """The ingest function in the VPC, on the ingest's own database account, configured by environment."""
-        sizing = config.ingest
-        return VpcFunction(
+        self.function = VpcFunction(
             self,
             "Ingest",
             function_name=f"upsell-signals-ingest-{config.name}",
@@ -119,6 +105,8 @@ class Ingest(Construct):
                 "WORK_DIR": "/tmp",  # noqa: S108 - Lambda's only writable path (ephemeral storage)
                 "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                # The metrics' environment dimension (functions/ingest/telemetry.py), which the alarms select on.
+                "ENVIRONMENT_NAME": config.name,
             },
             memory_mb=sizing.memory_mb,
             timeout=Duration.seconds(sizing.timeout_seconds),
@@ -126,11 +114,27 @@ class Ingest(Construct):
             reserved_concurrency=sizing.reserved_concurrency,
             log_retention_days=config.log_retention_days,
         )
+        function = self.function.function
+        role = self.function.role
+        self._grant_least_privilege(role, bucket, bucket_kms_key_arn, dead_letters)
+        self._configure_async_invoke(function, sizing.retry_attempts, sizing.max_event_age_hours, dead_letters)
 
-    def _daily_fallback(self, config: EnvConfig, function: lambda_.Function, dead_letters: DeadLetterQueue) -> scheduler.Schedule:
-        """06:00 UTC (the config's schedule): the scheduled event, with its own retries and the same DLQ."""
-        sizing = config.ingest
-        return scheduler.Schedule(
+        self.file_arrivals = events.Rule(
+            self,
+            "FileArrivals",
+            description=f"S3 Object Created for {SIGNALS_PREFIX}*{SIGNALS_SUFFIX}: sync that date",
+            event_pattern=object_created_pattern(bucket.bucket_name),
+            targets=[
+                events_targets.LambdaFunction(
+                    function,
+                    # EventBridge's own delivery retries; once delivered, the function's async retries apply.
+                    dead_letter_queue=dead_letters.queue,
+                    retry_attempts=sizing.retry_attempts,
+                    max_event_age=Duration.hours(sizing.max_event_age_hours),
+                )
+            ],
+        )
+        self.schedule = scheduler.Schedule(
             self,
             "DailyFallback",
             description="06:00 UTC: sync yesterday's file if no S3 event did",
@@ -143,6 +147,9 @@ class Ingest(Construct):
                 max_event_age=Duration.hours(sizing.max_event_age_hours),
             ),
         )
+        # No event may reach the ingest before the schema exists: both event sources wait for the migration.
+        self.schedule.node.add_dependency(after)
+        self.file_arrivals.node.add_dependency(after)
 
     @staticmethod
     def _grant_least_privilege(
@@ -186,11 +193,3 @@ class Ingest(Construct):
         if function.role is not None:
             config.node.add_dependency(function.role)
 
-
-def _bucket_notification_resources(bucket: s3.IBucket) -> list[CfnResource]:
-    """CDK's Custom::S3BucketNotifications for this bucket (created or imported)."""
-    return [
-        child
-        for child in bucket.node.find_all()
-        if isinstance(child, CfnResource) and child.cfn_resource_type == "Custom::S3BucketNotifications"
-    ]

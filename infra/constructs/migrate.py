@@ -1,25 +1,36 @@
-"""Schema migrations at deploy time: the migrate function as a CloudFormation custom resource."""
+"""Schema migrations at deploy time: the migrate function behind the CDK's custom resource provider."""
 
 from __future__ import annotations
 
 from aws_cdk import CustomResource, Duration
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from infra.constructs.code import FunctionCode, migrations_fingerprint
 from infra.constructs.database import Database
 from infra.constructs.network import Network
+from infra.constructs.retention import retention
 from infra.constructs.vpc_function import VpcFunction
 
 MIGRATE_HANDLER = "functions.migrate.handler.handler"
+# The migrate function's own limit: a migration, or its wait for the migration lock, past this fails.
+MIGRATE_TIMEOUT = Duration.minutes(5)
+# CloudFormation gives up on the resource after this (its default is an hour): the framework answers
+# within the migrate function's timeout, so this is a backstop for the framework itself failing.
+SERVICE_TIMEOUT = Duration.minutes(10)
 
 
 class SchemaMigrations(Construct):
     """The migrate function and the custom resource that runs it on every deploy that changes migrations/.
 
-    The service token is the function itself: functions/migrate answers CloudFormation through the
-    pre-signed ResponseURL (reached via the S3 gateway endpoint), so no CDK provider framework is
-    needed. `MigrationsFingerprint` changes with any file in migrations/, which makes CloudFormation
-    send Update and the function apply the new versions.
+    The service token is a `custom_resources.Provider`: its framework function (outside the VPC)
+    invokes the migrate function synchronously, once, and answers CloudFormation itself, SUCCESS
+    with the returned data or FAILED with the raised error's message. `MigrationsFingerprint`
+    changes with any file in migrations/, which makes CloudFormation send Update and the function
+    apply the new versions.
     """
 
     def __init__(
@@ -50,15 +61,18 @@ class SchemaMigrations(Construct):
                 "INGEST_DB_SECRET_ARN": database.ingest_secret.secret_arn,
             },
             memory_mb=512,
-            # Under CloudFormation's custom resource limit (1 hour) with room for a lock wait.
-            timeout=Duration.minutes(5),
+            timeout=MIGRATE_TIMEOUT,
             log_retention_days=log_retention_days,
             reserved_concurrency=None,
         )
+        # A manual `aws lambda invoke --invocation-type Event` must not run `up` again on failure.
+        self.function.function.configure_async_invoke(retry_attempts=0)
+        self.provider = self._build_provider(log_retention_days)
         self.resource = CustomResource(
             self,
             "Schema",
-            service_token=self.function.function.function_arn,
+            service_token=self.provider.service_token,
+            service_timeout=SERVICE_TIMEOUT,
             resource_type="Custom::SchemaMigrations",
             # Either changing sends Update: new migrations to apply, or a new ingest secret to provision.
             properties={"MigrationsFingerprint": migrations_fingerprint(), "IngestSecretArn": database.ingest_secret.secret_arn},
@@ -73,3 +87,32 @@ class SchemaMigrations(Construct):
             self.resource.node.add_dependency(database_resource)
         for rotation in database.rotations:
             rotation.node.add_dependency(self.resource)
+
+    def _build_provider(self, log_retention_days: int) -> cr.Provider:
+        """The CDK provider framework, invoking the migrate function exactly once per request."""
+        # Our own group (the environment's retention, no LogRetention function) and our own role:
+        # CDK's default role carries AWSLambdaBasicExecutionRole, i.e. logs on every group.
+        log_group = logs.LogGroup(self, "ProviderLogs", retention=retention(log_retention_days))
+        self.provider_role = role = iam.Role(
+            self,
+            "ProviderRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="upsell-signals: CDK provider framework that runs the schema migration at deploy",
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[log_group.log_group_arn])
+        )
+        provider = cr.Provider(
+            self,
+            "Provider",
+            on_event_handler=self.function.function,
+            log_group=log_group,
+            framework_on_event_role=role,
+        )
+        # CloudFormation invokes the framework asynchronously: a framework crash retried by Lambda
+        # would call the migration again. No retry; CloudFormation's ServiceTimeout ends the wait.
+        framework = provider.node.find_child("framework-onEvent")
+        if not isinstance(framework, lambda_.Function):
+            raise TypeError(f"unexpected provider framework construct: {type(framework).__name__}")
+        framework.configure_async_invoke(retry_attempts=0)
+        return provider

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Aws, Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_iam as iam
@@ -13,17 +13,30 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from functions.shared.contract import GUARD_TRIPPED, METRICS_NAMESPACE, ROW_METRICS, SERVICE_NAME, SYNC_COMPLETED, SYNC_FAILED
+from functions.shared.contract import (
+    ENVIRONMENT_DIMENSION,
+    GUARD_TRIPPED,
+    METRICS_NAMESPACE,
+    ROW_METRICS,
+    SERVICE_NAME,
+    SYNC_COMPLETED,
+    SYNC_FAILED,
+)
 
 # A sync is due every day by 06:00 UTC at the latest; 26 hours leaves two hours of slack.
 STALE_AFTER_HOURS = 26
-_DASHBOARD_ROW_FIELDS = ("rows_inserted", "rows_updated", "rows_unchanged", "rows_rejected", "rows_deleted")
+# An invocation past this share of its timeout is close to being killed mid-sync: page before it is.
+NEAR_TIMEOUT_SHARE = 0.8
 
 
-def sync_metric(name: str, period: Duration) -> cloudwatch.Metric:
-    """A custom metric the ingest emits (EMF) in namespace UpsellSignals with dimension service."""
+def sync_metric(name: str, period: Duration, environment_name: str) -> cloudwatch.Metric:
+    """A custom metric the ingest emits (EMF) in namespace UpsellSignals, for this environment's service."""
     return cloudwatch.Metric(
-        namespace=METRICS_NAMESPACE, metric_name=name, dimensions_map={"service": SERVICE_NAME}, statistic="Sum", period=period
+        namespace=METRICS_NAMESPACE,
+        metric_name=name,
+        dimensions_map={"service": SERVICE_NAME, ENVIRONMENT_DIMENSION: environment_name},
+        statistic="Sum",
+        period=period,
     )
 
 
@@ -35,22 +48,14 @@ class Monitoring(Construct):
         scope: Construct,
         construct_id: str,
         *,
+        environment_name: str,
         alarm_email: str,
         ingest: lambda_.IFunction,
+        ingest_timeout: Duration,
         migrate: lambda_.IFunction,
         dead_letter_queue: sqs.IQueue,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.topic = self._topic(alarm_email)
-        self.alarms = self._alarms(ingest, migrate, dead_letter_queue)
-        action = actions.SnsAction(self.topic)
-        for alarm in self.alarms:
-            alarm.add_alarm_action(action)
-            alarm.add_ok_action(action)
-        self.dashboard = self._dashboard(ingest, dead_letter_queue)
-
-    def _topic(self, alarm_email: str) -> sns.Topic:
-        """The alarm topic, e-mailing `alarm_email`."""
         # A customer key: CloudWatch cannot publish to a topic encrypted with the AWS-managed SNS key.
         key = kms.Key(self, "TopicKey", enable_key_rotation=True, description="upsell-signals alarm topic")
         key.add_to_resource_policy(
@@ -58,17 +63,18 @@ class Monitoring(Construct):
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 resources=["*"],
+                # Only this account's alarms: CloudWatch acting for another account cannot use the key.
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                    "ArnLike": {"aws:SourceArn": f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:*"},
+                },
             )
         )
-        topic = sns.Topic(self, "Alarms", display_name="upsell-signals alarms", master_key=key, enforce_ssl=True)
-        topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
-        return topic
+        self.topic = sns.Topic(self, "Alarms", display_name="upsell-signals alarms", master_key=key, enforce_ssl=True)
+        self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
+        action = actions.SnsAction(self.topic)
 
-    def _alarms(
-        self, ingest: lambda_.IFunction, migrate: lambda_.IFunction, dead_letter_queue: sqs.IQueue
-    ) -> list[cloudwatch.Alarm]:
-        """Failed events waiting, either function raising, a guard tripping, no completed sync for a day."""
-        return [
+        self.alarms = [
             self._alarm_when_positive(
                 "DeadLetterQueueNotEmpty",
                 "Failed events are waiting in the DLQ: read the reason, fix, redrive",
@@ -80,6 +86,24 @@ class Monitoring(Construct):
                 ingest.metric_errors(period=Duration.minutes(5), statistic="Sum"),
             ),
             self._alarm_when_positive(
+                "IngestThrottles",
+                "Ingest invocations were throttled (reserved concurrency full): Lambda retries them, but they wait",
+                ingest.metric_throttles(period=Duration.minutes(5), statistic="Sum"),
+            ),
+            cloudwatch.Alarm(
+                self,
+                "IngestNearTimeout",
+                alarm_description=(
+                    f"An ingest invocation ran past {NEAR_TIMEOUT_SHARE:.0%} of its {ingest_timeout.to_seconds():.0f} s "
+                    "timeout: the next larger file may be killed mid-sync"
+                ),
+                metric=ingest.metric_duration(period=Duration.minutes(5), statistic="Maximum"),
+                threshold=ingest_timeout.to_milliseconds() * NEAR_TIMEOUT_SHARE,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
+            self._alarm_when_positive(
                 "MigrateErrors",
                 "The migrate function raised",
                 migrate.metric_errors(period=Duration.minutes(5), statistic="Sum"),
@@ -87,7 +111,7 @@ class Monitoring(Construct):
             self._alarm_when_positive(
                 "GuardTripped",
                 "A guard stopped a publish: check the reason, then override or fix the file",
-                sync_metric(GUARD_TRIPPED, Duration.minutes(5)),
+                sync_metric(GUARD_TRIPPED, Duration.minutes(5), environment_name),
             ),
             # Hourly periods, all 26 must be empty: an hour with no SyncCompleted counts as breaching,
             # so the alarm fires 26 hours after the last completed sync and clears on the next one.
@@ -95,7 +119,7 @@ class Monitoring(Construct):
                 self,
                 "NoCompletedSync",
                 alarm_description=f"No sync completed for more than {STALE_AFTER_HOURS} hours: the table is going stale",
-                metric=sync_metric(SYNC_COMPLETED, Duration.hours(1)),
+                metric=sync_metric(SYNC_COMPLETED, Duration.hours(1), environment_name),
                 threshold=1,
                 comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
                 evaluation_periods=STALE_AFTER_HOURS,
@@ -103,20 +127,25 @@ class Monitoring(Construct):
                 treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
             ),
         ]
+        for alarm in self.alarms:
+            alarm.add_alarm_action(action)
+            alarm.add_ok_action(action)
 
-    def _dashboard(self, ingest: lambda_.IFunction, dead_letter_queue: sqs.IQueue) -> cloudwatch.Dashboard:
-        """A week of syncs, rows, the function's duration and errors, the DLQ and the alarms."""
-        dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=Duration.days(7))
+        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=Duration.days(7))
         day = Duration.days(1)
-        dashboard.add_widgets(
+        self.dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Syncs per day",
-                left=[sync_metric(name, day) for name in (SYNC_COMPLETED, SYNC_FAILED, GUARD_TRIPPED)],
+                left=[sync_metric(name, day, environment_name) for name in (SYNC_COMPLETED, SYNC_FAILED, GUARD_TRIPPED)],
                 width=12,
             ),
             cloudwatch.GraphWidget(
                 title="Rows per day",
-                left=[sync_metric(ROW_METRICS[field], day) for field in _DASHBOARD_ROW_FIELDS],
+                left=[
+                    sync_metric(name, day, environment_name)
+                    for field, name in ROW_METRICS.items()
+                    if field != "rows_processed"
+                ],
                 width=12,
             ),
             cloudwatch.GraphWidget(
@@ -132,7 +161,6 @@ class Monitoring(Construct):
             ),
             cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms), width=24),
         )
-        return dashboard
 
     def _alarm_when_positive(self, construct_id: str, description: str, metric: cloudwatch.IMetric) -> cloudwatch.Alarm:
         """An alarm on any datapoint above zero in a period; no data means nothing happened."""

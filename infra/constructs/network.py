@@ -17,8 +17,8 @@ HTTPS = ec2.Port.tcp(443)
 class Network(Construct):
     """A created VPC (isolated subnets, flow logs, endpoints) or an imported one, offline.
 
-    The functions reach AWS through endpoints only: S3 (gateway, free) for the Parquet file and
-    the CloudFormation response URL of the migrate custom resource, Secrets Manager for the
+    The functions reach AWS through endpoints only: S3 (gateway, free) for the Parquet file,
+    Secrets Manager for the
     database credentials, SQS for the dead-letter queue. Lambda's own logs and metrics (EMF)
     are shipped by the Lambda service, not from inside the VPC, so no Logs endpoint is needed.
     """

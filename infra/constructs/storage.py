@@ -10,7 +10,11 @@ from infra.config import CreatedBucket, ImportedBucket
 
 
 class SignalsBucket(Construct):
-    """Private, encrypted, TLS-only and access-logged when created; by name when imported."""
+    """Private, encrypted, TLS-only, access-logged and sending its events to EventBridge when created; by name when imported.
+
+    An imported bucket's owner turns EventBridge delivery on once (docs/deploy.md); this stack
+    never writes an imported bucket's notification configuration.
+    """
 
     def __init__(self, scope: Construct, construct_id: str, *, settings: CreatedBucket | ImportedBucket) -> None:
         super().__init__(scope, construct_id)
@@ -30,7 +34,8 @@ class SignalsBucket(Construct):
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(365))],
             removal_policy=removal,
-            auto_delete_objects=False,
+            # A destroyable environment's bucket is emptied first, or CloudFormation cannot delete it.
+            auto_delete_objects=not settings.retain_on_delete,
         )
         self.bucket = s3.Bucket(
             self,
@@ -44,5 +49,14 @@ class SignalsBucket(Construct):
             # Re-exports replace data.parquet; old versions are kept a month for investigations.
             lifecycle_rules=[s3.LifecycleRule(noncurrent_version_expiration=Duration.days(30))],
             removal_policy=removal,
-            auto_delete_objects=False,
+            # A destroyable environment's bucket is emptied first, or CloudFormation cannot delete it.
+            auto_delete_objects=not settings.retain_on_delete,
+        )
+        # EventBridge delivery in the bucket's own resource: `event_bridge_enabled=True` would add
+        # CDK's Custom::S3BucketNotifications (a Lambda rewriting the configuration) for the same.
+        cfn_bucket = self.bucket.node.default_child
+        if not isinstance(cfn_bucket, s3.CfnBucket):
+            raise TypeError(f"unexpected bucket resource: {type(cfn_bucket).__name__}")
+        cfn_bucket.notification_configuration = s3.CfnBucket.NotificationConfigurationProperty(
+            event_bridge_configuration=s3.CfnBucket.EventBridgeConfigurationProperty(event_bridge_enabled=True)
         )

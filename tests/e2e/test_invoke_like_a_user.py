@@ -84,3 +84,32 @@ def test_migrate_status_through_invoke(operator_env: dict[str, str]) -> None:
 
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["pending"] == []
+
+
+def test_status_typed_as_the_readme_shows_runs_with_the_project_venv_and_matches_the_functions_answer(
+    operator_env: dict[str, str],
+) -> None:
+    # Given a date synced, and a shell whose python3 is the system's (no venv on PATH)
+    assert run(["scripts/invoke", "ingest", "events/manual-replay.json"], operator_env).returncode == 0
+    plain_shell = dict(operator_env, PATH="/usr/local/bin:/usr/bin:/bin")
+
+    # When the operator types ./scripts/status, and asks the function through ./scripts/invoke
+    typed = subprocess.run(
+        ["./scripts/status", "--days", "100000", "--json"], env=plain_shell, capture_output=True, text=True, timeout=120, check=False
+    )
+    asked = subprocess.run(
+        ["./scripts/invoke", "ingest", "-"],
+        input='{"action": "status", "days": 3000}',
+        env=plain_shell,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    # Then both run (the scripts found .venv themselves) and report the same date the same way
+    assert typed.returncode == 0, typed.stderr
+    assert asked.returncode == 0, asked.stderr
+    from_database, from_function = json.loads(typed.stdout)["syncs"], json.loads(asked.stdout)["syncs"]
+    assert [s["sync_date"] for s in from_database] == ["2026-01-30"]
+    assert from_function == from_database

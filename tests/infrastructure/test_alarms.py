@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any
 
 from aws_cdk.assertions import Template
 
-from tests.infrastructure.helpers import only, resources
+from tests.infrastructure.helpers import logical_id_of_function, only, resources
 
 
 def _alarm(template: Template, name_part: str) -> dict[str, Any]:
@@ -19,14 +21,12 @@ def test_every_alarm_notifies_the_topic(dev_template: Template) -> None:
     topic_id, _ = only(dev_template, "AWS::SNS::Topic")
     # When reading all alarms
     alarms = resources(dev_template, "AWS::CloudWatch::Alarm")
-    # Then the five alarms exist and each sends to the topic
-    names = {
-        name
-        for name in alarms
-        for part in ("DeadLetter", "IngestErrors", "MigrateErrors", "GuardTripped", "NoCompletedSync")
-        if part in name
-    }
-    assert len(names) == 5 == len(alarms)
+    # Then the seven alarms exist and each sends to the topic
+    parts = (
+        "DeadLetter", "IngestErrors", "IngestThrottles", "IngestNearTimeout", "MigrateErrors", "GuardTripped", "NoCompletedSync",
+    )  # fmt: skip
+    names = {name for name in alarms for part in parts if part in name}
+    assert len(names) == 7 == len(alarms)
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
 
@@ -48,7 +48,10 @@ def test_no_completed_sync_for_26_hours_alarms_with_missing_data_breaching(dev_t
     alarm = _alarm(dev_template, "NoCompletedSync")
     # Then it counts SyncCompleted per hour and fires after 26 empty hours; no data counts as breaching
     assert (alarm["Namespace"], alarm["MetricName"]) == ("UpsellSignals", "SyncCompleted")
-    assert alarm["Dimensions"] == [{"Name": "service", "Value": "upsell-signals-ingest"}]
+    assert alarm["Dimensions"] == [
+        {"Name": "environment", "Value": "dev"},
+        {"Name": "service", "Value": "upsell-signals-ingest"},
+    ]
     assert (alarm["Period"], alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (3600, 26, 26)
     assert alarm["ComparisonOperator"] == "LessThanThreshold"
     assert alarm["Threshold"] == 1
@@ -77,3 +80,62 @@ def test_dashboard_shows_the_sync_metrics(dev_template: Template) -> None:
     # Then it graphs the sync counters and row counts
     for metric in ("SyncCompleted", "SyncFailed", "GuardTripped", "RowsInserted", "RowsRejected"):
         assert metric in body, metric
+
+
+def test_custom_metric_alarms_select_their_own_environment(synthesize: Callable[[str], Template]) -> None:
+    # Given prod, which may share an account with another environment
+    template = synthesize("prod")
+    # When reading the alarms on the ingest's own metrics
+    custom = [alarm for alarm in resources(template, "AWS::CloudWatch::Alarm").values() if alarm["Properties"].get("Namespace") == "UpsellSignals"]
+    # Then each selects prod's metrics only
+    assert len(custom) == 2
+    for alarm in custom:
+        assert {"Name": "environment", "Value": "prod"} in alarm["Properties"]["Dimensions"]
+
+
+def test_dashboard_graphs_this_environments_metrics(dev_template: Template) -> None:
+    # Given the dev stack
+    # When reading the dashboard body
+    _, dashboard = only(dev_template, "AWS::CloudWatch::Dashboard")
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    # Then its sync metrics carry the environment dimension with dev's name
+    assert '\\"environment\\",\\"dev\\"' in body
+
+
+def test_throttles_alarm_on_the_first_throttled_invocation(dev_template: Template) -> None:
+    # Given the dev stack
+    ingest_id = logical_id_of_function(dev_template, "Ingest")
+    # When reading the throttles alarm
+    alarm = _alarm(dev_template, "IngestThrottles")
+    # Then one throttle of the ingest in five minutes is enough
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == ("AWS/Lambda", "Throttles", "Sum")
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": ingest_id}}]
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+
+
+def test_an_invocation_past_80_percent_of_the_timeout_alarms(dev_template: Template) -> None:
+    # Given dev (ingest timeout 900 s)
+    ingest_id = logical_id_of_function(dev_template, "Ingest")
+    # When reading the duration alarm
+    alarm = _alarm(dev_template, "IngestNearTimeout")
+    # Then the longest invocation in a period above 720 s (in ms) fires it
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == ("AWS/Lambda", "Duration", "Maximum")
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": ingest_id}}]
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (720_000, "GreaterThanThreshold")
+    assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_topic_key_admits_cloudwatch_only_for_this_accounts_alarms(dev_template: Template) -> None:
+    # Given the dev stack
+    # When reading the topic key's statement for the CloudWatch service principal
+    _, key = only(dev_template, "AWS::KMS::Key")
+    statements = [
+        statement
+        for statement in key["Properties"]["KeyPolicy"]["Statement"]
+        if statement.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
+    ]
+    # Then it is conditioned on this account and on alarms in it (no confused deputy)
+    (statement,) = statements
+    assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    source_arn = json.dumps(statement["Condition"]["ArnLike"]["aws:SourceArn"])
+    assert ":cloudwatch:" in source_arn and ":alarm:*" in source_arn and "AWS::AccountId" in source_arn

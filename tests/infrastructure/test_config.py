@@ -89,3 +89,25 @@ def test_config_is_frozen() -> None:
     config = load_env_config(_environments(), "dev")
     with pytest.raises(AttributeError):
         config.region = "us-east-1"  # type: ignore[misc]
+
+
+def test_removal_policy_defaults_to_retain_and_dev_is_destroyable() -> None:
+    # Given the committed environments, and one without removalPolicy
+    environments = _environments()
+    bare = copy.deepcopy(environments["prod"])
+    bare.pop("removalPolicy")
+    # When parsing them
+    # Then dev is destroyable, prod keeps its data, and an unset policy is the safe one
+    assert load_env_config(environments, "dev").removal == "destroy"
+    assert load_env_config(environments, "prod").removal == "retain"
+    assert parse_env_config("qa", bare).removal == "retain"
+
+
+def test_a_malformed_removal_policy_is_named() -> None:
+    # Given dev with a removal policy CloudFormation has no counterpart for here
+    raw = copy.deepcopy(_environments()["dev"])
+    raw["removalPolicy"] = "snapshot"
+    # When parsing it
+    # Then the error names the setting and the allowed values
+    with pytest.raises(ConfigError, match=r"environments.dev.removalPolicy must be one of retain, destroy"):
+        parse_env_config("dev", raw)

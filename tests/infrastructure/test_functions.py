@@ -1,4 +1,4 @@
-"""Both functions: one code asset, Python 3.12 on the configured architecture, both layers attached and matching."""
+"""Both functions: one code asset, the layers' Python on the configured architecture, both layers attached and matching."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ def test_both_layers_are_attached_to_both_functions_and_match_their_runtime(dev_
         function = functions[logical_id_of_function(dev_template, prefix)]["Properties"]
         # Then it uses both layers, built for the same runtime and architecture it runs on
         assert sorted(layer["Ref"] for layer in function["Layers"]) == sorted(layers)
-        assert function["Runtime"] == "python3.12"
+        assert function["Runtime"] == "python3.13"
         assert function["Architectures"] == ["arm64"]
         for layer in layers.values():
-            assert layer["Properties"]["CompatibleRuntimes"] == ["python3.12"]
+            assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
             assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
 
 

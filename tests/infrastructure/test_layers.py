@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import ssl
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from infra.constructs.code import stage_function_code
-from layers.build import build_local_test_layers
+from layers.build import LAMBDA_PYTHON_VERSION, build_local_test_layers, ensure_layers, layers_are_current
 from layers.pyarrow.build import missing_libraries
 from layers.size_check import LAMBDA_UNZIPPED_LIMIT_BYTES, SizeLimitExceeded, check_size
 from tests.factories import snowflake_table, write_pyarrow
@@ -94,26 +95,76 @@ for first_row, batch in SignalFile(Path(parquet)).batches(0, 500):
     rows += checked.rows_read
     valid += checked.valid_rows.num_rows
     written = write_load_file(checked.valid_rows, Path(work) / "load.tsv")
-print(json.dumps({"rows": rows, "valid": valid, "written": written, "pyarrow": pyarrow.__version__}))
+python = f"{sys.version_info.major}.{sys.version_info.minor}"
+print(json.dumps({"rows": rows, "valid": valid, "written": written, "pyarrow": pyarrow.__version__, "python": python}))
 """
+
+
+def _read_with_layers_only(interpreter: str, python_version: str | None, tmp_path: Path) -> dict[str, object]:
+    """Run CHILD in `interpreter` with nothing but the function code and layers built for its Python."""
+    layers = build_local_test_layers(python_version)
+    code = stage_function_code(tmp_path / "code")
+    parquet = write_pyarrow(snowflake_table(ROWS), tmp_path / "data.parquet", row_group_rows=700)
+    # -I: no PYTHON* variables, -S: no site-packages, so no venv numpy
+    command = [
+        interpreter, "-I", "-S", "-c", CHILD,
+        str(code), str(layers / "pyarrow" / "python"), str(layers / "deps" / "python"), str(parquet), str(tmp_path),
+    ]  # fmt: skip
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result: dict[str, object] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return result
+
+
+def lambda_python_interpreter() -> str | None:
+    """An interpreter of the Lambda runtime's Python (pyenv's, or python3.13 on PATH), if this machine has one."""
+    name = f"python{LAMBDA_PYTHON_VERSION}"
+    candidates = [str(path) for path in sorted(Path.home().glob(f".pyenv/versions/{LAMBDA_PYTHON_VERSION}.*/bin/{name}"))]
+    candidates.extend(filter(None, [shutil.which(name)]))
+    for candidate in candidates:
+        # A pyenv shim exists for every installed version but runs only where that version is selected.
+        if subprocess.run([candidate, "-c", "pass"], capture_output=True, check=False).returncode == 0:
+            return candidate
+    return None
 
 
 @pytest.mark.slow
 def test_ingest_reads_parquet_with_only_the_trimmed_layer_and_no_numpy(tmp_path: Path) -> None:
     # Given the same trimmed layers built for this machine, and a Snowflake-style file
-    layers = build_local_test_layers()
-    code = stage_function_code(tmp_path / "code")
-    parquet = write_pyarrow(snowflake_table(ROWS), tmp_path / "data.parquet", row_group_rows=700)
-    # When an isolated interpreter (-I: no PYTHON* variables, -S: no site-packages, so no venv numpy)
-    # imports the ingest and reads, validates and writes the load file from the layers alone
-    command = [
-        sys.executable, "-I", "-S", "-c", CHILD,
-        str(code), str(layers / "pyarrow" / "python"), str(layers / "deps" / "python"), str(parquet), str(tmp_path),
-    ]  # fmt: skip
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    # When an isolated interpreter imports the ingest and reads, validates and writes the load file from the layers alone
+    result = _read_with_layers_only(sys.executable, None, tmp_path)
     # Then every row is read and validated, and the load file is written
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    result = json.loads(completed.stdout.strip().splitlines()[-1])
     assert result["rows"] == ROWS
-    assert result["valid"] > 0 and result["written"] > 0
+    assert result["valid"] > 0 and result["written"] > 0  # type: ignore[operator]
     assert result["pyarrow"] == "26.0.1"
+
+
+@pytest.mark.slow
+def test_the_ingest_runs_from_the_layers_on_the_lambda_runtimes_python(tmp_path: Path) -> None:
+    # Given an interpreter of the runtime's Python (3.13) and the layers built for it, as Lambda will load them
+    interpreter = lambda_python_interpreter()
+    if interpreter is None:
+        pytest.skip(f"no python{LAMBDA_PYTHON_VERSION} on this machine (pyenv's is used where present)")
+    # When it imports the ingest and reads, validates and writes the load file from the layers alone
+    result = _read_with_layers_only(interpreter, LAMBDA_PYTHON_VERSION, tmp_path)
+    # Then the whole path works on that Python
+    assert result["rows"] == ROWS
+    assert result["python"] == LAMBDA_PYTHON_VERSION
+
+
+def test_the_app_builds_missing_layers_and_rebuilds_stale_ones(tmp_path: Path) -> None:
+    # Given a clean clone's build folder (no layers)
+    root = tmp_path / "layers"
+    assert not layers_are_current(root, "arm64")
+    # When the CDK app asks for the layers
+    assert ensure_layers("arm64", root) == root
+    # Then they are built for the runtime's Python, and a second call reuses them
+    manifest = root / "manifest.json"
+    assert json.loads(manifest.read_text())["python_version"] == LAMBDA_PYTHON_VERSION
+    built_at = manifest.stat().st_mtime_ns
+    ensure_layers("arm64", root)
+    assert manifest.stat().st_mtime_ns == built_at
+    # And layers left from another runtime's Python are rebuilt rather than deployed
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "python_version": "3.12"}))
+    ensure_layers("arm64", root)
+    assert json.loads(manifest.read_text())["python_version"] == LAMBDA_PYTHON_VERSION

@@ -7,18 +7,73 @@ from pathlib import Path
 from aws_cdk.assertions import Template
 
 from infra.constructs.code import migrations_fingerprint
-from tests.infrastructure.helpers import logical_id_of_function, only, resources
+from tests.infrastructure.helpers import logical_id_of_function, only, resources, role_statements
 
 
-def test_migrate_custom_resource_calls_the_migrate_function_directly(dev_template: Template) -> None:
+def _provider_framework_id(template: Template) -> str:
+    found = [key for key in resources(template, "AWS::Lambda::Function") if key.startswith("MigrationsProviderframeworkonEvent")]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_migrate_custom_resource_goes_through_the_cdk_provider_framework(dev_template: Template) -> None:
     # Given the dev stack
-    # When reading the schema custom resource
+    # When reading the schema custom resource and the function behind its service token
     _, schema = only(dev_template, "Custom::SchemaMigrations")
-    # Then its service token is the migrate function (it answers CloudFormation itself)
+    framework_id = _provider_framework_id(dev_template)
+    framework = resources(dev_template, "AWS::Lambda::Function")[framework_id]["Properties"]
+    # Then CloudFormation talks to the provider framework, which invokes the migrate function
+    assert schema["Properties"]["ServiceToken"] == {"Fn::GetAtt": [framework_id, "Arn"]}
     migrate_id = logical_id_of_function(dev_template, "Migrations")
-    assert schema["Properties"]["ServiceToken"] == {"Fn::GetAtt": [migrate_id, "Arn"]}
+    assert framework["Environment"]["Variables"]["USER_ON_EVENT_FUNCTION_ARN"] == {"Fn::GetAtt": [migrate_id, "Arn"]}
     handler = resources(dev_template, "AWS::Lambda::Function")[migrate_id]["Properties"]["Handler"]
     assert handler == "functions.migrate.handler.handler"
+    # And the framework runs outside the VPC, so it reaches CloudFormation's response URL without an endpoint
+    assert "VpcConfig" not in framework
+
+
+def test_a_hung_migration_fails_the_deploy_within_minutes(dev_template: Template) -> None:
+    # Given the dev stack
+    # When reading the custom resource's timeout and the migrate function's
+    _, schema = only(dev_template, "Custom::SchemaMigrations")
+    migrate = resources(dev_template, "AWS::Lambda::Function")[logical_id_of_function(dev_template, "Migrations")]
+    # Then CloudFormation waits ten minutes at most (not its default hour), longer than the migration may run
+    assert int(schema["Properties"]["ServiceTimeout"]) == 600
+    assert migrate["Properties"]["Timeout"] == 300 < int(schema["Properties"]["ServiceTimeout"])
+
+
+def test_the_migration_is_never_retried_by_lambda(dev_template: Template) -> None:
+    # Given the dev stack
+    framework_id = _provider_framework_id(dev_template)
+    migrate_id = logical_id_of_function(dev_template, "Migrations")
+    # When reading the async-invoke configs (CloudFormation invokes the framework asynchronously)
+    retries = {
+        config["Properties"]["FunctionName"]["Ref"]: config["Properties"]["MaximumRetryAttempts"]
+        for config in resources(dev_template, "AWS::Lambda::EventInvokeConfig").values()
+    }
+    # Then neither the framework nor the migrate function is retried into a second `up`
+    assert retries[framework_id] == 0
+    assert retries[migrate_id] == 0
+
+
+def test_provider_framework_role_may_only_log_and_invoke_the_migrate_function(dev_template: Template) -> None:
+    # Given the dev stack
+    framework = resources(dev_template, "AWS::Lambda::Function")[_provider_framework_id(dev_template)]["Properties"]
+    role_id = framework["Role"]["Fn::GetAtt"][0]
+    migrate_id = logical_id_of_function(dev_template, "Migrations")
+    # When reading the framework role's statements and managed policies
+    statements = {(action, resource) for action, resource, _ in role_statements(dev_template, role_id)}
+    role = resources(dev_template, "AWS::IAM::Role")[role_id]["Properties"]
+    # Then it writes its own log group and invokes (waiting until active) the migrate function, nothing else
+    log_group_id = framework["LoggingConfig"]["LogGroup"]["Ref"]
+    assert statements == {
+        ("logs:CreateLogStream", f"GetAtt:{log_group_id}.Arn"),
+        ("logs:PutLogEvents", f"GetAtt:{log_group_id}.Arn"),
+        ("lambda:InvokeFunction", f"GetAtt:{migrate_id}.Arn"),
+        ("lambda:InvokeFunction", f"Join:GetAtt:{migrate_id}.Arn:*"),
+        ("lambda:GetFunction", f"GetAtt:{migrate_id}.Arn"),
+    }
+    assert "ManagedPolicyArns" not in role
 
 
 def test_migrate_reruns_when_migrations_change(dev_template: Template) -> None:
@@ -45,11 +100,11 @@ def test_fingerprint_changes_when_a_migration_is_added_or_edited(tmp_path: Path)
 def test_ingest_event_sources_wait_for_the_migration(dev_template: Template) -> None:
     # Given the dev stack
     schema_id, _ = only(dev_template, "Custom::SchemaMigrations")
-    # When reading what the S3 notification and the schedule depend on
-    _, notifications = only(dev_template, "Custom::S3BucketNotifications")
+    # When reading what the file-arrival rule and the schedule depend on
+    _, rule = only(dev_template, "AWS::Events::Rule")
     _, schedule = only(dev_template, "AWS::Scheduler::Schedule")
     # Then both are created only after the schema migration succeeded
-    assert schema_id in notifications.get("DependsOn", [])
+    assert schema_id in rule.get("DependsOn", [])
     assert schema_id in schedule.get("DependsOn", [])
 
 

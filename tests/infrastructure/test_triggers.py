@@ -1,26 +1,114 @@
-"""The ways into the ingest: S3 notification filter, the 06:00 UTC schedule, async retries and the DLQ."""
+"""The ways into the ingest: S3 events through EventBridge, the 06:00 UTC schedule, async retries and the DLQ."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+import pytest
+from aws_cdk import Stack
+from aws_cdk import aws_events as events
 from aws_cdk.assertions import Match, Template
+from moto.events.models import EventPattern
 
+from functions.shared.settings import load_environment_name
+from infra.constructs.ingest import object_created_pattern
 from tests.infrastructure.helpers import logical_id_of_function, only, resources
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
-def test_s3_notification_invokes_ingest_only_for_daily_parquet_keys(dev_template: Template) -> None:
+
+def test_file_arrivals_reach_the_ingest_through_an_eventbridge_rule(dev_template: Template) -> None:
     # Given the dev stack
-    # When reading the bucket notification configuration
-    _, notifications = only(dev_template, "Custom::S3BucketNotifications")
-    configurations = notifications["Properties"]["NotificationConfiguration"]["LambdaFunctionConfigurations"]
-    # Then exactly one ObjectCreated rule targets the ingest, filtered to the prefix and the suffix
-    assert len(configurations) == 1
-    rule = configurations[0]
-    assert rule["Events"] == ["s3:ObjectCreated:*"]
-    assert rule["LambdaFunctionArn"] == {"Fn::GetAtt": [logical_id_of_function(dev_template, "Ingest"), "Arn"]}
-    filter_rules = {item["Name"]: item["Value"] for item in rule["Filter"]["Key"]["FilterRules"]}
-    assert filter_rules == {"prefix": "passive_upsell_signals/", "suffix": "/data.parquet"}
+    queue_id, _ = only(dev_template, "AWS::SQS::Queue")
+    # When reading the file-arrival rule
+    _, rule = only(dev_template, "AWS::Events::Rule")
+    # Then its one target is the ingest, with bounded delivery retries and the DLQ for what cannot be delivered
+    (target,) = rule["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [logical_id_of_function(dev_template, "Ingest"), "Arn"]}
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 6 * 3600, "MaximumRetryAttempts": 2}
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [queue_id, "Arn"]}}
+
+
+def test_created_bucket_sends_its_events_to_eventbridge_without_a_notification_custom_resource(
+    dev_template: Template,
+) -> None:
+    # Given the dev stack, which creates its bucket
+    bucket_id, bucket = only(dev_template, "AWS::S3::Bucket", "SignalsBucket")
+    # When reading the bucket and the custom resources
+    # Then EventBridge delivery is on in the bucket's own properties, with no Lambda rewriting its configuration
+    assert bucket["Properties"]["NotificationConfiguration"] == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}
+    assert resources(dev_template, "Custom::S3BucketNotifications") == {}
+    _, rule = only(dev_template, "AWS::Events::Rule")
+    assert rule["Properties"]["EventPattern"]["detail"]["bucket"]["name"] == [{"Ref": bucket_id}]
+
+
+@pytest.mark.parametrize("environment", ["staging", "prod"])
+def test_imported_bucket_is_subscribed_by_rule_and_its_notifications_left_alone(
+    environment: str, synthesize: Callable[[str], Template]
+) -> None:
+    # Given an environment that imports a bucket another team owns
+    template = synthesize(environment)
+    bucket_name = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]["environments"][environment]["bucket"]["name"]
+    # When reading its resources
+    # Then nothing writes the bucket's notification configuration, and a rule listens for that bucket
+    assert resources(template, "Custom::S3BucketNotifications") == {}
+    assert resources(template, "AWS::S3::Bucket") == {}
+    _, rule = only(template, "AWS::Events::Rule")
+    assert rule["Properties"]["EventPattern"]["detail"]["bucket"]["name"] == [bucket_name]
+
+
+def _matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
+    """EventBridge's matching of an event against a rule pattern, as moto emulates it (wildcards included)."""
+    return EventPattern.load(json.dumps(pattern)).matches_event(event)
+
+
+def _sample_event(key: str, bucket: str = "acme-data-prod-exports") -> dict[str, Any]:
+    """events/eventbridge-s3-object-created.json (as S3 sends it) for another bucket or key."""
+    event: dict[str, Any] = json.loads((REPO_ROOT / "events" / "eventbridge-s3-object-created.json").read_text())
+    event["detail"]["bucket"]["name"] = bucket
+    event["resources"] = [f"arn:aws:s3:::{bucket}"]
+    event["detail"]["object"]["key"] = key
+    return event
+
+
+@pytest.mark.parametrize(
+    ("bucket", "key", "matches"),
+    [
+        ("acme-data-prod-exports", "passive_upsell_signals/dt=2026-01-30/data.parquet", True),
+        ("acme-data-prod-exports", "passive_upsell_signals/dt%3D2026-01-30/data.parquet", True),
+        ("acme-data-prod-exports", "other_export/dt=2026-01-30/data.parquet", False),
+        ("acme-data-prod-exports", "archive/passive_upsell_signals/dt=2026-01-30/data.parquet", False),
+        ("acme-data-prod-exports", "passive_upsell_signals/dt=2026-01-30/data.parquet.tmp", False),
+        ("acme-data-prod-exports", "passive_upsell_signals/dt=2026-01-30/_SUCCESS", False),
+        ("someone-elses-bucket", "passive_upsell_signals/dt=2026-01-30/data.parquet", False),
+    ],
+)
+def test_rule_pattern_matches_the_daily_files_of_its_bucket_only(
+    bucket: str, key: str, matches: bool, synthesize: Callable[[str], Template]
+) -> None:
+    # Given prod's synthesized rule pattern
+    _, rule = only(synthesize("prod"), "AWS::Events::Rule")
+    pattern = rule["Properties"]["EventPattern"]
+    # When S3's sample "Object Created" event for this bucket and key is tested against it
+    # Then only the daily files under the prefix, in prod's bucket, match
+    assert _matches(pattern, _sample_event(key, bucket)) is matches
+
+
+def test_rule_pattern_matches_the_committed_sample_event_as_is() -> None:
+    # Given the committed sample event and the pattern for its bucket
+    event = json.loads((REPO_ROOT / "events" / "eventbridge-s3-object-created.json").read_text())
+    pattern = Stack().resolve(_pattern_as_json(object_created_pattern(event["detail"]["bucket"]["name"])))
+    # When testing the sample against it
+    # Then it matches, and a "Object Deleted" event for the same key does not
+    assert _matches(pattern, event) is True
+    assert _matches(pattern, {**event, "detail-type": "Object Deleted"}) is False
+
+
+def _pattern_as_json(pattern: events.EventPattern) -> dict[str, Any]:
+    return {"source": pattern.source, "detail-type": pattern.detail_type, "detail": pattern.detail}
 
 
 def test_schedule_runs_at_0600_utc_and_sends_its_intended_time(dev_template: Template) -> None:
@@ -54,7 +142,7 @@ def test_async_invocations_retry_twice_then_go_to_the_dead_letter_queue(dev_temp
     # Given the dev stack
     queue_id, _ = only(dev_template, "AWS::SQS::Queue")
     # When reading the ingest's event invoke config
-    _, invoke_config = only(dev_template, "AWS::Lambda::EventInvokeConfig")
+    _, invoke_config = only(dev_template, "AWS::Lambda::EventInvokeConfig", "Ingest")
     properties = invoke_config["Properties"]
     # Then retries and age are bounded and failures go to the DLQ
     assert properties["FunctionName"] == {"Ref": logical_id_of_function(dev_template, "Ingest")}
@@ -104,6 +192,7 @@ def test_ingest_environment_has_every_setting_the_function_reads(dev_template: T
         "SIGNALS_BUCKET", "SIGNALS_KEY_PREFIX", "DB_SECRET_ARN", "DB_NAME", "DB_TLS_CA_FILE", "STAGING_CHUNK_ROWS",
         "STAGING_LOAD_METHOD", "MISSING_ROWS", "GUARD_MAX_REJECT_RATIO", "GUARD_MAX_ROW_COUNT_DRIFT", "GUARD_MAX_DELETE_RATIO",
         "CLAIM_LEASE_SECONDS", "DEAD_LETTER_QUEUE_URL", "WORK_DIR", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE",
+        "ENVIRONMENT_NAME",
     }  # fmt: skip
     assert set(variables) == expected
     assert variables["SIGNALS_KEY_PREFIX"] == "passive_upsell_signals/"
@@ -111,3 +200,5 @@ def test_ingest_environment_has_every_setting_the_function_reads(dev_template: T
     assert variables["DB_TLS_CA_FILE"] == "/opt/certs/rds-ca-bundle.pem"
     assert int(variables["CLAIM_LEASE_SECONDS"]) > ingest["Timeout"]
     assert variables["WORK_DIR"] == "/tmp"
+    # And the function reads the environment its metrics are tagged with from there
+    assert load_environment_name(variables) == "dev"

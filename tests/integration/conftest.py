@@ -188,8 +188,8 @@ def invoke_in_a_process(
         CLAIM_LEASE_SECONDS="2",
         WORK_DIR=str(work_dir),
         DB_NAME=settings.name,
-        **env,
     )
+    environment.update(env)
     worker = subprocess.Popen(
         [sys.executable, str(REPO_ROOT / "scripts" / "invoke"), *(["--request-id", request_id] if request_id else []), "ingest", "-"],
         stdin=subprocess.PIPE,

@@ -13,7 +13,7 @@ import boto3
 import pymysql
 import pytest
 
-from functions.ingest.repository import SignalsRepository
+from functions.ingest.repository.reports import StatusQueries
 from functions.ingest.service import SyncOptions, SyncResult, SyncService, object_key_for
 from functions.shared.db import connect
 from functions.shared.errors import TransientError
@@ -233,10 +233,16 @@ def test_lambdas_retry_of_a_killed_first_load_with_the_same_request_id_stages_it
     with caplog.at_level("INFO", logger="upsell_signals"):
         result = service_on(moto_endpoint, migrated_settings, tmp_path).sync(DAY_ONE, None, SyncOptions(invocation_id="req-1"))
 
-    # Then it takes over as a new attempt and stages (so that it could itself resume)
+    # Then it takes over as a new attempt and stages (so that it could itself resume), and the
+    # killed run is closed in the history as taken over, not left `started` forever
     assert (result.status, result.attempt, result.rows_inserted) == ("completed", 2, 100_000)
     assert any(record.getMessage().startswith("staged 100000 rows") for record in caplog.records)
     assert table_rows(db) == expected_rows(file_table)
+    runs = query(db, "SELECT attempt, status, error_type, finished_at IS NOT NULL AS finished FROM upsell_signal_sync_runs ORDER BY id")
+    assert runs == [
+        {"attempt": 1, "status": "failed", "error_type": "TakenOver", "finished": 1},
+        {"attempt": 2, "status": "completed", "error_type": None, "finished": 1},
+    ]
 
 
 # -- a stalled holder ---------------------------------------------------------------------
@@ -437,9 +443,9 @@ def test_a_dry_run_never_gives_its_attempt_number_back(
     # Then it has an attempt number of its own, and the date's rejects are counted once
     assert (dry.status, real.status) == ("dry_run", "completed")
     assert real.attempt is not None and dry.attempt is not None and real.attempt > dry.attempt
-    repository = SignalsRepository(connect(migrated_settings))
+    queries = StatusQueries(connect(migrated_settings))
     try:
-        total, _ = repository.rejects_for(DAY_ONE, 10)
+        total, _ = queries.rejects_for(DAY_ONE, 10)
     finally:
-        repository.connection.close()
+        queries.connection.close()
     assert total == 2

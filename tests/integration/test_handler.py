@@ -11,12 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pyarrow as pa
 import pymysql
 import pytest
 from moto import mock_aws
 from pymysql.constants import CLIENT
 
 from functions.ingest import handler as ingest
+from functions.ingest.claim_rules import ClaimRequest
+from functions.ingest.repository import Repository
 from functions.shared.db import connect
 from functions.shared.settings import DatabaseSettings
 from tests.factories import snowflake_table, write_pyarrow
@@ -324,3 +327,101 @@ def test_the_connection_recording_a_failure_may_not_load_local_files(
     # Then the claim, staging and failure-recording connections: only staging could send files
     assert answer["status"] == "failed"
     assert [may_load_local_files(connection) for connection in opened_connections] == [False, True, False]
+
+
+# -- the operator's status request -------------------------------------------------
+
+
+def metadata_and_runs(db: pymysql.Connection[Any]) -> list[list[dict[str, Any]]]:
+    return [
+        query(db, "SELECT * FROM upsell_signal_sync_metadata ORDER BY id"),
+        query(db, "SELECT * FROM upsell_signal_sync_runs ORDER BY id"),
+    ]
+
+
+def test_a_status_request_answers_the_history_and_writes_nothing(aws: Aws, db: pymysql.Connection[Any]) -> None:
+    # Given yesterday synced
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    aws.put_file(f"passive_upsell_signals/dt={yesterday}/data.parquet")
+    assert invoke({"sync_date": yesterday.isoformat()})["status"] == "completed"
+    before = metadata_and_runs(db)
+
+    # When an operator asks for the status
+    answer = invoke({"action": "status", "days": 3})
+
+    # Then the answer lists the date as scripts/status shows it, and nothing was claimed or written
+    assert (answer["action"], answer["days"], len(answer["syncs"])) == ("status", 3, 1)
+    sync = answer["syncs"][0]
+    assert (sync["sync_date"], sync["status"], sync["trigger_source"], sync["rows_processed"]) == (
+        yesterday.isoformat(),
+        "completed",
+        "manual",
+        300,
+    )
+    assert sync["progress"] is None and sync["completed_at"].endswith("Z")
+    assert metadata_and_runs(db) == before
+    assert aws.dead_letters() == []
+
+
+def test_a_status_request_for_a_date_lists_its_runs_and_first_rejected_rows(aws: Aws, db: pymysql.Connection[Any]) -> None:
+    # Given a date synced from a file where one company id appears twice (both copies rejected)
+    table = snowflake_table(300, seed=4)
+    table = pa.concat_tables([table, table.slice(0, 1)])
+    aws.s3.upload_file(str(write_pyarrow(table, aws.tmp_path / "dup.parquet")), BUCKET, KEY)
+    assert invoke({"sync_date": "2026-01-30"})["rows_rejected"] == 2
+
+    # When the operator asks for that date, one rejected row at most
+    answer = invoke({"action": "status", "sync_date": "2026-01-30", "rejects": 1})
+
+    # Then its run, the count of rejected rows and the first of them are in the answer
+    assert [(run["attempt"], run["status"], run["force_resync"]) for run in answer["runs"]] == [(1, "completed", False)]
+    assert (answer["rejects_total"], len(answer["rejects"]), answer["progress"]) == (2, 1, None)
+    assert "appears 2 times in the file" in answer["rejects"][0]["reasons"]
+
+
+def test_a_date_being_staged_shows_rows_read_of_rows_in_the_file_and_an_estimate(
+    aws: Aws, db: pymysql.Connection[Any], migrated_settings: DatabaseSettings
+) -> None:
+    # Given a date claimed 10 s ago whose staging pass has read 1,000 of the file's 4,000 rows
+    repository = Repository(connect(migrated_settings))
+    request = ClaimRequest(
+        sync_date=DAY,
+        s3_key=KEY,
+        etag="etag-1",
+        invocation_id="req-1",
+        holder_token="a" * 32,
+        trigger="manual",
+        force_resync=False,
+        dry_run=False,
+    )
+    try:
+        with repository.transaction("claim"):
+            assert repository.ledger.claim(request, lease_seconds=900).kind == "claimed"
+        repository.staging.start_staging(DAY, "etag-1", 1, request.holder_token)
+        with repository.transaction("stage"):
+            repository.staging.record_rows_in_file(DAY, "etag-1", 4_000)
+            repository.staging.advance_progress(DAY, "etag-1", from_row=0, to_row=1_000, staged=990, rejected=10)
+    finally:
+        repository.connection.close()
+    db.cursor().execute("UPDATE upsell_signal_sync_metadata SET started_at = NOW() - INTERVAL 10 SECOND")
+
+    # When the operator asks for that date
+    progress = invoke({"action": "status", "sync_date": DAY.isoformat()})["progress"]
+
+    # Then it is staging, 1,000 of 4,000 rows read, and about three times the elapsed time is left
+    assert (progress["phase"], progress["rows_read"], progress["rows_in_file"], progress["rows_staged"]) == (
+        "staging",
+        1_000,
+        4_000,
+        990,
+    )
+    assert 10 <= progress["elapsed_seconds"] <= 15
+    assert progress["staging_seconds_left"] == 3 * progress["elapsed_seconds"]
+
+
+def test_an_unknown_action_is_refused_by_name(aws: Aws, db: pymysql.Connection[Any]) -> None:
+    answer = invoke({"action": "purge"})
+
+    assert answer["status"] == "failed" and answer["error_type"] == "BadEvent"
+    assert answer["reason"].startswith("unknown action 'purge': the ingest answers 'status'")
+    assert query(db, "SELECT COUNT(*) AS runs FROM upsell_signal_sync_runs") == [{"runs": 0}]

@@ -1,11 +1,7 @@
-"""The migrate function as CloudFormation and an operator call it."""
+"""The migrate function as the CDK provider framework (at deploy) and an operator call it."""
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
@@ -13,63 +9,38 @@ import pytest
 from functions.migrate import handler as migrate_handler
 from functions.migrate.migrator import discover_migrations
 from functions.shared.db import connect
-from functions.shared.errors import BadEvent
+from functions.shared.errors import BadEvent, MigrationError
 from functions.shared.settings import DatabaseSettings
 from tests.scripts_support import LocalContext
 
 ALL_VERSIONS = [m.version for m in discover_migrations()]
+STACK_ID = "arn:aws:cloudformation:eu-west-1:123456789012:stack/UpsellSignals-dev/5b6f1f50-11ef-9c3f"
 
 
-class CloudFormationStandIn:
-    """A local HTTP server playing the pre-signed ResponseURL; keeps every PUT body."""
+def provider_request(request_type: str) -> dict[str, Any]:
+    """A CloudFormation request as custom_resources.Provider's framework passes it to on_event.
 
-    def __init__(self) -> None:
-        self.responses: list[dict[str, Any]] = []
-        received = self.responses
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_PUT(self) -> None:
-                length = int(self.headers["Content-Length"])
-                received.append(json.loads(self.rfile.read(length)))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                return
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}/cfn-response?X-Amz-Signature=test"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def cloudformation() -> Iterator[CloudFormationStandIn]:
-    stand_in = CloudFormationStandIn()
-    yield stand_in
-    stand_in.close()
-
-
-def custom_resource_event(request_type: str, response_url: str) -> dict[str, Any]:
-    event = {
+    The framework invokes the handler synchronously (RequestResponse) with CloudFormation's event,
+    pre-signed ResponseURL included; the handler must not use it: only the framework answers.
+    """
+    event: dict[str, Any] = {
         "RequestType": request_type,
-        "ServiceToken": "arn:aws:lambda:eu-west-1:123456789012:function:upsell-signals-migrate",
-        "ResponseURL": response_url,
-        "StackId": "arn:aws:cloudformation:eu-west-1:123456789012:stack/upsell-signals-dev/5b6f1f50-11ef-9c3f",
+        "ServiceToken": "arn:aws:lambda:eu-west-1:123456789012:function:UpsellSignals-dev-MigrationsProviderframeworkonEv",
+        "ResponseURL": "https://cloudformation-custom-resource-response-euwest1.s3-eu-west-1.amazonaws.com/x?X-Amz-Signature=t",
+        "StackId": STACK_ID,
         "RequestId": "d4a5e0f2-7c1b-4a0e-9d51-1e0f2a3b4c5d",
-        "LogicalResourceId": "SchemaMigrations",
+        "LogicalResourceId": "MigrationsSchema1A2B3C4D",
         "ResourceType": "Custom::SchemaMigrations",
-        "ResourceProperties": {"ServiceToken": "arn:aws:lambda:...", "MigrationsHash": "abc123"},
+        "ResourceProperties": {
+            "ServiceToken": "arn:aws:lambda:eu-west-1:123456789012:function:UpsellSignals-dev-MigrationsProviderframeworkonEv",
+            "MigrationsFingerprint": "abc123",
+            "IngestSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:ingest-AbCdEf",
+        },
     }
     if request_type != "Create":
-        event["PhysicalResourceId"] = "upsell-signals-schema"
+        event["PhysicalResourceId"] = migrate_handler.PHYSICAL_RESOURCE_ID
+    if request_type == "Update":
+        event["OldResourceProperties"] = {**event["ResourceProperties"], "MigrationsFingerprint": "older"}
     return event
 
 
@@ -82,46 +53,68 @@ def table_names(settings: DatabaseSettings) -> set[str]:
     return names
 
 
-def test_create_applies_migrations_and_answers_success(
-    database_settings: DatabaseSettings, cloudformation: CloudFormationStandIn
-) -> None:
-    result = migrate_handler.handler(custom_resource_event("Create", cloudformation.url), LocalContext("migrate"))
-
-    assert result["applied"] == ALL_VERSIONS
-    assert len(cloudformation.responses) == 1
-    answer = cloudformation.responses[0]
-    assert answer["Status"] == "SUCCESS"
-    assert answer["RequestId"] == "d4a5e0f2-7c1b-4a0e-9d51-1e0f2a3b4c5d"
-    assert answer["LogicalResourceId"] == "SchemaMigrations"
-    assert answer["PhysicalResourceId"] == "upsell-signals-schema"
-    assert answer["Data"]["CurrentVersion"] == str(ALL_VERSIONS[-1])
+def test_create_applies_migrations_and_returns_the_physical_id_and_version(database_settings: DatabaseSettings) -> None:
+    # Given an empty database
+    # When the provider framework sends Create
+    answer = migrate_handler.handler(provider_request("Create"), LocalContext("migrate"))
+    # Then every version is applied and the answer is what the framework turns into SUCCESS
+    assert answer == {
+        "PhysicalResourceId": "upsell-signals-schema",
+        "Data": {"CurrentVersion": str(ALL_VERSIONS[-1]), "Applied": ",".join(map(str, ALL_VERSIONS))},
+    }
     assert "company_upsell_signals" in table_names(database_settings)
 
 
-def test_delete_answers_success_and_drops_nothing(
-    migrated_settings: DatabaseSettings, cloudformation: CloudFormationStandIn
-) -> None:
+def test_update_applies_only_what_is_pending_and_keeps_the_physical_id(migrated_settings: DatabaseSettings) -> None:
+    # Given a database at the newest version
+    # When the provider framework sends Update (a new fingerprint or ingest secret)
+    answer = migrate_handler.handler(provider_request("Update"), LocalContext("migrate"))
+    # Then nothing is applied twice, and the same physical id means no replacement (no Delete follows)
+    assert answer["PhysicalResourceId"] == "upsell-signals-schema"
+    assert answer["Data"] == {"CurrentVersion": str(ALL_VERSIONS[-1]), "Applied": ""}
+
+
+def test_delete_succeeds_and_drops_nothing(migrated_settings: DatabaseSettings) -> None:
+    # Given a migrated database
     tables_before = table_names(migrated_settings)
-
-    migrate_handler.handler(custom_resource_event("Delete", cloudformation.url), LocalContext("migrate"))
-
-    assert [answer["Status"] for answer in cloudformation.responses] == ["SUCCESS"]
+    # When the provider framework sends Delete (stack deleted or resource replaced)
+    answer = migrate_handler.handler(provider_request("Delete"), LocalContext("migrate"))
+    # Then it succeeds with the resource's own id and every table is still there
+    assert answer == {"PhysicalResourceId": "upsell-signals-schema"}
     assert table_names(migrated_settings) == tables_before
 
 
-def test_failure_answers_failed_with_the_reason(
-    database_settings: DatabaseSettings, cloudformation: CloudFormationStandIn, monkeypatch: pytest.MonkeyPatch
+def test_delete_succeeds_even_when_the_database_is_unreachable(
+    database_settings: DatabaseSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a database the function cannot reach
+    monkeypatch.setenv("DB_PORT", "1")
+    # When the provider framework sends Delete
+    answer = migrate_handler.handler(provider_request("Delete"), LocalContext("migrate"))
+    # Then it succeeds without connecting, so a stack deletion never hangs on the database
+    assert answer["PhysicalResourceId"] == "upsell-signals-schema"
+
+
+@pytest.mark.parametrize("request_type", ["Create", "Update"])
+def test_failure_raises_with_the_migrations_own_message(
+    database_settings: DatabaseSettings, monkeypatch: pytest.MonkeyPatch, request_type: str
 ) -> None:
     # Given a database the function cannot reach (a closed port on loopback)
     monkeypatch.setenv("DB_PORT", "1")
     monkeypatch.setenv("DB_CONNECT_TIMEOUT_SECONDS", "2")
+    # When the provider framework sends Create or Update
+    # Then the handler raises (the framework answers FAILED with this message as the reason)
+    with pytest.raises(MigrationError, match=rf"schema migration \({request_type}\) failed: \w+: .*connect to the database"):
+        migrate_handler.handler(provider_request(request_type), LocalContext("migrate"))
 
-    with pytest.raises(Exception, match="connect to the database"):
-        migrate_handler.handler(custom_resource_event("Update", cloudformation.url), LocalContext("migrate"))
 
-    assert len(cloudformation.responses) == 1
-    assert cloudformation.responses[0]["Status"] == "FAILED"
-    assert "connect to the database" in cloudformation.responses[0]["Reason"]
+def test_an_unknown_request_type_is_refused(database_settings: DatabaseSettings) -> None:
+    # Given a request type CloudFormation does not send
+    event = {**provider_request("Create"), "RequestType": "Rename"}
+    # When the handler receives it
+    # Then it raises naming it, rather than migrating
+    with pytest.raises(BadEvent, match="unknown RequestType 'Rename'"):
+        migrate_handler.handler(event, LocalContext("migrate"))
 
 
 def test_manual_payloads_status_down_up(database_settings: DatabaseSettings) -> None:

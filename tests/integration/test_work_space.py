@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -101,3 +103,34 @@ def test_enospc_while_writing_a_load_file_is_no_space() -> None:
     # Then the error is NoSpace, naming the file
     with pytest.raises(NoSpace, match=r"for the load file full: \d+ bytes free, ran out of space; give the function"):
         write_load_file(rows, Path("/dev/full"))
+
+
+def test_files_left_by_a_killed_sync_are_removed_by_the_next_and_fresh_ones_kept(
+    db: pymysql.Connection[Any], upload: Callable[..., str], run_sync: Callable[..., Any], tmp_path: Path
+) -> None:
+    # Given the work directory holding what a killed sync left an hour ago (a download, a partial
+    # download, a load file), a fresh file of another run, and a file that is not a sync's
+    old = [
+        tmp_path / name
+        for name in (
+            "upsell-signals-2026-01-29-abc.parquet",
+            "upsell-signals-2026-01-29-abc.parquet.x1.part",
+            "upsell-signals-2026-01-29-abc.load0.tsv",
+        )
+    ]
+    fresh = tmp_path / "upsell-signals-2026-01-29-def.parquet"
+    foreign = tmp_path / "notes.txt"
+    an_hour_ago = time.time() - 3600
+    for path in [*old, fresh, foreign]:
+        path.write_bytes(b"x" * 1000)
+    for path in [*old, foreign]:
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    upload(dt.date(2026, 1, 30), snowflake_table(200, seed=501))
+
+    # When a sync with a 10-minute lease runs in that directory
+    result = run_sync(dt.date(2026, 1, 30), env={"CLAIM_LEASE_SECONDS": "600"})
+
+    # Then the killed sync's files are gone; the fresh one and the foreign one stay
+    assert result.status == "completed"
+    assert [path.exists() for path in old] == [False, False, False]
+    assert fresh.exists() and foreign.exists()

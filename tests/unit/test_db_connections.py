@@ -26,6 +26,7 @@ def settings_for(host: str, port: int = 3306, tls_ca_file: str | None = None) ->
         secret_arn=None,
         tls_ca_file=tls_ca_file,
         connect_timeout_seconds=5,
+        idle_timeout_seconds=120,
     )
 
 
@@ -54,7 +55,7 @@ def test_a_server_asking_for_a_file_it_was_not_offered_gets_nothing(wanted: str,
             cursor.execute("LOAD DATA LOCAL INFILE %s INTO TABLE upsell_signal_staging", (str(load_file),))
 
         # Then not one byte of any file reached it, and the connection is closed
-        assert server.asked.is_set() and server.hung_up.wait(5)
+        assert server.asked.wait(5) and server.hung_up.wait(5)
         assert server.received_file == b""
         assert not connection.open
 

@@ -8,7 +8,6 @@ One small class per table family, all over one session (one connection):
     runs.py      RunHistory: one row per invocation
     staging.py   Staging: partitions, progress, staged and rejected rows, drop_pass and abandoned staging
     signals.py   SignalsTable: the first load, and the publish (change list, plan, update, insert, delete)
-    reports.py   StatusReports: what scripts/status reads
 
 Methods do not commit (partition DDL aside): the caller decides the unit of work with
 `transaction()`. Identifiers that are not parameters (column names, the partition name)
@@ -24,7 +23,6 @@ from typing import Any
 import pymysql
 
 from functions.ingest.repository.ledger import ClaimLedger, CompletedSync
-from functions.ingest.repository.reports import StatusReports
 from functions.ingest.repository.runs import RunHistory
 from functions.ingest.repository.session import Session
 from functions.ingest.repository.signals import PublishPlan, SignalsTable
@@ -37,16 +35,10 @@ __all__ = [
     "Repository",
     "RunHistory",
     "Session",
-    "SignalsRepository",
     "SignalsTable",
     "Staging",
     "StagingProgress",
-    "StatusReports",
 ]
-
-# The operator reports under the name scripts/status (and its callers) have always imported.
-SignalsRepository = StatusReports
-
 
 class Repository:
     """The table families of the ingest over one session: what one step of a sync works with."""

@@ -14,6 +14,16 @@ class RunHistory:
     def __init__(self, session: Session) -> None:
         self.session = session
 
+    def close_abandoned_runs(self, sync_date: dt.date, taken_by_attempt: int) -> int:
+        """Mark runs of the date still `started` (their process died, or stalled) as failed: taken over."""
+        return self.session.execute(
+            f"UPDATE {RUNS} SET status = 'failed', error_type = 'TakenOver', "
+            "error_message = CONCAT('no word from this run; attempt ', %s, ' took the date over'), "
+            "finished_at = NOW(3), duration_ms = TIMESTAMPDIFF(MICROSECOND, started_at, NOW(3)) DIV 1000 "
+            "WHERE sync_date = %s AND status = 'started' AND attempt < %s",
+            (taken_by_attempt, sync_date, taken_by_attempt),
+        )
+
     def start_run(
         self,
         *,

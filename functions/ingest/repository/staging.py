@@ -81,6 +81,13 @@ class Staging:
             return None
         return StagingProgress(int(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]), bool(row[5]))
 
+    def record_rows_in_file(self, sync_date: dt.date, etag: str, rows_in_file: int) -> None:
+        """Note how many rows the staged file holds, so that the status can show staging's progress against it."""
+        self.session.execute(
+            f"UPDATE {PROGRESS} SET rows_in_file = %s WHERE sync_date = %s AND s3_etag = %s",
+            (rows_in_file, sync_date, etag),
+        )
+
     def start_staging(self, sync_date: dt.date, etag: str, attempt: int, holder_token: str) -> StagingProgress:
         """Begin a fresh pass for this object: empty partition, progress at row 0 (only while we hold the date)."""
         with self._staging_lock(sync_date), translate_errors(f"prepare staging of {sync_date}"):

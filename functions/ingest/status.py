@@ -1,0 +1,92 @@
+"""The operator's status report, as the ingest answers `{"action": "status"}`: reads only.
+
+The same JSON-ready report feeds `scripts/status` locally (from the database) and in AWS
+(through the function), so both print the same thing (status_format.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pymysql
+
+from functions.ingest.events import StatusRequest
+from functions.ingest.repository.reports import StatusQueries
+
+
+def build_status(connection: pymysql.Connection[Any], request: StatusRequest) -> dict[str, Any]:
+    """History of the last days, or one date's runs and rejected rows; with the progress of dates syncing now."""
+    queries = StatusQueries(connection)
+    with queries.snapshot():
+        if request.sync_date is None:
+            syncs = queries.recent_syncs(request.days)
+            running = _progress_by_date(queries, [row["sync_date"] for row in syncs if row["status"] == "started"])
+            return {
+                "action": "status",
+                "days": request.days,
+                "syncs": [_json_row(row) | {"progress": running.get(row["sync_date"])} for row in syncs],
+            }
+        runs = queries.runs_for(request.sync_date)
+        rejects_total, rejects = queries.rejects_for(request.sync_date, request.rejects)
+        running = _progress_by_date(queries, [request.sync_date])
+    return {
+        "action": "status",
+        "sync_date": request.sync_date.isoformat(),
+        "progress": running.get(request.sync_date),
+        "runs": [_json_row(row) | {"force_resync": bool(row["force_resync"]), "dry_run": bool(row["dry_run"])} for row in runs],
+        "rejects_total": rejects_total,
+        "rejects": [_json_row(row) for row in rejects],
+    }
+
+
+def _progress_by_date(queries: StatusQueries, sync_dates: list[dt.date]) -> dict[dt.date, dict[str, Any]]:
+    return {row["sync_date"]: describe_progress(row) for row in queries.syncs_in_progress(sync_dates)}
+
+
+def describe_progress(row: dict[str, Any]) -> dict[str, Any]:
+    """Where a claimed date's sync stands: its phase, rows read of rows in the file, elapsed, an estimate of what is left.
+
+    The estimate extrapolates this attempt's own pace, so it exists only while this attempt
+    stages a pass it began itself (a resumed pass's earlier rows were not read at this pace).
+    """
+    elapsed = int(row["elapsed_seconds"] or 0)
+    rows_read, rows_in_file = row["rows_read"], row["rows_in_file"]
+    if not row["lease_live"]:
+        phase = "stalled"  # the holder died or timed out: the next event or retry takes over and resumes
+    elif rows_read is None:
+        phase = "starting"  # fetching the file, or a first load into the empty table (committed only at its end)
+    elif row["staging_complete"]:
+        phase = "publishing"
+    else:
+        phase = "staging"
+    seconds_left = None
+    if phase == "staging" and rows_in_file and rows_read and row["pass_attempt"] == row["attempt"] and elapsed > 0:
+        seconds_left = round(elapsed * (rows_in_file - rows_read) / rows_read)
+    return {
+        "phase": phase,
+        "attempt": row["attempt"],
+        "dry_run": bool(row["dry_run"]),
+        "rows_read": rows_read,
+        "rows_in_file": rows_in_file,
+        "rows_staged": row["rows_staged"],
+        "rows_rejected": row["rows_rejected"],
+        "chunks_committed": row["chunks_committed"],
+        "elapsed_seconds": elapsed,
+        "staging_seconds_left": seconds_left,
+        "lease_expires_at": _json_value(row["lease_expires_at"]),
+        "progress_at": _json_value(row["progress_at"]),
+    }
+
+
+def _json_value(value: Any) -> Any:
+    """Dates as YYYY-MM-DD, times (UTC, as the sessions store them) as ISO 8601 with Z."""
+    if isinstance(value, dt.datetime):
+        return value.replace(microsecond=0).isoformat() + "Z"
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def _json_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {name: _json_value(value) for name, value in row.items()}

@@ -1,0 +1,1 @@
+ALTER TABLE upsell_signal_staging_progress DROP COLUMN rows_in_file;

@@ -1,0 +1,90 @@
+"""Bounded waits: a database that stops answering mid-statement costs the read timeout, not the function's."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pymysql
+import pytest
+
+from functions.ingest.service import SyncOptions
+from functions.shared.db import connect, get_lock
+from functions.shared.errors import TransientError
+from functions.shared.settings import DatabaseSettings
+from tests.integration.conftest import (
+    DAY_TWO,
+    day_one_published_and_day_two_uploaded,
+    expected_rows,
+    query,
+    service_on,
+    table_rows,
+    wait_for,
+)
+from tests.stand_ins import black_hole_proxy
+
+READ_TIMEOUT_SECONDS = 6
+IDLE_TIMEOUT_SECONDS = 4
+
+
+def test_a_server_silent_mid_statement_fails_the_attempt_as_transient_within_the_read_timeout_and_the_next_resumes(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given day one published, and day two staged in chunks of 1,000 through a proxy that,
+    # at the third chunk's LOAD DATA, stops forwarding anything either way and keeps both sockets open
+    day_one_table, day_two_table = day_one_published_and_day_two_uploaded(
+        moto_endpoint, migrated_settings, tmp_path, 20_000, seed=131
+    )
+    assert migrated_settings.host is not None
+    with black_hole_proxy(
+        migrated_settings.host, migrated_settings.port, trigger=b"INTO TABLE upsell_signal_staging", after=2
+    ) as proxy:
+        through_proxy = replace(
+            migrated_settings,
+            host="127.0.0.1",
+            port=proxy.port,
+            read_timeout_seconds=READ_TIMEOUT_SECONDS,
+            idle_timeout_seconds=IDLE_TIMEOUT_SECONDS,
+        )
+        service = service_on(moto_endpoint, through_proxy, tmp_path, TRANSIENT_RETRIES="0")
+
+        # When the attempt runs (no in-process retry: the next attempt is Lambda's)
+        with pytest.raises(TransientError, match=r"Lost connection.*timed out"):
+            service.sync(DAY_TWO, None, SyncOptions(invocation_id="partitioned"))
+        gave_up_after = time.monotonic() - (proxy.black_holed_at or 0)
+
+        # Then it gave up as transient once the read timeout passed, not at the function's timeout;
+        # the failure is recorded, the committed chunks kept, and the server ends the
+        # silent session by itself (its idle timeouts), releasing what it held
+        assert proxy.black_holed.is_set()
+        assert READ_TIMEOUT_SECONDS <= gave_up_after < READ_TIMEOUT_SECONDS + 5
+        metadata = query(db, "SELECT status, error_message FROM upsell_signal_sync_metadata WHERE sync_date = %s", (DAY_TWO,))
+        assert metadata[0]["status"] == "failed" and "timed out" in metadata[0]["error_message"]
+        committed = int(query(db, "SELECT rows_read FROM upsell_signal_staging_progress")[0]["rows_read"])
+        assert committed == 2_000
+        wait_for(proxy.server_hung_up.is_set, 4 * IDLE_TIMEOUT_SECONDS, "the server to end the silent session")
+
+    # And the next attempt resumes after the committed chunks and publishes exactly
+    result = service_on(moto_endpoint, migrated_settings, tmp_path).sync(DAY_TWO, None, SyncOptions(invocation_id="retry"))
+    assert (result.status, result.attempt, result.rows_resumed) == ("completed", 2, committed)
+    assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
+
+
+def test_a_named_lock_wait_longer_than_the_read_timeout_is_the_servers_answer_not_a_lost_connection(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any]
+) -> None:
+    # Given a named lock held by another session, and a connection whose read timeout is 1 s
+    db.cursor().execute("SELECT GET_LOCK('busy', 0)")
+    waiter = connect(replace(migrated_settings, read_timeout_seconds=1))
+    try:
+        # When it waits 3 s for the lock
+        started = time.monotonic()
+        taken = get_lock(waiter, "busy", 3)
+
+        # Then the server's "not taken" arrives after the lock's own timeout, on a connection still usable
+        assert taken is False and time.monotonic() - started >= 3
+        assert query(waiter, "SELECT 1 AS answer") == [{"answer": 1}]
+    finally:
+        waiter.close()

@@ -1,0 +1,417 @@
+"""A model-based month: random histories through the real handler, checked after every step against a model.
+
+The model is computed from the files alone (which rows are valid is known by how the
+generator built them; counts, guards and the newest-file rule follow the spec), never
+from the code under test. `make test` runs a short history; `make soak` a long one:
+
+    make soak                                      # 30+ days, 200+ steps, a random seed
+    MODEL_SEED=1234 make soak                      # replay one history exactly
+    MODEL_SEED=1234 MODEL_DAYS=8 MODEL_STEPS=30 make soak
+
+Every assertion message carries the seed and the step, so a failing history is one
+command away.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import random
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pyarrow as pa
+import pyarrow.compute as pc
+import pymysql
+import pytest
+
+from functions.ingest import handler as ingest
+from functions.ingest.service import object_key_for
+from functions.shared.errors import PermanentError
+from functions.shared.settings import DatabaseSettings
+from tests.factories import TIERS, snowflake_table, write_pyarrow
+from tests.integration.conftest import BUCKET, PREFIX, chunks_committed, expected_rows, invoke_in_a_process, query, table_rows
+from tests.scripts_support import LocalContext
+
+FIRST_DAY = dt.date(2026, 3, 1)
+ROWS_ON_DAY_ONE = 300
+BAD_PRODUCT = "x" * 40  # longer than core_product's 16 characters: the row is rejected
+GUARDS = {"reject_ratio": 0.05, "row_count_drift": 0.30, "delete_ratio": 0.10}
+LEASE_SECONDS = 2
+S3_NOTIFICATION = Path(__file__).resolve().parents[2] / "events" / "s3-notification.json"
+
+
+def setting(name: str, default: int) -> int:
+    return int(os.environ.get(name) or default)
+
+
+# -- the generator: each day's file from the day before, its bad rows known by construction ----------
+
+
+@dataclass
+class Export:
+    """One file uploaded for a date."""
+
+    table: pa.Table
+    etag: str
+
+    @property
+    def keys(self) -> list[str]:
+        return [str(key) for key in self.table["CDMS_CANONICAL_COMPANY_ID"].to_pylist()]
+
+    def valid_rows(self) -> pa.Table:
+        """Rows the spec says load: a core product that fits, a key that appears once."""
+        counts: dict[str, int] = {}
+        for key in self.keys:
+            counts[key] = counts.get(key, 0) + 1
+        fits = pc.less_equal(pc.utf8_length(pc.fill_null(self.table["CORE_PRODUCT"], "")), 16)
+        once = pa.array([counts[key] == 1 for key in self.keys])
+        return self.table.filter(pc.and_(fits, once))
+
+
+class Generator:
+    """Seeded files: 10% of rows changed, 2% new, 2% gone, about 1% bad, sometimes a repeated key."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.next_id = 1
+
+    def first(self) -> pa.Table:
+        table = snowflake_table(ROWS_ON_DAY_ONE, seed=self.rng.randrange(1 << 30), first_id=self.next_id)
+        self.next_id += ROWS_ON_DAY_ONE
+        return self._spoil(table)
+
+    def next(self, previous: pa.Table) -> pa.Table:
+        table = self._mend(previous)
+        rows = table.num_rows
+        keep = pa.array([self.rng.random() >= 0.02 for _ in range(rows)])
+        change = [self.rng.random() < 0.10 for _ in range(rows)]
+        tiers = [
+            self.rng.choice(TIERS.to_pylist()) if changed else tier
+            for changed, tier in zip(change, table["CURRENT_PRODUCT_TIER"].to_pylist(), strict=True)
+        ]
+        paid = [
+            self.rng.randrange(5000) if changed else count
+            for changed, count in zip(change, table["MOST_RECENT_PAID_EE_COUNT"].to_pylist(), strict=True)
+        ]
+        table = self._set(table, "CURRENT_PRODUCT_TIER", tiers)
+        table = self._set(table, "MOST_RECENT_PAID_EE_COUNT", paid).filter(keep)
+        additions = max(1, int(rows * 0.02))
+        new_rows = snowflake_table(additions, seed=self.rng.randrange(1 << 30), first_id=self.next_id)
+        self.next_id += additions
+        return self._spoil(pa.concat_tables([table, new_rows.cast(table.schema)]))
+
+    def correction(self, table: pa.Table) -> pa.Table:
+        """A re-export of the same day: a few values differ."""
+        tiers = [
+            self.rng.choice(TIERS.to_pylist()) if self.rng.random() < 0.05 else tier
+            for tier in table["CURRENT_PRODUCT_TIER"].to_pylist()
+        ]
+        return self._set(table, "CURRENT_PRODUCT_TIER", tiers)
+
+    def _spoil(self, table: pa.Table) -> pa.Table:
+        products = table["CORE_PRODUCT"].to_pylist()
+        for row in self.rng.sample(range(table.num_rows), max(1, table.num_rows // 100)):
+            products[row] = BAD_PRODUCT
+        table = self._set(table, "CORE_PRODUCT", products)
+        if self.rng.random() < 0.3:  # one company's key written over another's: both copies rejected
+            keys = table["CDMS_CANONICAL_COMPANY_ID"].to_pylist()
+            source, target = self.rng.sample(range(table.num_rows), 2)
+            keys[target] = keys[source]
+            table = self._set(table, "CDMS_CANONICAL_COMPANY_ID", keys)
+        return table
+
+    def _mend(self, table: pa.Table) -> pa.Table:
+        """Yesterday's bad values fixed and repeated keys dropped, so that bad rows do not pile up."""
+        products = [product if product != BAD_PRODUCT else "payroll" for product in table["CORE_PRODUCT"].to_pylist()]
+        seen: set[str] = set()
+        first_copy = []
+        for key in table["CDMS_CANONICAL_COMPANY_ID"].to_pylist():
+            first_copy.append(key not in seen)
+            seen.add(key)
+        return self._set(table, "CORE_PRODUCT", products).filter(pa.array(first_copy))
+
+    @staticmethod
+    def _set(table: pa.Table, name: str, values: list[Any]) -> pa.Table:
+        index = table.schema.get_field_index(name)
+        return table.set_column(index, table.schema.field(index), pa.array(values, table.schema.field(index).type))
+
+
+# -- the model: what the spec says the table and the ledger must be ---------------------------------
+
+
+@dataclass
+class DateState:
+    status: str | None = None  # completed | failed | None (never attempted, or only dry runs)
+    completed_etag: str | None = None
+    rows_loaded: int = 0  # of its last completed sync, for row_count_drift
+
+
+@dataclass
+class Model:
+    table: dict[str, dict[str, Any]] = field(default_factory=dict)
+    dates: dict[dt.date, DateState] = field(default_factory=dict)
+
+    def newest_completed(self) -> dt.date | None:
+        done = [date for date, state in self.dates.items() if state.status == "completed"]
+        return max(done) if done else None
+
+    def previous_loaded(self, sync_date: dt.date) -> int | None:
+        done = [date for date, state in self.dates.items() if state.status == "completed" and date != sync_date]
+        return self.dates[max(done)].rows_loaded if done else None
+
+    def outcome(self, sync_date: dt.date, export: Export, *, force: bool, delete: bool) -> dict[str, Any]:
+        """What one sync of `export` must answer (and, unless skipped or failed, do to the table)."""
+        state = self.dates.setdefault(sync_date, DateState())
+        if state.status == "completed" and state.completed_etag == export.etag and not force:
+            return {"status": "skipped"}
+        valid = expected_rows(export.valid_rows())
+        processed, loaded = export.table.num_rows, len(valid)
+        file_keys = set(export.keys)
+        to_delete = [key for key in self.table if key not in file_keys] if delete else []
+        tripped = []
+        if processed == 0:
+            tripped.append("empty_file")
+        elif (processed - loaded) / processed > GUARDS["reject_ratio"]:
+            tripped.append("reject_ratio")
+        previous = self.previous_loaded(sync_date)
+        if previous and abs(loaded - previous) / previous > GUARDS["row_count_drift"]:
+            tripped.append("row_count_drift")
+        if delete and self.table and len(to_delete) / len(self.table) > GUARDS["delete_ratio"]:
+            tripped.append("delete_ratio")
+        newest = self.newest_completed()
+        if newest and sync_date < newest:
+            tripped.append("stale_date")
+        inserted = sum(1 for key in valid if key not in self.table)
+        updated = sum(1 for key, row in valid.items() if key in self.table and self.table[key] != row)
+        return {
+            "status": "failed" if tripped else "completed",
+            "guards": tripped,
+            "valid": valid,
+            "to_delete": to_delete,
+            "rows_processed": processed,
+            "rows_rejected": processed - loaded,
+            "rows_inserted": inserted,
+            "rows_updated": updated,
+            "rows_unchanged": loaded - inserted - updated,
+            "rows_deleted": len(to_delete),
+        }
+
+    def apply(self, sync_date: dt.date, export: Export, expected: dict[str, Any]) -> None:
+        state = self.dates[sync_date]
+        if expected["status"] == "failed":
+            state.status = "failed"
+        elif expected["status"] == "completed":
+            for key in expected["to_delete"]:
+                del self.table[key]
+            self.table.update(expected["valid"])
+            state.status, state.completed_etag, state.rows_loaded = "completed", export.etag, len(expected["valid"])
+
+
+# -- the driver: events as AWS sends them, through the real handler ---------------------------------------
+
+
+def s3_notification(sync_date: dt.date, export: Export) -> dict[str, Any]:
+    """The sample S3 notification (events/), for this date's key (URL-encoded, as S3 sends it) and object."""
+    event: dict[str, Any] = json.loads(S3_NOTIFICATION.read_text())
+    record = event["Records"][0]
+    record["s3"]["bucket"] = {"name": BUCKET, "arn": f"arn:aws:s3:::{BUCKET}"}
+    record["s3"]["object"].update(
+        key=object_key_for(PREFIX, sync_date).replace("=", "%3D"), eTag=export.etag, size=export.table.nbytes
+    )
+    return event
+
+
+class History:
+    """Random steps against the real handler, each checked against the model."""
+
+    def __init__(self, seed: int, endpoint: str, settings: DatabaseSettings, db: Any, work_dir: Path) -> None:
+        self.seed, self.rng = seed, random.Random(seed)
+        self.endpoint, self.settings, self.db, self.work_dir = endpoint, settings, db, work_dir
+        self.s3 = boto3.client("s3", endpoint_url=endpoint)
+        self.generator = Generator(self.rng)
+        self.model = Model()
+        self.exports: dict[dt.date, Export] = {}
+        self.delete_mode = False
+        self.step = 0
+        self.log: list[str] = []
+
+    def where(self) -> str:
+        return f"seed {self.seed}, step {self.step}: {'; '.join(self.log[-6:])}"
+
+    # the steps ---------------------------------------------------------------------------------
+
+    def arrive(self) -> None:
+        sync_date = FIRST_DAY + dt.timedelta(days=len(self.exports))
+        latest = self.exports.get(sync_date - dt.timedelta(days=1))
+        table = self.generator.next(latest.table) if latest else self.generator.first()
+        self._upload(sync_date, table)
+        self._deliver(sync_date, f"arrival of {sync_date}")
+        if self.rng.random() < 0.3:
+            self._deliver(sync_date, f"duplicated delivery of {sync_date}")
+
+    def correct(self) -> None:
+        sync_date = self._some_date(recent=True)
+        self._upload(sync_date, self.generator.correction(self.exports[sync_date].table))
+        self._deliver(sync_date, f"correction of {sync_date}")
+
+    def redeliver(self) -> None:
+        sync_date = self._some_date(recent=False)
+        self._deliver(sync_date, f"late or repeated event of {sync_date}")
+
+    def replay(self) -> None:
+        sync_date = self._some_date(recent=True)
+        self._deliver(sync_date, f"forced replay of {sync_date}", force=True)
+
+    def dry_run(self) -> None:
+        sync_date = self._some_date(recent=True)
+        self.log.append(f"dry run of {sync_date}")
+        before_table, before_ledger = table_rows(self.db), self._ledger(sync_date)
+        expected = self.model.outcome(sync_date, self.exports[sync_date], force=True, delete=self.delete_mode)
+        answer = self._invoke({"sync_date": sync_date.isoformat(), "dry_run": True, "force_resync": True})
+        assert answer["status"] == "dry_run", (self.where(), answer)
+        for count in ("rows_processed", "rows_rejected", "rows_inserted", "rows_updated", "rows_unchanged", "rows_deleted"):
+            assert answer[count] == expected[count], (self.where(), count, answer, {k: expected[k] for k in expected if k.startswith("rows")})
+        assert sorted(answer.get("guards_tripped", [])) == sorted(expected["guards"]), (self.where(), answer)
+        assert table_rows(self.db) == before_table, self.where()
+        assert self._ledger(sync_date) == before_ledger, self.where()
+
+    def kill_and_retry(self) -> None:
+        """A run killed (SIGKILL) mid-sync in its own process; Lambda's retry of the event, once the lease ran out."""
+        sync_date = self._some_date(recent=True)
+        self._upload(sync_date, self.generator.correction(self.exports[sync_date].table))
+        self.log.append(f"kill mid-sync of {sync_date}")
+        worker = invoke_in_a_process(
+            self.endpoint,
+            self.settings,
+            self.work_dir,
+            sync_date,
+            request_id=f"killed-{self.step}",
+            STAGING_CHUNK_ROWS="50",
+            MISSING_ROWS="delete" if self.delete_mode else "keep",
+        )
+        deadline = time.monotonic() + 30
+        wanted_chunks = self.rng.randint(0, 4)
+        while worker.poll() is None and time.monotonic() < deadline and chunks_committed(self.db, sync_date) < wanted_chunks:
+            time.sleep(0.002)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        time.sleep(LEASE_SECONDS + 0.2)
+        self._deliver(sync_date, f"retry after the kill of {sync_date}", request_id=f"killed-{self.step}", killed=True)
+
+    def toggle_delete_mode(self) -> None:
+        self.delete_mode = not self.delete_mode
+        self.log.append(f"MISSING_ROWS={'delete' if self.delete_mode else 'keep'}")
+        os.environ["MISSING_ROWS"] = "delete" if self.delete_mode else "keep"
+        ingest.build_app.cache_clear()
+
+    # plumbing -------------------------------------------------------------------------------------
+
+    def _some_date(self, *, recent: bool) -> dt.date:
+        dates = sorted(self.exports)
+        return dates[-1] if recent and self.rng.random() < 0.7 else self.rng.choice(dates)
+
+    def _upload(self, sync_date: dt.date, table: pa.Table) -> None:
+        path = write_pyarrow(table, self.work_dir / f"upload-{self.step}.parquet", row_group_rows=self.rng.choice([64, 1000]))
+        key = object_key_for(PREFIX, sync_date)
+        self.s3.upload_file(str(path), BUCKET, key)
+        path.unlink()
+        etag = str(self.s3.head_object(Bucket=BUCKET, Key=key)["ETag"]).strip('"')
+        self.exports[sync_date] = Export(table, etag)
+
+    def _invoke(self, event: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
+        context = LocalContext("ingest", aws_request_id=request_id or f"step-{self.step}-{self.rng.randrange(1 << 30)}")
+        try:
+            answer: dict[str, Any] = ingest.handler(event, context)
+        except PermanentError as error:  # no dead-letter queue configured: permanent failures are raised
+            return {"status": "failed", "reason": str(error)}
+        return answer
+
+    def _deliver(
+        self, sync_date: dt.date, what: str, *, force: bool = False, request_id: str | None = None, killed: bool = False
+    ) -> None:
+        """The date's S3 event (or a forced replay), then the table, the answer and the ledger against the model."""
+        self.log.append(what)
+        export = self.exports[sync_date]
+        expected = self.model.outcome(sync_date, export, force=force, delete=self.delete_mode)
+        if force:
+            event: dict[str, Any] = {"sync_date": sync_date.isoformat(), "force_resync": True}
+        else:
+            event = s3_notification(sync_date, export)
+        answer = self._invoke(event, request_id)
+        if killed and answer["status"] == "skipped" and expected["status"] == "completed":
+            # The killed run had already completed the object before the kill landed.
+            expected = {"status": "skipped"}
+            self.model.apply(sync_date, export, self.model.outcome(sync_date, export, force=True, delete=self.delete_mode))
+        else:
+            self.model.apply(sync_date, export, expected)
+        assert answer["status"] == expected["status"], (self.where(), answer, expected.get("guards"))
+        if expected["status"] == "failed":
+            for guard in expected["guards"]:
+                assert guard in answer["reason"], (self.where(), answer)
+        if expected["status"] == "completed" and not killed:
+            for count in ("rows_processed", "rows_rejected", "rows_inserted", "rows_updated", "rows_unchanged", "rows_deleted"):
+                assert answer[count] == expected[count], (self.where(), count, answer)
+        assert table_rows(self.db) == self.model.table, self.where()
+        ledger = self._ledger(sync_date)
+        state = self.model.dates[sync_date]
+        assert ledger["status"] == state.status, (self.where(), ledger)
+        if state.status == "completed":
+            assert ledger["completed_etag"] == state.completed_etag == export.etag, (self.where(), ledger)
+        assert query(self.db, "SELECT COUNT(*) AS n FROM upsell_signal_sync_metadata WHERE status = 'started'") == [{"n": 0}], self.where()
+
+    def _ledger(self, sync_date: dt.date) -> dict[str, Any]:
+        rows = query(self.db, "SELECT * FROM upsell_signal_sync_metadata WHERE sync_date = %s", (sync_date,))
+        return rows[0] if rows else {"status": None}
+
+    def run(self, days: int, steps: int) -> None:
+        """At least `days` arrivals within `steps` steps (arrivals first when the steps left demand it)."""
+        actions = [self.correct, self.redeliver, self.replay, self.dry_run, self.kill_and_retry, self.toggle_delete_mode]
+        weights = [4, 3, 1, 2, 1, 1]
+        for self.step in range(steps):
+            arrivals_due = days - len(self.exports)
+            if not self.exports or arrivals_due >= steps - self.step or (self.rng.random() < 0.3 and arrivals_due > 0):
+                self.arrive()
+            else:
+                self.rng.choices(actions, weights)[0]()
+
+
+@pytest.fixture
+def model_environment(moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    for name, value in {
+        "SIGNALS_BUCKET": BUCKET,
+        "AWS_ENDPOINT_URL_S3": moto_endpoint,
+        "WORK_DIR": str(tmp_path),
+        "STAGING_CHUNK_ROWS": "100",
+        "CLAIM_LEASE_SECONDS": str(LEASE_SECONDS),
+        "TRANSIENT_RETRIES": "1",
+        "MISSING_ROWS": "keep",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("DEAD_LETTER_QUEUE_URL", raising=False)
+    ingest.build_app.cache_clear()
+    yield tmp_path
+    ingest.build_app.cache_clear()
+
+
+@pytest.mark.slow
+def test_a_random_history_of_arrivals_corrections_replays_dry_runs_and_kills_matches_the_model(
+    model_environment: Path, moto_endpoint: str, migrated_settings: DatabaseSettings, db: pymysql.Connection[Any]
+) -> None:
+    # Given a seed (printed, and in every assertion message), a number of days and of steps
+    seed = setting("MODEL_SEED", random.SystemRandom().randrange(1 << 31))
+    days, steps = setting("MODEL_DAYS", 6), setting("MODEL_STEPS", 24)
+    print(f"model history: MODEL_SEED={seed} MODEL_DAYS={days} MODEL_STEPS={steps}")
+
+    # When that random history runs through the real handler
+    history = History(seed, moto_endpoint, migrated_settings, db, model_environment)
+    history.run(days, steps)
+
+    # Then every step matched the model (checked inside), and the history covered what it was asked to
+    assert len(history.exports) >= days, history.where()
