@@ -135,7 +135,7 @@ def record_superseded(connect: Connect, held: HeldDate, cause: Exception) -> Syn
     duration_ms = held.elapsed_ms()
     repository = Repository(connect())
     try:
-        with repository.transaction("record the hand-over"):
+        with repository.transaction("record that another execution took the date"):
             _finish_run(repository, held, status="skipped", error=cause, message=reason, duration_ms=duration_ms)
     finally:
         repository.close()

@@ -9,7 +9,7 @@ from functions.ingest import claims
 from functions.ingest.attempt import ClaimedAttempt, SyncResult
 from functions.ingest.guards import GuardFigures, GuardTrip, evaluate_guards
 from functions.ingest.repository import PublishPlan, Repository, StagingProgress
-from functions.shared.errors import GuardTripped, TransientError
+from functions.shared.errors import ClaimLost, GuardTripped, TransientError
 from functions.shared.settings import IngestSettings
 
 logger = logging.getLogger("upsell_signals.ingest")
@@ -51,9 +51,10 @@ def publish(
             rows_to_delete=plan.rows_to_delete,
             table_rows=plan.table_rows,
         )
-        if dry_run:
-            repository.ledger.release_dry_run(held.sync_date, held.holder_token, held.claim.previous)
-        else:
+        if dry_run and not repository.ledger.release_dry_run(held.sync_date, held.holder_token, held.claim.previous):
+            # A real sync took the date meanwhile: this dry run's count is of a state that is going away.
+            raise ClaimLost(f"{held.sync_date} was taken over by a real sync during this dry run's count")
+        if not dry_run:
             raise_on_trips(trips)
             _write(repository, held.sync_date, plan, progress.attempt)
         repository.signals.discard_plan()
