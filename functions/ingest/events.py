@@ -266,3 +266,18 @@ def parse_action(event: Any) -> StatusRequest | None:
 def is_s3_test_event(event: Any) -> bool:
     """S3 sends one s3:TestEvent when a notification is configured; it carries no file."""
     return isinstance(event, dict) and event.get("Event") == "s3:TestEvent" and event.get("Service") == "Amazon S3"
+
+
+def split_s3_records(event: Any) -> list[Any]:
+    """A notification of several S3 records as one event per record, so that a bad record refuses only itself.
+
+    Anything else is returned whole, as the one event it is.
+    """
+    records = event.get("Records") if isinstance(event, dict) else None
+    if (
+        isinstance(records, list)
+        and len(records) > 1
+        and all(isinstance(record, dict) and record.get("eventSource") == "aws:s3" for record in records)
+    ):
+        return [{**event, "Records": [record]} for record in records]
+    return [event]

@@ -21,7 +21,7 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.ingest.dead_letters import DeadLetterSender
-from functions.ingest.events import StatusRequest, SyncRequest, is_s3_test_event, parse_action, parse_event
+from functions.ingest.events import StatusRequest, SyncRequest, is_s3_test_event, parse_action, parse_event, split_s3_records
 from functions.ingest.s3_source import SignalObjectStore
 from functions.ingest.service import SyncOptions, SyncService
 from functions.ingest.status import build_status
@@ -124,6 +124,16 @@ def sync_one(app: IngestApp, request: SyncRequest, context: LambdaContext) -> di
     return result
 
 
+def sync_event(app: IngestApp, event: Any, context: LambdaContext) -> list[dict[str, Any]]:
+    """Sync what one event names; a refused event is dead-lettered and answered, touching nothing."""
+    today = dt.datetime.now(dt.UTC).date()
+    try:
+        requests = parse_event(event, prefix=app.settings.key_prefix, bucket=app.settings.bucket, today=today)
+    except PermanentError as error:
+        return [fail_permanently(app, event, error, None, context.aws_request_id)]
+    return [sync_one(app, request, context) for request in requests]
+
+
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
@@ -132,16 +142,13 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     app = build_app()
     if is_s3_test_event(event):
         return {"status": "ignored", "reason": "s3:TestEvent sent when the notification was configured"}
-    today = dt.datetime.now(dt.UTC).date()
     try:
         status_request = parse_action(event)
-        if status_request is None:
-            requests = parse_event(event, prefix=app.settings.key_prefix, bucket=app.settings.bucket, today=today)
     except PermanentError as error:
         return fail_permanently(app, event, error, None, context.aws_request_id)
     if status_request is not None:
         return answer_status(app, status_request)  # asked synchronously: a failure goes back to the caller
-    results = [sync_one(app, request, context) for request in requests]
+    results = [result for part in split_s3_records(event) for result in sync_event(app, part, context)]
     if len(results) == 1:
         return results[0]
     statuses = {result["status"] for result in results}

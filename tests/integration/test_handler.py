@@ -106,6 +106,29 @@ def test_a_two_record_notification_syncs_both_dates(aws: Aws, db: pymysql.Connec
     ]
 
 
+def test_a_bad_record_beside_a_good_one_refuses_only_itself(aws: Aws, db: pymysql.Connection[Any]) -> None:
+    # Given a notification whose first record is a daily file and whose second names another bucket
+    event = aws_event("s3-notification.json")
+    stranger = copy.deepcopy(event["Records"][0])
+    stranger["s3"]["bucket"]["name"] = "someone-elses-bucket"
+    event["Records"].append(stranger)
+    file_table = aws.put_file(KEY, seed=3)
+
+    # When it is handled
+    answer = invoke(event)
+
+    # Then the good date is synced, and only the bad record is answered failed and dead-lettered, alone
+    assert [(result.get("sync_date"), result["status"]) for result in answer["results"]] == [
+        ("2026-01-30", "completed"),
+        (None, "failed"),
+    ]
+    assert answer["status"] == "failed" and "someone-elses-bucket" in answer["results"][1]["reason"]
+    assert table_rows(db) == expected_rows(file_table)
+    dead_letters = aws.dead_letters()
+    assert len(dead_letters) == 1
+    assert [record["s3"]["bucket"]["name"] for record in dead_letters[0]["original_event"]["Records"]] == ["someone-elses-bucket"]
+
+
 def test_eventbridge_object_created(aws: Aws, db: pymysql.Connection[Any]) -> None:
     table = aws.put_file(KEY)
 

@@ -267,16 +267,6 @@ EVENT_CASES = [
         "S3 event 'ObjectRemoved:Delete' is not an object creation",
     ),
     EventCase(
-        "s3-one-good-record-and-one-of-another-bucket",  # refused whole: nothing synced, the DLQ holds both
-        {
-            "Records": [
-                s3_notification(KEY_TWO)["Records"][0],
-                s3_notification(KEY_TWO, bucket="someone-elses-bucket")["Records"][0],
-            ]
-        },
-        "S3 event for bucket 'someone-elses-bucket'",
-    ),
-    EventCase(
         "s3-record-without-its-s3-part",
         without(s3_notification(KEY_TWO), "Records", "0", "s3"),
         "malformed S3 notification",
