@@ -71,11 +71,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="INSERT statement size for sync-insert (default: the product's, insert_statements.DEFAULT_STATEMENT_BYTES)",
     )
+    parser.add_argument(
+        "--scenarios",
+        default=None,
+        help="subset of each contender's scenarios, by key (first_load,resync,day_two_a,...); first_load is always run",
+    )
     parser.add_argument("--no-step-timing", action="store_true", help="do not time the sync's steps")
     parser.add_argument("--keep-data", action="store_true", help="keep the generated files (path printed)")
     args = parser.parse_args(argv)
     args.size_list = [int(size.replace("_", "")) for size in args.sizes.split(",") if size.strip()]
     args.contender_list = [name.strip() for name in args.contenders.split(",") if name.strip()]
+    args.scenario_keys = None if args.scenarios is None else {"first_load", *(k.strip() for k in args.scenarios.split(","))}
     unknown = set(args.contender_list) - set(CONTENDERS)
     if unknown:
         parser.error(f"unknown contender(s): {', '.join(sorted(unknown))}")
@@ -175,6 +181,8 @@ class Bench:
         env = dict(os.environ, DB_NAME=database.name, **self.s3.environment)
         try:
             for planned in PLANS[contender]:
+                if self.args.scenario_keys is not None and planned.key not in self.args.scenario_keys:
+                    continue
                 figures, failures = self.run_scenario(contender, planned, files, database, env)
                 if figures is None and planned.key == "first_load":
                     entry["error"] = "first load failed"
@@ -254,9 +262,8 @@ class Bench:
         sizes_mb = {name: round(getattr(files, name).stat().st_size / 2**20, 1) for name in ("day_one", "day_two_a", "day_two_b")}
         print(f"   files ready in {time.perf_counter() - started:.1f} s: rows {file_rows}, MB {sizes_mb}", flush=True)
         results: dict[str, Any] = {"rows": rows, "file_rows": file_rows, "file_mb": sizes_mb, "contenders": {}}
-        for contender in CONTENDERS:
-            if contender in self.args.contender_list:
-                results["contenders"][contender] = self.run_contender(contender, files)
+        for contender in self.args.contender_list:  # in the order given
+            results["contenders"][contender] = self.run_contender(contender, files)
         for key in set(keys.values()):
             self.s3.delete(key)
         if not self.args.keep_data:
