@@ -127,3 +127,12 @@ def test_no_rows_no_statements_and_sliced_tables_keep_their_window() -> None:
     table = pa.table({"n": pa.array(range(10), pa.int64())})
     assert list(insert_statements("t", ["n"], table.slice(0, 0))) == []
     assert list(insert_statements("t", ["n"], table.slice(3, 4))) == [b"INSERT INTO t (n) VALUES (3),(4),(5),(6)"]
+
+
+@pytest.mark.parametrize("special", list("\\'\"\0\n\r\x1a"), ids=repr)
+@pytest.mark.parametrize("no_backslash_escapes", [False, True])
+def test_a_column_whose_only_special_character_is_one_of_them_is_still_escaped(special: str, no_backslash_escapes: bool) -> None:
+    # The scan that skips clean columns must see every character that needs escaping on its own.
+    values = ["plain", f"a{special}b", None]
+    rendered = sql_literals(pa.array(values), no_backslash_escapes=no_backslash_escapes).to_pylist()
+    assert rendered == [pymysql_literal(value, no_backslash_escapes=no_backslash_escapes) for value in values]
