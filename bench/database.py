@@ -131,6 +131,16 @@ class BenchDatabase:
             "next_auto_increment": int(auto_increment[0]) if auto_increment and auto_increment[0] is not None else 0,
         }
 
+    def checksum(self) -> tuple[int, int]:
+        """(rows, sum of row CRC32s) of the table, as bench.fingerprint computes them from a file."""
+        from bench.fingerprint import TABLE_STATE_SQL
+
+        with self._connection() as connection, connection.cursor() as cursor:
+            cursor.execute(TABLE_STATE_SQL)
+            row = cursor.fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1])
+
     def server_version(self) -> str:
         with self._connection(database="") as connection, connection.cursor() as cursor:
             cursor.execute("SELECT VERSION()")

@@ -5,12 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bench.scenarios import CONTENDER_LABELS, CONTENDERS, SCENARIOS
+from bench.scenarios import CONTENDER_LABELS, CONTENDERS, SCENARIOS, SYNC_LOAD_METHODS
 
 Results = dict[str, Any]  # {"contenders": {name: {"error": str | None, "scenarios": {key: figures}}}}
 DASH = "—"
 RSS_LIMIT_MB = 300.0
 RSS_GROWTH_LIMIT = 1.5
+INSERT_SPEEDUP_GOAL = 3.0  # issue 16.1: STAGING_LOAD_METHOD=insert against the original design
+
+
+def _others(sync: str) -> list[str]:
+    """The columns of one load method's table: the floor, that sync, and the baselines."""
+    return [contender for contender in CONTENDERS if contender not in SYNC_LOAD_METHODS or contender == sync]
+
+
+def sync_contenders(size_results: Results) -> list[str]:
+    """The sync contenders (one per load method) that ran at this size."""
+    return [contender for contender in SYNC_LOAD_METHODS if contender in size_results["contenders"]]
 
 
 def _figures(size_results: Results, contender: str, scenario: str) -> dict[str, Any] | None:
@@ -47,25 +58,26 @@ def _cells(size_results: Results, contender: str, scenario: str) -> list[str]:
     return [_number(seconds), f"{rows / seconds:,.0f}" if seconds else DASH, _number(figures.get("peak_rss_mb"), 0)]
 
 
-def main_table(size_results: Results) -> tuple[list[str], list[list[str]]]:
-    """Seconds, rows/s and peak RSS per contender, with ratios of this sync to the original and the floor."""
+def main_table(size_results: Results, sync_contender: str = "sync") -> tuple[list[str], list[list[str]]]:
+    """Seconds, rows/s and peak RSS per contender, with ratios of one load method's sync to the original and the floor."""
+    contenders = _others(sync_contender)
     header = ["scenario"]
-    for contender in CONTENDERS:
+    for contender in contenders:
         label = CONTENDER_LABELS[contender]
         header += [f"{label} s", f"{label} rows/s", f"{label} MB"]
     header += ["original ÷ sync (x faster)", "sync ÷ floor", "original ÷ awswrangler"]
     floor = _seconds(size_results, "floor", "first_load")
     rows = []
     for scenario in SCENARIOS:
-        if all(_figures(size_results, contender, scenario.key) is None for contender in CONTENDERS):
+        if all(_figures(size_results, contender, scenario.key) is None for contender in contenders):
             continue
         line = [scenario.label]
-        for contender in CONTENDERS:
+        for contender in contenders:
             line += _cells(size_results, contender, scenario.key)
         # MISSING_ROWS=delete has no counterpart in the original design: compare with its day two (a).
         baseline_key = "day_two_a" if scenario.key == "day_two_a_delete" else scenario.key
         original = _seconds(size_results, "original", baseline_key)
-        sync = _seconds(size_results, "sync", scenario.key)
+        sync = _seconds(size_results, sync_contender, scenario.key)
         line += [
             _ratio(_divide(original, sync)),
             _ratio(_divide(sync, floor)),
@@ -75,7 +87,7 @@ def main_table(size_results: Results) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def writes_table(size_results: Results) -> tuple[list[str], list[list[str]]]:
+def writes_table(size_results: Results, sync_contender: str = "sync") -> tuple[list[str], list[list[str]]]:
     """What each scenario wrote: the sync's exact counts, rows whose updated_at moved, ids used."""
     header = [
         "scenario",
@@ -85,7 +97,7 @@ def writes_table(size_results: Results) -> tuple[list[str], list[list[str]]]:
     ]
     rows = []
     for scenario in SCENARIOS:
-        sync = _figures(size_results, "sync", scenario.key)
+        sync = _figures(size_results, sync_contender, scenario.key)
         if sync is None and _figures(size_results, "original", scenario.key) is None:
             continue
         counts = (sync or {}).get("counts") or {}
@@ -93,7 +105,7 @@ def writes_table(size_results: Results) -> tuple[list[str], list[list[str]]]:
             " / ".join(f"{counts.get(name) or 0:,}" for name in ("inserted", "updated", "unchanged", "deleted")) if sync else DASH
         )
         touched, next_ids = [], []
-        for contender in ("sync", "original", "awswrangler"):
+        for contender in (sync_contender, "original", "awswrangler"):
             figures = _figures(size_results, contender, scenario.key)
             touched.append(f"{figures['rows_touched']:,}" if figures and "rows_touched" in figures else DASH)
             next_ids.append(f"{figures['next_auto_increment']:,}" if figures and "next_auto_increment" in figures else DASH)
@@ -101,19 +113,20 @@ def writes_table(size_results: Results) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def steps_table(size_results: Results) -> tuple[list[str], list[list[str]]]:
-    """Where this sync's time goes, per scenario (seconds)."""
-    present = [scenario for scenario in SCENARIOS if (_figures(size_results, "sync", scenario.key) or {}).get("steps")]
+def steps_table(size_results: Results, sync_contender: str = "sync") -> tuple[list[str], list[list[str]]]:
+    """Where one load method's sync spends its time, per scenario (seconds)."""
+    sync = sync_contender
+    present = [scenario for scenario in SCENARIOS if (_figures(size_results, sync, scenario.key) or {}).get("steps")]
     names: list[str] = []
     for scenario in present:
-        for name in (_figures(size_results, "sync", scenario.key) or {})["steps"]:
+        for name in (_figures(size_results, sync, scenario.key) or {})["steps"]:
             if name not in names:
                 names.append(name)
     header = ["sync step (s)", *[scenario.key for scenario in present]]
     rows = []
     for name in names:
-        rows.append([name, *[_number(((_figures(size_results, "sync", s.key) or {})["steps"]).get(name), 2) for s in present]])
-    rows.append(["total", *[_number(_seconds(size_results, "sync", s.key), 2) for s in present]])
+        rows.append([name, *[_number(((_figures(size_results, sync, s.key) or {})["steps"]).get(name), 2) for s in present]])
+    rows.append(["total", *[_number(_seconds(size_results, sync, s.key), 2) for s in present]])
     return header, rows
 
 
@@ -221,4 +234,28 @@ def check_targets(results_by_size: dict[int, Results]) -> tuple[int, list[Target
             None if growth is None else growth <= RSS_GROWTH_LIMIT,
         )
     )
+    checked = [
+        (contender, key, bool(f.get("table_equals_file")))
+        for contender in CONTENDERS
+        for key in (s.key for s in SCENARIOS)
+        if (f := _figures(figures, contender, key)) is not None and contender != "awswrangler"
+    ]
+    unequal = [f"{contender} {key}" for contender, key, equal in checked if not equal]
+    checks.append(
+        TargetCheck(
+            "every scenario leaves the table equal to the file (rows and row checksums; awswrangler not held to it)",
+            f"{len(checked) - len(unequal)} of {len(checked)} equal" + (f"; unequal: {', '.join(unequal)}" if unequal else ""),
+            None if not checked else not unequal,
+        )
+    )
+    for key, label in (("first_load", "first load"), ("resync", "identical re-sync"), ("day_two_a", "day two (a)")):
+        speedup = _divide(_seconds(figures, "original", key), _seconds(figures, "sync-insert", key))
+        checks.append(
+            TargetCheck(
+                f"STAGING_LOAD_METHOD=insert: {label} ≥ {INSERT_SPEEDUP_GOAL:.0f}x faster than the original",
+                f"{_ratio(speedup)} faster ({_number(_seconds(figures, 'sync-insert', key))} s vs "
+                f"{_number(_seconds(figures, 'original', key))} s)",
+                None if speedup is None else speedup >= INSERT_SPEEDUP_GOAL,
+            )
+        )
     return size, checks

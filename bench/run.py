@@ -27,10 +27,19 @@ from typing import Any
 
 from bench.data import SizeFiles, generate
 from bench.database import BenchDatabase
+from bench.fingerprint import expected_states
 from bench.protocol import parse_result
-from bench.report import check_targets, main_table, render_markdown, render_text, steps_table, writes_table
+from bench.report import (
+    check_targets,
+    main_table,
+    render_markdown,
+    render_text,
+    steps_table,
+    sync_contenders,
+    writes_table,
+)
 from bench.s3 import BUCKET, MotoS3
-from bench.scenarios import CONTENDER_LABELS, CONTENDERS, PLANS, Scenario
+from bench.scenarios import CONTENDER_LABELS, CONTENDERS, PLANS, SYNC_LOAD_METHODS, Scenario
 from bench.wrangler_env import ensure_venv
 from functions.ingest.service import object_key_for
 from functions.shared.settings import DatabaseSettings, load_database_settings
@@ -56,11 +65,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sizes", default="100000,1000000", help="comma-separated row counts (default: 100000,1000000)")
     parser.add_argument("--contenders", default=",".join(CONTENDERS), help=f"subset of {','.join(CONTENDERS)}")
     parser.add_argument("--wrangler-chunksize", type=int, default=1000, help="rows per INSERT for awswrangler (default 1000)")
+    parser.add_argument(
+        "--insert-statement-bytes",
+        type=int,
+        default=None,
+        help="INSERT statement size for sync-insert (default: the product's, insert_statements.DEFAULT_STATEMENT_BYTES)",
+    )
+    parser.add_argument(
+        "--scenarios",
+        default=None,
+        help="subset of each contender's scenarios, by key (first_load,resync,day_two_a,...); first_load is always run",
+    )
     parser.add_argument("--no-step-timing", action="store_true", help="do not time the sync's steps")
     parser.add_argument("--keep-data", action="store_true", help="keep the generated files (path printed)")
     args = parser.parse_args(argv)
     args.size_list = [int(size.replace("_", "")) for size in args.sizes.split(",") if size.strip()]
     args.contender_list = [name.strip() for name in args.contenders.split(",") if name.strip()]
+    args.scenario_keys = None if args.scenarios is None else {"first_load", *(k.strip() for k in args.scenarios.split(","))}
     unknown = set(args.contender_list) - set(CONTENDERS)
     if unknown:
         parser.error(f"unknown contender(s): {', '.join(sorted(unknown))}")
@@ -94,6 +115,7 @@ class Bench:
         # Outside build/ on purpose: `make clean` or a layer build elsewhere may empty build/ mid-run.
         self.scratch = Path(tempfile.mkdtemp(prefix="upsell-bench-"))
         self.work_dir = self.scratch / "work"
+        self.expected: dict[str, tuple[int, int]] = {}  # scenario key -> (rows, checksum) the table must hold
 
     def prepare_wrangler(self) -> None:
         """Build (or check) build/bench-venv; checked again before each size, as build/ may be emptied meanwhile."""
@@ -129,8 +151,10 @@ class Bench:
             }
             return [str(self.wrangler_python), str(REPO_ROOT / "bench" / "wrangler_worker.py")], spec
         spec = {"contender": contender}
-        if contender == "sync":
+        if contender in SYNC_LOAD_METHODS:
             spec |= {
+                "load_method": SYNC_LOAD_METHODS[contender],
+                "insert_statement_bytes": self.args.insert_statement_bytes,
                 "bucket": BUCKET,
                 "work_dir": str(self.work_dir),
                 "sync_date": scenario.sync_date.isoformat(),
@@ -157,6 +181,8 @@ class Bench:
         env = dict(os.environ, DB_NAME=database.name, **self.s3.environment)
         try:
             for planned in PLANS[contender]:
+                if self.args.scenario_keys is not None and planned.key not in self.args.scenario_keys:
+                    continue
                 figures, failures = self.run_scenario(contender, planned, files, database, env)
                 if figures is None and planned.key == "first_load":
                     entry["error"] = "first load failed"
@@ -167,9 +193,10 @@ class Bench:
                     continue
                 counts = figures.get("counts") or {}
                 shown = ", ".join(f"{name} {value:,}" for name, value in counts.items() if value is not None)
+                equal = "table = file" if figures["table_equals_file"] else "TABLE != FILE"
                 print(
-                    f"  {CONTENDER_LABELS[contender]:<16} {planned.label:<48} {figures['seconds']:7.1f} s "
-                    f"{figures['peak_rss_mb']:6.0f} MB  touched {figures['rows_touched']:,}  [{shown}]",
+                    f"  {CONTENDER_LABELS[contender]:<18} {planned.label:<48} {figures['seconds']:7.1f} s "
+                    f"{figures['peak_rss_mb']:6.0f} MB  touched {figures['rows_touched']:,}  [{shown}]  {equal}",
                     flush=True,
                 )
                 if planned.key == "first_load" and len(PLANS[contender]) > 1:
@@ -194,7 +221,7 @@ class Bench:
                     database.create()
                 else:
                     database.restore()  # day-two shapes start from day one; the re-sync's table is day one too
-                    if contender == "sync":
+                    if contender in SYNC_LOAD_METHODS:
                         scenario = replace(planned, sync_date=planned.sync_date + dt.timedelta(days=RETRY_DATE_OFFSET_DAYS))
                         self.s3.upload(getattr(files, scenario.file), object_key_for(KEY_PREFIX, scenario.sync_date))
             elif planned.restore_day_one:
@@ -212,6 +239,8 @@ class Bench:
                 print(f"  {label} FAILED (attempt {attempt}): {last_line}", flush=True)
                 continue
             figures |= database.table_state(since)
+            # Untimed: the table must equal what the files say, exactly (count and row checksums).
+            figures["table_equals_file"] = database.checksum() == self.expected[planned.key]
             figures["settled_before_s"] = round(settled_seconds, 1)
             if failures:
                 figures["retried_after"] = failures
@@ -223,6 +252,7 @@ class Bench:
         print(f"\n== {rows:,} rows: generating files ...", flush=True)
         started = time.perf_counter()
         files = generate(rows, data_dir)
+        self.expected = expected_states(files.day_one, files.day_two_a, files.day_two_b)
         keys = {}
         for scenario in PLANS["sync"]:
             key = object_key_for(KEY_PREFIX, scenario.sync_date)
@@ -232,9 +262,8 @@ class Bench:
         sizes_mb = {name: round(getattr(files, name).stat().st_size / 2**20, 1) for name in ("day_one", "day_two_a", "day_two_b")}
         print(f"   files ready in {time.perf_counter() - started:.1f} s: rows {file_rows}, MB {sizes_mb}", flush=True)
         results: dict[str, Any] = {"rows": rows, "file_rows": file_rows, "file_mb": sizes_mb, "contenders": {}}
-        for contender in CONTENDERS:
-            if contender in self.args.contender_list:
-                results["contenders"][contender] = self.run_contender(contender, files)
+        for contender in self.args.contender_list:  # in the order given
+            results["contenders"][contender] = self.run_contender(contender, files)
         for key in set(keys.values()):
             self.s3.delete(key)
         if not self.args.keep_data:
@@ -244,14 +273,16 @@ class Bench:
 
 def print_size(results: dict[str, Any]) -> None:
     rows = results["rows"]
-    print(f"\n### {rows:,} rows (day-two files: {results['file_rows']['day_two_a']:,} rows)\n")
-    print(render_text(*main_table(results)))
-    print("\nRows written (touched = rows whose updated_at moved; next id = the table's AUTO_INCREMENT after the scenario):\n")
-    print(render_text(*writes_table(results)))
-    header, step_rows = steps_table(results)
-    if len(header) > 1:
-        print("\nWhere this sync's time goes (seconds, measured inside the worker):\n")
-        print(render_text(header, step_rows))
+    for sync in sync_contenders(results) or ["sync"]:
+        method = SYNC_LOAD_METHODS[sync]
+        print(f"\n### {rows:,} rows, STAGING_LOAD_METHOD={method} (day-two files: {results['file_rows']['day_two_a']:,} rows)\n")
+        print(render_text(*main_table(results, sync)))
+        print("\nRows written (touched = rows whose updated_at moved; next id = the table's AUTO_INCREMENT afterwards):\n")
+        print(render_text(*writes_table(results, sync)))
+        header, step_rows = steps_table(results, sync)
+        if len(header) > 1:
+            print(f"\nWhere this sync's time goes with {method} (seconds, measured inside the worker):\n")
+            print(render_text(header, step_rows))
     for contender, entry in results["contenders"].items():
         if entry.get("error"):
             print(f"\n{CONTENDER_LABELS[contender]}: {entry['error']}")
@@ -276,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
         "wrangler_chunksize": args.wrangler_chunksize,
         "notes": [
             "this sync: real SyncService, file fetched from a moto S3 server on loopback, default settings "
-            "(STAGING_CHUNK_ROWS=25000, STAGING_LOAD_METHOD=local_infile)",
+            "(STAGING_CHUNK_ROWS=25000, STAGING_LOAD_METHOD=local_infile); this sync (insert): the same with "
+            "STAGING_LOAD_METHOD=insert and no LOCAL INFILE on any connection",
             "original design and awswrangler read the Parquet file from local disk (no S3)",
             "floor: LOAD DATA LOCAL INFILE of pre-rendered rows into the empty table; first load only",
             "day two (b) and the delete run start from the day-one table, restored untimed",
@@ -315,11 +347,12 @@ def main(argv: list[str] | None = None) -> int:
 
     print("\nMarkdown for the README:\n")
     for rows in args.size_list:
-        print(f"**{rows:,} rows**\n")
-        print(render_markdown(*main_table(results_by_size[rows])))
-        print()
-        print(render_markdown(*writes_table(results_by_size[rows])))
-        print()
+        for sync in sync_contenders(results_by_size[rows]) or ["sync"]:
+            print(f"**{rows:,} rows, STAGING_LOAD_METHOD={SYNC_LOAD_METHODS[sync]}**\n")
+            print(render_markdown(*main_table(results_by_size[rows], sync)))
+            print()
+            print(render_markdown(*writes_table(results_by_size[rows], sync)))
+            print()
     print("| target | figure | result |\n|---|---|---|")
     for check in checks:
         print(f"| {check.target} | {check.figure} | {check.verdict} |")

@@ -43,9 +43,12 @@ DAY_TWO_A_DELETE = Scenario(
 )
 SCENARIOS: tuple[Scenario, ...] = (FIRST_LOAD, RESYNC, DAY_TWO_A, DAY_TWO_B, DAY_TWO_A_DELETE)
 
-CONTENDERS: tuple[str, ...] = ("floor", "sync", "original", "awswrangler")
+CONTENDERS: tuple[str, ...] = ("floor", "sync", "sync-insert", "original", "awswrangler")
+# This sync, once per STAGING_LOAD_METHOD: each gets its own table and targets.
+SYNC_LOAD_METHODS: dict[str, str] = {"sync": "local_infile", "sync-insert": "insert"}
 CONTENDER_LABELS = {
     "sync": "this sync",
+    "sync-insert": "this sync (insert)",
     "original": "original design",
     "awswrangler": "awswrangler",
     "floor": "floor",
@@ -53,6 +56,7 @@ CONTENDER_LABELS = {
 PLANS: dict[str, tuple[Scenario, ...]] = {
     "floor": (FIRST_LOAD,),
     "sync": SCENARIOS,
+    "sync-insert": SCENARIOS,
     "original": (FIRST_LOAD, RESYNC, DAY_TWO_A, DAY_TWO_B),
     "awswrangler": (FIRST_LOAD, RESYNC, DAY_TWO_A, DAY_TWO_B),
 }

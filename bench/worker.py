@@ -12,6 +12,7 @@ import json
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from bench.protocol import emit, peak_rss_mb
@@ -30,17 +31,32 @@ def run_sync(spec: dict[str, Any]) -> dict[str, Any]:
     if spec.get("step_timing", True):
         timer.install()
 
+    from functions.ingest import insert_statements
     from functions.ingest.s3_source import SignalObjectStore
     from functions.ingest.service import SyncOptions, SyncService
     from functions.shared.db import connect
     from functions.shared.settings import load_database_settings, load_ingest_settings
 
+    load_method = spec.get("load_method", "local_infile")
+    if spec.get("insert_statement_bytes"):  # to measure statement sizes; the product's default otherwise
+        insert_statements.DEFAULT_STATEMENT_BYTES = int(spec["insert_statement_bytes"])
     settings = load_ingest_settings(
-        {"SIGNALS_BUCKET": spec["bucket"], "WORK_DIR": spec["work_dir"], "MISSING_ROWS": spec.get("missing_rows", "keep")}
+        {
+            "SIGNALS_BUCKET": spec["bucket"],
+            "WORK_DIR": spec["work_dir"],
+            "MISSING_ROWS": spec.get("missing_rows", "keep"),
+            "STAGING_LOAD_METHOD": load_method,
+        }
     )
     database = load_database_settings()
     client = boto3.client("s3")  # endpoint, region and credentials from the environment
-    service = SyncService(settings, lambda: connect(database, local_infile=True), SignalObjectStore(client, spec["bucket"]))
+    service = SyncService(
+        settings,
+        lambda: connect(database),
+        SignalObjectStore(client, spec["bucket"]),
+        # As the handler does: LOCAL INFILE only on the staging connection, only for that load method.
+        connect_staging=lambda: connect(database, local_infile=load_method == "local_infile"),
+    )
     options = SyncOptions(invocation_id=f"bench-{uuid.uuid4()}", trigger="manual", force_resync=bool(spec.get("force_resync")))
     rss_start = peak_rss_mb()
     started = time.perf_counter()
@@ -102,13 +118,14 @@ def run_original(spec: dict[str, Any]) -> dict[str, Any]:
 def run_floor(spec: dict[str, Any]) -> dict[str, Any]:
     """The floor: one LOAD DATA LOCAL INFILE of pre-rendered rows into the empty table."""
     from functions.ingest.columns import COLUMN_NAMES
-    from functions.shared.db import connect
+    from functions.shared.db import connect, offering_local_file
     from functions.shared.settings import load_database_settings
 
     connection = connect(load_database_settings(), local_infile=True)
     rss_start = peak_rss_mb()
     started = time.perf_counter()
-    with connection.cursor() as cursor:
+    # The guarded connection sends only a file offered for the statement (functions.shared.db).
+    with offering_local_file(connection, Path(spec["path"])), connection.cursor() as cursor:
         loaded = cursor.execute(
             f"LOAD DATA LOCAL INFILE %s INTO TABLE {TARGET} CHARACTER SET utf8mb4 ({', '.join(COLUMN_NAMES)})",
             (spec["path"],),
@@ -119,7 +136,7 @@ def run_floor(spec: dict[str, Any]) -> dict[str, Any]:
     return {"seconds": seconds, "rows": loaded, "rss_start_mb": rss_start, "counts": {"loaded": loaded}}
 
 
-RUNNERS = {"sync": run_sync, "original": run_original, "floor": run_floor}
+RUNNERS = {"sync": run_sync, "sync-insert": run_sync, "original": run_original, "floor": run_floor}
 
 
 def main(argv: list[str]) -> int:

@@ -12,7 +12,9 @@ from typing import Any
 
 import pyarrow as pa
 import pymysql
+from pymysql.constants import SERVER_STATUS
 
+from functions.ingest.insert_statements import insert_statements
 from functions.ingest.repository.names import DUPLICATE_KEY, NO_PARTITION
 from functions.shared.db import get_lock, named_lock, offering_local_file
 from functions.shared.errors import PermanentError, TransientError, translate_errors
@@ -103,15 +105,16 @@ class Session:
             raise PermanentError(f"load wrote {loaded} rows, expected {expected_rows}")
 
     def insert_rows(self, table: str, fixed: dict[str, Any], row_columns: Sequence[str], rows: pa.Table) -> None:
-        """Multi-row INSERT of `rows` (the fallback where LOCAL INFILE is disabled)."""
-        if rows.num_rows == 0:
-            return
-        columns = [rows.column(name).to_pylist() for name in row_columns]
-        names = ", ".join((*fixed, *row_columns))
-        placeholders = ", ".join(["%s"] * (len(fixed) + len(row_columns)))
+        """Multi-row INSERT of `rows` (the path where LOCAL INFILE is disabled), rendered column-wise."""
+        # Values rendered by insert_statements from typed Arrow columns with PyMySQL's own
+        # escaping rules (not parameters, so no per-value Python); identifiers are ours.
+        status = self.connection.server_status  # type: ignore[attr-defined]  # kept current by every reply
+        plain_quotes = bool(status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES)
+        constants = {name: pa.scalar(value) for name, value in fixed.items()}
+        statements = insert_statements(table, row_columns, rows, fixed=constants, no_backslash_escapes=plain_quotes)
         with self.connection.cursor() as cursor:
-            # PyMySQL turns executemany of INSERT ... VALUES into multi-row statements.
-            cursor.executemany(
-                f"INSERT INTO {table} ({names}) VALUES ({placeholders})",
-                [(*fixed.values(), *values) for values in zip(*columns, strict=True)],
-            )
+            for statement in statements:
+                cursor.execute(statement)  # type: ignore[arg-type]  # bytes pass through PyMySQL unchanged
+                if cursor.warning_count:  # a value changed on the way in, as load_file checks
+                    cursor.execute("SHOW WARNINGS LIMIT 5")
+                    raise_load_warnings([(int(row[1]), str(row[2])) for row in cursor.fetchall()])
