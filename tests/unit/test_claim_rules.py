@@ -1,0 +1,106 @@
+"""Who may take a date: decide_claim on the metadata row as it stands (pure logic, no database)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from functions.ingest.claim_rules import LEASE_LIVE, ROW_LOCKED, ClaimRequest, decide_claim
+from functions.shared.errors import TransientError
+
+DAY = dt.date(2026, 1, 30)
+KEY = "passive_upsell_signals/dt=2026-01-30/data.parquet"
+LATER = dt.datetime(2026, 1, 31, 6, 0, 0)
+
+
+def request(**changes: Any) -> ClaimRequest:
+    fields: dict[str, Any] = {
+        "sync_date": DAY,
+        "s3_key": KEY,
+        "etag": "etag-a",
+        "invocation_id": "req-1",
+        "holder_token": "mine",
+        "trigger": "s3",
+        "force_resync": False,
+        "dry_run": False,
+    }
+    return ClaimRequest(**(fields | changes))
+
+
+def row(**changes: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "attempt": 3,
+        "workflow_id": "req-0",
+        "status": "started",
+        "holder_token": "theirs",
+        "holder_dry_run": False,
+        "s3_key": KEY,
+        "s3_etag": "etag-a",
+        "completed_etag": None,
+        "completed_at": None,
+        "lease_expires_at": LATER,
+        LEASE_LIVE: True,
+    }
+    return fields | changes
+
+
+@pytest.mark.parametrize(
+    ("current", "asked", "kind"),
+    [
+        (row(holder_token="mine"), request(), "claimed"),  # our own claim, its commit retried in-process
+        (row(), request(), "in_progress"),  # a live holder of the same object
+        (row(), request(etag="etag-b"), "claimed"),  # the newest file wins
+        (row(s3_etag=None), request(), "claimed"),  # the fallback failing on a missing file: the file's event takes over
+        (row(), request(etag=None), "in_progress"),  # a missing object never takes a date from one that has a file
+        (row(holder_dry_run=True), request(), "claimed"),  # a real sync takes the date from a dry run
+        (row(), request(dry_run=True), "in_progress"),  # a dry run never takes a live date
+        (row(**{LEASE_LIVE: False}), request(dry_run=True), "in_progress"),  # nor one whose lease ran out
+        (row(**{LEASE_LIVE: False}), request(), "claimed"),  # a real sync takes over an expired lease
+        (row(status="completed", completed_etag="etag-a", completed_at=LATER), request(), "skipped"),
+        (row(status="completed", completed_etag="etag-a", completed_at=LATER), request(force_resync=True), "claimed"),
+        (row(status="completed", completed_etag="etag-a", completed_at=LATER), request(etag="etag-b"), "claimed"),
+        (row(status="completed", completed_etag="etag-a", completed_at=LATER), request(etag=None), "skipped"),
+        (row(status="failed"), request(), "claimed"),
+    ],
+    ids=[
+        "own-claim",
+        "same-object-live",
+        "newer-object",
+        "file-behind-a-missing-one",
+        "missing-behind-a-file",
+        "real-behind-dry-run",
+        "dry-run-behind-live",
+        "dry-run-behind-expired",
+        "real-behind-expired",
+        "completed-same",
+        "completed-forced",
+        "completed-new-etag",
+        "completed-file-gone",
+        "failed",
+    ],
+)
+def test_the_claim_decision(current: dict[str, Any], asked: ClaimRequest, kind: str) -> None:
+    # Given the date's row as it stands, When an execution asks for the date, Then it gets this answer
+    assert decide_claim(current, asked).kind == kind
+
+
+def test_taking_a_locked_row_is_retried_not_answered() -> None:
+    # Given a newer object, and the holder's open transaction locking the row (read without the lock)
+    # When the newcomer asks, Then it is told to retry: its event must not be answered away
+    with pytest.raises(TransientError, match="locked by its holder's open transaction"):
+        decide_claim(row(**{ROW_LOCKED: True}), request(etag="etag-b"))
+
+
+def test_an_answer_that_takes_nothing_needs_no_lock() -> None:
+    # Given the same object behind a locked row, When a duplicate delivery asks, Then it is answered at once
+    assert decide_claim(row(**{ROW_LOCKED: True}), request()).kind == "in_progress"
+
+
+def test_a_claim_keeps_the_row_it_replaced_for_a_dry_run_to_restore() -> None:
+    # Given a completed date, When a forced dry run claims it, Then the previous row comes back, computed fields left out
+    current = row(status="completed", completed_etag="etag-a", completed_at=LATER, **{LEASE_LIVE: False})
+    outcome = decide_claim(current, request(force_resync=True, dry_run=True))
+    assert outcome.previous is not None and outcome.previous["status"] == "completed"
+    assert LEASE_LIVE not in outcome.previous
