@@ -13,7 +13,7 @@ from aws_cdk import aws_scheduler_targets as targets
 from constructs import Construct, IConstruct
 
 from functions.shared.contract import KEY_PREFIX, KEY_SUFFIX, METRICS_NAMESPACE, SERVICE_NAME
-from infra.config import EnvConfig
+from infra.config import EnvConfig, IngestSizing
 from infra.constructs.code import FunctionCode
 from infra.constructs.database import Database
 from infra.constructs.dead_letter import DeadLetterQueue
@@ -80,7 +80,29 @@ class Ingest(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         sizing = config.ingest
-        self.function = VpcFunction(
+        self.function = self._function(config, code, network=network, database=database, bucket=bucket, dead_letters=dead_letters)
+        function = self.function.function
+        self._grant_least_privilege(self.function.role, bucket, bucket_kms_key_arn, dead_letters)
+        self._configure_async_invoke(function, sizing.retry_attempts, sizing.max_event_age_hours, dead_letters)
+        self.file_arrivals = self._file_arrivals(function, bucket, sizing, dead_letters)
+        self.schedule = self._daily_fallback(function, config, dead_letters)
+        # No event may reach the ingest before the schema exists: both event sources wait for the migration.
+        self.schedule.node.add_dependency(after)
+        self.file_arrivals.node.add_dependency(after)
+
+    def _function(
+        self,
+        config: EnvConfig,
+        code: FunctionCode,
+        *,
+        network: Network,
+        database: Database,
+        bucket: s3.IBucket,
+        dead_letters: DeadLetterQueue,
+    ) -> VpcFunction:
+        """The ingest function in the VPC, with the settings it reads from its environment."""
+        sizing = config.ingest
+        return VpcFunction(
             self,
             "Ingest",
             function_name=f"upsell-signals-ingest-{config.name}",
@@ -114,12 +136,12 @@ class Ingest(Construct):
             reserved_concurrency=sizing.reserved_concurrency,
             log_retention_days=config.log_retention_days,
         )
-        function = self.function.function
-        role = self.function.role
-        self._grant_least_privilege(role, bucket, bucket_kms_key_arn, dead_letters)
-        self._configure_async_invoke(function, sizing.retry_attempts, sizing.max_event_age_hours, dead_letters)
 
-        self.file_arrivals = events.Rule(
+    def _file_arrivals(
+        self, function: lambda_.IFunction, bucket: s3.IBucket, sizing: IngestSizing, dead_letters: DeadLetterQueue
+    ) -> events.Rule:
+        """The EventBridge rule that sends the bucket's daily files to the ingest (no notification configuration written)."""
+        return events.Rule(
             self,
             "FileArrivals",
             description=f"S3 Object Created for {SIGNALS_PREFIX}*{SIGNALS_SUFFIX}: sync that date",
@@ -134,7 +156,13 @@ class Ingest(Construct):
                 )
             ],
         )
-        self.schedule = scheduler.Schedule(
+
+    def _daily_fallback(
+        self, function: lambda_.IFunction, config: EnvConfig, dead_letters: DeadLetterQueue
+    ) -> scheduler.Schedule:
+        """The 06:00 UTC schedule that syncs yesterday if no S3 event did."""
+        sizing = config.ingest
+        return scheduler.Schedule(
             self,
             "DailyFallback",
             description="06:00 UTC: sync yesterday's file if no S3 event did",
@@ -147,9 +175,6 @@ class Ingest(Construct):
                 max_event_age=Duration.hours(sizing.max_event_age_hours),
             ),
         )
-        # No event may reach the ingest before the schema exists: both event sources wait for the migration.
-        self.schedule.node.add_dependency(after)
-        self.file_arrivals.node.add_dependency(after)
 
     @staticmethod
     def _grant_least_privilege(
@@ -192,4 +217,3 @@ class Ingest(Construct):
         # The destination is checked at creation: the role must already allow sqs:SendMessage.
         if function.role is not None:
             config.node.add_dependency(function.role)
-

@@ -56,6 +56,16 @@ class Monitoring(Construct):
         dead_letter_queue: sqs.IQueue,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.topic = self._topic(alarm_email)
+        self.alarms = self._alarms(environment_name, ingest, ingest_timeout, migrate, dead_letter_queue)
+        action = actions.SnsAction(self.topic)
+        for alarm in self.alarms:
+            alarm.add_alarm_action(action)
+            alarm.add_ok_action(action)
+        self.dashboard = self._dashboard(environment_name, ingest, dead_letter_queue)
+
+    def _topic(self, alarm_email: str) -> sns.Topic:
+        """The alarm topic, encrypted with a key only this account's CloudWatch alarms may use, mailing the team."""
         # A customer key: CloudWatch cannot publish to a topic encrypted with the AWS-managed SNS key.
         key = kms.Key(self, "TopicKey", enable_key_rotation=True, description="upsell-signals alarm topic")
         key.add_to_resource_policy(
@@ -70,11 +80,26 @@ class Monitoring(Construct):
                 },
             )
         )
-        self.topic = sns.Topic(self, "Alarms", display_name="upsell-signals alarms", master_key=key, enforce_ssl=True)
-        self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
-        action = actions.SnsAction(self.topic)
+        topic = sns.Topic(self, "Alarms", display_name="upsell-signals alarms", master_key=key, enforce_ssl=True)
+        topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
+        return topic
 
-        self.alarms = [
+    def _alarms(
+        self,
+        environment_name: str,
+        ingest: lambda_.IFunction,
+        ingest_timeout: Duration,
+        migrate: lambda_.IFunction,
+        dead_letter_queue: sqs.IQueue,
+    ) -> list[cloudwatch.Alarm]:
+        """Dead letters, errors, throttles, a run near its timeout, a tripped guard, no completed sync for a day."""
+        return [*self._function_alarms(ingest, ingest_timeout, migrate, dead_letter_queue), *self._sync_alarms(environment_name)]
+
+    def _function_alarms(
+        self, ingest: lambda_.IFunction, ingest_timeout: Duration, migrate: lambda_.IFunction, dead_letter_queue: sqs.IQueue
+    ) -> list[cloudwatch.Alarm]:
+        """What the functions and the dead-letter queue say: failures, throttles, a run near its timeout."""
+        return [
             self._alarm_when_positive(
                 "DeadLetterQueueNotEmpty",
                 "Failed events are waiting in the DLQ: read the reason, fix, redrive",
@@ -108,6 +133,11 @@ class Monitoring(Construct):
                 "The migrate function raised",
                 migrate.metric_errors(period=Duration.minutes(5), statistic="Sum"),
             ),
+        ]
+
+    def _sync_alarms(self, environment_name: str) -> list[cloudwatch.Alarm]:
+        """What the sync's own metrics say: a tripped guard, no completed sync for more than a day."""
+        return [
             self._alarm_when_positive(
                 "GuardTripped",
                 "A guard stopped a publish: check the reason, then override or fix the file",
@@ -127,13 +157,12 @@ class Monitoring(Construct):
                 treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
             ),
         ]
-        for alarm in self.alarms:
-            alarm.add_alarm_action(action)
-            alarm.add_ok_action(action)
 
-        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=Duration.days(7))
+    def _dashboard(self, environment_name: str, ingest: lambda_.IFunction, dead_letter_queue: sqs.IQueue) -> cloudwatch.Dashboard:
+        """A week of syncs, rows, the ingest's duration and errors, the dead-letter queue and the alarms."""
+        dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=Duration.days(7))
         day = Duration.days(1)
-        self.dashboard.add_widgets(
+        dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Syncs per day",
                 left=[sync_metric(name, day, environment_name) for name in (SYNC_COMPLETED, SYNC_FAILED, GUARD_TRIPPED)],
@@ -142,9 +171,7 @@ class Monitoring(Construct):
             cloudwatch.GraphWidget(
                 title="Rows per day",
                 left=[
-                    sync_metric(name, day, environment_name)
-                    for field, name in ROW_METRICS.items()
-                    if field != "rows_processed"
+                    sync_metric(name, day, environment_name) for field, name in ROW_METRICS.items() if field != "rows_processed"
                 ],
                 width=12,
             ),
@@ -161,6 +188,7 @@ class Monitoring(Construct):
             ),
             cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms), width=24),
         )
+        return dashboard
 
     def _alarm_when_positive(self, construct_id: str, description: str, metric: cloudwatch.IMetric) -> cloudwatch.Alarm:
         """An alarm on any datapoint above zero in a period; no data means nothing happened."""
