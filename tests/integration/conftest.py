@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -148,6 +149,13 @@ def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         yield endpoint
 
 
+def work_dir_for(tmp_path: Path, invocation: str) -> Path:
+    """A work dir of the invocation's own, as each Lambda execution environment has its own /tmp."""
+    work_dir = tmp_path / invocation
+    work_dir.mkdir()
+    return work_dir
+
+
 def service_on(endpoint: str, settings: DatabaseSettings, work_dir: Path, **env: str) -> SyncService:
     return SyncService(
         load_ingest_settings(ingest_env(WORK_DIR=str(work_dir), **env)),
@@ -159,6 +167,31 @@ def service_on(endpoint: str, settings: DatabaseSettings, work_dir: Path, **env:
 
 def upload_to(endpoint: str, sync_date: dt.date, path: Path) -> None:
     boto3.client("s3", endpoint_url=endpoint).upload_file(str(path), BUCKET, object_key_for(PREFIX, sync_date))
+
+
+Outcome = SyncResult | BaseException
+
+
+def in_a_thread(outcomes: dict[str, Outcome], name: str, run: Callable[[], SyncResult]) -> threading.Thread:
+    """Start `run` on a thread named `name`; its result (or what it raised) lands in outcomes[name]."""
+
+    def target() -> None:
+        try:
+            outcomes[name] = run()
+        except BaseException as error:  # handed to the test's assertions
+            outcomes[name] = error
+
+    thread = threading.Thread(target=target, name=name)
+    thread.start()
+    return thread
+
+
+def result_of(outcomes: dict[str, Outcome], name: str) -> SyncResult:
+    """The sync result in outcomes[name]; what the thread raised instead fails the test, chained."""
+    outcome = outcomes[name]
+    if isinstance(outcome, BaseException):
+        raise AssertionError(f"{name} raised {outcome!r}") from outcome
+    return outcome
 
 
 def wait_for(condition: Callable[[], bool], timeout_seconds: float, what: str) -> None:

@@ -24,39 +24,20 @@ from tests.integration.conftest import (
     DAY_ONE,
     DAY_TWO,
     PREFIX,
+    Outcome,
     chunks_committed,
     day_one_published_and_day_two_uploaded,
     expected_rows,
+    in_a_thread,
     invoke_in_a_process,
     query,
+    result_of,
     service_on,
     table_rows,
     upload_to,
     wait_for,
+    work_dir_for,
 )
-
-Outcome = SyncResult | BaseException
-
-
-def in_a_thread(outcomes: dict[str, Outcome], name: str, run: Callable[[], SyncResult]) -> threading.Thread:
-    """Start `run` on a thread; its result (or what it raised) lands in outcomes[name]."""
-
-    def target() -> None:
-        try:
-            outcomes[name] = run()
-        except BaseException as error:  # handed to the test's assertions
-            outcomes[name] = error
-
-    thread = threading.Thread(target=target, name=name)
-    thread.start()
-    return thread
-
-
-def result_of(outcomes: dict[str, Outcome], name: str) -> SyncResult:
-    outcome = outcomes[name]
-    if isinstance(outcome, BaseException):
-        raise AssertionError(f"{name} raised {outcome!r}") from outcome
-    return outcome
 
 
 def etag_now(endpoint: str, sync_date: Any) -> str:
@@ -81,8 +62,7 @@ def test_a_correction_landing_while_the_first_export_syncs_is_the_one_published(
         moto_endpoint, migrated_settings, tmp_path, 60_000, seed=201
     )
     outcomes: dict[str, Outcome] = {}
-    (tmp_path / "first").mkdir()
-    first = service_on(moto_endpoint, migrated_settings, tmp_path / "first", STAGING_CHUNK_ROWS="500")
+    first = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, "first"), STAGING_CHUNK_ROWS="500")
     thread = in_a_thread(outcomes, "first", lambda: first.sync(DAY_TWO, None, SyncOptions(invocation_id="first-export")))
     wait_for(lambda: chunks_committed(db, DAY_TWO) >= 2, 60, "two chunks of the first export")
 
@@ -90,8 +70,7 @@ def test_a_correction_landing_while_the_first_export_syncs_is_the_one_published(
     correction = day_two(day_one_table, seed=203)
     upload_to(moto_endpoint, DAY_TWO, write_pyarrow(correction, tmp_path / "correction.parquet"))
     assert etag_now(moto_endpoint, DAY_TWO) != metadata(db, DAY_TWO)["s3_etag"]
-    (tmp_path / "second").mkdir()
-    corrected = service_on(moto_endpoint, migrated_settings, tmp_path / "second").sync(
+    corrected = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, "second")).sync(
         DAY_TWO, None, SyncOptions(invocation_id="correction")
     )
     thread.join(timeout=120)
@@ -113,16 +92,14 @@ def test_a_real_sync_arriving_during_a_dry_run_takes_the_date_and_publishes(
         moto_endpoint, migrated_settings, tmp_path, 60_000, seed=211
     )
     outcomes: dict[str, Outcome] = {}
-    (tmp_path / "dry").mkdir()
-    dry = service_on(moto_endpoint, migrated_settings, tmp_path / "dry", STAGING_CHUNK_ROWS="500")
+    dry = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, "dry"), STAGING_CHUNK_ROWS="500")
     thread = in_a_thread(
         outcomes, "dry", lambda: dry.sync(DAY_TWO, None, SyncOptions(invocation_id="operator", dry_run=True))
     )
     wait_for(lambda: chunks_committed(db, DAY_TWO) >= 2, 60, "two chunks of the dry run")
 
     # When the file's own S3 event is handled meanwhile
-    (tmp_path / "real").mkdir()
-    real = service_on(moto_endpoint, migrated_settings, tmp_path / "real").sync(
+    real = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, "real")).sync(
         DAY_TWO, None, SyncOptions(invocation_id="s3-event", trigger="s3")
     )
     thread.join(timeout=120)
@@ -145,8 +122,7 @@ def test_a_file_landing_while_the_fallback_fails_on_its_absence_is_synced(
     # Given the 06:00 fallback has claimed a date whose file is not there yet, and is slow
     # (a paused process) to record that failure
     boto3.client("s3", endpoint_url=moto_endpoint).delete_object(Bucket=BUCKET, Key=object_key_for(PREFIX, DAY_ONE))
-    (tmp_path / "fallback").mkdir()
-    fallback = service_on(moto_endpoint, migrated_settings, tmp_path / "fallback")
+    fallback = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, "fallback"))
     file_landed = threading.Event()
     record_failure = fallback._record_failure
 
@@ -164,8 +140,7 @@ def test_a_file_landing_while_the_fallback_fails_on_its_absence_is_synced(
     # When the file lands and its S3 event is handled
     file_table = snowflake_table(5_000, seed=221)
     upload_to(moto_endpoint, DAY_ONE, write_pyarrow(file_table, tmp_path / "day.parquet"))
-    (tmp_path / "s3").mkdir()
-    arrived = service_on(moto_endpoint, migrated_settings, tmp_path / "s3").sync(
+    arrived = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, "s3")).sync(
         DAY_ONE, None, SyncOptions(invocation_id="s3-event", trigger="s3")
     )
     file_landed.set()
@@ -192,8 +167,7 @@ def test_twins_with_one_request_id_at_once_run_once(
     outcomes: dict[str, Outcome] = {}
 
     def twin(name: str) -> Callable[[], SyncResult]:
-        (tmp_path / name).mkdir()
-        service = service_on(moto_endpoint, migrated_settings, tmp_path / name)
+        service = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, name))
 
         def run() -> SyncResult:
             start_together.wait()
@@ -340,9 +314,8 @@ def test_a_paused_holder_is_taken_over_and_stands_down_when_it_wakes(
     day_one_table, day_two_table = day_one_published_and_day_two_uploaded(
         moto_endpoint, migrated_settings, tmp_path, 100_000, seed=243
     )
-    (tmp_path / "paused").mkdir()
     worker = invoke_in_a_process(
-        moto_endpoint, migrated_settings, tmp_path / "paused", DAY_TWO, stdout=-1, DB_IDLE_TIMEOUT_SECONDS="1"
+        moto_endpoint, migrated_settings, work_dir_for(tmp_path, "paused"), DAY_TWO, stdout=-1, DB_IDLE_TIMEOUT_SECONDS="1"
     )
 
     # When it is paused (SIGSTOP) mid-staging, and another execution comes once the lease ran out
@@ -350,8 +323,7 @@ def test_a_paused_holder_is_taken_over_and_stands_down_when_it_wakes(
         wait_for(lambda: chunks_committed(db, DAY_TWO) >= 3, 60, "three committed chunks")
         worker.send_signal(signal.SIGSTOP)
         time.sleep(2.5)
-        (tmp_path / "taker").mkdir()
-        result = service_on(moto_endpoint, migrated_settings, tmp_path / "taker").sync(
+        result = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, "taker")).sync(
             DAY_TWO, None, SyncOptions(invocation_id="taker")
         )
     finally:
@@ -393,16 +365,14 @@ def test_a_publishers_clean_up_leaves_a_newer_passs_staging_alone(
 
     monkeypatch.setattr(SyncService, "_drop_staging", staticmethod(paused_drop_staging))
     outcomes: dict[str, Outcome] = {}
-    (tmp_path / "publisher").mkdir()
-    publisher = service_on(moto_endpoint, migrated_settings, tmp_path / "publisher")
+    publisher = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, "publisher"))
     thread = in_a_thread(outcomes, "publisher", lambda: publisher.sync(DAY_TWO, None, SyncOptions(invocation_id="publisher")))
     assert published.wait(timeout=60)
 
     # When a corrected re-export starts its own pass, and the first execution's clean-up runs mid-way
     correction = day_two(day_one_table, seed=253)
     upload_to(moto_endpoint, DAY_TWO, write_pyarrow(correction, tmp_path / "correction.parquet"))
-    (tmp_path / "newer").mkdir()
-    newer = service_on(moto_endpoint, migrated_settings, tmp_path / "newer", STAGING_CHUNK_ROWS="500")
+    newer = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, "newer"), STAGING_CHUNK_ROWS="500")
     newer_thread = in_a_thread(outcomes, "newer", lambda: newer.sync(DAY_TWO, None, SyncOptions(invocation_id="newer")))
     etag = etag_now(moto_endpoint, DAY_TWO)
     assert etag != metadata(db, DAY_TWO)["completed_etag"]

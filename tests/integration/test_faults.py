@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import signal
 import threading
 import time
@@ -27,17 +28,21 @@ from tests.integration.conftest import (
     DAY_TWO,
     PREFIX,
     PUBLISH_LOCK_HOLDER,
+    Outcome,
     chunks_committed,
     day_one_published_and_day_two_uploaded,
     expected_rows,
+    in_a_thread,
     invoke_in_a_process,
     messages,
     query,
+    result_of,
     service_on,
     table_rows,
     uncommitted_table_rows,
     upload_to,
     wait_for,
+    work_dir_for,
 )
 from tests.stand_ins import Fault, faulty_proxy
 
@@ -216,20 +221,18 @@ def test_two_invocations_at_once_one_publishes_the_other_is_in_progress(
     file_table = snowflake_table(30_000, seed=93)
     upload_to(moto_endpoint, DAY_ONE, write_pyarrow(file_table, tmp_path / "day.parquet"))
     start_together = threading.Barrier(2)
-    results: dict[str, SyncResult] = {}
+    outcomes: dict[str, Outcome] = {}
 
-    def invoke(invocation_id: str) -> None:
-        service = service_on(moto_endpoint, migrated_settings, tmp_path / invocation_id)
-        (tmp_path / invocation_id).mkdir()
+    def invoke(invocation_id: str) -> SyncResult:
+        service = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, invocation_id))
         start_together.wait()
-        results[invocation_id] = service.sync(DAY_ONE, None, SyncOptions(invocation_id=invocation_id))
+        return service.sync(DAY_ONE, None, SyncOptions(invocation_id=invocation_id))
 
-    threads = [threading.Thread(target=invoke, args=(name,)) for name in ("first", "second")]
-    for thread in threads:
-        thread.start()
+    threads = [in_a_thread(outcomes, name, functools.partial(invoke, name)) for name in ("first", "second")]
     for thread in threads:
         thread.join(timeout=120)
 
+    results = {name: result_of(outcomes, name) for name in ("first", "second")}
     statuses = sorted(result.status for result in results.values())
     assert statuses == ["completed", "in_progress"]
     winner = next(name for name, result in results.items() if result.status == "completed")
@@ -373,23 +376,18 @@ def test_another_dates_publish_waits_for_the_date_listing_alongside_its_staging(
     day_three = DAY_TWO + dt.timedelta(days=1)
     day_three_table = day_two(day_one_table, seed=106)  # its new keys are day two's new keys, with other values
     upload_to(moto_endpoint, day_three, write_pyarrow(day_three_table, tmp_path / "three.parquet"))
-    results: dict[dt.date, SyncResult] = {}
-    (tmp_path / "two").mkdir()
-    (tmp_path / "three").mkdir()
-
-    def sync_day_two() -> None:
-        service = service_on(moto_endpoint, migrated_settings, tmp_path / "two", STAGING_CHUNK_ROWS="500")
-        results[DAY_TWO] = service.sync(DAY_TWO, None, SyncOptions(invocation_id="day-two"))
+    outcomes: dict[str, Outcome] = {}
+    slow = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, "two"), STAGING_CHUNK_ROWS="500")
 
     # When day three (staged in one chunk, so ready to publish early) syncs meanwhile
     with caplog.at_level("INFO", logger="upsell_signals"):
-        slow = threading.Thread(target=sync_day_two)
-        slow.start()
+        slow_thread = in_a_thread(outcomes, "day two", lambda: slow.sync(DAY_TWO, None, SyncOptions(invocation_id="day-two")))
         wait_for(lambda: chunks_committed(db, DAY_TWO) >= 2, 60, "day two's first chunks")
         day_two_lister = query(db, PUBLISH_LOCK_HOLDER)[0]["holder"]
-        fast = service_on(moto_endpoint, migrated_settings, tmp_path / "three", STAGING_CHUNK_ROWS="100000")
-        results[day_three] = fast.sync(day_three, None, SyncOptions(invocation_id="day-three"))
-        slow.join(timeout=120)
+        fast = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, "three"), STAGING_CHUNK_ROWS="100000")
+        day_three_result = fast.sync(day_three, None, SyncOptions(invocation_id="day-three"))
+        slow_thread.join(timeout=120)
+    results = {DAY_TWO: result_of(outcomes, "day two"), day_three: day_three_result}
 
     # Then day three published only after day two, neither had to retry, and the table is day three's
     assert day_two_lister is not None, "nobody held the publish lock while day two staged"
@@ -420,8 +418,7 @@ def test_a_download_broken_midway_is_retried_in_process_and_the_date_syncs_exact
     path = write_pyarrow(file_table, tmp_path / "day.parquet")
     plain_upload = boto3.client("s3", endpoint_url=moto_endpoint, config=Config(request_checksum_calculation="when_required"))
     plain_upload.upload_file(str(path), BUCKET, object_key_for(PREFIX, DAY_ONE))
-    work_dir = tmp_path / "work"
-    work_dir.mkdir()
+    work_dir = work_dir_for(tmp_path, "work")
 
     # When the date syncs through it
     with (
