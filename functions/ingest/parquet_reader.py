@@ -18,7 +18,8 @@ import pyarrow.parquet as pq
 
 from functions.ingest.columns import KEY_COLUMN, SIGNAL_COLUMNS
 from functions.ingest.duplicate_keys import find_duplicate_keys
-from functions.ingest.validation import accepts_type, is_utf8
+from functions.ingest.text_checks import is_utf8
+from functions.ingest.validation import accepts_type
 from functions.shared.errors import CorruptFile, SchemaError
 
 READ_BUFFER_BYTES = 1 << 20

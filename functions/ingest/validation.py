@@ -3,12 +3,12 @@
 Everything is vectorised with pyarrow compute; no Python loop runs over rows except to
 describe the (few) rejected ones. A row is rejected, never loaded and never silently
 changed, when a value would not fit its column; each rule adds a reason. One bad value is
-one rejected row, never a failed file: text that is not UTF-8 and huge values included.
+one rejected row, never a failed file: text that is not UTF-8 and huge values included
+(the text rules, and how a rejected value is kept, are in text_checks.py).
 """
 
 from __future__ import annotations
 
-import codecs
 import json
 import math
 from dataclasses import dataclass
@@ -29,23 +29,14 @@ from functions.ingest.columns import (
     Column,
     Kind,
 )
+from functions.ingest.text_checks import TEXT_TYPES, as_text, capped_text, is_text_type, longer_than
 
 SOURCE_ROW = "source_row"
 RATE_LIMIT = 10 ** (RATE_PRECISION - RATE_SCALE)  # DECIMAL(10,4) holds |x| < 10^6
 RATE_TYPE = pa.decimal128(RATE_PRECISION, RATE_SCALE)
-# A rejected row's original values are kept for operators, each cut at this many bytes: a
-# whole 30 MB value would overflow the server's max_allowed_packet on the way in.
-ORIGINAL_VALUE_MAX_BYTES = 1024
 # upsell_signal_rejected_rows.reasons is VARCHAR(2048).
 REASONS_MAX_CHARS = 2048
 REASONS_CUT_MARK = "…[truncated]"
-# One well-formed UTF-8 sequence (no overlongs, no surrogates, nothing past U+10FFFF), as
-# RE2 reads it on binary data, byte by byte. Slower than a cast's validation: only run where
-# a cast found bad text, to tell which values.
-_VALID_UTF8 = (
-    r"^(?:[\x00-\x7F]|[\xC2-\xDF][\x80-\xBF]|\xE0[\xA0-\xBF][\x80-\xBF]|[\xE1-\xEC\xEE\xEF][\x80-\xBF]{2}"
-    r"|\xED[\x80-\x9F][\x80-\xBF]|\xF0[\x90-\xBF][\x80-\xBF]{2}|[\xF1-\xF3][\x80-\xBF]{3}|\xF4[\x80-\x8F][\x80-\xBF]{2})*$"
-)
 
 
 @dataclass(frozen=True)
@@ -93,27 +84,6 @@ def _is_type(data_type: pa.DataType, *predicates: Any) -> bool:
     return any(predicate(data_type) for predicate in predicates)
 
 
-def is_utf8(values: pa.Array) -> pa.Array:
-    """Per value of a binary array: whether it is well-formed UTF-8 (null stays null)."""
-    return pc.match_substring_regex(values, _VALID_UTF8)
-
-
-def _as_checked_text(column: Column, values: pa.Array, checks: _Checks) -> tuple[pa.Array, pa.Array | None]:
-    """String or binary `values` as strings, a value that is not UTF-8 made a reason and a null.
-
-    Parquet readers hand BYTE_ARRAY (String) values over unvalidated; MariaDB and Python
-    refuse bad ones. Also returns the mask of bad values, None when there is none.
-    """
-    as_binary = pc.cast(values, pa.binary())
-    try:
-        # The cast validates the whole batch at C speed: a clean batch pays nothing more.
-        return pc.cast(as_binary, pa.string()), None
-    except pa.ArrowInvalid:
-        not_utf8 = pc.fill_null(pc.invert(is_utf8(as_binary)), False)
-    checks.add(not_utf8, f"{column.name} is not valid UTF-8")
-    return pc.cast(pc.if_else(not_utf8, pa.scalar(None, pa.binary()), as_binary), pa.string()), not_utf8
-
-
 def _normalise_string(column: Column, values: pa.Array, checks: _Checks) -> pa.Array:
     if pa.types.is_dictionary(values.type):
         values = values.dictionary_decode()
@@ -121,16 +91,15 @@ def _normalise_string(column: Column, values: pa.Array, checks: _Checks) -> pa.A
     if pa.types.is_integer(values.type):
         values = pc.cast(values, pa.string())
     else:
-        values, not_utf8 = _as_checked_text(column, values, checks)
+        values, not_utf8 = as_text(values)
+        if not_utf8 is not None:
+            checks.add(not_utf8, f"{column.name} is not valid UTF-8")
     if column.name == KEY_COLUMN:
         blank = pc.or_kleene(pc.is_null(values), pc.equal(pc.utf8_trim_whitespace(values), ""))
         # A key nulled for bad bytes was not blank: it has its own reason.
         checks.add(blank if not_utf8 is None else pc.and_(blank, pc.invert(not_utf8)), f"blank or missing {column.name}")
     assert column.max_length is not None
-    checks.add(
-        pc.greater(pc.utf8_length(values), column.max_length),
-        f"{column.name} longer than {column.max_length} characters",
-    )
+    checks.add(longer_than(values, column.max_length), f"{column.name} longer than {column.max_length} characters")
     return values
 
 
@@ -209,17 +178,8 @@ _NULLS_AS = {
     Kind.TIMESTAMP: pa.timestamp("s"),
 }
 
-# Binary: a BYTE_ARRAY without the String annotation, text if it is UTF-8 (checked per value).
-_TEXT_TYPES = (
-    pa.types.is_string,
-    pa.types.is_large_string,
-    pa.types.is_string_view,
-    pa.types.is_binary,
-    pa.types.is_large_binary,
-)
-
 _ACCEPTED_TYPES = {
-    Kind.STRING: (*_TEXT_TYPES, pa.types.is_integer),
+    Kind.STRING: (*TEXT_TYPES, pa.types.is_integer),
     Kind.INT: (pa.types.is_integer, pa.types.is_decimal, pa.types.is_floating, pa.types.is_boolean),
     Kind.BOOL: (pa.types.is_boolean, pa.types.is_integer, pa.types.is_decimal),
     Kind.RATE: (pa.types.is_floating, pa.types.is_decimal, pa.types.is_integer),
@@ -241,16 +201,6 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _shown_text(head: bytes, length: int) -> str:
-    """A value's first bytes as text, bad bytes hex-escaped, and a mark when it was cut."""
-    if length <= ORIGINAL_VALUE_MAX_BYTES:
-        return head.decode("utf-8", "backslashreplace")
-    # The cut may fall inside a character: a decoder that is not told the input is final
-    # holds those bytes back instead of escaping them.
-    text = codecs.getincrementaldecoder("utf-8")("backslashreplace").decode(head, final=False)
-    return f"{text}…[truncated, {length} bytes]"
-
-
 def _original_values(values: pa.Array) -> list[Any]:
     """A rejected batch's column as Python values to store; text capped at about 1 KiB."""
     if pa.types.is_dictionary(values.type):
@@ -259,13 +209,9 @@ def _original_values(values: pa.Array) -> list[Any]:
         # Arrow's own text: Python's datetime stops at year 9999 and at the microsecond, and
         # a value past either (the very values rejected for their range) would fail the file.
         return list(pc.cast(values, pa.string()).to_pylist())
-    if not _is_type(values.type, *_TEXT_TYPES):
+    if not is_text_type(values.type):
         return list(values.to_pylist())
-    # As bytes, cut before they reach Python: a value may be huge or not UTF-8.
-    as_binary = pc.cast(values, pa.binary())
-    lengths = pc.binary_length(as_binary).to_pylist()
-    heads = pc.binary_slice(as_binary, 0, ORIGINAL_VALUE_MAX_BYTES).to_pylist()
-    return [None if head is None else _shown_text(head, length) for head, length in zip(heads, lengths, strict=True)]
+    return capped_text(values)
 
 
 def _capped_reasons(reasons: str) -> str:

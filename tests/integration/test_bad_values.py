@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 import pymysql
 import pytest
 
-from functions.ingest.validation import ORIGINAL_VALUE_MAX_BYTES
+from functions.ingest.text_checks import ORIGINAL_VALUE_MAX_BYTES
 from functions.shared.errors import GuardTripped
 from tests.factories import snowflake_table, write_duckdb, write_pyarrow
 from tests.integration.conftest import expected_rows, query, table_rows

@@ -34,7 +34,7 @@ import pytest
 from moto import mock_aws
 
 from functions.ingest import handler as ingest
-from functions.ingest.validation import ORIGINAL_VALUE_MAX_BYTES
+from functions.ingest.text_checks import ORIGINAL_VALUE_MAX_BYTES
 from functions.migrate.migrator import Migrator, discover_migrations
 from functions.shared.db import connect
 from functions.shared.settings import DatabaseSettings

@@ -14,7 +14,8 @@ import pytest
 from functions.ingest import validation
 from functions.ingest.columns import KEY_COLUMN, SIGNAL_COLUMNS, Kind
 from functions.ingest.parquet_reader import SignalFile
-from functions.ingest.validation import ORIGINAL_VALUE_MAX_BYTES, REASONS_MAX_CHARS, validate_batch
+from functions.ingest.text_checks import ORIGINAL_VALUE_MAX_BYTES
+from functions.ingest.validation import REASONS_MAX_CHARS, validate_batch
 from tests.factories import snowflake_table
 from tests.unit.test_validation import batch_with
 

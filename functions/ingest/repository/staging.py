@@ -45,8 +45,9 @@ class _RejectsCursor(pymysql.cursors.Cursor):
     """A cursor whose executemany never builds an INSERT over about 1 MB.
 
     PyMySQL starts a new multi-row statement before one would pass max_stmt_length, and
-    validation caps each stored value at about 1 KiB, so one rejected row stays far below
-    this and no statement nears max_allowed_packet (1 MiB at its lowest usual setting).
+    validation caps each stored value at about 1 KiB (text_checks.capped_text), so one
+    rejected row stays far below this and no statement nears max_allowed_packet (1 MiB at
+    its lowest usual setting).
     """
 
     max_stmt_length = 1_000_000
