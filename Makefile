@@ -39,6 +39,12 @@ soak: venv mariadb
 demo: venv mariadb
 	$(PY) scripts/with-mariadb -- $(PY) scripts/demo.py
 
+# `make bench ROWS=10000000`: the large-file proof (issue 16.3), this sync and the floor at
+# 1M and ROWS rows in one run, so that time and memory scale within the same run.
+ROWS ?=
+ifneq ($(ROWS),)
+BENCH_ARGS ?= --sizes 1000000,$(ROWS) --contenders floor,sync --scenarios resync,day_two_a,day_two_b
+endif
 bench: venv mariadb
 	$(PY) scripts/with-mariadb -- $(PY) -m bench.run $(BENCH_ARGS)
 

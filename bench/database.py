@@ -20,6 +20,15 @@ SNAPSHOT = "bench_day_one_snapshot"
 SETTLE_TIMEOUT_SECONDS = 300
 SETTLED_DIRTY_PAGES = 200  # of the 1 GB buffer pool's ~65,000 pages
 SETTLED_HISTORY_LENGTH = 1_000  # undo records purge has yet to clear
+# Pages read from disk because the buffer pool lacked them, and the server's I/O: where a
+# larger file's time goes once its table and indexes outgrow the pool.
+SERVER_COUNTERS = (
+    "Innodb_buffer_pool_reads",
+    "Innodb_buffer_pool_read_requests",
+    "Innodb_data_read",
+    "Innodb_data_written",
+    "Innodb_pages_written",
+)
 
 
 class BenchDatabase:
@@ -129,6 +138,32 @@ class BenchDatabase:
             "rows_touched": int(counts[1]),
             "max_id": int(counts[2]),
             "next_auto_increment": int(auto_increment[0]) if auto_increment and auto_increment[0] is not None else 0,
+        }
+
+    def server_counters(self) -> dict[str, int]:
+        """The server's cumulative I/O counters (SERVER_COUNTERS); a scenario's share is the difference."""
+        with self._connection() as connection, connection.cursor() as cursor:
+            cursor.execute(
+                f"SHOW GLOBAL STATUS WHERE Variable_name IN ({', '.join(['%s'] * len(SERVER_COUNTERS))})", SERVER_COUNTERS
+            )
+            return {str(name): int(value) for name, value in cursor.fetchall()}
+
+    def sizes_mb(self) -> dict[str, float]:
+        """The table's data and index sizes and the buffer pool's, to say when the work stops fitting in memory."""
+        with self._connection() as connection, connection.cursor() as cursor:
+            cursor.execute("ANALYZE TABLE " + TARGET)
+            cursor.fetchall()
+            cursor.execute(
+                "SELECT data_length, index_length FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
+                (self.name, TARGET),
+            )
+            data, index = cursor.fetchone() or (0, 0)
+            cursor.execute("SELECT @@innodb_buffer_pool_size")
+            (pool,) = cursor.fetchone() or (0,)
+        return {
+            "table_data_mb": round(int(data) / 2**20),
+            "table_indexes_mb": round(int(index) / 2**20),
+            "buffer_pool_mb": round(int(pool) / 2**20),
         }
 
     def checksum(self) -> tuple[int, int]:

@@ -7,6 +7,8 @@ import resource
 import sys
 from typing import Any
 
+from bench.peak_launcher import PEAK_PREFIX
+
 RESULT_PREFIX = "BENCH_RESULT "
 
 
@@ -39,3 +41,11 @@ def parse_result(stdout: str) -> dict[str, Any] | None:
             parsed: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])
             return parsed
     return None
+
+
+def parse_peak_rss_mb(stdout: str) -> float:
+    """The worker's peak RSS in MB, as bench/peak_launcher.py measured it from outside."""
+    for line in reversed(stdout.splitlines()):
+        if line.startswith(PEAK_PREFIX):
+            return int(line[len(PEAK_PREFIX) :]) / 1024
+    raise ValueError("no peak RSS line from bench/peak_launcher.py")

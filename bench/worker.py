@@ -1,30 +1,53 @@
 """One contender, one scenario, in its own process: `python -m bench.worker '<spec json>'`.
 
 Run by bench.run with the main venv (this project's sync, the original design and the
-floor). Each run is a fresh process, so the peak RSS it reports belongs to that scenario
-alone. Timing covers the work itself, not interpreter start-up or imports.
+floor), under bench/peak_launcher.py, which measures the process's peak RSS from outside.
+Each run is a fresh process, so its peak belongs to that scenario alone. Timing covers the
+work itself, not interpreter start-up or imports.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import contextlib
+import importlib
+import importlib.machinery
+import importlib.util
+import io
 import json
+import os
 import sys
 import time
 import uuid
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from bench.protocol import emit, peak_rss_mb
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
 TARGET = "company_upsell_signals"
 ORIGINAL_BATCH_ROWS = 500
 
 
-def run_sync(spec: dict[str, Any]) -> dict[str, Any]:
-    """This project's sync, through the real SyncService, reading from the moto S3 endpoint."""
-    import boto3
+def _invoke_script() -> ModuleType:
+    """scripts/invoke as a module: the entry point operators run, with the Lambda handler behind it."""
+    loader = importlib.machinery.SourceFileLoader("bench_invoke_script", str(REPO_ROOT / "scripts" / "invoke"))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[loader.name] = module  # its dataclasses look their module up while it executes
+    loader.exec_module(module)
+    return module
 
+
+def run_sync(spec: dict[str, Any]) -> dict[str, Any]:
+    """This project's sync through its real entry point: scripts/invoke's main and the Lambda handler.
+
+    Everything the function loads is loaded (Powertools, boto3, the X-Ray SDK, the handler's
+    app), so the peak the parent measures from outside is the function's. The payload is a
+    manual replay; the settings come from the environment, as in Lambda. Imports happen
+    before the clock starts, as for every contender.
+    """
     from bench.steps import StepTimer
 
     timer = StepTimer()
@@ -32,48 +55,36 @@ def run_sync(spec: dict[str, Any]) -> dict[str, Any]:
         timer.install()
 
     from functions.ingest import insert_statements
-    from functions.ingest.s3_source import SignalObjectStore
-    from functions.ingest.service import SyncOptions, SyncService
-    from functions.shared.db import connect
-    from functions.shared.settings import load_database_settings, load_ingest_settings
 
-    load_method = spec.get("load_method", "local_infile")
     if spec.get("insert_statement_bytes"):  # to measure statement sizes; the product's default otherwise
         insert_statements.DEFAULT_STATEMENT_BYTES = int(spec["insert_statement_bytes"])
-    settings = load_ingest_settings(
-        {
-            "SIGNALS_BUCKET": spec["bucket"],
-            "WORK_DIR": spec["work_dir"],
-            "MISSING_ROWS": spec.get("missing_rows", "keep"),
-            "STAGING_LOAD_METHOD": load_method,
-        }
-    )
-    database = load_database_settings()
-    client = boto3.client("s3")  # endpoint, region and credentials from the environment
-    service = SyncService(
-        settings,
-        lambda: connect(database),
-        SignalObjectStore(client, spec["bucket"]),
-        # As the handler does: LOCAL INFILE only on the staging connection, only for that load method.
-        connect_staging=lambda: connect(database, local_infile=load_method == "local_infile"),
-    )
-    options = SyncOptions(invocation_id=f"bench-{uuid.uuid4()}", trigger="manual", force_resync=bool(spec.get("force_resync")))
+    os.environ |= {
+        "SIGNALS_BUCKET": spec["bucket"],
+        "WORK_DIR": spec["work_dir"],
+        "MISSING_ROWS": spec.get("missing_rows", "keep"),
+        "STAGING_LOAD_METHOD": spec.get("load_method", "local_infile"),
+    }
+    invoke = _invoke_script()
+    with contextlib.redirect_stdout(sys.stderr):  # as scripts/invoke imports it: Powertools binds its stream
+        importlib.import_module("functions.ingest.handler")
+    event = Path(spec["work_dir"]) / f"event-{uuid.uuid4()}.json"
+    event.write_text(json.dumps({"sync_date": spec["sync_date"], "force_resync": bool(spec.get("force_resync"))}))
+    answer = io.StringIO()
     rss_start = peak_rss_mb()
     started = time.perf_counter()
-    result = service.sync(dt.date.fromisoformat(spec["sync_date"]), None, options)
+    with contextlib.redirect_stdout(answer):
+        exit_code = invoke.main(["ingest", str(event)])
     seconds = time.perf_counter() - started
-    if result.status != "completed":
-        raise RuntimeError(f"sync ended {result.status}: {result.reason}")
+    event.unlink()
+    result = json.loads(answer.getvalue())
+    if exit_code != 0 or result.get("status") != "completed":
+        raise RuntimeError(f"sync ended with exit {exit_code}: {result}")
     return {
         "seconds": seconds,
-        "rows": result.rows_processed,
+        "rows": result["rows_processed"],
         "rss_start_mb": rss_start,
         "counts": {
-            "inserted": result.rows_inserted,
-            "updated": result.rows_updated,
-            "unchanged": result.rows_unchanged,
-            "deleted": result.rows_deleted,
-            "rejected": result.rows_rejected,
+            name: result.get(f"rows_{name}") for name in ("inserted", "updated", "unchanged", "deleted", "rejected")
         },
         "steps": timer.breakdown(seconds) if spec.get("step_timing", True) else {},
     }
