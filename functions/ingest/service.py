@@ -31,7 +31,7 @@ from functions.ingest.retry import retrying
 from functions.ingest.s3_source import ObjectInfo, SignalObjectStore
 from functions.ingest.time_budget import TimeBudget
 from functions.shared.contract import object_key_for
-from functions.shared.errors import ClaimLost, HandedOver, MissingObject
+from functions.shared.errors import ClaimLost, HandedOver, MissingObject, TransientError
 from functions.shared.settings import IngestSettings
 
 __all__ = ["SyncOptions", "SyncResult", "SyncService", "object_key_for"]
@@ -167,11 +167,32 @@ class SyncService:
                 result = stage.stage_and_publish(
                     repository, attempt, progress, self._settings, store=self._store, connect=self._connect
                 )
-            self._drop_staging(repository, attempt, progress.attempt)
-            logger.info("sync %s", result.status, extra={"result": result.as_dict()})
-            return result
         finally:
             repository.close()
+        self._clean_up(attempt, progress.attempt)
+        logger.info("sync %s", result.status, extra={"result": result.as_dict()})
+        return result
+
+    def _clean_up(self, attempt: ClaimedAttempt, pass_attempt: int) -> None:
+        """Drop the published pass's staging on a connection of its own; a failure is logged, not retried.
+
+        The publish may have run longer on the listing connection than the server lets an
+        idle session live (DB_IDLE_TIMEOUT_SECONDS), so the staging connection may be gone.
+        And the date is completed now: retrying the attempt would find it so and answer
+        `superseded`. What a failure leaves goes with the date's next pass, or after a week.
+        """
+        try:
+            repository = Repository(self._connect())
+            try:
+                self._drop_staging(repository, attempt, pass_attempt)
+            finally:
+                repository.close()
+        except TransientError as error:
+            logger.warning(
+                "%s is published, but its staging was not dropped (the next pass of the date, or a sync a week on, drops it): %s",
+                attempt.held.sync_date,
+                error,
+            )
 
     # -- seams: the clean-up and the failure record (tests pause a sync at either) ----------
 

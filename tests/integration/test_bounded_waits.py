@@ -10,7 +10,9 @@ from typing import Any
 import pymysql
 import pytest
 
-from functions.ingest.service import SyncOptions
+from functions.ingest import stage
+from functions.ingest.repository import Repository
+from functions.ingest.service import SyncOptions, SyncResult, SyncService
 from functions.shared.db import connect, get_lock
 from functions.shared.errors import TransientError
 from functions.shared.settings import DatabaseSettings
@@ -18,6 +20,7 @@ from tests.integration.conftest import (
     DAY_TWO,
     day_one_published_and_day_two_uploaded,
     expected_rows,
+    messages,
     query,
     service_on,
     table_rows,
@@ -88,3 +91,70 @@ def test_a_named_lock_wait_longer_than_the_read_timeout_is_the_servers_answer_no
         assert query(waiter, "SELECT 1 AS answer") == [{"answer": 1}]
     finally:
         waiter.close()
+
+
+def test_a_publish_longer_than_the_idle_timeout_answers_completed_and_drops_its_staging(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given day one published, and a day-two sync whose sessions the server ends after 1 s of
+    # silence, and whose publish takes 3 s on its own connection (as a long UPDATE of
+    # millions of rows does): the staging connection, idle meanwhile, is ended by the server
+    day_one_table, day_two_table = day_one_published_and_day_two_uploaded(
+        moto_endpoint, migrated_settings, tmp_path, 5_000, seed=137
+    )
+    real_publish = stage.publish
+
+    def long_publish(repository: Repository, *args: Any, **kwargs: Any) -> SyncResult:
+        repository.session.execute("SELECT SLEEP(3)")
+        return real_publish(repository, *args, **kwargs)
+
+    monkeypatch.setattr(stage, "publish", long_publish)
+    impatient = replace(migrated_settings, idle_timeout_seconds=1)
+
+    # When day two syncs
+    result = service_on(moto_endpoint, impatient, tmp_path).sync(DAY_TWO, None, SyncOptions(invocation_id="long-publish"))
+
+    # Then it answers what it did (completed, not superseded by itself), the run history says
+    # the same, the table holds day two, and no staging is left behind
+    assert (result.status, result.attempt) == ("completed", 1), result.reason
+    assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
+    runs = query(db, "SELECT status FROM upsell_signal_sync_runs WHERE sync_date = %s", (DAY_TWO,))
+    assert [run["status"] for run in runs] == ["completed"]
+    assert query(db, "SELECT COUNT(*) AS n FROM upsell_signal_staging WHERE sync_date = %s", (DAY_TWO,))[0]["n"] == 0
+    assert query(db, "SELECT COUNT(*) AS n FROM upsell_signal_staging_progress WHERE sync_date = %s", (DAY_TWO,))[0]["n"] == 0
+
+
+def test_a_clean_up_that_loses_its_connection_still_answers_completed_and_the_next_pass_clears_the_staging(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given day one published, and day two's clean-up connection killed by the server as the clean-up starts
+    day_one_table, day_two_table = day_one_published_and_day_two_uploaded(
+        moto_endpoint, migrated_settings, tmp_path, 3_000, seed=139
+    )
+    drop_staging = SyncService._drop_staging
+
+    def killed_drop_staging(repository: Repository, *args: Any) -> None:
+        db.cursor().execute(f"KILL {repository.connection.thread_id()}")
+        drop_staging(repository, *args)
+
+    monkeypatch.setattr(SyncService, "_drop_staging", staticmethod(killed_drop_staging))
+
+    # When day two syncs
+    result = service_on(moto_endpoint, migrated_settings, tmp_path).sync(DAY_TWO, None, SyncOptions(invocation_id="killed"))
+
+    # Then the published date is answered completed (no retry of a completed attempt), the
+    # table holds day two, and the staging left behind is named in a warning
+    assert (result.status, result.attempt) == ("completed", 1), result.reason
+    assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
+    assert messages(caplog, "is published, but its staging was not dropped")
+    assert query(db, "SELECT COUNT(*) AS n FROM upsell_signal_staging WHERE sync_date = %s", (DAY_TWO,))[0]["n"] > 0
+
+    # And the date's next pass (a forced re-sync) clears it and ends with none
+    monkeypatch.setattr(SyncService, "_drop_staging", staticmethod(drop_staging))
+    again = service_on(moto_endpoint, migrated_settings, tmp_path).sync(
+        DAY_TWO, None, SyncOptions(invocation_id="again", force_resync=True)
+    )
+    assert (again.status, again.rows_unchanged) == ("completed", day_two_table.num_rows)
+    assert query(db, "SELECT COUNT(*) AS n FROM upsell_signal_staging WHERE sync_date = %s", (DAY_TWO,))[0]["n"] == 0
