@@ -245,6 +245,7 @@ class Bench:
                 label = f"{CONTENDER_LABELS[contender]:<16} {planned.label:<48}"
                 print(f"  {label} FAILED (attempt {attempt}): {last_line}", flush=True)
                 continue
+            database.settle()  # untimed: the pages this scenario dirtied are written now, and counted as its own
             counters_after = database.server_counters()
             figures["server_io"] = {name: counters_after[name] - counters_before.get(name, 0) for name in counters_after}
             figures |= database.table_state(since)
