@@ -335,9 +335,9 @@ def test_only_the_staging_connection_may_load_local_files(
     # When it is synced again
     answer = invoke({"sync_date": "2026-01-30", "force_resync": True})
 
-    # Then only the staging connection could send files: not the claim's, not the listing's
+    # Then only the staging connection could send files: not the claim's, the listing's or the clean-up's
     assert answer["status"] == "completed"
-    assert [may_load_local_files(connection) for connection in opened_connections] == [False, True, False]
+    assert [may_load_local_files(connection) for connection in opened_connections] == [False, True, False, False]
 
 
 def test_the_connection_recording_a_failure_may_not_load_local_files(
