@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import closing
 from typing import Any
 
 import pymysql
@@ -25,8 +26,7 @@ Connect = Callable[[], "pymysql.Connection[Any]"]
 
 def claim_date(connect: Connect, request: ClaimRequest, options: SyncOptions, lease_seconds: int) -> tuple[ClaimOutcome, int]:
     """Claim the date (or learn why not) and add this invocation to the run history, in one transaction."""
-    repository = Repository(connect())
-    try:
+    with closing(Repository(connect())) as repository:
         with repository.transaction("claim the date"):
             claim = repository.ledger.claim(request, lease_seconds)
             if claim.previous is not None and claim.previous["status"] == "started":
@@ -44,8 +44,6 @@ def claim_date(connect: Connect, request: ClaimRequest, options: SyncOptions, le
                 reason=claim.reason,
             )
         return claim, run_id
-    finally:
-        repository.close()
 
 
 def renew_lease(repository: Repository, held: HeldDate) -> None:
@@ -82,18 +80,14 @@ def record_failure(connect: Connect, held: HeldDate, error: Exception) -> bool |
     reason = str(error) or type(error).__name__
     duration_ms = held.elapsed_ms()
     try:
-        repository = Repository(connect())
-        try:
-            with repository.transaction("record the failure"):
-                if held.options.dry_run:
-                    # A dry run leaves the date as it found it, even when it fails.
-                    still_ours = repository.ledger.release_dry_run(held.sync_date, held.holder_token, held.claim.previous)
-                else:
-                    still_ours = repository.ledger.fail(held.sync_date, held.holder_token, reason, duration_ms)
-                if still_ours:
-                    _finish_run(repository, held, status="failed", error=error, message=reason, duration_ms=duration_ms)
-        finally:
-            repository.close()
+        with closing(Repository(connect())) as repository, repository.transaction("record the failure"):
+            if held.options.dry_run:
+                # A dry run leaves the date as it found it, even when it fails.
+                still_ours = repository.ledger.release_dry_run(held.sync_date, held.holder_token, held.claim.previous)
+            else:
+                still_ours = repository.ledger.fail(held.sync_date, held.holder_token, reason, duration_ms)
+            if still_ours:
+                _finish_run(repository, held, status="failed", error=error, message=reason, duration_ms=duration_ms)
     except IngestError:
         # The database is unreachable too: the error itself still propagates to the
         # caller (and the dead-letter queue); the lease lets a later attempt take over.
@@ -111,18 +105,14 @@ def record_hand_over(connect: Connect, held: HeldDate, handed: HandedOver) -> No
     """
     logger.warning("handing %s over: %s", held.sync_date, handed)
     try:
-        repository = Repository(connect())
-        try:
-            with repository.transaction("hand the date over"):
-                if held.options.dry_run:
-                    repository.ledger.release_dry_run(held.sync_date, held.holder_token, held.claim.previous)
-                else:
-                    repository.ledger.hand_over(held.sync_date, held.holder_token, str(handed))
-                _finish_run(
-                    repository, held, status="handed_over", error=handed, message=str(handed), duration_ms=held.elapsed_ms()
-                )
-        finally:
-            repository.close()
+        with closing(Repository(connect())) as repository, repository.transaction("hand the date over"):
+            if held.options.dry_run:
+                repository.ledger.release_dry_run(held.sync_date, held.holder_token, held.claim.previous)
+            else:
+                repository.ledger.hand_over(held.sync_date, held.holder_token, str(handed))
+            _finish_run(
+                repository, held, status="handed_over", error=handed, message=str(handed), duration_ms=held.elapsed_ms()
+            )
     except IngestError:
         # Unrecorded, the lease still runs out by itself and the next run takes over.
         logger.exception("could not record the hand-over of %s", held.sync_date)
@@ -133,12 +123,8 @@ def record_superseded(connect: Connect, held: HeldDate, cause: Exception) -> Syn
     reason = f"superseded: another execution holds {held.sync_date} now and syncs it ({cause})"
     logger.info("sync skipped: %s", reason)
     duration_ms = held.elapsed_ms()
-    repository = Repository(connect())
-    try:
-        with repository.transaction("record that another execution took the date"):
-            _finish_run(repository, held, status="skipped", error=cause, message=reason, duration_ms=duration_ms)
-    finally:
-        repository.close()
+    with closing(Repository(connect())) as repository, repository.transaction("record that another execution took the date"):
+        _finish_run(repository, held, status="skipped", error=cause, message=reason, duration_ms=duration_ms)
     return SyncResult(
         sync_date=held.sync_date,
         status="skipped",

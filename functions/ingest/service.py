@@ -17,6 +17,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import closing
 from typing import Any, TypeVar
 
 import pymysql
@@ -148,8 +149,7 @@ class SyncService:
 
     def _run_claimed(self, attempt: ClaimedAttempt) -> SyncResult:
         """First load, or stage (resuming what is committed), check guards and publish; then clean up. Safe to re-run."""
-        repository = Repository(self._connect_staging())
-        try:
+        with closing(Repository(self._connect_staging())) as repository:
             # An in-process retry may come after a long stall: stop at once if the date was taken over.
             claims.renew_lease_now(repository, attempt.held)
             progress = repository.staging.staging_progress(attempt.held.sync_date, attempt.info.etag)
@@ -167,8 +167,6 @@ class SyncService:
                 result = stage.stage_and_publish(
                     repository, attempt, progress, self._settings, store=self._store, connect=self._connect
                 )
-        finally:
-            repository.close()
         self._clean_up(attempt, progress.attempt)
         logger.info("sync %s", result.status, extra={"result": result.as_dict()})
         return result
@@ -182,11 +180,8 @@ class SyncService:
         `superseded`. What a failure leaves goes with the date's next pass, or after a week.
         """
         try:
-            repository = Repository(self._connect())
-            try:
+            with closing(Repository(self._connect())) as repository:
                 self._drop_staging(repository, attempt, pass_attempt)
-            finally:
-                repository.close()
         except TransientError as error:
             logger.warning(
                 "%s is published, but its staging was not dropped (the next pass of the date, or a sync a week on, drops it): %s",
