@@ -16,6 +16,7 @@ from functions.ingest.chunks import OpenedFile, open_file, prepared_chunks
 from functions.ingest.publish import guard_trips, raise_on_trips
 from functions.ingest.repository import Repository
 from functions.ingest.s3_source import SignalObjectStore
+from functions.ingest.work_space import LEFTOVER_AGE_SECONDS
 from functions.shared.errors import TransientError
 from functions.shared.settings import IngestSettings
 
@@ -67,7 +68,7 @@ def _load_into_empty_table(
     with repository.signals.publish_lock(settings.publish_lock_timeout_seconds), repository.transaction("first load"):
         if not repository.signals.table_is_empty():
             return None
-        opened = open_file(attempt, store, settings.work_dir, leftovers_after=settings.lease_seconds)
+        opened = open_file(attempt, store, settings.work_dir, leftovers_after=LEFTOVER_AGE_SECONDS)
         if not attempt.budget.first_load_fits(opened.num_rows):
             logger.info("the table is empty, but %d rows may not load in the time left: staging", opened.num_rows)
             return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
@@ -28,6 +28,7 @@ from functions.ingest.status import build_status
 from functions.ingest.telemetry import METRICS_NAMESPACE, SERVICE_NAME, record_failure, record_hand_over, record_result
 from functions.ingest.work_space import load_file_scratch_bytes
 from functions.shared.aws import aws_client
+from functions.shared.contract import HEARTBEATS_PER_LEASE
 from functions.shared.db import connect
 from functions.shared.errors import HandedOver, PermanentError
 from functions.shared.settings import IngestSettings, load_database_settings, load_ingest_settings
@@ -55,6 +56,12 @@ class IngestApp:
 def build_app() -> IngestApp:
     settings = load_ingest_settings()
     database = load_database_settings()
+    # A beat that cannot answer within its interval has missed: the next one reconnects.
+    beat_seconds = max(1, settings.lease_seconds // HEARTBEATS_PER_LEASE)
+    heartbeat_database = replace(
+        database, connect_timeout_seconds=beat_seconds, read_timeout_seconds=beat_seconds, write_timeout_seconds=beat_seconds
+    )
+
     def connect_database() -> pymysql.Connection[Any]:
         return connect(database)
 
@@ -64,6 +71,7 @@ def build_app() -> IngestApp:
         SignalObjectStore(aws_client("s3"), settings.bucket, reserve_bytes=load_file_scratch_bytes(settings)),
         # LOCAL INFILE only where the files are loaded (claims, failures, listing: none).
         connect_staging=lambda: connect(database, local_infile=settings.load_method == "local_infile"),
+        connect_heartbeat=lambda: connect(heartbeat_database),
     )
     queue = DeadLetterSender(aws_client("sqs"), settings.dead_letter_queue_url) if settings.dead_letter_queue_url else None
     return IngestApp(settings, service, queue, connect_database)

@@ -26,6 +26,7 @@ from functions.ingest import claims, first_load, stage
 from functions.ingest.attempt import ClaimedAttempt, HeldDate, SyncOptions, SyncResult
 from functions.ingest.claim_rules import ClaimRequest
 from functions.ingest.guards import validate_override_names
+from functions.ingest.heartbeat import LeaseHeartbeat
 from functions.ingest.publish import publish
 from functions.ingest.repository import Repository
 from functions.ingest.retry import retrying
@@ -55,12 +56,15 @@ class SyncService:
         store: SignalObjectStore,
         *,
         connect_staging: Callable[[], pymysql.Connection[Any]] | None = None,
+        connect_heartbeat: Callable[[], pymysql.Connection[Any]] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._settings = settings
         self._connect = connect_database
         # The connection that stages and loads; the only one that may need LOCAL INFILE.
         self._connect_staging = connect_staging or connect_database
+        # The lease's own: short timeouts, so a silent server costs a missed beat, not the heartbeat.
+        self._connect_heartbeat = connect_heartbeat or connect_database
         self._store = store
         self._sleep = sleep
 
@@ -100,7 +104,7 @@ class SyncService:
         )
         lease_seconds = self._settings.lease_seconds
         claim, run_id = self._retrying(
-            "claim the date", lambda: claims.claim_date(self._connect, request, options, lease_seconds)
+            "claim the date", lambda: claims.claim_date(self._connect, request, options, lease_seconds), budget
         )
         if claim.kind != "claimed":
             logger.info("sync %s: %s", claim.kind, claim.reason)
@@ -129,11 +133,13 @@ class SyncService:
     def _run_held(self, held: HeldDate, described: ObjectInfo | MissingObject, budget: TimeBudget) -> SyncResult:
         """Run the attempt with retries, then record how it ended: failed, handed over, or superseded."""
         attempt: ClaimedAttempt | None = None
+        heartbeat = LeaseHeartbeat(self._connect_heartbeat, held.sync_date, held.holder_token, held.lease_seconds)
         try:
             if isinstance(described, MissingObject):
                 raise described
             claimed = attempt = ClaimedAttempt(held=held, info=described, budget=budget)
-            return self._retrying("sync", lambda: self._run_claimed(claimed))
+            with heartbeat:
+                return self._retrying("sync", lambda: self._run_claimed(claimed), budget)
         except ClaimLost as lost:
             return claims.record_superseded(self._connect, held, lost)
         except HandedOver as handed:
@@ -162,6 +168,7 @@ class SyncService:
                     attempt.held.sync_date, attempt.info.etag, attempt.held.claim.attempt, attempt.held.holder_token
                 )
             if progress.complete:
+                attempt.budget.refuse_a_publish_no_run_can_hold(progress.rows_staged)
                 result = publish(repository, attempt, progress, self._settings, rows_resumed=progress.rows_read)
             else:
                 result = stage.stage_and_publish(
@@ -213,5 +220,12 @@ class SyncService:
         described = self._describe(key)
         return described.etag if isinstance(described, ObjectInfo) else None
 
-    def _retrying(self, action: str, step: Callable[[], StepResult]) -> StepResult:
-        return retrying(action, step, retries=self._settings.transient_retries, sleep=self._sleep)
+    def _retrying(self, action: str, step: Callable[[], StepResult], budget: TimeBudget) -> StepResult:
+        return retrying(
+            action,
+            step,
+            retries=self._settings.transient_retries,
+            wait_seconds=self._settings.transient_wait_seconds,
+            sleep=self._sleep,
+            fits=budget.fits,
+        )

@@ -21,6 +21,7 @@ from functions.ingest.chunks import OpenedFile, PreparedChunk, open_file, prepar
 from functions.ingest.publish import publish
 from functions.ingest.repository import Repository, StagingProgress
 from functions.ingest.s3_source import SignalObjectStore
+from functions.ingest.work_space import LEFTOVER_AGE_SECONDS
 from functions.shared.errors import TransientError
 from functions.shared.settings import IngestSettings
 
@@ -40,7 +41,8 @@ def stage_and_publish(
     connect: Callable[[], pymysql.Connection[Any]],
 ) -> SyncResult:
     """Stage the rest of the file, listing its changes alongside when the publish lock is free; publish."""
-    opened = open_file(attempt, store, settings.work_dir, leftovers_after=settings.lease_seconds)
+    opened = open_file(attempt, store, settings.work_dir, leftovers_after=LEFTOVER_AGE_SECONDS)
+    attempt.budget.refuse_a_publish_no_run_can_hold(opened.num_rows)
     with repository.transaction("note the file's rows"):
         repository.staging.record_rows_in_file(attempt.held.sync_date, attempt.info.etag, opened.signal_file.num_rows)
     rows_resumed = progress.rows_read

@@ -10,9 +10,9 @@ resumes from there.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from functions.shared.errors import HandedOver
+from functions.shared.errors import HandedOver, PublishTooLong
 from functions.shared.settings import TimeBudgetSettings
 
 
@@ -22,6 +22,30 @@ class TimeBudget:
 
     settings: TimeBudgetSettings
     seconds_left: Callable[[], float] | None  # None: no deadline (a local run without --timeout)
+    # What a whole run has (the function's timeout, near enough): read when the budget is made.
+    run_seconds: float | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.run_seconds = None if self.seconds_left is None else self.seconds_left()
+
+    def refuse_a_publish_no_run_can_hold(self, rows: int) -> None:
+        """PublishTooLong when publishing `rows` would outlast even a fresh run: known before staging, not after.
+
+        The publish is one transaction (readers never see half a day), so no hand-over can split
+        it; without this, every run would stage or find the file staged, start the publish and be
+        killed at its timeout, and the date would wait in the dead-letter queue for a person.
+        """
+        if self.run_seconds is None:
+            return
+        needed = rows / self.settings.publish_rows_per_second
+        if needed > self.run_seconds - self.settings.margin_seconds:
+            raise PublishTooLong(
+                f"publishing {rows} rows needs about {needed:.0f}s at PUBLISH_ROWS_PER_SECOND="
+                f"{self.settings.publish_rows_per_second}, more than one run has ({self.run_seconds:.0f}s, "
+                f"{self.settings.margin_seconds}s of it kept as margin): raise the function's timeout (at most 900 s), "
+                "or split the file into dates Lambda can publish one run each; the rate setting may be raised too "
+                "if `make bench` shows the database faster"
+            )
 
     def fits(self, seconds_needed: float) -> bool:
         """Whether a step of about `seconds_needed` ends before the margin."""

@@ -29,6 +29,8 @@ FreeBytes = Callable[[Path], int]
 # Every file a sync writes in the work directory starts so: the download, its partial
 # download, and the load files beside it.
 SYNC_FILE_PATTERN = "upsell-signals-*"
+# No Lambda invocation runs longer (its largest timeout): a sync's file untouched this long is a dead run's.
+LEFTOVER_AGE_SECONDS = 900
 
 
 def free_bytes(directory: Path) -> int:

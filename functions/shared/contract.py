@@ -44,3 +44,15 @@ ROW_METRICS = {
 def object_key_for(prefix: str, sync_date: dt.date) -> str:
     """The S3 key of a date's file: <prefix>dt=YYYY-MM-DD/data.parquet."""
     return f"{prefix}dt={sync_date.isoformat()}{KEY_SUFFIX}"
+
+
+# -- how long a claim outlives a holder that died without a word ---------------------------
+# Lambda runs a failed asynchronous event again about 60 s after the failure, then 120 s after
+# the second (Lambda Developer Guide, "How Lambda handles errors and retries with asynchronous
+# invocation"); a timeout or an out-of-memory kill is such a failure. A killed holder's lease
+# must have lapsed by then, or the retry would find the date held and answer `in_progress`,
+# and Lambda, seeing a normal return, would retry no more. So the lease is short and kept
+# alive by a heartbeat while its holder lives (functions/ingest/heartbeat.py).
+LAMBDA_FIRST_RETRY_SECONDS = 60
+CLAIM_LEASE_SECONDS = 30
+HEARTBEATS_PER_LEASE = 3  # a live holder renews three times a lease: two missed beats still hold it

@@ -92,6 +92,10 @@ class ClaimLost(PermanentError):
     """Another execution took the date over (a newer file, or our lease ran out); stop writing."""
 
 
+class PublishTooLong(PermanentError):
+    """The file's one-transaction publish would not finish within one run, however fresh: no retry can publish it."""
+
+
 class NoSpace(PermanentError):
     """The work directory (Lambda's ephemeral storage) cannot hold what the sync must write."""
 

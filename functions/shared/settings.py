@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from functions.shared.contract import KEY_PREFIX
+from functions.shared.contract import CLAIM_LEASE_SECONDS, HEARTBEATS_PER_LEASE, KEY_PREFIX, LAMBDA_FIRST_RETRY_SECONDS
 
 LoadMethod = Literal["local_infile", "insert"]
 MissingRows = Literal["keep", "delete"]
@@ -25,6 +25,10 @@ MissingRows = Literal["keep", "delete"]
 DEFAULT_DB_READ_TIMEOUT_SECONDS = 600
 # The server waits as long for our bytes (net_read_timeout = the idle timeout); so do we for its.
 DEFAULT_DB_WRITE_TIMEOUT_SECONDS = 120
+# A streak of transient faults is retried in-process this long (an RDS reboot or Multi-AZ
+# failover: up to about two minutes), and at most this many times.
+DEFAULT_TRANSIENT_WAIT_SECONDS = 150
+DEFAULT_TRANSIENT_RETRIES = 20
 
 
 class SettingsError(ValueError):
@@ -99,6 +103,7 @@ class IngestSettings:
     publish_lock_timeout_seconds: int
     work_dir: str
     transient_retries: int
+    transient_wait_seconds: int
     dead_letter_queue_url: str | None
     time_budget: TimeBudgetSettings
 
@@ -212,11 +217,12 @@ def load_ingest_settings(env: Mapping[str, str] | None = None) -> IngestSettings
             max_row_count_drift=_fraction(env, "GUARD_MAX_ROW_COUNT_DRIFT", 0.30),
             max_delete_ratio=_fraction(env, "GUARD_MAX_DELETE_RATIO", 0.10),
         ),
-        lease_seconds=_integer(env, "CLAIM_LEASE_SECONDS", 960, minimum=1),
+        lease_seconds=_lease_seconds(env),
         publish_lock_timeout_seconds=_integer(env, "PUBLISH_LOCK_TIMEOUT_SECONDS", 300, minimum=1),
         # Lambda's only writable place is /tmp (ephemeral storage); the file is downloaded there.
         work_dir=_text(env, "WORK_DIR") or "/tmp",  # noqa: S108
-        transient_retries=_integer(env, "TRANSIENT_RETRIES", 3, minimum=0),
+        transient_retries=_integer(env, "TRANSIENT_RETRIES", DEFAULT_TRANSIENT_RETRIES, minimum=0),
+        transient_wait_seconds=_integer(env, "TRANSIENT_WAIT_SECONDS", DEFAULT_TRANSIENT_WAIT_SECONDS, minimum=0),
         dead_letter_queue_url=_text(env, "DEAD_LETTER_QUEUE_URL"),
         time_budget=TimeBudgetSettings(
             margin_seconds=_integer(env, "TIME_BUDGET_MARGIN_SECONDS", 30, minimum=1),
@@ -224,6 +230,20 @@ def load_ingest_settings(env: Mapping[str, str] | None = None) -> IngestSettings
             publish_rows_per_second=_integer(env, "PUBLISH_ROWS_PER_SECOND", 20_000, minimum=1),
         ),
     )
+
+
+def _lease_seconds(env: Mapping[str, str]) -> int:
+    """CLAIM_LEASE_SECONDS, refused when a killed holder's lease would outlive Lambda's first retry."""
+    lease_seconds = _integer(env, "CLAIM_LEASE_SECONDS", CLAIM_LEASE_SECONDS, minimum=1)
+    # The lease lapses at most one lease after the last beat, which came at most a beat before the kill.
+    lapses_within = lease_seconds + lease_seconds / HEARTBEATS_PER_LEASE
+    if lapses_within >= LAMBDA_FIRST_RETRY_SECONDS:
+        raise SettingsError(
+            f"CLAIM_LEASE_SECONDS ({lease_seconds}) must lapse before Lambda's first retry, {LAMBDA_FIRST_RETRY_SECONDS} s "
+            f"after a failure: a killed holder's lease can last {lapses_within:.0f} s, and a retry that finds the date "
+            "held answers in_progress and is never retried again"
+        )
+    return lease_seconds
 
 
 def load_environment_name(env: Mapping[str, str] | None = None) -> str | None:

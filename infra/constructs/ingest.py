@@ -12,7 +12,7 @@ from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as targets
 from constructs import Construct, IConstruct
 
-from functions.shared.contract import KEY_PREFIX, KEY_SUFFIX, METRICS_NAMESPACE, SERVICE_NAME
+from functions.shared.contract import CLAIM_LEASE_SECONDS, KEY_PREFIX, KEY_SUFFIX, METRICS_NAMESPACE, SERVICE_NAME
 from infra.config import EnvConfig, IngestSizing
 from infra.constructs.code import FunctionCode
 from infra.constructs.database import Database
@@ -23,8 +23,6 @@ from infra.constructs.vpc_function import VpcFunction
 INGEST_HANDLER = "functions.ingest.handler.handler"
 SIGNALS_PREFIX = KEY_PREFIX
 SIGNALS_SUFFIX = KEY_SUFFIX
-# A claim outlives the invocation that holds it by this much, so a live holder is never taken over.
-LEASE_MARGIN_SECONDS = 60
 
 # What the schedule sends: the shape of an EventBridge scheduled event, with `time` the schedule's
 # intended time (not the delivery time), so a late delivery still syncs the day before it.
@@ -122,7 +120,8 @@ class Ingest(Construct):
                 "GUARD_MAX_REJECT_RATIO": str(config.guards.max_reject_ratio),
                 "GUARD_MAX_ROW_COUNT_DRIFT": str(config.guards.max_row_count_drift),
                 "GUARD_MAX_DELETE_RATIO": str(config.guards.max_delete_ratio),
-                "CLAIM_LEASE_SECONDS": str(sizing.timeout_seconds + LEASE_MARGIN_SECONDS),
+                # Short and kept alive by a heartbeat: a killed holder's lease lapses before Lambda's first retry.
+                "CLAIM_LEASE_SECONDS": str(CLAIM_LEASE_SECONDS),
                 "DEAD_LETTER_QUEUE_URL": dead_letters.queue.queue_url,
                 "WORK_DIR": "/tmp",  # noqa: S108 - Lambda's only writable path (ephemeral storage)
                 "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,

@@ -13,7 +13,8 @@ from aws_cdk import aws_events as events
 from aws_cdk.assertions import Match, Template
 from moto.events.models import EventPattern
 
-from functions.shared.settings import load_environment_name
+from functions.shared.contract import HEARTBEATS_PER_LEASE, LAMBDA_FIRST_RETRY_SECONDS
+from functions.shared.settings import load_environment_name, load_ingest_settings
 from infra.constructs.ingest import object_created_pattern
 from tests.infrastructure.helpers import logical_id_of_function, only, resources
 
@@ -187,7 +188,7 @@ def test_ingest_environment_has_every_setting_the_function_reads(dev_template: T
     # When reading the ingest's environment
     ingest = resources(dev_template, "AWS::Lambda::Function")[logical_id_of_function(dev_template, "Ingest")]["Properties"]
     variables = ingest["Environment"]["Variables"]
-    # Then every variable the ingest settings parse is set, and the claim lease outlives the timeout
+    # Then every variable the ingest settings parse is set, and the claim lease lapses before Lambda's first retry
     expected = {
         "SIGNALS_BUCKET", "SIGNALS_KEY_PREFIX", "DB_SECRET_ARN", "DB_NAME", "DB_TLS_CA_FILE", "STAGING_CHUNK_ROWS",
         "STAGING_LOAD_METHOD", "MISSING_ROWS", "GUARD_MAX_REJECT_RATIO", "GUARD_MAX_ROW_COUNT_DRIFT", "GUARD_MAX_DELETE_RATIO",
@@ -198,7 +199,9 @@ def test_ingest_environment_has_every_setting_the_function_reads(dev_template: T
     assert variables["SIGNALS_KEY_PREFIX"] == "passive_upsell_signals/"
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "UpsellSignals"
     assert variables["DB_TLS_CA_FILE"] == "/opt/certs/rds-ca-bundle.pem"
-    assert int(variables["CLAIM_LEASE_SECONDS"]) > ingest["Timeout"]
+    lease_seconds = int(variables["CLAIM_LEASE_SECONDS"])
+    assert lease_seconds * (1 + 1 / HEARTBEATS_PER_LEASE) < LAMBDA_FIRST_RETRY_SECONDS
+    assert load_ingest_settings({"SIGNALS_BUCKET": "b", "CLAIM_LEASE_SECONDS": str(lease_seconds)}).lease_seconds == lease_seconds
     assert variables["WORK_DIR"] == "/tmp"
     # And the function reads the environment its metrics are tagged with from there
     assert load_environment_name(variables) == "dev"

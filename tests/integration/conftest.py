@@ -6,12 +6,15 @@ import datetime as dt
 import decimal
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +27,12 @@ from moto import mock_aws
 from functions.ingest.columns import COLUMN_NAMES, KEY_COLUMN
 from functions.ingest.s3_source import SignalObjectStore
 from functions.ingest.service import SyncOptions, SyncResult, SyncService, object_key_for
+from functions.migrate.migrator import Migrator, discover_migrations
 from functions.shared.db import connect
 from functions.shared.settings import DatabaseSettings, load_ingest_settings
 from tests.factories import day_two, snowflake_table, write_pyarrow
+from tests.integration.dedicated_server import DedicatedServer
+from tests.lambda_timing import LEASE_SECONDS
 from tests.stand_ins import moto_server
 
 BUCKET = "signals-test-bucket"
@@ -156,12 +162,15 @@ def work_dir_for(tmp_path: Path, invocation: str) -> Path:
     return work_dir
 
 
-def service_on(endpoint: str, settings: DatabaseSettings, work_dir: Path, **env: str) -> SyncService:
+def service_on(
+    endpoint: str, settings: DatabaseSettings, work_dir: Path, *, sleep: Callable[[float], None] | None = None, **env: str
+) -> SyncService:
+    """A sync service on the test database and moto; its in-process retries do not wait unless given `sleep`."""
     return SyncService(
         load_ingest_settings(ingest_env(WORK_DIR=str(work_dir), **env)),
         lambda: connect(settings, local_infile=True),
         SignalObjectStore(boto3.client("s3", endpoint_url=endpoint), BUCKET),
-        sleep=lambda _seconds: None,
+        sleep=sleep or (lambda _seconds: None),
     )
 
 
@@ -212,13 +221,13 @@ def invoke_in_a_process(
     stdout: int = subprocess.DEVNULL,
     **env: str,
 ) -> subprocess.Popen[bytes]:
-    """`scripts/invoke ingest` for a date in its own process (chunks of 1,000 rows, a 2 s lease), to be killed."""
+    """`scripts/invoke ingest` for a date in its own process (chunks of 1,000 rows, the deployed lease scaled), to be killed."""
     environment = dict(
         os.environ,
         SIGNALS_BUCKET=BUCKET,
         AWS_ENDPOINT_URL_S3=endpoint,
         STAGING_CHUNK_ROWS="1000",
-        CLAIM_LEASE_SECONDS="2",
+        CLAIM_LEASE_SECONDS=str(LEASE_SECONDS),
         WORK_DIR=str(work_dir),
         DB_NAME=settings.name,
     )
@@ -268,3 +277,27 @@ def day_one_published_and_day_two_uploaded(
     day_two_table = day_two(day_one_table, seed=seed + 1)
     upload_to(endpoint, DAY_TWO, write_pyarrow(day_two_table, work_dir / "two.parquet"))
     return day_one_table, day_two_table
+
+
+@pytest.fixture
+def dedicated_server(server_settings: DatabaseSettings) -> Iterator[tuple[DedicatedServer, DatabaseSettings]]:
+    """A MariaDB server for one test (not the session's), started, with a migrated database."""
+    base = Path(tempfile.mkdtemp(prefix="kill-mariadb-"))  # short: the socket path has a length limit
+    server = DedicatedServer(base)
+    try:
+        server.start()
+        settings = replace(server_settings, host="127.0.0.1", port=server.port, user="root", password="", name="upsell_signals")
+        admin = connect(settings, database="")
+        try:
+            admin.cursor().execute("CREATE DATABASE upsell_signals CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        finally:
+            admin.close()
+        migrator = connect(settings)
+        try:
+            Migrator(migrator, discover_migrations()).up()
+        finally:
+            migrator.close()
+        yield server, settings
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)

@@ -38,6 +38,7 @@ from tests.integration.conftest import (
     wait_for,
     work_dir_for,
 )
+from tests.lambda_timing import FIRST_RETRY_SECONDS
 
 
 def etag_now(endpoint: str, sync_date: Any) -> str:
@@ -202,8 +203,8 @@ def test_lambdas_retry_of_a_killed_first_load_with_the_same_request_id_stages_it
     worker.send_signal(signal.SIGKILL)
     worker.wait()
 
-    # When Lambda's async retry runs it again, with the same request id, once the lease ran out
-    time.sleep(2.5)
+    # When Lambda's async retry runs it again, with the same request id, at Lambda's spacing (scaled)
+    time.sleep(FIRST_RETRY_SECONDS)
     with caplog.at_level("INFO", logger="upsell_signals"):
         result = service_on(moto_endpoint, migrated_settings, tmp_path).sync(DAY_ONE, None, SyncOptions(invocation_id="req-1"))
 
@@ -310,7 +311,7 @@ def test_the_server_ends_a_paused_sessions_transaction_after_the_idle_timeout(
 def test_a_paused_holder_is_taken_over_and_stands_down_when_it_wakes(
     migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
 ) -> None:
-    # Given day two staging in a separate process with a 2 s lease and 1 s idle timeout
+    # Given day two staging in a separate process with the deployed lease (scaled) and a 1 s idle timeout
     day_one_table, day_two_table = day_one_published_and_day_two_uploaded(
         moto_endpoint, migrated_settings, tmp_path, 100_000, seed=243
     )
@@ -318,11 +319,11 @@ def test_a_paused_holder_is_taken_over_and_stands_down_when_it_wakes(
         moto_endpoint, migrated_settings, work_dir_for(tmp_path, "paused"), DAY_TWO, stdout=-1, DB_IDLE_TIMEOUT_SECONDS="1"
     )
 
-    # When it is paused (SIGSTOP) mid-staging, and another execution comes once the lease ran out
+    # When it is paused (SIGSTOP) mid-staging, heartbeat and all, and another execution comes at Lambda's retry spacing
     try:
         wait_for(lambda: chunks_committed(db, DAY_TWO) >= 3, 60, "three committed chunks")
         worker.send_signal(signal.SIGSTOP)
-        time.sleep(2.5)
+        time.sleep(FIRST_RETRY_SECONDS)
         result = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, "taker")).sync(
             DAY_TWO, None, SyncOptions(invocation_id="taker")
         )

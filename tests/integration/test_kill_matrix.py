@@ -1,11 +1,11 @@
 """A kill at every step boundary, and a server restart mid-publish: the next run ends exact.
 
-Each sync under test runs in a process of its own (`scripts/invoke ingest`, a 2 s lease)
-and is killed (SIGKILL) at one step boundary, found from outside the process: a file in
+Each sync under test runs in a process of its own (`scripts/invoke ingest`, the deployed lease
+scaled as tests/lambda_timing.py scales Lambda's retry) and is killed (SIGKILL) at one step boundary, found from outside the process: a file in
 its work directory, the staging progress, or the statement the server is running for it
 (information_schema.processlist). Nothing in the product knows it is being killed.
 
-For every kill point the next run must complete, leave the table equal to the file's
+For every kill point Lambda's next run, at Lambda's retry spacing, must complete, leave the table equal to the file's
 rows (computed independently, `expected_rows`) and the metadata `completed` with exact
 counts, while a reader polling the table on its own connection sees nothing but the day
 before or the day after.
@@ -15,20 +15,14 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import importlib.machinery
-import importlib.util
-import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import boto3
@@ -38,7 +32,6 @@ import pytest
 
 from functions.ingest.columns import COLUMN_NAMES
 from functions.ingest.service import SyncOptions, SyncResult, object_key_for
-from functions.migrate.migrator import Migrator, discover_migrations
 from functions.shared.db import connect
 from functions.shared.errors import TransientError
 from functions.shared.settings import DatabaseSettings
@@ -48,7 +41,6 @@ from tests.integration.conftest import (
     DAY_ONE,
     DAY_TWO,
     PREFIX,
-    REPO_ROOT,
     chunks_committed,
     expected_rows,
     invoke_in_a_process,
@@ -59,6 +51,8 @@ from tests.integration.conftest import (
     upload_to,
     wait_for,
 )
+from tests.integration.dedicated_server import DedicatedServer
+from tests.lambda_timing import FIRST_RETRY_SECONDS
 
 # Generous: the machine may be shared and slow; a kill point is usually reached in seconds.
 STEP_TIMEOUT_SECONDS = 120
@@ -410,9 +404,9 @@ def test_a_sync_killed_at_a_step_boundary_ends_exact_after_the_next_run(
         assert fingerprint(db) == before  # nothing of the killed sync is visible
         assert metadata_of(db, sync_date)["status"] == "started"
 
-        # Then, once its lease has run out, the next run takes the date over and completes it exactly
-        lease_over = "SELECT 1 FROM upsell_signal_sync_metadata WHERE sync_date = %s AND lease_expires_at < NOW()"
-        wait_for(lambda: bool(query(db, lease_over, (sync_date,))), 30, "the lease to run out")
+        # Then Lambda's retry, at its own spacing after the kill (scaled) and whatever the lease,
+        # takes the date over and completes it exactly
+        time.sleep(FIRST_RETRY_SECONDS)
         result = service_on(moto_endpoint, migrated_settings, tmp_path, **point.env).sync(
             sync_date, None, SyncOptions(invocation_id="next-run")
         )
@@ -430,90 +424,6 @@ def test_a_sync_killed_at_a_step_boundary_ends_exact_after_the_next_run(
 
 
 # -- a server restart mid-publish ---------------------------------------------------------------
-
-
-def _load_with_mariadb() -> ModuleType:
-    loader = importlib.machinery.SourceFileLoader("scripts_with_mariadb", str(REPO_ROOT / "scripts" / "with-mariadb"))
-    spec = importlib.util.spec_from_loader("scripts_with_mariadb", loader)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
-
-
-class DedicatedServer:
-    """A throwaway MariaDB of this test's own, that can be killed hard and started again on its data."""
-
-    def __init__(self, base: Path) -> None:
-        self._scripts = _load_with_mariadb()
-        self._base = base
-        self._user_args = ["--user=root"] if os.geteuid() == 0 else []
-        self.port = self._scripts.free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        self._scripts.initialise_datadir(base / "data", self._user_args)
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                self._scripts.find_binary("mariadbd"),
-                "--no-defaults",
-                f"--datadir={self._base / 'data'}",
-                f"--socket={self._base / 'mariadb.sock'}",
-                f"--pid-file={self._base / 'mariadb.pid'}",
-                f"--log-error={self._base / 'server.log'}",
-                f"--tmpdir={self._base}",
-                "--bind-address=127.0.0.1",
-                f"--port={self.port}",
-                "--local-infile=1",
-                "--skip-name-resolve",
-                "--character-set-server=utf8mb4",
-                "--collation-server=utf8mb4_unicode_ci",
-                "--innodb-buffer-pool-size=256M",
-                "--innodb-log-file-size=64M",
-                "--max-allowed-packet=64M",
-                *self._user_args,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self._scripts.wait_until_ready(self.port, self.process, self._base / "server.log")
-
-    def kill_hard(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=60)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill_hard()
-
-
-@pytest.fixture
-def dedicated_server(server_settings: DatabaseSettings) -> Iterator[tuple[DedicatedServer, DatabaseSettings]]:
-    """A MariaDB server for one test (not the session's), started, with a migrated database."""
-    base = Path(tempfile.mkdtemp(prefix="kill-mariadb-"))  # short: the socket path has a length limit
-    server = DedicatedServer(base)
-    try:
-        server.start()
-        settings = replace(server_settings, host="127.0.0.1", port=server.port, user="root", password="", name="upsell_signals")
-        admin = connect(settings, database="")
-        try:
-            admin.cursor().execute("CREATE DATABASE upsell_signals CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-        finally:
-            admin.close()
-        migrator = connect(settings)
-        try:
-            Migrator(migrator, discover_migrations()).up()
-        finally:
-            migrator.close()
-        yield server, settings
-    finally:
-        server.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_a_server_restart_mid_publish_ends_exact_after_the_next_run(

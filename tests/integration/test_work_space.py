@@ -127,8 +127,8 @@ def test_files_left_by_a_killed_sync_are_removed_by_the_next_and_fresh_ones_kept
         os.utime(path, (an_hour_ago, an_hour_ago))
     upload(dt.date(2026, 1, 30), snowflake_table(200, seed=501))
 
-    # When a sync with a 10-minute lease runs in that directory
-    result = run_sync(dt.date(2026, 1, 30), env={"CLAIM_LEASE_SECONDS": "600"})
+    # When a sync runs in that directory
+    result = run_sync(dt.date(2026, 1, 30))
 
     # Then the killed sync's files are gone; the fresh one and the foreign one stay
     assert result.status == "completed"

@@ -120,6 +120,20 @@ class ClaimLedger:
             now = "nobody" if holder is None else f"attempt {holder[2]}, {holder[1]}"
             raise ClaimLost(f"{sync_date} was taken over by another execution (now {now}); this one stops")
 
+    def keep_alive(self, sync_date: dt.date, holder_token: str, lease_seconds: int) -> bool:
+        """Push our lease out, if we still hold the date (autocommit); False once another execution has it."""
+        self.session.execute(
+            f"UPDATE {METADATA} SET lease_expires_at = NOW() + INTERVAL %s SECOND "
+            "WHERE sync_date = %s AND holder_token = %s AND status = 'started'",
+            (lease_seconds, sync_date, holder_token),
+        )
+        # Affected rows are 0 when the value did not change (two beats in one second): ask.
+        held = self.session.fetch_one(
+            f"SELECT 1 FROM {METADATA} WHERE sync_date = %s AND holder_token = %s AND status = 'started'",
+            (sync_date, holder_token),
+        )
+        return held is not None
+
     def hand_over(self, sync_date: dt.date, holder_token: str, reason: str) -> bool:
         """Let the lease run out now, keeping the date started, so the next execution resumes at once."""
         return (
