@@ -44,6 +44,7 @@ from tests.integration.conftest import (
     wait_for,
     work_dir_for,
 )
+from tests.lambda_timing import FIRST_RETRY_SECONDS
 from tests.stand_ins import Fault, faulty_proxy
 
 
@@ -64,8 +65,8 @@ def test_an_attempt_killed_mid_staging_is_resumed_without_restaging(
     assert query(db, "SELECT status FROM upsell_signal_sync_metadata WHERE sync_date = %s", (DAY_TWO,)) == [{"status": "started"}]
     assert 0 < committed_rows < day_two_table.num_rows
 
-    # Then, once its lease has run out, the next attempt takes over and resumes
-    time.sleep(2.5)
+    # Then Lambda's retry, at its spacing (scaled), takes over and resumes
+    time.sleep(FIRST_RETRY_SECONDS)
     result = service_on(moto_endpoint, migrated_settings, tmp_path).sync(DAY_TWO, None, SyncOptions(invocation_id="retry"))
 
     assert (result.status, result.attempt, result.rows_resumed) == ("completed", 2, committed_rows)
@@ -91,10 +92,10 @@ def test_a_first_load_killed_midway_leaves_the_table_empty_and_the_next_attempt_
     worker.send_signal(signal.SIGKILL)
     worker.wait()
 
-    # Then the server rolls the load back; once the lease has run out, the next attempt stages
+    # Then the server rolls the load back; Lambda's retry, at its spacing (scaled), stages
     # (so that it could itself resume) and publishes the whole file
     wait_for(lambda: uncommitted_table_rows(migrated_settings) == 0, 60, "the rollback of the killed load")
-    time.sleep(2.5)
+    time.sleep(FIRST_RETRY_SECONDS)
     with caplog.at_level("INFO", logger="upsell_signals"):
         result = service_on(moto_endpoint, migrated_settings, tmp_path).sync(DAY_ONE, None, SyncOptions(invocation_id="retry"))
 

@@ -52,7 +52,13 @@ from tests.integration.conftest import (
     wait_for,
 )
 from tests.integration.dedicated_server import DedicatedServer
-from tests.lambda_timing import FIRST_RETRY_SECONDS
+from tests.lambda_timing import (
+    DATABASE_OUTAGE_SECONDS,
+    FIRST_RETRY_SECONDS,
+    LEASE_SECONDS,
+    TRANSIENT_RETRIES,
+    TRANSIENT_WAIT_SECONDS,
+)
 
 # Generous: the machine may be shared and slow; a kill point is usually reached in seconds.
 STEP_TIMEOUT_SECONDS = 120
@@ -426,23 +432,39 @@ def test_a_sync_killed_at_a_step_boundary_ends_exact_after_the_next_run(
 # -- a server restart mid-publish ---------------------------------------------------------------
 
 
-def test_a_server_restart_mid_publish_ends_exact_after_the_next_run(
-    dedicated_server: tuple[DedicatedServer, DatabaseSettings], moto_endpoint: str, tmp_path: Path
+RESTART_STATEMENTS = {
+    "mid-staging": "LOAD DATA %upsell_signal_staging%",
+    "mid-publish": "UPDATE %company_upsell_signals%SET%",
+}
+
+
+@pytest.mark.parametrize("where", sorted(RESTART_STATEMENTS))
+def test_a_server_restart_within_the_wait_costs_the_run_a_wait_not_the_date(
+    where: str, dedicated_server: tuple[DedicatedServer, DatabaseSettings], moto_endpoint: str, tmp_path: Path
 ) -> None:
-    # Given a server of this test's own, day one published on it, and day two (every row
-    # changed) syncing there in another thread, with a 2 s lease
+    # Given a server of this test's own, day one published on it, and day two (every row changed)
+    # syncing there in another thread with the deployed lease and in-process retries, scaled
     server, settings = dedicated_server
-    day_one_table = snowflake_table(10_000, seed=311)
+    day_one_table = snowflake_table(20_000, seed=313)
     upload_to(moto_endpoint, DAY_ONE, write_pyarrow(day_one_table, tmp_path / "one.parquet"))
     service_on(moto_endpoint, settings, tmp_path).sync(DAY_ONE, None, SyncOptions(invocation_id="day-one"))
-    day_two_table = day_two(day_one_table, seed=312, model_run_everywhere=True)
+    day_two_table = day_two(day_one_table, seed=314, model_run_everywhere=True)
     upload_to(moto_endpoint, DAY_TWO, write_pyarrow(day_two_table, tmp_path / "two.parquet"))
     watcher = connect(settings)
     watcher.autocommit(True)
     before = fingerprint(watcher)
     outcome: list[SyncResult | BaseException] = []
     (tmp_path / "interrupted").mkdir()
-    interrupted = service_on(moto_endpoint, settings, tmp_path / "interrupted", CLAIM_LEASE_SECONDS="2")
+    interrupted = service_on(
+        moto_endpoint,
+        settings,
+        tmp_path / "interrupted",
+        sleep=time.sleep,
+        CLAIM_LEASE_SECONDS=str(LEASE_SECONDS),
+        TRANSIENT_RETRIES=str(TRANSIENT_RETRIES),
+        TRANSIENT_WAIT_SECONDS=str(TRANSIENT_WAIT_SECONDS),
+        STAGING_CHUNK_ROWS="1000",
+    )
 
     def run_interrupted() -> None:
         try:
@@ -454,7 +476,68 @@ def test_a_server_restart_mid_publish_ends_exact_after_the_next_run(
         syncing = threading.Thread(target=run_interrupted, name="interrupted")
         syncing.start()
 
-        # When the server is killed hard (SIGKILL) while the publish's UPDATE runs, and started again on its data
+        # When the server is killed hard (SIGKILL) at that step, and is back on its data within
+        # the outage an RDS failover may last (scaled)
+        try:
+            wait_for_statement(watcher, settings, RESTART_STATEMENTS[where], lambda: True)
+        finally:
+            watcher.close()
+            server.kill_hard()
+        went = time.monotonic()
+        time.sleep(DATABASE_OUTAGE_SECONDS / 2)
+        server.start()
+        outage_seconds = time.monotonic() - went
+        syncing.join(timeout=STEP_TIMEOUT_SECONDS)
+        checker = connect(settings)
+        checker.autocommit(True)
+        after = fingerprint(checker)
+        read_until(reader, after)
+
+    # Then the run itself waited and completed the date exactly, as its first attempt
+    try:
+        [result] = outcome
+        assert isinstance(result, SyncResult), result
+        assert outage_seconds < DATABASE_OUTAGE_SECONDS
+        table_before, file_rows = expected_rows(day_one_table), expected_rows(day_two_table)
+        assert table_rows(checker) == {**table_before, **file_rows}
+        assert_completed_exactly(checker, moto_endpoint, DAY_TWO, result, expected_counts(table_before, file_rows))
+        assert result.attempt == 1
+        # And the reader, through the restart, saw only the day before or the day after
+        assert reader.errors > 0, "the reader never noticed the server go"
+        assert_never_partial(reader, before, after)
+    finally:
+        checker.close()
+
+
+def test_a_server_down_longer_than_the_wait_fails_the_run_and_lambdas_retry_completes_the_date(
+    dedicated_server: tuple[DedicatedServer, DatabaseSettings], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given a server of this test's own, day one published on it, and day two (every row
+    # changed) syncing there in another thread, with the deployed lease (scaled) and no time to wait
+    server, settings = dedicated_server
+    day_one_table = snowflake_table(10_000, seed=311)
+    upload_to(moto_endpoint, DAY_ONE, write_pyarrow(day_one_table, tmp_path / "one.parquet"))
+    service_on(moto_endpoint, settings, tmp_path).sync(DAY_ONE, None, SyncOptions(invocation_id="day-one"))
+    day_two_table = day_two(day_one_table, seed=312, model_run_everywhere=True)
+    upload_to(moto_endpoint, DAY_TWO, write_pyarrow(day_two_table, tmp_path / "two.parquet"))
+    watcher = connect(settings)
+    watcher.autocommit(True)
+    before = fingerprint(watcher)
+    outcome: list[SyncResult | BaseException] = []
+    (tmp_path / "interrupted").mkdir()
+    interrupted = service_on(moto_endpoint, settings, tmp_path / "interrupted", CLAIM_LEASE_SECONDS=str(LEASE_SECONDS))
+
+    def run_interrupted() -> None:
+        try:
+            outcome.append(interrupted.sync(DAY_TWO, None, SyncOptions(invocation_id="interrupted")))
+        except BaseException as error:  # handed to the assertions below
+            outcome.append(error)
+
+    with reading_throughout(settings) as reader:
+        syncing = threading.Thread(target=run_interrupted, name="interrupted")
+        syncing.start()
+
+        # When the server is killed hard (SIGKILL) while the publish's UPDATE runs, and is back only after the run gave up
         try:
             wait_for_statement(watcher, settings, "UPDATE %company_upsell_signals%SET%", lambda: True)
         finally:
@@ -468,8 +551,8 @@ def test_a_server_restart_mid_publish_ends_exact_after_the_next_run(
         [result] = outcome
         assert isinstance(result, TransientError) or (isinstance(result, SyncResult) and result.status == "completed"), result
 
-        # And the next run, once the lease has run out, completes the date exactly
-        time.sleep(2.5)
+        # And Lambda's retry, at its spacing (scaled), completes the date exactly
+        time.sleep(FIRST_RETRY_SECONDS)
         next_run = service_on(moto_endpoint, settings, tmp_path).sync(DAY_TWO, None, SyncOptions(invocation_id="next-run"))
         checker = connect(settings)
         checker.autocommit(True)

@@ -37,13 +37,13 @@ from functions.shared.errors import PermanentError
 from functions.shared.settings import DatabaseSettings
 from tests.factories import TIERS, snowflake_table, write_pyarrow
 from tests.integration.conftest import BUCKET, PREFIX, chunks_committed, expected_rows, invoke_in_a_process, query, table_rows
+from tests.lambda_timing import FIRST_RETRY_SECONDS, LEASE_SECONDS
 from tests.scripts_support import LocalContext
 
 FIRST_DAY = dt.date(2026, 3, 1)
 ROWS_ON_DAY_ONE = 300
 BAD_PRODUCT = "x" * 40  # longer than core_product's 16 characters: the row is rejected
 GUARDS = {"reject_ratio": 0.05, "row_count_drift": 0.30, "delete_ratio": 0.10}
-LEASE_SECONDS = 2
 S3_NOTIFICATION = Path(__file__).resolve().parents[2] / "events" / "s3-notification.json"
 
 
@@ -302,7 +302,7 @@ class History:
             time.sleep(0.002)
         worker.send_signal(signal.SIGKILL)
         worker.wait()
-        time.sleep(LEASE_SECONDS + 0.2)
+        time.sleep(FIRST_RETRY_SECONDS)  # Lambda's retry comes at its own spacing, whatever the lease
         self._deliver(sync_date, f"retry after the kill of {sync_date}", request_id=f"killed-{self.step}", killed=True)
 
     def toggle_delete_mode(self) -> None:
