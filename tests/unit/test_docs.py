@@ -20,7 +20,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
 GUARANTEES = REPO / "docs" / "guarantees.md"
-DOCS = [README, *sorted((REPO / "docs").glob("*.md"))]
+DOCS = [README, *sorted((REPO / "docs").glob("*.md")), REPO / "bench" / "README.md"]
 MAKEFILE = REPO / "Makefile"
 BENCH_ENTRY = REPO / "bench" / "run.py"
 
