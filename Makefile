@@ -39,7 +39,7 @@ soak: venv mariadb
 demo: venv mariadb
 	$(PY) scripts/with-mariadb -- $(PY) scripts/demo.py
 
-# `make bench ROWS=10000000`: the large-file proof (issue 16.3), this sync and the floor at
+# `make bench ROWS=10000000`: the large-file proof, this sync and the floor at
 # 1M and ROWS rows in one run, so that time and memory scale within the same run.
 ROWS ?=
 ifneq ($(ROWS),)
