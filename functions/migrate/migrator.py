@@ -16,10 +16,10 @@ from typing import Any
 
 import pymysql
 
+from functions.migrate.fingerprint import MIGRATIONS_DIR
 from functions.shared.db import named_lock
 from functions.shared.errors import MigrationError
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 LOCK_NAME = "upsell_signals_schema_migrations"
 LOCK_TIMEOUT_SECONDS = 120
 FILE_PATTERN = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.(?P<direction>up|down)\.sql$")
