@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.migrate.fingerprint import migrations_fingerprint
 from functions.migrate.migrator import MigrationReport, Migrator, discover_migrations
+from functions.migrate.waits import MigrationWaits
 from functions.shared.aws import secrets_provider
 from functions.shared.db import connect
 from functions.shared.errors import BadEvent, MigrationError
@@ -25,11 +26,11 @@ from functions.shared.settings import load_database_settings, load_migrate_setti
 logger = Logger(service="upsell-signals-migrate")
 
 
-def run_migrations(action: str, target: int | None = None) -> MigrationReport:
-    """Connect with the configured credentials and run one migrator action."""
+def run_migrations(action: str, target: int | None = None, waits: MigrationWaits | None = None) -> MigrationReport:
+    """Connect with the configured credentials and run one migrator action, its waits bounded by `waits`."""
     connection = connect(load_database_settings())
     try:
-        migrator = Migrator(connection, discover_migrations())
+        migrator = Migrator(connection, discover_migrations(), waits)
         if action == "up":
             report = migrator.up()
             provision_ingest_user(migrator)
@@ -104,7 +105,7 @@ def rollback_reason(event: dict[str, Any], own_fingerprint: str) -> str | None:
     )
 
 
-def on_event(event: dict[str, Any]) -> dict[str, Any]:
+def on_event(event: dict[str, Any], waits: MigrationWaits | None = None) -> dict[str, Any]:
     """Create/Update apply pending migrations; a rollback's Update and Delete leave the schema alone. Raises on failure."""
     request_type: RequestType = event["RequestType"]
     if request_type not in ("Create", "Update", "Delete"):
@@ -122,7 +123,7 @@ def on_event(event: dict[str, Any]) -> dict[str, Any]:
             logger.warning("custom resource Update not applied: %s", not_ours)
             return {"PhysicalResourceId": PHYSICAL_RESOURCE_ID, "Data": {"Applied": "", "Skipped": not_ours}}
     try:
-        report = run_migrations("up")
+        report = run_migrations("up", waits=waits)
     except Exception as error:
         logger.exception("migration failed during %s", request_type)
         # The framework puts this message into the CloudFormation event as the reason.
@@ -138,9 +139,11 @@ def on_event(event: dict[str, Any]) -> dict[str, Any]:
 @logger.inject_lambda_context(log_event=False)
 def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     """Apply, revert or report migrations; the provider framework's request or a manual payload."""
+    # Every wait gives up before the function's timeout, so a failure is answered, not timed out.
+    waits = MigrationWaits().within(context.get_remaining_time_in_millis() / 1000)
     if is_custom_resource_request(event):
-        return on_event(event)
+        return on_event(event, waits)
     action, target = parse_manual_payload(event)
-    report = run_migrations(action, target)
+    report = run_migrations(action, target, waits)
     logger.info("migrations done", extra=report.as_dict())
     return report.as_dict()

@@ -108,6 +108,10 @@ class MigrationError(PermanentError):
     """Migrations cannot be applied as asked (edited file, missing file, bad target)."""
 
 
+class MigrationWaitExceeded(TransientError):
+    """A migration waited its bound for a lock (another migrator, a publish, a reader): nothing more was applied."""
+
+
 class GuardTripped(PermanentError):
     """A kill switch refused the publish; `figures` says what it measured."""
 
