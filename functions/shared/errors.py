@@ -54,6 +54,10 @@ class TransientError(IngestError):
     retryable = True
 
 
+class CredentialsRejected(TransientError):
+    """The database refused the secret's current and pending passwords (1045) through every retry of a rotation."""
+
+
 class HandedOver(IngestError):
     """The sync stopped at a chunk boundary before the function's timeout; its next run resumes.
 
