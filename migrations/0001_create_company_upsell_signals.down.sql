@@ -1,1 +1,1 @@
-DROP TABLE company_upsell_signals;
+DROP TABLE IF EXISTS company_upsell_signals;

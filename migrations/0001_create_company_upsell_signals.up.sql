@@ -1,7 +1,7 @@
 -- The table downstream services read. Columns and indexes exactly as SPEC.md lists them.
 -- utf8mb4_nopad_bin: company ids and labels compare byte for byte, so 'ABC' and 'abc'
 -- (or a trailing space) are different values and a change of case is a real update.
-CREATE TABLE company_upsell_signals (
+CREATE TABLE IF NOT EXISTS company_upsell_signals (
   id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
   cdms_canonical_company_id VARCHAR(64) NOT NULL,
   legacy_company_id VARCHAR(64) NULL,

@@ -1,1 +1,1 @@
-DROP TABLE upsell_signal_sync_metadata;
+DROP TABLE IF EXISTS upsell_signal_sync_metadata;

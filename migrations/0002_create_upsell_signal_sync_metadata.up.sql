@@ -1,6 +1,6 @@
 -- One row per sync date: who holds it (the claim), its state and the counts of the
 -- last attempt. The UNIQUE sync_date is what makes the claim atomic.
-CREATE TABLE upsell_signal_sync_metadata (
+CREATE TABLE IF NOT EXISTS upsell_signal_sync_metadata (
   id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
   sync_date DATE NOT NULL,
   s3_key VARCHAR(512) NOT NULL,

@@ -1,5 +1,5 @@
 -- Run history: one row per invocation that reached the claim, whatever it ended as.
-CREATE TABLE upsell_signal_sync_runs (
+CREATE TABLE IF NOT EXISTS upsell_signal_sync_runs (
   id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
   sync_date DATE NOT NULL,
   attempt INT UNSIGNED NOT NULL,

@@ -1,1 +1,1 @@
-DROP TABLE upsell_signal_rejected_rows;
+DROP TABLE IF EXISTS upsell_signal_rejected_rows;

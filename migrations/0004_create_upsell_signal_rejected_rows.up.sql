@@ -1,6 +1,6 @@
 -- Rows of a file that were not loaded, with why and what they held. `attempt` is the
 -- attempt whose staging pass found them (a resumed attempt continues that pass).
-CREATE TABLE upsell_signal_rejected_rows (
+CREATE TABLE IF NOT EXISTS upsell_signal_rejected_rows (
   id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
   sync_date DATE NOT NULL,
   attempt INT UNSIGNED NOT NULL,

@@ -1,2 +1,2 @@
-DROP TABLE upsell_signal_staging_progress;
-DROP TABLE upsell_signal_staging;
+DROP TABLE IF EXISTS upsell_signal_staging_progress;
+DROP TABLE IF EXISTS upsell_signal_staging;

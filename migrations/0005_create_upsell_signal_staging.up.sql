@@ -8,7 +8,7 @@
 -- rejected while reading); the publish drives its joins from here into the signals
 -- table's unique key, and deletions use NOT IN, which MariaDB materialises with an index.
 -- Progress of each date's pass lives in upsell_signal_staging_progress.
-CREATE TABLE upsell_signal_staging (
+CREATE TABLE IF NOT EXISTS upsell_signal_staging (
   sync_date DATE NOT NULL,
   source_row INT UNSIGNED NOT NULL,
   cdms_canonical_company_id VARCHAR(64) NOT NULL,
@@ -42,7 +42,7 @@ CREATE TABLE upsell_signal_staging (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_nopad_bin
 PARTITION BY LIST COLUMNS (sync_date) (PARTITION p_sentinel VALUES IN ('1970-01-01'));
 
-CREATE TABLE upsell_signal_staging_progress (
+CREATE TABLE IF NOT EXISTS upsell_signal_staging_progress (
   sync_date DATE NOT NULL,
   s3_etag VARCHAR(128) NOT NULL,
   attempt INT UNSIGNED NOT NULL COMMENT 'the attempt that started this staging pass',

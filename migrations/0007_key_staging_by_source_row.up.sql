@@ -3,4 +3,4 @@
 -- load nothing measurable; in exchange the publish can reach a staged row by its
 -- source row (the list of changed rows it builds holds only ids and row numbers, not
 -- whole rows), and a chunk staged twice fails on the key instead of doubling rows.
-ALTER TABLE upsell_signal_staging ADD PRIMARY KEY (sync_date, source_row);
+ALTER TABLE upsell_signal_staging ADD PRIMARY KEY IF NOT EXISTS (sync_date, source_row);

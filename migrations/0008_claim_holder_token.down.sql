@@ -1,1 +1,1 @@
-ALTER TABLE upsell_signal_sync_metadata DROP COLUMN holder_dry_run, DROP COLUMN holder_token;
+ALTER TABLE upsell_signal_sync_metadata DROP COLUMN IF EXISTS holder_dry_run, DROP COLUMN IF EXISTS holder_token;

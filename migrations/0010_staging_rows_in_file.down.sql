@@ -1,1 +1,1 @@
-ALTER TABLE upsell_signal_staging_progress DROP COLUMN rows_in_file;
+ALTER TABLE upsell_signal_staging_progress DROP COLUMN IF EXISTS rows_in_file;

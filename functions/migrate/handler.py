@@ -3,7 +3,8 @@
 At deploy, CloudFormation talks to the CDK provider framework (infra/constructs/migrate.py),
 which invokes this function synchronously and answers CloudFormation itself: a returned dict is
 SUCCESS, a raised error is FAILED with the error's message as the reason. Nothing here replies to
-CloudFormation. Manual payloads: {} or {"action": "up"}, {"action": "down", "target": N},
+CloudFormation. An Update whose migrations fingerprint is not the one this code carries is a
+rollback's and changes nothing. Manual payloads: {} or {"action": "up"}, {"action": "down", "target": N},
 {"action": "status"}.
 """
 
@@ -14,7 +15,9 @@ from typing import Any, Literal
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions.migrate.fingerprint import migrations_fingerprint
 from functions.migrate.migrator import MigrationReport, Migrator, discover_migrations
+from functions.migrate.waits import MigrationWaits
 from functions.shared.aws import secrets_provider
 from functions.shared.db import connect
 from functions.shared.errors import BadEvent, MigrationError
@@ -23,11 +26,11 @@ from functions.shared.settings import load_database_settings, load_migrate_setti
 logger = Logger(service="upsell-signals-migrate")
 
 
-def run_migrations(action: str, target: int | None = None) -> MigrationReport:
-    """Connect with the configured credentials and run one migrator action."""
+def run_migrations(action: str, target: int | None = None, waits: MigrationWaits | None = None) -> MigrationReport:
+    """Connect with the configured credentials and run one migrator action, its waits bounded by `waits`."""
     connection = connect(load_database_settings())
     try:
-        migrator = Migrator(connection, discover_migrations())
+        migrator = Migrator(connection, discover_migrations(), waits)
         if action == "up":
             report = migrator.up()
             provision_ingest_user(migrator)
@@ -82,8 +85,28 @@ def is_custom_resource_request(event: Any) -> bool:
     return isinstance(event, dict) and "RequestType" in event and "LogicalResourceId" in event
 
 
-def on_event(event: dict[str, Any]) -> dict[str, Any]:
-    """Create/Update apply pending migrations; Delete leaves the schema alone. Raises on failure."""
+def rollback_reason(event: dict[str, Any], own_fingerprint: str) -> str | None:
+    """Why an Update is not for this code (a rollback's), or None when it is.
+
+    On a failed stack update CloudFormation rolls this resource back with another Update whose
+    ResourceProperties are the old ones and OldResourceProperties the failed new ones; the request
+    carries no rollback flag, and the function still runs the new code (AWS-FACTS.md, custom
+    resources). So the fingerprint asked for is compared with the one of the migrations/ carried
+    here: a different one means the stack wants a schema this code was not built for.
+    """
+    asked = event.get("ResourceProperties", {}).get("MigrationsFingerprint")
+    if asked == own_fingerprint:
+        return None
+    previous = event.get("OldResourceProperties", {}).get("MigrationsFingerprint")
+    what = "a rollback" if previous == own_fingerprint else "a request for other migrations"
+    return (
+        f"{what}: the stack asks for migrations {str(asked)[:12]}, this function carries {own_fingerprint[:12]} "
+        f"(the failed update's were {str(previous)[:12]}); the schema is left as it is"
+    )
+
+
+def on_event(event: dict[str, Any], waits: MigrationWaits | None = None) -> dict[str, Any]:
+    """Create/Update apply pending migrations; a rollback's Update and Delete leave the schema alone. Raises on failure."""
     request_type: RequestType = event["RequestType"]
     if request_type not in ("Create", "Update", "Delete"):
         raise BadEvent(f"unknown RequestType {request_type!r}")
@@ -91,8 +114,16 @@ def on_event(event: dict[str, Any]) -> dict[str, Any]:
         # Deleting the stack (or replacing this resource) must never drop data.
         logger.info("custom resource Delete: schema left in place")
         return {"PhysicalResourceId": event.get("PhysicalResourceId", PHYSICAL_RESOURCE_ID)}
+    if request_type == "Update":
+        not_ours = rollback_reason(event, migrations_fingerprint())
+        if not_ours:
+            # Neither up (the new versions, during a rollback) nor down (the old code may still read
+            # what they added): nothing that moves the schema, and no database needed to succeed,
+            # so the rollback completes instead of ending in UPDATE_ROLLBACK_FAILED.
+            logger.warning("custom resource Update not applied: %s", not_ours)
+            return {"PhysicalResourceId": PHYSICAL_RESOURCE_ID, "Data": {"Applied": "", "Skipped": not_ours}}
     try:
-        report = run_migrations("up")
+        report = run_migrations("up", waits=waits)
     except Exception as error:
         logger.exception("migration failed during %s", request_type)
         # The framework puts this message into the CloudFormation event as the reason.
@@ -108,9 +139,11 @@ def on_event(event: dict[str, Any]) -> dict[str, Any]:
 @logger.inject_lambda_context(log_event=False)
 def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     """Apply, revert or report migrations; the provider framework's request or a manual payload."""
+    # Every wait gives up before the function's timeout, so a failure is answered, not timed out.
+    waits = MigrationWaits().within(context.get_remaining_time_in_millis() / 1000)
     if is_custom_resource_request(event):
-        return on_event(event)
+        return on_event(event, waits)
     action, target = parse_manual_payload(event)
-    report = run_migrations(action, target)
+    report = run_migrations(action, target, waits)
     logger.info("migrations done", extra=report.as_dict())
     return report.as_dict()

@@ -3,25 +3,42 @@
 Files live in migrations/ as NNNN_name.up.sql and NNNN_name.down.sql. Each applied
 version is recorded in schema_migrations with a checksum of both files; an applied
 file that was edited afterwards is refused, naming the file. All work happens under a
-named lock, so two migrators started together apply each version once.
+named lock, so two migrators started together apply each version once; changes of the
+schema also hold the ingest's publish lock, so a migration never meets a publish midway.
+
+MariaDB DDL is not transactional: a kill between a version's statements and its record
+leaves the DDL done and the version pending. Every file is therefore written to be run
+again (IF NOT EXISTS / IF EXISTS), and tests/integration/test_migrations.py runs each up
+and each down twice to hold every future version to that. Every wait is bounded
+(functions/migrate/waits.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pymysql
 
-from functions.shared.db import named_lock
-from functions.shared.errors import MigrationError
+from functions.migrate.fingerprint import MIGRATIONS_DIR
+from functions.migrate.revisions import EQUIVALENT_EARLIER_CHECKSUMS
+from functions.migrate.waits import MigrationWaits
+from functions.shared.contract import PUBLISH_LOCK
+from functions.shared.db import get_lock, release_lock
+from functions.shared.errors import MigrationError, MigrationWaitExceeded
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 LOCK_NAME = "upsell_signals_schema_migrations"
-LOCK_TIMEOUT_SECONDS = 120
+LOCK_WAIT_TIMEOUT, DEADLOCK = 1205, 1213  # a statement that waited its bound, or was chosen as a deadlock victim
+
+logger = logging.getLogger("upsell_signals.migrate")
 FILE_PATTERN = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.(?P<direction>up|down)\.sql$")
 
 HISTORY_TABLE_DDL = """
@@ -103,11 +120,20 @@ def split_statements(sql: str) -> list[str]:
 
 
 class Migrator:
-    """Applies and reverts migrations on one connection."""
+    """Applies and reverts migrations on one connection, every wait bounded by `waits`."""
 
-    def __init__(self, connection: pymysql.Connection[Any], migrations: list[Migration]) -> None:
+    def __init__(
+        self,
+        connection: pymysql.Connection[Any],
+        migrations: list[Migration],
+        waits: MigrationWaits | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._connection = connection
         self._migrations = migrations
+        self._waits = waits or MigrationWaits()
+        self._sleep = sleep
 
     def _execute(self, sql: str, params: tuple[Any, ...] | None = None) -> list[tuple[Any, ...]]:
         with self._connection.cursor() as cursor:
@@ -117,8 +143,58 @@ class Migrator:
         self._connection.commit()
         return rows
 
+    def _bound_next_wait(self) -> int:
+        """Cap the session's lock waits (metadata and row locks) for the next statement; the cap set."""
+        seconds = self._waits.statement_wait()
+        if seconds < 1:
+            raise MigrationWaitExceeded(
+                "the migration's time is up (its deadline precedes the function's timeout): the rest stays pending"
+            )
+        self._execute("SET SESSION lock_wait_timeout = %s, innodb_lock_wait_timeout = %s", (seconds, seconds))
+        return seconds
+
+    def _run_statement(self, statement: str, where: str) -> None:
+        """Run one statement, retrying a lock wait that ran out (the files are safe to run again)."""
+        attempts = self._waits.statement_attempts
+        for attempt in range(1, attempts + 1):
+            waited = self._bound_next_wait()
+            try:
+                self._execute(statement)
+                return
+            except pymysql.err.OperationalError as error:
+                if error.args[0] not in (LOCK_WAIT_TIMEOUT, DEADLOCK):
+                    raise
+                backoff = self._waits.retry_backoff_seconds * attempt
+                if attempt == attempts or self._waits.seconds_left() < backoff + 1:
+                    raise MigrationWaitExceeded(
+                        f"{where}: waited {waited}s for a lock {attempt} time(s) (another session holds the table, "
+                        f"e.g. an open transaction of a reader): not run, the version stays pending ({error.args[1]})"
+                    ) from error
+                logger.warning("%s: lock wait of %ss ran out (try %s of %s); trying again", where, waited, attempt, attempts)
+                self._sleep(backoff)
+
+    @contextmanager
+    def _holding(self, name: str, bound_seconds: int, holder: str) -> Iterator[None]:
+        """Hold a named lock for the block, waiting at most its bound (cut to the time left)."""
+        timeout = self._waits.lock_timeout(bound_seconds)
+        if not get_lock(self._connection, name, timeout):
+            raise MigrationWaitExceeded(f"{holder} held lock {name!r} for more than {timeout}s: nothing applied, try again")
+        try:
+            yield
+        finally:
+            release_lock(self._connection, name)
+
+    @contextmanager
+    def _changing_the_schema(self) -> Iterator[None]:
+        """Exclude the ingest's publish (its named lock) while versions are applied or reverted."""
+        with self._holding(PUBLISH_LOCK, self._waits.publish_lock_seconds, "a publish of the ingest"):
+            yield
+
+    def _migration_lock(self) -> contextlib.AbstractContextManager[None]:
+        return self._holding(LOCK_NAME, self._waits.migration_lock_seconds, "another migration")
+
     def _applied(self) -> dict[int, str]:
-        self._execute(HISTORY_TABLE_DDL)
+        self._run_statement(HISTORY_TABLE_DDL, "create schema_migrations")
         return {
             int(version): str(checksum) for version, checksum in self._execute("SELECT version, checksum FROM schema_migrations")
         }
@@ -130,15 +206,15 @@ class Migrator:
             migration = by_version.get(version)
             if migration is None:
                 raise MigrationError(f"version {version:04d} is applied but its files are missing from migrations/")
-            if migration.checksum != checksum:
+            if checksum != migration.checksum and checksum not in EQUIVALENT_EARLIER_CHECKSUMS.get(version, ()):
                 raise MigrationError(
                     f"{migration.up_path.name} or {migration.down_path.name} was edited after version "
                     f"{version:04d} was applied (checksum differs); add a new version instead"
                 )
 
     def _run_file(self, path: Path) -> None:
-        for statement in split_statements(path.read_text()):
-            self._execute(statement)
+        for number, statement in enumerate(split_statements(path.read_text()), start=1):
+            self._run_statement(statement, f"{path.name}, statement {number}")
 
     def _report(self, action: str, applied_now: list[int], reverted_now: list[int]) -> MigrationReport:
         applied = self._applied()
@@ -152,30 +228,32 @@ class Migrator:
 
     def status(self) -> MigrationReport:
         """Where the schema stands; verifies checksums but changes nothing."""
-        with named_lock(self._connection, LOCK_NAME, LOCK_TIMEOUT_SECONDS):
+        with self._migration_lock():
             self._verify(self._applied())
             return self._report("status", [], [])
 
     def up(self) -> MigrationReport:
         """Apply every pending version in order."""
         applied_now: list[int] = []
-        with named_lock(self._connection, LOCK_NAME, LOCK_TIMEOUT_SECONDS):
+        with self._migration_lock():
             applied = self._applied()
             self._verify(applied)
-            for migration in self._migrations:
-                if migration.version in applied:
-                    continue
-                self._run_file(migration.up_path)
-                self._execute(
-                    "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
-                    (migration.version, migration.name, migration.checksum),
-                )
-                applied_now.append(migration.version)
+            pending = [migration for migration in self._migrations if migration.version not in applied]
+            if pending:
+                with self._changing_the_schema():
+                    for migration in pending:
+                        self._run_file(migration.up_path)
+                        self._execute(
+                            "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                            (migration.version, migration.name, migration.checksum),
+                        )
+                        applied_now.append(migration.version)
             return self._report("up", applied_now, [])
 
     def provision_ingest_user(self, username: str, password: str) -> None:
         """Give the ingest account (made by a migration, locked) its password and unlock it."""
-        with named_lock(self._connection, LOCK_NAME, LOCK_TIMEOUT_SECONDS):
+        with self._migration_lock():
+            self._bound_next_wait()
             self._execute("ALTER USER %s@'%%' IDENTIFIED BY %s ACCOUNT UNLOCK", (username, password))
 
     def down(self, target: int) -> MigrationReport:
@@ -183,13 +261,18 @@ class Migrator:
         if target < 0:
             raise MigrationError(f"target version must be 0 or more, got {target}")
         reverted_now: list[int] = []
-        with named_lock(self._connection, LOCK_NAME, LOCK_TIMEOUT_SECONDS):
+        with self._migration_lock():
             applied = self._applied()
             self._verify(applied)
-            for migration in sorted(self._migrations, key=lambda m: m.version, reverse=True):
-                if migration.version <= target or migration.version not in applied:
-                    continue
-                self._run_file(migration.down_path)
-                self._execute("DELETE FROM schema_migrations WHERE version = %s", (migration.version,))
-                reverted_now.append(migration.version)
+            to_revert = [
+                migration
+                for migration in sorted(self._migrations, key=lambda m: m.version, reverse=True)
+                if migration.version > target and migration.version in applied
+            ]
+            if to_revert:
+                with self._changing_the_schema():
+                    for migration in to_revert:
+                        self._run_file(migration.down_path)
+                        self._execute("DELETE FROM schema_migrations WHERE version = %s", (migration.version,))
+                        reverted_now.append(migration.version)
             return self._report("down", [], reverted_now)

@@ -19,6 +19,10 @@ KEY_PREFIX = "passive_upsell_signals/"
 KEY_SUFFIX = "/data.parquet"
 KEY_PATTERN = re.compile(r"^(?P<prefix>.*?)dt=(?P<date>[^/]*)/data\.parquet$")
 
+# The named lock a publish holds while it writes the signals table; the migrator takes it too,
+# so a schema change never meets a publish midway (functions/migrate/migrator.py).
+PUBLISH_LOCK = "company_upsell_signals_publish"
+
 # Metric names the ingest emits; the alarms and the dashboard watch the same names.
 SYNC_COMPLETED = "SyncCompleted"
 SYNC_FAILED = "SyncFailed"

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import logging
 import os
 import ssl
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,11 +20,18 @@ from pymysql.constants import COMMAND
 from pymysql.protocol import LoadLocalPacketWrapper, MysqlPacket
 
 from functions.shared.aws import secrets_provider
-from functions.shared.errors import InsecureConnection, LocalFileRefused, TransientError, translate_errors
+from functions.shared.errors import CredentialsRejected, InsecureConnection, LocalFileRefused, TransientError, translate_errors
 from functions.shared.settings import DatabaseSettings
 
 SECRET_CACHE_SECONDS = 300
 ACCESS_DENIED = 1045
+# While a secret rotates, the database may already hold the new password (the rotation's setSecret
+# step) while AWSCURRENT still holds the old one (until finishSecret): AWSPENDING has the new one.
+# Each round tries both stages, fetched afresh; the rounds wait 1, 2, 4 s between them.
+ROTATION_ROUNDS = 4
+ROTATION_BACKOFF_SECONDS = 1.0
+
+logger = logging.getLogger("upsell_signals.db")
 
 
 class GuardedConnection(pymysql.Connection):  # type: ignore[type-arg]
@@ -119,14 +128,34 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
-def _credentials(settings: DatabaseSettings, *, refresh: bool = False) -> dict[str, Any]:
-    """Host, port, user, password and database, from the secret when one is configured."""
+def _secret(settings: DatabaseSettings, *, stage: str = "AWSCURRENT", refresh: bool = False) -> dict[str, Any] | None:
+    """The secret's JSON at `stage`; None when no version carries that stage (no rotation under way)."""
+    from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+    arn, provider = str(settings.secret_arn), secrets_provider()
+    try:
+        if stage == "AWSCURRENT":
+            secret = provider.get(arn, transform="json", max_age=SECRET_CACHE_SECONDS, force_fetch=refresh)
+        else:
+            # Powertools caches by (name, transform), not by VersionStage (parameters/base.py,
+            # _build_cache_key): max_age=0 keeps this version out of the cache, where it would
+            # stand in for AWSCURRENT.
+            secret = provider.get(arn, transform="json", max_age=0, force_fetch=True, VersionStage=stage)
+    except GetParameterError as error:
+        if stage != "AWSCURRENT" and "ResourceNotFoundException" in str(error):
+            return None
+        raise TransientError(f"read the database secret ({stage}): {error}") from error
+    if not isinstance(secret, dict):
+        raise TransientError("database secret is not a JSON object")
+    return secret
+
+
+def _credentials(settings: DatabaseSettings, *, stage: str = "AWSCURRENT", refresh: bool = False) -> dict[str, Any] | None:
+    """Host, port, user, password and database, from the secret (at `stage`) when one is configured."""
     if settings.secret_arn:
-        secret = secrets_provider().get(
-            settings.secret_arn, transform="json", max_age=SECRET_CACHE_SECONDS, force_fetch=refresh
-        )
-        if not isinstance(secret, dict):
-            raise TransientError("database secret is not a JSON object")
+        secret = _secret(settings, stage=stage, refresh=refresh)
+        if secret is None:
+            return None
         return {
             "host": secret.get("host", settings.host),
             "port": int(secret.get("port", settings.port)),
@@ -141,6 +170,43 @@ def _credentials(settings: DatabaseSettings, *, refresh: bool = False) -> dict[s
         "password": settings.password or "",
         "database": settings.name,
     }
+
+
+def is_access_denied(error: pymysql.err.OperationalError) -> bool:
+    return bool(error.args) and error.args[0] == ACCESS_DENIED
+
+
+def connect_through_rotation(
+    settings: DatabaseSettings,
+    open_with: Callable[[dict[str, Any]], pymysql.Connection[Any]],
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> pymysql.Connection[Any]:
+    """After an access denied: the secret afresh at AWSCURRENT, then AWSPENDING, with backoff between rounds.
+
+    A rotation is transient: CredentialsRejected (retryable) only once every round was refused.
+    """
+    refused: pymysql.err.OperationalError | None = None
+    for round_number in range(ROTATION_ROUNDS):
+        if round_number:
+            sleep(ROTATION_BACKOFF_SECONDS * 2 ** (round_number - 1))
+        for stage in ("AWSCURRENT", "AWSPENDING"):
+            credentials = _credentials(settings, stage=stage, refresh=True)
+            if credentials is None:
+                continue
+            try:
+                connection = open_with(credentials)
+            except pymysql.err.OperationalError as error:
+                if not is_access_denied(error):
+                    raise
+                refused = error
+                continue
+            logger.warning("database password changed: connected with the secret's %s version", stage)
+            return connection
+    raise CredentialsRejected(
+        f"connect to the database: access denied with the secret's AWSCURRENT and AWSPENDING versions, "
+        f"{ROTATION_ROUNDS} rounds over {ROTATION_BACKOFF_SECONDS * (2 ** (ROTATION_ROUNDS - 1) - 1):.0f}s: {refused}"
+    ) from refused
 
 
 def _tls_context(settings: DatabaseSettings) -> ssl.SSLContext | None:
@@ -198,14 +264,15 @@ def connect(
         )
 
     with translate_errors("connect to the database"):
+        credentials = _credentials(settings)
+        assert credentials is not None  # AWSCURRENT always exists
         try:
-            return open_with(_credentials(settings))
+            return open_with(credentials)
         except pymysql.err.OperationalError as error:
-            # After a rotation the cached secret holds the old password for a while:
-            # on "access denied", fetch the secret afresh once before giving up.
-            if error.args[0] != ACCESS_DENIED or not settings.secret_arn:
+            # During and after a rotation the cached secret holds the old password for a while.
+            if not is_access_denied(error) or not settings.secret_arn:
                 raise
-            return open_with(_credentials(settings, refresh=True))
+        return connect_through_rotation(settings, open_with)
 
 
 def get_lock(connection: pymysql.Connection[Any], name: str, timeout_seconds: int) -> bool:

@@ -54,6 +54,10 @@ class TransientError(IngestError):
     retryable = True
 
 
+class CredentialsRejected(TransientError):
+    """The database refused the secret's current and pending passwords (1045) through every retry of a rotation."""
+
+
 class HandedOver(IngestError):
     """The sync stopped at a chunk boundary before the function's timeout; its next run resumes.
 
@@ -110,6 +114,10 @@ class LocalFileRefused(PermanentError):
 
 class MigrationError(PermanentError):
     """Migrations cannot be applied as asked (edited file, missing file, bad target)."""
+
+
+class MigrationWaitExceeded(TransientError):
+    """A migration waited its bound for a lock (another migrator, a publish, a reader): nothing more was applied."""
 
 
 class GuardTripped(PermanentError):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from pathlib import Path
 
@@ -16,7 +15,6 @@ from layers.wheels import BUILD_DIR, REPO_ROOT
 
 RUNTIMES = {"3.12": lambda_.Runtime.PYTHON_3_12, "3.13": lambda_.Runtime.PYTHON_3_13, "3.14": lambda_.Runtime.PYTHON_3_14}
 ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
-MIGRATIONS_DIR = REPO_ROOT / "migrations"
 STAGED_CODE_DIR = BUILD_DIR / "function-code"
 
 
@@ -37,14 +35,6 @@ def stage_function_code(destination: Path = STAGED_CODE_DIR) -> Path:
     for folder in FUNCTION_CODE_DIRS:
         shutil.copytree(REPO_ROOT / folder, destination / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     return destination
-
-
-def migrations_fingerprint(directory: Path = MIGRATIONS_DIR) -> str:
-    """SHA-256 over the migration files' names and bytes: changes when any version is added or edited."""
-    digest = hashlib.sha256()
-    for path in sorted(directory.glob("*.sql")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
 
 
 class FunctionCode(Construct):

@@ -9,7 +9,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from infra.constructs.code import FunctionCode, migrations_fingerprint
+from functions.migrate.fingerprint import migrations_fingerprint
+from infra.constructs.code import FunctionCode
 from infra.constructs.database import Database
 from infra.constructs.network import Network
 from infra.constructs.retention import retention
@@ -30,7 +31,9 @@ class SchemaMigrations(Construct):
     invokes the migrate function synchronously, once, and answers CloudFormation itself, SUCCESS
     with the returned data or FAILED with the raised error's message. `MigrationsFingerprint`
     changes with any file in migrations/, which makes CloudFormation send Update and the function
-    apply the new versions.
+    apply the new versions. The function computes the same fingerprint from the migrations/ it
+    carries (functions/migrate/fingerprint.py): an Update whose fingerprint is not its own is a
+    rollback's (CloudFormation resends the old properties), and moves nothing.
     """
 
     def __init__(

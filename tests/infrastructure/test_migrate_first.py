@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aws_cdk.assertions import Template
 
-from infra.constructs.code import migrations_fingerprint
+from functions.migrate.fingerprint import migrations_fingerprint
 from tests.infrastructure.helpers import logical_id_of_function, only, resources, role_statements
 
 

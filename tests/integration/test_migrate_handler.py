@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from functions.migrate import handler as migrate_handler
-from functions.migrate.migrator import discover_migrations
+from functions.migrate.fingerprint import MIGRATIONS_DIR, migrations_fingerprint
+from functions.migrate.migrator import Migrator, discover_migrations
 from functions.shared.db import connect
 from functions.shared.errors import BadEvent, MigrationError
 from functions.shared.settings import DatabaseSettings
@@ -15,9 +18,20 @@ from tests.scripts_support import LocalContext
 
 ALL_VERSIONS = [m.version for m in discover_migrations()]
 STACK_ID = "arn:aws:cloudformation:eu-west-1:123456789012:stack/UpsellSignals-dev/5b6f1f50-11ef-9c3f"
+# What this code's stack sends (infra/constructs/migrate.py), and what the deploy before it sent:
+# the same migrations/ without the newest version.
+OWN_FINGERPRINT = migrations_fingerprint()
 
 
-def provider_request(request_type: str) -> dict[str, Any]:
+def fingerprint_without_newest_version(tmp_path: Path) -> str:
+    previous = tmp_path / "previous-migrations"
+    shutil.copytree(MIGRATIONS_DIR, previous)
+    for path in previous.glob(f"{ALL_VERSIONS[-1]:04d}_*.sql"):
+        path.unlink()
+    return migrations_fingerprint(previous)
+
+
+def provider_request(request_type: str, *, fingerprint: str = OWN_FINGERPRINT, old_fingerprint: str = "older") -> dict[str, Any]:
     """A CloudFormation request as custom_resources.Provider's framework passes it to on_event.
 
     The framework invokes the handler synchronously (RequestResponse) with CloudFormation's event,
@@ -33,14 +47,14 @@ def provider_request(request_type: str) -> dict[str, Any]:
         "ResourceType": "Custom::SchemaMigrations",
         "ResourceProperties": {
             "ServiceToken": "arn:aws:lambda:eu-west-1:123456789012:function:UpsellSignals-dev-MigrationsProviderframeworkonEv",
-            "MigrationsFingerprint": "abc123",
+            "MigrationsFingerprint": fingerprint,
             "IngestSecretArn": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:ingest-AbCdEf",
         },
     }
     if request_type != "Create":
         event["PhysicalResourceId"] = migrate_handler.PHYSICAL_RESOURCE_ID
     if request_type == "Update":
-        event["OldResourceProperties"] = {**event["ResourceProperties"], "MigrationsFingerprint": "older"}
+        event["OldResourceProperties"] = {**event["ResourceProperties"], "MigrationsFingerprint": old_fingerprint}
     return event
 
 
@@ -72,6 +86,63 @@ def test_update_applies_only_what_is_pending_and_keeps_the_physical_id(migrated_
     # Then nothing is applied twice, and the same physical id means no replacement (no Delete follows)
     assert answer["PhysicalResourceId"] == "upsell-signals-schema"
     assert answer["Data"] == {"CurrentVersion": str(ALL_VERSIONS[-1]), "Applied": ""}
+
+
+def schema_versions(settings: DatabaseSettings) -> list[int]:
+    connection = connect(settings)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT version FROM schema_migrations ORDER BY version")
+        versions = [row[0] for row in cursor.fetchall()]
+    connection.close()
+    return versions
+
+
+def rollback_request(tmp_path: Path) -> dict[str, Any]:
+    """The Update CloudFormation sends to roll this resource back after a failed stack update.
+
+    ResourceProperties are the previous deploy's (the old fingerprint), OldResourceProperties the
+    failed update's (this code's fingerprint); no field says "rollback" (AWS-FACTS.md).
+    """
+    return provider_request("Update", fingerprint=fingerprint_without_newest_version(tmp_path), old_fingerprint=OWN_FINGERPRINT)
+
+
+def test_a_rollback_update_does_not_apply_the_new_version(
+    database_settings: DatabaseSettings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a database at the previous deploy's version: the failed update had not migrated yet
+    connection = connect(database_settings)
+    Migrator(connection, discover_migrations()).up()
+    Migrator(connection, discover_migrations()).down(ALL_VERSIONS[-2])
+    connection.close()
+    # When CloudFormation rolls the resource back while the function still runs the new code
+    answer = migrate_handler.handler(rollback_request(tmp_path), LocalContext("migrate"))
+    # Then the new version stays pending, and the answer and the log say why
+    assert schema_versions(database_settings) == ALL_VERSIONS[:-1]
+    assert answer["PhysicalResourceId"] == "upsell-signals-schema"
+    assert answer["Data"]["Applied"] == ""
+    assert answer["Data"]["Skipped"].startswith("a rollback: ")
+    assert any(record.levelname == "WARNING" and "a rollback" in record.getMessage() for record in caplog.records)
+
+
+def test_a_rollback_update_does_not_revert_a_version_already_applied(migrated_settings: DatabaseSettings, tmp_path: Path) -> None:
+    # Given the failed update had applied the new version before another resource failed
+    # When CloudFormation rolls the resource back
+    answer = migrate_handler.handler(rollback_request(tmp_path), LocalContext("migrate"))
+    # Then nothing is reverted either: the schema does not move in any direction
+    assert schema_versions(migrated_settings) == ALL_VERSIONS
+    assert answer["Data"]["Skipped"].startswith("a rollback: ")
+
+
+def test_a_rollback_update_succeeds_without_reaching_the_database(
+    database_settings: DatabaseSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a database the function cannot reach (a closed port on loopback)
+    monkeypatch.setenv("DB_PORT", "1")
+    monkeypatch.setenv("DB_CONNECT_TIMEOUT_SECONDS", "2")
+    # When CloudFormation rolls the resource back
+    answer = migrate_handler.handler(rollback_request(tmp_path), LocalContext("migrate"))
+    # Then the rollback still succeeds (no UPDATE_ROLLBACK_FAILED for want of a database)
+    assert answer["Data"]["Skipped"].startswith("a rollback: ")
 
 
 def test_delete_succeeds_and_drops_nothing(migrated_settings: DatabaseSettings) -> None:

@@ -10,7 +10,8 @@ from typing import Any
 import pymysql
 import pytest
 
-from functions.migrate.migrator import MIGRATIONS_DIR, MigrationReport, Migrator, discover_migrations
+from functions.migrate.migrator import MIGRATIONS_DIR, MigrationReport, Migrator, discover_migrations, split_statements
+from functions.migrate.revisions import EQUIVALENT_EARLIER_CHECKSUMS
 from functions.shared.db import connect
 from functions.shared.errors import MigrationError
 from functions.shared.settings import DatabaseSettings
@@ -50,6 +51,74 @@ def test_up_down_up_gives_identical_schema_and_no_leftovers(database_settings: D
     assert schema_after_down == {}
     assert second.applied == ALL_VERSIONS
     assert schema_after_second_up == schema_after_first_up
+
+
+def run_file_as_a_killed_migrator_did(connection: pymysql.Connection[Any], path: Path) -> None:
+    """Every statement of a file, and no record: what a migrator killed after its DDL leaves behind."""
+    with connection.cursor() as cursor:
+        for statement in split_statements(path.read_text()):
+            cursor.execute(statement)
+    connection.commit()
+
+
+def test_every_version_up_and_down_can_be_run_again_after_a_kill_before_its_record(
+    database_settings: DatabaseSettings,
+) -> None:
+    """The check every future migration meets in `make test`: each file is safe to run twice.
+
+    MariaDB DDL is not transactional, so a kill between a version's DDL and its record leaves the
+    DDL done and the version pending; the next run executes the file again.
+    """
+    migrations = discover_migrations()
+    connection = connect(database_settings)
+    Migrator(connection, migrations).up()
+    clean_schema = schema_snapshot(connection)
+    Migrator(connection, migrations).down(0)
+
+    # Given each version's up run once without its record, When the migrator runs again, Then it completes
+    for index, migration in enumerate(migrations):
+        run_file_as_a_killed_migrator_did(connection, migration.up_path)
+        try:
+            report = Migrator(connection, migrations[: index + 1]).up()
+        except pymysql.err.MySQLError as error:
+            pytest.fail(f"{migration.up_path.name} cannot be run a second time: {error}")
+        assert report.applied == [migration.version]
+    schema_after_reruns = schema_snapshot(connection)
+
+    # And the same for each down, newest first
+    for migration in reversed(migrations):
+        run_file_as_a_killed_migrator_did(connection, migration.down_path)
+        try:
+            report = Migrator(connection, migrations).down(migration.version - 1)
+        except pymysql.err.MySQLError as error:
+            pytest.fail(f"{migration.down_path.name} cannot be run a second time: {error}")
+        assert report.reverted == [migration.version]
+    schema_after_down_reruns = schema_snapshot(connection)
+    connection.close()
+
+    assert schema_after_reruns == clean_schema
+    assert schema_after_down_reruns == {}
+
+
+def test_a_version_recorded_with_its_files_earlier_equivalent_checksum_is_not_refused(
+    migrated_settings: DatabaseSettings,
+) -> None:
+    # Given a database that applied 0008 before its file gained IF NOT EXISTS (the old checksum recorded)
+    earlier = next(iter(EQUIVALENT_EARLIER_CHECKSUMS[8]))
+    connection = connect(migrated_settings)
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE schema_migrations SET checksum = %s WHERE version = 8", (earlier,))
+    connection.commit()
+    # When the migrator runs
+    report = Migrator(connection, discover_migrations()).up()
+    # Then it goes on (nothing to apply), where any other checksum is refused as an edit
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE schema_migrations SET checksum = %s WHERE version = 8", ("0" * 64,))
+    connection.commit()
+    with pytest.raises(MigrationError, match="0008_claim_holder_token"):
+        Migrator(connection, discover_migrations()).up()
+    connection.close()
+    assert report.applied == [] and report.pending == []
 
 
 def test_down_to_a_target_reverts_only_newer_versions(database_settings: DatabaseSettings) -> None:

@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
 import boto3
+import pymysql
 import pytest
 from moto import mock_aws
 
+from functions.ingest.s3_source import SignalObjectStore
+from functions.ingest.service import SyncOptions, SyncService
 from functions.migrate.migrator import Migrator, discover_migrations
+from functions.shared import db as db_module
+from functions.shared.aws import secrets_provider
 from functions.shared.db import connect
-from functions.shared.settings import DatabaseSettings
+from functions.shared.errors import CredentialsRejected, TransientError
+from functions.shared.settings import DatabaseSettings, load_ingest_settings
+from tests.factories import snowflake_table
+from tests.integration.conftest import BUCKET, DAY_ONE, expected_rows, ingest_env, table_rows
 
 
 @pytest.fixture
@@ -53,3 +62,108 @@ def test_a_rotated_password_is_picked_up_on_access_denied(migrated_settings: Dat
         cursor.execute("SELECT CURRENT_USER()")
         assert cursor.fetchone()[0] == "upsell_ingest@%"
     connection.close()
+
+
+# -- a rotation met midway through a sync -----------------------------------------
+
+
+def ingest_secret(settings: DatabaseSettings, password: str) -> dict[str, Any]:
+    """The ingest account's secret as RDS's rotation writes it."""
+    return {
+        "username": "upsell_ingest",
+        "password": password,
+        "host": settings.host,
+        "port": settings.port,
+        "dbname": settings.name,
+        "engine": "mariadb",
+    }
+
+
+@pytest.fixture
+def ingest_account_by_secret(migrated_settings: DatabaseSettings, s3_client: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The ingest account provisioned with a first password, its secret in moto (inside s3_client's mock)."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    secrets_provider.cache_clear()  # a provider made in another test may point at another region
+    password = uuid.uuid4().hex
+    admin = connect(migrated_settings)
+    Migrator(admin, discover_migrations()).provision_ingest_user("upsell_ingest", password)
+    admin.close()
+    client = boto3.client("secretsmanager", region_name="eu-west-1")
+    arn = client.create_secret(Name=f"ingest-{uuid.uuid4().hex}", SecretString=json.dumps(ingest_secret(migrated_settings, password)))[
+        "ARN"
+    ]
+    yield client, arn, replace(migrated_settings, host=None, user=None, password=None, secret_arn=arn)
+    secrets_provider.cache_clear()
+
+
+def rotate_midway(settings: DatabaseSettings, client: Any, arn: str) -> str:
+    """A rotation between its setSecret and finishSecret steps: the server has the new password,
+    AWSPENDING holds it, AWSCURRENT still the old one."""
+    new_password = uuid.uuid4().hex
+    admin = connect(settings)
+    with admin.cursor() as cursor:
+        cursor.execute("ALTER USER 'upsell_ingest'@'%%' IDENTIFIED BY %s", (new_password,))
+    admin.close()
+    client.put_secret_value(
+        SecretId=arn, SecretString=json.dumps(ingest_secret(settings, new_password)), VersionStages=["AWSPENDING"]
+    )
+    return new_password
+
+
+def test_a_rotation_midway_through_a_sync_does_not_fail_the_date(
+    migrated_settings: DatabaseSettings,
+    ingest_account_by_secret: Any,
+    db: pymysql.Connection[Any],
+    s3_client: Any,
+    upload: Any,
+    tmp_path: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client, arn, by_secret = ingest_account_by_secret
+    table = snowflake_table(3_000, seed=11)
+    upload(DAY_ONE, table)
+    connections_opened = []
+
+    def connect_and_rotate_after_the_claim() -> pymysql.Connection[Any]:
+        # Given a sync whose first connection (the claim) used the cached secret, and a rotation
+        # staged on the server and in Secrets Manager before its next connection
+        if len(connections_opened) == 1:
+            rotate_midway(migrated_settings, client, arn)
+        connection = connect(by_secret, local_infile=True)
+        connections_opened.append(connection)
+        return connection
+
+    # When the sync runs on
+    service = SyncService(
+        load_ingest_settings(ingest_env(WORK_DIR=str(tmp_path))),
+        connect_and_rotate_after_the_claim,
+        SignalObjectStore(s3_client, BUCKET),
+        sleep=lambda _seconds: None,
+    )
+    result = service.sync(DAY_ONE, None, SyncOptions(invocation_id="rotation-midway"))
+
+    # Then the later connections, refused with the cached password, connect with AWSPENDING's, and the date completes
+    assert len(connections_opened) >= 2
+    assert any("connected with the secret's AWSPENDING version" in record.getMessage() for record in caplog.records)
+    assert result.status == "completed"
+    assert table_rows(db) == expected_rows(table)
+
+
+def test_a_password_the_secret_never_gets_fails_as_transient_after_bounded_retries(
+    migrated_settings: DatabaseSettings, ingest_account_by_secret: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the server's password changed and the secret holding neither it nor a pending version
+    _client, _arn, by_secret = ingest_account_by_secret
+    connect(by_secret).close()  # cached
+    admin = connect(migrated_settings)
+    with admin.cursor() as cursor:
+        cursor.execute("ALTER USER 'upsell_ingest'@'%%' IDENTIFIED BY %s", (uuid.uuid4().hex,))
+    admin.close()
+    monkeypatch.setattr(db_module, "ROTATION_BACKOFF_SECONDS", 0.2)
+    started = time.monotonic()
+    # When the ingest connects
+    with pytest.raises(CredentialsRejected, match="AWSCURRENT and AWSPENDING") as refused:
+        connect(by_secret)
+    # Then it retried with backoff (0.2 + 0.4 + 0.8 s), then failed as transient: Lambda retries it, no dead letter yet
+    assert isinstance(refused.value, TransientError)
+    assert 1.4 <= time.monotonic() - started < 10

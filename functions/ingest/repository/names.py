@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from functions.shared import contract
+
 TARGET = "company_upsell_signals"
 STAGING = "upsell_signal_staging"
 METADATA = "upsell_signal_sync_metadata"
@@ -13,7 +15,7 @@ REJECTED = "upsell_signal_rejected_rows"
 CHANGES = "publish_changes"  # temporary: the staged rows a publish will insert or update
 STAGED_KEYS = "staged_keys"  # temporary: the keys a delete-mode publish keeps
 
-PUBLISH_LOCK = "company_upsell_signals_publish"
+PUBLISH_LOCK = contract.PUBLISH_LOCK  # the migrator takes it too
 STAGING_LOCK_TIMEOUT_SECONDS = 60
 
 LOCK_WAIT_TIMEOUT = 1205  # also what FOR UPDATE NOWAIT answers on a locked row
