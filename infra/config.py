@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 Architecture = Literal["arm64", "x86_64"]
@@ -53,6 +53,10 @@ class ImportedVpc:
     # False when the VPC already has the endpoints (or a NAT): creating a second Secrets Manager
     # endpoint with private DNS in the same VPC fails.
     create_endpoints: bool
+    # With create_endpoints false: the security groups of the VPC's own Secrets Manager and SQS
+    # endpoints, which the stack opens to HTTPS from each of its functions. Required then (an empty
+    # list states that the endpoints already admit the subnets, or that a NAT is used instead).
+    endpoint_security_group_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,6 +64,9 @@ class CreatedDatabase:
     """A new RDS MariaDB instance with a generated, rotated secret and TLS required."""
 
     database_name: str
+    # The major line only ("10.11"): RDS picks its default minor version at creation and upgrades
+    # minors in the maintenance window, so no template ever names a minor version RDS has retired.
+    engine_version: str
     instance_class: str
     allocated_storage_gb: int
     multi_az: bool
@@ -152,6 +159,10 @@ class _Section:
             raise ConfigError(f"{self.where}.{key} {value!r} does not look right (expected {pattern})")
         return value
 
+    def optional(self, key: str) -> Any:
+        """The raw value, or None when absent (the caller validates it)."""
+        return self._get(key, None, False)
+
     def optional_text(self, key: str, pattern: str | None = None) -> str | None:
         if self._get(key, None, False) is None:
             return None
@@ -207,6 +218,12 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 ARN = r"arn:aws[\w-]*:[\w-]+:[\w-]*:\d{12}:.+"
 
 
+# Domains reserved for examples and tests (RFC 2606, RFC 6761): mail to them reaches no one.
+PLACEHOLDER_EMAIL = re.compile(r".*@(.+\.)?(example\.(com|net|org)|example|test|invalid|localhost)", re.IGNORECASE)
+# The MariaDB major lines this project runs its tests against (Debian's mariadb-server 10.11).
+TESTED_MARIADB_MAJORS = ("10.11",)
+
+
 def _bucket(section: _Section, removal: Removal) -> CreatedBucket | ImportedBucket:
     if section.flag("create", False):
         bucket: CreatedBucket | ImportedBucket = CreatedBucket(
@@ -231,7 +248,10 @@ def _vpc(section: _Section) -> CreatedVpc | ImportedVpc:
             private_subnet_ids=section.strings("privateSubnetIds", r"subnet-[0-9a-f]+"),
             private_subnet_route_table_ids=section.strings("privateSubnetRouteTableIds", r"rtb-[0-9a-f]+"),
             create_endpoints=section.flag("createEndpoints", True),
+            endpoint_security_group_ids=(),
         )
+        if not vpc.create_endpoints:
+            vpc = replace(vpc, endpoint_security_group_ids=_endpoint_groups(section))
         if len(vpc.private_subnet_ids) != len(vpc.availability_zones) or len(vpc.private_subnet_route_table_ids) != len(
             vpc.availability_zones
         ):
@@ -240,11 +260,42 @@ def _vpc(section: _Section) -> CreatedVpc | ImportedVpc:
     return vpc
 
 
+def _endpoint_groups(section: _Section) -> tuple[str, ...]:
+    """The existing endpoints' security groups: a list must be given, so no one forgets they must admit the functions."""
+    value = section.optional("endpointSecurityGroupIds")
+    if value is None:
+        raise ConfigError(
+            f"{section.where}.endpointSecurityGroupIds is missing: with createEndpoints false, list the security groups of "
+            "the VPC's Secrets Manager and SQS endpoints (the stack admits HTTPS from its functions to them), or [] when "
+            "they already admit these subnets or a NAT is used (docs/deploy.md, 'Existing endpoints')"
+        )
+    if not isinstance(value, list) or not all(isinstance(item, str) and re.fullmatch(r"sg-[0-9a-f]+", item) for item in value):
+        raise ConfigError(f"{section.where}.endpointSecurityGroupIds must be a list of security group ids, got {value!r}")
+    return tuple(value)
+
+
+def _engine_version(section: _Section) -> str:
+    """The MariaDB major line; a full version (10.11.16) is refused, because RDS retires minor versions."""
+    version = section.text("engineVersion", TESTED_MARIADB_MAJORS[0])
+    if re.fullmatch(r"\d+\.\d+\.\d+", version):
+        raise ConfigError(
+            f"{section.where}.engineVersion {version!r} names a minor version: give the major line "
+            f"({version.rsplit('.', 1)[0]!r}); RDS upgrades minors itself and retires old ones, and a template naming "
+            "a retired minor cannot create an instance"
+        )
+    if version not in TESTED_MARIADB_MAJORS:
+        raise ConfigError(
+            f"{section.where}.engineVersion {version!r} is not a line the tests run against ({', '.join(TESTED_MARIADB_MAJORS)})"
+        )
+    return version
+
+
 def _database(section: _Section) -> CreatedDatabase | ImportedDatabase:
     name = section.text("databaseName", "upsell_signals", pattern=r"[A-Za-z_][A-Za-z0-9_]{0,63}")
     if section.flag("create", False):
         database: CreatedDatabase | ImportedDatabase = CreatedDatabase(
             database_name=name,
+            engine_version=_engine_version(section),
             instance_class=section.text("instanceClass", "t4g.micro", pattern=r"[a-z0-9]+\.[a-z0-9]+"),
             allocated_storage_gb=section.integer("allocatedStorageGb", 20, minimum=20, maximum=65536),
             multi_az=section.flag("multiAz", False),
@@ -312,12 +363,35 @@ def parse_env_config(name: str, raw: Any) -> EnvConfig:
         log_retention_days=root.integer("logRetentionDays", 90, minimum=1, maximum=3653),
         removal=removal,
     )
+    _check_alarm_email(config)
+    _check_bucket_key_region(config)
     if config.log_retention_days not in LOG_RETENTION_DAYS:
         raise ConfigError(
             f"environments.{name}.logRetentionDays must be one of {LOG_RETENTION_DAYS} (what CloudWatch Logs accepts)"
         )
     root.close()
     return config
+
+
+def _check_alarm_email(config: EnvConfig) -> None:
+    """Only a disposable environment (removalPolicy destroy) may page an example address."""
+    if config.removal == "retain" and PLACEHOLDER_EMAIL.fullmatch(config.alarm_email):
+        raise ConfigError(
+            f"environments.{config.name}.alarmEmail {config.alarm_email!r} is a placeholder (a reserved example domain): "
+            "alarms would reach no one; set the team's real address"
+        )
+
+
+def _check_bucket_key_region(config: EnvConfig) -> None:
+    """S3 encrypts with a KMS key in the bucket's region; the grant is for S3 in the stack's region."""
+    bucket = config.bucket
+    if isinstance(bucket, ImportedBucket) and bucket.kms_key_arn:
+        key_region = bucket.kms_key_arn.split(":")[3]
+        if key_region != config.region:
+            raise ConfigError(
+                f"environments.{config.name}.bucket.kmsKeyArn is in {key_region}, the stack in {config.region}: "
+                "an SSE-KMS bucket's key is in the bucket's region, and the bucket must be in the stack's"
+            )
 
 
 def load_env_config(context_environments: Any, name: str | None) -> EnvConfig:

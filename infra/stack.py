@@ -11,17 +11,20 @@ from constructs import Construct
 from infra.config import EnvConfig
 from infra.constructs.code import FunctionCode
 from infra.constructs.database import Database
+from infra.constructs.database_alarms import DatabaseAlarms
 from infra.constructs.dead_letter import DeadLetterQueue
 from infra.constructs.ingest import SIGNALS_PREFIX, Ingest
 from infra.constructs.migrate import SchemaMigrations
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.network import Network
+from infra.constructs.status import StatusFunction
 from infra.constructs.storage import SignalsBucket
 from infra.nag import acknowledge, acknowledge_function, s3_prefix_finding, suppress_known_findings
 
 # Resources whose removal follows the environment's `removalPolicy`. The database follows its own
 # deletionProtection (a snapshot when protected) and a created bucket its retainOnDelete.
-REMOVABLE_BY_ENVIRONMENT = ("AWS::Logs::LogGroup", "AWS::SQS::Queue", "AWS::KMS::Key")
+LOG_GROUP = "AWS::Logs::LogGroup"
+REMOVABLE_BY_ENVIRONMENT = (LOG_GROUP, "AWS::SQS::Queue", "AWS::KMS::Key")
 
 
 class UpsellSignalsStack(Stack):
@@ -67,6 +70,16 @@ class UpsellSignalsStack(Stack):
             dead_letters=dead_letters,
             after=self.migrations.resource,
         )
+        # Invoked by operators only (scripts/status --function): no trigger, nothing waits for it.
+        self.status = StatusFunction(
+            self,
+            "Status",
+            environment_name=config.name,
+            code=code,
+            network=network,
+            database=database,
+            log_retention_days=config.log_retention_days,
+        )
         self.monitoring = Monitoring(
             self,
             "Monitoring",
@@ -77,6 +90,9 @@ class UpsellSignalsStack(Stack):
             migrate=self.migrations.function.function,
             dead_letter_queue=dead_letters.queue,
         )
+        self.database_alarms = DatabaseAlarms(
+            self, "DatabaseAlarms", database=database, topic=self.monitoring.topic, topic_key=self.monitoring.topic_key
+        )
         self._outputs(storage, database, dead_letters)
         self._acknowledge_findings(config, storage, dead_letters)
 
@@ -84,7 +100,11 @@ class UpsellSignalsStack(Stack):
         """What operators and scripts/invoke read from the deployed stack."""
         outputs = {
             "IngestFunctionName": self.ingest.function.function.function_name,
+            # What an SSE-KMS bucket's key policy must admit (docs/deploy.md, "A bucket encrypted with SSE-KMS").
+            "IngestRoleArn": self.ingest.function.role.role_arn,
             "MigrateFunctionName": self.migrations.function.function.function_name,
+            # What `scripts/status --function` takes: the operator's report, never throttled by the syncs.
+            "StatusFunctionName": self.status.function.function.function_name,
             "DeadLetterQueueUrl": dead_letters.queue.queue_url,
             "SignalsBucketName": storage.bucket.bucket_name,
             "DatabaseSecretArn": database.secret.secret_arn,
@@ -96,7 +116,7 @@ class UpsellSignalsStack(Stack):
 
     def _acknowledge_findings(self, config: EnvConfig, storage: SignalsBucket, dead_letters: DeadLetterQueue) -> None:
         """cdk-nag findings this design accepts, each with its reason."""
-        for function in (self.ingest.function, self.migrations.function):
+        for function in (self.ingest.function, self.migrations.function, self.status.function):
             acknowledge_function(function)
         acknowledge(
             self.ingest.function.role,
@@ -116,6 +136,16 @@ class UpsellSignalsStack(Stack):
         suppress_known_findings(self, config)
 
     def _apply_removal_policy(self, config: EnvConfig) -> None:
-        """What outlives `cdk destroy`: prod keeps logs, dead letters and keys; dev leaves nothing behind."""
-        policy = RemovalPolicy.RETAIN if config.removal == "retain" else RemovalPolicy.DESTROY
-        RemovalPolicies.of(self).apply(policy, apply_to_resource_types=list(REMOVABLE_BY_ENVIRONMENT))
+        """What outlives `cdk destroy`: prod keeps logs, dead letters and keys; dev leaves nothing behind.
+
+        Log groups are named (/aws/lambda/<function>), so a kept group would block the next create of
+        the same name: retained on update and delete, but removed when the create that made them rolls
+        back (RetainExceptOnCreate), so a failed first deploy can simply be deployed again.
+        """
+        if config.removal == "destroy":
+            RemovalPolicies.of(self).apply(RemovalPolicy.DESTROY, apply_to_resource_types=list(REMOVABLE_BY_ENVIRONMENT))
+            return
+        RemovalPolicies.of(self).apply(
+            RemovalPolicy.RETAIN, apply_to_resource_types=[kind for kind in REMOVABLE_BY_ENVIRONMENT if kind != LOG_GROUP]
+        )
+        RemovalPolicies.of(self).apply(RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE, apply_to_resource_types=[LOG_GROUP])

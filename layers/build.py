@@ -11,7 +11,7 @@ import platform
 import sys
 from pathlib import Path
 
-from layers.deps.build import build_deps_layer
+from layers.deps.build import build_deps_layer, requirements
 from layers.pyarrow.build import build_pyarrow_layer
 from layers.size_check import check_size
 from layers.wheels import BUILD_DIR, REPO_ROOT, Target
@@ -40,6 +40,8 @@ def build_layers(
     manifest: dict[str, object] = {
         "architecture": architecture,
         "python_version": python_version,
+        # A changed pin (a new boto3, a removed package) makes the layers stale.
+        "deps_requirements": requirements(),
         "pyarrow_wheel_unzipped_bytes": pyarrow.full_bytes,
         "pyarrow_trimmed_bytes": pyarrow.trimmed_bytes,
         "pyarrow_stripped": pyarrow.stripped,
@@ -52,12 +54,16 @@ def build_layers(
 
 
 def layers_are_current(root: Path, architecture: str, python_version: str = LAMBDA_PYTHON_VERSION) -> bool:
-    """Both layer folders exist and the manifest says they were built for this architecture and Python."""
+    """Both layer folders exist and the manifest says they were built for this architecture, Python and deps pins."""
     manifest_path = root / "manifest.json"
     if not manifest_path.is_file() or not all((root / name / "python").is_dir() for name in LAYER_NAMES):
         return False
     manifest = json.loads(manifest_path.read_text())
-    return bool(manifest.get("architecture") == architecture and manifest.get("python_version") == python_version)
+    return bool(
+        manifest.get("architecture") == architecture
+        and manifest.get("python_version") == python_version
+        and manifest.get("deps_requirements") == requirements()
+    )
 
 
 def ensure_layers(architecture: str, root: Path | None = None) -> Path:
@@ -74,7 +80,7 @@ def ensure_layers(architecture: str, root: Path | None = None) -> Path:
 
 
 def build_local_test_layers(python_version: str | None = None) -> Path:
-    """The same trimmed layers for this machine's CPU and a Python (this one's by default), plus boto3 for the runtime.
+    """The same trimmed layers for this machine's CPU and a Python (this one's by default), boto3 included as deployed.
 
     An aarch64 wheel cannot be imported by this machine's interpreter (x86_64 here), so the import
     test runs the identical build and trim on the wheels this machine can load.
@@ -84,7 +90,7 @@ def build_local_test_layers(python_version: str | None = None) -> Path:
     target = Target(architecture=architecture, python_version=python_version)
     root = BUILD_DIR / "layers" / f"local-test-{target.tag}"
     build_pyarrow_layer(target, root / "pyarrow")
-    build_deps_layer(target, root / "deps", with_runtime_stand_in=True)
+    build_deps_layer(target, root / "deps")
     return root
 
 

@@ -60,8 +60,8 @@ def run_demo(s3_endpoint: str, work_dir: Path) -> int:
         POWERTOOLS_LOG_LEVEL=os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
     )
     from functions.ingest import handler as ingest
-    from functions.ingest.status_format import format_status
     from functions.migrate import handler as migrate
+    from functions.status.format import format_status
     from tests.factories import day_two, snowflake_table, write_pyarrow
     from tests.scripts_support import LocalContext
 

@@ -16,7 +16,7 @@ from functools import cache
 from typing import Any
 
 import pymysql
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -24,7 +24,6 @@ from functions.ingest.dead_letters import DeadLetterSender
 from functions.ingest.events import StatusRequest, SyncRequest, is_s3_test_event, parse_action, parse_event, split_s3_records
 from functions.ingest.s3_source import SignalObjectStore
 from functions.ingest.service import SyncOptions, SyncService
-from functions.ingest.status import build_status
 from functions.ingest.telemetry import METRICS_NAMESPACE, SERVICE_NAME, record_failure, record_hand_over, record_result
 from functions.ingest.work_space import load_file_scratch_bytes
 from functions.shared.aws import aws_client
@@ -32,9 +31,9 @@ from functions.shared.contract import HEARTBEATS_PER_LEASE
 from functions.shared.db import connect
 from functions.shared.errors import HandedOver, PermanentError
 from functions.shared.settings import IngestSettings, load_database_settings, load_ingest_settings
+from functions.status.report import read_status
 
 logger = Logger(service=SERVICE_NAME)
-tracer = Tracer(service=SERVICE_NAME)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 # The service logs through the standard library ("upsell_signals.*"); give it the same JSON
 # and keys. Powertools copies to top-level loggers only, so the parent must exist first.
@@ -79,11 +78,7 @@ def build_app() -> IngestApp:
 
 def answer_status(app: IngestApp, request: StatusRequest) -> dict[str, Any]:
     """The operator's status report, read on a connection of its own; no claim, no write."""
-    connection = app.connect_database()
-    try:
-        return build_status(connection, request)
-    finally:
-        connection.close()
+    return read_status(app.connect_database, request)
 
 
 def fail_permanently(
@@ -143,7 +138,6 @@ def sync_event(app: IngestApp, event: Any, context: LambdaContext) -> list[dict[
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     """Sync the date(s) the event names and return the result(s) as JSON; or answer a status request."""

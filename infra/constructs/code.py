@@ -58,7 +58,7 @@ class FunctionCode(Construct):
         self.pyarrow_layer = self._layer(
             "PyarrowLayer", root / "pyarrow", f"pyarrow 26.0.1 (manylinux_2_28, {python_tag}, trimmed)"
         )
-        self.deps_layer = self._layer("DepsLayer", root / "deps", "Powertools, PyMySQL, X-Ray SDK and the RDS CA bundle")
+        self.deps_layer = self._layer("DepsLayer", root / "deps", "Powertools, PyMySQL, boto3/botocore and the RDS CA bundle")
         self.layers = [self.pyarrow_layer, self.deps_layer]
 
     def _layer(self, construct_id: str, path: Path, description: str) -> lambda_.LayerVersion:

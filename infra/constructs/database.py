@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
@@ -14,10 +14,22 @@ from infra.config import CreatedDatabase, ImportedDatabase
 from infra.constructs.network import Network
 from infra.constructs.retention import retention
 
-# The MariaDB line the tests run against (Debian 12's mariadb-server is 10.11), so what passes
-# locally is what runs in RDS. A full version with automatic minor upgrades off: an upgrade is a
-# template change, so CloudFormation never tries to "downgrade" a version RDS moved by itself.
-ENGINE = rds.DatabaseInstanceEngine.maria_db(version=rds.MariaDbEngineVersion.VER_10_11_16)
+# The major lines cdk.json may name (infra/config.py TESTED_MARIADB_MAJORS), as the CDK's own
+# major-only versions ("only a major version, without a specific minor version").
+MAJOR_VERSIONS = {"10.11": rds.MariaDbEngineVersion.VER_10_11}
+
+
+def engine(major_version: str) -> rds.IInstanceEngine:
+    """MariaDB pinned to its major line only (cdk.json database.engineVersion, "10.11": what the tests run on).
+
+    The template names no minor version and automatic minor upgrades are on: RDS creates the
+    line's default minor and moves it in the maintenance window, so a fresh deploy never asks for
+    a minor version RDS has retired, and a template never "downgrades" one RDS upgraded (RDS User
+    Guide, "Upgrading a DB instance engine version"; CDK EngineVersion: "RDS should use whatever
+    version it deems appropriate").
+    """
+    return rds.DatabaseInstanceEngine.maria_db(version=MAJOR_VERSIONS[major_version])
+
 MASTER_USERNAME = "upsell_admin"
 # Created (locked, no password) by migrations/0006_create_ingest_user.up.sql; the migrate function
 # sets its password from the ingest secret and unlocks it (functions/migrate/handler.py).
@@ -52,6 +64,10 @@ class Database(Construct):
         self.instance: rds.IDatabaseInstance
         self.secret: secretsmanager.ISecret
         self.rotations: list[Construct] = []
+        # The secrets this stack rotates (a failed rotation alarms) and the instance it created, if any.
+        self.rotated_secrets: list[secretsmanager.ISecret] = []
+        self.created_instance: rds.DatabaseInstance | None = None
+        self.created_settings = settings if isinstance(settings, CreatedDatabase) else None
         if isinstance(settings, CreatedDatabase):
             self._use_created(settings, network, log_retention_days, instance_identifier)
         else:
@@ -62,6 +78,7 @@ class Database(Construct):
         # The first rotation runs as soon as its schedule exists; the stack makes every rotation wait
         # for the migration, which creates the account and gives it the secret's password.
         self.rotations.append(self._ingest_rotation(network, settings.rotation_days))
+        self.rotated_secrets.append(self.ingest_secret)
 
     def _use_created(
         self, settings: CreatedDatabase, network: Network, log_retention_days: int, instance_identifier: str
@@ -75,10 +92,11 @@ class Database(Construct):
             allow_all_outbound=False,
         )
         instance = self._create(settings, network, log_retention_days, instance_identifier)
-        self.instance = instance
+        self.instance = self.created_instance = instance
         if instance.secret is None:
             raise RuntimeError("the created database has no generated secret")
         self.secret = instance.secret
+        self.rotated_secrets.append(instance.secret)
 
     def _use_imported(self, settings: ImportedDatabase) -> None:
         """An existing database: its security group, instance and administrator secret, by reference."""
@@ -136,10 +154,11 @@ class Database(Construct):
     def _create(
         self, settings: CreatedDatabase, network: Network, log_retention_days: int, instance_identifier: str
     ) -> rds.DatabaseInstance:
+        mariadb = engine(settings.engine_version)
         parameters = rds.ParameterGroup(
             self,
             "Parameters",
-            engine=ENGINE,
+            engine=mariadb,
             description="upsell-signals: TLS required, LOAD DATA LOCAL INFILE allowed for staging",
             parameters={
                 # RDS instance parameter groups take 1/0 here (the MariaDB docs say ON): refuse plain TCP.
@@ -151,7 +170,7 @@ class Database(Construct):
         instance = rds.DatabaseInstance(
             self,
             "Instance",
-            engine=ENGINE,
+            engine=mariadb,
             instance_type=ec2.InstanceType(settings.instance_class),
             vpc=network.vpc,
             vpc_subnets=network.private_subnets,
@@ -169,8 +188,19 @@ class Database(Construct):
             removal_policy=RemovalPolicy.SNAPSHOT if settings.deletion_protection else RemovalPolicy.DESTROY,
             instance_identifier=instance_identifier,
             cloudwatch_logs_exports=list(EXPORTED_LOGS),
-            auto_minor_version_upgrade=False,
+            auto_minor_version_upgrade=True,
             ca_certificate=rds.CaCertificate.RDS_CA_RSA2048_G1,
+        )
+        # CDK's schema check and cfn-lint's E3691 list full versions only; RDS takes the major line and
+        # "defaults to a recent release of the major version" (cfn-lint issue #3849 quotes the RDS guide).
+        cfn_instance = instance.node.default_child
+        if isinstance(cfn_instance, rds.CfnDBInstance):
+            cfn_instance.add_metadata("cfn-lint", {"config": {"ignore_checks": ["E3691"]}})
+        Validations.of(instance).acknowledge(
+            Acknowledgment(
+                id="CloudFormation-Validate::E9006",
+                reason="EngineVersion is the major line only (10.11) on purpose: RDS chooses and upgrades the minor version.",
+            )
         )
         # RDS writes to /aws/rds/instance/<id>/<log>; creating the groups first gives them a retention
         # without CDK's LogRetention helper function (one more Lambda with a wildcard role).

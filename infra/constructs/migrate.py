@@ -14,7 +14,7 @@ from infra.constructs.code import FunctionCode
 from infra.constructs.database import Database
 from infra.constructs.network import Network
 from infra.constructs.retention import retention
-from infra.constructs.vpc_function import VpcFunction
+from infra.constructs.vpc_function import VpcFunction, lambda_log_group_name
 
 MIGRATE_HANDLER = "functions.migrate.handler.handler"
 # The migrate function's own limit: a migration, or its wait for the migration lock, past this fails.
@@ -70,7 +70,7 @@ class SchemaMigrations(Construct):
         )
         # A manual `aws lambda invoke --invocation-type Event` must not run `up` again on failure.
         self.function.function.configure_async_invoke(retry_attempts=0)
-        self.provider = self._build_provider(log_retention_days)
+        self.provider = self._build_provider(f"upsell-signals-migrate-provider-{environment_name}", log_retention_days)
         self.resource = CustomResource(
             self,
             "Schema",
@@ -91,11 +91,14 @@ class SchemaMigrations(Construct):
         for rotation in database.rotations:
             rotation.node.add_dependency(self.resource)
 
-    def _build_provider(self, log_retention_days: int) -> cr.Provider:
+    def _build_provider(self, function_name: str, log_retention_days: int) -> cr.Provider:
         """The CDK provider framework, invoking the migrate function exactly once per request."""
-        # Our own group (the environment's retention, no LogRetention function) and our own role:
-        # CDK's default role carries AWSLambdaBasicExecutionRole, i.e. logs on every group.
-        log_group = logs.LogGroup(self, "ProviderLogs", retention=retention(log_retention_days))
+        # Our own group (the environment's retention, no LogRetention function), named as Lambda
+        # would name it, and our own role: CDK's default role carries AWSLambdaBasicExecutionRole,
+        # i.e. logs on every group.
+        log_group = logs.LogGroup(
+            self, "ProviderLogs", log_group_name=lambda_log_group_name(function_name), retention=retention(log_retention_days)
+        )
         self.provider_role = role = iam.Role(
             self,
             "ProviderRole",
@@ -109,6 +112,7 @@ class SchemaMigrations(Construct):
             self,
             "Provider",
             on_event_handler=self.function.function,
+            provider_function_name=function_name,
             log_group=log_group,
             framework_on_event_role=role,
         )

@@ -67,7 +67,7 @@ class Monitoring(Construct):
     def _topic(self, alarm_email: str) -> sns.Topic:
         """The alarm topic, encrypted with a key only this account's CloudWatch alarms may use, mailing the team."""
         # A customer key: CloudWatch cannot publish to a topic encrypted with the AWS-managed SNS key.
-        key = kms.Key(self, "TopicKey", enable_key_rotation=True, description="upsell-signals alarm topic")
+        key = self.topic_key = kms.Key(self, "TopicKey", enable_key_rotation=True, description="upsell-signals alarm topic")
         key.add_to_resource_policy(
             iam.PolicyStatement(
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],

@@ -29,6 +29,8 @@ class Network(Construct):
         super().__init__(scope, construct_id)
         self.vpc: ec2.IVpc
         create_endpoints = True
+        # Every interface endpoint's security group that must admit HTTPS from our functions.
+        self.endpoint_security_groups: list[ec2.ISecurityGroup] = []
         if isinstance(settings, CreatedVpc):
             self.vpc = self._create_vpc(settings, log_retention_days)
         else:
@@ -41,8 +43,13 @@ class Network(Construct):
                 private_subnet_route_table_ids=list(settings.private_subnet_route_table_ids),
             )
             create_endpoints = settings.create_endpoints
+            # The VPC's own endpoints (cdk.json vpc.endpointSecurityGroupIds): this stack adds an
+            # ingress rule per function to each (AWS::EC2::SecurityGroupIngress, removed with the stack).
+            self.endpoint_security_groups = [
+                ec2.SecurityGroup.from_security_group_id(self, f"ExistingEndpointGroup{index}", group_id, mutable=True)
+                for index, group_id in enumerate(settings.endpoint_security_group_ids, start=1)
+            ]
         self.private_subnets = ec2.SubnetSelection(subnets=self._private_subnets())
-        self.endpoint_security_group: ec2.SecurityGroup | None = None
         if create_endpoints:
             self._create_endpoints()
 
@@ -72,13 +79,14 @@ class Network(Construct):
 
     def _create_endpoints(self) -> None:
         self.vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[self.private_subnets])
-        self.endpoint_security_group = ec2.SecurityGroup(
+        endpoint_security_group = ec2.SecurityGroup(
             self,
             "EndpointSecurityGroup",
             vpc=self.vpc,
             description="Interface endpoints: HTTPS from the upsell-signals functions only",
             allow_all_outbound=False,
         )
+        self.endpoint_security_groups.append(endpoint_security_group)
         for name, service in (
             ("SecretsManager", ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER),
             ("Sqs", ec2.InterfaceVpcEndpointAwsService.SQS),
@@ -87,7 +95,7 @@ class Network(Construct):
                 name,
                 service=service,
                 subnets=self.private_subnets,
-                security_groups=[self.endpoint_security_group],
+                security_groups=[endpoint_security_group],
                 private_dns_enabled=True,
                 open=False,
             )
@@ -100,5 +108,5 @@ class Network(Construct):
         reaches. In an imported VPC it also covers the VPC's own endpoints or NAT.
         """
         security_group.add_egress_rule(ec2.Peer.any_ipv4(), HTTPS, "HTTPS to AWS APIs through the VPC endpoints")
-        if self.endpoint_security_group is not None:
-            self.endpoint_security_group.add_ingress_rule(security_group, HTTPS, "HTTPS from an upsell-signals function")
+        for endpoint_group in self.endpoint_security_groups:
+            endpoint_group.add_ingress_rule(security_group, HTTPS, "HTTPS from an upsell-signals function")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Duration, RemovalPolicy, Size
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
@@ -25,6 +27,11 @@ VPC_ENI_ACTIONS = [
     "ec2:AssignPrivateIpAddresses",
     "ec2:UnassignPrivateIpAddresses",
 ]
+
+
+def lambda_log_group_name(function_name: str) -> str:
+    """The log group Lambda itself would create for a function of this name."""
+    return f"/aws/lambda/{function_name}"
 
 
 class VpcFunction(Construct):
@@ -52,10 +59,18 @@ class VpcFunction(Construct):
         log_retention_days: int,
         ephemeral_storage_mb: int = 512,
         reserved_concurrency: int | None = None,
+        layers: Sequence[lambda_.ILayerVersion] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        # Named as Lambda names a function's default group, because that is where the CDK provider
+        # framework's failure message sends a reader ("Logs: /aws/lambda/<function>", aws-cdk-lib
+        # custom-resources/lib/provider-framework/runtime/framework.js) and where operators look first.
         self.log_group = logs.LogGroup(
-            self, "Logs", retention=retention(log_retention_days), removal_policy=RemovalPolicy.DESTROY
+            self,
+            "Logs",
+            log_group_name=lambda_log_group_name(function_name),
+            retention=retention(log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
         )
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=description)
         self.role.add_to_principal_policy(
@@ -78,7 +93,7 @@ class VpcFunction(Construct):
             architecture=code.architecture,
             handler=handler,
             code=code.code,
-            layers=code.layers,
+            layers=list(code.layers if layers is None else layers),
             role=self.role,
             log_group=self.log_group,
             memory_size=memory_mb,

@@ -1,4 +1,4 @@
-"""Build the dependencies layer: Powertools, PyMySQL, X-Ray SDK, and the RDS CA bundle at /opt/certs."""
+"""Build the dependencies layer: Powertools, PyMySQL, boto3/botocore, and the RDS CA bundle at /opt/certs."""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ REQUIREMENTS_FILE = HERE / "requirements.txt"
 CA_BUNDLE = HERE / "certs" / "rds-ca-bundle.pem"
 # Layers are unpacked under /opt: this is the path the functions get as DB_TLS_CA_FILE.
 CA_BUNDLE_IN_LAMBDA = "/opt/certs/rds-ca-bundle.pem"
-# The Lambda runtime ships these; a local stand-in for it (the import test) installs them too.
-RUNTIME_PROVIDED = ("boto3==1.44.5",)
 
 
 def requirements() -> list[str]:
@@ -22,13 +20,9 @@ def requirements() -> list[str]:
     return [line for line in lines if line]
 
 
-def build_deps_layer(target: Target, layer_dir: Path, *, with_runtime_stand_in: bool = False) -> int:
+def build_deps_layer(target: Target, layer_dir: Path) -> int:
     """Install the pinned dependencies for `target` into layer_dir/python and add the CA bundle; bytes."""
-    wanted = requirements()
-    if with_runtime_stand_in:
-        install_for(target, [*wanted, *RUNTIME_PROVIDED], layer_dir / "python", no_deps=False)
-    else:
-        install_for(target, wanted, layer_dir / "python")
+    install_for(target, requirements(), layer_dir / "python")
     certs = layer_dir / "certs"
     certs.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(CA_BUNDLE, certs / CA_BUNDLE.name)

@@ -21,12 +21,13 @@ def test_every_alarm_notifies_the_topic(dev_template: Template) -> None:
     topic_id, _ = only(dev_template, "AWS::SNS::Topic")
     # When reading all alarms
     alarms = resources(dev_template, "AWS::CloudWatch::Alarm")
-    # Then the seven alarms exist and each sends to the topic
+    # Then the nine alarms (two on the created database) exist and each sends to the topic
     parts = (
         "DeadLetter", "IngestErrors", "IngestThrottles", "IngestNearTimeout", "MigrateErrors", "GuardTripped", "NoCompletedSync",
+        "FreeStorageLow", "CpuCreditsLow",
     )  # fmt: skip
     names = {name for name in alarms for part in parts if part in name}
-    assert len(names) == 7 == len(alarms)
+    assert len(names) == 9 == len(alarms)
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
 

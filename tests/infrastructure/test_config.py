@@ -111,3 +111,59 @@ def test_a_malformed_removal_policy_is_named() -> None:
     # Then the error names the setting and the allowed values
     with pytest.raises(ConfigError, match=r"environments.dev.removalPolicy must be one of retain, destroy"):
         parse_env_config("dev", raw)
+
+
+def test_a_placeholder_alarm_email_fails_where_the_environment_is_kept() -> None:
+    # Given staging and prod (removalPolicy retain) with an example.com or .example address
+    for name, address in (("staging", "oncall@example.com"), ("prod", "team@alerts.example")):
+        raw = copy.deepcopy(_environments()[name])
+        raw["alarmEmail"] = address
+        # When parsing
+        # Then synth stops: alarms would reach no one
+        with pytest.raises(ConfigError, match=rf"environments\.{name}\.alarmEmail .* is a placeholder"):
+            parse_env_config(name, raw)
+
+
+def test_a_disposable_environment_may_use_a_placeholder_alarm_email() -> None:
+    # Given dev (removalPolicy destroy) with its example.com address
+    # When parsing
+    # Then it is accepted: dev is for trying the stack out
+    assert load_env_config(_environments(), "dev").alarm_email.endswith("@example.com")
+
+
+def test_engine_version_is_a_major_line_and_a_minor_version_is_refused() -> None:
+    # Given dev naming a full MariaDB version, and one naming a line the tests do not run
+    raw = copy.deepcopy(_environments()["dev"])
+    raw["database"]["engineVersion"] = "10.11.16"
+    # When parsing
+    # Then the minor version is refused with the line to give instead, and an untested line is refused
+    with pytest.raises(ConfigError, match=r"names a minor version: give the major line \('10\.11'\)"):
+        parse_env_config("dev", raw)
+    raw["database"]["engineVersion"] = "11.4"
+    with pytest.raises(ConfigError, match=r"not a line the tests run against"):
+        parse_env_config("dev", raw)
+    database = load_env_config(_environments(), "dev").database
+    assert isinstance(database, CreatedDatabase) and database.engine_version == "10.11"
+
+
+def test_existing_endpoints_must_be_listed_when_the_stack_creates_none() -> None:
+    # Given prod (createEndpoints false) without its endpoints' security groups
+    raw = copy.deepcopy(_environments()["prod"])
+    raw["vpc"].pop("endpointSecurityGroupIds")
+    # When parsing
+    # Then synth says what to list and where the steps are
+    with pytest.raises(ConfigError, match=r"vpc\.endpointSecurityGroupIds is missing: with createEndpoints false"):
+        parse_env_config("prod", raw)
+    raw["vpc"]["endpointSecurityGroupIds"] = []
+    vpc = parse_env_config("prod", raw).vpc
+    assert isinstance(vpc, ImportedVpc) and vpc.endpoint_security_group_ids == ()
+
+
+def test_a_bucket_key_in_another_region_is_refused() -> None:
+    # Given prod's SSE-KMS bucket key moved to another region by a typo
+    raw = copy.deepcopy(_environments()["prod"])
+    raw["bucket"]["kmsKeyArn"] = raw["bucket"]["kmsKeyArn"].replace("eu-west-1", "us-east-1")
+    # When parsing
+    # Then the mismatch is named before any deploy
+    with pytest.raises(ConfigError, match=r"bucket\.kmsKeyArn is in us-east-1, the stack in eu-west-1"):
+        parse_env_config("prod", raw)

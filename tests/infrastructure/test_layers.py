@@ -68,8 +68,35 @@ def test_deps_layer_carries_the_rds_ca_bundle_where_the_functions_look(arm64_lay
     subjects = [str(cert["subject"]) for cert in context.get_ca_certs()]
     # Then it holds Amazon RDS root CAs (the ones RDS instances chain to)
     assert any("Amazon RDS" in subject and "Root CA RSA2048 G1" in subject for subject in subjects)
-    # And Lambda's runtime-provided packages are not duplicated in the layer
-    assert not (arm64_layers / "deps" / "python" / "botocore").exists()
+
+
+def _pins(path: Path) -> dict[str, str]:
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return {name.lower().replace("_", "-"): version for name, version in (line.split("==") for line in lines if line)}
+
+
+def test_deps_layer_pins_are_the_pins_the_tests_run_with() -> None:
+    # Given requirements.txt (what the venv, and so every test, imports) and the deps layer's list
+    repo = Path(__file__).resolve().parents[2]
+    runtime = _pins(repo / "requirements.txt")
+    layer = _pins(repo / "layers" / "deps" / "requirements.txt")
+    # When comparing every package the functions import besides pyarrow (its own layer)
+    shared = {name: version for name, version in runtime.items() if name != "pyarrow"}
+    # Then the layer ships exactly those versions, boto3 and botocore included, and no X-Ray SDK
+    assert {name: layer.get(name) for name in shared} == shared
+    assert {"boto3", "botocore", "s3transfer"} <= set(layer)
+    assert "aws-xray-sdk" not in layer and "aws-xray-sdk" not in runtime
+
+
+def test_deps_layer_ships_the_pinned_boto3_instead_of_the_runtimes(arm64_layers: Path) -> None:
+    # Given the built deps layer (/opt/python comes before the runtime's own boto3 on sys.path)
+    tree = arm64_layers / "deps" / "python"
+    pins = _pins(Path(__file__).resolve().parents[2] / "requirements.txt")
+    # When listing what it installed
+    installed = dict(path.name.removesuffix(".dist-info").lower().split("-", 1) for path in tree.glob("*.dist-info"))
+    # Then boto3 and botocore are there at the tested versions, and the X-Ray SDK is not
+    assert (installed["boto3"], installed["botocore"]) == (pins["boto3"], pins["botocore"])
+    assert not (tree / "aws_xray_sdk").exists()
 
 
 CHILD = """

@@ -101,7 +101,7 @@ def test_ingest_event_sources_wait_for_the_migration(dev_template: Template) -> 
     # Given the dev stack
     schema_id, _ = only(dev_template, "Custom::SchemaMigrations")
     # When reading what the file-arrival rule and the schedule depend on
-    _, rule = only(dev_template, "AWS::Events::Rule")
+    _, rule = only(dev_template, "AWS::Events::Rule", "FileArrivals")
     _, schedule = only(dev_template, "AWS::Scheduler::Schedule")
     # Then both are created only after the schema migration succeeded
     assert schema_id in rule.get("DependsOn", [])

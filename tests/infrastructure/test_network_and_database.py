@@ -12,7 +12,7 @@ from tests.infrastructure.helpers import logical_id_of_function, only, resources
 
 def _function_security_groups(template: Template) -> set[str]:
     groups: set[str] = set()
-    for prefix in ("Ingest", "Migrations"):
+    for prefix in ("Ingest", "Migrations", "Status"):
         function = resources(template, "AWS::Lambda::Function")[logical_id_of_function(template, prefix)]
         groups |= {group["Fn::GetAtt"][0] for group in function["Properties"]["VpcConfig"]["SecurityGroupIds"]}
     return groups
@@ -80,7 +80,7 @@ def test_database_port_is_open_only_to_our_functions_and_the_rotation(dev_templa
         for rule in resources(dev_template, "AWS::EC2::SecurityGroupIngress").values()
         if rule["Properties"]["GroupId"] == {"Fn::GetAtt": [database_group_id, "GroupId"]}
     }
-    # Then only the two functions and the rotation function may connect
+    # Then only the three functions and the rotation function may connect
     assert sources == _function_security_groups(dev_template) | rotation_groups
 
 
@@ -153,7 +153,7 @@ def test_endpoints_admit_only_our_functions_and_the_rotation(dev_template: Templ
         for rule in resources(dev_template, "AWS::EC2::SecurityGroupIngress").values()
         if rule["Properties"]["GroupId"] == {"Fn::GetAtt": [endpoint_group_id, "GroupId"]}
     ]
-    # Then HTTPS is open from the two functions and the rotation function (it calls Secrets Manager), nothing else
+    # Then HTTPS is open from the three functions and the rotation function (it calls Secrets Manager), nothing else
     assert {rule["SourceSecurityGroupId"]["Fn::GetAtt"][0] for rule in rules} == _function_security_groups(
         dev_template
     ) | rotation_groups

@@ -25,7 +25,7 @@ def test_file_arrivals_reach_the_ingest_through_an_eventbridge_rule(dev_template
     # Given the dev stack
     queue_id, _ = only(dev_template, "AWS::SQS::Queue")
     # When reading the file-arrival rule
-    _, rule = only(dev_template, "AWS::Events::Rule")
+    _, rule = only(dev_template, "AWS::Events::Rule", "FileArrivals")
     # Then its one target is the ingest, with bounded delivery retries and the DLQ for what cannot be delivered
     (target,) = rule["Properties"]["Targets"]
     assert target["Arn"] == {"Fn::GetAtt": [logical_id_of_function(dev_template, "Ingest"), "Arn"]}
@@ -42,7 +42,7 @@ def test_created_bucket_sends_its_events_to_eventbridge_without_a_notification_c
     # Then EventBridge delivery is on in the bucket's own properties, with no Lambda rewriting its configuration
     assert bucket["Properties"]["NotificationConfiguration"] == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}
     assert resources(dev_template, "Custom::S3BucketNotifications") == {}
-    _, rule = only(dev_template, "AWS::Events::Rule")
+    _, rule = only(dev_template, "AWS::Events::Rule", "FileArrivals")
     assert rule["Properties"]["EventPattern"]["detail"]["bucket"]["name"] == [{"Ref": bucket_id}]
 
 
@@ -57,7 +57,7 @@ def test_imported_bucket_is_subscribed_by_rule_and_its_notifications_left_alone(
     # Then nothing writes the bucket's notification configuration, and a rule listens for that bucket
     assert resources(template, "Custom::S3BucketNotifications") == {}
     assert resources(template, "AWS::S3::Bucket") == {}
-    _, rule = only(template, "AWS::Events::Rule")
+    _, rule = only(template, "AWS::Events::Rule", "FileArrivals")
     assert rule["Properties"]["EventPattern"]["detail"]["bucket"]["name"] == [bucket_name]
 
 
@@ -91,7 +91,7 @@ def test_rule_pattern_matches_the_daily_files_of_its_bucket_only(
     bucket: str, key: str, matches: bool, synthesize: Callable[[str], Template]
 ) -> None:
     # Given prod's synthesized rule pattern
-    _, rule = only(synthesize("prod"), "AWS::Events::Rule")
+    _, rule = only(synthesize("prod"), "AWS::Events::Rule", "FileArrivals")
     pattern = rule["Properties"]["EventPattern"]
     # When S3's sample "Object Created" event for this bucket and key is tested against it
     # Then only the daily files under the prefix, in prod's bucket, match

@@ -13,11 +13,11 @@ import boto3
 import pymysql
 import pytest
 
-from functions.ingest.repository.reports import StatusQueries
 from functions.ingest.service import SyncOptions, SyncResult, SyncService, object_key_for
 from functions.shared.db import connect
 from functions.shared.errors import TransientError
 from functions.shared.settings import DatabaseSettings
+from functions.status.queries import StatusQueries
 from tests.factories import day_two, snowflake_table, write_pyarrow
 from tests.integration.conftest import (
     BUCKET,

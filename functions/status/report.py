@@ -1,18 +1,28 @@
-"""The operator's status report, as the ingest answers `{"action": "status"}`: reads only.
+"""The operator's status report, as the status function (and the ingest) answer `{"action": "status"}`: reads only.
 
 The same JSON-ready report feeds `scripts/status` locally (from the database) and in AWS
-(through the function), so both print the same thing (status_format.py).
+(through the function), so both print the same thing (format.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import pymysql
 
 from functions.ingest.events import StatusRequest
-from functions.ingest.repository.reports import StatusQueries
+from functions.status.queries import StatusQueries
+
+
+def read_status(connect_database: Callable[[], pymysql.Connection[Any]], request: StatusRequest) -> dict[str, Any]:
+    """The report on a connection of its own, closed after: what the functions and `scripts/status` answer."""
+    connection = connect_database()
+    try:
+        return build_status(connection, request)
+    finally:
+        connection.close()
 
 
 def build_status(connection: pymysql.Connection[Any], request: StatusRequest) -> dict[str, Any]:
