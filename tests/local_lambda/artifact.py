@@ -220,7 +220,7 @@ class Template:
             destination = properties.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
             queue_url = self.resolve(destination, stand_ins) if destination is not None else None
             if destination is not None and queue_url is None:
-                raise KeyError(f"the on-failure destination {destination} has no stand-in")
+                spec = replace(spec, unresolved={**spec.unresolved, "on-failure destination": json.dumps(destination)})
             return replace(
                 spec,
                 max_retry_attempts=int(properties.get("MaximumRetryAttempts", 2)),
