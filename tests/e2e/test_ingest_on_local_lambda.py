@@ -86,7 +86,7 @@ def ingest(template: Template, stand_ins: StandIns, tmp_path: Path) -> Iterator[
 
 def file_arrival(bucket: str, key: str) -> dict[str, Any]:
     """EventBridge's "Object Created" for the key, as the stack's rule delivers it (events/ holds AWS's sample)."""
-    event = json.loads((REPO_ROOT / "events" / "eventbridge-s3-object-created.json").read_text())
+    event: dict[str, Any] = json.loads((REPO_ROOT / "events" / "eventbridge-s3-object-created.json").read_text())
     event["resources"] = [f"arn:aws:s3:::{bucket}"]
     event["detail"]["bucket"]["name"] = bucket
     event["detail"]["object"]["key"] = key
