@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -113,6 +114,7 @@ class ExecutionEnvironment:
     def shut_down(self) -> None:
         self._kill()
         self._api.close()
+        shutil.rmtree(self._tmp, ignore_errors=True)  # an environment's /tmp dies with it
 
     def _watch(self, invocation: Invocation) -> tuple[Outcome, int]:
         limit_kb = self.spec.memory_mb * 1024
