@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 ENV ?= dev
 PYTEST_ARGS ?=
 
-.PHONY: venv mariadb lint test soak demo bench synth layer clean
+.PHONY: venv mariadb lint test soak demo bench synth layer local-lambda clean
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,13 @@ lint: venv
 	@# Extensionless scripts are checked one by one (mypy wants a module name per file).
 	for script in scripts/invoke scripts/status scripts/with-mariadb scripts/demo.py; do $(VENV)/bin/mypy $$script || exit 1; done
 
-test: venv mariadb lint
+# The local Lambda the e2e tests and the demo run the function on (docs/local-lambda.md): pip installs
+# awslambdaric (pinned) and the runtime's boto3 for the runtime's Python (pyenv's 3.13) under
+# build/local-lambda, and the stack is synthesized for this machine's CPU. Offline once built.
+local-lambda: venv
+	$(PY) -m tests.local_lambda.build --env $(ENV)
+
+test: venv mariadb lint local-lambda
 	$(PY) scripts/with-mariadb -- $(PY) -m pytest $(PYTEST_ARGS)
 
 # The long model-based history (tests/integration/test_model.py): 30+ days, 200+ steps,
