@@ -6,7 +6,7 @@ CPU this machine can load). Timeout, memory, handler, environment and async sett
 the same template, so a test fails when the template and the code disagree.
 
 The runtime directory stands in for what the managed python3.13 runtime provides: the runtime
-interface client (`awslambdaric`, PyPI, pinned) in /var/runtime and boto3 in the runtime's
+interface client (`awslambdaric`, PyPI, pinned) in /var/runtime (boto3 comes pinned in the deps layer), in the runtime's
 site-packages (the same pin the deps layer build uses for its stand-in).
 """
 
@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from layers.build import LAMBDA_PYTHON_VERSION
-from layers.deps.build import RUNTIME_PROVIDED
 from layers.wheels import BUILD_DIR, REPO_ROOT
 
 # The Python runtime interface client AWS publishes (aws/aws-lambda-python-runtime-interface-client);
 # its wheel for cp313 carries the native runtime_client extension, so nothing compiles here.
 AWSLAMBDARIC = "awslambdaric==4.2.2"
-RUNTIME_PACKAGES = (AWSLAMBDARIC, *RUNTIME_PROVIDED)
+# boto3 comes with the deps layer, pinned, ahead of the runtime's own (as in Lambda): only the client is added.
+RUNTIME_PACKAGES = (AWSLAMBDARIC,)
 LOCAL_LAMBDA_DIR = BUILD_DIR / "local-lambda"
 # What decides the synthesized artifact: a change to any of these re-synthesizes it.
 ARTIFACT_SOURCES = ("app.py", "cdk.json", "infra", "functions", "migrations", "layers")
@@ -62,7 +62,7 @@ def lambda_python() -> Path:
 
 
 def runtime_dir(python: Path | None = None) -> Path:
-    """awslambdaric and the runtime's boto3 for `python`, installed once under build/local-lambda."""
+    """awslambdaric for `python`, installed once under build/local-lambda."""
     python = python or lambda_python()
     tag = f"cp{LAMBDA_PYTHON_VERSION.replace('.', '')}-{local_architecture()}"
     destination = LOCAL_LAMBDA_DIR / f"runtime-{tag}"

@@ -1,6 +1,6 @@
 """Build what the local Lambda runs, so tests find it ready: `python -m tests.local_lambda.build --env dev`.
 
-The runtime directory (awslambdaric and the runtime's boto3, pinned, for the runtime's Python) and the
+The runtime directory (awslambdaric, pinned, for the runtime's Python) and the
 stack synthesized for this machine's CPU (function code and layers as the stack packages them).
 """
 
