@@ -27,6 +27,7 @@ from functions.ingest.attempt import ClaimedAttempt, HeldDate, SyncOptions, Sync
 from functions.ingest.claim_rules import ClaimRequest
 from functions.ingest.guards import validate_override_names
 from functions.ingest.heartbeat import LeaseHeartbeat
+from functions.ingest.newest_wins import NewerFiles
 from functions.ingest.publish import publish
 from functions.ingest.repository import Repository
 from functions.ingest.retry import retrying
@@ -66,6 +67,7 @@ class SyncService:
         # The lease's own: short timeouts, so a silent server costs a missed beat, not the heartbeat.
         self._connect_heartbeat = connect_heartbeat or connect_database
         self._store = store
+        self._newer_files = NewerFiles(store, settings.work_dir, settings.chunk_rows)
         self._sleep = sleep
 
     def sync(self, sync_date: dt.date, s3_key: str | None, options: SyncOptions) -> SyncResult:
@@ -169,10 +171,18 @@ class SyncService:
                 )
             if progress.complete:
                 attempt.budget.refuse_a_publish_no_run_can_hold(progress.rows_staged)
-                result = publish(repository, attempt, progress, self._settings, rows_resumed=progress.rows_read)
+                result = publish(
+                    repository, attempt, progress, self._settings, newer_files=self._newer_files, rows_resumed=progress.rows_read
+                )
             else:
                 result = stage.stage_and_publish(
-                    repository, attempt, progress, self._settings, store=self._store, connect=self._connect
+                    repository,
+                    attempt,
+                    progress,
+                    self._settings,
+                    store=self._store,
+                    connect=self._connect,
+                    newer_files=self._newer_files,
                 )
         self._clean_up(attempt, progress.attempt)
         logger.info("sync %s", result.status, extra={"result": result.as_dict()})
