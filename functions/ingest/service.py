@@ -29,6 +29,7 @@ from functions.ingest.guards import validate_override_names
 from functions.ingest.heartbeat import LeaseHeartbeat
 from functions.ingest.newest_wins import NewerFiles
 from functions.ingest.publish import publish
+from functions.ingest.reconcile import DateToReconcile, reconcile_reason
 from functions.ingest.repository import Repository
 from functions.ingest.retry import retrying
 from functions.ingest.s3_source import ObjectInfo, SignalObjectStore
@@ -205,6 +206,38 @@ class SyncService:
                 attempt.held.sync_date,
                 error,
             )
+
+    def dates_to_reconcile(self, synced_date: dt.date) -> list[DateToReconcile]:
+        """The RECONCILE_DAYS dates before `synced_date` whose object differs from what completed, or never completed."""
+        days = self._settings.reconcile_days
+        if days == 0:
+            return []
+        first, last = synced_date - dt.timedelta(days=days), synced_date - dt.timedelta(days=1)
+
+        def read_states() -> dict[dt.date, dict[str, Any]]:
+            with closing(Repository(self._connect())) as repository:
+                return repository.ledger.states_between(first, last)
+
+        states = self._retrying("read the recent dates", read_states, TimeBudget(self._settings.time_budget, None))
+        found = []
+        for offset in range(days):
+            sync_date = first + dt.timedelta(days=offset)
+            key = object_key_for(self._settings.key_prefix, sync_date)
+            described = self._describe(key)
+            if isinstance(described, MissingObject):
+                continue  # no file for that date (and if one completed, its rows stay)
+            reason = reconcile_reason(states.get(sync_date), described.etag)
+            if reason is not None:
+                found.append(DateToReconcile(sync_date, key, reason))
+        logger.info(
+            "reconciled %s to %s: %d of %d dates to sync",
+            first,
+            last,
+            len(found),
+            days,
+            extra={"dates_to_reconcile": {str(date.sync_date): date.reason for date in found}},
+        )
+        return found
 
     # -- seams: the clean-up and the failure record (tests pause a sync at either) ----------
 

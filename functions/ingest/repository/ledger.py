@@ -205,6 +205,15 @@ class ClaimLedger:
         row = self.session.fetch_one(f"SELECT MAX(sync_date) FROM {METADATA} WHERE status = 'completed'")
         return row[0] if row else None
 
+    def states_between(self, first: dt.date, last: dt.date) -> dict[dt.date, dict[str, Any]]:
+        """The metadata rows of the dates from `first` to `last`, with whether each lease is live; read without locks."""
+        rows = self.session.fetch_dicts(
+            f"SELECT sync_date, status, s3_etag, completed_etag, lease_expires_at > NOW() AS {LEASE_LIVE} "
+            f"FROM {METADATA} WHERE sync_date BETWEEN %s AND %s",
+            (first, last),
+        )
+        return {row["sync_date"]: row for row in rows}
+
     def completed_after(self, sync_date: dt.date) -> list[tuple[dt.date, str]]:
         """Every completed date newer than `sync_date`, with its object's key: the dates whose files win over it."""
         rows = self.session.fetch_dicts(
