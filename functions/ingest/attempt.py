@@ -43,6 +43,7 @@ class SyncResult:
     rows_unchanged: int | None = None
     rows_rejected: int | None = None
     rows_deleted: int | None = None
+    rows_superseded: int | None = None  # rows a newer date carries: left as it wrote them
     rows_resumed: int | None = None
     duration_ms: int | None = None
     reason: str | None = None
@@ -56,6 +57,7 @@ class SyncResult:
             "rows_unchanged": self.rows_unchanged,
             "rows_rejected": self.rows_rejected,
             "rows_deleted": self.rows_deleted,
+            "rows_superseded": self.rows_superseded,
             "rows_resumed": self.rows_resumed,
         }
 

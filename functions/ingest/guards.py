@@ -23,6 +23,7 @@ class GuardFigures:
     previous_date: dt.date | None
     previous_rows_loaded: int | None
     newest_completed_date: dt.date | None
+    manual_replay: bool  # a person's replay: the only sync an older date's stale_date stops
     delete_missing: bool
     rows_to_delete: int
     table_rows: int
@@ -115,11 +116,13 @@ def _delete_ratio(figures: GuardFigures, thresholds: GuardThresholds) -> GuardTr
 
 
 def _stale_date(figures: GuardFigures) -> GuardTrip | None:
-    if not (figures.newest_completed_date and figures.sync_date < figures.newest_completed_date):
+    # Files that arrive out of date order publish by themselves, newest file winning per company
+    # (publish.py); a person replaying an old date is asked to say they mean it.
+    if not (figures.manual_replay and figures.newest_completed_date and figures.sync_date < figures.newest_completed_date):
         return None
     return GuardTrip(
         "stale_date",
-        f"{figures.sync_date} is older than the newest completed date {figures.newest_completed_date}; "
-        "publishing it would overwrite newer data with older",
+        f"{figures.sync_date} is older than the newest completed date {figures.newest_completed_date}; a replay of it "
+        "writes only companies no newer date carries (the newest file wins), override stale_date to run it",
         {"sync_date": str(figures.sync_date), "newest_completed_date": str(figures.newest_completed_date)},
     )

@@ -24,7 +24,14 @@ from functions.ingest.dead_letters import DeadLetterSender
 from functions.ingest.events import StatusRequest, SyncRequest, is_s3_test_event, parse_action, parse_event, split_s3_records
 from functions.ingest.s3_source import SignalObjectStore
 from functions.ingest.service import SyncOptions, SyncService
-from functions.ingest.telemetry import METRICS_NAMESPACE, SERVICE_NAME, record_failure, record_hand_over, record_result
+from functions.ingest.telemetry import (
+    METRICS_NAMESPACE,
+    SERVICE_NAME,
+    record_failure,
+    record_hand_over,
+    record_reconciled,
+    record_result,
+)
 from functions.ingest.work_space import load_file_scratch_bytes
 from functions.shared.aws import aws_client
 from functions.shared.contract import HEARTBEATS_PER_LEASE
@@ -134,7 +141,31 @@ def sync_event(app: IngestApp, event: Any, context: LambdaContext) -> list[dict[
         requests = parse_event(event, prefix=app.settings.key_prefix, bucket=app.settings.bucket, today=today)
     except PermanentError as error:
         return [fail_permanently(app, event, error, None, context.aws_request_id)]
-    return [sync_one(app, request, context) for request in requests]
+    results = [sync_one(app, request, context) for request in requests]
+    for request in requests:
+        if request.trigger.endswith("schedule"):
+            results += reconcile_recent_dates(app, request.sync_date, context)
+    return results
+
+
+def reconcile_recent_dates(app: IngestApp, synced_date: dt.date, context: LambdaContext) -> list[dict[str, Any]]:
+    """After the daily sync, sync the recent dates whose object changed or never completed (a dropped event)."""
+    found = app.service.dates_to_reconcile(synced_date)
+    record_reconciled(metrics, len(found))
+    return [
+        # The dead-letter queue gets a replay of that date alone, not the whole morning's run.
+        sync_one(
+            app,
+            SyncRequest(
+                sync_date=date.sync_date,
+                s3_key=date.s3_key,
+                trigger="reconcile",
+                event={"sync_date": date.sync_date.isoformat(), "s3_key": date.s3_key},
+            ),
+            context,
+        )
+        for date in found
+    ]
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

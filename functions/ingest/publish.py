@@ -8,6 +8,7 @@ import logging
 from functions.ingest import claims
 from functions.ingest.attempt import ClaimedAttempt, SyncResult
 from functions.ingest.guards import GuardFigures, GuardTrip, evaluate_guards
+from functions.ingest.newest_wins import NewerFiles
 from functions.ingest.repository import PublishPlan, Repository, StagingProgress
 from functions.shared.errors import ClaimLost, GuardTripped, TransientError
 from functions.shared.settings import IngestSettings
@@ -21,10 +22,11 @@ def publish(
     progress: StagingProgress,
     settings: IngestSettings,
     *,
+    newer_files: NewerFiles,
     rows_resumed: int,
     rows_listed: int | None = None,
 ) -> SyncResult:
-    """Plan exact counts, check every guard, then write (or, for a dry run, only count).
+    """Plan exact counts, leave to newer dates what they carry, check every guard, then write (or, for a dry run, only count).
 
     `rows_listed`: this connection holds the publish lock and has listed the changes already.
     """
@@ -40,6 +42,7 @@ def publish(
             delete_missing=delete_missing,
             rows_listed=rows_listed,
         )
+        plan = newer_files.supersede(repository, held.sync_date, plan, delete_missing=delete_missing)
         trips = guard_trips(
             repository,
             attempt,
@@ -94,6 +97,7 @@ def _result(
         rows_updated=plan.rows_to_update,
         rows_unchanged=plan.rows_unchanged,
         rows_deleted=plan.rows_to_delete,
+        rows_superseded=plan.rows_superseded,
         duration_ms=attempt.held.elapsed_ms(),
         reason="dry run: nothing published" + would_trip if dry_run else None,
         guards_tripped=guards_tripped,
@@ -123,6 +127,7 @@ def guard_trips(
         previous_date=previous.sync_date if previous else None,
         previous_rows_loaded=previous.rows_loaded if previous else None,
         newest_completed_date=repository.ledger.newest_completed_date(),
+        manual_replay=attempt.held.options.trigger.endswith("manual"),
         delete_missing=delete_missing,
         rows_to_delete=rows_to_delete,
         table_rows=table_rows,

@@ -27,7 +27,9 @@ from functions.ingest.attempt import ClaimedAttempt, HeldDate, SyncOptions, Sync
 from functions.ingest.claim_rules import ClaimRequest
 from functions.ingest.guards import validate_override_names
 from functions.ingest.heartbeat import LeaseHeartbeat
+from functions.ingest.newest_wins import NewerFiles
 from functions.ingest.publish import publish
+from functions.ingest.reconcile import DateToReconcile, reconcile_reason
 from functions.ingest.repository import Repository
 from functions.ingest.retry import retrying
 from functions.ingest.s3_source import ObjectInfo, SignalObjectStore
@@ -66,6 +68,7 @@ class SyncService:
         # The lease's own: short timeouts, so a silent server costs a missed beat, not the heartbeat.
         self._connect_heartbeat = connect_heartbeat or connect_database
         self._store = store
+        self._newer_files = NewerFiles(store, settings.work_dir, settings.chunk_rows)
         self._sleep = sleep
 
     def sync(self, sync_date: dt.date, s3_key: str | None, options: SyncOptions) -> SyncResult:
@@ -169,10 +172,18 @@ class SyncService:
                 )
             if progress.complete:
                 attempt.budget.refuse_a_publish_no_run_can_hold(progress.rows_staged)
-                result = publish(repository, attempt, progress, self._settings, rows_resumed=progress.rows_read)
+                result = publish(
+                    repository, attempt, progress, self._settings, newer_files=self._newer_files, rows_resumed=progress.rows_read
+                )
             else:
                 result = stage.stage_and_publish(
-                    repository, attempt, progress, self._settings, store=self._store, connect=self._connect
+                    repository,
+                    attempt,
+                    progress,
+                    self._settings,
+                    store=self._store,
+                    connect=self._connect,
+                    newer_files=self._newer_files,
                 )
         self._clean_up(attempt, progress.attempt)
         logger.info("sync %s", result.status, extra={"result": result.as_dict()})
@@ -195,6 +206,38 @@ class SyncService:
                 attempt.held.sync_date,
                 error,
             )
+
+    def dates_to_reconcile(self, synced_date: dt.date) -> list[DateToReconcile]:
+        """The RECONCILE_DAYS dates before `synced_date` whose object differs from what completed, or never completed."""
+        days = self._settings.reconcile_days
+        if days == 0:
+            return []
+        first, last = synced_date - dt.timedelta(days=days), synced_date - dt.timedelta(days=1)
+
+        def read_states() -> dict[dt.date, dict[str, Any]]:
+            with closing(Repository(self._connect())) as repository:
+                return repository.ledger.states_between(first, last)
+
+        states = self._retrying("read the recent dates", read_states, TimeBudget(self._settings.time_budget, None))
+        found = []
+        for offset in range(days):
+            sync_date = first + dt.timedelta(days=offset)
+            key = object_key_for(self._settings.key_prefix, sync_date)
+            described = self._describe(key)
+            if isinstance(described, MissingObject):
+                continue  # no file for that date (and if one completed, its rows stay)
+            reason = reconcile_reason(states.get(sync_date), described.etag)
+            if reason is not None:
+                found.append(DateToReconcile(sync_date, key, reason))
+        logger.info(
+            "reconciled %s to %s: %d of %d dates to sync",
+            first,
+            last,
+            len(found),
+            days,
+            extra={"dates_to_reconcile": {str(date.sync_date): date.reason for date in found}},
+        )
+        return found
 
     # -- seams: the clean-up and the failure record (tests pause a sync at either) ----------
 

@@ -18,6 +18,7 @@ from functions.ingest import claims
 from functions.ingest.attempt import ClaimedAttempt, SyncResult
 from functions.ingest.change_listing import ChangeLister, listing_alongside_staging
 from functions.ingest.chunks import OpenedFile, PreparedChunk, open_file, prepared_chunks
+from functions.ingest.newest_wins import NewerFiles
 from functions.ingest.publish import publish
 from functions.ingest.repository import Repository, StagingProgress
 from functions.ingest.s3_source import SignalObjectStore
@@ -39,6 +40,7 @@ def stage_and_publish(
     *,
     store: SignalObjectStore,
     connect: Callable[[], pymysql.Connection[Any]],
+    newer_files: NewerFiles,
 ) -> SyncResult:
     """Stage the rest of the file, listing its changes alongside when the publish lock is free; publish."""
     opened = open_file(attempt, store, settings.work_dir, leftovers_after=LEFTOVER_AGE_SECONDS)
@@ -53,8 +55,16 @@ def stage_and_publish(
         # A run that found staging complete publishes regardless: see TimeBudget.
         attempt.budget.stop_before_publish_if_short(progress.rows_staged)
         if lister is None:
-            return publish(repository, attempt, progress, settings, rows_resumed=rows_resumed)
-        return publish(lister.repository, attempt, progress, settings, rows_resumed=rows_resumed, rows_listed=lister.finish())
+            return publish(repository, attempt, progress, settings, newer_files=newer_files, rows_resumed=rows_resumed)
+        return publish(
+            lister.repository,
+            attempt,
+            progress,
+            settings,
+            newer_files=newer_files,
+            rows_resumed=rows_resumed,
+            rows_listed=lister.finish(),
+        )
 
 
 def stage_file(

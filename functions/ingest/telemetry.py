@@ -8,6 +8,7 @@ from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from functions.shared.contract import (
+    DATES_RECONCILED,
     ENVIRONMENT_DIMENSION,
     GUARD_TRIPPED,
     METRICS_NAMESPACE,
@@ -64,3 +65,9 @@ def record_hand_over(metrics: Metrics) -> None:
     """SyncHandedOver: the sync stopped before the timeout and Lambda's retry resumes it (not a failure)."""
     tag_environment(metrics)
     metrics.add_metric(name=SYNC_HANDED_OVER, unit=MetricUnit.Count, value=1)
+
+
+def record_reconciled(metrics: Metrics, dates: int) -> None:
+    """DatesReconciled: how many recent dates the daily run found to sync (0 on an ordinary morning)."""
+    tag_environment(metrics)
+    metrics.add_metric(name=DATES_RECONCILED, unit=MetricUnit.Count, value=dates)

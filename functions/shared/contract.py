@@ -29,6 +29,7 @@ SYNC_FAILED = "SyncFailed"
 GUARD_TRIPPED = "GuardTripped"
 SYNC_HANDED_OVER = "SyncHandedOver"
 SYNC_DURATION = "SyncDuration"
+DATES_RECONCILED = "DatesReconciled"  # dates the daily run found changed or never completed, and synced
 STATUS_METRICS = {
     "completed": SYNC_COMPLETED,
     "skipped": "SyncSkipped",

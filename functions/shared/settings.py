@@ -104,6 +104,7 @@ class IngestSettings:
     work_dir: str
     transient_retries: int
     transient_wait_seconds: int
+    reconcile_days: int  # recent dates the daily run checks against their objects
     dead_letter_queue_url: str | None
     time_budget: TimeBudgetSettings
 
@@ -223,6 +224,7 @@ def load_ingest_settings(env: Mapping[str, str] | None = None) -> IngestSettings
         work_dir=_text(env, "WORK_DIR") or "/tmp",  # noqa: S108
         transient_retries=_integer(env, "TRANSIENT_RETRIES", DEFAULT_TRANSIENT_RETRIES, minimum=0),
         transient_wait_seconds=_integer(env, "TRANSIENT_WAIT_SECONDS", DEFAULT_TRANSIENT_WAIT_SECONDS, minimum=0),
+        reconcile_days=_integer(env, "RECONCILE_DAYS", 7, minimum=0),
         dead_letter_queue_url=_text(env, "DEAD_LETTER_QUEUE_URL"),
         time_budget=TimeBudgetSettings(
             margin_seconds=_integer(env, "TIME_BUDGET_MARGIN_SECONDS", 30, minimum=1),

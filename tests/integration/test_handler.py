@@ -448,3 +448,46 @@ def test_an_unknown_action_is_refused_by_name(aws: Aws, db: pymysql.Connection[A
     assert answer["status"] == "failed" and answer["error_type"] == "BadEvent"
     assert answer["reason"].startswith("unknown action 'purge': the ingest answers 'status'")
     assert query(db, "SELECT COUNT(*) AS runs FROM upsell_signal_sync_runs") == [{"runs": 0}]
+
+
+def test_a_correction_three_days_back_whose_event_never_arrived_is_synced_by_the_next_daily_run(
+    aws: Aws, db: pymysql.Connection[Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given 2026-01-27 synced, then corrected in S3 with no event (Lambda dropped it), 2026-01-28's
+    # file whose event never came either, no file for 2026-01-29, and 2026-01-30's file
+    files = {day: snowflake_table(300, seed=day, first_id=1 + (day - 27) * 300) for day in (27, 28, 30)}
+    for day, table in files.items():
+        aws.s3.upload_file(str(write_pyarrow(table, aws.tmp_path / f"{day}.parquet")), BUCKET, key_for(day))
+    assert invoke({"sync_date": "2026-01-27"})["status"] == "completed"
+    files[27] = snowflake_table(300, seed=127, first_id=1)
+    aws.s3.upload_file(str(write_pyarrow(files[27], aws.tmp_path / "27-corrected.parquet")), BUCKET, key_for(27))
+
+    # When the 06:00 run of 2026-01-31 comes
+    with caplog.at_level("INFO", logger="upsell_signals"):
+        answer = invoke(aws_event("schedule.json"))
+
+    # Then it syncs 2026-01-30, and the two recent dates whose object differs from what completed
+    assert [(result["sync_date"], result["status"], result.get("rows_inserted")) for result in answer["results"]] == [
+        ("2026-01-30", "completed", 300),
+        ("2026-01-27", "completed", 0),
+        ("2026-01-28", "completed", 300),
+    ]
+    assert table_rows(db) == {key: row for day in sorted(files) for key, row in expected_rows(files[day]).items()}
+    ledger = query(db, "SELECT sync_date, status, trigger_source FROM upsell_signal_sync_metadata ORDER BY sync_date")
+    assert [(str(row["sync_date"]), row["status"], row["trigger_source"]) for row in ledger] == [
+        ("2026-01-27", "completed", "reconcile"),
+        ("2026-01-28", "completed", "reconcile"),
+        ("2026-01-30", "completed", "schedule"),
+    ]
+    # And what it found is logged with why, and nothing reached the dead-letter queue
+    [found] = [record for record in caplog.records if record.getMessage().startswith("reconciled 2026-01-23 to 2026-01-29")]
+    assert found.getMessage().endswith("2 of 7 dates to sync")
+    assert "changed since it completed" in found.__dict__["dates_to_reconcile"]["2026-01-27"]
+    assert "never synced" in found.__dict__["dates_to_reconcile"]["2026-01-28"]
+    assert aws.dead_letters() == []
+    # And the next morning's run finds nothing more to do
+    assert invoke(aws_event("schedule.json"))["status"] == "skipped"
+
+
+def key_for(day: int) -> str:
+    return f"passive_upsell_signals/dt=2026-01-{day:02d}/data.parquet"

@@ -143,6 +143,9 @@ class Generator:
         return table.set_column(index, table.schema.field(index), pa.array(values, table.schema.field(index).type))
 
 
+COUNTS = ("rows_processed", "rows_rejected", "rows_inserted", "rows_updated", "rows_unchanged", "rows_deleted", "rows_superseded")
+
+
 # -- the model: what the spec says the table and the ledger must be ---------------------------------
 
 
@@ -166,15 +169,31 @@ class Model:
         done = [date for date, state in self.dates.items() if state.status == "completed" and date != sync_date]
         return self.dates[max(done)].rows_loaded if done else None
 
-    def outcome(self, sync_date: dt.date, export: Export, *, force: bool, delete: bool) -> dict[str, Any]:
-        """What one sync of `export` must answer (and, unless skipped or failed, do to the table)."""
+    def outcome(
+        self, sync_date: dt.date, export: Export, *, force: bool, delete: bool, manual: bool, newer_exports: dict[dt.date, Export]
+    ) -> dict[str, Any]:
+        """What one sync of `export` must answer (and, unless skipped or failed, do to the table).
+
+        The newest file wins per company: what the files of newer completed dates carry (as
+        they are in S3 now) is left to them, and in delete mode an older date writes nothing.
+        """
         state = self.dates.setdefault(sync_date, DateState())
         if state.status == "completed" and state.completed_etag == export.etag and not force:
             return {"status": "skipped"}
         valid = expected_rows(export.valid_rows())
         processed, loaded = export.table.num_rows, len(valid)
+        newer = [date for date, later in self.dates.items() if later.status == "completed" and date > sync_date]
+        changes = {key for key, row in valid.items() if self.table.get(key) != row}
+        if newer and delete:
+            superseded = changes
+        elif newer:
+            carried = {key for date in newer for key in expected_rows(newer_exports[date].valid_rows())}
+            superseded = changes & carried
+        else:
+            superseded = set()
+        writes = {key: row for key, row in valid.items() if key not in superseded}
         file_keys = set(export.keys)
-        to_delete = [key for key in self.table if key not in file_keys] if delete else []
+        to_delete = [key for key in self.table if key not in file_keys] if delete and not newer else []
         tripped = []
         if processed == 0:
             tripped.append("empty_file")
@@ -186,20 +205,21 @@ class Model:
         if delete and self.table and len(to_delete) / len(self.table) > GUARDS["delete_ratio"]:
             tripped.append("delete_ratio")
         newest = self.newest_completed()
-        if newest and sync_date < newest:
+        if manual and newest and sync_date < newest:
             tripped.append("stale_date")
-        inserted = sum(1 for key in valid if key not in self.table)
-        updated = sum(1 for key, row in valid.items() if key in self.table and self.table[key] != row)
+        inserted = sum(1 for key in writes if key not in self.table)
+        updated = sum(1 for key, row in writes.items() if key in self.table and self.table[key] != row)
         return {
             "status": "failed" if tripped else "completed",
             "guards": tripped,
-            "valid": valid,
+            "valid": writes,
             "to_delete": to_delete,
             "rows_processed": processed,
             "rows_rejected": processed - loaded,
             "rows_inserted": inserted,
             "rows_updated": updated,
-            "rows_unchanged": loaded - inserted - updated,
+            "rows_unchanged": loaded - inserted - updated - len(superseded),
+            "rows_superseded": len(superseded),
             "rows_deleted": len(to_delete),
         }
 
@@ -273,11 +293,11 @@ class History:
         sync_date = self._some_date(recent=True)
         self.log.append(f"dry run of {sync_date}")
         before_table, before_ledger = table_rows(self.db), self._ledger(sync_date)
-        expected = self.model.outcome(sync_date, self.exports[sync_date], force=True, delete=self.delete_mode)
+        expected = self._outcome(sync_date, force=True, manual=True)
         answer = self._invoke({"sync_date": sync_date.isoformat(), "dry_run": True, "force_resync": True})
         assert answer["status"] == "dry_run", (self.where(), answer)
-        for count in ("rows_processed", "rows_rejected", "rows_inserted", "rows_updated", "rows_unchanged", "rows_deleted"):
-            assert answer[count] == expected[count], (self.where(), count, answer, {k: expected[k] for k in expected if k.startswith("rows")})
+        for count in COUNTS:
+            assert answer.get(count, 0) == expected[count], (self.where(), count, answer, {k: expected[k] for k in expected if k.startswith("rows")})
         assert sorted(answer.get("guards_tripped", [])) == sorted(expected["guards"]), (self.where(), answer)
         assert table_rows(self.db) == before_table, self.where()
         assert self._ledger(sync_date) == before_ledger, self.where()
@@ -339,7 +359,7 @@ class History:
         """The date's S3 event (or a forced replay), then the table, the answer and the ledger against the model."""
         self.log.append(what)
         export = self.exports[sync_date]
-        expected = self.model.outcome(sync_date, export, force=force, delete=self.delete_mode)
+        expected = self._outcome(sync_date, force=force, manual=force)
         if force:
             event: dict[str, Any] = {"sync_date": sync_date.isoformat(), "force_resync": True}
         else:
@@ -348,7 +368,7 @@ class History:
         if killed and answer["status"] == "skipped" and expected["status"] == "completed":
             # The killed run had already completed the object before the kill landed.
             expected = {"status": "skipped"}
-            self.model.apply(sync_date, export, self.model.outcome(sync_date, export, force=True, delete=self.delete_mode))
+            self.model.apply(sync_date, export, self._outcome(sync_date, force=True, manual=False))
         else:
             self.model.apply(sync_date, export, expected)
         assert answer["status"] == expected["status"], (self.where(), answer, expected.get("guards"))
@@ -356,8 +376,8 @@ class History:
             for guard in expected["guards"]:
                 assert guard in answer["reason"], (self.where(), answer)
         if expected["status"] == "completed" and not killed:
-            for count in ("rows_processed", "rows_rejected", "rows_inserted", "rows_updated", "rows_unchanged", "rows_deleted"):
-                assert answer[count] == expected[count], (self.where(), count, answer)
+            for count in COUNTS:
+                assert answer.get(count, 0) == expected[count], (self.where(), count, answer)
         assert table_rows(self.db) == self.model.table, self.where()
         ledger = self._ledger(sync_date)
         state = self.model.dates[sync_date]
@@ -365,6 +385,11 @@ class History:
         if state.status == "completed":
             assert ledger["completed_etag"] == state.completed_etag == export.etag, (self.where(), ledger)
         assert query(self.db, "SELECT COUNT(*) AS n FROM upsell_signal_sync_metadata WHERE status = 'started'") == [{"n": 0}], self.where()
+
+    def _outcome(self, sync_date: dt.date, *, force: bool, manual: bool) -> dict[str, Any]:
+        return self.model.outcome(
+            sync_date, self.exports[sync_date], force=force, delete=self.delete_mode, manual=manual, newer_exports=self.exports
+        )
 
     def _ledger(self, sync_date: dt.date) -> dict[str, Any]:
         rows = query(self.db, "SELECT * FROM upsell_signal_sync_metadata WHERE sync_date = %s", (sync_date,))

@@ -14,7 +14,7 @@ import pytest
 
 from functions.shared.errors import BadEvent, GuardTripped
 from tests.factories import day_two, snowflake_table
-from tests.integration.conftest import query, table_rows
+from tests.integration.conftest import expected_rows, query, table_rows
 
 DAY_ONE = dt.date(2026, 1, 30)
 DAY_TWO = dt.date(2026, 1, 31)
@@ -180,7 +180,11 @@ def test_stale_date_guard_is_not_lifted_by_force_resync(
         run_sync(DAY_ONE, force_resync=True)
     assert table_rows(db) == after_day_two
 
-    assert run_sync(DAY_ONE, override_guards=frozenset({"stale_date"})).status == "completed"
+    # And overridden, the replay completes, yet writes no older value over a newer one: it adds
+    # only the companies day two lacks, as if day one had come first
+    replayed = run_sync(DAY_ONE, override_guards=frozenset({"stale_date"}))
+    assert replayed.status == "completed" and (replayed.rows_superseded or 0) > 0
+    assert table_rows(db) == {**expected_rows(day_one_table), **after_day_two}
 
 
 def test_unknown_guard_name_is_refused_with_the_valid_ones(upload: Callable[..., str], run_sync: Callable[..., Any]) -> None:

@@ -17,6 +17,7 @@ def figures(**changes: object) -> GuardFigures:
         "previous_date": dt.date(2026, 1, 30),
         "previous_rows_loaded": 1000,
         "newest_completed_date": dt.date(2026, 1, 30),
+        "manual_replay": False,
         "delete_missing": False,
         "rows_to_delete": 0,
         "table_rows": 1000,
@@ -51,7 +52,7 @@ def test_delete_ratio_only_counts_when_deleting() -> None:
 
 def test_overridden_guards_are_not_reported() -> None:
     # Given an empty file for a date older than the newest completed one: three guards trip
-    stale = figures(sync_date=dt.date(2026, 1, 1), rows_processed=0, rows_loaded=0)
+    stale = figures(sync_date=dt.date(2026, 1, 1), rows_processed=0, rows_loaded=0, manual_replay=True)
     assert [t.guard for t in evaluate_guards(stale, GuardThresholds(), frozenset())] == [
         "empty_file",
         "row_count_drift",
@@ -59,3 +60,13 @@ def test_overridden_guards_are_not_reported() -> None:
     ]
     # When all three are overridden, Then none is reported
     assert evaluate_guards(stale, GuardThresholds(), frozenset({"empty_file", "row_count_drift", "stale_date"})) == []
+
+
+def test_an_older_date_arriving_by_itself_is_not_stale_but_a_persons_replay_of_it_is() -> None:
+    # Given a date older than the newest completed one
+    older = figures(sync_date=dt.date(2026, 1, 1))
+    # When it arrives by an event (the newest file wins per company), Then stale_date does not trip
+    assert evaluate_guards(older, GuardThresholds(), frozenset()) == []
+    # When a person replays it, Then stale_date asks them to say they mean it
+    replayed = figures(sync_date=dt.date(2026, 1, 1), manual_replay=True)
+    assert [trip.guard for trip in evaluate_guards(replayed, GuardThresholds(), frozenset())] == ["stale_date"]

@@ -62,7 +62,7 @@ class ClaimLedger:
             "lease_expires_at = NOW() + INTERVAL %s SECOND, error_message = NULL, "
             "started_at = NOW(), completed_at = NULL, duration_ms = NULL, rows_processed = NULL, "
             "rows_inserted = NULL, rows_updated = NULL, rows_unchanged = NULL, rows_rejected = NULL, "
-            "rows_deleted = NULL WHERE sync_date = %s",
+            "rows_deleted = NULL, rows_superseded = NULL WHERE sync_date = %s",
             (*_holder_values(request, attempt, lease_seconds), request.sync_date),
         )
         return ClaimOutcome("claimed", attempt, decision.reason, decision.previous)
@@ -151,7 +151,8 @@ class ClaimLedger:
         self.session.execute(
             f"UPDATE {METADATA} SET status = 'completed', completed_etag = %s, lease_expires_at = NULL, "
             "completed_at = NOW(), duration_ms = %s, rows_processed = %s, rows_inserted = %s, rows_updated = %s, "
-            "rows_unchanged = %s, rows_rejected = %s, rows_deleted = %s, error_message = NULL WHERE sync_date = %s",
+            "rows_unchanged = %s, rows_rejected = %s, rows_deleted = %s, rows_superseded = %s, error_message = NULL "
+            "WHERE sync_date = %s",
             (
                 etag,
                 duration_ms,
@@ -161,6 +162,7 @@ class ClaimLedger:
                 counts["rows_unchanged"],
                 counts["rows_rejected"],
                 counts["rows_deleted"],
+                counts["rows_superseded"],
                 sync_date,
             ),
         )
@@ -202,6 +204,23 @@ class ClaimLedger:
     def newest_completed_date(self) -> dt.date | None:
         row = self.session.fetch_one(f"SELECT MAX(sync_date) FROM {METADATA} WHERE status = 'completed'")
         return row[0] if row else None
+
+    def states_between(self, first: dt.date, last: dt.date) -> dict[dt.date, dict[str, Any]]:
+        """The metadata rows of the dates from `first` to `last`, with whether each lease is live; read without locks."""
+        rows = self.session.fetch_dicts(
+            f"SELECT sync_date, status, s3_etag, completed_etag, lease_expires_at > NOW() AS {LEASE_LIVE} "
+            f"FROM {METADATA} WHERE sync_date BETWEEN %s AND %s",
+            (first, last),
+        )
+        return {row["sync_date"]: row for row in rows}
+
+    def completed_after(self, sync_date: dt.date) -> list[tuple[dt.date, str]]:
+        """Every completed date newer than `sync_date`, with its object's key: the dates whose files win over it."""
+        rows = self.session.fetch_dicts(
+            f"SELECT sync_date, s3_key FROM {METADATA} WHERE status = 'completed' AND sync_date > %s ORDER BY sync_date",
+            (sync_date,),
+        )
+        return [(row["sync_date"], row["s3_key"]) for row in rows]
 
     def last_completed_before(self, sync_date: dt.date) -> CompletedSync | None:
         """The latest completed date other than this one, with the rows it loaded."""

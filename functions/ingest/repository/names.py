@@ -14,6 +14,7 @@ PROGRESS = "upsell_signal_staging_progress"
 REJECTED = "upsell_signal_rejected_rows"
 CHANGES = "publish_changes"  # temporary: the staged rows a publish will insert or update
 STAGED_KEYS = "staged_keys"  # temporary: the keys a delete-mode publish keeps
+NEWER_KEYS = "newer_keys"  # temporary: the keys that files of newer completed dates carry
 
 PUBLISH_LOCK = contract.PUBLISH_LOCK  # the migrator takes it too
 STAGING_LOCK_TIMEOUT_SECONDS = 60

@@ -72,7 +72,8 @@ class RunHistory:
     ) -> None:
         self.session.execute(
             f"UPDATE {RUNS} SET status = %s, rows_processed = %s, rows_inserted = %s, "
-            "rows_updated = %s, rows_unchanged = %s, rows_rejected = %s, rows_deleted = %s, rows_resumed = %s, "
+            "rows_updated = %s, rows_unchanged = %s, rows_rejected = %s, rows_deleted = %s, rows_superseded = %s, "
+            "rows_resumed = %s, "
             "error_type = %s, error_message = %s, finished_at = NOW(3), duration_ms = %s WHERE id = %s",
             (
                 status,
@@ -82,6 +83,7 @@ class RunHistory:
                 counts.get("rows_unchanged"),
                 counts.get("rows_rejected"),
                 counts.get("rows_deleted"),
+                counts.get("rows_superseded"),
                 counts.get("rows_resumed"),
                 error_type,
                 error_message,

@@ -1,0 +1,44 @@
+"""The daily run's second look: recent dates whose file differs from what completed, or never completed.
+
+Lambda may drop an asynchronous event, or age it out after its maximum event age ("events
+might also be deleted from the queue without being sent to the function": Lambda Developer
+Guide, "How Lambda handles errors and retries with asynchronous invocation"). Without this,
+a correction to an older date whose event was lost would never be synced.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from functions.ingest.claim_rules import LEASE_LIVE
+
+
+@dataclass(frozen=True)
+class DateToReconcile:
+    """A recent date the daily run syncs, and why."""
+
+    sync_date: dt.date
+    s3_key: str
+    reason: str
+
+
+def reconcile_reason(state: Mapping[str, Any] | None, etag: str) -> str | None:
+    """Why a date whose object has `etag` must be synced again, given its metadata row; None when it need not.
+
+    A date that failed on this very object is left to its dead letter: syncing it again
+    every morning would only fail it again.
+    """
+    if state is None:
+        return "never synced: its event never arrived"
+    status = state["status"]
+    if status == "completed":
+        completed = state["completed_etag"]
+        return None if completed == etag else f"the object changed since it completed (ETag {completed} -> {etag})"
+    if status == "started":
+        return None if state[LEASE_LIVE] else "stranded: its holder stopped without a word and no retry came"
+    if state["s3_etag"] != etag:
+        return f"a new object (ETag {etag}) since it failed on ETag {state['s3_etag']}"
+    return None

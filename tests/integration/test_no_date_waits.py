@@ -1,0 +1,123 @@
+"""No date waits for a person: a run killed without a word is finished by Lambda's own retry, and a
+publish that no run could hold is refused at once rather than killed at every timeout.
+
+Timings are Lambda's, scaled (tests/lambda_timing.py): the retry comes at its spacing after the
+kill, whatever the lease says, as it does in AWS.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pymysql
+import pytest
+
+from functions.ingest.service import SyncOptions
+from functions.shared.db import connect
+from functions.shared.errors import PermanentError, PublishTooLong
+from functions.shared.settings import DatabaseSettings
+from tests.factories import day_two, snowflake_table, write_pyarrow
+from tests.integration.conftest import (
+    DAY_ONE,
+    DAY_TWO,
+    chunks_committed,
+    expected_rows,
+    invoke_in_a_process,
+    query,
+    service_on,
+    table_rows,
+    upload_to,
+    wait_for,
+    work_dir_for,
+)
+from tests.integration.dedicated_server import DedicatedServer
+from tests.lambda_timing import FIRST_RETRY_SECONDS, LEASE_SECONDS
+
+
+def test_a_run_killed_at_its_timeout_while_the_database_is_paused_is_completed_by_lambdas_retry(
+    dedicated_server: tuple[DedicatedServer, DatabaseSettings], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given day one published on a server of this test's own, and day two syncing in a process of
+    # its own (scripts/invoke, the Lambda handler, the deployed lease scaled)
+    server, settings = dedicated_server
+    day_one_table = snowflake_table(20_000, seed=801)
+    upload_to(moto_endpoint, DAY_ONE, write_pyarrow(day_one_table, tmp_path / "one.parquet"))
+    service_on(moto_endpoint, settings, tmp_path).sync(DAY_ONE, None, SyncOptions(invocation_id="day-one"))
+    day_two_table = day_two(day_one_table, seed=802)
+    upload_to(moto_endpoint, DAY_TWO, write_pyarrow(day_two_table, tmp_path / "two.parquet"))
+    worker = invoke_in_a_process(
+        moto_endpoint,
+        settings,
+        work_dir_for(tmp_path, "killed"),
+        DAY_TWO,
+        request_id="the-request",
+        DB_HOST=settings.host,
+        DB_PORT=str(settings.port),
+        DB_USER=settings.user,
+        DB_PASSWORD=settings.password,
+    )
+    watcher = connect(settings)
+    watcher.autocommit(True)
+    try:
+        wait_for(lambda: chunks_committed(watcher, DAY_TWO) >= 3, 120, "three committed chunks")
+    finally:
+        watcher.close()
+
+    # When the database stops answering mid-staging, the run waits on it until Lambda kills it at its
+    # timeout (SIGKILL, no warning), the database comes back, and Lambda's retry of the same request
+    # comes at its spacing after the kill
+    server.pause()
+    try:
+        time.sleep(1)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        killed_at = time.monotonic()
+        time.sleep(0.5)
+    finally:
+        server.resume()
+    time.sleep(max(0.0, FIRST_RETRY_SECONDS - (time.monotonic() - killed_at)))
+    result = service_on(moto_endpoint, settings, work_dir_for(tmp_path, "retry"), CLAIM_LEASE_SECONDS=str(LEASE_SECONDS)).sync(
+        DAY_TWO, None, SyncOptions(invocation_id="the-request", trigger="eventbridge_s3")
+    )
+
+    # Then the retry takes the date over, resumes what was committed and completes it exactly
+    assert (result.status, result.attempt) == ("completed", 2), result.as_dict()
+    assert (result.rows_resumed or 0) > 0
+    checker = connect(settings)
+    try:
+        assert table_rows(checker) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
+    finally:
+        checker.close()
+
+
+def test_a_publish_no_run_can_hold_fails_once_plainly_before_staging(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given day one published, and a day two whose one-transaction publish, at the configured
+    # rate, needs longer than a whole run of the function (60 s)
+    day_one_table = snowflake_table(5_000, seed=811)
+    upload_to(moto_endpoint, DAY_ONE, write_pyarrow(day_one_table, tmp_path / "one.parquet"))
+    service_on(moto_endpoint, migrated_settings, tmp_path).sync(DAY_ONE, None, SyncOptions(invocation_id="day-one"))
+    day_two_table = day_two(day_one_table, seed=812)
+    upload_to(moto_endpoint, DAY_TWO, write_pyarrow(day_two_table, tmp_path / "two.parquet"))
+    before = table_rows(db)
+    started = time.monotonic()
+    slow = service_on(moto_endpoint, migrated_settings, tmp_path, PUBLISH_ROWS_PER_SECOND="50", TIME_BUDGET_MARGIN_SECONDS="5")
+
+    # When a run with a 60 s timeout syncs it
+    with pytest.raises(PublishTooLong) as refused:
+        slow.sync(DAY_TWO, None, SyncOptions(invocation_id="too-long", seconds_left=lambda: 60 - (time.monotonic() - started)))
+
+    # Then it fails for good (no retry could do better), saying what it needs and what to change,
+    # before staging a row, and the table is as it was
+    assert isinstance(refused.value, PermanentError)
+    message = str(refused.value)
+    needed = round(day_two_table.num_rows / 50)
+    assert f"publishing {day_two_table.num_rows} rows needs about {needed}s" in message and "raise the function's timeout" in message
+    assert query(db, "SELECT COUNT(*) AS n FROM upsell_signal_staging WHERE sync_date = %s", (DAY_TWO,)) == [{"n": 0}]
+    [ledger] = query(db, "SELECT status, error_message FROM upsell_signal_sync_metadata WHERE sync_date = %s", (DAY_TWO,))
+    assert (ledger["status"], ledger["error_message"]) == ("failed", message)
+    assert table_rows(db) == before
