@@ -5,9 +5,9 @@ environment's architecture set to this machine's, so the layers are the stack's 
 CPU this machine can load). Timeout, memory, handler, environment and async settings come from
 the same template, so a test fails when the template and the code disagree.
 
-The runtime directory stands in for what the managed python3.13 runtime provides: the runtime
-interface client (`awslambdaric`, PyPI, pinned) in /var/runtime (boto3 comes pinned in the deps layer), in the runtime's
-site-packages (the same pin the deps layer build uses for its stand-in).
+The runtime directory stands in for what the managed python3.13 runtime provides in /var/runtime:
+the runtime interface client (`awslambdaric`, PyPI, pinned). boto3 comes from the deps layer, pinned,
+ahead of the runtime's own copy, as it does in Lambda.
 """
 
 from __future__ import annotations
