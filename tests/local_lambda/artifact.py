@@ -24,12 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from layers.build import LAMBDA_PYTHON_VERSION
-from layers.deps.build import RUNTIME_PROVIDED
 from layers.wheels import BUILD_DIR, REPO_ROOT
 
 # The Python runtime interface client AWS publishes (aws/aws-lambda-python-runtime-interface-client);
 # its wheel for cp313 carries the native runtime_client extension, so nothing compiles here.
 AWSLAMBDARIC = "awslambdaric==4.2.2"
+# The managed runtime carries an SDK of its own; the deps layer's pinned boto3 comes before it on
+# sys.path (AWS-FACTS.md, the bootstrap's precedence), so this stand-in only has to exist.
+RUNTIME_PROVIDED = ("boto3==1.44.5",)
 RUNTIME_PACKAGES = (AWSLAMBDARIC, *RUNTIME_PROVIDED)
 LOCAL_LAMBDA_DIR = BUILD_DIR / "local-lambda"
 # What decides the synthesized artifact: a change to any of these re-synthesizes it.
