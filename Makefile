@@ -42,7 +42,7 @@ soak: venv mariadb
 	MODEL_DAYS=$(MODEL_DAYS) MODEL_STEPS=$(MODEL_STEPS) $(PY) scripts/with-mariadb -- \
 		$(PY) -m pytest tests/integration/test_model.py -s -q $(PYTEST_ARGS)
 
-demo: venv mariadb
+demo: venv mariadb local-lambda
 	$(PY) scripts/with-mariadb -- $(PY) scripts/demo.py
 
 # `make bench ROWS=10000000`: the large-file proof, this sync and the floor at

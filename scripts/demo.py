@@ -1,10 +1,12 @@
-"""`make demo`: the main job end to end on local stand-ins.
+"""`make demo`: the main job end to end, on a local Lambda, against local stand-ins.
 
-A throwaway MariaDB (started by scripts/with-mariadb), an S3 endpoint from moto on
-loopback, a generated Snowflake-like file, the ingest handler invoked as Lambda would,
-a summary; then the same request again (skipped), then a corrected re-export with a
-new ETag (picked up by itself); last, the operator's status, from the database and
-through the function's `{"action": "status"}`.
+A throwaway MariaDB (started by scripts/with-mariadb), S3 and SQS from moto on loopback, and
+the functions as `cdk synth` packages them (dev's template: code, layers, handler, timeout,
+memory, environment) running on the Lambda runtime's Python under AWS's runtime interface
+client (tests/local_lambda, docs/local-lambda.md). The demo migrates the database, uploads a
+generated Snowflake-like file, delivers its arrival as EventBridge does, delivers it again
+(skipped), lands a corrected re-export (picked up by itself), runs a dry run, and ends with
+what an operator reads. After each invocation it prints what Lambda would report.
 """
 
 from __future__ import annotations
@@ -17,22 +19,59 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from tests.local_lambda import FunctionSpec, InvocationResult, LocalLambda, Template, synthesized  # noqa: E402
+
+ENVIRONMENT = "dev"
 BUCKET = "demo-signals"
 SYNC_DATE = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)  # what the 06:00 schedule would pick
 ROWS = 50_000
+# Lambda's async retries come 1 and 2 minutes after a failure; the demo waits a tenth of that.
+TIME_SCALE = 0.1
 
 
-def show(title: str, invoke: Callable[[], dict[str, Any]]) -> None:
-    """Announce a step, run it (its metrics line prints under the title), print its answer."""
-    print(f"\n== {title}", flush=True)
-    print(json.dumps(invoke(), indent=2))
+class DemoFunction:
+    """One function of the stack on the local Lambda, printing what Lambda reports after each invocation."""
+
+    def __init__(self, spec: FunctionSpec, log_path: Path, sqs: Any) -> None:
+        self.spec = spec
+        self.lambda_ = LocalLambda(spec, log_path=log_path, sqs_client=sqs, time_scale=TIME_SCALE)
+
+    def invoke(self, title: str, payload: Any) -> Any:
+        """A synchronous invocation (RequestResponse), as `aws lambda invoke` makes one."""
+        print(f"\n== {title}", flush=True)
+        result = self.lambda_.invoke(payload)
+        self._report([result])
+        print(json.dumps(result.payload, indent=2))
+        return result.payload
+
+    def deliver(self, title: str, event: Any) -> Any:
+        """An asynchronous invocation (Event), as EventBridge and S3 make them: Lambda retries a failure."""
+        print(f"\n== {title}", flush=True)
+        queued = self.lambda_.invoke_async(event)
+        self.lambda_.wait_idle(timeout=self.spec.timeout_seconds * 3)
+        self._report(queued.results)
+        retries = len(queued.results) - 1
+        print(f"   delivered asynchronously: {len(queued.results)} attempt(s), {retries} retried by Lambda")
+        answer = queued.record or queued.results[-1].payload  # the on-failure record, when every attempt failed
+        print(json.dumps(answer, indent=2))
+        return answer
+
+    def close(self) -> None:
+        self.lambda_.close()
+
+    def _report(self, results: list[InvocationResult]) -> None:
+        for result in results:
+            start = f"cold start, init {result.init_duration_ms:.0f} ms" if result.init_duration_ms is not None else "warm start"
+            print(
+                f"   Lambda REPORT: duration {result.duration_ms:.0f} ms, max memory used {result.max_memory_used_mb} MB "
+                f"of {self.spec.memory_mb} MB, {start}, {result.outcome}"
+            )
 
 
 def main() -> int:
@@ -47,69 +86,79 @@ def main() -> int:
         shutil.rmtree(work_dir, ignore_errors=True)
 
 
-def run_demo(s3_endpoint: str, work_dir: Path) -> int:
-    import boto3
-
-    os.environ.update(
-        AWS_ENDPOINT_URL_S3=s3_endpoint,
-        AWS_ACCESS_KEY_ID="demo",
-        AWS_SECRET_ACCESS_KEY="demo",
-        AWS_DEFAULT_REGION="us-east-1",
-        SIGNALS_BUCKET=BUCKET,
-        WORK_DIR=str(work_dir),
+def function_spec(template: Template, name: str, endpoint: str, queue_url: str) -> FunctionSpec:
+    """The template's function, its AWS references given moto's stand-ins, the database reached as DB_HOST says."""
+    stand_ins = {"SignalsBucket": BUCKET, "DeadLettersQueue": queue_url}
+    spec = template.function_spec(f"upsell-signals-{name}-{ENVIRONMENT}", stand_ins)
+    database = {variable: os.environ[variable] for variable in ("DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME")}
+    # No secrets and no RDS CA bundle locally: the throwaway server is on loopback.
+    return spec.with_environment(
+        **database,
+        AWS_ENDPOINT_URL=endpoint,
+        DB_SECRET_ARN=None,
+        INGEST_DB_SECRET_ARN=None,
+        DB_TLS_CA_FILE=None,
         POWERTOOLS_LOG_LEVEL=os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
     )
-    from functions.ingest import handler as ingest
-    from functions.migrate import handler as migrate
+
+
+def file_arrival(key: str) -> dict[str, Any]:
+    """EventBridge's "Object Created" for the key, as the stack's rule delivers it (AWS's sample in events/)."""
+    event: dict[str, Any] = json.loads((REPO_ROOT / "events" / "eventbridge-s3-object-created.json").read_text())
+    event["detail"]["bucket"]["name"] = BUCKET
+    event["detail"]["object"]["key"] = key
+    return event
+
+
+def run_demo(endpoint: str, work_dir: Path) -> int:
+    import boto3
+
     from functions.status.format import format_status
     from tests.factories import day_two, snowflake_table, write_pyarrow
-    from tests.scripts_support import LocalContext
 
-    show("1. migrate the throwaway database", lambda: migrate.handler({"action": "up"}, LocalContext("migrate")))
-
-    s3 = boto3.client("s3")
+    clients = {"endpoint_url": endpoint, "region_name": "us-east-1", "aws_access_key_id": "demo", "aws_secret_access_key": "demo"}
+    s3, sqs = boto3.client("s3", **clients), boto3.client("sqs", **clients)
     s3.create_bucket(Bucket=BUCKET)
-    key = f"passive_upsell_signals/dt={SYNC_DATE}/data.parquet"
-    day_file = write_pyarrow(snowflake_table(ROWS, seed=2026), work_dir / "data.parquet")
-    s3.upload_file(str(day_file), BUCKET, key)
-    print(f"\nUploaded a Snowflake-like file of {ROWS:,} rows to s3://{BUCKET}/{key}")
+    queue_url = sqs.create_queue(QueueName="upsell-signals-dead-letters")["QueueUrl"]
 
-    print('(Lines starting {"_aws": ...} are the metrics the function writes, as CloudWatch receives them.)')
+    print(f"The {ENVIRONMENT} stack as `cdk synth` packages it, run on a local Lambda (docs/local-lambda.md)...", flush=True)
+    template = Template(synthesized(ENVIRONMENT), f"UpsellSignals-{ENVIRONMENT}")
+    migrate = DemoFunction(function_spec(template, "migrate", endpoint, queue_url), work_dir / "migrate.log", sqs)
+    ingest = DemoFunction(function_spec(template, "ingest", endpoint, queue_url), work_dir / "ingest.log", sqs)
+    spec = ingest.spec
+    print(f"ingest: {spec.handler} on {spec.runtime}, timeout {spec.timeout_seconds} s, memory {spec.memory_mb} MB")
+    try:
+        migrate.invoke("1. migrate the throwaway database", {"action": "up"})
 
-    payload = {"sync_date": SYNC_DATE.isoformat()}
-    show(f"2. sync {SYNC_DATE} (manual payload {json.dumps(payload)})", lambda: ingest.handler(payload, LocalContext("ingest")))
-    show("3. the same request again: skipped, nothing written", lambda: ingest.handler(payload, LocalContext("ingest")))
+        key = f"passive_upsell_signals/dt={SYNC_DATE}/data.parquet"
+        day_file = write_pyarrow(snowflake_table(ROWS, seed=2026), work_dir / "data.parquet")
+        s3.upload_file(str(day_file), BUCKET, key)
+        print(f"\nUploaded a Snowflake-like file of {ROWS:,} rows to s3://{BUCKET}/{key}")
 
-    corrected = write_pyarrow(day_two(snowflake_table(ROWS, seed=2026), seed=7), work_dir / "corrected.parquet")
-    s3.upload_file(str(corrected), BUCKET, key)
-    show(
-        "4. a corrected re-export lands (new ETag): picked up by itself, only changed rows written",
-        lambda: ingest.handler(payload, LocalContext("ingest")),
-    )
-    show(
-        "5. a dry run of the same date with force_resync: counts, nothing published",
-        lambda: ingest.handler({**payload, "force_resync": True, "dry_run": True}, LocalContext("ingest")),
-    )
-    print("\n== 6. what an operator reads at 06:05: ./scripts/status, then ./scripts/status --date", SYNC_DATE)
-    sys.stdout.flush()
-    subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "status"), "--days", "3"], check=True)
-    print()
-    sys.stdout.flush()
-    subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "status"), "--date", SYNC_DATE.isoformat()], check=True)
-    status_request = {"action": "status", "days": 3}
-    print(f"\n== 7. the same, asked of the function (in AWS: ./scripts/status --function <name>): {json.dumps(status_request)}")
-    print(f"  echo '{json.dumps(status_request)}' | ./scripts/invoke ingest -")
-    sys.stdout.flush()
-    answer = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "scripts" / "invoke"), "ingest", "-"],
-        input=json.dumps(status_request),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    print(format_status(json.loads(answer.stdout)))
-    print("\nReplay a date by hand:")
-    print(f"  echo '{json.dumps({**payload, 'force_resync': True})}' | ./scripts/invoke ingest -")
+        ingest.deliver(f"2. the file's arrival, delivered as EventBridge delivers it: {SYNC_DATE} synced", file_arrival(key))
+        ingest.deliver("3. the same event again (Lambda may deliver an event twice): skipped, nothing written", file_arrival(key))
+
+        corrected = write_pyarrow(day_two(snowflake_table(ROWS, seed=2026), seed=7), work_dir / "corrected.parquet")
+        s3.upload_file(str(corrected), BUCKET, key)
+        ingest.deliver(
+            "4. a corrected re-export lands (new ETag): picked up by itself, only changed rows written", file_arrival(key)
+        )
+        payload = {"sync_date": SYNC_DATE.isoformat(), "force_resync": True, "dry_run": True}
+        ingest.invoke(f"5. a dry run by hand (manual payload {json.dumps(payload)}): counts, nothing published", payload)
+
+        print("\n== 6. what an operator reads at 06:05: ./scripts/status, then ./scripts/status --date", SYNC_DATE)
+        sys.stdout.flush()
+        subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "status"), "--days", "3"], check=True)
+        print()
+        sys.stdout.flush()
+        subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "status"), "--date", SYNC_DATE.isoformat()], check=True)
+        status_request = {"action": "status", "days": 3}
+        print("\n== 7. the same, asked of the function (in AWS: ./scripts/status --function <name>):", json.dumps(status_request))
+        print(format_status(ingest.lambda_.invoke(status_request).payload))
+    finally:
+        migrate.close()
+        ingest.close()
+    print("\nRun an event of your own through the local Lambda: docs/local-lambda.md, \"Running one event by hand\".")
     return 0
 
 

@@ -44,9 +44,9 @@ class _Proxy:
     in it. `close()` stops accepting; connections already open run on.
     """
 
-    def __init__(self, upstream: tuple[str, int]) -> None:
+    def __init__(self, upstream: tuple[str, int], *, port: int = 0) -> None:
         self._upstream = upstream
-        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener = socket.create_server(("127.0.0.1", port))
         self.port = int(self._listener.getsockname()[1])
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -200,3 +200,32 @@ def black_hole_proxy(upstream_host: str, upstream_port: int, *, trigger: bytes, 
         yield proxy
     finally:
         proxy.close()
+
+
+class Forwarder(_Proxy):
+    """A plain TCP route on loopback to `upstream`, on a port of the caller's choosing.
+
+    A client told to use `port` finds nothing there (connection refused, as from a database
+    that is down) until the route is opened, and every byte passes both ways once it is.
+    """
+
+    def __init__(self, upstream_host: str, upstream_port: int, *, port: int) -> None:
+        super().__init__((upstream_host, upstream_port), port=port)
+
+    def _relay(self, client: socket.socket, server: socket.socket) -> None:
+        while True:
+            readable, _, _ = select.select([client, server], [], [])
+            for side in readable:
+                if not (data := side.recv(65536)):
+                    return
+                (server if side is client else client).sendall(data)
+
+
+@contextmanager
+def forwarder(upstream_host: str, upstream_port: int, *, port: int) -> Iterator[Forwarder]:
+    """A Forwarder from `port` to the upstream for the block."""
+    route = Forwarder(upstream_host, upstream_port, port=port)
+    try:
+        yield route
+    finally:
+        route.close()

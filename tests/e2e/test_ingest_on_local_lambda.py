@@ -8,89 +8,26 @@ the template refers to (moto's), the moto endpoint, and no RDS CA bundle for a l
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pymysql
 import pytest
 
-from functions.shared.settings import DatabaseSettings
+from tests.e2e.deployed_ingest import INGEST_FUNCTION, StandIns, file_arrival, ingest_spec
 from tests.factories import snowflake_table, write_pyarrow
-from tests.local_lambda import LocalLambda, Template, synthesized
-from tests.stand_ins import moto_server
+from tests.local_lambda import LocalLambda, Template
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-ENVIRONMENT = "dev"
-FUNCTION_NAME = f"upsell-signals-ingest-{ENVIRONMENT}"
 MINUTE_IS_A_SECOND = 1 / 60
-
-
-@dataclass(frozen=True)
-class StandIns:
-    endpoint: str
-    bucket: str
-    s3: Any
-    sqs: Any
-    queue_url: str
-    secret_arn: str
-
-
-@pytest.fixture(scope="module")
-def template() -> Template:
-    """The dev stack, synthesized for this machine's CPU (cached under build/local-lambda while its sources stay)."""
-    return Template(synthesized(ENVIRONMENT), f"UpsellSignals-{ENVIRONMENT}")
-
-
-@pytest.fixture
-def stand_ins(migrated_settings: DatabaseSettings) -> Iterator[StandIns]:
-    """moto's S3, SQS and Secrets Manager on loopback: the bucket, the dead-letter queue, the ingest's database secret."""
-    # moto keeps one state per process: every name is this test's own.
-    unique = uuid.uuid4().hex[:8]
-    bucket = f"signals-{unique}"
-    with moto_server() as endpoint:
-        clients = {
-            name: boto3.client(name, endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
-            for name in ("s3", "sqs", "secretsmanager")
-        }
-        clients["s3"].create_bucket(Bucket=bucket)
-        secret = {
-            "host": migrated_settings.host,
-            "port": migrated_settings.port,
-            "username": migrated_settings.user,
-            "password": migrated_settings.password or "",
-            "dbname": migrated_settings.name,
-        }
-        secret_arn = clients["secretsmanager"].create_secret(Name=f"ingest-db-{unique}", SecretString=json.dumps(secret))["ARN"]
-        queue_url = clients["sqs"].create_queue(QueueName=f"dead-letters-{unique}")["QueueUrl"]
-        yield StandIns(endpoint, bucket, clients["s3"], clients["sqs"], queue_url, secret_arn)
 
 
 @pytest.fixture
 def ingest(template: Template, stand_ins: StandIns, tmp_path: Path) -> Iterator[LocalLambda]:
     """The ingest function as the template defines it, on the local Lambda (a minute of async spacing is a second)."""
-    spec = template.function_spec(
-        FUNCTION_NAME,
-        {"SignalsBucket": stand_ins.bucket, "DeadLettersQueue": stand_ins.queue_url, "DatabaseIngestSecret": stand_ins.secret_arn},
-    ).with_environment(
-        AWS_ENDPOINT_URL=stand_ins.endpoint,
-        DB_TLS_CA_FILE=None,  # the RDS CA bundle cannot verify a local server; loopback goes without TLS
-        POWERTOOLS_LOG_LEVEL="WARNING",
-    )
+    spec = ingest_spec(template, stand_ins)
     with LocalLambda(spec, log_path=tmp_path / "ingest.log", sqs_client=stand_ins.sqs, time_scale=MINUTE_IS_A_SECOND) as function:
         yield function
-
-
-def file_arrival(bucket: str, key: str) -> dict[str, Any]:
-    """EventBridge's "Object Created" for the key, as the stack's rule delivers it (events/ holds AWS's sample)."""
-    event: dict[str, Any] = json.loads((REPO_ROOT / "events" / "eventbridge-s3-object-created.json").read_text())
-    event["resources"] = [f"arn:aws:s3:::{bucket}"]
-    event["detail"]["bucket"]["name"] = bucket
-    event["detail"]["object"]["key"] = key
-    return event
 
 
 def test_the_template_configures_the_local_ingest(template: Template, ingest: LocalLambda) -> None:
@@ -102,7 +39,7 @@ def test_the_template_configures_the_local_ingest(template: Template, ingest: Lo
     assert spec.on_failure_queue_url is not None
     assert spec.environment["WORK_DIR"] == "/tmp"
     # And a value the template refers to without a local stand-in stops the run, naming it
-    bare = template.function_spec(FUNCTION_NAME)
+    bare = template.function_spec(INGEST_FUNCTION)
     assert {"SIGNALS_BUCKET", "DEAD_LETTER_QUEUE_URL", "DB_SECRET_ARN", "on-failure destination"} <= set(bare.unresolved)
     with pytest.raises(ValueError, match="no local stand-in"):
         LocalLambda(bare, log_path=Path("/dev/null")).invoke({})

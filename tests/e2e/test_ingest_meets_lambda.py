@@ -1,0 +1,333 @@
+"""The deployed ingest meets Lambda as AWS runs it: killed at its timeout, retried at Lambda's spacing, delivered twice.
+
+Every test runs the dev template's artifact on the local Lambda (tests/local_lambda) against
+the suite's MariaDB and moto. Lambda's timings are scaled as tests/lambda_timing.py scales them:
+the async retries come FIRST_RETRY_SECONDS and SECOND_RETRY_SECONDS after a failure and the
+function's lease is the template's scaled alike (LEASE_SECONDS), so a killed holder's lease
+lapses before Lambda's retry here as it does deployed. A test that needs a kill shortens the
+function's timeout to a few seconds; its time-budget margin is shortened with it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pymysql
+
+from functions.shared.contract import CLAIM_LEASE_SECONDS, LAMBDA_FIRST_RETRY_SECONDS, PUBLISH_LOCK
+from tests import lambda_timing
+from tests.e2e.deployed_ingest import REPO_ROOT, StandIns, file_arrival, ingest_spec, wait_until
+from tests.factories import snowflake_table, write_pyarrow
+from tests.local_lambda import FunctionSpec, LocalLambda, Template
+from tests.stand_ins import forwarder, free_port
+
+# The time budget keeps this much of a run unused (30 s deployed); a run here lasts seconds.
+MARGIN_SECONDS = 5
+# Long enough for a cold start's claim and download on a loaded machine, short enough to wait out.
+SHORT_TIMEOUT_SECONDS = 10
+# Generous bounds on waiting for a condition: a slow machine is slow, not wrong.
+PATIENCE_SECONDS = 120
+SYNC_DATE = "2026-01-30"
+KEY = f"passive_upsell_signals/dt={SYNC_DATE}/data.parquet"
+
+
+def scaled_ingest(template: Template, stand_ins: StandIns, *, timeout_seconds: int = 900, **environment: str) -> FunctionSpec:
+    """The template's ingest with Lambda's timings scaled: its lease, its in-process transient wait, a short margin."""
+    assert template.function_spec("upsell-signals-ingest-dev").environment["CLAIM_LEASE_SECONDS"] == str(CLAIM_LEASE_SECONDS)
+    return ingest_spec(
+        template,
+        stand_ins,
+        timeout_seconds=timeout_seconds,
+        CLAIM_LEASE_SECONDS=str(lambda_timing.LEASE_SECONDS),
+        TRANSIENT_WAIT_SECONDS=str(lambda_timing.TRANSIENT_WAIT_SECONDS),
+        TIME_BUDGET_MARGIN_SECONDS=str(MARGIN_SECONDS),
+        **environment,
+    )
+
+
+@contextmanager
+def on_local_lambda(spec: FunctionSpec, stand_ins: StandIns, log_path: Path, *, duplicate_rate: float = 0.0) -> Iterator[LocalLambda]:
+    """The function on the local Lambda, its async retries at Lambda's spacing scaled as the lease is."""
+    with LocalLambda(
+        spec, log_path=log_path, sqs_client=stand_ins.sqs, time_scale=lambda_timing.SCALE, duplicate_rate=duplicate_rate
+    ) as function:
+        assert LAMBDA_FIRST_RETRY_SECONDS * function.time_scale == lambda_timing.FIRST_RETRY_SECONDS
+        yield function
+
+
+def upload_day(stand_ins: StandIns, tmp_path: Path, rows: int, *, key: str = KEY, seed: int = 5) -> pa.Table:
+    table = snowflake_table(rows, seed=seed)
+    stand_ins.s3.upload_file(str(write_pyarrow(table, tmp_path / f"{seed}.parquet")), stand_ins.bucket, key)
+    return table
+
+
+def published(db: pymysql.Connection[Any]) -> list[tuple[Any, ...]]:
+    with db.cursor() as cursor:
+        cursor.execute(
+            "SELECT cdms_canonical_company_id, most_recent_paid_ee_count, current_product_tier FROM company_upsell_signals ORDER BY 1"
+        )
+        return list(cursor.fetchall())
+
+
+def in_file(table: pa.Table) -> list[tuple[Any, ...]]:
+    columns = [table[name].to_pylist() for name in ("CDMS_CANONICAL_COMPANY_ID", "MOST_RECENT_PAID_EE_COUNT", "CURRENT_PRODUCT_TIER")]
+    return sorted((company, None if paid is None else int(paid), tier) for company, paid, tier in zip(*columns, strict=True))
+
+
+def date_status(db: pymysql.Connection[Any], sync_date: str = SYNC_DATE) -> tuple[Any, ...] | None:
+    """The date's (status, rows_processed) in the claim ledger; None when no run ever claimed it."""
+    with db.cursor() as cursor:
+        cursor.execute("SELECT status, rows_processed FROM upsell_signal_sync_metadata WHERE sync_date = %s", (sync_date,))
+        row: tuple[Any, ...] | None = cursor.fetchone()
+        return row
+
+
+def runs(db: pymysql.Connection[Any], sync_date: str = SYNC_DATE) -> list[tuple[Any, ...]]:
+    """The date's run history: (trigger, status, error type, rows resumed), oldest first."""
+    with db.cursor() as cursor:
+        cursor.execute(
+            "SELECT trigger_source, status, error_type, rows_resumed FROM upsell_signal_sync_runs WHERE sync_date = %s ORDER BY id",
+            (sync_date,),
+        )
+        return list(cursor.fetchall())
+
+
+def waiting_for_the_publish_lock(db: pymysql.Connection[Any]) -> int:
+    """How many other sessions wait in GET_LOCK now (the function's, while the test holds the lock)."""
+    with db.cursor() as cursor:
+        cursor.execute(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND INFO LIKE 'SELECT GET_LOCK%%'"
+        )
+        (count,) = cursor.fetchone() or (0,)
+        return int(count)
+
+
+@contextmanager
+def publish_lock_held(db: pymysql.Connection[Any]) -> Iterator[None]:
+    """The publish lock, held by the test's own session (as a long publish of another date, or a migration, holds it)."""
+    with db.cursor() as cursor:
+        cursor.execute("SELECT GET_LOCK(%s, 0)", (PUBLISH_LOCK,))
+        assert cursor.fetchone() == (1,)
+        try:
+            yield
+        finally:
+            cursor.execute("SELECT RELEASE_LOCK(%s)", (PUBLISH_LOCK,))
+
+
+def test_a_run_killed_at_its_timeout_is_completed_by_lambdas_first_retry(
+    template: Template, stand_ins: StandIns, db: pymysql.Connection[Any], tmp_path: Path
+) -> None:
+    # Given a day's file, and the publish lock held elsewhere, so that the run blocks in a statement
+    day = upload_day(stand_ins, tmp_path, 3_000)
+    spec = scaled_ingest(template, stand_ins, timeout_seconds=SHORT_TIMEOUT_SECONDS)
+    with on_local_lambda(spec, stand_ins, tmp_path / "ingest.log") as ingest:
+        with publish_lock_held(db):
+            # When the file's arrival runs, waits for the lock and is killed at its timeout without a word
+            event = ingest.invoke_async(file_arrival(stand_ins.bucket, KEY))
+            wait_until(lambda: waiting_for_the_publish_lock(db), timeout=PATIENCE_SECONDS, what="the run to wait for the lock")
+            wait_until(lambda: event.results, timeout=PATIENCE_SECONDS, what="the run to end")
+            assert (date_status(db) or ("none",))[0] == "started"  # the dead run's claim, its lease no longer renewed
+        # And the lock is free again before Lambda's retry, which comes at its own time, whatever the lease
+        ingest.wait_idle(timeout=PATIENCE_SECONDS)
+
+    # Then the retry, a cold start of the same request, took the date over and completed it exactly
+    killed, retry = event.results
+    assert (killed.outcome, killed.payload["errorType"]) == ("timeout", "Sandbox.Timedout")
+    assert (retry.outcome, retry.cold_start, retry.request_id) == ("success", True, killed.request_id)
+    assert retry.payload["status"] == "completed", retry.payload
+    assert retry.started_at - killed.ended_at >= lambda_timing.FIRST_RETRY_SECONDS
+    assert published(db) == in_file(day)
+    assert date_status(db) == ("completed", 3_000)
+    assert [(status, error) for _, status, error, _ in runs(db)] == [("failed", "TakenOver"), ("completed", None)]
+    # And nothing waits for a person
+    assert stand_ins.dead_letters() == []
+
+
+def test_a_run_stopped_by_its_time_budget_hands_over_and_lambdas_retry_resumes_it(
+    template: Template, stand_ins: StandIns, db: pymysql.Connection[Any], tmp_path: Path
+) -> None:
+    # Given a file of four chunks, and a run that starts late: the publish lock is held until its margin is near
+    day = upload_day(stand_ins, tmp_path, 4_000)
+    spec = scaled_ingest(template, stand_ins, timeout_seconds=SHORT_TIMEOUT_SECONDS, STAGING_CHUNK_ROWS="1000")
+    with on_local_lambda(spec, stand_ins, tmp_path / "ingest.log") as ingest:
+        with publish_lock_held(db):
+            event = ingest.invoke_async(file_arrival(stand_ins.bucket, KEY))
+            waiting = wait_until(
+                lambda: waiting_for_the_publish_lock(db) and time.monotonic(), timeout=PATIENCE_SECONDS, what="the run to wait"
+            )
+            time.sleep(max(0.0, waiting + SHORT_TIMEOUT_SECONDS - MARGIN_SECONDS - time.monotonic()))
+        # When the run goes on with less than its margin left, and Lambda retries what it raised
+        ingest.wait_idle(timeout=PATIENCE_SECONDS)
+
+    # Then the run stopped itself after a chunk, before its timeout, and said so
+    handed, retry = event.results
+    assert (handed.outcome, handed.payload["errorType"]) == ("error", "HandedOver"), handed.payload
+    assert handed.ended_at - handed.started_at < SHORT_TIMEOUT_SECONDS
+    # And Lambda's retry, on the same warm process, resumed at the committed chunk and completed the date exactly
+    assert (retry.outcome, retry.cold_start) == ("success", False)
+    assert retry.payload["status"] == "completed", retry.payload
+    assert retry.started_at - handed.ended_at >= lambda_timing.FIRST_RETRY_SECONDS
+    assert published(db) == in_file(day)
+    history = runs(db)
+    assert [status for _, status, _, _ in history] == ["handed_over", "completed"]
+    assert history[1][3] >= 1_000  # rows the first run had staged were not staged again
+    assert stand_ins.dead_letters() == []
+
+
+def test_a_delivery_of_the_same_event_twice_syncs_once(
+    template: Template, stand_ins: StandIns, db: pymysql.Connection[Any], tmp_path: Path
+) -> None:
+    # Given a day's file, and Lambda delivering its arrival twice (it may, even after a success)
+    day = upload_day(stand_ins, tmp_path, 2_000)
+    with on_local_lambda(scaled_ingest(template, stand_ins), stand_ins, tmp_path / "ingest.log", duplicate_rate=1.0) as ingest:
+        event = ingest.invoke_async(file_arrival(stand_ins.bucket, KEY))
+        ingest.wait_idle(timeout=PATIENCE_SECONDS)
+
+    # Then the first delivery completed the date and the second, the same request, answered skipped
+    first, second = event.results
+    assert first.request_id == second.request_id
+    assert (first.payload["status"], second.payload["status"]) == ("completed", "skipped"), (first.payload, second.payload)
+    assert published(db) == in_file(day)
+    assert [status for _, status, _, _ in runs(db)] == ["completed", "skipped"]
+    assert stand_ins.dead_letters() == []
+
+
+def test_a_duplicate_delivered_while_the_first_runs_answers_in_progress_and_the_first_completes(
+    template: Template, stand_ins: StandIns, db: pymysql.Connection[Any], tmp_path: Path
+) -> None:
+    # Given a day's file, its arrival running in one execution environment and held up in its publish
+    day = upload_day(stand_ins, tmp_path, 2_000)
+    spec = scaled_ingest(template, stand_ins)
+    with on_local_lambda(spec, stand_ins, tmp_path / "first.log") as first, on_local_lambda(spec, stand_ins, tmp_path / "second.log") as second:
+        with publish_lock_held(db):
+            event = first.invoke_async(file_arrival(stand_ins.bucket, KEY))
+            wait_until(lambda: waiting_for_the_publish_lock(db), timeout=PATIENCE_SECONDS, what="the first run to hold the date")
+            # When Lambda delivers the same request again, to a second environment
+            duplicate = second.invoke(file_arrival(stand_ins.bucket, KEY), request_id=event.request_id)
+        first.wait_idle(timeout=PATIENCE_SECONDS)
+
+    # Then the duplicate touched nothing and said the date is in progress (a success: Lambda retries nothing)
+    assert (duplicate.outcome, duplicate.payload["status"]) == ("success", "in_progress"), duplicate.payload
+    # And the first completed the date exactly, once
+    [result] = event.results
+    assert result.payload["status"] == "completed", result.payload
+    assert published(db) == in_file(day)
+    assert sorted(status for _, status, _, _ in runs(db)) == ["completed", "in_progress"]
+    assert stand_ins.dead_letters() == []
+
+
+def test_a_corrupt_file_is_dead_lettered_once_by_the_handler_and_its_redrive_completes_once_the_file_is_fixed(
+    template: Template, stand_ins: StandIns, db: pymysql.Connection[Any], tmp_path: Path
+) -> None:
+    # Given a file that is not Parquet
+    stand_ins.s3.put_object(Bucket=stand_ins.bucket, Key=KEY, Body=b"PAR1 this is not a parquet file PAR1")
+    with on_local_lambda(scaled_ingest(template, stand_ins), stand_ins, tmp_path / "ingest.log") as ingest:
+        # When its arrival runs
+        event = ingest.invoke_async(file_arrival(stand_ins.bucket, KEY))
+        ingest.wait_idle(timeout=PATIENCE_SECONDS)
+        # Then one attempt: the failure is permanent, dead-lettered by the handler with its reason, and answered
+        [result] = event.results
+        assert (result.outcome, result.payload["status"], result.payload["error_type"]) == ("success", "failed", "CorruptFile")
+        [dead_letter] = stand_ins.dead_letters()
+        assert dead_letter["error_type"] == "CorruptFile"
+        assert dead_letter["original_event"] == file_arrival(stand_ins.bucket, KEY)
+        assert date_status(db) == ("failed", None)
+
+        # When the file is exported again and the dead letter is sent back to the function
+        day = upload_day(stand_ins, tmp_path, 1_000)
+        redrive = ingest.invoke(dead_letter)
+
+    # Then the redrive completed the date
+    assert redrive.payload["status"] == "completed", redrive.payload
+    assert published(db) == in_file(day)
+    assert [(trigger, status) for trigger, status, _, _ in runs(db)] == [
+        ("eventbridge_s3", "failed"),
+        ("redrive:eventbridge_s3", "completed"),
+    ]
+    assert stand_ins.dead_letters() == []
+
+
+def test_a_database_unreachable_through_every_retry_lands_on_the_queue_and_its_redrive_completes_once_it_is_back(
+    template: Template, stand_ins: StandIns, db: pymysql.Connection[Any], tmp_path: Path
+) -> None:
+    # Given a day's file, and the database's address answered by nothing (a database down beyond any wait)
+    day = upload_day(stand_ins, tmp_path, 1_000)
+    route_port = free_port()
+    stand_ins.point_secret_at(route_port)
+    spec = scaled_ingest(template, stand_ins, timeout_seconds=SHORT_TIMEOUT_SECONDS)
+    with on_local_lambda(spec, stand_ins, tmp_path / "ingest.log") as ingest:
+        # When the file's arrival runs
+        event = ingest.invoke_async(file_arrival(stand_ins.bucket, KEY))
+        ingest.wait_idle(timeout=PATIENCE_SECONDS)
+
+        # Then Lambda ran it three times at its spacing, each failing as transient after waiting within its time
+        assert [(r.outcome, r.payload["errorType"]) for r in event.results] == [("error", "TransientError")] * 3
+        first, second, third = event.results
+        assert second.started_at - first.ended_at >= lambda_timing.FIRST_RETRY_SECONDS
+        assert third.started_at - second.ended_at >= lambda_timing.SECOND_RETRY_SECONDS
+        # And its on-failure record, in AWS's shape, is on the dead-letter queue
+        [record] = stand_ins.dead_letters()
+        assert record["requestContext"]["condition"] == "RetriesExhausted"
+        assert record["requestContext"]["approximateInvokeCount"] == 3
+        assert record["requestPayload"] == file_arrival(stand_ins.bucket, KEY)
+        assert record["responsePayload"]["errorType"] == "TransientError"
+        assert date_status(db) is None  # it never reached the database
+
+        # When the database is reachable again and the record is sent back to the function
+        with forwarder(stand_ins.database.host or "127.0.0.1", stand_ins.database.port, port=route_port):
+            redrive = ingest.invoke(record)
+
+    # Then the redrive completed the date
+    assert redrive.payload["status"] == "completed", redrive.payload
+    assert published(db) == in_file(day)
+    assert [(trigger, status) for trigger, status, _, _ in runs(db)] == [("redrive:eventbridge_s3", "completed")]
+    assert stand_ins.dead_letters() == []
+
+
+def test_the_four_ways_in_each_sync_their_date_on_one_cold_then_warm_environment(
+    template: Template, stand_ins: StandIns, db: pymysql.Connection[Any], tmp_path: Path
+) -> None:
+    # Given a file for each of five dates (oldest first: each newer date supersedes the last)
+    files = {day: upload_day(stand_ins, tmp_path, 500, key=f"passive_upsell_signals/dt={day}/data.parquet", seed=n)
+             for n, day in enumerate(("2026-01-26", "2026-01-27", "2026-01-28", "2026-01-29", "2026-01-30"))}
+    samples = {name: json.loads((REPO_ROOT / "events" / name).read_text()) for name in ("s3-notification.json", "schedule.json", "lambda-on-failure-record.json")}
+    s3_notification = samples["s3-notification.json"]
+    s3_notification["Records"][0]["s3"]["bucket"] |= {"name": stand_ins.bucket, "arn": f"arn:aws:s3:::{stand_ins.bucket}"}
+    s3_notification["Records"][0]["s3"]["object"]["key"] = "passive_upsell_signals/dt%3D2026-01-26/data.parquet"  # as S3 encodes it
+    schedule = samples["schedule.json"] | {"time": "2026-01-29T06:00:00Z"}  # the 06:00 run syncs the day before
+    redrive = samples["lambda-on-failure-record.json"]
+    redrive["requestPayload"] |= {"time": "2026-01-31T06:00:00Z"}  # Lambda's record of a failed 06:00 run
+    events = {
+        "s3": s3_notification,
+        "eventbridge_s3": file_arrival(stand_ins.bucket, "passive_upsell_signals/dt=2026-01-27/data.parquet"),
+        "schedule": schedule,
+        "manual": {"sync_date": "2026-01-29"},
+        "redrive:schedule": redrive,
+    }
+
+    # When each arrives, asynchronously as its trigger invokes, one after the other
+    with on_local_lambda(scaled_ingest(template, stand_ins), stand_ins, tmp_path / "ingest.log") as ingest:
+        results = []
+        for event in events.values():
+            results.append(ingest.invoke_async(event))
+            ingest.wait_idle(timeout=PATIENCE_SECONDS)
+        cold_starts = ingest.cold_starts
+
+    # Then each synced its own date, through the trigger it came by
+    for (trigger, _), sync_date, queued in zip(events.items(), files, results, strict=True):
+        [result] = queued.results
+        assert (result.payload["status"], result.payload["sync_date"]) == ("completed", sync_date), result.payload
+        assert [(trigger_source, status) for trigger_source, status, _, _ in runs(db, sync_date)] == [(trigger, "completed")]
+    assert published(db) == in_file(files["2026-01-30"])
+    # And the first invocation started the environment (with its init duration), the others found it warm
+    first, *later = [queued.results[0] for queued in results]
+    assert first.cold_start and first.init_duration_ms is not None
+    assert [(result.cold_start, result.init_duration_ms) for result in later] == [(False, None)] * 4
+    assert cold_starts == 1
+    assert stand_ins.dead_letters() == []
