@@ -57,7 +57,9 @@ class TimeBudget:
     def stop_if_out_of_time(self, where: str) -> None:
         """HandedOver when only the margin is left: called at a chunk boundary, before the next chunk."""
         if not self.fits(0):
-            raise HandedOver(f"time budget: stopped {where} with {self._left()} left; the next run resumes here")
+            raise HandedOver(
+                f"time budget: stopped {where} with {self._left()} left; the next run resumes here", stopped_at=where
+            )
 
     def stop_before_publish_if_short(self, rows_staged: int) -> None:
         """HandedOver when the publish would not finish in the time left after this run's staging.
@@ -70,7 +72,8 @@ class TimeBudget:
         if not self.fits(needed):
             raise HandedOver(
                 f"time budget: publishing {rows_staged} staged rows needs about {needed:.0f}s and {self._left()} are left; "
-                "the next run publishes them"
+                "the next run publishes them",
+                stopped_at=f"before publishing {rows_staged} staged rows",
             )
 
     def _left(self) -> str:

@@ -6,6 +6,7 @@ Pure constants (no AWS or database imports), so infra/ can read them without the
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 
 SERVICE_NAME = "upsell-signals-ingest"  # Powertools service: the metrics' `service` dimension the alarms filter on
@@ -61,3 +62,23 @@ def object_key_for(prefix: str, sync_date: dt.date) -> str:
 LAMBDA_FIRST_RETRY_SECONDS = 60
 CLAIM_LEASE_SECONDS = 30
 HEARTBEATS_PER_LEASE = 3  # a live holder renews three times a lease: two missed beats still hold it
+
+
+# -- a file that needs several runs (functions/ingest/continuation.py) ---------------------
+# The ingest runs as a Lambda durable function: each run of an event is a checkpointed step,
+# a hand-over is that step's answer (no error, no alarm), and the next run starts after a
+# durable wait, which costs no compute (Lambda Developer Guide, "Lambda durable functions").
+# The bound: at least a day of work per execution; past it, or when a run makes no progress,
+# the event is dead-lettered with the reason.
+CONTINUATION_WORK_SECONDS = 24 * 3600
+CONTINUATION_PAUSE_SECONDS = 5
+# A backstop above the runs' bound (their pauses and their step retries included): Lambda stops
+# an execution at its ExecutionTimeout (AWS::Lambda::Function DurableConfig, at most 366 days),
+# and the DurableExecutionTimedOut alarm says so.
+DURABLE_EXECUTION_TIMEOUT_SECONDS = 3 * 24 * 3600
+DURABLE_RETENTION_DAYS = 14  # the execution history an operator can read in the console
+
+
+def continuation_runs(timeout_seconds: int, margin_seconds: int) -> int:
+    """Runs enough for CONTINUATION_WORK_SECONDS of work, each working until the margin before its timeout."""
+    return math.ceil(CONTINUATION_WORK_SECONDS / max(1, timeout_seconds - margin_seconds))

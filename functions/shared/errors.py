@@ -62,14 +62,23 @@ class HandedOver(IngestError):
     """The sync stopped at a chunk boundary before the function's timeout; its next run resumes.
 
     Retryable, but not a TransientError: the in-process retry must not run it again, since
-    the time is what ran out. Lambda's async retry (or a replay) continues the date.
+    the time is what ran out. The durable execution's next run (functions/ingest/continuation.py)
+    continues the date; `stopped_at` says where, so a run that stops where the last one did is seen.
     """
 
     retryable = True
 
+    def __init__(self, message: str, *, stopped_at: str = "") -> None:
+        super().__init__(message)
+        self.stopped_at = stopped_at or message
+
 
 class PermanentError(IngestError):
     """A fault that retrying cannot fix: bad input, bad file, a tripped guard."""
+
+
+class NoProgress(PermanentError):
+    """A file's continuation stopped: a run handed over where the one before it did, or the bound of runs ran out."""
 
 
 class BadEvent(PermanentError):

@@ -11,7 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from functions.shared.contract import CLAIM_LEASE_SECONDS, HEARTBEATS_PER_LEASE, KEY_PREFIX, LAMBDA_FIRST_RETRY_SECONDS
+from functions.shared.contract import (
+    CLAIM_LEASE_SECONDS,
+    HEARTBEATS_PER_LEASE,
+    KEY_PREFIX,
+    LAMBDA_FIRST_RETRY_SECONDS,
+    continuation_runs,
+)
 
 LoadMethod = Literal["local_infile", "insert"]
 MissingRows = Literal["keep", "delete"]
@@ -29,6 +35,8 @@ DEFAULT_DB_WRITE_TIMEOUT_SECONDS = 120
 # failover: up to about two minutes), and at most this many times.
 DEFAULT_TRANSIENT_WAIT_SECONDS = 150
 DEFAULT_TRANSIENT_RETRIES = 20
+DEFAULT_MARGIN_SECONDS = 30  # TIME_BUDGET_MARGIN_SECONDS: kept free before the function's timeout
+MAX_LAMBDA_TIMEOUT_SECONDS = 900  # Lambda's ceiling for one invocation
 
 
 class SettingsError(ValueError):
@@ -107,6 +115,7 @@ class IngestSettings:
     reconcile_days: int  # recent dates the daily run checks against their objects
     dead_letter_queue_url: str | None
     time_budget: TimeBudgetSettings
+    continuation_max_runs: int  # runs one durable execution may take for an event (functions/ingest/continuation.py)
 
 
 def _text(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
@@ -227,9 +236,12 @@ def load_ingest_settings(env: Mapping[str, str] | None = None) -> IngestSettings
         reconcile_days=_integer(env, "RECONCILE_DAYS", 7, minimum=0),
         dead_letter_queue_url=_text(env, "DEAD_LETTER_QUEUE_URL"),
         time_budget=TimeBudgetSettings(
-            margin_seconds=_integer(env, "TIME_BUDGET_MARGIN_SECONDS", 30, minimum=1),
+            margin_seconds=_integer(env, "TIME_BUDGET_MARGIN_SECONDS", DEFAULT_MARGIN_SECONDS, minimum=1),
             first_load_rows_per_second=_integer(env, "FIRST_LOAD_ROWS_PER_SECOND", 20_000, minimum=1),
             publish_rows_per_second=_integer(env, "PUBLISH_ROWS_PER_SECOND", 20_000, minimum=1),
+        ),
+        continuation_max_runs=_integer(
+            env, "CONTINUATION_MAX_RUNS", continuation_runs(MAX_LAMBDA_TIMEOUT_SECONDS, DEFAULT_MARGIN_SECONDS), minimum=1
         ),
     )
 

@@ -1,0 +1,147 @@
+"""The ingest as a Lambda durable function: each run of an event is a step, a pause between runs, until it is done.
+
+A sync that cannot finish before the function's timeout hands over at a chunk boundary
+(functions/ingest/time_budget.py). Here that is a step's answer, not an error: the execution
+waits (a durable wait costs no compute) and runs the same event again in a fresh invocation,
+which resumes from the last committed chunk. No Errors datapoint, no alarm, no dead letter.
+
+    run 1 (step) -> handed over -> pause (wait) -> run 2 (step) -> ... -> completed
+
+Bounded: `max_runs` (at least a day of work, functions/shared/contract.py), and a run that
+hands over where the one before it did has made no progress; either is dead-lettered with its
+reason. A run that raises (a transient fault that outlived the in-process retries, a kill) is
+retried as Lambda's async retry did (after 60 s, then 120 s); after that the event is
+dead-lettered and the execution fails (DurableExecutionFailed).
+
+The engine wraps the plain handler (functions/ingest/handler.py): the domain knows nothing of it.
+Durable functions: Lambda Developer Guide, "Lambda durable functions"; the SDK is
+aws-durable-execution-sdk-python (its README, and `DurableContext.step`/`wait`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from aws_durable_execution_sdk_python import DurableContext, StepContext, StepError, durable_execution
+from aws_durable_execution_sdk_python.config import Duration, JitterStrategy, StepConfig
+from aws_durable_execution_sdk_python.retries import RetryDecision, RetryStrategyConfig, create_retry_strategy
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.ingest import handler as plain
+from functions.shared.contract import CONTINUATION_PAUSE_SECONDS, LAMBDA_FIRST_RETRY_SECONDS
+from functions.shared.errors import HandedOver, NoProgress, PermanentError
+
+logger = logging.getLogger("upsell_signals.continuation")
+
+RunEvent = Callable[[Any, LambdaContext], dict[str, Any]]
+# Sends the event to the dead-letter queue with its reason; returns the message id (None: no queue).
+DeadLetter = Callable[[Any, Exception], str | None]
+
+# A run that raised is retried as Lambda retried a failed async event: twice, 60 s then 120 s later.
+_AS_LAMBDA_RETRIES = create_retry_strategy(
+    RetryStrategyConfig(
+        max_attempts=3,
+        initial_delay=Duration.from_seconds(LAMBDA_FIRST_RETRY_SECONDS),
+        backoff_rate=2,
+        jitter_strategy=JitterStrategy.NONE,
+    )
+)
+
+
+def retry_like_lambda(error: Exception, attempts_made: int) -> RetryDecision:
+    """A permanent error (only raised where there is no queue to answer it) is not retried; anything else is."""
+    if isinstance(error, PermanentError):
+        return RetryDecision.no_retry()
+    return _AS_LAMBDA_RETRIES(error, attempts_made)
+
+
+RUN_CONFIG = StepConfig(retry_strategy=retry_like_lambda)
+# The dead letter is sent once: a step that does not run again once it has started.
+ONCE = StepConfig(retry_strategy=lambda error, attempts: RetryDecision.no_retry())
+
+
+def lambda_context_of(context: DurableContext) -> LambdaContext:
+    """The invocation's own Lambda context: its remaining time is the run's time budget."""
+    if context.lambda_context is None:
+        raise RuntimeError("a durable context without its Lambda context cannot tell a run's time left")
+    return context.lambda_context  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """Runs one event until it answers, each run a checkpointed step; the durable handler's whole body."""
+
+    run_event: RunEvent
+    dead_letter: DeadLetter
+    max_runs: int
+    pause_seconds: int = CONTINUATION_PAUSE_SECONDS
+    run_context: Callable[[DurableContext], LambdaContext] = lambda_context_of
+
+    def __call__(self, event: Any, context: DurableContext) -> dict[str, Any]:
+        stopped_at: str | None = None
+        for run in range(1, self.max_runs + 1):
+            try:
+                answer = context.step(self._one_run(event, context), name=f"run {run}", config=RUN_CONFIG)
+            except StepError as error:
+                self._give_up(event, context, error)
+                raise  # the execution fails: DurableExecutionFailed, and the dead letter above
+            if answer.get("status") != "handed_over":
+                return answer
+            if answer["stopped_at"] == stopped_at:
+                reason = f"no progress: run {run} handed over {stopped_at}, where run {run - 1} did"
+                return self._give_up(event, context, NoProgress(reason))
+            stopped_at = answer["stopped_at"]
+            if not context.is_replaying():
+                logger.info(
+                    "run %d handed over (%s); run %d starts in %d s in durable execution %s",
+                    run,
+                    answer["reason"],
+                    run + 1,
+                    self.pause_seconds,
+                    context.state.durable_execution_arn,
+                )
+            context.wait(Duration.from_seconds(self.pause_seconds), name=f"pause after run {run}")
+        bound = f"still unfinished after {self.max_runs} runs, the bound (CONTINUATION_MAX_RUNS): last stopped {stopped_at}"
+        return self._give_up(event, context, NoProgress(bound))
+
+    def _one_run(self, event: Any, context: DurableContext) -> Callable[[StepContext], dict[str, Any]]:
+        def run(_: StepContext) -> dict[str, Any]:
+            try:
+                return self.run_event(event, self.run_context(context))
+            except HandedOver as handed:
+                return {"status": "handed_over", "reason": str(handed), "stopped_at": handed.stopped_at}
+
+        return run
+
+    def _give_up(self, event: Any, context: DurableContext, error: Exception) -> dict[str, Any]:
+        message_id = context.step(lambda _: self.dead_letter(event, error), name="dead letter", config=ONCE)
+        logger.error("continuation stopped: %s", error, extra={"dead_letter_message_id": message_id})
+        return {
+            "status": "failed",
+            "reason": str(error),
+            "error_type": type(error).__name__,
+            "dead_letter_message_id": message_id,
+        }
+
+
+@cache
+def deployed_continuation() -> Continuation:
+    """The continuation of the deployed function: the plain handler, its queue and its bound of runs."""
+    app = plain.build_app()
+
+    def dead_letter(event: Any, error: Exception) -> str | None:
+        if app.dead_letters is None:
+            return None
+        return app.dead_letters.send(original_event=event, error=error, sync_date=None, request_id="", trigger=None)
+
+    return Continuation(run_event=plain.handler, dead_letter=dead_letter, max_runs=app.settings.continuation_max_runs)
+
+
+@durable_execution
+def handler(event: Any, context: DurableContext) -> dict[str, Any]:
+    """The deployed entry (INGEST_HANDLER): the plain handler's runs, continued until the event is done."""
+    return deployed_continuation()(event, context)
