@@ -45,7 +45,7 @@ def suppress_known_findings(stack: Stack, config: EnvConfig) -> None:
                 singleton,
                 f"IAM5[Resource::<{_logical_id_of_ingest(stack)}.Arn>:*]",
                 "EventBridge Scheduler's role may invoke the ingest function and its versions (the CDK LambdaInvoke target's "
-                "grant); it invokes $LATEST and nothing else.",
+                "grant); it invokes the alias `live` and nothing else.",
             )
     if isinstance(config.database, CreatedDatabase):
         database = stack.node.find_child("Database")
@@ -79,5 +79,5 @@ def s3_prefix_finding(stack: Stack, bucket: s3.IBucket, prefix: str) -> str:
 
 
 def _logical_id_of_ingest(stack: Stack) -> str:
-    function = stack.node.find_child("Ingest").node.find_child("Ingest").node.find_child("Function")
+    function = stack.node.find_child("Ingest").node.find_child("DurableIngest").node.find_child("Function")
     return stack.get_logical_id(function.node.default_child)  # type: ignore[arg-type]

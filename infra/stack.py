@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicies, RemovalPolicy, Stack, Tags
+from aws_cdk import CfnOutput, RemovalPolicies, RemovalPolicy, Stack, Tags
 from constructs import Construct
 
 from infra.config import EnvConfig
@@ -13,7 +13,7 @@ from infra.constructs.code import FunctionCode
 from infra.constructs.database import Database
 from infra.constructs.database_alarms import DatabaseAlarms
 from infra.constructs.dead_letter import DeadLetterQueue
-from infra.constructs.ingest import SIGNALS_PREFIX, Ingest
+from infra.constructs.ingest import SIGNALS_PREFIX, Ingest, sync_function_name
 from infra.constructs.migrate import SchemaMigrations
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.network import Network
@@ -86,7 +86,6 @@ class UpsellSignalsStack(Stack):
             environment_name=config.name,
             alarm_email=config.alarm_email,
             ingest=self.ingest.function.function,
-            ingest_timeout=Duration.seconds(config.ingest.timeout_seconds),
             migrate=self.migrations.function.function,
             dead_letter_queue=dead_letters.queue,
         )
@@ -100,6 +99,8 @@ class UpsellSignalsStack(Stack):
         """What operators and scripts/invoke read from the deployed stack."""
         outputs = {
             "IngestFunctionName": self.ingest.function.function.function_name,
+            # What every way in invokes, and what an operator's `aws lambda invoke` names.
+            "IngestAliasArn": self.ingest.alias.function_arn,
             # What an SSE-KMS bucket's key policy must admit (docs/deploy.md, "A bucket encrypted with SSE-KMS").
             "IngestRoleArn": self.ingest.function.role.role_arn,
             "MigrateFunctionName": self.migrations.function.function.function_name,
@@ -122,6 +123,12 @@ class UpsellSignalsStack(Stack):
             self.ingest.function.role,
             f"IAM5[Resource::{s3_prefix_finding(self, storage.bucket, SIGNALS_PREFIX)}]",
             "s3:GetObject on the daily files' prefix only, as narrow as a key pattern can be in IAM.",
+        )
+        acknowledge(
+            self.ingest.function.role,
+            f"IAM5[Resource::arn:aws:lambda:{self.region}:{config.account or '<AWS::AccountId>'}:function:"
+            f"{sync_function_name(config.name)}:*]",
+            "The durable SDK checkpoints and reads back its own executions, whose ARNs extend the function's qualified ARN.",
         )
         migrate_function = self.migrations.function.function.node.default_child
         acknowledge(

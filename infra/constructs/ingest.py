@@ -1,8 +1,14 @@
-"""The ingest function and the ways in: S3 "Object Created" through EventBridge, the 06:00 UTC schedule, manual invoke."""
+"""The ingest function and the ways in: S3 "Object Created" through EventBridge, the 06:00 UTC schedule, manual invoke.
+
+The function is a Lambda durable function (functions/ingest/continuation.py): a file that needs
+several runs continues in one durable execution. Every way in invokes its alias `live`, a
+qualified ARN, since a durable function cannot be invoked unqualified (Lambda Developer Guide,
+"Invoking durable Lambda functions"; aws/aws-durable-execution-sdk-js discussion #499).
+"""
 
 from __future__ import annotations
 
-from aws_cdk import Duration, TimeZone
+from aws_cdk import ArnFormat, Duration, Stack, TimeZone
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_iam as iam
@@ -12,7 +18,17 @@ from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as targets
 from constructs import Construct, IConstruct
 
-from functions.shared.contract import CLAIM_LEASE_SECONDS, KEY_PREFIX, KEY_SUFFIX, METRICS_NAMESPACE, SERVICE_NAME
+from functions.shared.contract import (
+    CLAIM_LEASE_SECONDS,
+    DURABLE_EXECUTION_TIMEOUT_SECONDS,
+    DURABLE_RETENTION_DAYS,
+    KEY_PREFIX,
+    KEY_SUFFIX,
+    METRICS_NAMESPACE,
+    SERVICE_NAME,
+    continuation_runs,
+)
+from functions.shared.settings import DEFAULT_MARGIN_SECONDS
 from infra.config import EnvConfig, IngestSizing
 from infra.constructs.code import FunctionCode
 from infra.constructs.database import Database
@@ -20,7 +36,9 @@ from infra.constructs.dead_letter import DeadLetterQueue
 from infra.constructs.network import Network
 from infra.constructs.vpc_function import VpcFunction
 
-INGEST_HANDLER = "functions.ingest.handler.handler"
+INGEST_HANDLER = "functions.ingest.continuation.handler"
+# What every way in invokes. Operators invoke it too: --function-name upsell-signals-sync-<env>:live
+LIVE_ALIAS = "live"
 SIGNALS_PREFIX = KEY_PREFIX
 SIGNALS_SUFFIX = KEY_SUFFIX
 
@@ -35,6 +53,11 @@ SCHEDULED_EVENT = {
     "resources": [scheduler.ContextAttribute.schedule_arn],
     "detail": {},
 }
+
+
+def sync_function_name(environment_name: str) -> str:
+    """The ingest's function name, fixed so operators can type it."""
+    return f"upsell-signals-sync-{environment_name}"
 
 
 def object_created_pattern(bucket_name: str) -> events.EventPattern:
@@ -80,10 +103,14 @@ class Ingest(Construct):
         sizing = config.ingest
         self.function = self._function(config, code, network=network, database=database, bucket=bucket, dead_letters=dead_letters)
         function = self.function.function
+        # A new version on every code or configuration change; the alias follows it in the same deploy.
+        self.alias = lambda_.Alias(self, "Live", alias_name=LIVE_ALIAS, version=function.current_version)
         self._grant_least_privilege(self.function.role, bucket, bucket_kms_key_arn, dead_letters)
-        self._configure_async_invoke(function, sizing.retry_attempts, sizing.max_event_age_hours, dead_letters)
-        self.file_arrivals = self._file_arrivals(function, bucket, sizing, dead_letters)
-        self.schedule = self._daily_fallback(function, config, dead_letters)
+        self._grant_durable_execution(self.function.role, sync_function_name(config.name))
+        async_invoke = self._configure_async_invoke(function, sizing.retry_attempts, sizing.max_event_age_hours, dead_letters)
+        async_invoke.node.add_dependency(self.alias)  # configured on the alias, which must exist first
+        self.file_arrivals = self._file_arrivals(self.alias, bucket, sizing, dead_letters)
+        self.schedule = self._daily_fallback(self.alias, config, dead_letters)
         # No event may reach the ingest before the schema exists: both event sources wait for the migration.
         self.schedule.node.add_dependency(after)
         self.file_arrivals.node.add_dependency(after)
@@ -102,10 +129,17 @@ class Ingest(Construct):
         sizing = config.ingest
         return VpcFunction(
             self,
-            "Ingest",
-            function_name=f"upsell-signals-ingest-{config.name}",
+            # A new logical id and name: Lambda enables durable execution only when it creates a
+            # function (Lambda Developer Guide, "Configure Lambda durable functions"), and CloudFormation
+            # cannot replace a function under a fixed name. docs/deploy.md, "Switching to durable execution".
+            "DurableIngest",
+            function_name=sync_function_name(config.name),
             description="upsell-signals: sync one day of Parquet from S3 into MariaDB",
             handler=INGEST_HANDLER,
+            durable_config=lambda_.DurableConfig(
+                execution_timeout=Duration.seconds(DURABLE_EXECUTION_TIMEOUT_SECONDS),
+                retention_period=Duration.days(DURABLE_RETENTION_DAYS),
+            ),
             code=code,
             network=network,
             database=database,
@@ -122,6 +156,8 @@ class Ingest(Construct):
                 "GUARD_MAX_DELETE_RATIO": str(config.guards.max_delete_ratio),
                 # Short and kept alive by a heartbeat: a killed holder's lease lapses before Lambda's first retry.
                 "CLAIM_LEASE_SECONDS": str(CLAIM_LEASE_SECONDS),
+                # The runs one durable execution may take: at least a day of work (functions/shared/contract.py).
+                "CONTINUATION_MAX_RUNS": str(continuation_runs(sizing.timeout_seconds, DEFAULT_MARGIN_SECONDS)),
                 "DEAD_LETTER_QUEUE_URL": dead_letters.queue.queue_url,
                 "WORK_DIR": "/tmp",  # noqa: S108 - Lambda's only writable path (ephemeral storage)
                 "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
@@ -196,17 +232,32 @@ class Ingest(Construct):
         # own reporting of a failed event need exactly this on exactly this queue.
         role.add_to_principal_policy(iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[dead_letters.queue.queue_arn]))
 
+    def _grant_durable_execution(self, role: iam.IRole, function_name: str) -> None:
+        """What the durable SDK calls on its own executions: record checkpoints, read back their state.
+
+        As AWS's managed AWSLambdaBasicDurableExecutionRolePolicy grants, narrowed to this function's
+        qualified ARNs (Lambda Developer Guide, "Configure Lambda durable functions", IAM permissions).
+        """
+        # By name, not by the function's Arn: the function depends on its role's policy (a cycle otherwise).
+        qualified = Stack.of(self).format_arn(
+            service="lambda", resource="function", resource_name=f"{function_name}:*", arn_format=ArnFormat.COLON_RESOURCE_NAME
+        )
+        self.durable_execution_grant = iam.PolicyStatement(
+            actions=["lambda:CheckpointDurableExecution", "lambda:GetDurableExecutionState"], resources=[qualified]
+        )
+        role.add_to_principal_policy(self.durable_execution_grant)
+
     @staticmethod
     def _configure_async_invoke(
         function: lambda_.Function, retry_attempts: int, max_age_hours: int, dead_letters: DeadLetterQueue
-    ) -> None:
+    ) -> lambda_.CfnEventInvokeConfig:
         # L1 on purpose: the L2 SqsDestination also grants GetQueueAttributes and GetQueueUrl, which
         # sending does not need; the role already has sqs:SendMessage on the queue above.
         config = lambda_.CfnEventInvokeConfig(
             function,
             "AsyncInvoke",
             function_name=function.function_name,
-            qualifier="$LATEST",
+            qualifier=LIVE_ALIAS,
             maximum_retry_attempts=retry_attempts,
             maximum_event_age_in_seconds=int(Duration.hours(max_age_hours).to_seconds()),
             destination_config=lambda_.CfnEventInvokeConfig.DestinationConfigProperty(
@@ -216,3 +267,4 @@ class Ingest(Construct):
         # The destination is checked at creation: the role must already allow sqs:SendMessage.
         if function.role is not None:
             config.node.add_dependency(function.role)
+        return config

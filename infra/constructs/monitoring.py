@@ -25,8 +25,6 @@ from functions.shared.contract import (
 
 # A sync is due every day by 06:00 UTC at the latest; 26 hours leaves two hours of slack.
 STALE_AFTER_HOURS = 26
-# An invocation past this share of its timeout is close to being killed mid-sync: page before it is.
-NEAR_TIMEOUT_SHARE = 0.8
 
 
 def sync_metric(name: str, period: Duration, environment_name: str) -> cloudwatch.Metric:
@@ -51,13 +49,12 @@ class Monitoring(Construct):
         environment_name: str,
         alarm_email: str,
         ingest: lambda_.IFunction,
-        ingest_timeout: Duration,
         migrate: lambda_.IFunction,
         dead_letter_queue: sqs.IQueue,
     ) -> None:
         super().__init__(scope, construct_id)
         self.topic = self._topic(alarm_email)
-        self.alarms = self._alarms(environment_name, ingest, ingest_timeout, migrate, dead_letter_queue)
+        self.alarms = self._alarms(environment_name, ingest, migrate, dead_letter_queue)
         action = actions.SnsAction(self.topic)
         for alarm in self.alarms:
             alarm.add_alarm_action(action)
@@ -88,17 +85,21 @@ class Monitoring(Construct):
         self,
         environment_name: str,
         ingest: lambda_.IFunction,
-        ingest_timeout: Duration,
         migrate: lambda_.IFunction,
         dead_letter_queue: sqs.IQueue,
     ) -> list[cloudwatch.Alarm]:
-        """Dead letters, errors, throttles, a run near its timeout, a tripped guard, no completed sync for a day."""
-        return [*self._function_alarms(ingest, ingest_timeout, migrate, dead_letter_queue), *self._sync_alarms(environment_name)]
+        """Dead letters, errors, throttles, failed or timed-out executions, a tripped guard, no completed sync for a day."""
+        return [*self._function_alarms(ingest, migrate, dead_letter_queue), *self._sync_alarms(environment_name)]
 
     def _function_alarms(
-        self, ingest: lambda_.IFunction, ingest_timeout: Duration, migrate: lambda_.IFunction, dead_letter_queue: sqs.IQueue
+        self, ingest: lambda_.IFunction, migrate: lambda_.IFunction, dead_letter_queue: sqs.IQueue
     ) -> list[cloudwatch.Alarm]:
-        """What the functions and the dead-letter queue say: failures, throttles, a run near its timeout."""
+        """What the functions and the dead-letter queue say: failures, throttles, executions that failed or ran out.
+
+        A hand-over is a durable step's answer, so it is none of these: no Errors datapoint, and a run
+        that works until its margin before the timeout is the normal shape of a long file (no
+        near-timeout alarm). An invocation killed at its timeout is still an Errors datapoint.
+        """
         return [
             self._alarm_when_positive(
                 "DeadLetterQueueNotEmpty",
@@ -115,18 +116,17 @@ class Monitoring(Construct):
                 "Ingest invocations were throttled (reserved concurrency full): Lambda retries them, but they wait",
                 ingest.metric_throttles(period=Duration.minutes(5), statistic="Sum"),
             ),
-            cloudwatch.Alarm(
-                self,
-                "IngestNearTimeout",
-                alarm_description=(
-                    f"An ingest invocation ran past {NEAR_TIMEOUT_SHARE:.0%} of its {ingest_timeout.to_seconds():.0f} s "
-                    "timeout: the next larger file may be killed mid-sync"
-                ),
-                metric=ingest.metric_duration(period=Duration.minutes(5), statistic="Maximum"),
-                threshold=ingest_timeout.to_milliseconds() * NEAR_TIMEOUT_SHARE,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            # Execution-level failures: Errors counts invocations only (Lambda Developer Guide,
+            # "Monitoring durable functions": "Use DurableExecutionFailed for execution-level failures").
+            self._alarm_when_positive(
+                "IngestExecutionsFailed",
+                "A durable execution of the ingest failed (a run kept failing after its retries): its event is in the DLQ",
+                ingest.metric("DurableExecutionFailed", period=Duration.minutes(5), statistic="Sum"),
+            ),
+            self._alarm_when_positive(
+                "IngestExecutionsTimedOut",
+                "A durable execution of the ingest ran past its ExecutionTimeout: the date did not complete",
+                ingest.metric("DurableExecutionTimedOut", period=Duration.minutes(5), statistic="Sum"),
             ),
             self._alarm_when_positive(
                 "MigrateErrors",

@@ -60,6 +60,7 @@ class VpcFunction(Construct):
         ephemeral_storage_mb: int = 512,
         reserved_concurrency: int | None = None,
         layers: Sequence[lambda_.ILayerVersion] | None = None,
+        durable_config: lambda_.DurableConfig | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         # Named as Lambda names a function's default group, because that is where the CDK provider
@@ -104,6 +105,7 @@ class VpcFunction(Construct):
             vpc_subnets=network.private_subnets,
             security_groups=[self.security_group],
             tracing=lambda_.Tracing.ACTIVE,
+            durable_config=durable_config,
             environment={
                 "DB_SECRET_ARN": database_secret.secret_arn,
                 "DB_NAME": database.database_name,

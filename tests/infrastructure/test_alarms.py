@@ -21,13 +21,13 @@ def test_every_alarm_notifies_the_topic(dev_template: Template) -> None:
     topic_id, _ = only(dev_template, "AWS::SNS::Topic")
     # When reading all alarms
     alarms = resources(dev_template, "AWS::CloudWatch::Alarm")
-    # Then the nine alarms (two on the created database) exist and each sends to the topic
+    # Then the ten alarms (two on the created database) exist and each sends to the topic
     parts = (
-        "DeadLetter", "IngestErrors", "IngestThrottles", "IngestNearTimeout", "MigrateErrors", "GuardTripped", "NoCompletedSync",
-        "FreeStorageLow", "CpuCreditsLow",
+        "DeadLetter", "IngestErrors", "IngestThrottles", "IngestExecutionsFailed", "IngestExecutionsTimedOut", "MigrateErrors",
+        "GuardTripped", "NoCompletedSync", "FreeStorageLow", "CpuCreditsLow",
     )  # fmt: skip
     names = {name for name in alarms for part in parts if part in name}
-    assert len(names) == 9 == len(alarms)
+    assert len(names) == 10 == len(alarms)
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
 
@@ -114,16 +114,18 @@ def test_throttles_alarm_on_the_first_throttled_invocation(dev_template: Templat
     assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
 
 
-def test_an_invocation_past_80_percent_of_the_timeout_alarms(dev_template: Template) -> None:
-    # Given dev (ingest timeout 900 s)
-    ingest_id = logical_id_of_function(dev_template, "Ingest")
-    # When reading the duration alarm
-    alarm = _alarm(dev_template, "IngestNearTimeout")
-    # Then the longest invocation in a period above 720 s (in ms) fires it
-    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == ("AWS/Lambda", "Duration", "Maximum")
-    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": ingest_id}}]
-    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (720_000, "GreaterThanThreshold")
-    assert alarm["TreatMissingData"] == "notBreaching"
+def test_a_hand_over_alarms_nowhere_and_a_failed_or_timed_out_execution_does(dev_template: Template) -> None:
+    # Given the dev stack, whose ingest hands a long file over from run to run inside one durable execution
+    function_id = logical_id_of_function(dev_template, "IngestDurableIngest")
+    alarms = [alarm["Properties"] for alarm in resources(dev_template, "AWS::CloudWatch::Alarm").values()]
+    # When reading what the alarms on the ingest watch
+    watched = {alarm["MetricName"] for alarm in alarms if alarm.get("Dimensions") == [{"Name": "FunctionName", "Value": {"Ref": function_id}}]}
+    # Then no alarm watches the run's duration (a run working up to its margin is a long file's normal shape),
+    # none counts SyncHandedOver, and Errors, Throttles, DurableExecutionFailed and DurableExecutionTimedOut page
+    assert watched == {"Errors", "Throttles", "DurableExecutionFailed", "DurableExecutionTimedOut"}
+    assert all(alarm.get("MetricName") != "SyncHandedOver" for alarm in alarms)
+    assert all(alarm["Threshold"] == 0 and alarm["ComparisonOperator"] == "GreaterThanThreshold" for alarm in alarms
+               if alarm.get("MetricName", "").startswith("DurableExecution"))  # fmt: skip
 
 
 def test_topic_key_admits_cloudwatch_only_for_this_accounts_alarms(dev_template: Template) -> None:

@@ -10,7 +10,7 @@ from aws_cdk.assertions import Template
 from tests.infrastructure.helpers import only, resources
 
 FUNCTION_NAMES = {
-    "dev": ("upsell-signals-ingest-dev", "upsell-signals-migrate-dev", "upsell-signals-status-dev",
+    "dev": ("upsell-signals-sync-dev", "upsell-signals-migrate-dev", "upsell-signals-status-dev",
             "upsell-signals-migrate-provider-dev"),
 }
 

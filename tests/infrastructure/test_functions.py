@@ -32,9 +32,9 @@ def test_both_functions_share_one_code_asset_and_have_fixed_names(dev_template: 
     # When comparing their code and names
     # Then they deploy the same asset (functions/ + migrations/) under names operators can type
     assert ingest["Code"] == migrate["Code"]
-    assert ingest["FunctionName"] == "upsell-signals-ingest-dev"
+    assert ingest["FunctionName"] == "upsell-signals-sync-dev"
     assert migrate["FunctionName"] == "upsell-signals-migrate-dev"
-    assert ingest["Handler"] == "functions.ingest.handler.handler"
+    assert ingest["Handler"] == "functions.ingest.continuation.handler"
     assert ingest["TracingConfig"] == {"Mode": "Active"}
 
 

@@ -28,7 +28,7 @@ def test_file_arrivals_reach_the_ingest_through_an_eventbridge_rule(dev_template
     _, rule = only(dev_template, "AWS::Events::Rule", "FileArrivals")
     # Then its one target is the ingest, with bounded delivery retries and the DLQ for what cannot be delivered
     (target,) = rule["Properties"]["Targets"]
-    assert target["Arn"] == {"Fn::GetAtt": [logical_id_of_function(dev_template, "Ingest"), "Arn"]}
+    assert target["Arn"] == {"Ref": only(dev_template, "AWS::Lambda::Alias")[0]}
     assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 6 * 3600, "MaximumRetryAttempts": 2}
     assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [queue_id, "Arn"]}}
 
@@ -122,7 +122,7 @@ def test_schedule_runs_at_0600_utc_and_sends_its_intended_time(dev_template: Tem
     assert properties["ScheduleExpressionTimezone"] == "Etc/UTC"
     assert properties["State"] == "ENABLED"
     target = properties["Target"]
-    assert target["Arn"] == {"Fn::GetAtt": [logical_id_of_function(dev_template, "Ingest"), "Arn"]}
+    assert target["Arn"] == {"Ref": only(dev_template, "AWS::Lambda::Alias")[0]}
     payload = json.loads(target["Input"])
     assert payload["time"] == "<aws.scheduler.scheduled-time>"
     assert payload["detail-type"] == "Scheduled Event"
@@ -192,7 +192,7 @@ def test_ingest_environment_has_every_setting_the_function_reads(dev_template: T
     expected = {
         "SIGNALS_BUCKET", "SIGNALS_KEY_PREFIX", "DB_SECRET_ARN", "DB_NAME", "DB_TLS_CA_FILE", "STAGING_CHUNK_ROWS",
         "STAGING_LOAD_METHOD", "MISSING_ROWS", "GUARD_MAX_REJECT_RATIO", "GUARD_MAX_ROW_COUNT_DRIFT", "GUARD_MAX_DELETE_RATIO",
-        "CLAIM_LEASE_SECONDS", "DEAD_LETTER_QUEUE_URL", "WORK_DIR", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE",
+        "CLAIM_LEASE_SECONDS", "CONTINUATION_MAX_RUNS", "DEAD_LETTER_QUEUE_URL", "WORK_DIR", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE",
         "ENVIRONMENT_NAME",
     }  # fmt: skip
     assert set(variables) == expected
@@ -205,3 +205,34 @@ def test_ingest_environment_has_every_setting_the_function_reads(dev_template: T
     assert variables["WORK_DIR"] == "/tmp"
     # And the function reads the environment its metrics are tagged with from there
     assert load_environment_name(variables) == "dev"
+
+
+def test_every_way_in_invokes_the_durable_functions_alias_never_the_unqualified_function(dev_template: Template) -> None:
+    # Given the dev stack, whose ingest is a durable function (DurableConfig set at creation)
+    function_id, function = only(dev_template, "AWS::Lambda::Function", "IngestDurableIngest")
+    alias_id, alias = only(dev_template, "AWS::Lambda::Alias")
+    # When reading what each way in names: the file-arrival rule, the schedule, their invoke permissions,
+    # the async-invoke settings (retries, on-failure destination) and the stack output operators invoke
+    (rule_target,) = only(dev_template, "AWS::Events::Rule", "FileArrivals")[1]["Properties"]["Targets"]
+    schedule_target = only(dev_template, "AWS::Scheduler::Schedule")[1]["Properties"]["Target"]
+    permissions = [
+        permission["Properties"]["FunctionName"]
+        for permission in resources(dev_template, "AWS::Lambda::Permission").values()
+        if permission["Properties"]["Principal"] == "events.amazonaws.com"
+    ]
+    invoke_configs = {
+        config["Properties"]["Qualifier"]
+        for config in resources(dev_template, "AWS::Lambda::EventInvokeConfig").values()
+        if config["Properties"]["FunctionName"] == {"Ref": function_id}
+    }
+    # Then the function is durable, the alias points at its published version, and every one of them names the alias
+    # (a durable function cannot be invoked by an unqualified ARN: Lambda Developer Guide, "Invoking durable Lambda functions")
+    assert function["Properties"]["DurableConfig"] == {"ExecutionTimeout": 3 * 24 * 3600, "RetentionPeriodInDays": 14}
+    assert function["Properties"]["Handler"] == "functions.ingest.continuation.handler"
+    assert alias["Properties"]["Name"] == "live"
+    assert alias["Properties"]["FunctionVersion"]["Fn::GetAtt"][1] == "Version"
+    assert rule_target["Arn"] == {"Ref": alias_id}
+    assert schedule_target["Arn"] == {"Ref": alias_id}
+    assert permissions == [{"Ref": alias_id}]
+    assert invoke_configs == {"live"}
+    assert dev_template.to_json()["Outputs"]["IngestAliasArn"]["Value"] == {"Ref": alias_id}
