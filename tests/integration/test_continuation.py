@@ -1,0 +1,125 @@
+"""A file that needs several runs continues in one Lambda durable execution, run through the engine's own testing SDK.
+
+The durable handler is `Continuation` around the plain handler, as deployed (functions/ingest/continuation.py);
+the testing SDK (aws-durable-execution-sdk-python-testing) plays the service: checkpoints, replays, waits.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pymysql
+import pytest
+from aws_durable_execution_sdk_python import durable_execution
+from aws_durable_execution_sdk_python.execution import InvocationStatus
+from aws_durable_execution_sdk_python_testing.runner import DurableFunctionTestRunner
+from moto import mock_aws
+
+from functions.ingest import handler as ingest
+from functions.ingest.continuation import Continuation
+from functions.shared.settings import DatabaseSettings
+from tests.factories import day_two, snowflake_table, write_pyarrow
+from tests.integration.conftest import expected_rows, query, table_rows
+from tests.scripts_support import LocalContext
+
+BUCKET = "signals-bucket"
+KEY = "passive_upsell_signals/dt=2026-01-30/data.parquet"
+CALIBRATION_KEY = "passive_upsell_signals/dt=2026-01-29/data.parquet"
+FIRST_KEY = "passive_upsell_signals/dt=2026-01-28/data.parquet"
+MARGIN_SECONDS = 1
+
+
+@pytest.fixture
+def s3(migrated_settings: DatabaseSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """moto S3 with the bucket; small chunks, a 1 s margin, no dead-letter queue (the test records dead letters)."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    with mock_aws():
+        client = boto3.client("s3", region_name="eu-west-1")
+        client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        for name, value in {
+            "SIGNALS_BUCKET": BUCKET,
+            "WORK_DIR": str(tmp_path),
+            "STAGING_CHUNK_ROWS": "2000",
+            "TIME_BUDGET_MARGIN_SECONDS": str(MARGIN_SECONDS),
+            "FIRST_LOAD_ROWS_PER_SECOND": "1000",  # staged, not loaded in one go
+            "PUBLISH_ROWS_PER_SECOND": "1000000",
+        }.items():
+            monkeypatch.setenv(name, value)
+        ingest.build_app.cache_clear()
+        yield client
+        ingest.build_app.cache_clear()
+
+
+def a_day_two_and_a_timeout_of(s3: Any, tmp_path: Path, share: float) -> tuple[Any, Any, float]:
+    """Day one published, a calibration day two synced (timed), the day two under test uploaded: (first, file, timeout)."""
+    first_table = snowflake_table(120_000, seed=399)
+    calibration_table = day_two(first_table, seed=400)
+    file_table = day_two(first_table, seed=401)
+    for table, key in ((first_table, FIRST_KEY), (calibration_table, CALIBRATION_KEY), (file_table, KEY)):
+        s3.upload_file(str(write_pyarrow(table, tmp_path / f"{key.split('/')[1]}.parquet")), BUCKET, key)
+    ingest.handler({"sync_date": "2026-01-28"}, LocalContext("ingest"))
+    started = time.monotonic()
+    ingest.handler({"sync_date": "2026-01-29"}, LocalContext("ingest"))
+    whole_sync_seconds = time.monotonic() - started
+    return (first_table, calibration_table), file_table, MARGIN_SECONDS + whole_sync_seconds * share
+
+
+def durable(timeout_seconds: float, dead_letters: list[str], max_runs: int = 30) -> Any:
+    """The deployed shape (the plain handler inside Continuation), each run given `timeout_seconds` as its Lambda timeout."""
+    continuation = Continuation(
+        run_event=ingest.handler,
+        dead_letter=lambda event, error: dead_letters.append(str(error)) or "dead-letter-id",
+        max_runs=max_runs,
+        pause_seconds=1,
+        run_context=lambda context: LocalContext("ingest", timeout_seconds=timeout_seconds, aws_request_id="the-one-request"),
+    )
+    return durable_execution(continuation)
+
+
+def test_a_file_needing_five_timeouts_completes_in_one_execution_with_no_error_and_no_dead_letter(
+    s3: Any, db: pymysql.Connection[Any], tmp_path: Path
+) -> None:
+    # Given a 120,000-row day two and a function timeout of about a fifth of what its whole sync takes here
+    earlier, file_table, timeout_seconds = a_day_two_and_a_timeout_of(s3, tmp_path, 1 / 5)
+    dead_letters: list[str] = []
+    # When the file's arrival starts one durable execution, as the alias is invoked
+    with DurableFunctionTestRunner(handler=durable(timeout_seconds, dead_letters)) as runner:
+        result = runner.run(input=json.dumps({"sync_date": "2026-01-30"}), execution_timeout=900, execution_name="2026-01-30")
+    # Then the execution succeeded (no failed invocation, no failed execution), through several runs with a pause between
+    assert result.status is InvocationStatus.SUCCEEDED, result.error
+    answer = json.loads(result.result or "null")
+    assert answer["status"] == "completed" and answer["rows_processed"] == file_table.num_rows
+    runs = [operation.name for operation in result.operations if (operation.name or "").startswith("run ")]
+    pauses = [operation.name for operation in result.operations if (operation.name or "").startswith("pause ")]
+    assert len(runs) >= 4 and len(pauses) == len(runs) - 1, runs
+    # and no dead letter; the table holds the file exactly; the ledger shows each hand-over, then the completion
+    assert dead_letters == []
+    assert table_rows(db) == {**expected_rows(earlier[0]), **expected_rows(earlier[1]), **expected_rows(file_table)}
+    recorded = query(db, "SELECT status FROM upsell_signal_sync_runs WHERE sync_date = '2026-01-30' ORDER BY id")
+    assert [run["status"] for run in recorded] == ["handed_over"] * (len(runs) - 1) + ["completed"]
+
+
+def test_a_duplicated_start_of_a_finished_execution_syncs_nothing_again(s3: Any, db: pymysql.Connection[Any], tmp_path: Path) -> None:
+    # Given a file synced through one durable execution named for its date
+    earlier, file_table, timeout_seconds = a_day_two_and_a_timeout_of(s3, tmp_path, 1 / 2)
+    dead_letters: list[str] = []
+    event = json.dumps({"sync_date": "2026-01-30"})
+    with DurableFunctionTestRunner(handler=durable(timeout_seconds, dead_letters)) as runner:
+        first = runner.run(input=event, execution_timeout=900, execution_name="2026-01-30")
+        # When the same start arrives again (EventBridge delivers at least once). Lambda itself answers a repeated
+        # execution name with the existing execution; the testing SDK does not model that, so the second start
+        # runs here, and the claim ledger is what must make it a no-op.
+        second = runner.run(input=event, execution_timeout=900, execution_name="2026-01-30")
+    # Then the work ran once: the second answers skipped, writes nothing, dead-letters nothing
+    assert json.loads(first.result or "null")["status"] == "completed"
+    assert second.status is InvocationStatus.SUCCEEDED
+    assert json.loads(second.result or "null")["status"] == "skipped"
+    assert dead_letters == []
+    assert table_rows(db) == {**expected_rows(earlier[0]), **expected_rows(earlier[1]), **expected_rows(file_table)}
+    completed = query(db, "SELECT COUNT(*) AS n FROM upsell_signal_sync_runs WHERE sync_date = '2026-01-30' AND status = 'completed'")
+    assert completed[0]["n"] == 1
