@@ -268,13 +268,13 @@ def messages(caplog: pytest.LogCaptureFixture, containing: str) -> list[str]:
 
 
 def day_one_published_and_day_two_uploaded(
-    endpoint: str, settings: DatabaseSettings, work_dir: Path, rows: int, seed: int
+    endpoint: str, settings: DatabaseSettings, work_dir: Path, rows: int, seed: int, **day_two_shape: Any
 ) -> tuple[pa.Table, pa.Table]:
-    """Sync a day-one file of `rows` rows, then upload its day two (10% changed, 1% new, 1% gone)."""
+    """Sync a day-one file of `rows` rows, then upload its day two (10% changed, 1% new, 1% gone; or `day_two_shape`)."""
     day_one_table = snowflake_table(rows, seed=seed)
     upload_to(endpoint, DAY_ONE, write_pyarrow(day_one_table, work_dir / "one.parquet"))
     service_on(endpoint, settings, work_dir).sync(DAY_ONE, None, SyncOptions(invocation_id="day-one"))
-    day_two_table = day_two(day_one_table, seed=seed + 1)
+    day_two_table = day_two(day_one_table, seed=seed + 1, **day_two_shape)
     upload_to(endpoint, DAY_TWO, write_pyarrow(day_two_table, work_dir / "two.parquet"))
     return day_one_table, day_two_table
 

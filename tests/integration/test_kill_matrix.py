@@ -42,6 +42,7 @@ from tests.integration.conftest import (
     DAY_TWO,
     PREFIX,
     chunks_committed,
+    day_one_published_and_day_two_uploaded,
     expected_rows,
     invoke_in_a_process,
     query,
@@ -445,11 +446,9 @@ def test_a_server_restart_within_the_wait_costs_the_run_a_wait_not_the_date(
     # Given a server of this test's own, day one published on it, and day two (every row changed)
     # syncing there in another thread with the deployed lease and in-process retries, scaled
     server, settings = dedicated_server
-    day_one_table = snowflake_table(20_000, seed=313)
-    upload_to(moto_endpoint, DAY_ONE, write_pyarrow(day_one_table, tmp_path / "one.parquet"))
-    service_on(moto_endpoint, settings, tmp_path).sync(DAY_ONE, None, SyncOptions(invocation_id="day-one"))
-    day_two_table = day_two(day_one_table, seed=314, model_run_everywhere=True)
-    upload_to(moto_endpoint, DAY_TWO, write_pyarrow(day_two_table, tmp_path / "two.parquet"))
+    day_one_table, day_two_table = day_one_published_and_day_two_uploaded(
+        moto_endpoint, settings, tmp_path, 20_000, seed=313, model_run_everywhere=True
+    )
     watcher = connect(settings)
     watcher.autocommit(True)
     before = fingerprint(watcher)
@@ -515,11 +514,9 @@ def test_a_server_down_longer_than_the_wait_fails_the_run_and_lambdas_retry_comp
     # Given a server of this test's own, day one published on it, and day two (every row
     # changed) syncing there in another thread, with the deployed lease (scaled) and no time to wait
     server, settings = dedicated_server
-    day_one_table = snowflake_table(10_000, seed=311)
-    upload_to(moto_endpoint, DAY_ONE, write_pyarrow(day_one_table, tmp_path / "one.parquet"))
-    service_on(moto_endpoint, settings, tmp_path).sync(DAY_ONE, None, SyncOptions(invocation_id="day-one"))
-    day_two_table = day_two(day_one_table, seed=312, model_run_everywhere=True)
-    upload_to(moto_endpoint, DAY_TWO, write_pyarrow(day_two_table, tmp_path / "two.parquet"))
+    day_one_table, day_two_table = day_one_published_and_day_two_uploaded(
+        moto_endpoint, settings, tmp_path, 10_000, seed=311, model_run_everywhere=True
+    )
     watcher = connect(settings)
     watcher.autocommit(True)
     before = fingerprint(watcher)

@@ -19,17 +19,15 @@ from functions.ingest.service import SyncOptions
 from functions.shared.db import connect
 from functions.shared.errors import PermanentError, PublishTooLong
 from functions.shared.settings import DatabaseSettings
-from tests.factories import day_two, snowflake_table, write_pyarrow
 from tests.integration.conftest import (
-    DAY_ONE,
     DAY_TWO,
     chunks_committed,
+    day_one_published_and_day_two_uploaded,
     expected_rows,
     invoke_in_a_process,
     query,
     service_on,
     table_rows,
-    upload_to,
     wait_for,
     work_dir_for,
 )
@@ -43,21 +41,17 @@ def test_a_run_killed_at_its_timeout_while_the_database_is_paused_is_completed_b
     # Given day one published on a server of this test's own, and day two syncing in a process of
     # its own (scripts/invoke, the Lambda handler, the deployed lease scaled)
     server, settings = dedicated_server
-    day_one_table = snowflake_table(20_000, seed=801)
-    upload_to(moto_endpoint, DAY_ONE, write_pyarrow(day_one_table, tmp_path / "one.parquet"))
-    service_on(moto_endpoint, settings, tmp_path).sync(DAY_ONE, None, SyncOptions(invocation_id="day-one"))
-    day_two_table = day_two(day_one_table, seed=802)
-    upload_to(moto_endpoint, DAY_TWO, write_pyarrow(day_two_table, tmp_path / "two.parquet"))
+    day_one_table, day_two_table = day_one_published_and_day_two_uploaded(moto_endpoint, settings, tmp_path, 20_000, seed=801)
     worker = invoke_in_a_process(
         moto_endpoint,
         settings,
         work_dir_for(tmp_path, "killed"),
         DAY_TWO,
         request_id="the-request",
-        DB_HOST=settings.host,
+        DB_HOST=settings.host or "",
         DB_PORT=str(settings.port),
-        DB_USER=settings.user,
-        DB_PASSWORD=settings.password,
+        DB_USER=settings.user or "",
+        DB_PASSWORD=settings.password or "",
     )
     watcher = connect(settings)
     watcher.autocommit(True)
@@ -98,11 +92,7 @@ def test_a_publish_no_run_can_hold_fails_once_plainly_before_staging(
 ) -> None:
     # Given day one published, and a day two whose one-transaction publish, at the configured
     # rate, needs longer than a whole run of the function (60 s)
-    day_one_table = snowflake_table(5_000, seed=811)
-    upload_to(moto_endpoint, DAY_ONE, write_pyarrow(day_one_table, tmp_path / "one.parquet"))
-    service_on(moto_endpoint, migrated_settings, tmp_path).sync(DAY_ONE, None, SyncOptions(invocation_id="day-one"))
-    day_two_table = day_two(day_one_table, seed=812)
-    upload_to(moto_endpoint, DAY_TWO, write_pyarrow(day_two_table, tmp_path / "two.parquet"))
+    _, day_two_table = day_one_published_and_day_two_uploaded(moto_endpoint, migrated_settings, tmp_path, 5_000, seed=811)
     before = table_rows(db)
     started = time.monotonic()
     slow = service_on(moto_endpoint, migrated_settings, tmp_path, PUBLISH_ROWS_PER_SECOND="50", TIME_BUDGET_MARGIN_SECONDS="5")
