@@ -9,9 +9,10 @@ which resumes from the last committed chunk. No Errors datapoint, no alarm, no d
 
 Bounded: `max_runs` (at least a day of work, functions/shared/contract.py), and a run that
 hands over where the one before it did has made no progress; either is dead-lettered with its
-reason. A run that raises (a transient fault that outlived the in-process retries, a kill) is
-retried as Lambda's async retry did (after 60 s, then 120 s); after that the event is
-dead-lettered and the execution fails (DurableExecutionFailed).
+reason. A run that raises (a transient fault that outlived the in-process retries) is retried as
+Lambda's async retry did (after 60 s, then 120 s); after that the execution fails
+(DurableExecutionFailed) and Lambda puts the event on the on-failure destination. A run killed
+mid-step (its timeout, memory) is run again by the execution's next invocation.
 
 The engine wraps the plain handler (functions/ingest/handler.py): the domain knows nothing of it.
 Durable functions: Lambda Developer Guide, "Lambda durable functions"; the SDK is
@@ -86,9 +87,12 @@ class Continuation:
         for run in range(1, self.max_runs + 1):
             try:
                 answer = context.step(self._one_run(event, context), name=f"run {run}", config=RUN_CONFIG)
-            except StepError as error:
-                self._give_up(event, context, error)
-                raise  # the execution fails: DurableExecutionFailed, and the dead letter above
+            except StepError:
+                # The execution fails (DurableExecutionFailed). Lambda sends the event of an async start whose
+                # execution ends FAILED, STOPPED or TIMED_OUT to the on-failure destination, the dead-letter
+                # queue (Lambda Developer Guide, "Best practices for Lambda durable functions", Error
+                # handling): a dead letter sent here as well would be a second one for the same failure.
+                raise
             if answer.get("status") != "handed_over":
                 return answer
             if answer["stopped_at"] == stopped_at:

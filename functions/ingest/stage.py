@@ -85,7 +85,8 @@ def stage_file(
     with prepared_chunks(opened, progress.rows_read, chunk_rows=settings.chunk_rows, render=render) as chunks:
         for chunk in chunks:
             if chunks_this_run:  # every run commits a chunk at least: hand-overs always make progress
-                attempt.budget.stop_if_out_of_time(f"staging at row {rows_read} of {opened.num_rows}")
+                # The ETag too: a correction restarts at row 0, which is progress, not a run stopping where the last did.
+                attempt.budget.stop_if_out_of_time(f"staging at row {rows_read} of {opened.num_rows} (ETag {attempt.info.etag})")
             commit_chunk(repository, attempt, chunk, rows_read, progress.attempt)
             rows_read = chunk.end_row
             chunks_this_run += 1
