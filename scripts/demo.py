@@ -25,7 +25,8 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from tests.local_lambda import FunctionSpec, InvocationResult, LocalLambda, Template, synthesized  # noqa: E402
+from infra.constructs.ingest import LIVE_ALIAS, sync_function_name  # noqa: E402
+from tests.local_lambda import DurableFunction, FunctionSpec, InvocationResult, LocalLambda, Template, synthesized  # noqa: E402
 
 ENVIRONMENT = "dev"
 BUCKET = "demo-signals"
@@ -40,30 +41,52 @@ class DemoFunction:
 
     def __init__(self, spec: FunctionSpec, log_path: Path, sqs: Any) -> None:
         self.spec = spec
-        self.lambda_ = LocalLambda(spec, log_path=log_path, sqs_client=sqs, time_scale=TIME_SCALE)
+        # A durable function (the ingest) runs its executions on the local durable service, as Lambda does.
+        self.durable: DurableFunction | None = None
+        self.plain: LocalLambda | None = None
+        if spec.durable:
+            self.durable = DurableFunction(spec, log_path=log_path, sqs_client=sqs, time_scale=TIME_SCALE, qualifier=LIVE_ALIAS)
+        else:
+            self.plain = LocalLambda(spec, log_path=log_path, sqs_client=sqs, time_scale=TIME_SCALE)
+
+    def call(self, payload: Any) -> Any:
+        """A synchronous invocation's answer, without a report (the status request below)."""
+        if self.durable is not None:
+            return self.durable.invoke(payload).answer
+        assert self.plain is not None
+        return self.plain.invoke(payload).payload
 
     def invoke(self, title: str, payload: Any) -> Any:
         """A synchronous invocation (RequestResponse), as `aws lambda invoke` makes one."""
         print(f"\n== {title}", flush=True)
-        result = self.lambda_.invoke(payload)
-        self._report([result])
-        print(json.dumps(result.payload, indent=2))
-        return result.payload
+        if self.durable is not None:
+            execution = self.durable.invoke(payload)
+            self._report(execution.results)
+            print(f"   one durable execution: {len(execution.results)} invocation(s), {execution.status}")
+            answer = execution.answer if execution.answer is not None else execution.error
+        else:
+            assert self.plain is not None
+            result = self.plain.invoke(payload)
+            self._report([result])
+            answer = result.payload
+        print(json.dumps(answer, indent=2))
+        return answer
 
     def deliver(self, title: str, event: Any) -> Any:
-        """An asynchronous invocation (Event), as EventBridge and S3 make them: Lambda retries a failure."""
+        """An asynchronous invocation (Event), as EventBridge makes them: one durable execution, as many runs as it needs."""
         print(f"\n== {title}", flush=True)
-        queued = self.lambda_.invoke_async(event)
-        self.lambda_.wait_idle(timeout=self.spec.timeout_seconds * 3)
-        self._report(queued.results)
-        retries = len(queued.results) - 1
-        print(f"   delivered asynchronously: {len(queued.results)} attempt(s), {retries} retried by Lambda")
-        answer = queued.record or queued.results[-1].payload  # the on-failure record, when every attempt failed
+        assert self.durable is not None, "only the ingest is delivered events"
+        execution = self.durable.invoke_async(event)
+        self.durable.wait_idle(timeout=self.spec.timeout_seconds * 3)
+        self._report(execution.results)
+        invocations = len(execution.results)
+        print(f"   delivered asynchronously: one durable execution, {invocations} invocation(s), {execution.status}")
+        answer = execution.record or execution.answer  # the on-failure record, when the execution failed
         print(json.dumps(answer, indent=2))
         return answer
 
     def close(self) -> None:
-        self.lambda_.close()
+        (self.durable or self.plain).close()  # type: ignore[union-attr]
 
     def _report(self, results: list[InvocationResult]) -> None:
         for result in results:
@@ -87,9 +110,9 @@ def main() -> int:
 
 
 def function_spec(template: Template, name: str, endpoint: str, queue_url: str) -> FunctionSpec:
-    """The template's function, its AWS references given moto's stand-ins, the database reached as DB_HOST says."""
+    """The template's function by its stack name, its AWS references given moto's stand-ins, the database as DB_HOST says."""
     stand_ins = {"SignalsBucket": BUCKET, "DeadLettersQueue": queue_url}
-    spec = template.function_spec(f"upsell-signals-{name}-{ENVIRONMENT}", stand_ins)
+    spec = template.function_spec(name, stand_ins)
     database = {variable: os.environ[variable] for variable in ("DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME")}
     # No secrets and no RDS CA bundle locally: the throwaway server is on loopback.
     return spec.with_environment(
@@ -123,10 +146,12 @@ def run_demo(endpoint: str, work_dir: Path) -> int:
 
     print(f"The {ENVIRONMENT} stack as `cdk synth` packages it, run on a local Lambda (docs/local-lambda.md)...", flush=True)
     template = Template(synthesized(ENVIRONMENT), f"UpsellSignals-{ENVIRONMENT}")
-    migrate = DemoFunction(function_spec(template, "migrate", endpoint, queue_url), work_dir / "migrate.log", sqs)
-    ingest = DemoFunction(function_spec(template, "ingest", endpoint, queue_url), work_dir / "ingest.log", sqs)
+    migrate_spec = function_spec(template, f"upsell-signals-migrate-{ENVIRONMENT}", endpoint, queue_url)
+    migrate = DemoFunction(migrate_spec, work_dir / "migrate.log", sqs)
+    ingest_spec = function_spec(template, sync_function_name(ENVIRONMENT), endpoint, queue_url)
+    ingest = DemoFunction(ingest_spec, work_dir / "ingest.log", sqs)
     spec = ingest.spec
-    print(f"ingest: {spec.handler} on {spec.runtime}, timeout {spec.timeout_seconds} s, memory {spec.memory_mb} MB")
+    print(f"ingest: {spec.handler} on {spec.runtime}, timeout {spec.timeout_seconds} s, memory {spec.memory_mb} MB, durable")
     try:
         migrate.invoke("1. migrate the throwaway database", {"action": "up"})
 
@@ -154,7 +179,7 @@ def run_demo(endpoint: str, work_dir: Path) -> int:
         subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "status"), "--date", SYNC_DATE.isoformat()], check=True)
         status_request = {"action": "status", "days": 3}
         print("\n== 7. the same, asked of the function (in AWS: ./scripts/status --function <name>):", json.dumps(status_request))
-        print(format_status(ingest.lambda_.invoke(status_request).payload))
+        print(format_status(ingest.call(status_request)))
     finally:
         migrate.close()
         ingest.close()

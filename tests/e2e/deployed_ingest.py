@@ -15,11 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from functions.shared.settings import DatabaseSettings
+from infra.constructs.ingest import LIVE_ALIAS, sync_function_name
 from tests.local_lambda import FunctionSpec, Template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ENVIRONMENT = "dev"
-INGEST_FUNCTION = f"upsell-signals-ingest-{ENVIRONMENT}"
+# The durable ingest as the stack names it, and the alias every way in invokes.
+INGEST_FUNCTION = sync_function_name(ENVIRONMENT)
+INGEST_QUALIFIER = LIVE_ALIAS
 
 
 @dataclass(frozen=True)

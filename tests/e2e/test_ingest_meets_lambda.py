@@ -1,11 +1,13 @@
 """The deployed ingest meets Lambda as AWS runs it: killed at its timeout, retried at Lambda's spacing, delivered twice.
 
 Every test runs the dev template's artifact on the local Lambda (tests/local_lambda) against
-the suite's MariaDB and moto. Lambda's timings are scaled as tests/lambda_timing.py scales them:
-the async retries come FIRST_RETRY_SECONDS and SECOND_RETRY_SECONDS after a failure and the
-function's lease is the template's scaled alike (LEASE_SECONDS), so a killed holder's lease
-lapses before Lambda's retry here as it does deployed. A test that needs a kill shortens the
-function's timeout to a few seconds; its time-budget margin is shortened with it.
+the suite's MariaDB and moto. The ingest is a durable function: each Invoke of its alias starts
+an execution, which the local durable service (tests/local_lambda/durable.py, the durable
+execution testing SDK's service) drives through as many invocations as it needs. Lambda's
+timings are scaled as tests/lambda_timing.py scales them: a run that raised is retried as a step
+FIRST_RETRY_SECONDS and SECOND_RETRY_SECONDS later, the pause between runs is scaled alike, and
+the function's lease is the template's scaled alike (LEASE_SECONDS). A test that needs a kill
+shortens the function's timeout to a few seconds; its time-budget margin is shortened with it.
 """
 
 from __future__ import annotations
@@ -22,9 +24,17 @@ import pymysql
 
 from functions.shared.contract import CLAIM_LEASE_SECONDS, LAMBDA_FIRST_RETRY_SECONDS, PUBLISH_LOCK
 from tests import lambda_timing
-from tests.e2e.deployed_ingest import REPO_ROOT, StandIns, file_arrival, ingest_spec, wait_until
+from tests.e2e.deployed_ingest import (
+    INGEST_FUNCTION,
+    INGEST_QUALIFIER,
+    REPO_ROOT,
+    StandIns,
+    file_arrival,
+    ingest_spec,
+    wait_until,
+)
 from tests.factories import snowflake_table, write_pyarrow
-from tests.local_lambda import FunctionSpec, LocalLambda, Template
+from tests.local_lambda import DurableFunction, FunctionSpec, Template
 from tests.stand_ins import forwarder, free_port
 
 # The time budget keeps this much of a run unused (30 s deployed); a run here lasts seconds.
@@ -33,13 +43,15 @@ MARGIN_SECONDS = 5
 SHORT_TIMEOUT_SECONDS = 10
 # Generous bounds on waiting for a condition: a slow machine is slow, not wrong.
 PATIENCE_SECONDS = 120
+# A step's retry delay counts from its checkpoint, which the invocation sends just before it ends.
+CHECKPOINT_SLACK_SECONDS = 0.5
 SYNC_DATE = "2026-01-30"
 KEY = f"passive_upsell_signals/dt={SYNC_DATE}/data.parquet"
 
 
 def scaled_ingest(template: Template, stand_ins: StandIns, *, timeout_seconds: int = 900, **environment: str) -> FunctionSpec:
     """The template's ingest with Lambda's timings scaled: its lease, its in-process transient wait, a short margin."""
-    assert template.function_spec("upsell-signals-ingest-dev").environment["CLAIM_LEASE_SECONDS"] == str(CLAIM_LEASE_SECONDS)
+    assert template.function_spec(INGEST_FUNCTION).environment["CLAIM_LEASE_SECONDS"] == str(CLAIM_LEASE_SECONDS)
     return ingest_spec(
         template,
         stand_ins,
@@ -52,10 +64,17 @@ def scaled_ingest(template: Template, stand_ins: StandIns, *, timeout_seconds: i
 
 
 @contextmanager
-def on_local_lambda(spec: FunctionSpec, stand_ins: StandIns, log_path: Path, *, duplicate_rate: float = 0.0) -> Iterator[LocalLambda]:
-    """The function on the local Lambda, its async retries at Lambda's spacing scaled as the lease is."""
-    with LocalLambda(
-        spec, log_path=log_path, sqs_client=stand_ins.sqs, time_scale=lambda_timing.SCALE, duplicate_rate=duplicate_rate
+def on_local_lambda(
+    spec: FunctionSpec, stand_ins: StandIns, log_path: Path, *, duplicate_rate: float = 0.0
+) -> Iterator[DurableFunction]:
+    """The durable function on the local Lambda, its retries and pauses scaled as the lease is."""
+    with DurableFunction(
+        spec,
+        log_path=log_path,
+        sqs_client=stand_ins.sqs,
+        time_scale=lambda_timing.SCALE,
+        duplicate_rate=duplicate_rate,
+        qualifier=INGEST_QUALIFIER,
     ) as function:
         assert LAMBDA_FIRST_RETRY_SECONDS * function.time_scale == lambda_timing.FIRST_RETRY_SECONDS
         yield function
@@ -120,7 +139,7 @@ def publish_lock_held(db: pymysql.Connection[Any]) -> Iterator[None]:
             cursor.execute("SELECT RELEASE_LOCK(%s)", (PUBLISH_LOCK,))
 
 
-def test_a_run_killed_at_its_timeout_is_completed_by_lambdas_first_retry(
+def test_a_run_killed_at_its_timeout_is_completed_by_the_executions_next_invocation(
     template: Template, stand_ins: StandIns, db: pymysql.Connection[Any], tmp_path: Path
 ) -> None:
     # Given a day's file, and the publish lock held elsewhere, so that the run blocks in a statement
@@ -133,15 +152,16 @@ def test_a_run_killed_at_its_timeout_is_completed_by_lambdas_first_retry(
             wait_until(lambda: waiting_for_the_publish_lock(db), timeout=PATIENCE_SECONDS, what="the run to wait for the lock")
             wait_until(lambda: event.results, timeout=PATIENCE_SECONDS, what="the run to end")
             assert (date_status(db) or ("none",))[0] == "started"  # the dead run's claim, its lease no longer renewed
-        # And the lock is free again before Lambda's retry, which comes at its own time, whatever the lease
+        # And the lock is free again before the service invokes the execution again, at its own time
         ingest.wait_idle(timeout=PATIENCE_SECONDS)
 
-    # Then the retry, a cold start of the same request, took the date over and completed it exactly
+    # Then the next invocation of the same execution, a cold start, replayed it, took the date over and completed it
     killed, retry = event.results
     assert (killed.outcome, killed.payload["errorType"]) == ("timeout", "Sandbox.Timedout")
-    assert (retry.outcome, retry.cold_start, retry.request_id) == ("success", True, killed.request_id)
-    assert retry.payload["status"] == "completed", retry.payload
-    assert retry.started_at - killed.ended_at >= lambda_timing.FIRST_RETRY_SECONDS
+    assert (retry.outcome, retry.cold_start) == ("success", True)
+    assert (event.status, event.answer["status"]) == ("SUCCEEDED", "completed"), event.answer
+    # (the dead run's lease had lapsed by then: a live one would have answered in_progress)
+    assert retry.started_at - killed.ended_at > lambda_timing.LEASE_SECONDS
     assert published(db) == in_file(day)
     assert date_status(db) == ("completed", 3_000)
     assert [(status, error) for _, status, error, _ in runs(db)] == [("failed", "TakenOver"), ("completed", None)]
@@ -149,7 +169,7 @@ def test_a_run_killed_at_its_timeout_is_completed_by_lambdas_first_retry(
     assert stand_ins.dead_letters() == []
 
 
-def test_a_run_stopped_by_its_time_budget_hands_over_and_lambdas_retry_resumes_it(
+def test_a_run_stopped_by_its_time_budget_hands_over_without_an_error_and_the_next_run_resumes_it(
     template: Template, stand_ins: StandIns, db: pymysql.Connection[Any], tmp_path: Path
 ) -> None:
     # Given a file of four chunks, and a run that starts late: the publish lock is held until its margin is near
@@ -162,17 +182,19 @@ def test_a_run_stopped_by_its_time_budget_hands_over_and_lambdas_retry_resumes_i
                 lambda: waiting_for_the_publish_lock(db) and time.monotonic(), timeout=PATIENCE_SECONDS, what="the run to wait"
             )
             time.sleep(max(0.0, waiting + SHORT_TIMEOUT_SECONDS - MARGIN_SECONDS - time.monotonic()))
-        # When the run goes on with less than its margin left, and Lambda retries what it raised
+        # When the run goes on with less than its margin left
         ingest.wait_idle(timeout=PATIENCE_SECONDS)
 
-    # Then the run stopped itself after a chunk, before its timeout, and said so
-    handed, retry = event.results
-    assert (handed.outcome, handed.payload["errorType"]) == ("error", "HandedOver"), handed.payload
+    # Then the run stopped itself after a chunk, before its timeout, and the invocation ended without an error:
+    # the hand-over is the run's checkpointed answer and the execution waits (PENDING) for its next run
+    handed, resumed = event.results
+    assert (handed.outcome, handed.payload["Status"]) == ("success", "PENDING"), handed.payload
     assert handed.ended_at - handed.started_at < SHORT_TIMEOUT_SECONDS
-    # And Lambda's retry, on the same warm process, resumed at the committed chunk and completed the date exactly
-    assert (retry.outcome, retry.cold_start) == ("success", False)
-    assert retry.payload["status"] == "completed", retry.payload
-    assert retry.started_at - handed.ended_at >= lambda_timing.FIRST_RETRY_SECONDS
+    # And the next invocation, after the pause, on the same warm process, resumed at the committed chunk and completed
+    assert (resumed.outcome, resumed.cold_start) == ("success", False)
+    # (after the pause between runs, not after anything like Lambda's async retry spacing)
+    assert resumed.started_at - handed.ended_at < lambda_timing.FIRST_RETRY_SECONDS
+    assert (event.status, event.answer["status"]) == ("SUCCEEDED", "completed"), event.answer
     assert published(db) == in_file(day)
     history = runs(db)
     assert [status for _, status, _, _ in history] == ["handed_over", "completed"]
@@ -189,10 +211,10 @@ def test_a_delivery_of_the_same_event_twice_syncs_once(
         event = ingest.invoke_async(file_arrival(stand_ins.bucket, KEY))
         ingest.wait_idle(timeout=PATIENCE_SECONDS)
 
-    # Then the first delivery completed the date and the second, the same request, answered skipped
-    first, second = event.results
-    assert first.request_id == second.request_id
-    assert (first.payload["status"], second.payload["status"]) == ("completed", "skipped"), (first.payload, second.payload)
+    # Then the first delivery's execution completed the date and the second's, the same request, answered skipped
+    [second] = event.duplicates
+    assert second.request_id == event.request_id
+    assert (event.answer["status"], second.answer["status"]) == ("completed", "skipped"), (event.answer, second.answer)
     assert published(db) == in_file(day)
     assert [status for _, status, _, _ in runs(db)] == ["completed", "skipped"]
     assert stand_ins.dead_letters() == []
@@ -209,14 +231,15 @@ def test_a_duplicate_delivered_while_the_first_runs_answers_in_progress_and_the_
             event = first.invoke_async(file_arrival(stand_ins.bucket, KEY))
             wait_until(lambda: waiting_for_the_publish_lock(db), timeout=PATIENCE_SECONDS, what="the first run to hold the date")
             # When Lambda delivers the same request again, to a second environment
-            duplicate = second.invoke(file_arrival(stand_ins.bucket, KEY), request_id=event.request_id)
+            duplicate = second.invoke(file_arrival(stand_ins.bucket, KEY))
         first.wait_idle(timeout=PATIENCE_SECONDS)
 
-    # Then the duplicate touched nothing and said the date is in progress (a success: Lambda retries nothing)
-    assert (duplicate.outcome, duplicate.payload["status"]) == ("success", "in_progress"), duplicate.payload
-    # And the first completed the date exactly, once
-    [result] = event.results
-    assert result.payload["status"] == "completed", result.payload
+    # Then the duplicate touched nothing and said the date is in progress (a success: nothing is retried)
+    [answered] = duplicate.results
+    assert (answered.outcome, duplicate.answer["status"]) == ("success", "in_progress"), duplicate.answer
+    # And the first completed the date exactly, once, in one invocation
+    [_] = event.results
+    assert event.answer["status"] == "completed", event.answer
     assert published(db) == in_file(day)
     assert sorted(status for _, status, _, _ in runs(db)) == ["completed", "in_progress"]
     assert stand_ins.dead_letters() == []
@@ -231,9 +254,10 @@ def test_a_corrupt_file_is_dead_lettered_once_by_the_handler_and_its_redrive_com
         # When its arrival runs
         event = ingest.invoke_async(file_arrival(stand_ins.bucket, KEY))
         ingest.wait_idle(timeout=PATIENCE_SECONDS)
-        # Then one attempt: the failure is permanent, dead-lettered by the handler with its reason, and answered
+        # Then one invocation: the failure is permanent, dead-lettered by the handler with its reason, and answered
         [result] = event.results
-        assert (result.outcome, result.payload["status"], result.payload["error_type"]) == ("success", "failed", "CorruptFile")
+        assert result.outcome == "success"
+        assert (event.status, event.answer["status"], event.answer["error_type"]) == ("SUCCEEDED", "failed", "CorruptFile")
         [dead_letter] = stand_ins.dead_letters()
         assert dead_letter["error_type"] == "CorruptFile"
         assert dead_letter["original_event"] == file_arrival(stand_ins.bucket, KEY)
@@ -244,7 +268,7 @@ def test_a_corrupt_file_is_dead_lettered_once_by_the_handler_and_its_redrive_com
         redrive = ingest.invoke(dead_letter)
 
     # Then the redrive completed the date
-    assert redrive.payload["status"] == "completed", redrive.payload
+    assert redrive.answer["status"] == "completed", redrive.answer
     assert published(db) == in_file(day)
     assert [(trigger, status) for trigger, status, _, _ in runs(db)] == [
         ("eventbridge_s3", "failed"),
@@ -266,17 +290,21 @@ def test_a_database_unreachable_through_every_retry_lands_on_the_queue_and_its_r
         event = ingest.invoke_async(file_arrival(stand_ins.bucket, KEY))
         ingest.wait_idle(timeout=PATIENCE_SECONDS)
 
-        # Then Lambda ran it three times at its spacing, each failing as transient after waiting within its time
-        assert [(r.outcome, r.payload["errorType"]) for r in event.results] == [("error", "TransientError")] * 3
+        # Then the run was retried as a step twice, at Lambda's async spacing, each attempt failing as transient after
+        # waiting within its time; no invocation failed (each ended by checkpointing), the execution did
+        assert [r.outcome for r in event.results] == ["success"] * 3
         first, second, third = event.results
-        assert second.started_at - first.ended_at >= lambda_timing.FIRST_RETRY_SECONDS
-        assert third.started_at - second.ended_at >= lambda_timing.SECOND_RETRY_SECONDS
-        # And its on-failure record, in AWS's shape, is on the dead-letter queue
+        assert second.started_at - first.ended_at >= lambda_timing.FIRST_RETRY_SECONDS - CHECKPOINT_SLACK_SECONDS
+        assert third.started_at - second.ended_at >= lambda_timing.SECOND_RETRY_SECONDS - CHECKPOINT_SLACK_SECONDS
+        assert event.status == "FAILED", event.status
+        assert event.error is not None and event.error["errorType"].endswith("StepError")  # the run's last failure
+        assert "Can't connect to MySQL server" in event.error["errorMessage"]
+        # And one record of it, in AWS's shape, is on the dead-letter queue (the on-failure destination's)
         [record] = stand_ins.dead_letters()
         assert record["requestContext"]["condition"] == "RetriesExhausted"
         assert record["requestContext"]["approximateInvokeCount"] == 3
         assert record["requestPayload"] == file_arrival(stand_ins.bucket, KEY)
-        assert record["responsePayload"]["errorType"] == "TransientError"
+        assert record["responsePayload"] == event.error
         assert date_status(db) is None  # it never reached the database
 
         # When the database is reachable again and the record is sent back to the function
@@ -284,7 +312,7 @@ def test_a_database_unreachable_through_every_retry_lands_on_the_queue_and_its_r
             redrive = ingest.invoke(record)
 
     # Then the redrive completed the date
-    assert redrive.payload["status"] == "completed", redrive.payload
+    assert redrive.answer["status"] == "completed", redrive.answer
     assert published(db) == in_file(day)
     assert [(trigger, status) for trigger, status, _, _ in runs(db)] == [("redrive:eventbridge_s3", "completed")]
     assert stand_ins.dead_letters() == []
@@ -321,8 +349,8 @@ def test_the_four_ways_in_each_sync_their_date_on_one_cold_then_warm_environment
 
     # Then each synced its own date, through the trigger it came by
     for (trigger, _), sync_date, queued in zip(events.items(), files, results, strict=True):
-        [result] = queued.results
-        assert (result.payload["status"], result.payload["sync_date"]) == ("completed", sync_date), result.payload
+        [_] = queued.results
+        assert (queued.answer["status"], queued.answer["sync_date"]) == ("completed", sync_date), queued.answer
         assert [(trigger_source, status) for trigger_source, status, _, _ in runs(db, sync_date)] == [(trigger, "completed")]
     assert published(db) == in_file(files["2026-01-30"])
     # And the first invocation started the environment (with its init duration), the others found it warm

@@ -22,7 +22,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from infra.constructs.ingest import LIVE_ALIAS, sync_function_name
 from tests.local_lambda.artifact import Template, synthesized
+from tests.local_lambda.durable import DurableFunction
 from tests.local_lambda.service import LocalLambda
 
 PASSED_THROUGH = ("DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "POWERTOOLS_LOG_LEVEL")
@@ -43,7 +45,8 @@ def main() -> int:
     template = Template(synthesized(arguments.env), f"UpsellSignals-{arguments.env}")
     queue_url = os.environ.get("DEAD_LETTER_QUEUE_URL", "")
     stand_ins = {"SignalsBucket": os.environ.get("SIGNALS_BUCKET", ""), "DeadLettersQueue": queue_url}
-    spec = template.function_spec(f"upsell-signals-{arguments.function}-{arguments.env}", stand_ins)
+    name = sync_function_name(arguments.env) if arguments.function == "ingest" else f"upsell-signals-migrate-{arguments.env}"
+    spec = template.function_spec(name, stand_ins)
     local: dict[str, str | None] = {name: os.environ[name] for name in PASSED_THROUGH if name in os.environ}
     # The local server is reached directly (no secret, no RDS CA bundle: loopback only).
     spec = spec.with_environment(**local, DB_SECRET_ARN=None, INGEST_DB_SECRET_ARN=None, DB_TLS_CA_FILE=None)
@@ -55,6 +58,18 @@ def main() -> int:
 
         sqs = boto3.client("sqs", endpoint_url=os.environ.get("AWS_ENDPOINT_URL"))
     log_path = Path(tempfile.mkstemp(prefix="local-lambda-", suffix=".log")[1])
+    if spec.durable:
+        # The ingest is a durable function: one execution, followed to its end through every invocation it takes.
+        with DurableFunction(spec, log_path=log_path, sqs_client=sqs, time_scale=arguments.time_scale, qualifier=LIVE_ALIAS) as durable:
+            execution = durable.invoke_async(payload) if arguments.asynchronous else durable.invoke(payload)
+            execution.done.wait()
+            answer = execution.record or execution.answer or execution.error
+            failed = execution.status != "SUCCEEDED"
+            sys.stderr.write(f"durable execution {execution.execution_arn}: {execution.status}, {len(execution.results)} invocation(s)\n")
+        sys.stderr.write(log_path.read_text())
+        log_path.unlink()
+        print(json.dumps(answer, indent=2))
+        return 1 if failed else 0
     with LocalLambda(spec, log_path=log_path, sqs_client=sqs, time_scale=arguments.time_scale) as function:
         if arguments.asynchronous:
             event = function.invoke_async(payload)

@@ -132,6 +132,13 @@ class FunctionSpec:
     region: str = "us-east-1"
     account: str = "123456789012"
     unresolved: dict[str, str] = field(default_factory=dict)
+    # DurableConfig (AWS::Lambda::Function): None for a plain function; a durable one runs on tests/local_lambda/durable.py.
+    durable_execution_timeout_seconds: int | None = None
+    durable_retention_days: int | None = None
+
+    @property
+    def durable(self) -> bool:
+        return self.durable_execution_timeout_seconds is not None
 
     @property
     def arn(self) -> str:
@@ -209,6 +216,8 @@ class Template:
             environment=environment,
             unresolved=unresolved,
             region=region,
+            durable_execution_timeout_seconds=_int_or_none(properties.get("DurableConfig", {}).get("ExecutionTimeout")),
+            durable_retention_days=_int_or_none(properties.get("DurableConfig", {}).get("RetentionPeriodInDays")),
         )
         return self._with_async_settings(spec, logical_id, stand_ins)
 
@@ -228,6 +237,10 @@ class Template:
                 on_failure_queue_url=queue_url,
             )
         return spec
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def merged_layers(layer_dirs: tuple[Path, ...]) -> Path:
