@@ -69,7 +69,11 @@ def a_day_two_and_a_timeout_of(s3: Any, tmp_path: Path, share: float) -> tuple[A
     return (first_table, calibration_table), file_table, MARGIN_SECONDS + whole_sync_seconds * share
 
 
-def durable(timeout_seconds: float, dead_letters: list[str], max_runs: int = 30) -> Any:
+# Generous: a run's share of the work is calibrated on a loaded machine, and the bound is not what these tests show.
+MAX_RUNS = 300
+
+
+def durable(timeout_seconds: float, dead_letters: list[str], max_runs: int = MAX_RUNS) -> Any:
     """The deployed shape (the plain handler inside Continuation), each run given `timeout_seconds` as its Lambda timeout."""
     continuation = Continuation(
         run_event=ingest.handler,
@@ -123,3 +127,90 @@ def test_a_duplicated_start_of_a_finished_execution_syncs_nothing_again(s3: Any,
     assert table_rows(db) == {**expected_rows(earlier[0]), **expected_rows(earlier[1]), **expected_rows(file_table)}
     completed = query(db, "SELECT COUNT(*) AS n FROM upsell_signal_sync_runs WHERE sync_date = '2026-01-30' AND status = 'completed'")
     assert completed[0]["n"] == 1
+
+
+def test_a_correction_landing_between_two_continuations_wins(s3: Any, db: pymysql.Connection[Any], tmp_path: Path) -> None:
+    # Given a day two that needs several runs, and a corrected re-export of the same date (other values: another
+    # ETag) that lands after the first run handed over and before the second
+    earlier, _, timeout_seconds = a_day_two_and_a_timeout_of(s3, tmp_path, 1 / 3)
+    correction = day_two(earlier[0], seed=402)
+    first_etag = s3.head_object(Bucket=BUCKET, Key=KEY)["ETag"]
+    dead_letters: list[str] = []
+    runs_started = 0
+
+    def run_event(event: Any, context: Any) -> dict[str, Any]:
+        nonlocal runs_started
+        runs_started += 1
+        if runs_started == 2:
+            s3.upload_file(str(write_pyarrow(correction, tmp_path / "correction.parquet")), BUCKET, KEY)
+        return ingest.handler(event, context)
+
+    continuation = Continuation(
+        run_event=run_event,
+        dead_letter=lambda event, error: dead_letters.append(str(error)) or "dead-letter-id",
+        max_runs=MAX_RUNS,
+        pause_seconds=1,
+        run_context=lambda context: LocalContext("ingest", timeout_seconds=timeout_seconds, aws_request_id="the-one-request"),
+    )
+    # When the file's arrival starts one durable execution
+    with DurableFunctionTestRunner(handler=durable_execution(continuation)) as runner:
+        result = runner.run(input=json.dumps({"sync_date": "2026-01-30"}), execution_timeout=900, execution_name="2026-01-30")
+
+    # Then the execution completed the corrected file, not the one it started on: the table equals the correction
+    assert result.status is InvocationStatus.SUCCEEDED, result.error
+    assert json.loads(result.result or "null")["status"] == "completed"
+    assert runs_started >= 2
+    assert dead_letters == []
+    assert table_rows(db) == {**expected_rows(earlier[0]), **expected_rows(earlier[1]), **expected_rows(correction)}
+    [ledger] = query(db, "SELECT status, completed_etag FROM upsell_signal_sync_metadata WHERE sync_date = '2026-01-30'")
+    corrected_etag = s3.head_object(Bucket=BUCKET, Key=KEY)["ETag"]
+    assert corrected_etag != first_etag
+    assert (ledger["status"], ledger["completed_etag"].strip('"')) == ("completed", corrected_etag.strip('"'))
+
+
+def test_a_kill_between_continuations_resumes_from_the_checkpoint_and_completes_exactly(
+    s3: Any, db: pymysql.Connection[Any], tmp_path: Path
+) -> None:
+    # Given a day two that needs several runs, and the invocation that would run the second one dying before it
+    # does anything (its process killed between two continuations: no answer, no checkpoint)
+    earlier, file_table, timeout_seconds = a_day_two_and_a_timeout_of(s3, tmp_path, 1 / 3)
+    dead_letters: list[str] = []
+    runs_started = 0
+
+    def run_event(event: Any, context: Any) -> dict[str, Any]:
+        nonlocal runs_started
+        runs_started += 1
+        return ingest.handler(event, context)
+
+    continuation = Continuation(
+        run_event=run_event,
+        dead_letter=lambda event, error: dead_letters.append(str(error)) or "dead-letter-id",
+        max_runs=MAX_RUNS,
+        pause_seconds=1,
+        run_context=lambda context: LocalContext("ingest", timeout_seconds=timeout_seconds, aws_request_id="the-one-request"),
+    )
+    durable_handler = durable_execution(continuation)
+    invocations = 0
+
+    def lambda_entry(event: Any, context: Any) -> Any:
+        nonlocal invocations
+        invocations += 1
+        if invocations == 2:
+            raise ConnectionResetError("the runtime process was killed")  # Runtime.ExitError, as the service sees it
+        return durable_handler(event, context)
+
+    # When the file's arrival starts one durable execution
+    with DurableFunctionTestRunner(handler=lambda_entry) as runner:
+        result = runner.run(input=json.dumps({"sync_date": "2026-01-30"}), execution_timeout=900, execution_name="2026-01-30")
+
+    # Then the service invoked the execution again, which replayed the first run from its checkpoint (not run again)
+    # and went on: every run of the plain handler is one checkpointed run, and the date completed exactly
+    assert result.status is InvocationStatus.SUCCEEDED, result.error
+    assert json.loads(result.result or "null")["status"] == "completed"
+    assert invocations >= 3
+    runs = [operation.name for operation in result.operations if (operation.name or "").startswith("run ")]
+    assert runs_started == len(runs) >= 2, (runs_started, runs)
+    assert dead_letters == []
+    assert table_rows(db) == {**expected_rows(earlier[0]), **expected_rows(earlier[1]), **expected_rows(file_table)}
+    recorded = query(db, "SELECT status FROM upsell_signal_sync_runs WHERE sync_date = '2026-01-30' ORDER BY id")
+    assert [run["status"] for run in recorded] == ["handed_over"] * (len(runs) - 1) + ["completed"]
