@@ -6,6 +6,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -223,6 +224,22 @@ def test_lambdas_retry_of_a_killed_first_load_with_the_same_request_id_stages_it
 # -- a stalled holder ---------------------------------------------------------------------
 
 
+# A claim's session waits this long for a row lock (DB_IDLE_TIMEOUT_SECONDS sets both): a claim
+# that waited on the holder's lock instead of reading past it would take that long to answer.
+LONG_LOCK_WAIT_SECONDS = 60
+ANSWERED_AT_ONCE_SECONDS = 2.0  # well within a lock wait, with room for a loaded test machine
+
+
+def with_long_lock_waits(settings: DatabaseSettings) -> DatabaseSettings:
+    long_waits = replace(settings, idle_timeout_seconds=LONG_LOCK_WAIT_SECONDS)
+    session = connect(long_waits)
+    try:
+        assert query(session, "SELECT @@innodb_lock_wait_timeout AS wait") == [{"wait": LONG_LOCK_WAIT_SECONDS}]
+    finally:
+        session.close()
+    return long_waits
+
+
 def hold_the_metadata_row(settings: DatabaseSettings, sync_date: Any) -> pymysql.Connection[Any]:
     """A session that locks the date's metadata row in an open transaction, as a paused holder's chunk does."""
     holder = connect(settings)
@@ -244,21 +261,26 @@ def started_by_someone_else(db: pymysql.Connection[Any], etag: str) -> None:
 def test_a_claim_behind_a_paused_holders_row_lock_answers_at_once(
     migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
 ) -> None:
-    # Given a live holder of the same object whose open transaction locks the date's row
+    # Given a live holder of the same object whose open transaction locks the date's row, and
+    # sessions whose lock waits are long (so that a claim waiting on the lock would show)
+    settings = with_long_lock_waits(migrated_settings)
     upload_to(moto_endpoint, DAY_ONE, write_pyarrow(snowflake_table(100, seed=241), tmp_path / "day.parquet"))
     started_by_someone_else(db, etag_now(moto_endpoint, DAY_ONE))
-    holder = hold_the_metadata_row(migrated_settings, DAY_ONE)
+    holder = hold_the_metadata_row(settings, DAY_ONE)
     try:
         # When another delivery of the event claims, with no retries allowed
-        result = service_on(moto_endpoint, migrated_settings, tmp_path, TRANSIENT_RETRIES="0").sync(
+        started = time.monotonic()
+        result = service_on(moto_endpoint, settings, tmp_path, TRANSIENT_RETRIES="0").sync(
             DAY_ONE, None, SyncOptions(invocation_id="newcomer")
         )
+        took = time.monotonic() - started
     finally:
         holder.rollback()
         holder.close()
 
-    # Then it is answered in progress from a plain read, not a lock wait timeout
+    # Then it is answered in progress from a plain read at once, not after a lock wait
     assert result.status == "in_progress" and "syncing the same object" in (result.reason or "")
+    assert took < ANSWERED_AT_ONCE_SECONDS, f"the claim took {took:.1f}s: it waited on the row lock"
 
 
 def test_a_newer_object_behind_a_paused_holders_row_lock_retries_and_then_takes_the_date(
@@ -268,13 +290,18 @@ def test_a_newer_object_behind_a_paused_holders_row_lock_retries_and_then_takes_
     file_table = snowflake_table(2_000, seed=242)
     upload_to(moto_endpoint, DAY_ONE, write_pyarrow(file_table, tmp_path / "day.parquet"))
     started_by_someone_else(db, "an-older-etag")
-    holder = hold_the_metadata_row(migrated_settings, DAY_ONE)
+    settings = with_long_lock_waits(migrated_settings)
+    holder = hold_the_metadata_row(settings, DAY_ONE)
 
-    # When the newer object's event claims with no retries, it is not dropped: it fails as transient
+    # When the newer object's event claims with no retries, it is not dropped: it fails as
+    # transient at once (no lock wait), for the in-process retry or Lambda's to claim again
+    started = time.monotonic()
     with pytest.raises(TransientError, match="locked by its holder's open transaction"):
-        service_on(moto_endpoint, migrated_settings, tmp_path, TRANSIENT_RETRIES="0").sync(
+        service_on(moto_endpoint, settings, tmp_path, TRANSIENT_RETRIES="0").sync(
             DAY_ONE, None, SyncOptions(invocation_id="newer")
         )
+    took = time.monotonic() - started
+    assert took < ANSWERED_AT_ONCE_SECONDS, f"the claim took {took:.1f}s: it waited on the row lock"
 
     # Then once the holder's transaction ends, the retry takes the date and publishes the newer object
     holder.rollback()
@@ -349,6 +376,7 @@ def test_a_publishers_clean_up_leaves_a_newer_passs_staging_alone(
     moto_endpoint: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Given day two published by an execution that is slow (paused) to clean its staging up
     day_one_table, first_export = day_one_published_and_day_two_uploaded(
@@ -382,9 +410,10 @@ def test_a_publishers_clean_up_leaves_a_newer_passs_staging_alone(
         60,
         "two chunks of the newer pass",
     )
-    resume_clean_up.set()
-    thread.join(timeout=60)
-    newer_thread.join(timeout=120)
+    with caplog.at_level("INFO", logger="upsell_signals"):
+        resume_clean_up.set()
+        thread.join(timeout=60)
+        newer_thread.join(timeout=120)
 
     # Then the newer pass was left alone and publishes the correction exactly; the publisher, having
     # seen the newer object, answers for it as in progress (or already done) instead of syncing it twice
@@ -392,6 +421,15 @@ def test_a_publishers_clean_up_leaves_a_newer_passs_staging_alone(
     publisher_runs = query(db, "SELECT status FROM upsell_signal_sync_runs WHERE workflow_id = 'publisher' ORDER BY id")
     assert publisher_runs[0] == {"status": "completed"}
     assert result_of(outcomes, "newer").status == "completed"
+    # What the fence protects: the publisher's clean-up found the staging owned by the newer pass
+    # and dropped nothing, so the newer pass never met its partition gone (error 1526), never
+    # retried, and staged every chunk once (a dropped pass would have been restaged from row 0)
+    records = [(record.threadName, record.getMessage()) for record in caplog.records]
+    assert ("publisher", "staging of 2026-01-31 belongs to a newer pass now: left in place") in records
+    assert not [message for thread_name, message in records if thread_name == "newer" and "transient error" in message]
+    assert [message for thread_name, message in records if thread_name == "newer" and " rows, rejected " in message] == [
+        f"staged {len(expected_rows(correction))} rows, rejected 0, in {-(-correction.num_rows // 500)} chunks"
+    ]
     # (keep mode: companies absent from the correction keep what the first export published)
     assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(first_export), **expected_rows(correction)}
 
