@@ -216,12 +216,17 @@ def test_a_connection_killed_mid_first_load_is_retried_by_staging(
     assert query(db, "SELECT status FROM upsell_signal_sync_runs") == [{"status": "completed"}]
 
 
-def test_two_invocations_at_once_one_publishes_the_other_is_in_progress(
+INVOCATIONS_AT_ONCE = 6
+
+
+def test_six_invocations_at_once_one_publishes_the_others_are_in_progress(
     migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
 ) -> None:
+    # Given one file, and six invocations for its date (six deliveries, six execution environments)
     file_table = snowflake_table(30_000, seed=93)
     upload_to(moto_endpoint, DAY_ONE, write_pyarrow(file_table, tmp_path / "day.parquet"))
-    start_together = threading.Barrier(2)
+    names = [f"invocation-{number}" for number in range(INVOCATIONS_AT_ONCE)]
+    start_together = threading.Barrier(INVOCATIONS_AT_ONCE)
     outcomes: dict[str, Outcome] = {}
 
     def invoke(invocation_id: str) -> SyncResult:
@@ -229,19 +234,25 @@ def test_two_invocations_at_once_one_publishes_the_other_is_in_progress(
         start_together.wait()
         return service.sync(DAY_ONE, None, SyncOptions(invocation_id=invocation_id))
 
-    threads = [in_a_thread(outcomes, name, functools.partial(invoke, name)) for name in ("first", "second")]
+    # When all six run at once
+    threads = [in_a_thread(outcomes, name, functools.partial(invoke, name)) for name in names]
     for thread in threads:
-        thread.join(timeout=120)
+        thread.join(timeout=180)
 
-    results = {name: result_of(outcomes, name) for name in ("first", "second")}
-    statuses = sorted(result.status for result in results.values())
-    assert statuses == ["completed", "in_progress"]
-    winner = next(name for name, result in results.items() if result.status == "completed")
-    loser = next(name for name, result in results.items() if result.status == "in_progress")
-    assert "holds the date" in (results[loser].reason or "")
+    # Then exactly one syncs the date, every other answers in progress naming the holder, and the
+    # table, the ledger and the run history show one sync
+    results = {name: result_of(outcomes, name) for name in names}
+    winners = [name for name, result in results.items() if result.status == "completed"]
+    assert len(winners) == 1, {name: result.status for name, result in results.items()}
+    (winner,) = winners
+    for name, result in results.items():
+        if name != winner:
+            assert result.status == "in_progress" and "holds the date" in (result.reason or ""), (name, result)
     assert query(db, "SELECT workflow_id, attempt, status FROM upsell_signal_sync_metadata") == [
         {"workflow_id": winner, "attempt": 1, "status": "completed"}
     ]
+    runs = query(db, "SELECT status, COUNT(*) AS n FROM upsell_signal_sync_runs GROUP BY status ORDER BY status")
+    assert runs == [{"status": "completed", "n": 1}, {"status": "in_progress", "n": INVOCATIONS_AT_ONCE - 1}]
     assert table_rows(db) == expected_rows(file_table)
 
 
