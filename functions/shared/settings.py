@@ -29,6 +29,10 @@ DEFAULT_DB_WRITE_TIMEOUT_SECONDS = 120
 # failover: up to about two minutes), and at most this many times.
 DEFAULT_TRANSIENT_WAIT_SECONDS = 150
 DEFAULT_TRANSIENT_RETRIES = 20
+# A publish waits this long for another date's publish to let the lock go, then fails as transient.
+DEFAULT_PUBLISH_LOCK_TIMEOUT_SECONDS = 300
+# The time budget stops a run this long before Lambda's timeout would.
+DEFAULT_TIME_BUDGET_MARGIN_SECONDS = 30
 
 
 class SettingsError(ValueError):
@@ -84,7 +88,7 @@ class TimeBudgetSettings:
     machine); they only decide whether a step can finish in the time left.
     """
 
-    margin_seconds: int = 30
+    margin_seconds: int = DEFAULT_TIME_BUDGET_MARGIN_SECONDS
     first_load_rows_per_second: int = 20_000
     publish_rows_per_second: int = 20_000
 
@@ -219,7 +223,7 @@ def load_ingest_settings(env: Mapping[str, str] | None = None) -> IngestSettings
             max_delete_ratio=_fraction(env, "GUARD_MAX_DELETE_RATIO", 0.10),
         ),
         lease_seconds=_lease_seconds(env),
-        publish_lock_timeout_seconds=_integer(env, "PUBLISH_LOCK_TIMEOUT_SECONDS", 300, minimum=1),
+        publish_lock_timeout_seconds=_integer(env, "PUBLISH_LOCK_TIMEOUT_SECONDS", DEFAULT_PUBLISH_LOCK_TIMEOUT_SECONDS, minimum=1),
         # Lambda's only writable place is /tmp (ephemeral storage); the file is downloaded there.
         work_dir=_text(env, "WORK_DIR") or "/tmp",  # noqa: S108
         transient_retries=_integer(env, "TRANSIENT_RETRIES", DEFAULT_TRANSIENT_RETRIES, minimum=0),
@@ -227,7 +231,7 @@ def load_ingest_settings(env: Mapping[str, str] | None = None) -> IngestSettings
         reconcile_days=_integer(env, "RECONCILE_DAYS", 7, minimum=0),
         dead_letter_queue_url=_text(env, "DEAD_LETTER_QUEUE_URL"),
         time_budget=TimeBudgetSettings(
-            margin_seconds=_integer(env, "TIME_BUDGET_MARGIN_SECONDS", 30, minimum=1),
+            margin_seconds=_integer(env, "TIME_BUDGET_MARGIN_SECONDS", DEFAULT_TIME_BUDGET_MARGIN_SECONDS, minimum=1),
             first_load_rows_per_second=_integer(env, "FIRST_LOAD_ROWS_PER_SECOND", 20_000, minimum=1),
             publish_rows_per_second=_integer(env, "PUBLISH_ROWS_PER_SECOND", 20_000, minimum=1),
         ),
