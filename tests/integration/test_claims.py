@@ -14,6 +14,7 @@ import boto3
 import pymysql
 import pytest
 
+from functions.ingest.s3_source import SignalObjectStore
 from functions.ingest.service import SyncOptions, SyncResult, SyncService, object_key_for
 from functions.shared.db import connect
 from functions.shared.errors import TransientError
@@ -39,7 +40,7 @@ from tests.integration.conftest import (
     wait_for,
     work_dir_for,
 )
-from tests.lambda_timing import FIRST_RETRY_SECONDS
+from tests.lambda_timing import FIRST_RETRY_SECONDS, LEASE_SECONDS
 
 
 def etag_now(endpoint: str, sync_date: Any) -> str:
@@ -365,6 +366,50 @@ def test_a_paused_holder_is_taken_over_and_stands_down_when_it_wakes(
     assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
     assert worker.returncode == 0 and b'"status": "skipped"' in answer and b"superseded" in answer
     assert metadata(db, DAY_TWO)["attempt"] == result.attempt
+
+
+def test_a_live_holder_slower_than_its_lease_keeps_the_date_by_its_heartbeat(
+    migrated_settings: DatabaseSettings,
+    db: pymysql.Connection[Any],
+    moto_endpoint: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a holder with the deployed lease (scaled) whose download takes several leases (a large
+    # file): one step, no chunk commit to renew the lease on the way
+    file_table = snowflake_table(2_000, seed=244)
+    upload_to(moto_endpoint, DAY_ONE, write_pyarrow(file_table, tmp_path / "day.parquet"))
+    downloading, finish_download = threading.Event(), threading.Event()
+    download = SignalObjectStore.download
+
+    def slow_download(store: SignalObjectStore, info: Any, destination: Path) -> None:
+        if threading.current_thread().name == "holder":
+            downloading.set()
+            finish_download.wait(timeout=60)
+        download(store, info, destination)
+
+    monkeypatch.setattr(SignalObjectStore, "download", slow_download)
+    lease = {"CLAIM_LEASE_SECONDS": str(LEASE_SECONDS)}
+    outcomes: dict[str, Outcome] = {}
+    holder = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, "holder"), **lease)
+    thread = in_a_thread(outcomes, "holder", lambda: holder.sync(DAY_ONE, None, SyncOptions(invocation_id="holder")))
+    assert downloading.wait(timeout=60)
+
+    # When another delivery of the same event comes two leases later, the holder still downloading
+    time.sleep(2 * LEASE_SECONDS)
+    try:
+        newcomer = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, "newcomer"), **lease).sync(
+            DAY_ONE, None, SyncOptions(invocation_id="newcomer")
+        )
+    finally:
+        finish_download.set()
+        thread.join(timeout=120)
+
+    # Then the heartbeat kept the lease alive: the newcomer is answered in progress, and the holder,
+    # never taken over, publishes as the date's only attempt
+    assert newcomer.status == "in_progress" and "syncing the same object" in (newcomer.reason or ""), newcomer
+    assert (result_of(outcomes, "holder").status, result_of(outcomes, "holder").attempt) == ("completed", 1)
+    assert table_rows(db) == expected_rows(file_table)
 
 
 # -- staging clean-up and attempt numbers ---------------------------------------------------
