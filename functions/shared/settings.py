@@ -223,7 +223,9 @@ def load_ingest_settings(env: Mapping[str, str] | None = None) -> IngestSettings
             max_delete_ratio=_fraction(env, "GUARD_MAX_DELETE_RATIO", 0.10),
         ),
         lease_seconds=_lease_seconds(env),
-        publish_lock_timeout_seconds=_integer(env, "PUBLISH_LOCK_TIMEOUT_SECONDS", DEFAULT_PUBLISH_LOCK_TIMEOUT_SECONDS, minimum=1),
+        publish_lock_timeout_seconds=_integer(
+            env, "PUBLISH_LOCK_TIMEOUT_SECONDS", DEFAULT_PUBLISH_LOCK_TIMEOUT_SECONDS, minimum=1
+        ),
         # Lambda's only writable place is /tmp (ephemeral storage); the file is downloaded there.
         work_dir=_text(env, "WORK_DIR") or "/tmp",  # noqa: S108
         transient_retries=_integer(env, "TRANSIENT_RETRIES", DEFAULT_TRANSIENT_RETRIES, minimum=0),
