@@ -467,18 +467,17 @@ def test_a_live_holder_slower_than_its_lease_keeps_the_date_by_its_heartbeat(
         download(store, info, destination)
 
     monkeypatch.setattr(SignalObjectStore, "download", slow_download)
-    lease = {"CLAIM_LEASE_SECONDS": str(LEASE_SECONDS)}
     outcomes: dict[str, Outcome] = {}
-    holder = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, "holder"), **lease)
+    holder = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, "holder"), CLAIM_LEASE_SECONDS=str(LEASE_SECONDS))
     thread = in_a_thread(outcomes, "holder", lambda: holder.sync(DAY_ONE, None, SyncOptions(invocation_id="holder")))
     assert downloading.wait(timeout=60)
 
     # When another delivery of the same event comes two leases later, the holder still downloading
     time.sleep(2 * LEASE_SECONDS)
     try:
-        newcomer = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, "newcomer"), **lease).sync(
-            DAY_ONE, None, SyncOptions(invocation_id="newcomer")
-        )
+        newcomer = service_on(
+            moto_endpoint, migrated_settings, work_dir_for(tmp_path, "newcomer"), CLAIM_LEASE_SECONDS=str(LEASE_SECONDS)
+        ).sync(DAY_ONE, None, SyncOptions(invocation_id="newcomer"))
     finally:
         finish_download.set()
         thread.join(timeout=120)
