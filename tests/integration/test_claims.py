@@ -15,10 +15,11 @@ import pymysql
 import pytest
 
 from functions.ingest import claims
+from functions.ingest.repository import Repository
 from functions.ingest.s3_source import SignalObjectStore
 from functions.ingest.service import SyncOptions, SyncResult, SyncService, object_key_for
 from functions.shared.db import connect
-from functions.shared.errors import TransientError
+from functions.shared.errors import ClaimLost, TransientError
 from functions.shared.settings import DatabaseSettings
 from functions.status.queries import StatusQueries
 from tests.factories import day_two, snowflake_table, write_pyarrow
@@ -487,6 +488,30 @@ def test_a_live_holder_slower_than_its_lease_keeps_the_date_by_its_heartbeat(
     assert newcomer.status == "in_progress" and "syncing the same object" in (newcomer.reason or ""), newcomer
     assert (result_of(outcomes, "holder").status, result_of(outcomes, "holder").attempt) == ("completed", 1)
     assert table_rows(db) == expected_rows(file_table)
+
+
+def test_a_staging_writer_whose_pass_moved_under_it_is_refused(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any]
+) -> None:
+    # Given a pass of the date's staging, and two writers of it that both read it at row 0 (the
+    # holder's own retry racing a commit it thought lost: the claim's token cannot tell them apart)
+    started_by_someone_else(db, "etag")
+    first, second = Repository(connect(migrated_settings)), Repository(connect(migrated_settings))
+    try:
+        first.staging.start_staging(DAY_ONE, "etag", 1, "a-paused-holder")
+        with first.transaction("the first writer's chunk"):
+            first.staging.advance_progress(DAY_ONE, "etag", from_row=0, to_row=500, staged=500, rejected=0)
+
+        # When the second commits its chunk from the row it read
+        # Then it is refused, and the progress is the first writer's alone
+        with pytest.raises(ClaimLost, match="moved under us"), second.transaction("the second writer's chunk"):
+            second.staging.advance_progress(DAY_ONE, "etag", from_row=0, to_row=500, staged=500, rejected=0)
+    finally:
+        first.close()
+        second.close()
+    assert query(db, "SELECT rows_read, rows_staged, chunks_committed FROM upsell_signal_staging_progress") == [
+        {"rows_read": 500, "rows_staged": 500, "chunks_committed": 1}
+    ]
 
 
 # -- staging clean-up and attempt numbers ---------------------------------------------------
