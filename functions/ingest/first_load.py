@@ -65,7 +65,8 @@ def _load_into_empty_table(
         if not repository.signals.table_is_empty():
             return None
     claims.renew_lease_now(repository, held)
-    with repository.signals.publish_lock(settings.publish_lock_timeout_seconds), repository.transaction("first load"):
+    lock_wait_seconds = attempt.budget.wait_seconds(settings.publish_lock_timeout_seconds)
+    with repository.signals.publish_lock(lock_wait_seconds), repository.transaction("first load"):
         # Behind a newer completed date, the publish decides what is left to it (newest_wins.py).
         if not repository.signals.table_is_empty() or repository.ledger.completed_after(held.sync_date):
             return None

@@ -34,7 +34,8 @@ def publish(
     dry_run = held.options.dry_run
     delete_missing = settings.missing_rows == "delete"
     claims.renew_lease_now(repository, held)
-    with repository.signals.publish_lock(settings.publish_lock_timeout_seconds), repository.transaction("publish"):
+    lock_wait_seconds = attempt.budget.wait_seconds(settings.publish_lock_timeout_seconds)
+    with repository.signals.publish_lock(lock_wait_seconds), repository.transaction("publish"):
         plan = repository.signals.plan_publish(
             held.sync_date,
             progress.rows_staged,

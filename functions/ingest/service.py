@@ -35,7 +35,7 @@ from functions.ingest.retry import retrying
 from functions.ingest.s3_source import ObjectInfo, SignalObjectStore
 from functions.ingest.time_budget import TimeBudget
 from functions.shared.contract import object_key_for
-from functions.shared.errors import ClaimLost, HandedOver, MissingObject, TransientError
+from functions.shared.errors import ClaimLost, HandedOver, MissingObject, StaleObject, TransientError
 from functions.shared.settings import IngestSettings
 
 __all__ = ["SyncOptions", "SyncResult", "SyncService", "object_key_for"]
@@ -80,13 +80,30 @@ class SyncService:
         validate_override_names(sorted(options.override_guards))
         key = s3_key or object_key_for(self._settings.key_prefix, sync_date)
         budget = TimeBudget(self._settings.time_budget, options.seconds_left)
-        result, synced_etag = self._sync_object(sync_date, key, options, budget)
+        result, synced_etag = self._sync_replaced_while_read(sync_date, key, options, budget)
         for _ in range(NEWER_OBJECT_ROUNDS):
             if result.status != "completed" or self._current_etag(key) in (None, synced_etag):
                 return result
             logger.info("%s was replaced while it synced: syncing the newer object too", key)
-            result, synced_etag = self._sync_object(sync_date, key, options, budget)
+            result, synced_etag = self._sync_replaced_while_read(sync_date, key, options, budget)
         return result
+
+    def _sync_replaced_while_read(
+        self, sync_date: dt.date, key: str, options: SyncOptions, budget: TimeBudget
+    ) -> tuple[SyncResult, str | None]:
+        """Sync the object as it is now; when it is replaced before this execution could read it, the newer one.
+
+        ETags say nothing of which object is newer, so an execution that looked the object up
+        before a correction landed may still take the date from the correction's; its download
+        then meets the newer object (StaleObject, recorded as this attempt's failure), and the
+        newest file must win rather than wait in the dead-letter queue.
+        """
+        for _ in range(NEWER_OBJECT_ROUNDS):
+            try:
+                return self._sync_object(sync_date, key, options, budget)
+            except StaleObject as stale:
+                logger.info("%s: syncing the object that replaced it", stale)
+        return self._sync_object(sync_date, key, options, budget)
 
     def _sync_object(
         self, sync_date: dt.date, key: str, options: SyncOptions, budget: TimeBudget

@@ -115,11 +115,6 @@ def test_a_correction_whose_event_is_lost_is_synced_by_the_run_it_replaced(
     assert metadata(db, DAY_TWO)["completed_etag"] == etag_now(moto_endpoint, DAY_TWO)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: a claim takes the date for any other ETag, not only a newer one, so an older "
-    "export's late run supersedes the correction's and then fails for good on the replaced object (412)",
-)
 def test_an_older_exports_late_event_taking_the_date_still_ends_with_the_correction_published(
     migrated_settings: DatabaseSettings,
     db: pymysql.Connection[Any],

@@ -301,6 +301,32 @@ def test_a_held_publish_lock_fails_cleanly_as_transient_and_the_next_attempt_res
     assert table_rows(db) == expected_rows(table)
 
 
+def test_a_held_publish_lock_met_with_less_time_left_than_its_wait_fails_before_the_timeout(
+    aws: Aws, db: pymysql.Connection[Any], migrated_settings: DatabaseSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the publish lock held by another session, the deployed lock wait (scaled), and a run
+    # with less time left than that wait (a publish that comes late in its run)
+    monkeypatch.setenv("PUBLISH_LOCK_TIMEOUT_SECONDS", str(PUBLISH_LOCK_WAIT_SECONDS))
+    monkeypatch.setenv("TIME_BUDGET_MARGIN_SECONDS", str(TIME_BUDGET_MARGIN_SECONDS))
+    ingest.build_app.cache_clear()
+    aws.put_file(KEY, rows=2_000)
+    holder = connect(migrated_settings)
+    holder.cursor().execute("SELECT GET_LOCK('company_upsell_signals_publish', 0)")
+    timeout_seconds = TIME_BUDGET_MARGIN_SECONDS + PUBLISH_LOCK_WAIT_SECONDS / 3
+
+    # When the sync reaches its publish
+    started = time.monotonic()
+    try:
+        with pytest.raises(TransientError, match="still held"):
+            ingest.handler({"sync_date": "2026-01-30"}, LocalContext("ingest", timeout_seconds=timeout_seconds))
+    finally:
+        holder.close()
+
+    # Then its wait was cut to the time it had: it failed as transient before Lambda would have killed it
+    assert time.monotonic() - started < timeout_seconds
+    assert query(db, "SELECT status FROM upsell_signal_sync_metadata") == [{"status": "failed"}]
+
+
 def test_every_log_line_of_a_sync_carries_the_request_id_and_the_date_and_metrics_are_emf(
     aws: Aws, db: pymysql.Connection[Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
