@@ -245,7 +245,9 @@ class Model:
             for key in expected["to_delete"]:
                 del self.table[key]
             self.table.update(expected["valid"])
-            state.status, state.completed_etag, state.rows_loaded = "completed", export.etag, len(expected["valid"])
+            # Every valid row counts as loaded, the ones left to newer dates included (the ledger's rows_processed - rows_rejected).
+            loaded = expected["rows_processed"] - expected["rows_rejected"]
+            state.status, state.completed_etag, state.rows_loaded = "completed", export.etag, loaded
             state.counts = {count: expected[count] for count in COUNTS}
 
 
