@@ -61,6 +61,7 @@ def run_demo(s3_endpoint: str, work_dir: Path) -> int:
     )
     from functions.ingest import handler as ingest
     from functions.migrate import handler as migrate
+    from functions.shared.contract import KEY_PREFIX, object_key_for
     from functions.status.format import format_status
     from tests.factories import day_two, snowflake_table, write_pyarrow
     from tests.scripts_support import LocalContext
@@ -69,7 +70,7 @@ def run_demo(s3_endpoint: str, work_dir: Path) -> int:
 
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=BUCKET)
-    key = f"passive_upsell_signals/dt={SYNC_DATE}/data.parquet"
+    key = object_key_for(KEY_PREFIX, SYNC_DATE)
     day_file = write_pyarrow(snowflake_table(ROWS, seed=2026), work_dir / "data.parquet")
     s3.upload_file(str(day_file), BUCKET, key)
     print(f"\nUploaded a Snowflake-like file of {ROWS:,} rows to s3://{BUCKET}/{key}")

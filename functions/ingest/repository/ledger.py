@@ -9,9 +9,10 @@ from typing import Any
 import pymysql
 
 from functions.ingest.claim_rules import LEASE_LIVE, ROW_LOCKED, ClaimOutcome, ClaimRequest, decide_claim
-from functions.ingest.repository.names import DUPLICATE_KEY, LOCK_WAIT_TIMEOUT, METADATA, RUNS
+from functions.ingest.repository.names import DUPLICATE_KEY, LOCK_WAIT_TIMEOUT
 from functions.ingest.repository.session import Session
 from functions.shared.errors import ClaimLost, TransientError
+from functions.shared.tables import METADATA, RUNS
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from functions.ingest.repository.names import RUNS
 from functions.ingest.repository.session import Session
+from functions.shared.tables import RUNS
 
 
 class RunHistory:

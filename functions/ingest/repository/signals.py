@@ -18,10 +18,11 @@ import pyarrow as pa
 import pymysql
 
 from functions.ingest.columns import COLUMN_NAMES, KEY_COLUMN
-from functions.ingest.repository.names import CHANGES, NEWER_KEYS, PUBLISH_LOCK, REJECTED, STAGED_KEYS, STAGING, TARGET
+from functions.ingest.repository.names import CHANGES, NEWER_KEYS, PUBLISH_LOCK, STAGED_KEYS
 from functions.ingest.repository.session import Session
 from functions.ingest.validation import SOURCE_ROW
 from functions.shared.errors import TransientError
+from functions.shared.tables import REJECTED, STAGING, TARGET
 
 # From this share of changed rows on, an update is driven from the signals table (one
 # scan in id order) rather than from the list of changes (which MariaDB buffers); the

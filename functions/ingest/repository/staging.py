@@ -19,11 +19,7 @@ from functions.ingest.columns import COLUMN_NAMES
 from functions.ingest.repository.ledger import ClaimLedger
 from functions.ingest.repository.names import (
     DUPLICATE_KEY,
-    METADATA,
     NO_PARTITION,
-    PROGRESS,
-    REJECTED,
-    STAGING,
     STAGING_LOCK_TIMEOUT_SECONDS,
     partition_name,
     staging_lock,
@@ -31,6 +27,7 @@ from functions.ingest.repository.names import (
 from functions.ingest.repository.session import Session, raise_load_warnings
 from functions.ingest.validation import SOURCE_ROW, RejectedRow
 from functions.shared.errors import ClaimLost, translate_errors
+from functions.shared.tables import METADATA, PROGRESS, REJECTED, STAGING
 
 _COLUMNS = ", ".join(COLUMN_NAMES)
 # Staging rows whose pass nobody holds any more (no live claim) and nobody touched for a while.
