@@ -23,7 +23,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.ingest.dead_letters import DeadLetterSender
 from functions.ingest.events import StatusRequest, SyncRequest, is_s3_test_event, parse_action, parse_event, split_s3_records
 from functions.ingest.s3_source import SignalObjectStore
-from functions.ingest.service import SyncOptions, SyncService
+from functions.ingest.service import SyncService
+from functions.ingest.sync_values import SyncOptions
 from functions.ingest.telemetry import (
     record_failure,
     record_hand_over,

@@ -1,7 +1,7 @@
 """Room in the work directory (in Lambda: ephemeral storage at /tmp) for what a sync writes.
 
 A sync writes the downloaded object and, with LOAD DATA, two chunks' load files next to it.
-Too little room is a permanent fault of the deployment, not of the attempt: retrying only
+Too little room is a permanent fault of the deployment, not of the sync: retrying only
 downloads the file again into the same full disk. So it is checked before the download,
 and ENOSPC met while writing anyway becomes the same NoSpace.
 """

@@ -75,7 +75,7 @@ class StatusQueries:
         return fetch_dicts(self.connection,
             "SELECT m.sync_date, m.attempt, m.holder_dry_run AS dry_run, m.started_at, m.lease_expires_at, "
             "m.lease_expires_at > NOW() AS lease_live, TIMESTAMPDIFF(SECOND, m.started_at, NOW()) AS elapsed_seconds, "
-            "p.attempt AS pass_attempt, p.rows_read, p.rows_in_file, p.rows_staged, p.rows_rejected, "
+            "p.attempt AS pass_number, p.rows_read, p.rows_in_file, p.rows_staged, p.rows_rejected, "
             "p.chunks_committed, p.staging_complete, p.updated_at AS progress_at "
             f"FROM {METADATA} m "
             f"LEFT JOIN {PROGRESS} p ON p.sync_date = m.sync_date AND p.s3_etag = m.s3_etag "
