@@ -22,7 +22,6 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import closing
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pymysql
@@ -32,6 +31,7 @@ from functions.ingest.chunks import ObjectDownload
 from functions.ingest.claim_rules import ClaimRequest
 from functions.ingest.guards import validate_override_names
 from functions.ingest.heartbeat import LeaseHeartbeat
+from functions.ingest.hooks import SyncHooks
 from functions.ingest.newest_wins import NewerFiles
 from functions.ingest.publish import publish
 from functions.ingest.reconcile import DateToReconcile, reconcile_reason
@@ -47,19 +47,6 @@ from functions.shared.settings import IngestSettings
 
 logger = logging.getLogger("upsell_signals.ingest")
 StepResult = TypeVar("StepResult")
-
-
-def _carry_on(*_args: Any) -> None:
-    """The hook that does nothing: production's."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class SyncHooks:
-    """Moments of a sync a test may pause or break (a slow process, a killed connection); nothing in production."""
-
-    before_publish: Callable[[Repository], None] = _carry_on  # on the connection that publishes
-    before_clean_up: Callable[[Repository], None] = _carry_on  # on the clean-up's own connection, after the publish
-    before_recording_failure: Callable[[HeldDate], None] = _carry_on
 
 # How many times one execution follows an object replaced while it synced, before leaving
 # the newest to its own event.

@@ -20,7 +20,7 @@ from functions.shared.contract import (
     METRICS_NAMESPACE,
     function_name,
 )
-from functions.shared.settings import Env
+from functions.shared.environment import Env
 from infra.config import EnvConfig, IngestSizing
 from infra.constructs.code import FunctionCode
 from infra.constructs.database import Database

@@ -11,7 +11,7 @@ from aws_cdk import Duration
 from constructs import Construct
 
 from functions.shared.contract import STATUS_SERVICE_NAME, function_name
-from functions.shared.settings import Env
+from functions.shared.environment import Env
 from infra.constructs.code import FunctionCode
 from infra.constructs.database import Database
 from infra.constructs.network import Network

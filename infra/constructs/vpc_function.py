@@ -12,7 +12,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from functions.shared.settings import Env
+from functions.shared.environment import Env
 from infra.constructs.code import FunctionCode
 from infra.constructs.database import Database
 from infra.constructs.network import Network

@@ -14,7 +14,8 @@ from aws_cdk.assertions import Match, Template
 from moto.events.models import EventPattern
 
 from functions.shared.contract import HEARTBEATS_PER_LEASE, LAMBDA_FIRST_RETRY_SECONDS
-from functions.shared.settings import INGEST_DEPLOYED_VARIABLES, load_environment_name, load_ingest_settings
+from functions.shared.environment import INGEST_DEPLOYED_VARIABLES
+from functions.shared.settings import load_environment_name, load_ingest_settings
 from infra.constructs.ingest import object_created_pattern
 from tests.infrastructure.helpers import logical_id_of_function, only, resources
 

@@ -25,8 +25,9 @@ import pytest
 from moto import mock_aws
 
 from functions.ingest.columns import COLUMN_NAMES, KEY_COLUMN
+from functions.ingest.hooks import SyncHooks
 from functions.ingest.s3_source import SignalObjectStore
-from functions.ingest.service import SyncHooks, SyncService
+from functions.ingest.service import SyncService
 from functions.ingest.sync_values import SyncAnswer, SyncOptions
 from functions.migrate.migrator import Migrator, discover_migrations
 from functions.shared.contract import object_key_for

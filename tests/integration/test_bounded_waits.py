@@ -10,8 +10,8 @@ from typing import Any
 import pymysql
 import pytest
 
+from functions.ingest.hooks import SyncHooks
 from functions.ingest.repository import Repository
-from functions.ingest.service import SyncHooks
 from functions.ingest.sync_values import SyncOptions
 from functions.shared.db import connect, get_lock
 from functions.shared.errors import TransientError

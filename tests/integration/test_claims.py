@@ -13,7 +13,7 @@ import boto3
 import pymysql
 import pytest
 
-from functions.ingest.service import SyncHooks
+from functions.ingest.hooks import SyncHooks
 from functions.ingest.sync_values import SyncAnswer, SyncOptions
 from functions.shared.contract import object_key_for
 from functions.shared.db import connect
