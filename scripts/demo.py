@@ -25,6 +25,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from functions.shared.contract import PROJECT_NAME, function_name  # noqa: E402
 from tests.local_lambda import FunctionSpec, InvocationResult, LocalLambda, Template, synthesized  # noqa: E402
 
 ENVIRONMENT = "dev"
@@ -89,7 +90,7 @@ def main() -> int:
 def function_spec(template: Template, name: str, endpoint: str, queue_url: str) -> FunctionSpec:
     """The template's function, its AWS references given moto's stand-ins, the database reached as DB_HOST says."""
     stand_ins = {"SignalsBucket": BUCKET, "DeadLettersQueue": queue_url}
-    spec = template.function_spec(f"upsell-signals-{name}-{ENVIRONMENT}", stand_ins)
+    spec = template.function_spec(function_name(f"{PROJECT_NAME}-{name}", ENVIRONMENT), stand_ins)
     database = {variable: os.environ[variable] for variable in ("DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME")}
     # No secrets and no RDS CA bundle locally: the throwaway server is on loopback.
     return spec.with_environment(
@@ -113,6 +114,7 @@ def file_arrival(key: str) -> dict[str, Any]:
 def run_demo(endpoint: str, work_dir: Path) -> int:
     import boto3
 
+    from functions.shared.contract import KEY_PREFIX, object_key_for
     from functions.status.format import format_status
     from tests.factories import day_two, snowflake_table, write_pyarrow
 
@@ -130,7 +132,7 @@ def run_demo(endpoint: str, work_dir: Path) -> int:
     try:
         migrate.invoke("1. migrate the throwaway database", {"action": "up"})
 
-        key = f"passive_upsell_signals/dt={SYNC_DATE}/data.parquet"
+        key = object_key_for(KEY_PREFIX, SYNC_DATE)
         day_file = write_pyarrow(snowflake_table(ROWS, seed=2026), work_dir / "data.parquet")
         s3.upload_file(str(day_file), BUCKET, key)
         print(f"\nUploaded a Snowflake-like file of {ROWS:,} rows to s3://{BUCKET}/{key}")

@@ -12,7 +12,15 @@ from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as targets
 from constructs import Construct, IConstruct
 
-from functions.shared.contract import CLAIM_LEASE_SECONDS, KEY_PREFIX, KEY_SUFFIX, METRICS_NAMESPACE, SERVICE_NAME
+from functions.shared.contract import (
+    CLAIM_LEASE_SECONDS,
+    INGEST_SERVICE_NAME,
+    KEY_PREFIX,
+    KEY_SUFFIX,
+    METRICS_NAMESPACE,
+    function_name,
+)
+from functions.shared.environment import Env
 from infra.config import EnvConfig, IngestSizing
 from infra.constructs.code import FunctionCode
 from infra.constructs.database import Database
@@ -21,8 +29,6 @@ from infra.constructs.network import Network
 from infra.constructs.vpc_function import VpcFunction
 
 INGEST_HANDLER = "functions.ingest.handler.handler"
-SIGNALS_PREFIX = KEY_PREFIX
-SIGNALS_SUFFIX = KEY_SUFFIX
 
 # What the schedule sends: the shape of an EventBridge scheduled event, with `time` the schedule's
 # intended time (not the delivery time), so a late delivery still syncs the day before it.
@@ -45,7 +51,7 @@ def object_created_pattern(bucket_name: str) -> events.EventPattern:
         detail={
             "bucket": {"name": [bucket_name]},
             # One wildcard holds both ends: EventBridge takes one matcher per field value.
-            "object": {"key": events.Match.wildcard(f"{SIGNALS_PREFIX}*{SIGNALS_SUFFIX}")},
+            "object": {"key": events.Match.wildcard(f"{KEY_PREFIX}*{KEY_SUFFIX}")},
         },
     )
 
@@ -103,7 +109,7 @@ class Ingest(Construct):
         return VpcFunction(
             self,
             "Ingest",
-            function_name=f"upsell-signals-ingest-{config.name}",
+            function_name=function_name(INGEST_SERVICE_NAME, config.name),
             description="upsell-signals: sync one day of Parquet from S3 into MariaDB",
             handler=INGEST_HANDLER,
             code=code,
@@ -112,22 +118,22 @@ class Ingest(Construct):
             # Its own account: data changes on its tables only (migrations/0006), never the administrator's.
             database_secret=database.ingest_secret,
             environment={
-                "SIGNALS_BUCKET": bucket.bucket_name,
-                "SIGNALS_KEY_PREFIX": SIGNALS_PREFIX,
-                "STAGING_CHUNK_ROWS": str(sizing.staging_chunk_rows),
-                "STAGING_LOAD_METHOD": sizing.staging_load_method,
-                "MISSING_ROWS": sizing.missing_rows,
-                "GUARD_MAX_REJECT_RATIO": str(config.guards.max_reject_ratio),
-                "GUARD_MAX_ROW_COUNT_DRIFT": str(config.guards.max_row_count_drift),
-                "GUARD_MAX_DELETE_RATIO": str(config.guards.max_delete_ratio),
+                Env.SIGNALS_BUCKET: bucket.bucket_name,
+                Env.SIGNALS_KEY_PREFIX: KEY_PREFIX,
+                Env.STAGING_CHUNK_ROWS: str(sizing.staging_chunk_rows),
+                Env.STAGING_LOAD_METHOD: sizing.staging_load_method,
+                Env.MISSING_ROWS: sizing.missing_rows,
+                Env.GUARD_MAX_REJECT_RATIO: str(config.guards.max_reject_ratio),
+                Env.GUARD_MAX_ROW_COUNT_DRIFT: str(config.guards.max_row_count_drift),
+                Env.GUARD_MAX_DELETE_RATIO: str(config.guards.max_delete_ratio),
                 # Short and kept alive by a heartbeat: a killed holder's lease lapses before Lambda's first retry.
-                "CLAIM_LEASE_SECONDS": str(CLAIM_LEASE_SECONDS),
-                "DEAD_LETTER_QUEUE_URL": dead_letters.queue.queue_url,
-                "WORK_DIR": "/tmp",  # noqa: S108 - Lambda's only writable path (ephemeral storage)
-                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
-                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                Env.CLAIM_LEASE_SECONDS: str(CLAIM_LEASE_SECONDS),
+                Env.DEAD_LETTER_QUEUE_URL: dead_letters.queue.queue_url,
+                Env.WORK_DIR: "/tmp",  # noqa: S108 - Lambda's only writable path (ephemeral storage)
+                Env.POWERTOOLS_SERVICE_NAME: INGEST_SERVICE_NAME,
+                Env.POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
                 # The metrics' environment dimension (functions/ingest/telemetry.py), which the alarms select on.
-                "ENVIRONMENT_NAME": config.name,
+                Env.ENVIRONMENT_NAME: config.name,
             },
             memory_mb=sizing.memory_mb,
             timeout=Duration.seconds(sizing.timeout_seconds),
@@ -143,7 +149,7 @@ class Ingest(Construct):
         return events.Rule(
             self,
             "FileArrivals",
-            description=f"S3 Object Created for {SIGNALS_PREFIX}*{SIGNALS_SUFFIX}: sync that date",
+            description=f"S3 Object Created for {KEY_PREFIX}*{KEY_SUFFIX}: sync that date",
             event_pattern=object_created_pattern(bucket.bucket_name),
             targets=[
                 events_targets.LambdaFunction(
@@ -182,7 +188,7 @@ class Ingest(Construct):
         # Read the daily files and nothing else in the bucket. Without s3:ListBucket a missing key
         # answers 403 rather than 404; granting List would widen access to every key name.
         role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{SIGNALS_PREFIX}*")])
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{KEY_PREFIX}*")])
         )
         if kms_key_arn:
             role.add_to_principal_policy(

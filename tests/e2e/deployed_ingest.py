@@ -14,12 +14,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from functions.shared.contract import INGEST_SERVICE_NAME, function_name
 from functions.shared.settings import DatabaseSettings
 from tests.local_lambda import FunctionSpec, Template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ENVIRONMENT = "dev"
-INGEST_FUNCTION = f"upsell-signals-ingest-{ENVIRONMENT}"
+INGEST_FUNCTION = function_name(INGEST_SERVICE_NAME, ENVIRONMENT)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import pymysql
 
 from functions.shared.contract import CLAIM_LEASE_SECONDS, LAMBDA_FIRST_RETRY_SECONDS, PUBLISH_LOCK
 from tests import lambda_timing
-from tests.e2e.deployed_ingest import REPO_ROOT, StandIns, file_arrival, ingest_spec, wait_until
+from tests.e2e.deployed_ingest import INGEST_FUNCTION, REPO_ROOT, StandIns, file_arrival, ingest_spec, wait_until
 from tests.factories import snowflake_table, write_pyarrow
 from tests.local_lambda import FunctionSpec, LocalLambda, Template
 from tests.stand_ins import forwarder, free_port
@@ -39,7 +39,7 @@ KEY = f"passive_upsell_signals/dt={SYNC_DATE}/data.parquet"
 
 def scaled_ingest(template: Template, stand_ins: StandIns, *, timeout_seconds: int = 900, **environment: str) -> FunctionSpec:
     """The template's ingest with Lambda's timings scaled: its lease, its in-process transient wait, a short margin."""
-    assert template.function_spec("upsell-signals-ingest-dev").environment["CLAIM_LEASE_SECONDS"] == str(CLAIM_LEASE_SECONDS)
+    assert template.function_spec(INGEST_FUNCTION).environment["CLAIM_LEASE_SECONDS"] == str(CLAIM_LEASE_SECONDS)
     return ingest_spec(
         template,
         stand_ins,

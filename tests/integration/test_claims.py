@@ -15,9 +15,11 @@ import pymysql
 import pytest
 
 from functions.ingest import claims
+from functions.ingest.hooks import SyncHooks
 from functions.ingest.repository import Repository
 from functions.ingest.s3_source import SignalObjectStore
-from functions.ingest.service import SyncOptions, SyncResult, SyncService, object_key_for
+from functions.ingest.sync_values import SyncAnswer, SyncOptions
+from functions.shared.contract import object_key_for
 from functions.shared.db import connect
 from functions.shared.errors import ClaimLost, TransientError
 from functions.shared.settings import DatabaseSettings
@@ -86,7 +88,7 @@ def test_a_correction_landing_while_the_first_export_syncs_is_the_one_published(
     assert superseded.status == "skipped" and "superseded" in (superseded.reason or "")
     assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(correction)}
     row = metadata(db, DAY_TWO)
-    assert (row["status"], row["completed_etag"], row["attempt"]) == ("completed", etag_now(moto_endpoint, DAY_TWO), corrected.attempt)
+    assert (row["status"], row["completed_etag"], row["attempt"]) == ("completed", etag_now(moto_endpoint, DAY_TWO), corrected.claim_number)
 
 
 def test_a_correction_whose_event_is_lost_is_synced_by_the_run_it_replaced(
@@ -194,20 +196,21 @@ def test_a_file_landing_while_the_fallback_fails_on_its_absence_is_synced(
     db: pymysql.Connection[Any],
     moto_endpoint: str,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given the 06:00 fallback has claimed a date whose file is not there yet, and is slow
     # (a paused process) to record that failure
     boto3.client("s3", endpoint_url=moto_endpoint).delete_object(Bucket=BUCKET, Key=object_key_for(PREFIX, DAY_ONE))
-    fallback = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, "fallback"))
     file_landed = threading.Event()
-    record_failure = fallback._record_failure
 
-    def slow_record_failure(*args: Any) -> bool | None:
+    def slow_to_record_the_failure(_held: Any) -> None:
         file_landed.wait(timeout=60)
-        return record_failure(*args)
 
-    monkeypatch.setattr(fallback, "_record_failure", slow_record_failure)
+    fallback = service_on(
+        moto_endpoint,
+        migrated_settings,
+        work_dir_for(tmp_path, "fallback"),
+        hooks=SyncHooks(before_recording_failure=slow_to_record_the_failure),
+    )
     outcomes: dict[str, Outcome] = {}
     thread = in_a_thread(
         outcomes, "fallback", lambda: fallback.sync(DAY_ONE, None, SyncOptions(invocation_id="schedule", trigger="schedule"))
@@ -243,10 +246,10 @@ def test_twins_with_one_request_id_at_once_run_once(
     start_together = threading.Barrier(2)
     outcomes: dict[str, Outcome] = {}
 
-    def twin(name: str) -> Callable[[], SyncResult]:
+    def twin(name: str) -> Callable[[], SyncAnswer]:
         service = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, name))
 
-        def run() -> SyncResult:
+        def run() -> SyncAnswer:
             start_together.wait()
             return service.sync(DAY_ONE, None, SyncOptions(invocation_id="one-request-id"))
 
@@ -286,7 +289,7 @@ def test_lambdas_retry_of_a_killed_first_load_with_the_same_request_id_stages_it
 
     # Then it takes over as a new attempt and stages (so that it could itself resume), and the
     # killed run is closed in the history as taken over, not left `started` forever
-    assert (result.status, result.attempt, result.rows_inserted) == ("completed", 2, 100_000)
+    assert (result.status, result.claim_number, result.rows_inserted) == ("completed", 2, 100_000)
     assert any(record.getMessage().startswith("staged 100000 rows") for record in caplog.records)
     assert table_rows(db) == expected_rows(file_table)
     runs = query(db, "SELECT attempt, status, error_type, finished_at IS NOT NULL AS finished FROM upsell_signal_sync_runs ORDER BY id")
@@ -439,7 +442,7 @@ def test_a_paused_holder_is_taken_over_and_stands_down_when_it_wakes(
     assert result.status == "completed" and (result.rows_resumed or 0) > 0
     assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
     assert worker.returncode == 0 and b'"status": "skipped"' in answer and b"superseded" in answer
-    assert metadata(db, DAY_TWO)["attempt"] == result.attempt
+    assert metadata(db, DAY_TWO)["attempt"] == result.claim_number
 
 
 def test_a_live_holder_slower_than_its_lease_keeps_the_date_by_its_heartbeat(
@@ -517,7 +520,6 @@ def test_a_publishers_clean_up_leaves_a_newer_passs_staging_alone(
     db: pymysql.Connection[Any],
     moto_endpoint: str,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Given day two published by an execution that is slow (paused) to clean its staging up
@@ -526,17 +528,18 @@ def test_a_publishers_clean_up_leaves_a_newer_passs_staging_alone(
     )
     published = threading.Event()
     resume_clean_up = threading.Event()
-    drop_staging = SyncService._drop_staging
 
-    def paused_drop_staging(*args: Any) -> None:
-        if threading.current_thread().name == "publisher":
-            published.set()
-            resume_clean_up.wait(timeout=60)
-        drop_staging(*args)
+    def paused_clean_up(_repository: Any) -> None:
+        published.set()
+        resume_clean_up.wait(timeout=60)
 
-    monkeypatch.setattr(SyncService, "_drop_staging", staticmethod(paused_drop_staging))
     outcomes: dict[str, Outcome] = {}
-    publisher = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, "publisher"))
+    publisher = service_on(
+        moto_endpoint,
+        migrated_settings,
+        work_dir_for(tmp_path, "publisher"),
+        hooks=SyncHooks(before_clean_up=paused_clean_up),
+    )
     thread = in_a_thread(outcomes, "publisher", lambda: publisher.sync(DAY_TWO, None, SyncOptions(invocation_id="publisher")))
     assert published.wait(timeout=60)
 
@@ -593,7 +596,7 @@ def test_a_dry_run_never_gives_its_attempt_number_back(
 
     # Then it has an attempt number of its own, and the date's rejects are counted once
     assert (dry.status, real.status) == ("dry_run", "completed")
-    assert real.attempt is not None and dry.attempt is not None and real.attempt > dry.attempt
+    assert real.claim_number is not None and dry.claim_number is not None and real.claim_number > dry.claim_number
     queries = StatusQueries(connect(migrated_settings))
     try:
         total, _ = queries.rejects_for(DAY_ONE, 10)

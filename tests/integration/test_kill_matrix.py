@@ -31,7 +31,8 @@ import pymysql
 import pytest
 
 from functions.ingest.columns import COLUMN_NAMES
-from functions.ingest.service import SyncOptions, SyncResult, object_key_for
+from functions.ingest.sync_values import SyncAnswer, SyncOptions
+from functions.shared.contract import object_key_for
 from functions.shared.db import connect
 from functions.shared.errors import TransientError
 from functions.shared.settings import DatabaseSettings
@@ -172,7 +173,7 @@ def etag_of(endpoint: str, sync_date: dt.date) -> str:
 
 
 def assert_completed_exactly(
-    db: pymysql.Connection[Any], endpoint: str, sync_date: dt.date, result: SyncResult, counts: dict[str, int]
+    db: pymysql.Connection[Any], endpoint: str, sync_date: dt.date, result: SyncAnswer, counts: dict[str, int]
 ) -> None:
     assert result.status == "completed", result
     assert {name: getattr(result, name) for name in counts} == counts
@@ -424,7 +425,7 @@ def test_a_sync_killed_at_a_step_boundary_ends_exact_after_the_next_run(
     file_rows = expected_rows(file_table)
     assert table_rows(db) == {**table_before, **file_rows}
     assert_completed_exactly(db, moto_endpoint, sync_date, result, expected_counts(table_before, file_rows))
-    assert result.attempt == 2
+    assert result.claim_number == 2
     # And no reader ever saw anything but the day before or the day after
     assert reader.errors == 0
     assert_never_partial(reader, before, after)
@@ -452,7 +453,7 @@ def test_a_server_restart_within_the_wait_costs_the_run_a_wait_not_the_date(
     watcher = connect(settings)
     watcher.autocommit(True)
     before = fingerprint(watcher)
-    outcome: list[SyncResult | BaseException] = []
+    outcome: list[SyncAnswer | BaseException] = []
     (tmp_path / "interrupted").mkdir()
     interrupted = service_on(
         moto_endpoint,
@@ -495,12 +496,12 @@ def test_a_server_restart_within_the_wait_costs_the_run_a_wait_not_the_date(
     # Then the run itself waited and completed the date exactly, as its first attempt
     try:
         [result] = outcome
-        assert isinstance(result, SyncResult), result
+        assert isinstance(result, SyncAnswer), result
         assert outage_seconds < DATABASE_OUTAGE_SECONDS
         table_before, file_rows = expected_rows(day_one_table), expected_rows(day_two_table)
         assert table_rows(checker) == {**table_before, **file_rows}
         assert_completed_exactly(checker, moto_endpoint, DAY_TWO, result, expected_counts(table_before, file_rows))
-        assert result.attempt == 1
+        assert result.claim_number == 1
         # And the reader, through the restart, saw only the day before or the day after
         assert reader.errors > 0, "the reader never noticed the server go"
         assert_never_partial(reader, before, after)
@@ -520,7 +521,7 @@ def test_a_server_down_longer_than_the_wait_fails_the_run_and_lambdas_retry_comp
     watcher = connect(settings)
     watcher.autocommit(True)
     before = fingerprint(watcher)
-    outcome: list[SyncResult | BaseException] = []
+    outcome: list[SyncAnswer | BaseException] = []
     (tmp_path / "interrupted").mkdir()
     interrupted = service_on(moto_endpoint, settings, tmp_path / "interrupted", CLAIM_LEASE_SECONDS=str(LEASE_SECONDS))
 
@@ -546,7 +547,7 @@ def test_a_server_down_longer_than_the_wait_fails_the_run_and_lambdas_retry_comp
         # Then the interrupted attempt failed as transient (its retries found no server), or
         # completed if a retry reached the server again
         [result] = outcome
-        assert isinstance(result, TransientError) or (isinstance(result, SyncResult) and result.status == "completed"), result
+        assert isinstance(result, TransientError) or (isinstance(result, SyncAnswer) and result.status == "completed"), result
 
         # And Lambda's retry, at its spacing (scaled), completes the date exactly
         time.sleep(FIRST_RETRY_SECONDS)
@@ -560,7 +561,7 @@ def test_a_server_down_longer_than_the_wait_fails_the_run_and_lambdas_retry_comp
     try:
         assert table_rows(checker) == {**table_before, **file_rows}
         counts = expected_counts(table_before, file_rows)
-        if isinstance(result, SyncResult):
+        if isinstance(result, SyncAnswer):
             assert next_run.status == "skipped"  # the retry published it already
             assert {name: metadata_of(checker, DAY_TWO)[name] for name in counts} == counts
         else:

@@ -34,7 +34,7 @@ import pymysql
 import pytest
 
 from functions.ingest import handler as ingest
-from functions.ingest.service import object_key_for
+from functions.shared.contract import object_key_for
 from functions.shared.errors import PermanentError
 from functions.shared.settings import DatabaseSettings
 from tests.factories import TIERS, snowflake_table, write_pyarrow

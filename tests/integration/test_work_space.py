@@ -18,7 +18,8 @@ import pytest
 
 from functions.ingest.load_files import write_load_file
 from functions.ingest.s3_source import SignalObjectStore
-from functions.ingest.service import SyncOptions, SyncService
+from functions.ingest.service import SyncService
+from functions.ingest.sync_values import SyncOptions
 from functions.ingest.work_space import LEFTOVER_AGE_SECONDS, load_file_scratch_bytes
 from functions.shared.db import connect
 from functions.shared.errors import NoSpace

@@ -22,6 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from functions.shared.contract import PROJECT_NAME, function_name
 from tests.local_lambda.artifact import Template, synthesized
 from tests.local_lambda.service import LocalLambda
 
@@ -43,7 +44,7 @@ def main() -> int:
     template = Template(synthesized(arguments.env), f"UpsellSignals-{arguments.env}")
     queue_url = os.environ.get("DEAD_LETTER_QUEUE_URL", "")
     stand_ins = {"SignalsBucket": os.environ.get("SIGNALS_BUCKET", ""), "DeadLettersQueue": queue_url}
-    spec = template.function_spec(f"upsell-signals-{arguments.function}-{arguments.env}", stand_ins)
+    spec = template.function_spec(function_name(f"{PROJECT_NAME}-{arguments.function}", arguments.env), stand_ins)
     local: dict[str, str | None] = {name: os.environ[name] for name in PASSED_THROUGH if name in os.environ}
     # The local server is reached directly (no secret, no RDS CA bundle: loopback only).
     spec = spec.with_environment(**local, DB_SECRET_ARN=None, INGEST_DB_SECRET_ARN=None, DB_TLS_CA_FILE=None)
