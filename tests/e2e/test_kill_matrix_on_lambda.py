@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +65,7 @@ class EnvironmentWorker:
     def work_dir(self) -> Path:
         """The environment's /tmp (its WORK_DIR), read from the runtime process's environment in /proc."""
         pid = wait_until(lambda: self.running() and self.function.runtime_pid, timeout=PATIENCE_SECONDS, what="the runtime")
-        variables = dict(
-            entry.split("=", 1) for entry in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in entry
-        )
+        variables = dict(entry.split("=", 1) for entry in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in entry)
         return Path(variables["WORK_DIR"])
 
     def running(self) -> bool:
@@ -165,6 +163,82 @@ def test_an_environment_killed_at_a_step_boundary_is_finished_exactly_by_lambdas
     assert_completed_exactly(db, etag, sync_date, retry.payload, expected_counts(table_before, file_rows))
     assert retry.payload["attempt"] == 2
     # And nothing waits for a person, and no reader ever saw anything but the day before or the day after
+    assert stand_ins.dead_letters() == []
+    assert reader.errors == 0
+    assert_never_partial(reader, before, after)
+
+
+# Lambda's smallest memory size: the runtime and the ingest's imports fit (about 100 MB), reading and
+# staging a file of 20,000 rows does not. Lambda runs every retry with the same configuration.
+TOO_LITTLE_MEMORY_MB = 128
+OOM_ROWS = 20_000
+
+
+def lease_lapsed(db: pymysql.Connection[Any], sync_date: dt.date) -> bool:
+    """The date's holder (a dead run) no longer holds it: its lease ran out by the server's clock."""
+    with db.cursor() as cursor:
+        cursor.execute(
+            "SELECT lease_expires_at IS NULL OR lease_expires_at <= NOW() FROM upsell_signal_sync_metadata WHERE sync_date = %s",
+            (sync_date,),
+        )
+        row = cursor.fetchone()
+        return bool(row and row[0])
+
+
+def test_a_function_killed_at_its_memory_size_fails_every_retry_alike_and_its_redrive_completes_once_memory_is_raised(
+    template: Template,
+    stand_ins: StandIns,
+    migrated_settings: DatabaseSettings,
+    db: pymysql.Connection[Any],
+    tmp_path: Path,
+) -> None:
+    # Given a day's file, and the function sized below what reading it takes
+    sync_date, file_table = DAY_ONE, day_one(OOM_ROWS)[0]
+    key = object_key_for(PREFIX, sync_date)
+    stand_ins.s3.upload_file(str(write_pyarrow(file_table, tmp_path / "file.parquet")), stand_ins.bucket, key)
+    sized = scaled_ingest(template, stand_ins)
+    starved = replace(sized, memory_mb=TOO_LITTLE_MEMORY_MB)
+    assert sized.memory_mb > starved.memory_mb
+    before = fingerprint(db)
+
+    with reading_throughout(migrated_settings) as reader:
+        # When its arrival runs asynchronously, and Lambda retries it at its spacing with the same configuration
+        with on_local_lambda(starved, stand_ins, tmp_path / "starved.log") as ingest:
+            event = ingest.invoke_async(file_arrival(stand_ins.bucket, key))
+            ingest.wait_idle(timeout=PATIENCE_SECONDS)
+
+        # Then every attempt was killed at the memory size, each on a fresh environment, reported as Lambda reports it
+        assert [(r.outcome, r.payload["errorType"], r.cold_start) for r in event.results] == [
+            ("out_of_memory", "Runtime.OutOfMemory", True)
+        ] * 3
+        assert all(r.max_memory_used_mb >= TOO_LITTLE_MEMORY_MB for r in event.results)
+        first, second, third = event.results
+        assert second.started_at - first.ended_at >= lambda_timing.FIRST_RETRY_SECONDS
+        assert third.started_at - second.ended_at >= lambda_timing.SECOND_RETRY_SECONDS
+        # And Lambda's on-failure record is on the queue; nothing of the date is published
+        [record] = stand_ins.dead_letters()
+        assert (record["requestContext"]["condition"], record["requestContext"]["approximateInvokeCount"]) == (
+            "RetriesExhausted",
+            3,
+        )
+        assert record["requestPayload"] == file_arrival(stand_ins.bucket, key)
+        assert record["responsePayload"]["errorType"] == "Runtime.OutOfMemory"
+        assert fingerprint(db) == before
+
+        # When the function is given its memory back (a configuration update: fresh environments) and, once
+        # the last dead run's lease ran out, the record is sent back to it
+        wait_until(lambda: lease_lapsed(db, sync_date), timeout=PATIENCE_SECONDS, what="the dead run's lease to run out")
+        with on_local_lambda(sized, stand_ins, tmp_path / "sized.log") as ingest:
+            redrive = ingest.invoke(record)
+        after = fingerprint(db)
+        read_until(reader, after)
+
+    # Then the redrive completed the date exactly, and no reader saw a partial day
+    assert (redrive.outcome, redrive.payload["status"]) == ("success", "completed"), redrive.payload
+    file_rows = expected_rows(file_table)
+    assert table_rows(db) == file_rows
+    etag = str(stand_ins.s3.head_object(Bucket=stand_ins.bucket, Key=key)["ETag"]).strip('"')
+    assert_completed_exactly(db, etag, sync_date, redrive.payload, expected_counts({}, file_rows))
     assert stand_ins.dead_letters() == []
     assert reader.errors == 0
     assert_never_partial(reader, before, after)
