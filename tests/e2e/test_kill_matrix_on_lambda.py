@@ -175,14 +175,14 @@ OOM_ROWS = 20_000
 
 
 def lease_lapsed(db: pymysql.Connection[Any], sync_date: dt.date) -> bool:
-    """The date's holder (a dead run) no longer holds it: its lease ran out by the server's clock."""
+    """No dead run holds the date any more: its lease ran out by the server's clock (or none ever claimed it)."""
     with db.cursor() as cursor:
         cursor.execute(
             "SELECT lease_expires_at IS NULL OR lease_expires_at <= NOW() FROM upsell_signal_sync_metadata WHERE sync_date = %s",
             (sync_date,),
         )
         row = cursor.fetchone()
-        return bool(row and row[0])
+        return row is None or bool(row[0])  # no row: no run got as far as claiming it
 
 
 def test_a_function_killed_at_its_memory_size_fails_every_retry_alike_and_its_redrive_completes_once_memory_is_raised(
