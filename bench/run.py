@@ -42,14 +42,13 @@ from bench.report import (
 from bench.s3 import BUCKET, MotoS3
 from bench.scenarios import CONTENDER_LABELS, CONTENDERS, PLANS, SYNC_LOAD_METHODS, Scenario
 from bench.wrangler_env import ensure_venv
-from functions.ingest.service import object_key_for
+from functions.shared.contract import KEY_PREFIX, object_key_for
 from functions.shared.settings import DatabaseSettings, load_database_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 BUILD_DIR = REPO_ROOT / "build"
 PEAK_LAUNCHER = REPO_ROOT / "bench" / "peak_launcher.py"
-KEY_PREFIX = "passive_upsell_signals/"
 WORKER_TIMEOUT_SECONDS = 3600
 RETRY_DATE_OFFSET_DAYS = 1  # scenario dates are two days apart (bench.scenarios)
 NOISE_NOTE = (

@@ -8,12 +8,13 @@ from typing import Any
 from aws_cdk import CfnOutput, RemovalPolicies, RemovalPolicy, Stack, Tags
 from constructs import Construct
 
+from functions.shared.contract import INGEST_FUNCTION_STEM, KEY_PREFIX, function_name
 from infra.config import EnvConfig
 from infra.constructs.code import FunctionCode
 from infra.constructs.database import Database
 from infra.constructs.database_alarms import DatabaseAlarms
 from infra.constructs.dead_letter import DeadLetterQueue
-from infra.constructs.ingest import SIGNALS_PREFIX, Ingest, sync_function_name
+from infra.constructs.ingest import Ingest
 from infra.constructs.migrate import SchemaMigrations
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.network import Network
@@ -121,13 +122,13 @@ class UpsellSignalsStack(Stack):
             acknowledge_function(function)
         acknowledge(
             self.ingest.function.role,
-            f"IAM5[Resource::{s3_prefix_finding(self, storage.bucket, SIGNALS_PREFIX)}]",
+            f"IAM5[Resource::{s3_prefix_finding(self, storage.bucket, KEY_PREFIX)}]",
             "s3:GetObject on the daily files' prefix only, as narrow as a key pattern can be in IAM.",
         )
         acknowledge(
             self.ingest.function.role,
             f"IAM5[Resource::arn:aws:lambda:{self.region}:{config.account or '<AWS::AccountId>'}:function:"
-            f"{sync_function_name(config.name)}:*]",
+            f"{function_name(INGEST_FUNCTION_STEM, config.name)}:*]",
             "The durable SDK checkpoints and reads back its own executions, whose ARNs extend the function's qualified ARN.",
         )
         migrate_function = self.migrations.function.function.node.default_child

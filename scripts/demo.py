@@ -25,7 +25,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from infra.constructs.ingest import LIVE_ALIAS, sync_function_name  # noqa: E402
+from functions.shared.contract import INGEST_ALIAS, INGEST_FUNCTION_STEM, MIGRATE_SERVICE_NAME, function_name  # noqa: E402
 from tests.local_lambda import DurableFunction, FunctionSpec, InvocationResult, LocalLambda, Template, synthesized  # noqa: E402
 
 ENVIRONMENT = "dev"
@@ -45,7 +45,7 @@ class DemoFunction:
         self.durable: DurableFunction | None = None
         self.plain: LocalLambda | None = None
         if spec.durable:
-            self.durable = DurableFunction(spec, log_path=log_path, sqs_client=sqs, time_scale=TIME_SCALE, qualifier=LIVE_ALIAS)
+            self.durable = DurableFunction(spec, log_path=log_path, sqs_client=sqs, time_scale=TIME_SCALE, qualifier=INGEST_ALIAS)
         else:
             self.plain = LocalLambda(spec, log_path=log_path, sqs_client=sqs, time_scale=TIME_SCALE)
 
@@ -136,6 +136,7 @@ def file_arrival(key: str) -> dict[str, Any]:
 def run_demo(endpoint: str, work_dir: Path) -> int:
     import boto3
 
+    from functions.shared.contract import KEY_PREFIX, object_key_for
     from functions.status.format import format_status
     from tests.factories import day_two, snowflake_table, write_pyarrow
 
@@ -146,16 +147,16 @@ def run_demo(endpoint: str, work_dir: Path) -> int:
 
     print(f"The {ENVIRONMENT} stack as `cdk synth` packages it, run on a local Lambda (docs/local-lambda.md)...", flush=True)
     template = Template(synthesized(ENVIRONMENT), f"UpsellSignals-{ENVIRONMENT}")
-    migrate_spec = function_spec(template, f"upsell-signals-migrate-{ENVIRONMENT}", endpoint, queue_url)
+    migrate_spec = function_spec(template, function_name(MIGRATE_SERVICE_NAME, ENVIRONMENT), endpoint, queue_url)
     migrate = DemoFunction(migrate_spec, work_dir / "migrate.log", sqs)
-    ingest_spec = function_spec(template, sync_function_name(ENVIRONMENT), endpoint, queue_url)
+    ingest_spec = function_spec(template, function_name(INGEST_FUNCTION_STEM, ENVIRONMENT), endpoint, queue_url)
     ingest = DemoFunction(ingest_spec, work_dir / "ingest.log", sqs)
     spec = ingest.spec
     print(f"ingest: {spec.handler} on {spec.runtime}, timeout {spec.timeout_seconds} s, memory {spec.memory_mb} MB, durable")
     try:
         migrate.invoke("1. migrate the throwaway database", {"action": "up"})
 
-        key = f"passive_upsell_signals/dt={SYNC_DATE}/data.parquet"
+        key = object_key_for(KEY_PREFIX, SYNC_DATE)
         day_file = write_pyarrow(snowflake_table(ROWS, seed=2026), work_dir / "data.parquet")
         s3.upload_file(str(day_file), BUCKET, key)
         print(f"\nUploaded a Snowflake-like file of {ROWS:,} rows to s3://{BUCKET}/{key}")

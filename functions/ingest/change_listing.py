@@ -88,7 +88,7 @@ def listing_alongside_staging(
             lister = ChangeLister(repository, sync_date)
             try:
                 if rows_staged:
-                    lister.list_rows(0, rows_staged)  # what an earlier attempt staged, in one statement
+                    lister.list_rows(0, rows_staged)  # what an earlier run staged, in one statement
                 yield lister
             finally:
                 lister.stop()

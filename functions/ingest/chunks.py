@@ -1,4 +1,4 @@
-"""The chunk pipeline: open the file once per attempt, and prepare its chunks one ahead of the loader."""
+"""The chunk pipeline: the object downloaded once per claimed sync, opened, its chunks prepared one ahead of the loader."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from functions.ingest.attempt import ClaimedAttempt
 from functions.ingest.load_files import write_load_file
 from functions.ingest.parquet_reader import SignalFile
-from functions.ingest.s3_source import SignalObjectStore
+from functions.ingest.s3_source import ObjectInfo, SignalObjectStore
 from functions.ingest.validation import ValidatedBatch, validate_batch
 from functions.ingest.work_space import remove_leftovers
 
@@ -50,22 +49,40 @@ class OpenedFile:
         return self.signal_file.num_rows
 
 
-def open_file(attempt: ClaimedAttempt, store: SignalObjectStore, work_dir: str, *, leftovers_after: float) -> OpenedFile:
-    """Download the object (once per attempt) and find its duplicated keys.
+class ObjectDownload:
+    """The claimed object's local copy, owned by the service: downloaded at most once per claimed sync, removed at its end."""
 
-    Before downloading, files a killed sync left in `work_dir` (untouched for
-    `leftovers_after` seconds) are removed.
-    """
-    info = attempt.info
-    local_path = attempt.local_path
-    if local_path is None:
-        for leftover in remove_leftovers(Path(work_dir), leftovers_after):
-            logger.info("removed %s, left by a sync that was killed", leftover.name)
-        local_path = Path(work_dir) / f"upsell-signals-{attempt.held.sync_date}-{info.etag}.parquet"
-        store.download(info, local_path)
-        # Set only once the download is complete and verified: a retry after a broken
-        # one must download again, not open what the broken one left.
-        attempt.local_path = local_path
+    def __init__(self, store: SignalObjectStore, info: ObjectInfo, path: Path, *, leftovers_after: float) -> None:
+        self._store = store
+        self._info = info
+        self._path = path
+        self._leftovers_after = leftovers_after
+        self._downloaded = False
+
+    def local_path(self) -> Path:
+        """The downloaded object, downloading it first if this sync has not yet.
+
+        Before downloading, files a killed sync left in the work directory (untouched for
+        `leftovers_after` seconds) are removed.
+        """
+        if not self._downloaded:
+            for leftover in remove_leftovers(self._path.parent, self._leftovers_after):
+                logger.info("removed %s, left by a sync that was killed", leftover.name)
+            self._store.download(self._info, self._path)
+            # Noted only once the download is complete and verified: a retry after a broken
+            # one must download again, not open what the broken one left.
+            self._downloaded = True
+        return self._path
+
+    def remove(self) -> None:
+        """Delete the copy, if this sync downloaded one (another run's file of the same object stays)."""
+        if self._downloaded:
+            self._path.unlink(missing_ok=True)
+
+
+def open_file(download: ObjectDownload) -> OpenedFile:
+    """Download the object (once per claimed sync) and find its duplicated keys."""
+    local_path = download.local_path()
     signal_file = SignalFile(local_path)
     if signal_file.mapping.ignored:
         logger.info("ignoring extra columns: %s", ", ".join(signal_file.mapping.ignored))

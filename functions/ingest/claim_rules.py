@@ -39,7 +39,7 @@ class ClaimOutcome:
     """The result of trying to claim a date."""
 
     kind: ClaimKind
-    attempt: int
+    claim_number: int  # the date's claims counted, dry runs included (the ledger's `attempt` column)
     reason: str | None = None
     previous: dict[str, Any] | None = None  # the metadata row before this claim, for a dry run to restore
 
@@ -50,14 +50,14 @@ def decide_claim(current: Mapping[str, Any], request: ClaimRequest) -> ClaimOutc
     Raises TransientError when the answer is to take the date but the row is locked by
     its holder's open transaction: the caller retries rather than waits or drops the event.
     """
-    attempt = int(current["attempt"])
-    holder = f"attempt {attempt} ({current['workflow_id']})"
+    claim_number = int(current["attempt"])
+    holder = f"attempt {claim_number} ({current['workflow_id']})"
     previous = {name: value for name, value in current.items() if name not in (LEASE_LIVE, ROW_LOCKED)}
     if current["status"] == "started":
         if current["holder_token"] == request.holder_token:
-            return ClaimOutcome("claimed", attempt)  # our own claim: its commit was retried in-process
+            return ClaimOutcome("claimed", claim_number)  # our own claim: its commit was retried in-process
         if request.dry_run:
-            return ClaimOutcome("in_progress", attempt, f"{holder} holds the date; a dry run never takes a date over")
+            return ClaimOutcome("in_progress", claim_number, f"{holder} holds the date; a dry run never takes a date over")
         if not current[LEASE_LIVE]:
             reason = f"takes over from {holder}, whose lease ran out at {current['lease_expires_at']:%Y-%m-%d %H:%M:%S} UTC"
         elif current["holder_dry_run"]:
@@ -70,13 +70,13 @@ def decide_claim(current: Mapping[str, Any], request: ClaimRequest) -> ClaimOutc
         else:
             return ClaimOutcome(
                 "in_progress",
-                attempt,
+                claim_number,
                 f"{holder} holds the date until {current['lease_expires_at']:%Y-%m-%d %H:%M:%S} UTC, syncing the same object",
             )
     elif current["status"] == "completed" and not request.force_resync and request.etag in (None, current["completed_etag"]):
         return ClaimOutcome(
             "skipped",
-            attempt,
+            claim_number,
             f"already completed at {current['completed_at']:%Y-%m-%d %H:%M:%S} UTC from the same object "
             f"(ETag {current['completed_etag']}); use force_resync to sync it again",
         )
@@ -86,4 +86,4 @@ def decide_claim(current: Mapping[str, Any], request: ClaimRequest) -> ClaimOutc
         raise TransientError(
             f"{request.sync_date}: the date's row is locked by its holder's open transaction; claiming again shortly"
         )
-    return ClaimOutcome("claimed", attempt, reason, previous)
+    return ClaimOutcome("claimed", claim_number, reason, previous)

@@ -15,9 +15,9 @@ from typing import Any
 
 import pymysql
 
-from functions.ingest.attempt import HeldDate, SyncOptions, SyncResult
 from functions.ingest.claim_rules import ClaimOutcome, ClaimRequest
 from functions.ingest.repository import Repository
+from functions.ingest.sync_values import ClaimAnswer, HeldDate, SyncOptions, SyncResult
 from functions.shared.errors import GuardTripped, HandedOver, IngestError
 
 logger = logging.getLogger("upsell_signals.ingest")
@@ -30,10 +30,10 @@ def claim_date(connect: Connect, request: ClaimRequest, options: SyncOptions, le
         with repository.transaction("claim the date"):
             claim = repository.ledger.claim(request, lease_seconds)
             if claim.previous is not None and claim.previous["status"] == "started":
-                repository.runs.close_abandoned_runs(request.sync_date, claim.attempt)
+                repository.runs.close_abandoned_runs(request.sync_date, claim.claim_number)
             run_id = repository.runs.start_run(
                 sync_date=request.sync_date,
-                attempt=claim.attempt,
+                claim_number=claim.claim_number,
                 invocation_id=options.invocation_id,
                 trigger=options.trigger,
                 s3_key=request.s3_key,
@@ -64,7 +64,6 @@ def renew_lease_now(repository: Repository, held: HeldDate) -> None:
 
 def record_completion(repository: Repository, held: HeldDate, etag: str, result: SyncResult) -> None:
     """Record the outcome in the metadata row (unless a dry run) and the run history (inside the publish)."""
-    assert result.duration_ms is not None  # results that reach here are built with their duration
     if result.status == "completed":
         counts = {name: value or 0 for name, value in result.counts().items()}
         repository.ledger.complete(held.sync_date, held.holder_token, etag, counts, result.duration_ms)
@@ -90,7 +89,7 @@ def record_failure(connect: Connect, held: HeldDate, error: Exception) -> bool |
                 _finish_run(repository, held, status="failed", error=error, message=reason, duration_ms=duration_ms)
     except IngestError:
         # The database is unreachable too: the error itself still propagates to the
-        # caller (and the dead-letter queue); the lease lets a later attempt take over.
+        # caller (and the dead-letter queue); the lease lets a later claim take over.
         logger.exception("could not record the failure of %s", held.sync_date)
         return None
     if isinstance(error, GuardTripped) and still_ours:
@@ -118,18 +117,18 @@ def record_hand_over(connect: Connect, held: HeldDate, handed: HandedOver) -> No
         logger.exception("could not record the hand-over of %s", held.sync_date)
 
 
-def record_superseded(connect: Connect, held: HeldDate, cause: Exception) -> SyncResult:
+def record_superseded(connect: Connect, held: HeldDate, cause: Exception) -> ClaimAnswer:
     """Answer for an execution whose date another one took over: that one syncs the date now."""
     reason = f"superseded: another execution holds {held.sync_date} now and syncs it ({cause})"
     logger.info("sync skipped: %s", reason)
     duration_ms = held.elapsed_ms()
     with closing(Repository(connect())) as repository, repository.transaction("record that another execution took the date"):
         _finish_run(repository, held, status="skipped", error=cause, message=reason, duration_ms=duration_ms)
-    return SyncResult(
+    return ClaimAnswer(
         sync_date=held.sync_date,
         status="skipped",
         s3_key=held.s3_key,
-        attempt=held.claim.attempt,
+        claim_number=held.claim.claim_number,
         duration_ms=duration_ms,
         reason=reason,
     )

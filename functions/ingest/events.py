@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, S3Eve
 from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventBridgeNotificationEvent
 
 from functions.ingest.guards import validate_override_names
-from functions.shared.contract import KEY_PATTERN
+from functions.shared.contract import KEY_PATTERN, key_shape
 from functions.shared.errors import BadEvent
 
 MANUAL_FIELDS = frozenset({"sync_date", "force_resync", "dry_run", "override_guards", "s3_key"})
@@ -82,10 +82,10 @@ def parse_date(value: Any, field_name: str) -> dt.date:
 
 
 def date_from_key(key: str, prefix: str) -> dt.date:
-    """The date a key names; the key must be <prefix>dt=YYYY-MM-DD/data.parquet exactly."""
+    """The date a key names; the key must have the contract's `key_shape` exactly."""
     match = KEY_PATTERN.match(key)
     if not match or match["prefix"] != prefix:
-        raise BadEvent(f"key {key!r} does not match {prefix}dt=YYYY-MM-DD/data.parquet")
+        raise BadEvent(f"key {key!r} does not match {key_shape(prefix)}")
     return parse_date(match["date"], f"the date in key {key!r}")
 
 

@@ -1,13 +1,21 @@
-"""Kill switches: figures in, tripped guards out. Pure logic, no I/O."""
+"""Kill switches: figures in, tripped guards out (pure logic); and the two steps that ask them, a publish and a first load.
+
+`guard_trips` gathers the figures (the file's counts, the history from the ledger) and judges
+them; `raise_on_trips` turns the trips into GuardTripped.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from functions.shared.errors import BadEvent
-from functions.shared.settings import GuardThresholds
+from functions.shared.errors import BadEvent, GuardTripped
+from functions.shared.settings import GuardThresholds, IngestSettings
+
+if TYPE_CHECKING:  # the status function imports the guard names without the repository's pyarrow
+    from functions.ingest.repository import Repository
+    from functions.ingest.sync_values import ClaimedSync
 
 GUARD_NAMES = ("reject_ratio", "row_count_drift", "empty_file", "delete_ratio", "stale_date")
 
@@ -126,3 +134,44 @@ def _stale_date(figures: GuardFigures) -> GuardTrip | None:
         "writes only companies no newer date carries (the newest file wins), override stale_date to run it",
         {"sync_date": str(figures.sync_date), "newest_completed_date": str(figures.newest_completed_date)},
     )
+
+
+def guard_trips(
+    repository: Repository,
+    claimed: ClaimedSync,
+    settings: IngestSettings,
+    *,
+    rows_read: int,
+    rows_rejected: int,
+    rows_loaded: int,
+    delete_missing: bool = False,
+    rows_to_delete: int = 0,
+    table_rows: int = 0,
+) -> list[GuardTrip]:
+    """The guards that trip and are not overridden: the file's counts against the history (and the plan's deletions)."""
+    sync_date = claimed.held.sync_date
+    previous = repository.ledger.last_completed_before(sync_date)
+    figures = GuardFigures(
+        sync_date=sync_date,
+        rows_processed=rows_read,
+        rows_rejected=rows_rejected,
+        rows_loaded=rows_loaded,
+        previous_date=previous.sync_date if previous else None,
+        previous_rows_loaded=previous.rows_loaded if previous else None,
+        newest_completed_date=repository.ledger.newest_completed_date(),
+        manual_replay=claimed.held.options.trigger.endswith("manual"),
+        delete_missing=delete_missing,
+        rows_to_delete=rows_to_delete,
+        table_rows=table_rows,
+    )
+    return evaluate_guards(figures, settings.guards, claimed.held.options.override_guards)
+
+
+def raise_on_trips(trips: list[GuardTrip]) -> None:
+    """GuardTripped naming every guard that refused, with their figures."""
+    if trips:
+        raise GuardTripped(
+            ",".join(trip.guard for trip in trips),
+            "; ".join(f"{trip.guard}: {trip.message}" for trip in trips),
+            {trip.guard: trip.figures for trip in trips},
+        )

@@ -23,10 +23,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.ingest.dead_letters import DeadLetterSender
 from functions.ingest.events import StatusRequest, SyncRequest, is_s3_test_event, parse_action, parse_event, split_s3_records
 from functions.ingest.s3_source import SignalObjectStore
-from functions.ingest.service import SyncOptions, SyncService
+from functions.ingest.service import SyncService
+from functions.ingest.sync_values import SyncOptions
 from functions.ingest.telemetry import (
-    METRICS_NAMESPACE,
-    SERVICE_NAME,
     record_failure,
     record_hand_over,
     record_reconciled,
@@ -34,14 +33,14 @@ from functions.ingest.telemetry import (
 )
 from functions.ingest.work_space import load_file_scratch_bytes
 from functions.shared.aws import aws_client
-from functions.shared.contract import HEARTBEATS_PER_LEASE
+from functions.shared.contract import HEARTBEATS_PER_LEASE, INGEST_SERVICE_NAME, METRICS_NAMESPACE
 from functions.shared.db import connect
 from functions.shared.errors import HandedOver, PermanentError
 from functions.shared.settings import IngestSettings, load_database_settings, load_ingest_settings
 from functions.status.report import read_status
 
-logger = Logger(service=SERVICE_NAME)
-metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
+logger = Logger(service=INGEST_SERVICE_NAME)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=INGEST_SERVICE_NAME)
 # The service logs through the standard library ("upsell_signals.*"); give it the same JSON
 # and keys. Powertools copies to top-level loggers only, so the parent must exist first.
 logging.getLogger("upsell_signals")

@@ -20,6 +20,7 @@ from functions.ingest.parquet_reader import SignalFile
 from functions.ingest.repository import PublishPlan, Repository
 from functions.ingest.s3_source import SignalObjectStore
 from functions.ingest.validation import validate_batch
+from functions.ingest.work_space import newer_file_path
 from functions.shared.errors import MissingObject
 
 logger = logging.getLogger("upsell_signals.ingest")
@@ -79,7 +80,7 @@ class NewerFiles:
                 f"which companies it carries cannot be told, and {sync_date} might write older values over newer ones "
                 f"({missing})"
             ) from missing
-        path = self._work_dir / f"upsell-signals-newer-{newer_date}-{info.etag}.parquet"
+        path = newer_file_path(self._work_dir, newer_date, info.etag)
         self._store.download(info, path)
         try:
             signal_file = SignalFile(path)

@@ -88,7 +88,7 @@ class SignalFile:
         """Company ids that appear more than once in the whole file, with their counts.
 
         Reads the key column alone, batch by batch, a few times (duplicate_keys.py), so
-        every attempt, resumed or not, rejects every copy of a duplicated key, in whichever
+        every run, resumed or not, rejects every copy of a duplicated key, in whichever
         chunk it is, and memory does not grow with the file.
         """
         found = find_duplicate_keys(self._key_batches, self.num_rows)

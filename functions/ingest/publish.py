@@ -6,11 +6,11 @@ import datetime as dt
 import logging
 
 from functions.ingest import claims
-from functions.ingest.attempt import ClaimedAttempt, SyncResult
-from functions.ingest.guards import GuardFigures, GuardTrip, evaluate_guards
+from functions.ingest.guards import GuardTrip, guard_trips, raise_on_trips
 from functions.ingest.newest_wins import NewerFiles
 from functions.ingest.repository import PublishPlan, Repository, StagingProgress
-from functions.shared.errors import ClaimLost, GuardTripped, TransientError
+from functions.ingest.sync_values import ClaimedSync, SyncResult
+from functions.shared.errors import ClaimLost, TransientError
 from functions.shared.settings import IngestSettings
 
 logger = logging.getLogger("upsell_signals.ingest")
@@ -18,7 +18,7 @@ logger = logging.getLogger("upsell_signals.ingest")
 
 def publish(
     repository: Repository,
-    attempt: ClaimedAttempt,
+    claimed: ClaimedSync,
     progress: StagingProgress,
     settings: IngestSettings,
     *,
@@ -30,22 +30,23 @@ def publish(
 
     `rows_listed`: this connection holds the publish lock and has listed the changes already.
     """
-    held = attempt.held
+    held = claimed.held
     dry_run = held.options.dry_run
     delete_missing = settings.missing_rows == "delete"
     claims.renew_lease_now(repository, held)
-    with repository.signals.publish_lock(settings.publish_lock_timeout_seconds), repository.transaction("publish"):
+    lock_wait_seconds = claimed.budget.wait_seconds(settings.publish_lock_timeout_seconds)
+    with repository.signals.publish_lock(lock_wait_seconds), repository.transaction("publish"):
         plan = repository.signals.plan_publish(
             held.sync_date,
             progress.rows_staged,
-            pass_attempt=progress.attempt,
+            pass_number=progress.pass_number,
             delete_missing=delete_missing,
             rows_listed=rows_listed,
         )
         plan = newer_files.supersede(repository, held.sync_date, plan, delete_missing=delete_missing)
         trips = guard_trips(
             repository,
-            attempt,
+            claimed,
             settings,
             rows_read=progress.rows_read,
             rows_rejected=progress.rows_rejected,
@@ -59,37 +60,37 @@ def publish(
             raise ClaimLost(f"{held.sync_date} was taken over by a real sync during this dry run's count")
         if not dry_run:
             raise_on_trips(trips)
-            _write(repository, held.sync_date, plan, progress.attempt)
+            _write(repository, held.sync_date, plan, progress.pass_number)
         repository.signals.discard_plan()
-        result = _result(attempt, progress, plan, trips, rows_resumed=rows_resumed)
+        result = _result(claimed, progress, plan, trips, rows_resumed=rows_resumed)
         if not dry_run:
             logger.info("published", extra={"counts": result.counts()})
-        claims.record_completion(repository, held, attempt.info.etag, result)
+        claims.record_completion(repository, held, claimed.info.etag, result)
     return result
 
 
-def _write(repository: Repository, sync_date: dt.date, plan: PublishPlan, pass_attempt: int) -> None:
+def _write(repository: Repository, sync_date: dt.date, plan: PublishPlan, pass_number: int) -> None:
     """Apply the plan; each statement checks its own count against it, and a mismatch rolls back."""
     repository.signals.update_changed(sync_date, plan)
     repository.signals.insert_new(sync_date, plan)
     if plan.rows_to_delete:
-        deleted = repository.signals.delete_missing(sync_date, pass_attempt)
+        deleted = repository.signals.delete_missing(sync_date, pass_number)
         if deleted != plan.rows_to_delete:
             raise TransientError(f"deleted {deleted} rows, the plan counted {plan.rows_to_delete}: the table changed meanwhile")
 
 
 def _result(
-    attempt: ClaimedAttempt, progress: StagingProgress, plan: PublishPlan, trips: list[GuardTrip], *, rows_resumed: int
+    claimed: ClaimedSync, progress: StagingProgress, plan: PublishPlan, trips: list[GuardTrip], *, rows_resumed: int
 ) -> SyncResult:
     """The answer of a publish, or of a dry run with the guards it would trip."""
-    dry_run = attempt.held.options.dry_run
+    dry_run = claimed.held.options.dry_run
     guards_tripped = [trip.guard for trip in trips] if dry_run else []
     would_trip = f"; would trip {', '.join(guards_tripped)}" if trips else ""
     return SyncResult(
-        sync_date=attempt.held.sync_date,
+        sync_date=claimed.held.sync_date,
         status="dry_run" if dry_run else "completed",
-        s3_key=attempt.held.s3_key,
-        attempt=attempt.held.claim.attempt,
+        s3_key=claimed.held.s3_key,
+        claim_number=claimed.held.claim.claim_number,
         rows_processed=progress.rows_read,
         rows_rejected=progress.rows_rejected,
         rows_resumed=rows_resumed,
@@ -98,48 +99,7 @@ def _result(
         rows_unchanged=plan.rows_unchanged,
         rows_deleted=plan.rows_to_delete,
         rows_superseded=plan.rows_superseded,
-        duration_ms=attempt.held.elapsed_ms(),
+        duration_ms=claimed.held.elapsed_ms(),
         reason="dry run: nothing published" + would_trip if dry_run else None,
         guards_tripped=guards_tripped,
     )
-
-
-def guard_trips(
-    repository: Repository,
-    attempt: ClaimedAttempt,
-    settings: IngestSettings,
-    *,
-    rows_read: int,
-    rows_rejected: int,
-    rows_loaded: int,
-    delete_missing: bool = False,
-    rows_to_delete: int = 0,
-    table_rows: int = 0,
-) -> list[GuardTrip]:
-    """The guards that trip and are not overridden: the file's counts against the history (and the plan's deletions)."""
-    sync_date = attempt.held.sync_date
-    previous = repository.ledger.last_completed_before(sync_date)
-    figures = GuardFigures(
-        sync_date=sync_date,
-        rows_processed=rows_read,
-        rows_rejected=rows_rejected,
-        rows_loaded=rows_loaded,
-        previous_date=previous.sync_date if previous else None,
-        previous_rows_loaded=previous.rows_loaded if previous else None,
-        newest_completed_date=repository.ledger.newest_completed_date(),
-        manual_replay=attempt.held.options.trigger.endswith("manual"),
-        delete_missing=delete_missing,
-        rows_to_delete=rows_to_delete,
-        table_rows=table_rows,
-    )
-    return evaluate_guards(figures, settings.guards, attempt.held.options.override_guards)
-
-
-def raise_on_trips(trips: list[GuardTrip]) -> None:
-    """GuardTripped naming every guard that refused, with their figures."""
-    if trips:
-        raise GuardTripped(
-            ",".join(trip.guard for trip in trips),
-            "; ".join(f"{trip.guard}: {trip.message}" for trip in trips),
-            {trip.guard: trip.figures for trip in trips},
-        )

@@ -9,11 +9,16 @@ a correction to an older date whose event was lost would never be synced.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from functions.ingest.claim_rules import LEASE_LIVE
+from functions.ingest.s3_source import ObjectInfo
+from functions.shared.errors import MissingObject
+
+logger = logging.getLogger("upsell_signals.ingest")
 
 
 @dataclass(frozen=True)
@@ -42,3 +47,30 @@ def reconcile_reason(state: Mapping[str, Any] | None, etag: str) -> str | None:
     if state["s3_etag"] != etag:
         return f"a new object (ETag {etag}) since it failed on ETag {state['s3_etag']}"
     return None
+
+
+def dates_to_reconcile(
+    states: Mapping[dt.date, Mapping[str, Any]],
+    first: dt.date,
+    days: int,
+    describe: Callable[[dt.date], ObjectInfo | MissingObject],
+) -> list[DateToReconcile]:
+    """Of the `days` dates from `first` on, those to sync again, each with why; what was found is logged."""
+    found = []
+    for offset in range(days):
+        sync_date = first + dt.timedelta(days=offset)
+        described = describe(sync_date)
+        if isinstance(described, MissingObject):
+            continue  # no file for that date (and if one completed, its rows stay)
+        reason = reconcile_reason(states.get(sync_date), described.etag)
+        if reason is not None:
+            found.append(DateToReconcile(sync_date, described.key, reason))
+    logger.info(
+        "reconciled %s to %s: %d of %d dates to sync",
+        first,
+        first + dt.timedelta(days=days - 1),
+        len(found),
+        days,
+        extra={"dates_to_reconcile": {str(date.sync_date): date.reason for date in found}},
+    )
+    return found

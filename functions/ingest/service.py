@@ -1,13 +1,17 @@
-"""One date's sync, the whole story: describe -> claim -> run the claimed attempt -> record -> clean up.
+"""One date's sync, the whole story: describe -> claim -> run the claimed sync -> record -> clean up.
 
 Knows nothing of Lambda: the handler (or a script, or a test) builds a SyncService and
 calls `sync`. Each step lives in a module of its own and takes what it needs:
 
-    claims.py       take the date, renew its lease, record how the attempt ended
+    claims.py       take the date, renew its lease, record how the sync ended
     first_load.py   the file straight into an empty table, in one transaction
     stage.py        the file staged in committed chunks (chunks.py prepares them), then
     publish.py      plan, guards, write and complete, in one transaction
     retry.py        transient faults retried in-process, resuming from the last committed chunk
+
+Three numbers are never mixed up: the claim number (a date's claims counted; `attempt` in
+the ledger and the answer), the staging pass number (the claim number that started the
+pass), and the in-process retries of one claimed sync (retry.py), which have no number.
 """
 
 from __future__ import annotations
@@ -23,22 +27,23 @@ from typing import Any, TypeVar
 import pymysql
 
 from functions.ingest import claims, first_load, stage
-from functions.ingest.attempt import ClaimedAttempt, HeldDate, SyncOptions, SyncResult
+from functions.ingest.chunks import ObjectDownload
 from functions.ingest.claim_rules import ClaimRequest
 from functions.ingest.guards import validate_override_names
 from functions.ingest.heartbeat import LeaseHeartbeat
+from functions.ingest.hooks import SyncHooks
 from functions.ingest.newest_wins import NewerFiles
 from functions.ingest.publish import publish
-from functions.ingest.reconcile import DateToReconcile, reconcile_reason
+from functions.ingest.reconcile import DateToReconcile, dates_to_reconcile
 from functions.ingest.repository import Repository
 from functions.ingest.retry import retrying
 from functions.ingest.s3_source import ObjectInfo, SignalObjectStore
+from functions.ingest.sync_values import ClaimAnswer, ClaimedSync, HeldDate, SyncAnswer, SyncOptions, SyncResult
 from functions.ingest.time_budget import TimeBudget
+from functions.ingest.work_space import LEFTOVER_AGE_SECONDS, download_path
 from functions.shared.contract import object_key_for
-from functions.shared.errors import ClaimLost, HandedOver, MissingObject, TransientError
+from functions.shared.errors import ClaimLost, HandedOver, MissingObject, StaleObject, TransientError
 from functions.shared.settings import IngestSettings
-
-__all__ = ["SyncOptions", "SyncResult", "SyncService", "object_key_for"]
 
 logger = logging.getLogger("upsell_signals.ingest")
 StepResult = TypeVar("StepResult")
@@ -60,6 +65,7 @@ class SyncService:
         connect_staging: Callable[[], pymysql.Connection[Any]] | None = None,
         connect_heartbeat: Callable[[], pymysql.Connection[Any]] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        hooks: SyncHooks | None = None,
     ) -> None:
         self._settings = settings
         self._connect = connect_database
@@ -70,8 +76,9 @@ class SyncService:
         self._store = store
         self._newer_files = NewerFiles(store, settings.work_dir, settings.chunk_rows)
         self._sleep = sleep
+        self._hooks = hooks or SyncHooks()
 
-    def sync(self, sync_date: dt.date, s3_key: str | None, options: SyncOptions) -> SyncResult:
+    def sync(self, sync_date: dt.date, s3_key: str | None, options: SyncOptions) -> SyncAnswer:
         """Run the sync of `sync_date` from `s3_key` (default: the date's own key).
 
         The newest file wins: when the object was replaced while this execution synced
@@ -80,20 +87,37 @@ class SyncService:
         validate_override_names(sorted(options.override_guards))
         key = s3_key or object_key_for(self._settings.key_prefix, sync_date)
         budget = TimeBudget(self._settings.time_budget, options.seconds_left)
-        result, synced_etag = self._sync_object(sync_date, key, options, budget)
+        result, synced_etag = self._sync_replaced_while_read(sync_date, key, options, budget)
         for _ in range(NEWER_OBJECT_ROUNDS):
             if result.status != "completed" or self._current_etag(key) in (None, synced_etag):
                 return result
             logger.info("%s was replaced while it synced: syncing the newer object too", key)
-            result, synced_etag = self._sync_object(sync_date, key, options, budget)
+            result, synced_etag = self._sync_replaced_while_read(sync_date, key, options, budget)
         return result
+
+    def _sync_replaced_while_read(
+        self, sync_date: dt.date, key: str, options: SyncOptions, budget: TimeBudget
+    ) -> tuple[SyncAnswer, str | None]:
+        """Sync the object as it is now; when it is replaced before this execution could read it, the newer one.
+
+        ETags say nothing of which object is newer, so an execution that looked the object up
+        before a correction landed may still take the date from the correction's; its download
+        then meets the newer object (StaleObject, recorded as this attempt's failure), and the
+        newest file must win rather than wait in the dead-letter queue.
+        """
+        for _ in range(NEWER_OBJECT_ROUNDS):
+            try:
+                return self._sync_object(sync_date, key, options, budget)
+            except StaleObject as stale:
+                logger.info("%s: syncing the object that replaced it", stale)
+        return self._sync_object(sync_date, key, options, budget)
 
     def _sync_object(
         self, sync_date: dt.date, key: str, options: SyncOptions, budget: TimeBudget
-    ) -> tuple[SyncResult, str | None]:
+    ) -> tuple[SyncAnswer, str | None]:
         """Claim the date for this execution and sync the object as it is now; its result and ETag."""
         started = time.monotonic()
-        described = self._describe(key)  # a missing object is recorded as a failed attempt once the date is claimed
+        described = self._describe(key)  # a missing object is recorded as a failure once the date is claimed
         etag = described.etag if isinstance(described, ObjectInfo) else None
         request = ClaimRequest(
             sync_date=sync_date,
@@ -111,9 +135,10 @@ class SyncService:
         )
         if claim.kind != "claimed":
             logger.info("sync %s: %s", claim.kind, claim.reason)
-            return SyncResult(
-                sync_date=sync_date, status=claim.kind, s3_key=key, attempt=claim.attempt, reason=claim.reason
-            ), etag
+            answer = ClaimAnswer(
+                sync_date=sync_date, status=claim.kind, s3_key=key, claim_number=claim.claim_number, reason=claim.reason
+            )
+            return answer, etag
         held = HeldDate(
             sync_date=sync_date,
             s3_key=key,
@@ -127,83 +152,108 @@ class SyncService:
         logger.info(
             "claimed %s, attempt %d%s",
             sync_date,
-            claim.attempt,
+            claim.claim_number,
             f": {claim.reason}" if claim.reason else "",
             extra={"s3_key": key, "etag": etag, "force_resync": options.force_resync, "dry_run": options.dry_run},
         )
         return self._run_held(held, described, budget), etag
 
-    def _run_held(self, held: HeldDate, described: ObjectInfo | MissingObject, budget: TimeBudget) -> SyncResult:
-        """Run the attempt with retries, then record how it ended: failed, handed over, or superseded."""
-        attempt: ClaimedAttempt | None = None
+    def _run_held(self, held: HeldDate, described: ObjectInfo | MissingObject, budget: TimeBudget) -> SyncAnswer:
+        """Run the claimed sync with retries, then record how it ended: failed, handed over, or superseded."""
+        download: ObjectDownload | None = None
         heartbeat = LeaseHeartbeat(self._connect_heartbeat, held.sync_date, held.holder_token, held.lease_seconds)
         try:
             if isinstance(described, MissingObject):
                 raise described
-            claimed = attempt = ClaimedAttempt(held=held, info=described, budget=budget)
+            claimed = ClaimedSync(held=held, info=described, budget=budget)
+            path = download_path(self._settings.work_dir, held.sync_date, described.etag)
+            download = ObjectDownload(self._store, described, path, leftovers_after=LEFTOVER_AGE_SECONDS)
             with heartbeat:
-                return self._retrying("sync", lambda: self._run_claimed(claimed), budget)
+                result = self._retrying("sync", self._runs_of(claimed, download), budget)
+            logger.info("sync %s", result.status, extra={"result": result.as_dict()})
+            return result
         except ClaimLost as lost:
             return claims.record_superseded(self._connect, held, lost)
         except HandedOver as handed:
             claims.record_hand_over(self._connect, held, handed)
             raise
         except Exception as error:
-            if self._record_failure(held, error) is False:
+            self._hooks.before_recording_failure(held)
+            if claims.record_failure(self._connect, held, error) is False:
                 return claims.record_superseded(self._connect, held, error)
             raise
         finally:
-            if attempt is not None and attempt.local_path is not None:
-                attempt.local_path.unlink(missing_ok=True)
+            if download is not None:
+                download.remove()
 
-    def _run_claimed(self, attempt: ClaimedAttempt) -> SyncResult:
+    def _runs_of(self, claimed: ClaimedSync, download: ObjectDownload) -> Callable[[], SyncResult]:
+        """One run of the claimed sync, as the in-process retries repeat it.
+
+        A first load that failed midway is not tried again: its retry stages, so that a
+        second failure resumes from the committed chunks instead of starting over.
+        """
+        load_directly = first_load.may_load_directly(claimed)
+
+        def run() -> SyncResult:
+            nonlocal load_directly
+            outcome = self._run_claimed(claimed, download, load_directly=load_directly)
+            if isinstance(outcome, first_load.FirstLoadFailed):
+                load_directly = False
+                raise outcome.failure
+            return outcome
+
+        return run
+
+    def _run_claimed(
+        self, claimed: ClaimedSync, download: ObjectDownload, *, load_directly: bool
+    ) -> SyncResult | first_load.FirstLoadFailed:
         """First load, or stage (resuming what is committed), check guards and publish; then clean up. Safe to re-run."""
+        held = claimed.held
         with closing(Repository(self._connect_staging())) as repository:
             # An in-process retry may come after a long stall: stop at once if the date was taken over.
-            claims.renew_lease_now(repository, attempt.held)
-            progress = repository.staging.staging_progress(attempt.held.sync_date, attempt.info.etag)
-            if progress is None and first_load.may_load_directly(attempt):
-                loaded = first_load.load_into_empty_table(repository, attempt, self._settings, self._store)
-                if loaded is not None:
+            claims.renew_lease_now(repository, held)
+            progress = repository.staging.staging_progress(held.sync_date, claimed.info.etag)
+            if progress is None and load_directly:
+                loaded = first_load.load_into_empty_table(repository, claimed, self._settings, download)
+                if not isinstance(loaded, first_load.StageInstead):
                     return loaded
             if progress is None:
+                # The pass is numbered by the claim that starts it.
                 progress = repository.staging.start_staging(
-                    attempt.held.sync_date, attempt.info.etag, attempt.held.claim.attempt, attempt.held.holder_token
+                    held.sync_date, claimed.info.etag, held.claim.claim_number, held.holder_token
                 )
-            if progress.complete:
-                attempt.budget.refuse_a_publish_no_run_can_hold(progress.rows_staged)
+            with stage.staged_pass(
+                repository, claimed, progress, self._settings, download=download, connect=self._connect
+            ) as staged:
+                self._hooks.before_publish(staged.repository)
                 result = publish(
-                    repository, attempt, progress, self._settings, newer_files=self._newer_files, rows_resumed=progress.rows_read
-                )
-            else:
-                result = stage.stage_and_publish(
-                    repository,
-                    attempt,
-                    progress,
+                    staged.repository,
+                    claimed,
+                    staged.progress,
                     self._settings,
-                    store=self._store,
-                    connect=self._connect,
                     newer_files=self._newer_files,
+                    rows_resumed=staged.rows_resumed,
+                    rows_listed=staged.rows_listed,
                 )
-        self._clean_up(attempt, progress.attempt)
-        logger.info("sync %s", result.status, extra={"result": result.as_dict()})
+        self._clean_up(claimed, staged.progress.pass_number)
         return result
 
-    def _clean_up(self, attempt: ClaimedAttempt, pass_attempt: int) -> None:
+    def _clean_up(self, claimed: ClaimedSync, pass_number: int) -> None:
         """Drop the published pass's staging on a connection of its own; a failure is logged, not retried.
 
         The publish may have run longer on the listing connection than the server lets an
         idle session live (DB_IDLE_TIMEOUT_SECONDS), so the staging connection may be gone.
-        And the date is completed now: retrying the attempt would find it so and answer
+        And the date is completed now: retrying the sync would find it so and answer
         `superseded`. What a failure leaves goes with the date's next pass, or after a week.
         """
         try:
             with closing(Repository(self._connect())) as repository:
-                self._drop_staging(repository, attempt, pass_attempt)
+                self._hooks.before_clean_up(repository)
+                stage.drop_staging(repository, claimed, pass_number)
         except TransientError as error:
             logger.warning(
                 "%s is published, but its staging was not dropped (the next pass of the date, or a sync a week on, drops it): %s",
-                attempt.held.sync_date,
+                claimed.held.sync_date,
                 error,
             )
 
@@ -219,36 +269,12 @@ class SyncService:
                 return repository.ledger.states_between(first, last)
 
         states = self._retrying("read the recent dates", read_states, TimeBudget(self._settings.time_budget, None))
-        found = []
-        for offset in range(days):
-            sync_date = first + dt.timedelta(days=offset)
-            key = object_key_for(self._settings.key_prefix, sync_date)
-            described = self._describe(key)
-            if isinstance(described, MissingObject):
-                continue  # no file for that date (and if one completed, its rows stay)
-            reason = reconcile_reason(states.get(sync_date), described.etag)
-            if reason is not None:
-                found.append(DateToReconcile(sync_date, key, reason))
-        logger.info(
-            "reconciled %s to %s: %d of %d dates to sync",
-            first,
-            last,
-            len(found),
-            days,
-            extra={"dates_to_reconcile": {str(date.sync_date): date.reason for date in found}},
-        )
-        return found
-
-    # -- seams: the clean-up and the failure record (tests pause a sync at either) ----------
-
-    @staticmethod
-    def _drop_staging(repository: Repository, attempt: ClaimedAttempt, pass_attempt: int) -> None:
-        stage.drop_staging(repository, attempt, pass_attempt)
-
-    def _record_failure(self, held: HeldDate, error: Exception) -> bool | None:
-        return claims.record_failure(self._connect, held, error)
+        return dates_to_reconcile(states, first, days, lambda sync_date: self._describe(self._key_for(sync_date)))
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def _key_for(self, sync_date: dt.date) -> str:
+        return object_key_for(self._settings.key_prefix, sync_date)
 
     def _describe(self, key: str) -> ObjectInfo | MissingObject:
         """The object's size and ETag, or the MissingObject error to record under the claim."""

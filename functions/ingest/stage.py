@@ -1,4 +1,4 @@
-"""Staging a file in committed chunks (resuming what an earlier attempt committed), then its publish; and the clean-up.
+"""Staging a file in committed chunks (resuming what an earlier run committed), ready for its publish; and the clean-up.
 
 Each chunk's rows, rejects and progress commit together, so a retry resumes at the last
 committed row. While the file stages, a second connection lists each committed chunk's
@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import pymysql
 
 from functions.ingest import claims
-from functions.ingest.attempt import ClaimedAttempt, SyncResult
 from functions.ingest.change_listing import ChangeLister, listing_alongside_staging
-from functions.ingest.chunks import OpenedFile, PreparedChunk, open_file, prepared_chunks
-from functions.ingest.newest_wins import NewerFiles
-from functions.ingest.publish import publish
+from functions.ingest.chunks import ObjectDownload, OpenedFile, PreparedChunk, open_file, prepared_chunks
 from functions.ingest.repository import Repository, StagingProgress
-from functions.ingest.s3_source import SignalObjectStore
-from functions.ingest.work_space import LEFTOVER_AGE_SECONDS
+from functions.ingest.sync_values import ClaimedSync
 from functions.shared.errors import TransientError
 from functions.shared.settings import IngestSettings
 
@@ -32,44 +30,54 @@ ABANDONED_STAGING_DAYS = 7
 PROGRESS_LOG_CHUNKS = 20  # 500,000 rows at the default chunk size
 
 
-def stage_and_publish(
+@dataclass(frozen=True)
+class StagedPass:
+    """A complete staging pass, as its publish takes it."""
+
+    repository: Repository  # the connection to publish on: the listing's, which holds the publish lock, when there is one
+    progress: StagingProgress
+    rows_resumed: int  # rows an earlier run had staged
+    rows_listed: int | None  # the changes the listing connection listed already, if it did
+
+
+@contextmanager
+def staged_pass(
     repository: Repository,
-    attempt: ClaimedAttempt,
+    claimed: ClaimedSync,
     progress: StagingProgress,
     settings: IngestSettings,
     *,
-    store: SignalObjectStore,
+    download: ObjectDownload,
     connect: Callable[[], pymysql.Connection[Any]],
-    newer_files: NewerFiles,
-) -> SyncResult:
-    """Stage the rest of the file, listing its changes alongside when the publish lock is free; publish."""
-    opened = open_file(attempt, store, settings.work_dir, leftovers_after=LEFTOVER_AGE_SECONDS)
-    attempt.budget.refuse_a_publish_no_run_can_hold(opened.num_rows)
+) -> Iterator[StagedPass]:
+    """The pass staged to its end (the rest of the file staged first, its changes listed alongside when the publish lock is free).
+
+    The publish runs inside the block: the listing connection holds the publish lock until it ends.
+    """
+    if progress.complete:
+        claimed.budget.refuse_a_publish_no_run_can_hold(progress.rows_staged)
+        yield StagedPass(repository, progress, rows_resumed=progress.rows_read, rows_listed=None)
+        return
+    opened = open_file(download)
+    claimed.budget.refuse_a_publish_no_run_can_hold(opened.num_rows)
     with repository.transaction("note the file's rows"):
-        repository.staging.record_rows_in_file(attempt.held.sync_date, attempt.info.etag, opened.signal_file.num_rows)
+        repository.staging.record_rows_in_file(claimed.held.sync_date, claimed.info.etag, opened.signal_file.num_rows)
     rows_resumed = progress.rows_read
     with listing_alongside_staging(
-        connect, attempt.held.sync_date, file_rows=opened.num_rows, rows_staged=progress.rows_read
+        connect, claimed.held.sync_date, file_rows=opened.num_rows, rows_staged=progress.rows_read
     ) as lister:
-        progress = stage_file(repository, attempt, progress, opened, settings, lister=lister)
+        progress = stage_file(repository, claimed, progress, opened, settings, lister=lister)
         # A run that found staging complete publishes regardless: see TimeBudget.
-        attempt.budget.stop_before_publish_if_short(progress.rows_staged)
+        claimed.budget.stop_before_publish_if_short(progress.rows_staged)
         if lister is None:
-            return publish(repository, attempt, progress, settings, newer_files=newer_files, rows_resumed=rows_resumed)
-        return publish(
-            lister.repository,
-            attempt,
-            progress,
-            settings,
-            newer_files=newer_files,
-            rows_resumed=rows_resumed,
-            rows_listed=lister.finish(),
-        )
+            yield StagedPass(repository, progress, rows_resumed=rows_resumed, rows_listed=None)
+        else:
+            yield StagedPass(lister.repository, progress, rows_resumed=rows_resumed, rows_listed=lister.finish())
 
 
 def stage_file(
     repository: Repository,
-    attempt: ClaimedAttempt,
+    claimed: ClaimedSync,
     progress: StagingProgress,
     opened: OpenedFile,
     settings: IngestSettings,
@@ -86,34 +94,34 @@ def stage_file(
         for chunk in chunks:
             if chunks_this_run:  # every run commits a chunk at least: hand-overs always make progress
                 # The ETag too: a correction restarts at row 0, which is progress, not a run stopping where the last did.
-                attempt.budget.stop_if_out_of_time(f"staging at row {rows_read} of {opened.num_rows} (ETag {attempt.info.etag})")
-            commit_chunk(repository, attempt, chunk, rows_read, progress.attempt)
+                claimed.budget.stop_if_out_of_time(f"staging at row {rows_read} of {opened.num_rows} (ETag {claimed.info.etag})")
+            commit_chunk(repository, claimed, chunk, rows_read, progress.pass_number)
             rows_read = chunk.end_row
             chunks_this_run += 1
             if chunks_this_run % PROGRESS_LOG_CHUNKS == 0:
-                log_progress(attempt, rows_read - progress.rows_read, rows_read, opened.num_rows)
+                log_progress(claimed, rows_read - progress.rows_read, rows_read, opened.num_rows)
             if lister is not None:
                 lister.list_rows(chunk.first_row, rows_read)
     if rows_read != opened.num_rows:
         raise TransientError(f"read {rows_read} rows of {opened.num_rows}")
-    return finish_staging(repository, attempt, rows_read, settings.load_method)
+    return finish_staging(repository, claimed, rows_read, settings.load_method)
 
 
 def commit_chunk(
-    repository: Repository, attempt: ClaimedAttempt, chunk: PreparedChunk, rows_read: int, pass_attempt: int
+    repository: Repository, claimed: ClaimedSync, chunk: PreparedChunk, rows_read: int, pass_number: int
 ) -> None:
     """Stage one chunk's rows and rejects and move the progress, in one transaction."""
-    sync_date = attempt.held.sync_date
+    sync_date = claimed.held.sync_date
     validated = chunk.validated
     with repository.transaction(f"stage rows {chunk.first_row}-{chunk.end_row - 1}"):
         if chunk.load_file is not None:
             repository.staging.load_staging_file(sync_date, chunk.load_file, validated.valid_rows.num_rows)
         else:
             repository.staging.insert_staging_rows(sync_date, validated.valid_rows)
-        repository.staging.insert_rejected_rows(sync_date, pass_attempt, validated.rejected_rows)
+        repository.staging.insert_rejected_rows(sync_date, pass_number, validated.rejected_rows)
         repository.staging.advance_progress(
             sync_date,
-            attempt.info.etag,
+            claimed.info.etag,
             from_row=rows_read,
             to_row=chunk.end_row,
             staged=validated.valid_rows.num_rows,
@@ -121,14 +129,14 @@ def commit_chunk(
         )
         # Last, so the date's row is locked only for the commit, not the whole chunk:
         # a claim meanwhile is answered at once.
-        claims.renew_lease(repository, attempt.held)
+        claims.renew_lease(repository, claimed.held)
 
 
-def finish_staging(repository: Repository, attempt: ClaimedAttempt, rows_read: int, load_method: str) -> StagingProgress:
+def finish_staging(repository: Repository, claimed: ClaimedSync, rows_read: int, load_method: str) -> StagingProgress:
     """Mark the pass complete (while we hold the date); its final counts."""
-    sync_date, etag = attempt.held.sync_date, attempt.info.etag
+    sync_date, etag = claimed.held.sync_date, claimed.info.etag
     with repository.transaction("finish staging"):
-        claims.renew_lease(repository, attempt.held)
+        claims.renew_lease(repository, claimed.held)
         repository.staging.finish_staging(sync_date, etag, rows_read)
     staged = repository.staging.staging_progress(sync_date, etag)
     if staged is None or not staged.complete:
@@ -143,9 +151,9 @@ def finish_staging(repository: Repository, attempt: ClaimedAttempt, rows_read: i
     return staged
 
 
-def log_progress(attempt: ClaimedAttempt, rows_this_run: int, rows_read: int, file_rows: int) -> None:
+def log_progress(claimed: ClaimedSync, rows_this_run: int, rows_read: int, file_rows: int) -> None:
     """A line every few chunks, so that a long sync is not silent until its end."""
-    elapsed = time.monotonic() - attempt.held.started
+    elapsed = time.monotonic() - claimed.held.started
     rate = rows_this_run / elapsed if elapsed > 0 else 0.0
     left = f"{(file_rows - rows_read) / rate:.0f}s" if rate else "unknown"
     logger.info(
@@ -159,10 +167,10 @@ def log_progress(attempt: ClaimedAttempt, rows_this_run: int, rows_read: int, fi
     )
 
 
-def drop_staging(repository: Repository, attempt: ClaimedAttempt, pass_attempt: int) -> None:
+def drop_staging(repository: Repository, claimed: ClaimedSync, pass_number: int) -> None:
     """Drop this pass's staging, unless a newer pass owns the date's now, and any abandoned for a week."""
-    if not repository.staging.drop_pass(attempt.held.sync_date, attempt.info.etag, pass_attempt):
-        logger.info("staging of %s belongs to a newer pass now: left in place", attempt.held.sync_date)
+    if not repository.staging.drop_pass(claimed.held.sync_date, claimed.info.etag, pass_number):
+        logger.info("staging of %s belongs to a newer pass now: left in place", claimed.held.sync_date)
     # A date whose sync failed for good keeps its staging for a resume; after a week
     # nobody will resume it, so the next successful sync clears it away.
     for abandoned_date in repository.staging.drop_abandoned_staging(ABANDONED_STAGING_DAYS):

@@ -11,9 +11,7 @@ from functions.shared.contract import (
     DATES_RECONCILED,
     ENVIRONMENT_DIMENSION,
     GUARD_TRIPPED,
-    METRICS_NAMESPACE,
     ROW_METRICS,
-    SERVICE_NAME,
     STATUS_METRICS,
     SYNC_DURATION,
     SYNC_FAILED,
@@ -21,16 +19,6 @@ from functions.shared.contract import (
 )
 from functions.shared.errors import GuardTripped
 from functions.shared.settings import load_environment_name
-
-__all__ = [
-    "ENVIRONMENT_DIMENSION",
-    "METRICS_NAMESPACE",
-    "SERVICE_NAME",
-    "record_failure",
-    "record_hand_over",
-    "record_result",
-    "tag_environment",
-]
 
 
 def tag_environment(metrics: Metrics) -> None:

@@ -51,6 +51,16 @@ class TimeBudget:
         """Whether a step of about `seconds_needed` ends before the margin."""
         return self.seconds_left is None or self.seconds_left() - self.settings.margin_seconds >= seconds_needed
 
+    def wait_seconds(self, longest: int) -> int:
+        """How long a wait (a lock) may last: `longest`, cut to the time left before the margin, at least a second.
+
+        A wait the run cannot outlast would end in Lambda's kill mid-wait; cut short, it fails
+        as transient with time left, and Lambda's retry resumes.
+        """
+        if self.seconds_left is None:
+            return longest
+        return max(1, min(longest, int(self.seconds_left() - self.settings.margin_seconds)))
+
     def first_load_fits(self, rows: int) -> bool:
         return self.fits(rows / self.settings.first_load_rows_per_second)
 

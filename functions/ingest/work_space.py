@@ -1,13 +1,14 @@
 """Room in the work directory (in Lambda: ephemeral storage at /tmp) for what a sync writes.
 
 A sync writes the downloaded object and, with LOAD DATA, two chunks' load files next to it.
-Too little room is a permanent fault of the deployment, not of the attempt: retrying only
+Too little room is a permanent fault of the deployment, not of the sync: retrying only
 downloads the file again into the same full disk. So it is checked before the download,
 and ENOSPC met while writing anyway becomes the same NoSpace.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import errno
 import shutil
 import time
@@ -27,10 +28,20 @@ LOAD_FILE_SLOTS = 2  # one chunk loads while the next one is written
 
 FreeBytes = Callable[[Path], int]
 # Every file a sync writes in the work directory starts so: the download, its partial
-# download, and the load files beside it.
-SYNC_FILE_PATTERN = "upsell-signals-*"
+# download, the load files beside it, and a newer date's file read for the newest-wins step.
+WORK_FILE_PREFIX = "upsell-signals-"
 # No Lambda invocation runs longer (its largest timeout): a sync's file untouched this long is a dead run's.
 LEFTOVER_AGE_SECONDS = 900
+
+
+def download_path(work_dir: str | Path, sync_date: dt.date, etag: str) -> Path:
+    """Where a sync downloads its date's object (the load files go beside it)."""
+    return Path(work_dir) / f"{WORK_FILE_PREFIX}{sync_date}-{etag}.parquet"
+
+
+def newer_file_path(work_dir: str | Path, newer_date: dt.date, etag: str) -> Path:
+    """Where a publish downloads a newer completed date's object, to read which companies it carries."""
+    return Path(work_dir) / f"{WORK_FILE_PREFIX}newer-{newer_date}-{etag}.parquet"
 
 
 def free_bytes(directory: Path) -> int:
@@ -80,7 +91,7 @@ def remove_leftovers(directory: Path, older_than_seconds: float) -> list[Path]:
     """
     cutoff = time.time() - older_than_seconds
     removed = []
-    for path in directory.glob(SYNC_FILE_PATTERN):
+    for path in directory.glob(f"{WORK_FILE_PREFIX}*"):
         try:
             if path.is_file() and path.stat().st_mtime < cutoff:
                 path.unlink()

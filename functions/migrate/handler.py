@@ -19,11 +19,12 @@ from functions.migrate.fingerprint import migrations_fingerprint
 from functions.migrate.migrator import MigrationReport, Migrator, discover_migrations
 from functions.migrate.waits import MigrationWaits
 from functions.shared.aws import secrets_provider
+from functions.shared.contract import MIGRATE_SERVICE_NAME
 from functions.shared.db import connect
 from functions.shared.errors import BadEvent, MigrationError
 from functions.shared.settings import load_database_settings, load_migrate_settings
 
-logger = Logger(service="upsell-signals-migrate")
+logger = Logger(service=MIGRATE_SERVICE_NAME)
 
 
 def run_migrations(action: str, target: int | None = None, waits: MigrationWaits | None = None) -> MigrationReport:

@@ -9,7 +9,12 @@ import datetime as dt
 import math
 import re
 
-SERVICE_NAME = "upsell-signals-ingest"  # Powertools service: the metrics' `service` dimension the alarms filter on
+# Each function's service name (Powertools' `service`; the ingest's is the metrics' `service`
+# dimension the alarms filter on) and, with the environment after it, its fixed function name.
+PROJECT_NAME = "upsell-signals"
+INGEST_SERVICE_NAME = f"{PROJECT_NAME}-ingest"
+MIGRATE_SERVICE_NAME = f"{PROJECT_NAME}-migrate"
+STATUS_SERVICE_NAME = f"{PROJECT_NAME}-status"
 METRICS_NAMESPACE = "UpsellSignals"
 # Every metric carries it (beside Powertools' "service"), so environments sharing an account do
 # not mix; the alarms and the dashboard (infra/constructs/monitoring.py) select on both.
@@ -17,8 +22,10 @@ ENVIRONMENT_DIMENSION = "environment"
 
 # Where Data Engineering unloads each day's file: <prefix>dt=YYYY-MM-DD/data.parquet
 KEY_PREFIX = "passive_upsell_signals/"
-KEY_SUFFIX = "/data.parquet"
-KEY_PATTERN = re.compile(r"^(?P<prefix>.*?)dt=(?P<date>[^/]*)/data\.parquet$")
+KEY_DATE_FOLDER = "dt="
+KEY_FILE_NAME = "data.parquet"
+KEY_SUFFIX = f"/{KEY_FILE_NAME}"
+KEY_PATTERN = re.compile(rf"^(?P<prefix>.*?){re.escape(KEY_DATE_FOLDER)}(?P<date>[^/]*){re.escape(KEY_SUFFIX)}$")
 
 # The named lock a publish holds while it writes the signals table; the migrator takes it too,
 # so a schema change never meets a publish midway (functions/migrate/migrator.py).
@@ -48,8 +55,26 @@ ROW_METRICS = {
 
 
 def object_key_for(prefix: str, sync_date: dt.date) -> str:
-    """The S3 key of a date's file: <prefix>dt=YYYY-MM-DD/data.parquet."""
-    return f"{prefix}dt={sync_date.isoformat()}{KEY_SUFFIX}"
+    """The S3 key of a date's file: `key_shape` with the date filled in."""
+    return f"{prefix}{KEY_DATE_FOLDER}{sync_date.isoformat()}{KEY_SUFFIX}"
+
+
+def key_shape(prefix: str = "<prefix>") -> str:
+    """The keys' shape as people read it: <prefix>dt=YYYY-MM-DD/data.parquet."""
+    return f"{prefix}{KEY_DATE_FOLDER}YYYY-MM-DD{KEY_SUFFIX}"
+
+
+# The ingest's function is named for the sync it runs, not for its service: Lambda enables durable
+# execution only when it creates a function (Lambda Developer Guide, "Configure Lambda durable
+# functions"), so the durable ingest is a new function under a new name (docs/deploy.md,
+# "Switching to durable execution"). Every way in invokes its alias, never $LATEST.
+INGEST_FUNCTION_STEM = f"{PROJECT_NAME}-sync"
+INGEST_ALIAS = "live"
+
+
+def function_name(service_name: str, environment_name: str) -> str:
+    """A function's fixed name in an environment: what operators pass to `aws lambda invoke --function-name`."""
+    return f"{service_name}-{environment_name}"
 
 
 # -- how long a claim outlives a holder that died without a word ---------------------------

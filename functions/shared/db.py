@@ -8,7 +8,7 @@ import logging
 import os
 import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -273,6 +273,13 @@ def connect(
             if not is_access_denied(error) or not settings.secret_arn:
                 raise
         return connect_through_rotation(settings, open_with)
+
+
+def fetch_dicts(connection: pymysql.Connection[Any], sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    """The rows a statement returns, each as a dict by column name."""
+    with connection.cursor(pymysql.cursors.DictCursor) as cursor:
+        cursor.execute(sql, params)
+        return [dict(row) for row in cursor.fetchall()]
 
 
 def get_lock(connection: pymysql.Connection[Any], name: str, timeout_seconds: int) -> bool:

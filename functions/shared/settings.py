@@ -18,6 +18,7 @@ from functions.shared.contract import (
     LAMBDA_FIRST_RETRY_SECONDS,
     continuation_runs,
 )
+from functions.shared.environment import Env
 
 LoadMethod = Literal["local_infile", "insert"]
 MissingRows = Literal["keep", "delete"]
@@ -35,7 +36,10 @@ DEFAULT_DB_WRITE_TIMEOUT_SECONDS = 120
 # failover: up to about two minutes), and at most this many times.
 DEFAULT_TRANSIENT_WAIT_SECONDS = 150
 DEFAULT_TRANSIENT_RETRIES = 20
-DEFAULT_MARGIN_SECONDS = 30  # TIME_BUDGET_MARGIN_SECONDS: kept free before the function's timeout
+# A publish waits this long for another date's publish to let the lock go, then fails as transient.
+DEFAULT_PUBLISH_LOCK_TIMEOUT_SECONDS = 300
+# The time budget stops a run this long before Lambda's timeout would.
+DEFAULT_TIME_BUDGET_MARGIN_SECONDS = 30
 MAX_LAMBDA_TIMEOUT_SECONDS = 900  # Lambda's ceiling for one invocation
 
 
@@ -92,7 +96,7 @@ class TimeBudgetSettings:
     machine); they only decide whether a step can finish in the time left.
     """
 
-    margin_seconds: int = 30
+    margin_seconds: int = DEFAULT_TIME_BUDGET_MARGIN_SECONDS
     first_load_rows_per_second: int = 20_000
     publish_rows_per_second: int = 20_000
 
@@ -159,12 +163,12 @@ def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str,
 def load_database_settings(env: Mapping[str, str] | None = None) -> DatabaseSettings:
     """Database location: DB_SECRET_ARN in AWS, or DB_HOST/DB_PORT/DB_USER/DB_PASSWORD/DB_NAME."""
     env = os.environ if env is None else env
-    secret_arn = _text(env, "DB_SECRET_ARN")
-    host = _text(env, "DB_HOST")
+    secret_arn = _text(env, Env.DB_SECRET_ARN)
+    host = _text(env, Env.DB_HOST)
     if not secret_arn and not host:
         raise SettingsError("set DB_SECRET_ARN (in AWS) or DB_HOST, DB_USER, DB_PASSWORD, DB_NAME (locally)")
-    idle_timeout_seconds = _integer(env, "DB_IDLE_TIMEOUT_SECONDS", 120, minimum=1)
-    read_timeout_seconds = _integer(env, "DB_READ_TIMEOUT_SECONDS", DEFAULT_DB_READ_TIMEOUT_SECONDS, minimum=1)
+    idle_timeout_seconds = _integer(env, Env.DB_IDLE_TIMEOUT_SECONDS, 120, minimum=1)
+    read_timeout_seconds = _integer(env, Env.DB_READ_TIMEOUT_SECONDS, DEFAULT_DB_READ_TIMEOUT_SECONDS, minimum=1)
     # A healthy statement may first wait idle_timeout_seconds for a row lock (the session's
     # innodb_lock_wait_timeout), then run: the client must wait longer than that wait alone.
     if read_timeout_seconds <= idle_timeout_seconds:
@@ -174,16 +178,16 @@ def load_database_settings(env: Mapping[str, str] | None = None) -> DatabaseSett
         )
     return DatabaseSettings(
         host=host,
-        port=_integer(env, "DB_PORT", 3306, minimum=1),
-        user=_text(env, "DB_USER"),
-        password=env.get("DB_PASSWORD"),
-        name=_text(env, "DB_NAME", "upsell_signals") or "upsell_signals",
+        port=_integer(env, Env.DB_PORT, 3306, minimum=1),
+        user=_text(env, Env.DB_USER),
+        password=env.get(Env.DB_PASSWORD),
+        name=_text(env, Env.DB_NAME, "upsell_signals") or "upsell_signals",
         secret_arn=secret_arn,
-        tls_ca_file=_text(env, "DB_TLS_CA_FILE"),
-        connect_timeout_seconds=_integer(env, "DB_CONNECT_TIMEOUT_SECONDS", 10, minimum=1),
+        tls_ca_file=_text(env, Env.DB_TLS_CA_FILE),
+        connect_timeout_seconds=_integer(env, Env.DB_CONNECT_TIMEOUT_SECONDS, 10, minimum=1),
         idle_timeout_seconds=idle_timeout_seconds,
         read_timeout_seconds=read_timeout_seconds,
-        write_timeout_seconds=_integer(env, "DB_WRITE_TIMEOUT_SECONDS", DEFAULT_DB_WRITE_TIMEOUT_SECONDS, minimum=1),
+        write_timeout_seconds=_integer(env, Env.DB_WRITE_TIMEOUT_SECONDS, DEFAULT_DB_WRITE_TIMEOUT_SECONDS, minimum=1),
     )
 
 
@@ -191,9 +195,9 @@ def load_aws_client_settings(env: Mapping[str, str] | None = None) -> AwsClientS
     """AWS_CONNECT_TIMEOUT_SECONDS, AWS_READ_TIMEOUT_SECONDS, AWS_MAX_ATTEMPTS (botocore's, first try included)."""
     env = os.environ if env is None else env
     return AwsClientSettings(
-        connect_timeout_seconds=_integer(env, "AWS_CONNECT_TIMEOUT_SECONDS", 5, minimum=1),
-        read_timeout_seconds=_integer(env, "AWS_READ_TIMEOUT_SECONDS", 30, minimum=1),
-        max_attempts=_integer(env, "AWS_MAX_ATTEMPTS", 5, minimum=1),
+        connect_timeout_seconds=_integer(env, Env.AWS_CONNECT_TIMEOUT_SECONDS, 5, minimum=1),
+        read_timeout_seconds=_integer(env, Env.AWS_READ_TIMEOUT_SECONDS, 30, minimum=1),
+        max_attempts=_integer(env, Env.AWS_MAX_ATTEMPTS, 5, minimum=1),
     )
 
 
@@ -207,48 +211,53 @@ class MigrateSettings:
 def load_migrate_settings(env: Mapping[str, str] | None = None) -> MigrateSettings:
     """INGEST_DB_SECRET_ARN: the secret whose username/password the ingest account gets."""
     env = os.environ if env is None else env
-    return MigrateSettings(ingest_user_secret_arn=_text(env, "INGEST_DB_SECRET_ARN"))
+    return MigrateSettings(ingest_user_secret_arn=_text(env, Env.INGEST_DB_SECRET_ARN))
 
 
 def load_ingest_settings(env: Mapping[str, str] | None = None) -> IngestSettings:
     """Ingest behaviour: bucket, staging chunk size and method, guards, lease."""
     env = os.environ if env is None else env
-    bucket = _text(env, "SIGNALS_BUCKET")
+    bucket = _text(env, Env.SIGNALS_BUCKET)
     if not bucket:
         raise SettingsError("SIGNALS_BUCKET is not set: the bucket that receives the daily Parquet files")
     return IngestSettings(
         bucket=bucket,
-        key_prefix=_text(env, "SIGNALS_KEY_PREFIX", KEY_PREFIX) or KEY_PREFIX,
-        chunk_rows=_integer(env, "STAGING_CHUNK_ROWS", 25_000, minimum=1),
-        load_method=_choice(env, "STAGING_LOAD_METHOD", "local_infile", ("local_infile", "insert")),  # type: ignore[arg-type]
-        missing_rows=_choice(env, "MISSING_ROWS", "keep", ("keep", "delete")),  # type: ignore[arg-type]
+        key_prefix=_text(env, Env.SIGNALS_KEY_PREFIX, KEY_PREFIX) or KEY_PREFIX,
+        chunk_rows=_integer(env, Env.STAGING_CHUNK_ROWS, 25_000, minimum=1),
+        load_method=_choice(env, Env.STAGING_LOAD_METHOD, "local_infile", ("local_infile", "insert")),  # type: ignore[arg-type]
+        missing_rows=_choice(env, Env.MISSING_ROWS, "keep", ("keep", "delete")),  # type: ignore[arg-type]
         guards=GuardThresholds(
-            max_reject_ratio=_fraction(env, "GUARD_MAX_REJECT_RATIO", 0.05),
-            max_row_count_drift=_fraction(env, "GUARD_MAX_ROW_COUNT_DRIFT", 0.30),
-            max_delete_ratio=_fraction(env, "GUARD_MAX_DELETE_RATIO", 0.10),
+            max_reject_ratio=_fraction(env, Env.GUARD_MAX_REJECT_RATIO, 0.05),
+            max_row_count_drift=_fraction(env, Env.GUARD_MAX_ROW_COUNT_DRIFT, 0.30),
+            max_delete_ratio=_fraction(env, Env.GUARD_MAX_DELETE_RATIO, 0.10),
         ),
         lease_seconds=_lease_seconds(env),
-        publish_lock_timeout_seconds=_integer(env, "PUBLISH_LOCK_TIMEOUT_SECONDS", 300, minimum=1),
+        publish_lock_timeout_seconds=_integer(
+            env, Env.PUBLISH_LOCK_TIMEOUT_SECONDS, DEFAULT_PUBLISH_LOCK_TIMEOUT_SECONDS, minimum=1
+        ),
         # Lambda's only writable place is /tmp (ephemeral storage); the file is downloaded there.
-        work_dir=_text(env, "WORK_DIR") or "/tmp",  # noqa: S108
-        transient_retries=_integer(env, "TRANSIENT_RETRIES", DEFAULT_TRANSIENT_RETRIES, minimum=0),
-        transient_wait_seconds=_integer(env, "TRANSIENT_WAIT_SECONDS", DEFAULT_TRANSIENT_WAIT_SECONDS, minimum=0),
-        reconcile_days=_integer(env, "RECONCILE_DAYS", 7, minimum=0),
-        dead_letter_queue_url=_text(env, "DEAD_LETTER_QUEUE_URL"),
+        work_dir=_text(env, Env.WORK_DIR) or "/tmp",  # noqa: S108
+        transient_retries=_integer(env, Env.TRANSIENT_RETRIES, DEFAULT_TRANSIENT_RETRIES, minimum=0),
+        transient_wait_seconds=_integer(env, Env.TRANSIENT_WAIT_SECONDS, DEFAULT_TRANSIENT_WAIT_SECONDS, minimum=0),
+        reconcile_days=_integer(env, Env.RECONCILE_DAYS, 7, minimum=0),
+        dead_letter_queue_url=_text(env, Env.DEAD_LETTER_QUEUE_URL),
         time_budget=TimeBudgetSettings(
-            margin_seconds=_integer(env, "TIME_BUDGET_MARGIN_SECONDS", DEFAULT_MARGIN_SECONDS, minimum=1),
-            first_load_rows_per_second=_integer(env, "FIRST_LOAD_ROWS_PER_SECOND", 20_000, minimum=1),
-            publish_rows_per_second=_integer(env, "PUBLISH_ROWS_PER_SECOND", 20_000, minimum=1),
+            margin_seconds=_integer(env, Env.TIME_BUDGET_MARGIN_SECONDS, DEFAULT_TIME_BUDGET_MARGIN_SECONDS, minimum=1),
+            first_load_rows_per_second=_integer(env, Env.FIRST_LOAD_ROWS_PER_SECOND, 20_000, minimum=1),
+            publish_rows_per_second=_integer(env, Env.PUBLISH_ROWS_PER_SECOND, 20_000, minimum=1),
         ),
         continuation_max_runs=_integer(
-            env, "CONTINUATION_MAX_RUNS", continuation_runs(MAX_LAMBDA_TIMEOUT_SECONDS, DEFAULT_MARGIN_SECONDS), minimum=1
+            env,
+            Env.CONTINUATION_MAX_RUNS,
+            continuation_runs(MAX_LAMBDA_TIMEOUT_SECONDS, DEFAULT_TIME_BUDGET_MARGIN_SECONDS),
+            minimum=1,
         ),
     )
 
 
 def _lease_seconds(env: Mapping[str, str]) -> int:
     """CLAIM_LEASE_SECONDS, refused when a killed holder's lease would outlive Lambda's first retry."""
-    lease_seconds = _integer(env, "CLAIM_LEASE_SECONDS", CLAIM_LEASE_SECONDS, minimum=1)
+    lease_seconds = _integer(env, Env.CLAIM_LEASE_SECONDS, CLAIM_LEASE_SECONDS, minimum=1)
     # The lease lapses at most one lease after the last beat, which came at most a beat before the kill.
     lapses_within = lease_seconds + lease_seconds / HEARTBEATS_PER_LEASE
     if lapses_within >= LAMBDA_FIRST_RETRY_SECONDS:
@@ -263,4 +272,4 @@ def _lease_seconds(env: Mapping[str, str]) -> int:
 def load_environment_name(env: Mapping[str, str] | None = None) -> str | None:
     """ENVIRONMENT_NAME (dev, staging, prod: set by the stack), the metrics' environment dimension; None locally."""
     env = os.environ if env is None else env
-    return _text(env, "ENVIRONMENT_NAME")
+    return _text(env, Env.ENVIRONMENT_NAME)

@@ -14,13 +14,13 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.ingest.events import parse_action
+from functions.shared.contract import STATUS_SERVICE_NAME
 from functions.shared.db import connect
 from functions.shared.errors import BadEvent
 from functions.shared.settings import load_database_settings
 from functions.status.report import read_status
 
-SERVICE_NAME = "upsell-signals-status"
-logger = Logger(service=SERVICE_NAME)
+logger = Logger(service=STATUS_SERVICE_NAME)
 
 
 @logger.inject_lambda_context(log_event=True, clear_state=True)

@@ -9,7 +9,9 @@ from typing import Any
 
 import pymysql
 
+from functions.shared.db import fetch_dicts
 from functions.shared.errors import translate_errors
+from functions.shared.tables import METADATA, PROGRESS, REJECTED, RUNS
 
 
 class StatusQueries:
@@ -22,46 +24,41 @@ class StatusQueries:
     def snapshot(self) -> Iterator[None]:
         """A read-only transaction: the server refuses any write in it, and plain reads lock nothing."""
         with translate_errors("read the sync status"):
-            self._rows("START TRANSACTION READ ONLY")
+            fetch_dicts(self.connection, "START TRANSACTION READ ONLY")
             try:
                 yield
             finally:
                 if self.connection.open:
                     self.connection.rollback()
 
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        with self.connection.cursor(pymysql.cursors.DictCursor) as cursor:
-            cursor.execute(sql, params)
-            return [dict(row) for row in cursor.fetchall()]
-
     def recent_syncs(self, days: int) -> list[dict[str, Any]]:
         """The metadata rows of the last `days` dates, newest first."""
-        return self._rows(
+        return fetch_dicts(self.connection,
             "SELECT sync_date, status, trigger_source, attempt, rows_processed, rows_inserted, rows_updated, "
             "rows_unchanged, rows_rejected, rows_deleted, duration_ms, started_at, completed_at, error_message "
-            "FROM upsell_signal_sync_metadata WHERE sync_date >= CURRENT_DATE - INTERVAL %s DAY "
+            f"FROM {METADATA} WHERE sync_date >= CURRENT_DATE - INTERVAL %s DAY "
             "ORDER BY sync_date DESC",
             (days,),
         )
 
     def runs_for(self, sync_date: dt.date) -> list[dict[str, Any]]:
         """Every recorded invocation for a date, oldest first."""
-        return self._rows(
+        return fetch_dicts(self.connection,
             "SELECT started_at, attempt, status, trigger_source, workflow_id, force_resync, dry_run, rows_processed, "
             "rows_inserted, rows_updated, rows_unchanged, rows_rejected, rows_deleted, rows_resumed, duration_ms, "
-            "error_type, error_message FROM upsell_signal_sync_runs WHERE sync_date = %s ORDER BY id",
+            f"error_type, error_message FROM {RUNS} WHERE sync_date = %s ORDER BY id",
             (sync_date,),
         )
 
     def rejects_for(self, sync_date: dt.date, limit: int) -> tuple[int, list[dict[str, Any]]]:
         """Rejected rows of the date's latest staging pass: (how many in all, the first `limit`)."""
-        summary = self._rows(
-            "SELECT COUNT(*) AS total, MAX(attempt) AS attempt FROM upsell_signal_rejected_rows WHERE sync_date = %s "
-            "AND attempt = (SELECT MAX(attempt) FROM upsell_signal_rejected_rows WHERE sync_date = %s)",
+        summary = fetch_dicts(self.connection,
+            f"SELECT COUNT(*) AS total, MAX(attempt) AS attempt FROM {REJECTED} WHERE sync_date = %s "
+            f"AND attempt = (SELECT MAX(attempt) FROM {REJECTED} WHERE sync_date = %s)",
             (sync_date, sync_date),
         )[0]
-        rejects = self._rows(
-            "SELECT source_row, cdms_canonical_company_id, reasons, original_values FROM upsell_signal_rejected_rows "
+        rejects = fetch_dicts(self.connection,
+            f"SELECT source_row, cdms_canonical_company_id, reasons, original_values FROM {REJECTED} "
             "WHERE sync_date = %s AND attempt = %s ORDER BY source_row LIMIT %s",
             (sync_date, summary["attempt"] or 0, limit),
         )
@@ -75,13 +72,13 @@ class StatusQueries:
         if not sync_dates:
             return []
         dates = ", ".join(["%s"] * len(sync_dates))
-        return self._rows(
+        return fetch_dicts(self.connection,
             "SELECT m.sync_date, m.attempt, m.holder_dry_run AS dry_run, m.started_at, m.lease_expires_at, "
             "m.lease_expires_at > NOW() AS lease_live, TIMESTAMPDIFF(SECOND, m.started_at, NOW()) AS elapsed_seconds, "
-            "p.attempt AS pass_attempt, p.rows_read, p.rows_in_file, p.rows_staged, p.rows_rejected, "
+            "p.attempt AS pass_number, p.rows_read, p.rows_in_file, p.rows_staged, p.rows_rejected, "
             "p.chunks_committed, p.staging_complete, p.updated_at AS progress_at "
-            "FROM upsell_signal_sync_metadata m "
-            "LEFT JOIN upsell_signal_staging_progress p ON p.sync_date = m.sync_date AND p.s3_etag = m.s3_etag "
+            f"FROM {METADATA} m "
+            f"LEFT JOIN {PROGRESS} p ON p.sync_date = m.sync_date AND p.s3_etag = m.s3_etag "
             f"WHERE m.status = 'started' AND m.sync_date IN ({dates})",
             tuple(sync_dates),
         )

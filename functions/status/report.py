@@ -71,7 +71,7 @@ def describe_progress(row: dict[str, Any]) -> dict[str, Any]:
     else:
         phase = "staging"
     seconds_left = None
-    if phase == "staging" and rows_in_file and rows_read and row["pass_attempt"] == row["attempt"] and elapsed > 0:
+    if phase == "staging" and rows_in_file and rows_read and row["pass_number"] == row["attempt"] and elapsed > 0:
         seconds_left = round(elapsed * (rows_in_file - rows_read) / rows_read)
     return {
         "phase": phase,

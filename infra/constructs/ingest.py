@@ -22,13 +22,17 @@ from functions.shared.contract import (
     CLAIM_LEASE_SECONDS,
     DURABLE_EXECUTION_TIMEOUT_SECONDS,
     DURABLE_RETENTION_DAYS,
+    INGEST_ALIAS,
+    INGEST_FUNCTION_STEM,
+    INGEST_SERVICE_NAME,
     KEY_PREFIX,
     KEY_SUFFIX,
     METRICS_NAMESPACE,
-    SERVICE_NAME,
     continuation_runs,
+    function_name,
 )
-from functions.shared.settings import DEFAULT_MARGIN_SECONDS
+from functions.shared.environment import Env
+from functions.shared.settings import DEFAULT_TIME_BUDGET_MARGIN_SECONDS
 from infra.config import EnvConfig, IngestSizing
 from infra.constructs.code import FunctionCode
 from infra.constructs.database import Database
@@ -37,10 +41,6 @@ from infra.constructs.network import Network
 from infra.constructs.vpc_function import VpcFunction
 
 INGEST_HANDLER = "functions.ingest.continuation.handler"
-# What every way in invokes. Operators invoke it too: --function-name upsell-signals-sync-<env>:live
-LIVE_ALIAS = "live"
-SIGNALS_PREFIX = KEY_PREFIX
-SIGNALS_SUFFIX = KEY_SUFFIX
 
 # What the schedule sends: the shape of an EventBridge scheduled event, with `time` the schedule's
 # intended time (not the delivery time), so a late delivery still syncs the day before it.
@@ -55,11 +55,6 @@ SCHEDULED_EVENT = {
 }
 
 
-def sync_function_name(environment_name: str) -> str:
-    """The ingest's function name, fixed so operators can type it."""
-    return f"upsell-signals-sync-{environment_name}"
-
-
 def object_created_pattern(bucket_name: str) -> events.EventPattern:
     """S3's "Object Created" events for the daily files: this bucket, key prefix and suffix as S3's filter had them."""
     return events.EventPattern(
@@ -68,7 +63,7 @@ def object_created_pattern(bucket_name: str) -> events.EventPattern:
         detail={
             "bucket": {"name": [bucket_name]},
             # One wildcard holds both ends: EventBridge takes one matcher per field value.
-            "object": {"key": events.Match.wildcard(f"{SIGNALS_PREFIX}*{SIGNALS_SUFFIX}")},
+            "object": {"key": events.Match.wildcard(f"{KEY_PREFIX}*{KEY_SUFFIX}")},
         },
     )
 
@@ -104,9 +99,9 @@ class Ingest(Construct):
         self.function = self._function(config, code, network=network, database=database, bucket=bucket, dead_letters=dead_letters)
         function = self.function.function
         # A new version on every code or configuration change; the alias follows it in the same deploy.
-        self.alias = lambda_.Alias(self, "Live", alias_name=LIVE_ALIAS, version=function.current_version)
+        self.alias = lambda_.Alias(self, "Live", alias_name=INGEST_ALIAS, version=function.current_version)
         self._grant_least_privilege(self.function.role, bucket, bucket_kms_key_arn, dead_letters)
-        self._grant_durable_execution(self.function.role, sync_function_name(config.name))
+        self._grant_durable_execution(self.function.role, function_name(INGEST_FUNCTION_STEM, config.name))
         async_invoke = self._configure_async_invoke(function, sizing.retry_attempts, sizing.max_event_age_hours, dead_letters)
         async_invoke.node.add_dependency(self.alias)  # configured on the alias, which must exist first
         self.file_arrivals = self._file_arrivals(self.alias, bucket, sizing, dead_letters)
@@ -133,7 +128,7 @@ class Ingest(Construct):
             # function (Lambda Developer Guide, "Configure Lambda durable functions"), and CloudFormation
             # cannot replace a function under a fixed name. docs/deploy.md, "Switching to durable execution".
             "DurableIngest",
-            function_name=sync_function_name(config.name),
+            function_name=function_name(INGEST_FUNCTION_STEM, config.name),
             description="upsell-signals: sync one day of Parquet from S3 into MariaDB",
             handler=INGEST_HANDLER,
             durable_config=lambda_.DurableConfig(
@@ -146,24 +141,24 @@ class Ingest(Construct):
             # Its own account: data changes on its tables only (migrations/0006), never the administrator's.
             database_secret=database.ingest_secret,
             environment={
-                "SIGNALS_BUCKET": bucket.bucket_name,
-                "SIGNALS_KEY_PREFIX": SIGNALS_PREFIX,
-                "STAGING_CHUNK_ROWS": str(sizing.staging_chunk_rows),
-                "STAGING_LOAD_METHOD": sizing.staging_load_method,
-                "MISSING_ROWS": sizing.missing_rows,
-                "GUARD_MAX_REJECT_RATIO": str(config.guards.max_reject_ratio),
-                "GUARD_MAX_ROW_COUNT_DRIFT": str(config.guards.max_row_count_drift),
-                "GUARD_MAX_DELETE_RATIO": str(config.guards.max_delete_ratio),
+                Env.SIGNALS_BUCKET: bucket.bucket_name,
+                Env.SIGNALS_KEY_PREFIX: KEY_PREFIX,
+                Env.STAGING_CHUNK_ROWS: str(sizing.staging_chunk_rows),
+                Env.STAGING_LOAD_METHOD: sizing.staging_load_method,
+                Env.MISSING_ROWS: sizing.missing_rows,
+                Env.GUARD_MAX_REJECT_RATIO: str(config.guards.max_reject_ratio),
+                Env.GUARD_MAX_ROW_COUNT_DRIFT: str(config.guards.max_row_count_drift),
+                Env.GUARD_MAX_DELETE_RATIO: str(config.guards.max_delete_ratio),
                 # Short and kept alive by a heartbeat: a killed holder's lease lapses before Lambda's first retry.
-                "CLAIM_LEASE_SECONDS": str(CLAIM_LEASE_SECONDS),
+                Env.CLAIM_LEASE_SECONDS: str(CLAIM_LEASE_SECONDS),
                 # The runs one durable execution may take: at least a day of work (functions/shared/contract.py).
-                "CONTINUATION_MAX_RUNS": str(continuation_runs(sizing.timeout_seconds, DEFAULT_MARGIN_SECONDS)),
-                "DEAD_LETTER_QUEUE_URL": dead_letters.queue.queue_url,
-                "WORK_DIR": "/tmp",  # noqa: S108 - Lambda's only writable path (ephemeral storage)
-                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
-                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                Env.CONTINUATION_MAX_RUNS: str(continuation_runs(sizing.timeout_seconds, DEFAULT_TIME_BUDGET_MARGIN_SECONDS)),
+                Env.DEAD_LETTER_QUEUE_URL: dead_letters.queue.queue_url,
+                Env.WORK_DIR: "/tmp",  # noqa: S108 - Lambda's only writable path (ephemeral storage)
+                Env.POWERTOOLS_SERVICE_NAME: INGEST_SERVICE_NAME,
+                Env.POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
                 # The metrics' environment dimension (functions/ingest/telemetry.py), which the alarms select on.
-                "ENVIRONMENT_NAME": config.name,
+                Env.ENVIRONMENT_NAME: config.name,
             },
             memory_mb=sizing.memory_mb,
             timeout=Duration.seconds(sizing.timeout_seconds),
@@ -179,7 +174,7 @@ class Ingest(Construct):
         return events.Rule(
             self,
             "FileArrivals",
-            description=f"S3 Object Created for {SIGNALS_PREFIX}*{SIGNALS_SUFFIX}: sync that date",
+            description=f"S3 Object Created for {KEY_PREFIX}*{KEY_SUFFIX}: sync that date",
             event_pattern=object_created_pattern(bucket.bucket_name),
             targets=[
                 events_targets.LambdaFunction(
@@ -218,7 +213,7 @@ class Ingest(Construct):
         # Read the daily files and nothing else in the bucket. Without s3:ListBucket a missing key
         # answers 403 rather than 404; granting List would widen access to every key name.
         role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{SIGNALS_PREFIX}*")])
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{KEY_PREFIX}*")])
         )
         if kms_key_arn:
             role.add_to_principal_policy(
@@ -257,7 +252,7 @@ class Ingest(Construct):
             function,
             "AsyncInvoke",
             function_name=function.function_name,
-            qualifier=LIVE_ALIAS,
+            qualifier=INGEST_ALIAS,
             maximum_retry_attempts=retry_attempts,
             maximum_event_age_in_seconds=int(Duration.hours(max_age_hours).to_seconds()),
             destination_config=lambda_.CfnEventInvokeConfig.DestinationConfigProperty(

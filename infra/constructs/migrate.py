@@ -10,6 +10,8 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from functions.migrate.fingerprint import migrations_fingerprint
+from functions.shared.contract import MIGRATE_SERVICE_NAME, function_name
+from functions.shared.environment import Env
 from infra.constructs.code import FunctionCode
 from infra.constructs.database import Database
 from infra.constructs.network import Network
@@ -51,7 +53,7 @@ class SchemaMigrations(Construct):
         self.function = VpcFunction(
             self,
             "Migrate",
-            function_name=f"upsell-signals-migrate-{environment_name}",
+            function_name=function_name(MIGRATE_SERVICE_NAME, environment_name),
             description="upsell-signals: apply schema migrations (custom resource at deploy, or manual)",
             handler=MIGRATE_HANDLER,
             code=code,
@@ -60,8 +62,8 @@ class SchemaMigrations(Construct):
             # The administrator runs the DDL, and gives the ingest account the password in its secret.
             database_secret=database.secret,
             environment={
-                "POWERTOOLS_SERVICE_NAME": "upsell-signals-migrate",
-                "INGEST_DB_SECRET_ARN": database.ingest_secret.secret_arn,
+                Env.POWERTOOLS_SERVICE_NAME: MIGRATE_SERVICE_NAME,
+                Env.INGEST_DB_SECRET_ARN: database.ingest_secret.secret_arn,
             },
             memory_mb=512,
             timeout=MIGRATE_TIMEOUT,
@@ -70,7 +72,8 @@ class SchemaMigrations(Construct):
         )
         # A manual `aws lambda invoke --invocation-type Event` must not run `up` again on failure.
         self.function.function.configure_async_invoke(retry_attempts=0)
-        self.provider = self._build_provider(f"upsell-signals-migrate-provider-{environment_name}", log_retention_days)
+        provider_name = function_name(f"{MIGRATE_SERVICE_NAME}-provider", environment_name)
+        self.provider = self._build_provider(provider_name, log_retention_days)
         self.resource = CustomResource(
             self,
             "Schema",

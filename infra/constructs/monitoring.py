@@ -16,9 +16,9 @@ from constructs import Construct
 from functions.shared.contract import (
     ENVIRONMENT_DIMENSION,
     GUARD_TRIPPED,
+    INGEST_SERVICE_NAME,
     METRICS_NAMESPACE,
     ROW_METRICS,
-    SERVICE_NAME,
     SYNC_COMPLETED,
     SYNC_FAILED,
 )
@@ -32,7 +32,7 @@ def sync_metric(name: str, period: Duration, environment_name: str) -> cloudwatc
     return cloudwatch.Metric(
         namespace=METRICS_NAMESPACE,
         metric_name=name,
-        dimensions_map={"service": SERVICE_NAME, ENVIRONMENT_DIMENSION: environment_name},
+        dimensions_map={"service": INGEST_SERVICE_NAME, ENVIRONMENT_DIMENSION: environment_name},
         statistic="Sum",
         period=period,
     )

@@ -10,6 +10,8 @@ from __future__ import annotations
 from aws_cdk import Duration
 from constructs import Construct
 
+from functions.shared.contract import STATUS_SERVICE_NAME, function_name
+from functions.shared.environment import Env
 from infra.constructs.code import FunctionCode
 from infra.constructs.database import Database
 from infra.constructs.network import Network
@@ -28,7 +30,7 @@ STATUS_MEMORY_MB = 512
 
 def status_function_name(environment_name: str) -> str:
     """The status function's fixed name, what `scripts/status --function` takes."""
-    return f"upsell-signals-status-{environment_name}"
+    return function_name(STATUS_SERVICE_NAME, environment_name)
 
 
 class StatusFunction(Construct):
@@ -61,7 +63,7 @@ class StatusFunction(Construct):
             network=network,
             database=database,
             database_secret=database.ingest_secret,
-            environment={"POWERTOOLS_SERVICE_NAME": "upsell-signals-status"},
+            environment={Env.POWERTOOLS_SERVICE_NAME: STATUS_SERVICE_NAME},
             memory_mb=STATUS_MEMORY_MB,
             timeout=STATUS_TIMEOUT,
             log_retention_days=log_retention_days,

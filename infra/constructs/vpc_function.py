@@ -12,6 +12,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from functions.shared.environment import Env
 from infra.constructs.code import FunctionCode
 from infra.constructs.database import Database
 from infra.constructs.network import Network
@@ -107,9 +108,9 @@ class VpcFunction(Construct):
             tracing=lambda_.Tracing.ACTIVE,
             durable_config=durable_config,
             environment={
-                "DB_SECRET_ARN": database_secret.secret_arn,
-                "DB_NAME": database.database_name,
-                "DB_TLS_CA_FILE": code.ca_bundle_path,
+                Env.DB_SECRET_ARN: database_secret.secret_arn,
+                Env.DB_NAME: database.database_name,
+                Env.DB_TLS_CA_FILE: code.ca_bundle_path,
                 **environment,
             },
         )

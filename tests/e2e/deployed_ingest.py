@@ -14,15 +14,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from functions.shared.contract import INGEST_ALIAS, INGEST_FUNCTION_STEM, function_name
 from functions.shared.settings import DatabaseSettings
-from infra.constructs.ingest import LIVE_ALIAS, sync_function_name
 from tests.local_lambda import FunctionSpec, Template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ENVIRONMENT = "dev"
 # The durable ingest as the stack names it, and the alias every way in invokes.
-INGEST_FUNCTION = sync_function_name(ENVIRONMENT)
-INGEST_QUALIFIER = LIVE_ALIAS
+INGEST_FUNCTION = function_name(INGEST_FUNCTION_STEM, ENVIRONMENT)
+INGEST_QUALIFIER = INGEST_ALIAS
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ import pyarrow as pa
 import pymysql
 
 from functions.shared.contract import CLAIM_LEASE_SECONDS, LAMBDA_FIRST_RETRY_SECONDS, PUBLISH_LOCK
+from functions.shared.db import connect
+from functions.shared.settings import DatabaseSettings
 from tests import lambda_timing
 from tests.e2e.deployed_ingest import (
     INGEST_FUNCTION,
@@ -139,17 +141,44 @@ def publish_lock_held(db: pymysql.Connection[Any]) -> Iterator[None]:
             cursor.execute("SELECT RELEASE_LOCK(%s)", (PUBLISH_LOCK,))
 
 
+def waiting_for_the_table(db: pymysql.Connection[Any]) -> int:
+    """How many other sessions wait for the signals table's metadata lock now (the function's, while the test locks it)."""
+    with db.cursor() as cursor:
+        cursor.execute(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() "
+            "AND STATE LIKE 'Waiting for table metadata lock%%'"
+        )
+        (count,) = cursor.fetchone() or (0,)
+        return int(count)
+
+
+@contextmanager
+def signals_table_locked(settings: DatabaseSettings) -> Iterator[None]:
+    """The signals table write-locked by a session of the test's own (as a schema change or a long reader would).
+
+    The ingest bounds its own waits for the publish lock by the time it has left, but not a
+    statement's wait for a table: that one lasts until Lambda kills the run at its timeout.
+    """
+    locker = connect(settings)
+    try:
+        with locker.cursor() as cursor:
+            cursor.execute("LOCK TABLES company_upsell_signals WRITE")
+        yield
+    finally:
+        locker.close()
+
+
 def test_a_run_killed_at_its_timeout_is_completed_by_the_executions_next_invocation(
     template: Template, stand_ins: StandIns, db: pymysql.Connection[Any], tmp_path: Path
 ) -> None:
-    # Given a day's file, and the publish lock held elsewhere, so that the run blocks in a statement
+    # Given a day's file, and the signals table locked elsewhere, so that the run blocks in a statement
     day = upload_day(stand_ins, tmp_path, 3_000)
     spec = scaled_ingest(template, stand_ins, timeout_seconds=SHORT_TIMEOUT_SECONDS)
     with on_local_lambda(spec, stand_ins, tmp_path / "ingest.log") as ingest:
-        with publish_lock_held(db):
-            # When the file's arrival runs, waits for the lock and is killed at its timeout without a word
+        with signals_table_locked(stand_ins.database):
+            # When the file's arrival runs, waits for the table and is killed at its timeout without a word
             event = ingest.invoke_async(file_arrival(stand_ins.bucket, KEY))
-            wait_until(lambda: waiting_for_the_publish_lock(db), timeout=PATIENCE_SECONDS, what="the run to wait for the lock")
+            wait_until(lambda: waiting_for_the_table(db), timeout=PATIENCE_SECONDS, what="the run to wait for the table")
             wait_until(lambda: event.results, timeout=PATIENCE_SECONDS, what="the run to end")
             assert (date_status(db) or ("none",))[0] == "started"  # the dead run's claim, its lease no longer renewed
         # And the lock is free again before the service invokes the execution again, at its own time
@@ -172,14 +201,14 @@ def test_a_run_killed_at_its_timeout_is_completed_by_the_executions_next_invocat
 def test_a_run_stopped_by_its_time_budget_hands_over_without_an_error_and_the_next_run_resumes_it(
     template: Template, stand_ins: StandIns, db: pymysql.Connection[Any], tmp_path: Path
 ) -> None:
-    # Given a file of four chunks, and a run that starts late: the publish lock is held until its margin is near
+    # Given a file of four chunks, and a run that starts late: the signals table is locked until its margin is near
     day = upload_day(stand_ins, tmp_path, 4_000)
     spec = scaled_ingest(template, stand_ins, timeout_seconds=SHORT_TIMEOUT_SECONDS, STAGING_CHUNK_ROWS="1000")
     with on_local_lambda(spec, stand_ins, tmp_path / "ingest.log") as ingest:
-        with publish_lock_held(db):
+        with signals_table_locked(stand_ins.database):
             event = ingest.invoke_async(file_arrival(stand_ins.bucket, KEY))
             waiting = wait_until(
-                lambda: waiting_for_the_publish_lock(db) and time.monotonic(), timeout=PATIENCE_SECONDS, what="the run to wait"
+                lambda: waiting_for_the_table(db) and time.monotonic(), timeout=PATIENCE_SECONDS, what="the run to wait"
             )
             time.sleep(max(0.0, waiting + SHORT_TIMEOUT_SECONDS - MARGIN_SECONDS - time.monotonic()))
         # When the run goes on with less than its margin left

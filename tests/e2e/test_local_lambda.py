@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -264,3 +265,34 @@ def test_a_handler_that_cannot_be_found_is_an_init_error(make_function: Callable
     assert result.outcome == "init_error"
     assert result.payload["errorType"] == "Runtime.HandlerNotFound"
     assert function.invoke({}).cold_start
+
+
+def test_an_environment_the_platform_kills_mid_event_is_reported_as_an_abrupt_exit_and_retried_cold(
+    make_function: Callable[..., LocalLambda], queue: tuple[Any, str], tmp_path: Path
+) -> None:
+    # Given a warm function, and an event queued whose first run hangs (nothing it does could notice a kill)
+    function = make_function("hang_once_then_count", timeout=30, time_scale=MINUTE_IS_A_SECOND)
+    received_records(queue)
+    (tmp_path / "hanging").touch()
+    warm = function.invoke({})
+    (tmp_path / "hanging").unlink()
+    event = function.invoke_async({})
+    assert function.runtime_pid == warm.payload["pid"]
+
+    # When the platform kills the execution environment while the event runs
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "hanging").exists():
+        assert time.monotonic() < deadline, "the event never started"
+        time.sleep(0.01)
+    function.kill_environment()
+    function.wait_idle(timeout=60)
+
+    # Then the attempt is reported as Lambda reports an abrupt exit, and Lambda's retry runs the same request cold
+    killed, retry = event.results
+    assert (killed.outcome, killed.payload["errorType"]) == ("exit", "Runtime.ExitError")
+    assert killed.payload["errorMessage"] == f"RequestId: {event.request_id} Error: Runtime exited with error: signal: killed"
+    assert (retry.outcome, retry.cold_start, retry.request_id) == ("success", True, event.request_id)
+    assert retry.payload["pid"] != warm.payload["pid"] and retry.payload["invocations"] == 1
+    assert retry.started_at - killed.ended_at >= 1.0  # a "minute" after the failure
+    assert received_records(queue) == []
+    assert "Status: error\tError Type: Runtime.ExitError" in function.log_path.read_text()

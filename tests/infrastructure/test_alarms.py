@@ -142,3 +142,48 @@ def test_topic_key_admits_cloudwatch_only_for_this_accounts_alarms(dev_template:
     assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
     source_arn = json.dumps(statement["Condition"]["ArnLike"]["aws:SourceArn"])
     assert ":cloudwatch:" in source_arn and ":alarm:*" in source_arn and "AWS::AccountId" in source_arn
+
+
+def _rendered(value: Any) -> str:
+    """An Fn::Join of the dashboard body as text, references written as Ref:X and GetAtt:X.Attr."""
+    if isinstance(value, str):
+        return value
+    if "Ref" in value:
+        return f"Ref:{value['Ref']}"
+    if "Fn::GetAtt" in value:
+        return "GetAtt:" + ".".join(value["Fn::GetAtt"])
+    separator, parts = value["Fn::Join"]
+    return str(separator).join(_rendered(part) for part in parts)
+
+
+def test_every_dashboard_metric_and_alarm_is_this_environments_own(synthesize: Callable[[str], Template]) -> None:
+    # Given prod, which may share an account (and so CloudWatch's metrics) with another environment
+    template = synthesize("prod")
+    ingest_id = logical_id_of_function(template, "Ingest")
+    queue_id, _ = only(template, "AWS::SQS::Queue")
+    alarm_ids = set(resources(template, "AWS::CloudWatch::Alarm"))
+    _, dashboard = only(template, "AWS::CloudWatch::Dashboard")
+
+    # When reading every metric and alarm the dashboard's widgets show
+    body = json.loads(_rendered(dashboard["Properties"]["DashboardBody"]))
+    metrics = [metric for widget in body["widgets"] for metric in widget["properties"].get("metrics", [])]
+    alarms = [alarm for widget in body["widgets"] for alarm in widget["properties"].get("alarms", [])]
+
+    # Then the ingest's own metrics select prod, the AWS ones name prod's function and queue, the
+    # alarms are this stack's: nothing on it reads another environment's figures
+    namespaces = set()
+    for metric in metrics:
+        namespace, _name, *rest = [part for part in metric if not isinstance(part, dict)]  # a trailing dict: its options
+        dimensions = dict(zip(rest[0::2], rest[1::2], strict=True))
+        namespaces.add(namespace)
+        if namespace == "UpsellSignals":
+            assert dimensions.get("environment") == "prod", metric
+        elif namespace == "AWS/Lambda":
+            assert dimensions == {"FunctionName": f"Ref:{ingest_id}"}, metric
+        elif namespace == "AWS/SQS":
+            assert dimensions == {"QueueName": f"GetAtt:{queue_id}.QueueName"}, metric
+        else:
+            raise AssertionError(f"a dashboard metric in an unexpected namespace: {metric}")
+    assert namespaces == {"UpsellSignals", "AWS/Lambda", "AWS/SQS"}
+    assert len([metric for metric in metrics if metric[0] == "UpsellSignals"]) >= 5
+    assert alarms and {alarm.removeprefix("GetAtt:").removesuffix(".Arn") for alarm in alarms} == alarm_ids

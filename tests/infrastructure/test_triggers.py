@@ -14,6 +14,7 @@ from aws_cdk.assertions import Match, Template
 from moto.events.models import EventPattern
 
 from functions.shared.contract import HEARTBEATS_PER_LEASE, LAMBDA_FIRST_RETRY_SECONDS
+from functions.shared.environment import INGEST_DEPLOYED_VARIABLES
 from functions.shared.settings import load_environment_name, load_ingest_settings
 from infra.constructs.ingest import object_created_pattern
 from tests.infrastructure.helpers import logical_id_of_function, only, resources
@@ -189,13 +190,7 @@ def test_ingest_environment_has_every_setting_the_function_reads(dev_template: T
     ingest = resources(dev_template, "AWS::Lambda::Function")[logical_id_of_function(dev_template, "Ingest")]["Properties"]
     variables = ingest["Environment"]["Variables"]
     # Then every variable the ingest settings parse is set, and the claim lease lapses before Lambda's first retry
-    expected = {
-        "SIGNALS_BUCKET", "SIGNALS_KEY_PREFIX", "DB_SECRET_ARN", "DB_NAME", "DB_TLS_CA_FILE", "STAGING_CHUNK_ROWS",
-        "STAGING_LOAD_METHOD", "MISSING_ROWS", "GUARD_MAX_REJECT_RATIO", "GUARD_MAX_ROW_COUNT_DRIFT", "GUARD_MAX_DELETE_RATIO",
-        "CLAIM_LEASE_SECONDS", "CONTINUATION_MAX_RUNS", "DEAD_LETTER_QUEUE_URL", "WORK_DIR", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE",
-        "ENVIRONMENT_NAME",
-    }  # fmt: skip
-    assert set(variables) == expected
+    assert set(variables) == INGEST_DEPLOYED_VARIABLES
     assert variables["SIGNALS_KEY_PREFIX"] == "passive_upsell_signals/"
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "UpsellSignals"
     assert variables["DB_TLS_CA_FILE"] == "/opt/certs/rds-ca-bundle.pem"

@@ -25,9 +25,12 @@ import pytest
 from moto import mock_aws
 
 from functions.ingest.columns import COLUMN_NAMES, KEY_COLUMN
+from functions.ingest.hooks import SyncHooks
 from functions.ingest.s3_source import SignalObjectStore
-from functions.ingest.service import SyncOptions, SyncResult, SyncService, object_key_for
+from functions.ingest.service import SyncService
+from functions.ingest.sync_values import SyncAnswer, SyncOptions
 from functions.migrate.migrator import Migrator, discover_migrations
+from functions.shared.contract import object_key_for
 from functions.shared.db import connect
 from functions.shared.settings import DatabaseSettings, load_ingest_settings
 from tests.factories import day_two, snowflake_table, write_pyarrow
@@ -94,8 +97,8 @@ def make_service(migrated_settings: DatabaseSettings, s3_client: Any, tmp_path: 
 
 
 @pytest.fixture
-def run_sync(make_service: Callable[..., SyncService]) -> Callable[..., SyncResult]:
-    def run(sync_date: dt.date, *, env: dict[str, str] | None = None, **options: Any) -> SyncResult:
+def run_sync(make_service: Callable[..., SyncService]) -> Callable[..., SyncAnswer]:
+    def run(sync_date: dt.date, *, env: dict[str, str] | None = None, **options: Any) -> SyncAnswer:
         service = make_service(**(env or {}))
         return service.sync(sync_date, None, SyncOptions(invocation_id=f"test-{uuid.uuid4()}", **options))
 
@@ -163,14 +166,24 @@ def work_dir_for(tmp_path: Path, invocation: str) -> Path:
 
 
 def service_on(
-    endpoint: str, settings: DatabaseSettings, work_dir: Path, *, sleep: Callable[[float], None] | None = None, **env: str
+    endpoint: str,
+    settings: DatabaseSettings,
+    work_dir: Path,
+    *,
+    sleep: Callable[[float], None] | None = None,
+    hooks: SyncHooks | None = None,
+    **env: str,
 ) -> SyncService:
-    """A sync service on the test database and moto; its in-process retries do not wait unless given `sleep`."""
+    """A sync service on the test database and moto; its in-process retries do not wait unless given `sleep`.
+
+    `hooks` pause or break it at a named moment (a slow process, a killed connection).
+    """
     return SyncService(
         load_ingest_settings(ingest_env(WORK_DIR=str(work_dir), **env)),
         lambda: connect(settings, local_infile=True),
         SignalObjectStore(boto3.client("s3", endpoint_url=endpoint), BUCKET),
         sleep=sleep or (lambda _seconds: None),
+        hooks=hooks,
     )
 
 
@@ -178,10 +191,10 @@ def upload_to(endpoint: str, sync_date: dt.date, path: Path) -> None:
     boto3.client("s3", endpoint_url=endpoint).upload_file(str(path), BUCKET, object_key_for(PREFIX, sync_date))
 
 
-Outcome = SyncResult | BaseException
+Outcome = SyncAnswer | BaseException
 
 
-def in_a_thread(outcomes: dict[str, Outcome], name: str, run: Callable[[], SyncResult]) -> threading.Thread:
+def in_a_thread(outcomes: dict[str, Outcome], name: str, run: Callable[[], SyncAnswer]) -> threading.Thread:
     """Start `run` on a thread named `name`; its result (or what it raised) lands in outcomes[name]."""
 
     def target() -> None:
@@ -195,7 +208,7 @@ def in_a_thread(outcomes: dict[str, Outcome], name: str, run: Callable[[], SyncR
     return thread
 
 
-def result_of(outcomes: dict[str, Outcome], name: str) -> SyncResult:
+def result_of(outcomes: dict[str, Outcome], name: str) -> SyncAnswer:
     """The sync result in outcomes[name]; what the thread raised instead fails the test, chained."""
     outcome = outcomes[name]
     if isinstance(outcome, BaseException):

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pymysql
 import pytest
 
-from functions.ingest.service import SyncOptions, SyncResult
+from functions.ingest.sync_values import SyncAnswer, SyncOptions
 from functions.shared.settings import DatabaseSettings
 from tests.factories import snowflake_table, write_pyarrow
 from tests.integration.conftest import (
@@ -80,9 +80,9 @@ def test_ten_dates_at_once_in_random_order_with_duplicates_end_as_in_date_order(
             thread.join(timeout=300)
 
     # Then no delivery failed, and every date completed
-    failures = {name: outcome for name, outcome in outcomes.items() if not isinstance(outcome, SyncResult)}
+    failures = {name: outcome for name, outcome in outcomes.items() if not isinstance(outcome, SyncAnswer)}
     assert failures == {}
-    answers = [outcome for outcome in outcomes.values() if isinstance(outcome, SyncResult)]
+    answers = [outcome for outcome in outcomes.values() if isinstance(outcome, SyncAnswer)]
     assert {answer.status for answer in answers} <= {"completed", "skipped", "in_progress"}
     ledger = query(db, "SELECT sync_date, status FROM upsell_signal_sync_metadata ORDER BY sync_date")
     assert [(row["sync_date"], row["status"]) for row in ledger] == [(sync_date, "completed") for sync_date in sorted(files)]

@@ -10,9 +10,9 @@ from typing import Any
 import pymysql
 import pytest
 
-from functions.ingest import stage
+from functions.ingest.hooks import SyncHooks
 from functions.ingest.repository import Repository
-from functions.ingest.service import SyncOptions, SyncResult, SyncService
+from functions.ingest.sync_values import SyncOptions
 from functions.shared.db import connect, get_lock
 from functions.shared.errors import TransientError
 from functions.shared.settings import DatabaseSettings
@@ -71,7 +71,7 @@ def test_a_server_silent_mid_statement_fails_the_attempt_as_transient_within_the
 
     # And the next attempt resumes after the committed chunks and publishes exactly
     result = service_on(moto_endpoint, migrated_settings, tmp_path).sync(DAY_TWO, None, SyncOptions(invocation_id="retry"))
-    assert (result.status, result.attempt, result.rows_resumed) == ("completed", 2, committed)
+    assert (result.status, result.claim_number, result.rows_resumed) == ("completed", 2, committed)
     assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
 
 
@@ -95,7 +95,6 @@ def test_a_named_lock_wait_longer_than_the_read_timeout_is_the_servers_answer_no
 
 def test_a_publish_longer_than_the_idle_timeout_answers_completed_and_drops_its_staging(
     migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given day one published, and a day-two sync whose sessions the server ends after 1 s of
     # silence, and whose publish takes 3 s on its own connection (as a long UPDATE of
@@ -103,21 +102,19 @@ def test_a_publish_longer_than_the_idle_timeout_answers_completed_and_drops_its_
     day_one_table, day_two_table = day_one_published_and_day_two_uploaded(
         moto_endpoint, migrated_settings, tmp_path, 5_000, seed=137
     )
-    real_publish = stage.publish
 
-    def long_publish(repository: Repository, *args: Any, **kwargs: Any) -> SyncResult:
+    def long_publish(repository: Repository) -> None:
         repository.session.execute("SELECT SLEEP(3)")
-        return real_publish(repository, *args, **kwargs)
 
-    monkeypatch.setattr(stage, "publish", long_publish)
     impatient = replace(migrated_settings, idle_timeout_seconds=1)
 
     # When day two syncs
-    result = service_on(moto_endpoint, impatient, tmp_path).sync(DAY_TWO, None, SyncOptions(invocation_id="long-publish"))
+    service = service_on(moto_endpoint, impatient, tmp_path, hooks=SyncHooks(before_publish=long_publish))
+    result = service.sync(DAY_TWO, None, SyncOptions(invocation_id="long-publish"))
 
     # Then it answers what it did (completed, not superseded by itself), the run history says
     # the same, the table holds day two, and no staging is left behind
-    assert (result.status, result.attempt) == ("completed", 1), result.reason
+    assert (result.status, result.claim_number) == ("completed", 1), result.reason
     assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
     runs = query(db, "SELECT status FROM upsell_signal_sync_runs WHERE sync_date = %s", (DAY_TWO,))
     assert [run["status"] for run in runs] == ["completed"]
@@ -127,32 +124,29 @@ def test_a_publish_longer_than_the_idle_timeout_answers_completed_and_drops_its_
 
 def test_a_clean_up_that_loses_its_connection_still_answers_completed_and_the_next_pass_clears_the_staging(
     migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Given day one published, and day two's clean-up connection killed by the server as the clean-up starts
     day_one_table, day_two_table = day_one_published_and_day_two_uploaded(
         moto_endpoint, migrated_settings, tmp_path, 3_000, seed=139
     )
-    drop_staging = SyncService._drop_staging
 
-    def killed_drop_staging(repository: Repository, *args: Any) -> None:
+    def kill_the_clean_up_connection(repository: Repository) -> None:
         db.cursor().execute(f"KILL {repository.connection.thread_id()}")
-        drop_staging(repository, *args)
 
-    monkeypatch.setattr(SyncService, "_drop_staging", staticmethod(killed_drop_staging))
+    killed = service_on(moto_endpoint, migrated_settings, tmp_path, hooks=SyncHooks(before_clean_up=kill_the_clean_up_connection))
 
     # When day two syncs
-    result = service_on(moto_endpoint, migrated_settings, tmp_path).sync(DAY_TWO, None, SyncOptions(invocation_id="killed"))
+    result = killed.sync(DAY_TWO, None, SyncOptions(invocation_id="killed"))
 
     # Then the published date is answered completed (no retry of a completed attempt), the
     # table holds day two, and the staging left behind is named in a warning
-    assert (result.status, result.attempt) == ("completed", 1), result.reason
+    assert (result.status, result.claim_number) == ("completed", 1), result.reason
     assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
     assert messages(caplog, "is published, but its staging was not dropped")
     assert query(db, "SELECT COUNT(*) AS n FROM upsell_signal_staging WHERE sync_date = %s", (DAY_TWO,))[0]["n"] > 0
 
     # And the date's next pass (a forced re-sync) clears it and ends with none
-    monkeypatch.setattr(SyncService, "_drop_staging", staticmethod(drop_staging))
     again = service_on(moto_endpoint, migrated_settings, tmp_path).sync(
         DAY_TWO, None, SyncOptions(invocation_id="again", force_resync=True)
     )

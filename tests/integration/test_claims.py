@@ -6,6 +6,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,14 @@ import boto3
 import pymysql
 import pytest
 
-from functions.ingest.service import SyncOptions, SyncResult, SyncService, object_key_for
+from functions.ingest import claims
+from functions.ingest.hooks import SyncHooks
+from functions.ingest.repository import Repository
+from functions.ingest.s3_source import SignalObjectStore
+from functions.ingest.sync_values import SyncAnswer, SyncOptions
+from functions.shared.contract import object_key_for
 from functions.shared.db import connect
-from functions.shared.errors import TransientError
+from functions.shared.errors import ClaimLost, TransientError
 from functions.shared.settings import DatabaseSettings
 from functions.status.queries import StatusQueries
 from tests.factories import day_two, snowflake_table, write_pyarrow
@@ -38,7 +44,7 @@ from tests.integration.conftest import (
     wait_for,
     work_dir_for,
 )
-from tests.lambda_timing import FIRST_RETRY_SECONDS
+from tests.lambda_timing import FIRST_RETRY_SECONDS, LEASE_SECONDS
 
 
 def etag_now(endpoint: str, sync_date: Any) -> str:
@@ -82,7 +88,79 @@ def test_a_correction_landing_while_the_first_export_syncs_is_the_one_published(
     assert superseded.status == "skipped" and "superseded" in (superseded.reason or "")
     assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(correction)}
     row = metadata(db, DAY_TWO)
-    assert (row["status"], row["completed_etag"], row["attempt"]) == ("completed", etag_now(moto_endpoint, DAY_TWO), corrected.attempt)
+    assert (row["status"], row["completed_etag"], row["attempt"]) == ("completed", etag_now(moto_endpoint, DAY_TWO), corrected.claim_number)
+
+
+def test_a_correction_whose_event_is_lost_is_synced_by_the_run_it_replaced(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given day two's first export staging in chunks of 500 rows, its object downloaded
+    day_one_table, first_export = day_one_published_and_day_two_uploaded(
+        moto_endpoint, migrated_settings, tmp_path, 20_000, seed=207
+    )
+    outcomes: dict[str, Outcome] = {}
+    first = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, "first"), STAGING_CHUNK_ROWS="500")
+    thread = in_a_thread(outcomes, "first", lambda: first.sync(DAY_TWO, None, SyncOptions(invocation_id="first-export")))
+    wait_for(lambda: chunks_committed(db, DAY_TWO) >= 2, 60, "two chunks of the first export")
+
+    # When a corrected re-export lands and its event never comes (Lambda dropped it)
+    correction = day_two(day_one_table, seed=209)
+    upload_to(moto_endpoint, DAY_TWO, write_pyarrow(correction, tmp_path / "correction.parquet"))
+    thread.join(timeout=120)
+
+    # Then the run that synced the first export saw it replaced and synced the correction too
+    # before answering: the table and the ledger end with the newest file
+    result = result_of(outcomes, "first")
+    assert (result.status, result.rows_processed) == ("completed", correction.num_rows), result
+    # (keep mode: companies absent from the correction keep what the first export published)
+    assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(first_export), **expected_rows(correction)}
+    assert metadata(db, DAY_TWO)["completed_etag"] == etag_now(moto_endpoint, DAY_TWO)
+
+
+def test_an_older_exports_late_event_taking_the_date_still_ends_with_the_correction_published(
+    migrated_settings: DatabaseSettings,
+    db: pymysql.Connection[Any],
+    moto_endpoint: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given day two's first export, whose event's run looked the object up and then stalled before
+    # its claim (a slow cold start), while a corrected re-export landed and its own run began staging
+    day_one_table, _first_export = day_one_published_and_day_two_uploaded(
+        moto_endpoint, migrated_settings, tmp_path, 20_000, seed=204
+    )
+    described, claim_now = threading.Event(), threading.Event()
+    claim_date = claims.claim_date
+
+    def stalled_claim_date(*args: Any) -> Any:
+        if threading.current_thread().name == "late" and not claim_now.is_set():
+            described.set()
+            claim_now.wait(timeout=60)
+        return claim_date(*args)
+
+    monkeypatch.setattr(claims, "claim_date", stalled_claim_date)
+    outcomes: dict[str, Outcome] = {}
+    late = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, "late"))
+    late_thread = in_a_thread(outcomes, "late", lambda: late.sync(DAY_TWO, None, SyncOptions(invocation_id="late")))
+    assert described.wait(timeout=60)
+    correction = day_two(day_one_table, seed=206)
+    upload_to(moto_endpoint, DAY_TWO, write_pyarrow(correction, tmp_path / "correction.parquet"))
+    corrected = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, "correction"), STAGING_CHUNK_ROWS="500")
+    correction_thread = in_a_thread(
+        outcomes, "correction", lambda: corrected.sync(DAY_TWO, None, SyncOptions(invocation_id="correction"))
+    )
+    wait_for(lambda: chunks_committed(db, DAY_TWO) >= 2, 60, "two chunks of the correction")
+
+    # When the stalled run claims with the older object it looked up, taking the date (another ETag)
+    claim_now.set()
+    late_thread.join(timeout=120)
+    correction_thread.join(timeout=120)
+
+    # Then the table still ends with the correction, exactly: the run that published the older
+    # object saw it replaced and synced the newest too before answering
+    assert result_of(outcomes, "late").status == "completed", result_of(outcomes, "late")
+    assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(correction)}
+    assert metadata(db, DAY_TWO)["completed_etag"] == etag_now(moto_endpoint, DAY_TWO)
 
 
 def test_a_real_sync_arriving_during_a_dry_run_takes_the_date_and_publishes(
@@ -118,20 +196,21 @@ def test_a_file_landing_while_the_fallback_fails_on_its_absence_is_synced(
     db: pymysql.Connection[Any],
     moto_endpoint: str,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given the 06:00 fallback has claimed a date whose file is not there yet, and is slow
     # (a paused process) to record that failure
     boto3.client("s3", endpoint_url=moto_endpoint).delete_object(Bucket=BUCKET, Key=object_key_for(PREFIX, DAY_ONE))
-    fallback = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, "fallback"))
     file_landed = threading.Event()
-    record_failure = fallback._record_failure
 
-    def slow_record_failure(*args: Any) -> bool | None:
+    def slow_to_record_the_failure(_held: Any) -> None:
         file_landed.wait(timeout=60)
-        return record_failure(*args)
 
-    monkeypatch.setattr(fallback, "_record_failure", slow_record_failure)
+    fallback = service_on(
+        moto_endpoint,
+        migrated_settings,
+        work_dir_for(tmp_path, "fallback"),
+        hooks=SyncHooks(before_recording_failure=slow_to_record_the_failure),
+    )
     outcomes: dict[str, Outcome] = {}
     thread = in_a_thread(
         outcomes, "fallback", lambda: fallback.sync(DAY_ONE, None, SyncOptions(invocation_id="schedule", trigger="schedule"))
@@ -167,10 +246,10 @@ def test_twins_with_one_request_id_at_once_run_once(
     start_together = threading.Barrier(2)
     outcomes: dict[str, Outcome] = {}
 
-    def twin(name: str) -> Callable[[], SyncResult]:
+    def twin(name: str) -> Callable[[], SyncAnswer]:
         service = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, name))
 
-        def run() -> SyncResult:
+        def run() -> SyncAnswer:
             start_together.wait()
             return service.sync(DAY_ONE, None, SyncOptions(invocation_id="one-request-id"))
 
@@ -210,7 +289,7 @@ def test_lambdas_retry_of_a_killed_first_load_with_the_same_request_id_stages_it
 
     # Then it takes over as a new attempt and stages (so that it could itself resume), and the
     # killed run is closed in the history as taken over, not left `started` forever
-    assert (result.status, result.attempt, result.rows_inserted) == ("completed", 2, 100_000)
+    assert (result.status, result.claim_number, result.rows_inserted) == ("completed", 2, 100_000)
     assert any(record.getMessage().startswith("staged 100000 rows") for record in caplog.records)
     assert table_rows(db) == expected_rows(file_table)
     runs = query(db, "SELECT attempt, status, error_type, finished_at IS NOT NULL AS finished FROM upsell_signal_sync_runs ORDER BY id")
@@ -221,6 +300,22 @@ def test_lambdas_retry_of_a_killed_first_load_with_the_same_request_id_stages_it
 
 
 # -- a stalled holder ---------------------------------------------------------------------
+
+
+# A claim's session waits this long for a row lock (DB_IDLE_TIMEOUT_SECONDS sets both): a claim
+# that waited on the holder's lock instead of reading past it would take that long to answer.
+LONG_LOCK_WAIT_SECONDS = 60
+ANSWERED_AT_ONCE_SECONDS = 2.0  # well within a lock wait, with room for a loaded test machine
+
+
+def with_long_lock_waits(settings: DatabaseSettings) -> DatabaseSettings:
+    long_waits = replace(settings, idle_timeout_seconds=LONG_LOCK_WAIT_SECONDS)
+    session = connect(long_waits)
+    try:
+        assert query(session, "SELECT @@innodb_lock_wait_timeout AS wait") == [{"wait": LONG_LOCK_WAIT_SECONDS}]
+    finally:
+        session.close()
+    return long_waits
 
 
 def hold_the_metadata_row(settings: DatabaseSettings, sync_date: Any) -> pymysql.Connection[Any]:
@@ -244,21 +339,26 @@ def started_by_someone_else(db: pymysql.Connection[Any], etag: str) -> None:
 def test_a_claim_behind_a_paused_holders_row_lock_answers_at_once(
     migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
 ) -> None:
-    # Given a live holder of the same object whose open transaction locks the date's row
+    # Given a live holder of the same object whose open transaction locks the date's row, and
+    # sessions whose lock waits are long (so that a claim waiting on the lock would show)
+    settings = with_long_lock_waits(migrated_settings)
     upload_to(moto_endpoint, DAY_ONE, write_pyarrow(snowflake_table(100, seed=241), tmp_path / "day.parquet"))
     started_by_someone_else(db, etag_now(moto_endpoint, DAY_ONE))
-    holder = hold_the_metadata_row(migrated_settings, DAY_ONE)
+    holder = hold_the_metadata_row(settings, DAY_ONE)
     try:
         # When another delivery of the event claims, with no retries allowed
-        result = service_on(moto_endpoint, migrated_settings, tmp_path, TRANSIENT_RETRIES="0").sync(
+        started = time.monotonic()
+        result = service_on(moto_endpoint, settings, tmp_path, TRANSIENT_RETRIES="0").sync(
             DAY_ONE, None, SyncOptions(invocation_id="newcomer")
         )
+        took = time.monotonic() - started
     finally:
         holder.rollback()
         holder.close()
 
-    # Then it is answered in progress from a plain read, not a lock wait timeout
+    # Then it is answered in progress from a plain read at once, not after a lock wait
     assert result.status == "in_progress" and "syncing the same object" in (result.reason or "")
+    assert took < ANSWERED_AT_ONCE_SECONDS, f"the claim took {took:.1f}s: it waited on the row lock"
 
 
 def test_a_newer_object_behind_a_paused_holders_row_lock_retries_and_then_takes_the_date(
@@ -268,13 +368,18 @@ def test_a_newer_object_behind_a_paused_holders_row_lock_retries_and_then_takes_
     file_table = snowflake_table(2_000, seed=242)
     upload_to(moto_endpoint, DAY_ONE, write_pyarrow(file_table, tmp_path / "day.parquet"))
     started_by_someone_else(db, "an-older-etag")
-    holder = hold_the_metadata_row(migrated_settings, DAY_ONE)
+    settings = with_long_lock_waits(migrated_settings)
+    holder = hold_the_metadata_row(settings, DAY_ONE)
 
-    # When the newer object's event claims with no retries, it is not dropped: it fails as transient
+    # When the newer object's event claims with no retries, it is not dropped: it fails as
+    # transient at once (no lock wait), for the in-process retry or Lambda's to claim again
+    started = time.monotonic()
     with pytest.raises(TransientError, match="locked by its holder's open transaction"):
-        service_on(moto_endpoint, migrated_settings, tmp_path, TRANSIENT_RETRIES="0").sync(
+        service_on(moto_endpoint, settings, tmp_path, TRANSIENT_RETRIES="0").sync(
             DAY_ONE, None, SyncOptions(invocation_id="newer")
         )
+    took = time.monotonic() - started
+    assert took < ANSWERED_AT_ONCE_SECONDS, f"the claim took {took:.1f}s: it waited on the row lock"
 
     # Then once the holder's transaction ends, the retry takes the date and publishes the newer object
     holder.rollback()
@@ -337,7 +442,74 @@ def test_a_paused_holder_is_taken_over_and_stands_down_when_it_wakes(
     assert result.status == "completed" and (result.rows_resumed or 0) > 0
     assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
     assert worker.returncode == 0 and b'"status": "skipped"' in answer and b"superseded" in answer
-    assert metadata(db, DAY_TWO)["attempt"] == result.attempt
+    assert metadata(db, DAY_TWO)["attempt"] == result.claim_number
+
+
+def test_a_live_holder_slower_than_its_lease_keeps_the_date_by_its_heartbeat(
+    migrated_settings: DatabaseSettings,
+    db: pymysql.Connection[Any],
+    moto_endpoint: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a holder with the deployed lease (scaled) whose download takes several leases (a large
+    # file): one step, no chunk commit to renew the lease on the way
+    file_table = snowflake_table(2_000, seed=244)
+    upload_to(moto_endpoint, DAY_ONE, write_pyarrow(file_table, tmp_path / "day.parquet"))
+    downloading, finish_download = threading.Event(), threading.Event()
+    download = SignalObjectStore.download
+
+    def slow_download(store: SignalObjectStore, info: Any, destination: Path) -> None:
+        if threading.current_thread().name == "holder":
+            downloading.set()
+            finish_download.wait(timeout=60)
+        download(store, info, destination)
+
+    monkeypatch.setattr(SignalObjectStore, "download", slow_download)
+    outcomes: dict[str, Outcome] = {}
+    holder = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, "holder"), CLAIM_LEASE_SECONDS=str(LEASE_SECONDS))
+    thread = in_a_thread(outcomes, "holder", lambda: holder.sync(DAY_ONE, None, SyncOptions(invocation_id="holder")))
+    assert downloading.wait(timeout=60)
+
+    # When another delivery of the same event comes two leases later, the holder still downloading
+    time.sleep(2 * LEASE_SECONDS)
+    try:
+        newcomer = service_on(
+            moto_endpoint, migrated_settings, work_dir_for(tmp_path, "newcomer"), CLAIM_LEASE_SECONDS=str(LEASE_SECONDS)
+        ).sync(DAY_ONE, None, SyncOptions(invocation_id="newcomer"))
+    finally:
+        finish_download.set()
+        thread.join(timeout=120)
+
+    # Then the heartbeat kept the lease alive: the newcomer is answered in progress, and the holder,
+    # never taken over, publishes as the date's only attempt
+    assert newcomer.status == "in_progress" and "syncing the same object" in (newcomer.reason or ""), newcomer
+    assert (result_of(outcomes, "holder").status, result_of(outcomes, "holder").claim_number) == ("completed", 1)
+    assert table_rows(db) == expected_rows(file_table)
+
+
+def test_a_staging_writer_whose_pass_moved_under_it_is_refused(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any]
+) -> None:
+    # Given a pass of the date's staging, and two writers of it that both read it at row 0 (the
+    # holder's own retry racing a commit it thought lost: the claim's token cannot tell them apart)
+    started_by_someone_else(db, "etag")
+    first, second = Repository(connect(migrated_settings)), Repository(connect(migrated_settings))
+    try:
+        first.staging.start_staging(DAY_ONE, "etag", 1, "a-paused-holder")
+        with first.transaction("the first writer's chunk"):
+            first.staging.advance_progress(DAY_ONE, "etag", from_row=0, to_row=500, staged=500, rejected=0)
+
+        # When the second commits its chunk from the row it read
+        # Then it is refused, and the progress is the first writer's alone
+        with pytest.raises(ClaimLost, match="moved under us"), second.transaction("the second writer's chunk"):
+            second.staging.advance_progress(DAY_ONE, "etag", from_row=0, to_row=500, staged=500, rejected=0)
+    finally:
+        first.close()
+        second.close()
+    assert query(db, "SELECT rows_read, rows_staged, chunks_committed FROM upsell_signal_staging_progress") == [
+        {"rows_read": 500, "rows_staged": 500, "chunks_committed": 1}
+    ]
 
 
 # -- staging clean-up and attempt numbers ---------------------------------------------------
@@ -348,7 +520,7 @@ def test_a_publishers_clean_up_leaves_a_newer_passs_staging_alone(
     db: pymysql.Connection[Any],
     moto_endpoint: str,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Given day two published by an execution that is slow (paused) to clean its staging up
     day_one_table, first_export = day_one_published_and_day_two_uploaded(
@@ -356,17 +528,18 @@ def test_a_publishers_clean_up_leaves_a_newer_passs_staging_alone(
     )
     published = threading.Event()
     resume_clean_up = threading.Event()
-    drop_staging = SyncService._drop_staging
 
-    def paused_drop_staging(*args: Any) -> None:
-        if threading.current_thread().name == "publisher":
-            published.set()
-            resume_clean_up.wait(timeout=60)
-        drop_staging(*args)
+    def paused_clean_up(_repository: Any) -> None:
+        published.set()
+        resume_clean_up.wait(timeout=60)
 
-    monkeypatch.setattr(SyncService, "_drop_staging", staticmethod(paused_drop_staging))
     outcomes: dict[str, Outcome] = {}
-    publisher = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, "publisher"))
+    publisher = service_on(
+        moto_endpoint,
+        migrated_settings,
+        work_dir_for(tmp_path, "publisher"),
+        hooks=SyncHooks(before_clean_up=paused_clean_up),
+    )
     thread = in_a_thread(outcomes, "publisher", lambda: publisher.sync(DAY_TWO, None, SyncOptions(invocation_id="publisher")))
     assert published.wait(timeout=60)
 
@@ -382,9 +555,10 @@ def test_a_publishers_clean_up_leaves_a_newer_passs_staging_alone(
         60,
         "two chunks of the newer pass",
     )
-    resume_clean_up.set()
-    thread.join(timeout=60)
-    newer_thread.join(timeout=120)
+    with caplog.at_level("INFO", logger="upsell_signals"):
+        resume_clean_up.set()
+        thread.join(timeout=60)
+        newer_thread.join(timeout=120)
 
     # Then the newer pass was left alone and publishes the correction exactly; the publisher, having
     # seen the newer object, answers for it as in progress (or already done) instead of syncing it twice
@@ -392,6 +566,15 @@ def test_a_publishers_clean_up_leaves_a_newer_passs_staging_alone(
     publisher_runs = query(db, "SELECT status FROM upsell_signal_sync_runs WHERE workflow_id = 'publisher' ORDER BY id")
     assert publisher_runs[0] == {"status": "completed"}
     assert result_of(outcomes, "newer").status == "completed"
+    # What the fence protects: the publisher's clean-up found the staging owned by the newer pass
+    # and dropped nothing, so the newer pass never met its partition gone (error 1526), never
+    # retried, and staged every chunk once (a dropped pass would have been restaged from row 0)
+    records = [(record.threadName, record.getMessage()) for record in caplog.records]
+    assert ("publisher", "staging of 2026-01-31 belongs to a newer pass now: left in place") in records
+    assert not [message for thread_name, message in records if thread_name == "newer" and "transient error" in message]
+    assert [message for thread_name, message in records if thread_name == "newer" and " rows, rejected " in message] == [
+        f"staged {len(expected_rows(correction))} rows, rejected 0, in {-(-correction.num_rows // 500)} chunks"
+    ]
     # (keep mode: companies absent from the correction keep what the first export published)
     assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(first_export), **expected_rows(correction)}
 
@@ -413,7 +596,7 @@ def test_a_dry_run_never_gives_its_attempt_number_back(
 
     # Then it has an attempt number of its own, and the date's rejects are counted once
     assert (dry.status, real.status) == ("dry_run", "completed")
-    assert real.attempt is not None and dry.attempt is not None and real.attempt > dry.attempt
+    assert real.claim_number is not None and dry.claim_number is not None and real.claim_number > dry.claim_number
     queries = StatusQueries(connect(migrated_settings))
     try:
         total, _ = queries.rejects_for(DAY_ONE, 10)

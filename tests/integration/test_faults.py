@@ -18,7 +18,8 @@ import pymysql
 import pytest
 from botocore.config import Config
 
-from functions.ingest.service import SyncOptions, SyncResult, object_key_for
+from functions.ingest.sync_values import SyncAnswer, SyncOptions
+from functions.shared.contract import object_key_for
 from functions.shared.db import connect
 from functions.shared.settings import DatabaseSettings
 from tests.factories import day_two, snowflake_table, write_pyarrow
@@ -69,7 +70,7 @@ def test_an_attempt_killed_mid_staging_is_resumed_without_restaging(
     time.sleep(FIRST_RETRY_SECONDS)
     result = service_on(moto_endpoint, migrated_settings, tmp_path).sync(DAY_TWO, None, SyncOptions(invocation_id="retry"))
 
-    assert (result.status, result.attempt, result.rows_resumed) == ("completed", 2, committed_rows)
+    assert (result.status, result.claim_number, result.rows_resumed) == ("completed", 2, committed_rows)
     assert result.rows_processed == day_two_table.num_rows
     assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
 
@@ -99,7 +100,7 @@ def test_a_first_load_killed_midway_leaves_the_table_empty_and_the_next_attempt_
     with caplog.at_level("INFO", logger="upsell_signals"):
         result = service_on(moto_endpoint, migrated_settings, tmp_path).sync(DAY_ONE, None, SyncOptions(invocation_id="retry"))
 
-    assert (result.status, result.attempt, result.rows_inserted) == ("completed", 2, 100_000)
+    assert (result.status, result.claim_number, result.rows_inserted) == ("completed", 2, 100_000)
     assert any(record.getMessage().startswith("staged 100000 rows") for record in caplog.records)
     assert table_rows(db) == expected_rows(file_table)
 
@@ -147,7 +148,7 @@ def test_a_connection_killed_mid_staging_is_retried_and_resumes_exactly(
 
     # Then the same invocation retries, resumes from the last committed chunk, and publishes exactly
     assert killed, "the killer never found a LOAD DATA to kill"
-    assert result.status == "completed" and result.attempt == 1 and (result.rows_resumed or 0) >= 1_000
+    assert result.status == "completed" and result.claim_number == 1 and (result.rows_resumed or 0) >= 1_000
     assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
     runs = query(db, "SELECT status FROM upsell_signal_sync_runs WHERE sync_date = %s", (DAY_TWO,))
     assert runs == [{"status": "completed"}]
@@ -185,7 +186,7 @@ def test_a_resumed_attempt_still_rejects_every_copy_of_a_key_duplicated_across_c
     # Then every copy is rejected once, those before the resume point and after it alike, and
     # the companies they name keep their day-one rows
     assert killed, "the killer never found a LOAD DATA to kill"
-    assert result.status == "completed" and result.attempt == 1 and 1_000 <= (result.rows_resumed or 0) < 40_000
+    assert result.status == "completed" and result.claim_number == 1 and 1_000 <= (result.rows_resumed or 0) < 40_000
     rejects = query(db, "SELECT source_row, reasons FROM upsell_signal_rejected_rows WHERE sync_date = %s", (DAY_TWO,))
     assert sorted(row["source_row"] for row in rejects) == [10, 40_000, 50_000, 59_000]
     assert {row["reasons"] for row in rejects} == {"cdms_canonical_company_id appears 2 times in the file"}
@@ -211,37 +212,48 @@ def test_a_connection_killed_mid_first_load_is_retried_by_staging(
 
     # Then the load is rolled back, and the in-process retry stages the file and publishes it exactly
     assert killed, "the killer never found a LOAD DATA to kill"
-    assert (result.status, result.attempt, result.rows_inserted, result.rows_resumed) == ("completed", 1, 60_000, 0)
+    assert (result.status, result.claim_number, result.rows_inserted, result.rows_resumed) == ("completed", 1, 60_000, 0)
     assert table_rows(db) == expected_rows(file_table)
     assert query(db, "SELECT status FROM upsell_signal_sync_runs") == [{"status": "completed"}]
 
 
-def test_two_invocations_at_once_one_publishes_the_other_is_in_progress(
+INVOCATIONS_AT_ONCE = 6
+
+
+def test_six_invocations_at_once_one_publishes_the_others_are_in_progress(
     migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
 ) -> None:
+    # Given one file, and six invocations for its date (six deliveries, six execution environments)
     file_table = snowflake_table(30_000, seed=93)
     upload_to(moto_endpoint, DAY_ONE, write_pyarrow(file_table, tmp_path / "day.parquet"))
-    start_together = threading.Barrier(2)
+    names = [f"invocation-{number}" for number in range(INVOCATIONS_AT_ONCE)]
+    start_together = threading.Barrier(INVOCATIONS_AT_ONCE)
     outcomes: dict[str, Outcome] = {}
 
-    def invoke(invocation_id: str) -> SyncResult:
+    def invoke(invocation_id: str) -> SyncAnswer:
         service = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, invocation_id))
         start_together.wait()
         return service.sync(DAY_ONE, None, SyncOptions(invocation_id=invocation_id))
 
-    threads = [in_a_thread(outcomes, name, functools.partial(invoke, name)) for name in ("first", "second")]
+    # When all six run at once
+    threads = [in_a_thread(outcomes, name, functools.partial(invoke, name)) for name in names]
     for thread in threads:
-        thread.join(timeout=120)
+        thread.join(timeout=180)
 
-    results = {name: result_of(outcomes, name) for name in ("first", "second")}
-    statuses = sorted(result.status for result in results.values())
-    assert statuses == ["completed", "in_progress"]
-    winner = next(name for name, result in results.items() if result.status == "completed")
-    loser = next(name for name, result in results.items() if result.status == "in_progress")
-    assert "holds the date" in (results[loser].reason or "")
+    # Then exactly one syncs the date, every other answers in progress naming the holder, and the
+    # table, the ledger and the run history show one sync
+    results = {name: result_of(outcomes, name) for name in names}
+    winners = [name for name, result in results.items() if result.status == "completed"]
+    assert len(winners) == 1, {name: result.status for name, result in results.items()}
+    (winner,) = winners
+    for name, result in results.items():
+        if name != winner:
+            assert result.status == "in_progress" and "holds the date" in (result.reason or ""), (name, result)
     assert query(db, "SELECT workflow_id, attempt, status FROM upsell_signal_sync_metadata") == [
         {"workflow_id": winner, "attempt": 1, "status": "completed"}
     ]
+    runs = query(db, "SELECT status, COUNT(*) AS n FROM upsell_signal_sync_runs GROUP BY status ORDER BY status")
+    assert runs == [{"status": "completed", "n": 1}, {"status": "in_progress", "n": INVOCATIONS_AT_ONCE - 1}]
     assert table_rows(db) == expected_rows(file_table)
 
 
@@ -317,7 +329,7 @@ def test_the_connection_listing_changes_killed_mid_staging_is_retried_and_resume
     # Then the invocation retries in-process, lists what was staged, resumes, and publishes exactly
     assert killed, "nobody held the publish lock while day two staged"
     assert messages(caplog, "sync: transient error, retry 1")
-    assert result.status == "completed" and result.attempt == 1 and (result.rows_resumed or 0) >= 1_000
+    assert result.status == "completed" and result.claim_number == 1 and (result.rows_resumed or 0) >= 1_000
     assert result.rows_inserted == len(expected_rows(day_two_table).keys() - expected_rows(day_one_table).keys())
     assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
     assert query(db, PUBLISH_LOCK_HOLDER) == [{"holder": None}]
@@ -432,7 +444,7 @@ def test_a_download_broken_midway_is_retried_in_process_and_the_date_syncs_exact
     assert proxy.faults_made == 1
     retries = messages(caplog, "transient error, retry")
     assert len(retries) == 1 and f"s3://{BUCKET}/{object_key_for(PREFIX, DAY_ONE)}" in retries[0]
-    assert (result.status, result.attempt, result.rows_inserted) == ("completed", 1, file_table.num_rows)
+    assert (result.status, result.claim_number, result.rows_inserted) == ("completed", 1, file_table.num_rows)
     assert table_rows(db) == expected_rows(file_table)
     assert query(db, "SELECT status FROM upsell_signal_sync_runs") == [{"status": "completed"}]
     assert list(work_dir.iterdir()) == []  # no partial download left behind

@@ -6,6 +6,7 @@ import copy
 import datetime as dt
 import io
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,17 @@ from functions.ingest import handler as ingest
 from functions.ingest.claim_rules import ClaimRequest
 from functions.ingest.repository import Repository
 from functions.shared.db import connect
+from functions.shared.errors import TransientError
 from functions.shared.settings import DatabaseSettings
 from tests.factories import snowflake_table, write_pyarrow
 from tests.integration.conftest import expected_rows, query, table_rows
+from tests.lambda_timing import (
+    FUNCTION_TIMEOUT_SECONDS,
+    PUBLISH_LOCK_WAIT_SECONDS,
+    TIME_BUDGET_MARGIN_SECONDS,
+    TRANSIENT_RETRIES,
+    TRANSIENT_WAIT_SECONDS,
+)
 from tests.scripts_support import LocalContext
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -261,16 +270,27 @@ def test_lambda_on_failure_record_and_an_sqs_delivery_are_redriven(aws: Aws, db:
 def test_a_held_publish_lock_fails_cleanly_as_transient_and_the_next_attempt_resumes(
     aws: Aws, db: pymysql.Connection[Any], migrated_settings: DatabaseSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given another session holding the publish lock (a long publish of another date)
-    monkeypatch.setenv("PUBLISH_LOCK_TIMEOUT_SECONDS", "1")
+    # Given another session holding the publish lock (a long publish of another date), and the
+    # deployed lock wait, in-process retries and function timeout, scaled (tests/lambda_timing.py)
+    for name, value in {
+        "PUBLISH_LOCK_TIMEOUT_SECONDS": PUBLISH_LOCK_WAIT_SECONDS,
+        "TRANSIENT_WAIT_SECONDS": TRANSIENT_WAIT_SECONDS,
+        "TRANSIENT_RETRIES": TRANSIENT_RETRIES,
+        "TIME_BUDGET_MARGIN_SECONDS": TIME_BUDGET_MARGIN_SECONDS,
+    }.items():
+        monkeypatch.setenv(name, str(value))
     ingest.build_app.cache_clear()
     table = aws.put_file(KEY, rows=2_000)
     holder = connect(migrated_settings)
     holder.cursor().execute("SELECT GET_LOCK('company_upsell_signals_publish', 0)")
 
-    # When the sync runs, it waits, retries, and then raises for Lambda's own retry
-    with pytest.raises(Exception, match="lock 'company_upsell_signals_publish' still held"):
-        invoke({"sync_date": "2026-01-30"})
+    # When the sync runs, it waits, retries, and then raises for Lambda's own retry, before
+    # Lambda's timeout would have killed it (lock wait x tries within the function's timeout)
+    started = time.monotonic()
+    with pytest.raises(TransientError, match="lock 'company_upsell_signals_publish' still held"):
+        ingest.handler({"sync_date": "2026-01-30"}, LocalContext("ingest", timeout_seconds=FUNCTION_TIMEOUT_SECONDS))
+    took = time.monotonic() - started
+    assert 2 * PUBLISH_LOCK_WAIT_SECONDS <= took < FUNCTION_TIMEOUT_SECONDS - TIME_BUDGET_MARGIN_SECONDS, took
     assert query(db, "SELECT status FROM upsell_signal_sync_metadata") == [{"status": "failed"}]
     assert table_rows(db) == {}
 
@@ -279,6 +299,32 @@ def test_a_held_publish_lock_fails_cleanly_as_transient_and_the_next_attempt_res
     answer = invoke({"sync_date": "2026-01-30"})
     assert (answer["status"], answer["rows_resumed"]) == ("completed", 2_000)
     assert table_rows(db) == expected_rows(table)
+
+
+def test_a_held_publish_lock_met_with_less_time_left_than_its_wait_fails_before_the_timeout(
+    aws: Aws, db: pymysql.Connection[Any], migrated_settings: DatabaseSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the publish lock held by another session, the deployed lock wait (scaled), and a run
+    # with less time left than that wait (a publish that comes late in its run)
+    monkeypatch.setenv("PUBLISH_LOCK_TIMEOUT_SECONDS", str(PUBLISH_LOCK_WAIT_SECONDS))
+    monkeypatch.setenv("TIME_BUDGET_MARGIN_SECONDS", str(TIME_BUDGET_MARGIN_SECONDS))
+    ingest.build_app.cache_clear()
+    aws.put_file(KEY, rows=2_000)
+    holder = connect(migrated_settings)
+    holder.cursor().execute("SELECT GET_LOCK('company_upsell_signals_publish', 0)")
+    timeout_seconds = TIME_BUDGET_MARGIN_SECONDS + PUBLISH_LOCK_WAIT_SECONDS / 3
+
+    # When the sync reaches its publish
+    started = time.monotonic()
+    try:
+        with pytest.raises(TransientError, match="still held"):
+            ingest.handler({"sync_date": "2026-01-30"}, LocalContext("ingest", timeout_seconds=timeout_seconds))
+    finally:
+        holder.close()
+
+    # Then its wait was cut to the time it had: it failed as transient before Lambda would have killed it
+    assert time.monotonic() - started < timeout_seconds
+    assert query(db, "SELECT status FROM upsell_signal_sync_metadata") == [{"status": "failed"}]
 
 
 def test_every_log_line_of_a_sync_carries_the_request_id_and_the_date_and_metrics_are_emf(

@@ -11,7 +11,8 @@ import pymysql
 import pytest
 
 from functions.ingest.s3_source import SignalObjectStore
-from functions.ingest.service import SyncOptions, SyncService
+from functions.ingest.service import SyncService
+from functions.ingest.sync_values import SyncOptions
 from functions.migrate.migrator import Migrator, discover_migrations
 from functions.shared.db import connect
 from functions.shared.settings import DatabaseSettings, load_ingest_settings

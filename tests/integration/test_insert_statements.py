@@ -95,36 +95,43 @@ def test_random_strings_insert_exactly_in_either_escaping_mode(
     sql_mode: str,
     statement_bytes: int,
 ) -> None:
+    # Given 3,000 rows of nasty strings, all valid, split into statements of `statement_bytes`
     monkeypatch.setattr(insert_statements, "DEFAULT_STATEMENT_BYTES", statement_bytes)
     file_table = nasty_file(3_000, seed=1600 + statement_bytes % 97)
     valid = validate_batch(canonical_batch(file_table), 0, NO_DUPLICATES)
     assert not valid.rejected_rows
     connection = connect(migrated_settings)
     try:
+        # And a session that treats backslashes as the server does by default, or as plain characters
         if sql_mode != "server default":
             with connection.cursor() as cursor:
                 cursor.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')")
+        # When the INSERT path writes them
         repository = Repository(connection)
         with repository.transaction("insert nasty rows"):
             repository.signals.insert_signal_rows(valid.valid_rows)
     finally:
         connection.close()
+    # Then the table holds exactly the file's values
     assert table_rows(db) == expected_rows(file_table)
 
 
 def test_a_value_the_server_would_change_is_refused_not_stored(
     db: pymysql.Connection[Any], migrated_settings: DatabaseSettings
 ) -> None:
-    # A string past its column (validation would have rejected it) in a non-strict session: a warning, so an error.
+    # Given a string past its column (validation would have rejected it), in a non-strict session,
+    # where the server would store it cut with a warning
     rows = validate_batch(canonical_batch(snowflake_table(3, seed=5)), 0, NO_DUPLICATES).valid_rows
     rows = rows.set_column(rows.schema.get_field_index("core_product"), "core_product", pa.array(["x" * 17] * 3))
     connection = connect(migrated_settings)
     try:
         with connection.cursor() as cursor:
             cursor.execute("SET SESSION sql_mode = ''")
+        # When the INSERT path writes it, Then the warning is a permanent error naming a validation gap
         repository = Repository(connection)
         with pytest.raises(PermanentError, match="validation gap"), repository.transaction("insert a long value"):
             repository.signals.insert_signal_rows(rows)
     finally:
         connection.close()
+    # And nothing is stored
     assert table_rows(db) == {}

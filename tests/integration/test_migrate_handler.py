@@ -209,3 +209,33 @@ def test_manual_payloads_status_down_up(database_settings: DatabaseSettings) -> 
 def test_bad_manual_payloads_are_refused_clearly(database_settings: DatabaseSettings, payload: Any, message: str) -> None:
     with pytest.raises(BadEvent, match=message):
         migrate_handler.handler(payload, LocalContext("migrate"))
+
+
+def migrations_with_a_broken_newest_version(tmp_path: Path) -> Path:
+    """migrations/ plus a next version whose SQL the server refuses (a column that already exists)."""
+    directory = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS_DIR, directory)
+    broken = f"{ALL_VERSIONS[-1] + 1:04d}_add_a_column_twice"
+    (directory / f"{broken}.up.sql").write_text(
+        "ALTER TABLE company_upsell_signals ADD COLUMN core_product VARCHAR(16) NULL;\n"
+    )
+    (directory / f"{broken}.down.sql").write_text("SELECT 1;\n")
+    return directory
+
+
+@pytest.mark.parametrize("request_type", ["Create", "Update"])
+def test_a_migration_whose_sql_fails_fails_the_deploy_with_the_servers_message(
+    database_settings: DatabaseSettings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, request_type: str
+) -> None:
+    # Given the function carrying a new version whose statement the server refuses
+    directory = migrations_with_a_broken_newest_version(tmp_path)
+    monkeypatch.setattr(migrate_handler, "discover_migrations", lambda: discover_migrations(directory))
+    monkeypatch.setattr(migrate_handler, "migrations_fingerprint", lambda: migrations_fingerprint(directory))
+    request = provider_request(request_type, fingerprint=migrations_fingerprint(directory))
+
+    # When the provider framework sends Create or Update
+    # Then the handler raises (FAILED, the deploy fails) with the server's own error in the reason
+    with pytest.raises(MigrationError, match=rf"schema migration \({request_type}\) failed: .*Duplicate column name 'core_product'"):
+        migrate_handler.handler(request, LocalContext("migrate"))
+    # and the versions before it stay applied, the broken one unrecorded, so a fixed deploy applies it
+    assert schema_versions(database_settings) == ALL_VERSIONS

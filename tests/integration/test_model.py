@@ -9,7 +9,9 @@ from the code under test. `make test` runs a short history; `make soak` a long o
     MODEL_SEED=1234 MODEL_DAYS=8 MODEL_STEPS=30 make soak
 
 Every assertion message carries the seed and the step, so a failing history is one
-command away.
+command away. However short, a history holds at least one kill, delete-mode day, dry run,
+correction and duplicated event (steps are topped up at its end if chance left one out), and
+the ledger's counts are checked with its status and ETag.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import pymysql
 import pytest
 
 from functions.ingest import handler as ingest
-from functions.ingest.service import object_key_for
+from functions.shared.contract import object_key_for
 from functions.shared.errors import PermanentError
 from functions.shared.settings import DatabaseSettings
 from tests.factories import TIERS, snowflake_table, write_pyarrow
@@ -45,6 +47,8 @@ ROWS_ON_DAY_ONE = 300
 BAD_PRODUCT = "x" * 40  # longer than core_product's 16 characters: the row is rejected
 GUARDS = {"reject_ratio": 0.05, "row_count_drift": 0.30, "delete_ratio": 0.10}
 S3_NOTIFICATION = Path(__file__).resolve().parents[2] / "events" / "s3-notification.json"
+# What every history, however short, must hold at least once: topped up at its end if chance left one out.
+COVERAGE = ("kill", "delete_mode_day", "dry_run", "correction", "duplicated_event")
 
 
 def setting(name: str, default: int) -> int:
@@ -154,6 +158,7 @@ class DateState:
     status: str | None = None  # completed | failed | None (never attempted, or only dry runs)
     completed_etag: str | None = None
     rows_loaded: int = 0  # of its last completed sync, for row_count_drift
+    counts: dict[str, int] = field(default_factory=dict)  # of its last completed sync, as the ledger must hold them
 
 
 @dataclass
@@ -170,7 +175,15 @@ class Model:
         return self.dates[max(done)].rows_loaded if done else None
 
     def outcome(
-        self, sync_date: dt.date, export: Export, *, force: bool, delete: bool, manual: bool, newer_exports: dict[dt.date, Export]
+        self,
+        sync_date: dt.date,
+        export: Export,
+        *,
+        force: bool,
+        delete: bool,
+        manual: bool,
+        newer_exports: dict[dt.date, Export],
+        overrides: frozenset[str] = frozenset(),
     ) -> dict[str, Any]:
         """What one sync of `export` must answer (and, unless skipped or failed, do to the table).
 
@@ -207,6 +220,7 @@ class Model:
         newest = self.newest_completed()
         if manual and newest and sync_date < newest:
             tripped.append("stale_date")
+        tripped = [guard for guard in tripped if guard not in overrides]
         inserted = sum(1 for key in writes if key not in self.table)
         updated = sum(1 for key, row in writes.items() if key in self.table and self.table[key] != row)
         return {
@@ -231,7 +245,10 @@ class Model:
             for key in expected["to_delete"]:
                 del self.table[key]
             self.table.update(expected["valid"])
-            state.status, state.completed_etag, state.rows_loaded = "completed", export.etag, len(expected["valid"])
+            # Every valid row counts as loaded, the ones left to newer dates included (the ledger's rows_processed - rows_rejected).
+            loaded = expected["rows_processed"] - expected["rows_rejected"]
+            state.status, state.completed_etag, state.rows_loaded = "completed", export.etag, loaded
+            state.counts = {count: expected[count] for count in COUNTS}
 
 
 # -- the driver: events as AWS sends them, through the real handler ---------------------------------------
@@ -261,6 +278,7 @@ class History:
         self.delete_mode = False
         self.step = 0
         self.log: list[str] = []
+        self.covered = dict.fromkeys(COVERAGE, 0)
 
     def where(self) -> str:
         return f"seed {self.seed}, step {self.step}: {'; '.join(self.log[-6:])}"
@@ -274,15 +292,23 @@ class History:
         self._upload(sync_date, table)
         self._deliver(sync_date, f"arrival of {sync_date}")
         if self.rng.random() < 0.3:
-            self._deliver(sync_date, f"duplicated delivery of {sync_date}")
+            self.duplicate()
+
+    def duplicate(self) -> None:
+        """The newest date's event delivered again (S3 and EventBridge deliver at least once)."""
+        sync_date = max(self.exports)
+        self.covered["duplicated_event"] += 1
+        self._deliver(sync_date, f"duplicated delivery of {sync_date}")
 
     def correct(self) -> None:
         sync_date = self._some_date(recent=True)
         self._upload(sync_date, self.generator.correction(self.exports[sync_date].table))
+        self.covered["correction"] += 1
         self._deliver(sync_date, f"correction of {sync_date}")
 
     def redeliver(self) -> None:
         sync_date = self._some_date(recent=False)
+        self.covered["duplicated_event"] += 1
         self._deliver(sync_date, f"late or repeated event of {sync_date}")
 
     def replay(self) -> None:
@@ -301,6 +327,7 @@ class History:
         assert sorted(answer.get("guards_tripped", [])) == sorted(expected["guards"]), (self.where(), answer)
         assert table_rows(self.db) == before_table, self.where()
         assert self._ledger(sync_date) == before_ledger, self.where()
+        self.covered["dry_run"] += 1
 
     def kill_and_retry(self) -> None:
         """A run killed (SIGKILL) mid-sync in its own process; Lambda's retry of the event, once the lease ran out."""
@@ -323,6 +350,7 @@ class History:
         worker.send_signal(signal.SIGKILL)
         worker.wait()
         time.sleep(FIRST_RETRY_SECONDS)  # Lambda's retry comes at its own spacing, whatever the lease
+        self.covered["kill"] += 1
         self._deliver(sync_date, f"retry after the kill of {sync_date}", request_id=f"killed-{self.step}", killed=True)
 
     def toggle_delete_mode(self) -> None:
@@ -354,14 +382,23 @@ class History:
         return answer
 
     def _deliver(
-        self, sync_date: dt.date, what: str, *, force: bool = False, request_id: str | None = None, killed: bool = False
+        self,
+        sync_date: dt.date,
+        what: str,
+        *,
+        force: bool = False,
+        overrides: frozenset[str] = frozenset(),
+        request_id: str | None = None,
+        killed: bool = False,
     ) -> None:
         """The date's S3 event (or a forced replay), then the table, the answer and the ledger against the model."""
         self.log.append(what)
         export = self.exports[sync_date]
-        expected = self._outcome(sync_date, force=force, manual=force)
+        expected = self._outcome(sync_date, force=force, manual=force, overrides=overrides)
         if force:
             event: dict[str, Any] = {"sync_date": sync_date.isoformat(), "force_resync": True}
+            if overrides:
+                event["override_guards"] = sorted(overrides)
         else:
             event = s3_notification(sync_date, export)
         answer = self._invoke(event, request_id)
@@ -384,11 +421,22 @@ class History:
         assert ledger["status"] == state.status, (self.where(), ledger)
         if state.status == "completed":
             assert ledger["completed_etag"] == state.completed_etag == export.etag, (self.where(), ledger)
+            assert {count: ledger[count] for count in COUNTS} == state.counts, (self.where(), ledger)
+        if self.delete_mode and expected["status"] == "completed":
+            self.covered["delete_mode_day"] += 1
         assert query(self.db, "SELECT COUNT(*) AS n FROM upsell_signal_sync_metadata WHERE status = 'started'") == [{"n": 0}], self.where()
 
-    def _outcome(self, sync_date: dt.date, *, force: bool, manual: bool) -> dict[str, Any]:
+    def _outcome(
+        self, sync_date: dt.date, *, force: bool, manual: bool, overrides: frozenset[str] = frozenset()
+    ) -> dict[str, Any]:
         return self.model.outcome(
-            sync_date, self.exports[sync_date], force=force, delete=self.delete_mode, manual=manual, newer_exports=self.exports
+            sync_date,
+            self.exports[sync_date],
+            force=force,
+            delete=self.delete_mode,
+            manual=manual,
+            newer_exports=self.exports,
+            overrides=overrides,
         )
 
     def _ledger(self, sync_date: dt.date) -> dict[str, Any]:
@@ -405,6 +453,30 @@ class History:
                 self.arrive()
             else:
                 self.rng.choices(actions, weights)[0]()
+        self.top_up()
+
+    def top_up(self) -> None:
+        """Run what chance left out, so that every history holds each of COVERAGE at least once."""
+        steps = {
+            "kill": self.kill_and_retry,
+            "delete_mode_day": self.delete_mode_day,
+            "dry_run": self.dry_run,
+            "correction": self.correct,
+            "duplicated_event": self.duplicate,
+        }
+        for _ in range(3):  # a delete-mode day may trip a guard instead: it is tried again
+            for kind in [kind for kind in COVERAGE if not self.covered[kind]]:
+                self.step += 1
+                self.log.append(f"top-up: {kind}")
+                steps[kind]()
+
+    def delete_mode_day(self) -> None:
+        """The newest date replayed in delete mode; after days in keep mode more than 10% of the table
+        may be gone from the file, so delete_ratio is overridden, as an operator would."""
+        if not self.delete_mode:
+            self.toggle_delete_mode()
+        sync_date = max(self.exports)
+        self._deliver(sync_date, f"delete-mode replay of {sync_date}", force=True, overrides=frozenset({"delete_ratio"}))
 
 
 @pytest.fixture
@@ -440,3 +512,4 @@ def test_a_random_history_of_arrivals_corrections_replays_dry_runs_and_kills_mat
 
     # Then every step matched the model (checked inside), and the history covered what it was asked to
     assert len(history.exports) >= days, history.where()
+    assert all(history.covered[kind] for kind in COVERAGE), (history.covered, history.where())

@@ -15,7 +15,7 @@ from typing import Any
 import pymysql
 import pytest
 
-from functions.ingest.service import SyncOptions
+from functions.ingest.sync_values import SyncOptions
 from functions.shared.db import connect
 from functions.shared.errors import PermanentError, PublishTooLong
 from functions.shared.settings import DatabaseSettings
@@ -78,7 +78,7 @@ def test_a_run_killed_at_its_timeout_while_the_database_is_paused_is_completed_b
     )
 
     # Then the retry takes the date over, resumes what was committed and completes it exactly
-    assert (result.status, result.attempt) == ("completed", 2), result.as_dict()
+    assert (result.status, result.claim_number) == ("completed", 2), result.as_dict()
     assert (result.rows_resumed or 0) > 0
     checker = connect(settings)
     try:

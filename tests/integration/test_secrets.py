@@ -15,7 +15,8 @@ import pytest
 from moto import mock_aws
 
 from functions.ingest.s3_source import SignalObjectStore
-from functions.ingest.service import SyncOptions, SyncService
+from functions.ingest.service import SyncService
+from functions.ingest.sync_values import SyncOptions
 from functions.migrate.migrator import Migrator, discover_migrations
 from functions.shared import db as db_module
 from functions.shared.aws import secrets_provider

@@ -11,8 +11,9 @@ import pyarrow.compute as pc
 import pymysql
 import pytest
 
-from functions.ingest.repository import signals as repository  # the publish's SQL and its tuning constants
-from functions.ingest.repository.signals import SignalsTable as SignalsRepository
+from functions.ingest.repository import signals  # the publish's SQL and its tuning constants
+from functions.ingest.repository.names import CHANGES
+from functions.ingest.repository.signals import PublishPlan, SignalsTable
 from functions.shared.errors import CorruptFile, GuardTripped, MissingObject, SchemaError
 from tests.factories import day_two, snowflake_table, write_duckdb, write_pyarrow, write_spark_style
 from tests.integration.conftest import expected_rows, query, table_rows
@@ -23,19 +24,19 @@ DAY_TWO = dt.date(2026, 1, 31)
 
 def record_publish_list_engine(monkeypatch: pytest.MonkeyPatch, list_in: str) -> list[str]:
     """Keep the publish list in `list_in` ("memory" or "innodb"); returns the engines each plan used."""
-    monkeypatch.setattr(repository, "PLAN_IN_MEMORY_MAX_ROWS", 10_000_000 if list_in == "memory" else 0)
+    monkeypatch.setattr(signals, "PLAN_IN_MEMORY_MAX_ROWS", 10_000_000 if list_in == "memory" else 0)
     engines: list[str] = []
-    plan_publish = SignalsRepository.plan_publish
+    plan_publish = SignalsTable.plan_publish
 
-    def plan_and_record(self: SignalsRepository, *args: Any, **kwargs: Any) -> repository.PublishPlan:
+    def plan_and_record(self: SignalsTable, *args: Any, **kwargs: Any) -> PublishPlan:
         plan = plan_publish(self, *args, **kwargs)
         with self.connection.cursor() as cursor:
-            cursor.execute(f"SHOW CREATE TABLE {repository.CHANGES}")
+            cursor.execute(f"SHOW CREATE TABLE {CHANGES}")
             definition = cursor.fetchone()[1]
         engines.append(definition.split("ENGINE=")[1].split()[0].lower())
         return plan
 
-    monkeypatch.setattr(SignalsRepository, "plan_publish", plan_and_record)
+    monkeypatch.setattr(SignalsTable, "plan_publish", plan_and_record)
     return engines
 
 

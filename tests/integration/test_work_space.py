@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import signal
 import subprocess
 import time
 import uuid
@@ -17,13 +18,22 @@ import pytest
 
 from functions.ingest.load_files import write_load_file
 from functions.ingest.s3_source import SignalObjectStore
-from functions.ingest.service import SyncOptions, SyncService
-from functions.ingest.work_space import load_file_scratch_bytes
+from functions.ingest.service import SyncService
+from functions.ingest.sync_values import SyncOptions
+from functions.ingest.work_space import LEFTOVER_AGE_SECONDS, load_file_scratch_bytes
 from functions.shared.db import connect
 from functions.shared.errors import NoSpace
 from functions.shared.settings import DatabaseSettings, load_ingest_settings
-from tests.factories import snowflake_table
-from tests.integration.conftest import BUCKET, ingest_env, query
+from tests.factories import snowflake_table, write_pyarrow
+from tests.integration.conftest import (
+    BUCKET,
+    ingest_env,
+    invoke_in_a_process,
+    query,
+    service_on,
+    upload_to,
+    wait_for,
+)
 
 DAY = dt.date(2026, 1, 30)
 WORK_DIR_BYTES = 1 << 20
@@ -134,3 +144,33 @@ def test_files_left_by_a_killed_sync_are_removed_by_the_next_and_fresh_ones_kept
     assert result.status == "completed"
     assert [path.exists() for path in old] == [False, False, False]
     assert fresh.exists() and foreign.exists()
+
+
+def test_the_download_of_a_sync_killed_by_sigkill_is_removed_by_the_next_run_once_it_is_old(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given a sync in its own process, killed (SIGKILL, as Lambda kills at its timeout) once its
+    # download is in the execution environment's work directory
+    work_dir = tmp_path / "tmp-of-one-environment"
+    work_dir.mkdir()
+    upload_to(moto_endpoint, DAY, write_pyarrow(snowflake_table(100_000, seed=502), tmp_path / "killed-day.parquet"))
+    worker = invoke_in_a_process(moto_endpoint, migrated_settings, work_dir, DAY)
+    wait_for(lambda: any(work_dir.glob("upsell-signals-2026-01-30-*.parquet")), 60, "the download")
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    (left,) = work_dir.glob("upsell-signals-2026-01-30-*")
+    assert left.suffix == ".parquet", "the kill landed after the download was complete"
+    # ... and left there longer than any invocation runs: the test cannot wait LEFTOVER_AGE_SECONDS
+    # (900 s), so it sets the file's modification time back by as much, as the clock would have
+    old = time.time() - LEFTOVER_AGE_SECONDS - 60
+    os.utime(left, (old, old))
+
+    # When the environment's next invocation syncs another date
+    next_day = DAY + dt.timedelta(days=1)
+    upload_to(moto_endpoint, next_day, write_pyarrow(snowflake_table(200, seed=503), tmp_path / "next-day.parquet"))
+    result = service_on(moto_endpoint, migrated_settings, work_dir).sync(next_day, None, SyncOptions(invocation_id="next"))
+
+    # Then the killed run's download is gone, and the next run left nothing of its own behind
+    assert result.status == "completed"
+    assert not left.exists()
+    assert list(work_dir.iterdir()) == []

@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from infra.constructs.ingest import LIVE_ALIAS, sync_function_name
+from functions.shared.contract import INGEST_ALIAS, INGEST_FUNCTION_STEM, PROJECT_NAME, function_name
 from tests.local_lambda.artifact import Template, synthesized
 from tests.local_lambda.durable import DurableFunction
 from tests.local_lambda.service import LocalLambda
@@ -45,8 +45,8 @@ def main() -> int:
     template = Template(synthesized(arguments.env), f"UpsellSignals-{arguments.env}")
     queue_url = os.environ.get("DEAD_LETTER_QUEUE_URL", "")
     stand_ins = {"SignalsBucket": os.environ.get("SIGNALS_BUCKET", ""), "DeadLettersQueue": queue_url}
-    name = sync_function_name(arguments.env) if arguments.function == "ingest" else f"upsell-signals-migrate-{arguments.env}"
-    spec = template.function_spec(name, stand_ins)
+    stem = INGEST_FUNCTION_STEM if arguments.function == "ingest" else f"{PROJECT_NAME}-{arguments.function}"
+    spec = template.function_spec(function_name(stem, arguments.env), stand_ins)
     local: dict[str, str | None] = {name: os.environ[name] for name in PASSED_THROUGH if name in os.environ}
     # The local server is reached directly (no secret, no RDS CA bundle: loopback only).
     spec = spec.with_environment(**local, DB_SECRET_ARN=None, INGEST_DB_SECRET_ARN=None, DB_TLS_CA_FILE=None)
@@ -60,7 +60,7 @@ def main() -> int:
     log_path = Path(tempfile.mkstemp(prefix="local-lambda-", suffix=".log")[1])
     if spec.durable:
         # The ingest is a durable function: one execution, followed to its end through every invocation it takes.
-        with DurableFunction(spec, log_path=log_path, sqs_client=sqs, time_scale=arguments.time_scale, qualifier=LIVE_ALIAS) as durable:
+        with DurableFunction(spec, log_path=log_path, sqs_client=sqs, time_scale=arguments.time_scale, qualifier=INGEST_ALIAS) as durable:
             execution = durable.invoke_async(payload) if arguments.asynchronous else durable.invoke(payload)
             execution.done.wait()
             answer = execution.record or execution.answer or execution.error

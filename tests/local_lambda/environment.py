@@ -9,6 +9,7 @@ MemoryError) long before the memory size is really used, where Lambda kills the 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -111,6 +112,13 @@ class ExecutionEnvironment:
         self._report(result)
         return result
 
+    def end_abruptly(self) -> None:
+        """SIGKILL to the process group now, whatever it runs: the platform ending the environment (a host
+        failure, a deployment). The invocation in flight ends as an exit (`Runtime.ExitError`, "signal: killed")."""
+        if self.alive:
+            with contextlib.suppress(ProcessLookupError):  # it ended by itself meanwhile
+                os.killpg(self.process.pid, signal.SIGKILL)
+
     def shut_down(self) -> None:
         self._kill()
         self._api.close()
@@ -151,7 +159,8 @@ class ExecutionEnvironment:
         if outcome == "out_of_memory":
             return {"errorType": "Runtime.OutOfMemory", "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"}
         code = self.process.returncode
-        reason = f"signal: {signal.Signals(-code).name.removeprefix('SIG').lower()}" if code < 0 else f"exit status {code}"
+        # As Lambda words it (Go's names of signals: "signal: killed", "signal: segmentation fault").
+        reason = f"signal: {(signal.strsignal(-code) or signal.Signals(-code).name).lower()}" if code < 0 else f"exit status {code}"
         return {"errorType": "Runtime.ExitError", "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: {reason}"}
 
     def _report(self, result: InvocationResult) -> None:

@@ -99,6 +99,25 @@ class LocalLambda:
             self.results.append(result)
             return result
 
+    # -- the platform's side ---------------------------------------------------------------------
+
+    @property
+    def runtime_pid(self) -> int | None:
+        """The runtime process of the execution environment now up (it leads the environment's process group), if any."""
+        environment = self._environment
+        return environment.process.pid if environment is not None and environment.alive else None
+
+    def kill_environment(self) -> None:
+        """The platform ends the execution environment now (SIGKILL to its process group), as a host failure does.
+
+        An invocation in flight ends as Lambda reports an abrupt exit (`Runtime.ExitError`, "Runtime exited
+        with error: signal: killed"); an asynchronous event is then retried as after any failure, and the
+        next invocation starts cold. Nothing runs: nothing happens.
+        """
+        environment = self._environment  # not under the invoke lock: the invocation in flight holds it
+        if environment is not None:
+            environment.end_abruptly()
+
     # -- asynchronous (Event) ------------------------------------------------------------------
 
     def invoke_async(self, payload: Any) -> AsyncEvent:

@@ -26,7 +26,9 @@ def parse(event: Any) -> list[Any]:
 
 
 def test_s3_record_key_is_decoded_and_its_etag_kept() -> None:
+    # Given an S3 notification as AWS sends it (its key URL-encoded); When it is parsed
     [request] = parse(aws_event("s3-notification.json"))
+    # Then the request names the decoded key, its date and trigger, and keeps the object's ETag
     assert (request.sync_date, request.s3_key, request.trigger) == (
         dt.date(2026, 1, 30),
         "passive_upsell_signals/dt=2026-01-30/data.parquet",
@@ -36,11 +38,14 @@ def test_s3_record_key_is_decoded_and_its_etag_kept() -> None:
 
 
 def test_each_record_of_a_notification_is_its_own_request_with_its_own_event() -> None:
+    # Given a notification carrying two records, for two dates
     event = aws_event("s3-notification.json")
     second = copy.deepcopy(event["Records"][0])
     second["s3"]["object"]["key"] = "passive_upsell_signals/dt%3D2026-01-31/data.parquet"
     event["Records"].append(second)
+    # When it is parsed
     requests = parse(event)
+    # Then each record is a request of its own, carrying only its own record as its event
     assert [r.sync_date.isoformat() for r in requests] == ["2026-01-30", "2026-01-31"]
     assert requests[1].event == {"Records": [second]}
 
@@ -55,31 +60,42 @@ def test_each_record_of_a_notification_is_its_own_request_with_its_own_event() -
     ],
 )
 def test_s3_records_outside_the_contract_are_refused(change: Any, says: str) -> None:
+    # Given a notification whose record breaks the contract one way (kind, bucket, key, date)
     event = aws_event("s3-notification.json")
     change(event["Records"][0])
+    # When it is parsed, Then it is refused, saying what is wrong
     with pytest.raises(BadEvent, match=says):
         parse(event)
 
 
 def test_schedule_from_eventbridge_scheduler_and_with_an_offset() -> None:
+    # Given a scheduled event from EventBridge Scheduler whose time carries a UTC offset
     event = aws_event("schedule.json") | {"source": "aws.scheduler", "time": "2026-03-01T07:00:00+01:00"}
+    # When it is parsed
     [request] = parse(event)
+    # Then it syncs the day before the event's own time in UTC, as the schedule, with no key
     assert (request.sync_date, request.trigger, request.s3_key) == (dt.date(2026, 2, 28), "schedule", None)
 
 
 def test_redrive_of_our_own_dead_letter_message() -> None:
+    # Given a dead-letter message of ours, carrying the event that failed
     body = {"original_event": {"sync_date": "2026-01-30"}, "error_type": "CorruptFile", "error_message": "x"}
+    # When it is sent back and parsed
     [request] = parse(body)
+    # Then the event it carries is replayed, marked as a redrive
     assert (request.sync_date, request.trigger) == (dt.date(2026, 1, 30), "redrive:manual")
 
 
 def test_a_dead_letter_inside_a_dead_letter_is_refused() -> None:
+    # Given a dead-letter message whose carried event is itself a dead-letter message
     inner = {"original_event": {"sync_date": "2026-01-30"}, "error_type": "BadEvent"}
+    # When it is parsed, Then it is refused rather than unwrapped twice
     with pytest.raises(BadEvent, match="unrecognised event"):
         parse({"original_event": inner, "error_type": "BadEvent"})
 
 
 def test_s3_test_event_is_recognised() -> None:
+    # Given the test event S3 sends when a notification is configured
     event = {
         "Service": "Amazon S3",
         "Event": "s3:TestEvent",
@@ -88,10 +104,13 @@ def test_s3_test_event_is_recognised() -> None:
         "RequestId": "5582815E1AEA5ADF",
         "HostId": "8cLeGAmw098X5cv4Zkwcmo8vvZa3eH3eKxsPzbB9wrR+YstdA6Knx4Ip8EXAMPLE",
     }
+    # When it is checked, Then it is recognised as one, and a scheduled event is not
     assert is_s3_test_event(event) and not is_s3_test_event(aws_event("schedule.json"))
 
 
 def test_a_long_unknown_event_is_named_but_cut() -> None:
+    # Given an unknown event of 5,000 characters; When it is parsed
     with pytest.raises(BadEvent) as refused:
         parse({"detail-type": "Something Else", "padding": "x" * 5_000})
+    # Then the refusal names what arrived, cut short
     assert "Something Else" in str(refused.value) and len(str(refused.value)) < 400

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from functions.shared.contract import CLAIM_LEASE_SECONDS, HEARTBEATS_PER_LEASE, LAMBDA_FIRST_RETRY_SECONDS
-from functions.shared.settings import DEFAULT_TRANSIENT_WAIT_SECONDS, SettingsError, load_ingest_settings
+from functions.shared.settings import (
+    DEFAULT_PUBLISH_LOCK_TIMEOUT_SECONDS,
+    DEFAULT_TIME_BUDGET_MARGIN_SECONDS,
+    DEFAULT_TRANSIENT_RETRIES,
+    DEFAULT_TRANSIENT_WAIT_SECONDS,
+    SettingsError,
+    load_ingest_settings,
+)
 from tests import lambda_timing
 
 
@@ -45,3 +52,27 @@ def test_a_lease_that_would_outlive_lambdas_first_retry_is_refused() -> None:
     # Then they refuse it, naming the retry it would outlive
     with pytest.raises(SettingsError, match="first retry"):
         load_ingest_settings({"SIGNALS_BUCKET": "b", "CLAIM_LEASE_SECONDS": "960"})
+
+
+def held_lock_waits(lock_wait: float, transient_wait: float, retries: int) -> float:
+    """How long a run waits on a held publish lock before failing as transient (functions/ingest/retry.py).
+
+    The first wait ends in a failure; each later one is retried while the time since that first
+    failure is within the transient wait, so floor(transient_wait / lock_wait) + 2 waits in all.
+    """
+    tries = min(retries + 1, int(transient_wait // lock_wait) + 2)
+    return tries * lock_wait
+
+
+def test_a_held_publish_lock_fails_a_run_before_its_timeout_deployed_and_scaled() -> None:
+    # Given the publish lock's wait, the in-process retries and the function's timeout less the budget's margin
+    deployed = held_lock_waits(DEFAULT_PUBLISH_LOCK_TIMEOUT_SECONDS, DEFAULT_TRANSIENT_WAIT_SECONDS, DEFAULT_TRANSIENT_RETRIES)
+    scaled = held_lock_waits(
+        lambda_timing.PUBLISH_LOCK_WAIT_SECONDS, lambda_timing.TRANSIENT_WAIT_SECONDS, lambda_timing.TRANSIENT_RETRIES
+    )
+    # When a run that reaches its publish at once meets a lock another date's publish holds
+    # Then it fails as transient (for Lambda's retry) before Lambda's timeout, at both scales, the
+    # same number of waits
+    assert deployed < 900 - DEFAULT_TIME_BUDGET_MARGIN_SECONDS
+    assert scaled < lambda_timing.FUNCTION_TIMEOUT_SECONDS - lambda_timing.TIME_BUDGET_MARGIN_SECONDS
+    assert deployed / DEFAULT_PUBLISH_LOCK_TIMEOUT_SECONDS == scaled / lambda_timing.PUBLISH_LOCK_WAIT_SECONDS

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import pytest
 from aws_lambda_powertools import Metrics
 
-from functions.ingest.telemetry import METRICS_NAMESPACE, SERVICE_NAME, record_failure, record_result
+from functions.ingest.telemetry import record_failure, record_result
+from functions.shared.contract import INGEST_SERVICE_NAME, METRICS_NAMESPACE
 from functions.shared.errors import GuardTripped
 
 
@@ -15,7 +16,7 @@ from functions.shared.errors import GuardTripped
 def metrics(monkeypatch: pytest.MonkeyPatch) -> Iterator[Metrics]:
     """The ingest's Metrics as the handler builds it, in the dev environment; emptied afterwards."""
     monkeypatch.setenv("ENVIRONMENT_NAME", "dev")
-    instance = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
+    instance = Metrics(namespace=METRICS_NAMESPACE, service=INGEST_SERVICE_NAME)
     yield instance
     # Powertools keeps metrics and dimensions per class, shared by every instance: empty both.
     instance.clear_default_dimensions()
@@ -33,7 +34,7 @@ def test_a_completed_sync_is_counted_under_its_environment(metrics: Metrics) -> 
     # When a completed sync is recorded
     record_result(metrics, {"status": "completed", "rows_inserted": 3})
     # Then its metrics carry the service and the environment, the pair the alarms select on
-    assert _dimensions(metrics) == {"service": SERVICE_NAME, "environment": "dev"}
+    assert _dimensions(metrics) == {"service": INGEST_SERVICE_NAME, "environment": "dev"}
 
 
 def test_a_failure_recorded_after_a_result_keeps_one_environment_dimension(metrics: Metrics) -> None:
@@ -42,7 +43,7 @@ def test_a_failure_recorded_after_a_result_keeps_one_environment_dimension(metri
     # When a failure is recorded too
     record_failure(metrics, GuardTripped("reject_ratio", "too many rejects", {"ratio": 0.5}))
     # Then the dimension is set once, to the same value
-    assert _dimensions(metrics) == {"service": SERVICE_NAME, "environment": "dev"}
+    assert _dimensions(metrics) == {"service": INGEST_SERVICE_NAME, "environment": "dev"}
 
 
 def test_no_environment_dimension_outside_aws(metrics: Metrics, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -51,4 +52,4 @@ def test_no_environment_dimension_outside_aws(metrics: Metrics, monkeypatch: pyt
     # When a result is recorded
     record_result(metrics, {"status": "skipped"})
     # Then only the service dimension is there
-    assert _dimensions(metrics) == {"service": SERVICE_NAME}
+    assert _dimensions(metrics) == {"service": INGEST_SERVICE_NAME}

@@ -9,9 +9,10 @@ from typing import Any
 import pymysql
 
 from functions.ingest.claim_rules import LEASE_LIVE, ROW_LOCKED, ClaimOutcome, ClaimRequest, decide_claim
-from functions.ingest.repository.names import DUPLICATE_KEY, LOCK_WAIT_TIMEOUT, METADATA, RUNS
+from functions.ingest.repository.names import DUPLICATE_KEY, LOCK_WAIT_TIMEOUT
 from functions.ingest.repository.session import Session
 from functions.shared.errors import ClaimLost, TransientError
+from functions.shared.tables import METADATA, RUNS
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class CompletedSync:
     rows_loaded: int
 
 
-def _holder_values(request: ClaimRequest, attempt: int, lease_seconds: int) -> tuple[Any, ...]:
+def _holder_values(request: ClaimRequest, claim_number: int, lease_seconds: int) -> tuple[Any, ...]:
     """s3_key, s3_etag, workflow_id, holder_token, holder_dry_run, trigger_source, attempt, lease seconds: a claim's values."""
     return (
         request.s3_key,
@@ -31,7 +32,7 @@ def _holder_values(request: ClaimRequest, attempt: int, lease_seconds: int) -> t
         request.holder_token,
         request.dry_run,
         request.trigger,
-        attempt,
+        claim_number,
         lease_seconds,
     )
 
@@ -55,7 +56,7 @@ class ClaimLedger:
         decision = decide_claim(current, request)
         if decision.kind != "claimed" or decision.previous is None:
             return decision  # skipped, in progress, or our own claim
-        attempt = self._next_attempt(request.sync_date, int(current["attempt"]))
+        claim_number = self._next_claim_number(request.sync_date, int(current["attempt"]))
         self.session.execute(
             f"UPDATE {METADATA} SET status = 'started', s3_key = %s, s3_etag = %s, workflow_id = %s, "
             "holder_token = %s, holder_dry_run = %s, trigger_source = %s, attempt = %s, "
@@ -63,9 +64,9 @@ class ClaimLedger:
             "started_at = NOW(), completed_at = NULL, duration_ms = NULL, rows_processed = NULL, "
             "rows_inserted = NULL, rows_updated = NULL, rows_unchanged = NULL, rows_rejected = NULL, "
             "rows_deleted = NULL, rows_superseded = NULL WHERE sync_date = %s",
-            (*_holder_values(request, attempt, lease_seconds), request.sync_date),
+            (*_holder_values(request, claim_number, lease_seconds), request.sync_date),
         )
-        return ClaimOutcome("claimed", attempt, decision.reason, decision.previous)
+        return ClaimOutcome("claimed", claim_number, decision.reason, decision.previous)
 
     def _lock_metadata_row(self, sync_date: dt.date) -> dict[str, Any] | None:
         """The date's metadata row, locked; a busy row is read without the lock and marked so."""
@@ -83,25 +84,25 @@ class ClaimLedger:
         return row
 
     def _claim_new_date(self, request: ClaimRequest, lease_seconds: int) -> ClaimOutcome:
-        attempt = self._next_attempt(request.sync_date, 0)
+        claim_number = self._next_claim_number(request.sync_date, 0)
         try:
             self.session.execute(
                 f"INSERT INTO {METADATA} (sync_date, s3_key, s3_etag, workflow_id, holder_token, "
                 "holder_dry_run, status, trigger_source, attempt, lease_expires_at, started_at) "
                 "VALUES (%s, %s, %s, %s, %s, %s, 'started', %s, %s, NOW() + INTERVAL %s SECOND, NOW())",
-                (request.sync_date, *_holder_values(request, attempt, lease_seconds)),
+                (request.sync_date, *_holder_values(request, claim_number, lease_seconds)),
             )
         except pymysql.err.IntegrityError as error:
             if error.args[0] != DUPLICATE_KEY:
                 raise
             raise TransientError(f"another invocation claimed {request.sync_date} at the same instant") from error
-        return ClaimOutcome("claimed", attempt)
+        return ClaimOutcome("claimed", claim_number)
 
-    def _next_attempt(self, sync_date: dt.date, current_attempt: int) -> int:
-        """One past every attempt the date has had, dry runs included: numbers are never reused."""
+    def _next_claim_number(self, sync_date: dt.date, current_claim_number: int) -> int:
+        """One past every claim the date has had, dry runs included: numbers are never reused."""
         row = self.session.fetch_one(f"SELECT MAX(attempt) FROM {RUNS} WHERE sync_date = %s", (sync_date,))
         recorded = int(row[0]) if row and row[0] is not None else 0
-        return max(current_attempt, recorded) + 1
+        return max(current_claim_number, recorded) + 1
 
     def renew_lease(self, sync_date: dt.date, holder_token: str, lease_seconds: int) -> None:
         """Check we still hold the date and push the lease out (inside a transaction)."""

@@ -1,17 +1,15 @@
-"""The names the ingest's SQL uses: tables, named locks and the server's error codes, in one place."""
+"""The names only the ingest's SQL uses: its temporary tables, named locks and the server's error codes.
+
+The permanent tables' names are shared with the status queries: functions/shared/tables.py.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 
 from functions.shared import contract
+from functions.shared.tables import STAGING
 
-TARGET = "company_upsell_signals"
-STAGING = "upsell_signal_staging"
-METADATA = "upsell_signal_sync_metadata"
-RUNS = "upsell_signal_sync_runs"
-PROGRESS = "upsell_signal_staging_progress"
-REJECTED = "upsell_signal_rejected_rows"
 CHANGES = "publish_changes"  # temporary: the staged rows a publish will insert or update
 STAGED_KEYS = "staged_keys"  # temporary: the keys a delete-mode publish keeps
 NEWER_KEYS = "newer_keys"  # temporary: the keys that files of newer completed dates carry

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from functions.ingest.repository.names import RUNS
 from functions.ingest.repository.session import Session
+from functions.shared.tables import RUNS
 
 
 class RunHistory:
@@ -14,21 +14,21 @@ class RunHistory:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def close_abandoned_runs(self, sync_date: dt.date, taken_by_attempt: int) -> int:
+    def close_abandoned_runs(self, sync_date: dt.date, taken_by_claim: int) -> int:
         """Mark runs of the date still `started` (their process died, or stalled) as failed: taken over."""
         return self.session.execute(
             f"UPDATE {RUNS} SET status = 'failed', error_type = 'TakenOver', "
             "error_message = CONCAT('no word from this run; attempt ', %s, ' took the date over'), "
             "finished_at = NOW(3), duration_ms = TIMESTAMPDIFF(MICROSECOND, started_at, NOW(3)) DIV 1000 "
             "WHERE sync_date = %s AND status = 'started' AND attempt < %s",
-            (taken_by_attempt, sync_date, taken_by_attempt),
+            (taken_by_claim, sync_date, taken_by_claim),
         )
 
     def start_run(
         self,
         *,
         sync_date: dt.date,
-        attempt: int,
+        claim_number: int,
         invocation_id: str,
         trigger: str,
         s3_key: str,
@@ -45,7 +45,7 @@ class RunHistory:
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, IF(%s = 'started', NULL, NOW(3)), IF(%s = 'started', NULL, 0))",
             (
                 sync_date,
-                attempt,
+                claim_number,
                 invocation_id,
                 trigger,
                 s3_key,

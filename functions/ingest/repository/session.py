@@ -16,7 +16,7 @@ from pymysql.constants import SERVER_STATUS
 
 from functions.ingest.insert_statements import insert_statements
 from functions.ingest.repository.names import DUPLICATE_KEY, NO_PARTITION
-from functions.shared.db import get_lock, named_lock, offering_local_file
+from functions.shared.db import fetch_dicts, get_lock, named_lock, offering_local_file
 from functions.shared.errors import PermanentError, TransientError, translate_errors
 
 
@@ -76,9 +76,7 @@ class Session:
         return dict(row) if row is not None else None
 
     def fetch_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        with self.connection.cursor(pymysql.cursors.DictCursor) as cursor:
-            cursor.execute(sql, params)
-            return [dict(row) for row in cursor.fetchall()]
+        return fetch_dicts(self.connection, sql, params)
 
     @contextmanager
     def locked(self, name: str, timeout_seconds: int, action: str) -> Iterator[None]:

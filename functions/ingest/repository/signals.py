@@ -18,10 +18,11 @@ import pyarrow as pa
 import pymysql
 
 from functions.ingest.columns import COLUMN_NAMES, KEY_COLUMN
-from functions.ingest.repository.names import CHANGES, NEWER_KEYS, PUBLISH_LOCK, REJECTED, STAGED_KEYS, STAGING, TARGET
+from functions.ingest.repository.names import CHANGES, NEWER_KEYS, PUBLISH_LOCK, STAGED_KEYS
 from functions.ingest.repository.session import Session
 from functions.ingest.validation import SOURCE_ROW
 from functions.shared.errors import TransientError
+from functions.shared.tables import REJECTED, STAGING, TARGET
 
 # From this share of changed rows on, an update is driven from the signals table (one
 # scan in id order) rather than from the list of changes (which MariaDB buffers); the
@@ -140,7 +141,7 @@ class SignalsTable:
         sync_date: dt.date,
         rows_staged: int,
         *,
-        pass_attempt: int,
+        pass_number: int,
         delete_missing: bool,
         rows_listed: int | None = None,
     ) -> PublishPlan:
@@ -163,14 +164,14 @@ class SignalsTable:
             # Keys are unique in staging, so the rows that stay are the staged keys that
             # exist, and the companies whose rows were rejected: a rejected row keeps what
             # we had. (A rejected key is never staged: every copy of a repeated key is rejected.)
-            rows_kept = rows_staged - rows_to_insert + self._count_rejected_companies(sync_date, pass_attempt)
+            rows_kept = rows_staged - rows_to_insert + self._count_rejected_companies(sync_date, pass_number)
             rows_to_delete = table_rows - rows_kept
         return PublishPlan(rows_staged, rows_to_insert, rows_listed - rows_to_insert, rows_to_delete, table_rows)
 
-    def _count_rejected_companies(self, sync_date: dt.date, pass_attempt: int) -> int:
+    def _count_rejected_companies(self, sync_date: dt.date, pass_number: int) -> int:
         """Companies in the table whose row in the file was rejected by this staging pass."""
         row = self.session.fetch_one(
-            f"SELECT COUNT(*) FROM {TARGET} t WHERE t.{KEY_COLUMN} IN ({_REJECTED_KEYS})", (sync_date, pass_attempt)
+            f"SELECT COUNT(*) FROM {TARGET} t WHERE t.{KEY_COLUMN} IN ({_REJECTED_KEYS})", (sync_date, pass_number)
         )
         return int(row[0]) if row else 0
 
@@ -263,7 +264,7 @@ class SignalsTable:
             raise TransientError(f"inserted {inserted} rows, the plan listed {plan.rows_to_insert}: the table changed meanwhile")
         return inserted
 
-    def delete_missing(self, sync_date: dt.date, pass_attempt: int) -> int:
+    def delete_missing(self, sync_date: dt.date, pass_number: int) -> int:
         """Delete companies absent from the file (neither staged nor rejected by this pass); returns how many."""
         # The staging table's key leads with sync_date and the source row, not the company
         # id, and MariaDB does not materialise a NOT IN subquery of a DELETE (it ran for
@@ -277,7 +278,7 @@ class SignalsTable:
         )
         self.session.execute(
             f"INSERT IGNORE INTO {STAGED_KEYS} (company_id) SELECT r.cdms_canonical_company_id FROM ({_REJECTED_KEYS}) r",
-            (sync_date, pass_attempt),
+            (sync_date, pass_number),
         )
         deleted = self.session.execute(
             f"DELETE t FROM {TARGET} t LEFT JOIN {STAGED_KEYS} k ON k.company_id = t.{KEY_COLUMN} WHERE k.company_id IS NULL"

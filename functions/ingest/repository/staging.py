@@ -19,11 +19,7 @@ from functions.ingest.columns import COLUMN_NAMES
 from functions.ingest.repository.ledger import ClaimLedger
 from functions.ingest.repository.names import (
     DUPLICATE_KEY,
-    METADATA,
     NO_PARTITION,
-    PROGRESS,
-    REJECTED,
-    STAGING,
     STAGING_LOCK_TIMEOUT_SECONDS,
     partition_name,
     staging_lock,
@@ -31,6 +27,7 @@ from functions.ingest.repository.names import (
 from functions.ingest.repository.session import Session, raise_load_warnings
 from functions.ingest.validation import SOURCE_ROW, RejectedRow
 from functions.shared.errors import ClaimLost, translate_errors
+from functions.shared.tables import METADATA, PROGRESS, REJECTED, STAGING
 
 _COLUMNS = ", ".join(COLUMN_NAMES)
 # Staging rows whose pass nobody holds any more (no live claim) and nobody touched for a while.
@@ -57,7 +54,7 @@ class _RejectsCursor(pymysql.cursors.Cursor):
 class StagingProgress:
     """How far a date's staging pass has got; committed with every chunk."""
 
-    attempt: int
+    pass_number: int  # the claim number that started this staging pass; its rejected rows carry it
     rows_read: int
     rows_staged: int
     rows_rejected: int
@@ -89,7 +86,7 @@ class Staging:
             (rows_in_file, sync_date, etag),
         )
 
-    def start_staging(self, sync_date: dt.date, etag: str, attempt: int, holder_token: str) -> StagingProgress:
+    def start_staging(self, sync_date: dt.date, etag: str, pass_number: int, holder_token: str) -> StagingProgress:
         """Begin a fresh pass for this object: empty partition, progress at row 0 (only while we hold the date)."""
         with self._staging_lock(sync_date), translate_errors(f"prepare staging of {sync_date}"):
             self.session.connection.begin()
@@ -103,10 +100,10 @@ class Staging:
                 f"(PARTITION {partition_name(sync_date)} VALUES IN ('{sync_date.isoformat()}'))"
             )
             self.session.execute(
-                f"INSERT INTO {PROGRESS} (sync_date, s3_etag, attempt) VALUES (%s, %s, %s)", (sync_date, etag, attempt)
+                f"INSERT INTO {PROGRESS} (sync_date, s3_etag, attempt) VALUES (%s, %s, %s)", (sync_date, etag, pass_number)
             )
             self.session.connection.commit()
-        return StagingProgress(attempt, 0, 0, 0, 0, False)
+        return StagingProgress(pass_number, 0, 0, 0, 0, False)
 
     # -- one chunk's rows ---------------------------------------------------------
 
@@ -128,7 +125,7 @@ class Staging:
                 raise
             raise_load_warnings([(int(error.args[0]), str(error.args[1]))])
 
-    def insert_rejected_rows(self, sync_date: dt.date, attempt: int, rejected: Sequence[RejectedRow]) -> None:
+    def insert_rejected_rows(self, sync_date: dt.date, pass_number: int, rejected: Sequence[RejectedRow]) -> None:
         """Record rejected rows, in statements of bounded size (see _RejectsCursor)."""
         if not rejected:
             return
@@ -137,7 +134,10 @@ class Staging:
                 f"INSERT INTO {REJECTED} "
                 "(sync_date, attempt, source_row, cdms_canonical_company_id, reasons, original_values) "
                 "VALUES (%s, %s, %s, %s, %s, %s)",
-                [(sync_date, attempt, row.source_row, row.company_id, row.reasons, row.original_values_json) for row in rejected],
+                [
+                    (sync_date, pass_number, row.source_row, row.company_id, row.reasons, row.original_values_json)
+                    for row in rejected
+                ],
             )
 
     def advance_progress(self, sync_date: dt.date, etag: str, *, from_row: int, to_row: int, staged: int, rejected: int) -> None:
@@ -164,14 +164,14 @@ class Staging:
 
     # -- clean-up -------------------------------------------------------------------
 
-    def drop_pass(self, sync_date: dt.date, etag: str, pass_attempt: int) -> bool:
+    def drop_pass(self, sync_date: dt.date, etag: str, pass_number: int) -> bool:
         """Drop the date's staging if it still holds this pass; a newer pass's is left alone (DDL: commits)."""
         with self._staging_lock(sync_date), translate_errors(f"drop staging of {sync_date}"):
             # The progress row goes first: a partition left without one is dropped by the
             # next pass of the date, while a progress row without its rows would be resumed.
             owned = self.session.execute(
                 f"DELETE FROM {PROGRESS} WHERE sync_date = %s AND s3_etag = %s AND attempt = %s",
-                (sync_date, etag, pass_attempt),
+                (sync_date, etag, pass_number),
             )
             self.session.connection.commit()
             if owned:

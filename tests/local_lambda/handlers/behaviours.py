@@ -45,5 +45,14 @@ def crash_once_then_count(event: dict[str, Any], context: Any) -> dict[str, Any]
     return count(event, context)
 
 
+def hang_once_then_count(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Marks that it runs, then hangs on its first event only (for something outside to end it)."""
+    marker = os.path.join(os.environ["MARKER_DIR"], "hanging")
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        time.sleep(600)
+    return count(event, context)
+
+
 def where(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"sys_path": sys.path, "env": dict(os.environ), "cwd": os.getcwd(), "python": list(sys.version_info[:2])}

@@ -1,4 +1,4 @@
-"""The values one sync hands between its steps: the options in, the held date, the claimed attempt, the result out."""
+"""The values one sync hands between its steps: the options in, the held date, the claimed sync, the answers out."""
 
 from __future__ import annotations
 
@@ -6,14 +6,11 @@ import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from functions.ingest.claim_rules import ClaimOutcome
 from functions.ingest.s3_source import ObjectInfo
 from functions.ingest.time_budget import TimeBudget
-
-SyncStatus = Literal["completed", "skipped", "in_progress", "dry_run", "failed"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,22 +27,45 @@ class SyncOptions:
 
 
 @dataclass(frozen=True, kw_only=True)
-class SyncResult:
-    """What the handler returns and the logs and metrics report."""
+class ClaimAnswer:
+    """The answer for a date this execution did not sync: skipped, or in progress under another holder."""
 
     sync_date: dt.date
-    status: SyncStatus
+    status: Literal["skipped", "in_progress"]
     s3_key: str
-    attempt: int | None = None
-    rows_processed: int | None = None
-    rows_inserted: int | None = None
-    rows_updated: int | None = None
-    rows_unchanged: int | None = None
-    rows_rejected: int | None = None
-    rows_deleted: int | None = None
-    rows_superseded: int | None = None  # rows a newer date carries: left as it wrote them
-    rows_resumed: int | None = None
-    duration_ms: int | None = None
+    claim_number: int  # the date's claim this answer was given under (its `attempt` in the ledger)
+    reason: str | None
+    duration_ms: int | None = None  # only once the date was held: the time until another execution took it
+
+    def as_dict(self) -> dict[str, Any]:
+        """What the handler returns (`attempt` is the claim number's name in the contract)."""
+        answer: dict[str, Any] = {"sync_date": self.sync_date.isoformat(), "status": self.status, "s3_key": self.s3_key}
+        answer["attempt"] = self.claim_number
+        if self.duration_ms is not None:
+            answer["duration_ms"] = self.duration_ms
+        if self.reason:
+            answer["reason"] = self.reason
+        return answer
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncResult:
+    """A sync that ran to its end: published (completed), or counted and left (dry_run)."""
+
+    sync_date: dt.date
+    status: Literal["completed", "dry_run"]
+    s3_key: str
+    claim_number: int
+    rows_processed: int
+    rows_inserted: int
+    rows_updated: int
+    rows_unchanged: int
+    rows_rejected: int
+    rows_deleted: int
+    rows_resumed: int
+    duration_ms: int
+    # Rows a newer date carries, left as it wrote them; None for a first load (no newer date can exist then).
+    rows_superseded: int | None = None
     reason: str | None = None
     guards_tripped: list[str] = field(default_factory=list)
 
@@ -62,17 +82,19 @@ class SyncResult:
         }
 
     def as_dict(self) -> dict[str, Any]:
+        """What the handler returns and the logs and metrics report (`attempt` is the claim number's name there)."""
         answer: dict[str, Any] = {"sync_date": self.sync_date.isoformat(), "status": self.status, "s3_key": self.s3_key}
         answer.update({name: value for name, value in self.counts().items() if value is not None})
-        if self.attempt is not None:
-            answer["attempt"] = self.attempt
-        if self.duration_ms is not None:
-            answer["duration_ms"] = self.duration_ms
+        answer["attempt"] = self.claim_number
+        answer["duration_ms"] = self.duration_ms
         if self.reason:
             answer["reason"] = self.reason
         if self.guards_tripped:
             answer["guards_tripped"] = self.guards_tripped
         return answer
+
+
+SyncAnswer = SyncResult | ClaimAnswer  # what `SyncService.sync` returns
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,13 +114,10 @@ class HeldDate:
         return int((time.monotonic() - self.started) * 1000)
 
 
-@dataclass(kw_only=True)
-class ClaimedAttempt:
-    """The held date and the object it syncs; the two mutable fields outlive in-process retries."""
+@dataclass(frozen=True, kw_only=True)
+class ClaimedSync:
+    """What every step of a claimed sync works from: the held date, the object it syncs, the time it has."""
 
     held: HeldDate
     info: ObjectInfo
     budget: TimeBudget
-    # Set only once the download is complete and verified: a retry after a broken one downloads again.
-    local_path: Path | None = None
-    direct_load_failed: bool = False  # a first load failed: the retry stages, so that it can resume
