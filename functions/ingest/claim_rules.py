@@ -42,6 +42,7 @@ class ClaimOutcome:
     claim_number: int  # the date's claims counted, dry runs included (the ledger's `attempt` column)
     reason: str | None = None
     previous: dict[str, Any] | None = None  # the metadata row before this claim, for a dry run to restore
+    own_claim: bool = False  # the date was already held under the request's token: resumed, not taken
 
 
 def decide_claim(current: Mapping[str, Any], request: ClaimRequest) -> ClaimOutcome:
@@ -55,7 +56,8 @@ def decide_claim(current: Mapping[str, Any], request: ClaimRequest) -> ClaimOutc
     previous = {name: value for name, value in current.items() if name not in (LEASE_LIVE, ROW_LOCKED)}
     if current["status"] == "started":
         if current["holder_token"] == request.holder_token:
-            return ClaimOutcome("claimed", claim_number)  # our own claim: its commit was retried in-process
+            # Our own claim: its commit was retried in-process, or the same durable run was replayed after a kill.
+            return ClaimOutcome("claimed", claim_number, "resumes its own claim", own_claim=True)
         if request.dry_run:
             return ClaimOutcome("in_progress", claim_number, f"{holder} holds the date; a dry run never takes a date over")
         if not current[LEASE_LIVE]:

@@ -31,6 +31,8 @@ def claim_date(connect: Connect, request: ClaimRequest, options: SyncOptions, le
             claim = repository.ledger.claim(request, lease_seconds)
             if claim.previous is not None and claim.previous["status"] == "started":
                 repository.runs.close_abandoned_runs(request.sync_date, claim.claim_number)
+            elif claim.own_claim:
+                repository.runs.close_resumed_runs(request.sync_date, claim.claim_number)
             run_id = repository.runs.start_run(
                 sync_date=request.sync_date,
                 claim_number=claim.claim_number,

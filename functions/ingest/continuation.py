@@ -12,7 +12,9 @@ hands over where the one before it did has made no progress; either is dead-lett
 reason. A run that raises (a transient fault that outlived the in-process retries) is retried as
 Lambda's async retry did (after 60 s, then 120 s); after that the execution fails
 (DurableExecutionFailed) and Lambda puts the event on the on-failure destination. A run killed
-mid-step (its timeout, memory) is run again by the execution's next invocation.
+mid-step (its timeout, memory) is run again by the execution's next invocation, under the same
+holder token (`holder_token_of`): the date it claimed is its own claim, resumed at once, even while
+the dead invocation's lease still runs.
 
 The engine wraps the plain handler (functions/ingest/handler.py): the domain knows nothing of it.
 Durable functions: Lambda Developer Guide, "Lambda durable functions"; the SDK is
@@ -21,11 +23,12 @@ aws-durable-execution-sdk-python (its README, and `DurableContext.step`/`wait`).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 from aws_durable_execution_sdk_python import DurableContext, StepContext, StepError, durable_execution
 from aws_durable_execution_sdk_python.config import Duration, JitterStrategy, StepConfig
@@ -38,7 +41,14 @@ from functions.shared.errors import HandedOver, NoProgress, PermanentError
 
 logger = logging.getLogger("upsell_signals.continuation")
 
-RunEvent = Callable[[Any, LambdaContext], dict[str, Any]]
+
+
+class RunEvent(Protocol):
+    """One run of the event: the plain handler (functions/ingest/handler.py), its claims under `holder_token`."""
+
+    def __call__(self, event: Any, context: LambdaContext, holder_token: str | None = None) -> dict[str, Any]: ...
+
+
 # Sends the event to the dead-letter queue with its reason; returns the message id (None: no queue).
 DeadLetter = Callable[[Any, Exception], str | None]
 
@@ -65,6 +75,18 @@ RUN_CONFIG = StepConfig(retry_strategy=retry_like_lambda)
 ONCE = StepConfig(retry_strategy=lambda error, attempts: RetryDecision.no_retry())
 
 
+def holder_token_of(durable_execution_arn: str, run: int) -> str:
+    """The token run `run` of an execution claims its dates with: the same in every invocation that replays it.
+
+    A run killed mid-step (timeout, memory, a lost host) is run again by the execution's next
+    invocation, which may come before the dead one's lease lapses; with a fresh token it would
+    find the date held, answer in_progress and end the execution "successfully" with the date
+    unsynced. A token of the execution and the run makes that claim its own (functions/ingest/claim_rules.py).
+    Hashed to the ledger's 32 characters (migrations/0008).
+    """
+    return hashlib.sha256(f"{durable_execution_arn}#run {run}".encode()).hexdigest()[:32]
+
+
 def lambda_context_of(context: DurableContext) -> LambdaContext:
     """The invocation's own Lambda context: its remaining time is the run's time budget."""
     if context.lambda_context is None:
@@ -86,7 +108,7 @@ class Continuation:
         stopped_at: str | None = None
         for run in range(1, self.max_runs + 1):
             try:
-                answer = context.step(self._one_run(event, context), name=f"run {run}", config=RUN_CONFIG)
+                answer = context.step(self._one_run(event, context, run), name=f"run {run}", config=RUN_CONFIG)
             except StepError:
                 # The execution fails (DurableExecutionFailed). Lambda sends the event of an async start whose
                 # execution ends FAILED, STOPPED or TIMED_OUT to the on-failure destination, the dead-letter
@@ -112,10 +134,12 @@ class Continuation:
         bound = f"still unfinished after {self.max_runs} runs, the bound (CONTINUATION_MAX_RUNS): last stopped {stopped_at}"
         return self._give_up(event, context, NoProgress(bound))
 
-    def _one_run(self, event: Any, context: DurableContext) -> Callable[[StepContext], dict[str, Any]]:
+    def _one_run(self, event: Any, context: DurableContext, run_number: int) -> Callable[[StepContext], dict[str, Any]]:
+        holder_token = holder_token_of(context.state.durable_execution_arn, run_number)
+
         def run(_: StepContext) -> dict[str, Any]:
             try:
-                return self.run_event(event, self.run_context(context))
+                return self.run_event(event, self.run_context(context), holder_token=holder_token)
             except HandedOver as handed:
                 return {"status": "handed_over", "reason": str(handed), "stopped_at": handed.stopped_at}
 

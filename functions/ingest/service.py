@@ -124,7 +124,7 @@ class SyncService:
             s3_key=key,
             etag=etag,
             invocation_id=options.invocation_id,
-            holder_token=uuid.uuid4().hex,
+            holder_token=options.holder_token or uuid.uuid4().hex,
             trigger=options.trigger,
             force_resync=options.force_resync,
             dry_run=options.dry_run,

@@ -22,6 +22,9 @@ class SyncOptions:
     force_resync: bool = False
     dry_run: bool = False
     override_guards: frozenset[str] = frozenset()
+    # The token this execution claims the date with; None: a fresh one per claim. A durable run's own
+    # (functions/ingest/continuation.py), so that the same run replayed finds its claim its own.
+    holder_token: str | None = None
     # Seconds until the function is killed (Lambda's context); None where nothing will kill it.
     seconds_left: Callable[[], float] | None = field(default=None, compare=False)
 

@@ -189,12 +189,56 @@ def test_a_run_killed_at_its_timeout_is_completed_by_the_executions_next_invocat
     assert (killed.outcome, killed.payload["errorType"]) == ("timeout", "Sandbox.Timedout")
     assert (retry.outcome, retry.cold_start) == ("success", True)
     assert (event.status, event.answer["status"]) == ("SUCCEEDED", "completed"), event.answer
-    # (the dead run's lease had lapsed by then: a live one would have answered in_progress)
+    # (the dead run's lease had lapsed by then; the next test has it still live)
     assert retry.started_at - killed.ended_at > lambda_timing.LEASE_SECONDS
     assert published(db) == in_file(day)
     assert date_status(db) == ("completed", 3_000)
     assert [(status, error) for _, status, error, _ in runs(db)] == [("failed", "TakenOver"), ("completed", None)]
     # And nothing waits for a person
+    assert stand_ins.dead_letters() == []
+
+
+def lease_seconds_left(db: pymysql.Connection[Any], sync_date: str = SYNC_DATE) -> float:
+    """How long the date's claim stays live by the server's clock (negative: lapsed)."""
+    with db.cursor() as cursor:
+        cursor.execute(
+            "SELECT TIMESTAMPDIFF(MICROSECOND, NOW(6), lease_expires_at) / 1e6 FROM upsell_signal_sync_metadata "
+            "WHERE sync_date = %s",
+            (sync_date,),
+        )
+        (seconds,) = cursor.fetchone() or (None,)
+        return float(seconds) if seconds is not None else float("-inf")
+
+
+def test_a_run_killed_and_invoked_again_while_its_lease_still_runs_resumes_its_own_claim_and_completes(
+    template: Template, stand_ins: StandIns, db: pymysql.Connection[Any], tmp_path: Path
+) -> None:
+    # Given a day's file, the deployed lease (30 s, unscaled: longer than the service waits before invoking a failed
+    # execution again), and the signals table locked elsewhere, so that the run blocks in a statement
+    day = upload_day(stand_ins, tmp_path, 3_000)
+    spec = scaled_ingest(template, stand_ins, timeout_seconds=SHORT_TIMEOUT_SECONDS).with_environment(
+        CLAIM_LEASE_SECONDS=str(CLAIM_LEASE_SECONDS)
+    )
+    with on_local_lambda(spec, stand_ins, tmp_path / "ingest.log") as ingest:
+        with signals_table_locked(stand_ins.database):
+            # When the file's arrival runs, waits for the table and is killed at its timeout without a word
+            event = ingest.invoke_async(file_arrival(stand_ins.bucket, KEY))
+            wait_until(lambda: waiting_for_the_table(db), timeout=PATIENCE_SECONDS, what="the run to wait for the table")
+            wait_until(lambda: event.results, timeout=PATIENCE_SECONDS, what="the run to end")
+            lease_left = lease_seconds_left(db)
+        ingest.wait_idle(timeout=PATIENCE_SECONDS)
+
+    # Then the execution's next invocation came while the dead run's lease still ran
+    killed, resumed = event.results
+    assert (killed.outcome, killed.payload["errorType"]) == ("timeout", "Sandbox.Timedout")
+    assert resumed.outcome == "success", resumed.payload
+    assert resumed.started_at - killed.ended_at < lease_left, (resumed.started_at - killed.ended_at, lease_left)
+    # And, replaying the same run under the same holder token, it resumed the claim as its own and completed the date,
+    # where a fresh token would have answered in_progress and ended the execution with the date unsynced
+    assert (event.status, event.answer["status"], event.answer["attempt"]) == ("SUCCEEDED", "completed", 1), event.answer
+    assert published(db) == in_file(day)
+    assert date_status(db) == ("completed", 3_000)
+    assert [(status, error) for _, status, error, _ in runs(db)] == [("failed", "TakenOver"), ("completed", None)]
     assert stand_ins.dead_letters() == []
 
 

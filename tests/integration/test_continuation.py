@@ -138,12 +138,12 @@ def test_a_correction_landing_between_two_continuations_wins(s3: Any, db: pymysq
     dead_letters: list[str] = []
     runs_started = 0
 
-    def run_event(event: Any, context: Any) -> dict[str, Any]:
+    def run_event(event: Any, context: Any, holder_token: str | None = None) -> dict[str, Any]:
         nonlocal runs_started
         runs_started += 1
         if runs_started == 2:
             s3.upload_file(str(write_pyarrow(correction, tmp_path / "correction.parquet")), BUCKET, KEY)
-        return ingest.handler(event, context)
+        return ingest.handler(event, context, holder_token)
 
     continuation = Continuation(
         run_event=run_event,
@@ -177,10 +177,10 @@ def test_a_kill_between_continuations_resumes_from_the_checkpoint_and_completes_
     dead_letters: list[str] = []
     runs_started = 0
 
-    def run_event(event: Any, context: Any) -> dict[str, Any]:
+    def run_event(event: Any, context: Any, holder_token: str | None = None) -> dict[str, Any]:
         nonlocal runs_started
         runs_started += 1
-        return ingest.handler(event, context)
+        return ingest.handler(event, context, holder_token)
 
     continuation = Continuation(
         run_event=run_event,

@@ -54,8 +54,16 @@ class ClaimLedger:
         if current is None:
             return self._claim_new_date(request, lease_seconds)
         decision = decide_claim(current, request)
+        if decision.own_claim:
+            # Resumed, perhaps after its lease ran out: held again from now, by this invocation.
+            self.session.execute(
+                f"UPDATE {METADATA} SET workflow_id = %s, lease_expires_at = NOW() + INTERVAL %s SECOND "
+                "WHERE sync_date = %s AND holder_token = %s",
+                (request.invocation_id, lease_seconds, request.sync_date, request.holder_token),
+            )
+            return decision
         if decision.kind != "claimed" or decision.previous is None:
-            return decision  # skipped, in progress, or our own claim
+            return decision  # skipped or in progress
         claim_number = self._next_claim_number(request.sync_date, int(current["attempt"]))
         self.session.execute(
             f"UPDATE {METADATA} SET status = 'started', s3_key = %s, s3_etag = %s, workflow_id = %s, "

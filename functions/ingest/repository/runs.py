@@ -24,6 +24,16 @@ class RunHistory:
             (taken_by_claim, sync_date, taken_by_claim),
         )
 
+    def close_resumed_runs(self, sync_date: dt.date, claim_number: int) -> int:
+        """Mark runs of the claim still `started` as failed: their invocation died, and this one resumes the claim."""
+        return self.session.execute(
+            f"UPDATE {RUNS} SET status = 'failed', error_type = 'TakenOver', "
+            "error_message = CONCAT('no word from this run; a later run resumed attempt ', %s), "
+            "finished_at = NOW(3), duration_ms = TIMESTAMPDIFF(MICROSECOND, started_at, NOW(3)) DIV 1000 "
+            "WHERE sync_date = %s AND status = 'started' AND attempt = %s",
+            (claim_number, sync_date, claim_number),
+        )
+
     def start_run(
         self,
         *,
