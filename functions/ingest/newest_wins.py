@@ -44,7 +44,7 @@ class NewerFiles:
             if plan.into_empty_table:
                 superseded = plan.rows_staged
             else:
-                inserts, updates = repository.signals.supersede_changes(sync_date, every_change=True)
+                inserts, updates = repository.newer_keys.supersede_changes(sync_date, every_change=True)
                 superseded = inserts + updates
             logger.info("%s is older than %s (delete mode): its %d changes are left to it", sync_date, newer[-1][0], superseded)
             return dataclasses.replace(
@@ -52,10 +52,10 @@ class NewerFiles:
             )
         if plan.into_empty_table:
             return plan  # nothing is ever deleted in keep mode: newer files carried nothing that could be here
-        repository.signals.open_newer_keys()
+        repository.newer_keys.open()
         for newer_date, key in newer:
             self._add_keys_of(repository, sync_date, newer_date, key)
-        inserts, updates = repository.signals.supersede_changes(sync_date, every_change=False)
+        inserts, updates = repository.newer_keys.supersede_changes(sync_date, every_change=False)
         logger.info(
             "%s is older than %d completed date(s) up to %s: %d changes left to them",
             sync_date,
@@ -87,6 +87,6 @@ class NewerFiles:
             duplicates = signal_file.duplicate_keys()
             for first_row, batch in signal_file.batches(0, self._batch_rows):
                 valid_rows = validate_batch(batch, first_row, duplicates).valid_rows
-                repository.signals.add_newer_keys(valid_rows[KEY_COLUMN].to_pylist())
+                repository.newer_keys.add(valid_rows[KEY_COLUMN].to_pylist())
         finally:
             path.unlink(missing_ok=True)

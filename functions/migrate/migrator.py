@@ -32,8 +32,8 @@ from functions.migrate.fingerprint import MIGRATIONS_DIR
 from functions.migrate.revisions import EQUIVALENT_EARLIER_CHECKSUMS
 from functions.migrate.waits import MigrationWaits
 from functions.shared.contract import PUBLISH_LOCK
-from functions.shared.db import get_lock, release_lock
 from functions.shared.errors import MigrationError, MigrationWaitExceeded
+from functions.shared.locks import get_lock, release_lock
 
 LOCK_NAME = "upsell_signals_schema_migrations"
 LOCK_WAIT_TIMEOUT, DEADLOCK = 1205, 1213  # a statement that waited its bound, or was chosen as a deadlock victim

@@ -13,8 +13,9 @@ import pytest
 from functions.ingest.hooks import SyncHooks
 from functions.ingest.repository import Repository
 from functions.ingest.sync_values import SyncOptions
-from functions.shared.db import connect, get_lock
+from functions.shared.db import connect
 from functions.shared.errors import TransientError
+from functions.shared.locks import get_lock
 from functions.shared.settings import DatabaseSettings
 from tests.integration.conftest import (
     DAY_TWO,

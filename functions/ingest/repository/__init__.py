@@ -8,6 +8,7 @@ One small class per table family, all over one session (one connection):
     runs.py      RunHistory: one row per invocation
     staging.py   Staging: partitions, progress, staged and rejected rows, drop_pass and abandoned staging
     signals.py   SignalsTable: the first load, and the publish (change list, plan, update, insert, delete)
+    newer_keys.py NewerKeys: what newer completed dates' files carry, taken out of an older date's publish
 
 Methods do not commit (partition DDL aside): the caller decides the unit of work with
 `transaction()`. Identifiers that are not parameters (column names, the partition name)
@@ -23,6 +24,7 @@ from typing import Any
 import pymysql
 
 from functions.ingest.repository.ledger import ClaimLedger, CompletedSync
+from functions.ingest.repository.newer_keys import NewerKeys
 from functions.ingest.repository.runs import RunHistory
 from functions.ingest.repository.session import Session
 from functions.ingest.repository.signals import PublishPlan, SignalsTable
@@ -49,6 +51,7 @@ class Repository:
         self.runs = RunHistory(self.session)
         self.staging = Staging(self.session)
         self.signals = SignalsTable(self.session)
+        self.newer_keys = NewerKeys(self.session)
 
     @property
     def connection(self) -> pymysql.Connection[Any]:

@@ -16,8 +16,9 @@ from pymysql.constants import SERVER_STATUS
 
 from functions.ingest.insert_statements import insert_statements
 from functions.ingest.repository.names import DUPLICATE_KEY, NO_PARTITION
-from functions.shared.db import fetch_dicts, get_lock, named_lock, offering_local_file
+from functions.shared.db import fetch_dicts, offering_local_file
 from functions.shared.errors import PermanentError, TransientError, translate_errors
+from functions.shared.locks import get_lock, named_lock
 
 
 def raise_load_warnings(warnings: list[tuple[int, str]]) -> None:

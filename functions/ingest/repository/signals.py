@@ -18,7 +18,7 @@ import pyarrow as pa
 import pymysql
 
 from functions.ingest.columns import COLUMN_NAMES, KEY_COLUMN
-from functions.ingest.repository.names import CHANGES, NEWER_KEYS, PUBLISH_LOCK, STAGED_KEYS
+from functions.ingest.repository.names import CHANGES, PUBLISH_LOCK, STAGED_KEYS
 from functions.ingest.repository.session import Session
 from functions.ingest.validation import SOURCE_ROW
 from functions.shared.errors import TransientError
@@ -174,38 +174,6 @@ class SignalsTable:
             f"SELECT COUNT(*) FROM {TARGET} t WHERE t.{KEY_COLUMN} IN ({_REJECTED_KEYS})", (sync_date, pass_number)
         )
         return int(row[0]) if row else 0
-
-    # -- the newest file wins: what newer dates carry ------------------------------------
-
-    def open_newer_keys(self) -> None:
-        """Create the empty set of keys that the files of newer completed dates carry."""
-        self.session.execute(f"DROP TEMPORARY TABLE IF EXISTS {NEWER_KEYS}")
-        self.session.execute(
-            f"CREATE TEMPORARY TABLE {NEWER_KEYS} (company_id VARCHAR(64) COLLATE utf8mb4_nopad_bin PRIMARY KEY) ENGINE=InnoDB"
-        )
-
-    def add_newer_keys(self, keys: list[str]) -> None:
-        """Add keys to the set (PyMySQL sends them as multi-row INSERTs)."""
-        if keys:
-            with self.connection.cursor() as cursor:
-                cursor.executemany(f"INSERT IGNORE INTO {NEWER_KEYS} (company_id) VALUES (%s)", [(key,) for key in keys])
-
-    def supersede_changes(self, sync_date: dt.date, *, every_change: bool) -> tuple[int, int]:
-        """Take out of the list the changes a newer date carries (or, `every_change`, all); (inserts, updates) taken."""
-        carried = "" if every_change else (
-            f"STRAIGHT_JOIN {STAGING} s ON s.sync_date = %s AND s.{SOURCE_ROW} = c.source_row "
-            f"STRAIGHT_JOIN {NEWER_KEYS} k ON k.company_id = s.{KEY_COLUMN} "
-        )
-        parameters = () if every_change else (sync_date,)
-        row = self.session.fetch_one(
-            f"SELECT COALESCE(SUM(c.target_id = 0), 0), COALESCE(SUM(c.target_id > 0), 0) FROM {CHANGES} c {carried}",
-            parameters,
-        )
-        inserts, updates = (int(row[0]), int(row[1])) if row else (0, 0)
-        self.session.execute(f"DELETE c FROM {CHANGES} c {carried}", parameters)
-        if not every_change:
-            self.session.execute(f"DROP TEMPORARY TABLE {NEWER_KEYS}")
-        return inserts, updates
 
     def discard_plan(self) -> None:
         self.session.execute(f"DROP TEMPORARY TABLE IF EXISTS {CHANGES}")
