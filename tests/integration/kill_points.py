@@ -40,6 +40,10 @@ from tests.integration.conftest import PREFIX, chunks_committed, expected_rows, 
 
 # Generous: the machine may be shared and slow; a kill point is usually reached in seconds.
 STEP_TIMEOUT_SECONDS = 120
+# A killed client's session ends when the server reads its closed socket, and at the latest when
+# the server's idle timeout (DB_IDLE_TIMEOUT_SECONDS, 120 s by default) ends a silent session: the
+# wait for its rollback allows for the latter on a loaded machine.
+ROLLBACK_TIMEOUT_SECONDS = 180
 # Every data column, in one checksum: any partial day changes the count or the sum.
 _EVERY_VALUE = ", ".join(f"COALESCE({name}, '~')" for name in COLUMN_NAMES)
 FINGERPRINT_SQL = (
@@ -312,7 +316,7 @@ def killing_during(pattern: str) -> Callable[[Victim], None]:
         publisher = wait_for_statement(victim.db, victim.settings, pattern, lambda: True, victim.worker)
         victim.worker.kill()
         # The server finishes or aborts the statement, then rolls the transaction back.
-        wait_for(lambda: gone_from_the_server(victim.db, publisher), STEP_TIMEOUT_SECONDS, "the publisher's rollback")
+        wait_for(lambda: gone_from_the_server(victim.db, publisher), ROLLBACK_TIMEOUT_SECONDS, "the publisher's rollback")
 
     return kill_mid_statement
 
@@ -344,7 +348,7 @@ def kill_after_publish_before_commit(victim: Victim) -> None:
     assert uncommitted_table_rows(victim.settings) == victim.rows_after  # every row written...
     assert metadata_of(db, victim.sync_date)["status"] == "started"  # ...and nothing committed
     victim.worker.kill()
-    wait_for(lambda: gone_from_the_server(db, publisher), STEP_TIMEOUT_SECONDS, "the publisher's rollback")
+    wait_for(lambda: gone_from_the_server(db, publisher), ROLLBACK_TIMEOUT_SECONDS, "the publisher's rollback")
 
 
 @dataclass(frozen=True)
