@@ -32,6 +32,8 @@ class ClaimRequest:
     trigger: str
     force_resync: bool
     dry_run: bool
+    durable_execution_arn: str | None = None  # the durable execution asking, and which of its runs: for the status
+    durable_run: int | None = None
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,9 @@ def decide_claim(current: Mapping[str, Any], request: ClaimRequest) -> ClaimOutc
     holder = f"attempt {claim_number} ({current['workflow_id']})"
     previous = {name: value for name, value in current.items() if name not in (LEASE_LIVE, ROW_LOCKED)}
     if current["status"] == "started":
-        if current["holder_token"] == request.holder_token:
-            # Our own claim: its commit was retried in-process, or the same durable run was replayed after a kill.
+        if current["holder_token"] == request.holder_token and _same_object(current, request):
+            # Our own claim: its commit was retried in-process, or a later run of the same durable execution
+            # resumes it (after a hand-over, recorded or not, or a kill), at once, whatever its lease.
             return ClaimOutcome("claimed", claim_number, "resumes its own claim", own_claim=True)
         if request.dry_run:
             return ClaimOutcome("in_progress", claim_number, f"{holder} holds the date; a dry run never takes a date over")
@@ -89,3 +92,8 @@ def decide_claim(current: Mapping[str, Any], request: ClaimRequest) -> ClaimOutc
             f"{request.sync_date}: the date's row is locked by its holder's open transaction; claiming again shortly"
         )
     return ClaimOutcome("claimed", claim_number, reason, previous)
+
+
+def _same_object(current: Mapping[str, Any], request: ClaimRequest) -> bool:
+    """The request is for the object the claim was taken for (or for a missing one): its staging is resumable."""
+    return request.etag is None or (request.etag, request.s3_key) == (current["s3_etag"], current["s3_key"])

@@ -8,7 +8,9 @@ when the sync's own connection is what failed.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import uuid
 from collections.abc import Callable
 from contextlib import closing
 from typing import Any
@@ -22,6 +24,23 @@ from functions.shared.errors import GuardTripped, HandedOver, IngestError
 
 logger = logging.getLogger("upsell_signals.ingest")
 Connect = Callable[[], "pymysql.Connection[Any]"]
+
+
+def claim_request(sync_date: dt.date, s3_key: str, etag: str | None, options: SyncOptions) -> ClaimRequest:
+    """What this sync asks the ledger for: the date, under a durable run's token (its execution's) or a fresh one."""
+    durable = options.durable_run
+    return ClaimRequest(
+        sync_date=sync_date,
+        s3_key=s3_key,
+        etag=etag,
+        invocation_id=options.invocation_id,
+        holder_token=durable.holder_token if durable else uuid.uuid4().hex,
+        trigger=options.trigger,
+        force_resync=options.force_resync,
+        dry_run=options.dry_run,
+        durable_execution_arn=durable.execution_arn if durable else None,
+        durable_run=durable.number if durable else None,
+    )
 
 
 def claim_date(connect: Connect, request: ClaimRequest, options: SyncOptions, lease_seconds: int) -> tuple[ClaimOutcome, int]:

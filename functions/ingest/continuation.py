@@ -12,9 +12,9 @@ hands over where the one before it did has made no progress; either is dead-lett
 reason. A run that raises (a transient fault that outlived the in-process retries) is retried as
 Lambda's async retry did (after 60 s, then 120 s); after that the execution fails
 (DurableExecutionFailed) and Lambda puts the event on the on-failure destination. A run killed
-mid-step (its timeout, memory) is run again by the execution's next invocation, under the same
-holder token (`holder_token_of`): the date it claimed is its own claim, resumed at once, even while
-the dead invocation's lease still runs.
+mid-step (its timeout, memory) is run again by the execution's next invocation. Every run of an
+execution claims under the execution's one holder token (`holder_token_of`): the date a run claimed
+is the next run's own claim, resumed at once, even while the dead or unrecorded run's lease still runs.
 
 The engine wraps the plain handler (functions/ingest/handler.py): the domain knows nothing of it.
 Durable functions: Lambda Developer Guide, "Lambda durable functions"; the SDK is
@@ -36,6 +36,7 @@ from aws_durable_execution_sdk_python.retries import RetryDecision, RetryStrateg
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.ingest import handler as plain
+from functions.ingest.sync_values import DurableRun
 from functions.shared.contract import CONTINUATION_PAUSE_SECONDS, LAMBDA_FIRST_RETRY_SECONDS
 from functions.shared.errors import HandedOver, NoProgress, PermanentError
 
@@ -44,9 +45,9 @@ logger = logging.getLogger("upsell_signals.continuation")
 
 
 class RunEvent(Protocol):
-    """One run of the event: the plain handler (functions/ingest/handler.py), its claims under `holder_token`."""
+    """One run of the event: the plain handler (functions/ingest/handler.py), its claims the `durable_run`'s."""
 
-    def __call__(self, event: Any, context: LambdaContext, holder_token: str | None = None) -> dict[str, Any]: ...
+    def __call__(self, event: Any, context: LambdaContext, durable_run: DurableRun | None = None) -> dict[str, Any]: ...
 
 
 # Sends the event to the dead-letter queue with its reason; returns the message id (None: no queue).
@@ -75,16 +76,18 @@ RUN_CONFIG = StepConfig(retry_strategy=retry_like_lambda)
 ONCE = StepConfig(retry_strategy=lambda error, attempts: RetryDecision.no_retry())
 
 
-def holder_token_of(durable_execution_arn: str, run: int) -> str:
-    """The token run `run` of an execution claims its dates with: the same in every invocation that replays it.
+def holder_token_of(durable_execution_arn: str) -> str:
+    """The token every run of an execution claims its dates with: the same in every invocation of the execution.
 
-    A run killed mid-step (timeout, memory, a lost host) is run again by the execution's next
-    invocation, which may come before the dead one's lease lapses; with a fresh token it would
-    find the date held, answer in_progress and end the execution "successfully" with the date
-    unsynced. A token of the execution and the run makes that claim its own (functions/ingest/claim_rules.py).
-    Hashed to the ledger's 32 characters (migrations/0008).
+    A run that ends without recording its hand-over (killed between its last chunk and the record,
+    or the database gone at that moment) leaves the date held under a live lease. With a token of
+    its own, the next run would find the date held, answer in_progress and end the execution
+    "successfully" with the date unsynced; with the execution's, it resumes the claim at once
+    (functions/ingest/claim_rules.py). Another execution (a duplicate delivery, a redrive) has
+    another ARN and so another token: it never shares a claim. Hashed to the ledger's 32
+    characters (migrations/0008).
     """
-    return hashlib.sha256(f"{durable_execution_arn}#run {run}".encode()).hexdigest()[:32]
+    return hashlib.sha256(durable_execution_arn.encode()).hexdigest()[:32]
 
 
 def lambda_context_of(context: DurableContext) -> LambdaContext:
@@ -135,11 +138,12 @@ class Continuation:
         return self._give_up(event, context, NoProgress(bound))
 
     def _one_run(self, event: Any, context: DurableContext, run_number: int) -> Callable[[StepContext], dict[str, Any]]:
-        holder_token = holder_token_of(context.state.durable_execution_arn, run_number)
+        execution_arn = context.state.durable_execution_arn
+        durable_run = DurableRun(holder_token=holder_token_of(execution_arn), execution_arn=execution_arn, number=run_number)
 
         def run(_: StepContext) -> dict[str, Any]:
             try:
-                return self.run_event(event, self.run_context(context), holder_token=holder_token)
+                return self.run_event(event, self.run_context(context), durable_run=durable_run)
             except HandedOver as handed:
                 return {"status": "handed_over", "reason": str(handed), "stopped_at": handed.stopped_at}
 

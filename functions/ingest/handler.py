@@ -24,7 +24,7 @@ from functions.ingest.dead_letters import DeadLetterSender
 from functions.ingest.events import StatusRequest, SyncRequest, is_s3_test_event, parse_action, parse_event, split_s3_records
 from functions.ingest.s3_source import SignalObjectStore
 from functions.ingest.service import SyncService
-from functions.ingest.sync_values import SyncOptions
+from functions.ingest.sync_values import DurableRun, SyncOptions
 from functions.ingest.telemetry import (
     record_failure,
     record_hand_over,
@@ -108,7 +108,7 @@ def fail_permanently(
     return answer | {"dead_letter_message_id": message_id}
 
 
-def sync_one(app: IngestApp, request: SyncRequest, context: LambdaContext, holder_token: str | None) -> dict[str, Any]:
+def sync_one(app: IngestApp, request: SyncRequest, context: LambdaContext, durable_run: DurableRun | None) -> dict[str, Any]:
     request_id = context.aws_request_id
     logger.append_keys(sync_date=request.sync_date.isoformat(), trigger=request.trigger)
     options = SyncOptions(
@@ -118,7 +118,7 @@ def sync_one(app: IngestApp, request: SyncRequest, context: LambdaContext, holde
         dry_run=request.dry_run,
         override_guards=request.override_guards,
         seconds_left=lambda: context.get_remaining_time_in_millis() / 1000,
-        holder_token=holder_token,
+        durable_run=durable_run,
     )
     try:
         result = app.service.sync(request.sync_date, request.s3_key, options).as_dict()
@@ -134,22 +134,22 @@ def sync_one(app: IngestApp, request: SyncRequest, context: LambdaContext, holde
     return result
 
 
-def sync_event(app: IngestApp, event: Any, context: LambdaContext, holder_token: str | None) -> list[dict[str, Any]]:
+def sync_event(app: IngestApp, event: Any, context: LambdaContext, durable_run: DurableRun | None) -> list[dict[str, Any]]:
     """Sync what one event names; a refused event is dead-lettered and answered, touching nothing."""
     today = dt.datetime.now(dt.UTC).date()
     try:
         requests = parse_event(event, prefix=app.settings.key_prefix, bucket=app.settings.bucket, today=today)
     except PermanentError as error:
         return [fail_permanently(app, event, error, None, context.aws_request_id)]
-    results = [sync_one(app, request, context, holder_token) for request in requests]
+    results = [sync_one(app, request, context, durable_run) for request in requests]
     for request in requests:
         if request.trigger.endswith("schedule"):
-            results += reconcile_recent_dates(app, request.sync_date, context, holder_token)
+            results += reconcile_recent_dates(app, request.sync_date, context, durable_run)
     return results
 
 
 def reconcile_recent_dates(
-    app: IngestApp, synced_date: dt.date, context: LambdaContext, holder_token: str | None
+    app: IngestApp, synced_date: dt.date, context: LambdaContext, durable_run: DurableRun | None
 ) -> list[dict[str, Any]]:
     """After the daily sync, sync the recent dates whose object changed or never completed (a dropped event)."""
     found = app.service.dates_to_reconcile(synced_date)
@@ -165,7 +165,7 @@ def reconcile_recent_dates(
                 event={"sync_date": date.sync_date.isoformat(), "s3_key": date.s3_key},
             ),
             context,
-            holder_token,
+            durable_run,
         )
         for date in found
     ]
@@ -173,10 +173,10 @@ def reconcile_recent_dates(
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 @metrics.log_metrics
-def handler(event: Any, context: LambdaContext, holder_token: str | None = None) -> dict[str, Any]:
+def handler(event: Any, context: LambdaContext, durable_run: DurableRun | None = None) -> dict[str, Any]:
     """Sync the date(s) the event names and return the result(s) as JSON; or answer a status request.
 
-    `holder_token`: what the run claims its dates with (a durable run's own); None, a fresh token per claim.
+    `durable_run`: the run of a durable execution this is (its claims are the execution's); None, a fresh token per claim.
     """
     app = build_app()
     if is_s3_test_event(event):
@@ -187,7 +187,7 @@ def handler(event: Any, context: LambdaContext, holder_token: str | None = None)
         return fail_permanently(app, event, error, None, context.aws_request_id)
     if status_request is not None:
         return answer_status(app, status_request)  # asked synchronously: a failure goes back to the caller
-    results = [result for part in split_s3_records(event) for result in sync_event(app, part, context, holder_token)]
+    results = [result for part in split_s3_records(event) for result in sync_event(app, part, context, durable_run)]
     if len(results) == 1:
         return results[0]
     statuses = {result["status"] for result in results}

@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from contextlib import closing
 from typing import Any, TypeVar
@@ -28,7 +27,6 @@ import pymysql
 
 from functions.ingest import claims, first_load, stage
 from functions.ingest.chunks import ObjectDownload
-from functions.ingest.claim_rules import ClaimRequest
 from functions.ingest.guards import validate_override_names
 from functions.ingest.heartbeat import LeaseHeartbeat
 from functions.ingest.hooks import SyncHooks
@@ -119,16 +117,7 @@ class SyncService:
         started = time.monotonic()
         described = self._describe(key)  # a missing object is recorded as a failure once the date is claimed
         etag = described.etag if isinstance(described, ObjectInfo) else None
-        request = ClaimRequest(
-            sync_date=sync_date,
-            s3_key=key,
-            etag=etag,
-            invocation_id=options.invocation_id,
-            holder_token=options.holder_token or uuid.uuid4().hex,
-            trigger=options.trigger,
-            force_resync=options.force_resync,
-            dry_run=options.dry_run,
-        )
+        request = claims.claim_request(sync_date, key, etag, options)
         lease_seconds = self._settings.lease_seconds
         claim, run_id = self._retrying(
             "claim the date", lambda: claims.claim_date(self._connect, request, options, lease_seconds), budget

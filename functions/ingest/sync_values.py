@@ -14,6 +14,15 @@ from functions.ingest.time_budget import TimeBudget
 
 
 @dataclass(frozen=True, kw_only=True)
+class DurableRun:
+    """One run of a durable execution (functions/ingest/continuation.py), as its claims name it."""
+
+    holder_token: str  # the execution's own: every run of it resumes the execution's claims at once
+    execution_arn: str  # for people reading the ledger: `aws lambda get-durable-execution --durable-execution-arn`
+    number: int  # 1 for the execution's first run, 2 for the run after its first hand-over, ...
+
+
+@dataclass(frozen=True, kw_only=True)
 class SyncOptions:
     """How to run one sync, as the trigger asked."""
 
@@ -22,9 +31,8 @@ class SyncOptions:
     force_resync: bool = False
     dry_run: bool = False
     override_guards: frozenset[str] = frozenset()
-    # The token this execution claims the date with; None: a fresh one per claim. A durable run's own
-    # (functions/ingest/continuation.py), so that the same run replayed finds its claim its own.
-    holder_token: str | None = None
+    # The durable run this sync is part of; None (a plain invocation): a fresh holder token per claim.
+    durable_run: DurableRun | None = None
     # Seconds until the function is killed (Lambda's context); None where nothing will kill it.
     seconds_left: Callable[[], float] | None = field(default=None, compare=False)
 

@@ -20,8 +20,10 @@ from aws_durable_execution_sdk_python.execution import InvocationStatus
 from aws_durable_execution_sdk_python_testing.runner import DurableFunctionTestRunner
 from moto import mock_aws
 
+from functions.ingest import claims
 from functions.ingest import handler as ingest
-from functions.ingest.continuation import Continuation
+from functions.ingest.continuation import Continuation, holder_token_of
+from functions.ingest.sync_values import DurableRun
 from functions.shared.settings import DatabaseSettings
 from tests.factories import day_two, snowflake_table, write_pyarrow
 from tests.integration.conftest import expected_rows, query, table_rows
@@ -138,12 +140,12 @@ def test_a_correction_landing_between_two_continuations_wins(s3: Any, db: pymysq
     dead_letters: list[str] = []
     runs_started = 0
 
-    def run_event(event: Any, context: Any, holder_token: str | None = None) -> dict[str, Any]:
+    def run_event(event: Any, context: Any, durable_run: DurableRun | None = None) -> dict[str, Any]:
         nonlocal runs_started
         runs_started += 1
         if runs_started == 2:
             s3.upload_file(str(write_pyarrow(correction, tmp_path / "correction.parquet")), BUCKET, KEY)
-        return ingest.handler(event, context, holder_token)
+        return ingest.handler(event, context, durable_run)
 
     continuation = Continuation(
         run_event=run_event,
@@ -177,10 +179,10 @@ def test_a_kill_between_continuations_resumes_from_the_checkpoint_and_completes_
     dead_letters: list[str] = []
     runs_started = 0
 
-    def run_event(event: Any, context: Any, holder_token: str | None = None) -> dict[str, Any]:
+    def run_event(event: Any, context: Any, durable_run: DurableRun | None = None) -> dict[str, Any]:
         nonlocal runs_started
         runs_started += 1
-        return ingest.handler(event, context, holder_token)
+        return ingest.handler(event, context, durable_run)
 
     continuation = Continuation(
         run_event=run_event,
@@ -214,3 +216,44 @@ def test_a_kill_between_continuations_resumes_from_the_checkpoint_and_completes_
     assert table_rows(db) == {**expected_rows(earlier[0]), **expected_rows(earlier[1]), **expected_rows(file_table)}
     recorded = query(db, "SELECT status FROM upsell_signal_sync_runs WHERE sync_date = '2026-01-30' ORDER BY id")
     assert [run["status"] for run in recorded] == ["handed_over"] * (len(runs) - 1) + ["completed"]
+
+
+def test_a_hand_over_left_unrecorded_is_resumed_by_the_next_run_at_once_and_the_date_completes(
+    s3: Any, db: pymysql.Connection[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a day two that needs several runs, and the first run's hand-over never recorded (the run ended between
+    # its last committed chunk and the record: the database gone at that moment), so the date stays held under the
+    # first run's live lease (30 s) when the next run of the same execution starts, a pause (1 s) later
+    earlier, file_table, timeout_seconds = a_day_two_and_a_timeout_of(s3, tmp_path, 1 / 3)
+    recorded_hand_over = claims.record_hand_over
+    unrecorded: list[str] = []
+
+    def first_hand_over_lost(connect: Any, held: Any, handed: Any) -> None:
+        if not unrecorded:
+            unrecorded.append(str(handed))
+            return
+        recorded_hand_over(connect, held, handed)
+
+    monkeypatch.setattr(claims, "record_hand_over", first_hand_over_lost)
+    dead_letters: list[str] = []
+
+    # When the file's arrival starts one durable execution
+    with DurableFunctionTestRunner(handler=durable(timeout_seconds, dead_letters)) as runner:
+        result = runner.run(input=json.dumps({"sync_date": "2026-01-30"}), execution_timeout=900, execution_name="2026-01-30")
+
+    # Then the second run resumed the execution's own claim without waiting out the lease, and the execution
+    # completed the date exactly: not an in_progress answer that ends the execution with the date unsynced
+    assert len(unrecorded) == 1
+    assert result.status is InvocationStatus.SUCCEEDED, result.error
+    answer = json.loads(result.result or "null")
+    assert answer["status"] == "completed", answer
+    assert dead_letters == []
+    assert table_rows(db) == {**expected_rows(earlier[0]), **expected_rows(earlier[1]), **expected_rows(file_table)}
+    # and the ledger names the execution that holds the date, and every run claimed under its one token
+    [ledger] = query(db, "SELECT status, holder_token, durable_execution_arn, durable_run FROM upsell_signal_sync_metadata WHERE sync_date = '2026-01-30'")
+    assert ledger["status"] == "completed"
+    assert ledger["holder_token"] == holder_token_of(ledger["durable_execution_arn"])
+    runs = [operation.name for operation in result.operations if (operation.name or "").startswith("run ")]
+    assert ledger["durable_run"] == len(runs) >= 2
+    claims_taken = query(db, "SELECT COUNT(DISTINCT attempt) AS n FROM upsell_signal_sync_runs WHERE sync_date = '2026-01-30'")
+    assert claims_taken[0]["n"] == 1  # one claim, resumed run after run

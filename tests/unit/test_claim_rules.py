@@ -104,3 +104,18 @@ def test_a_claim_keeps_the_row_it_replaced_for_a_dry_run_to_restore() -> None:
     outcome = decide_claim(current, request(force_resync=True, dry_run=True))
     assert outcome.previous is not None and outcome.previous["status"] == "completed"
     assert LEASE_LIVE not in outcome.previous
+
+
+def test_an_executions_own_claim_is_resumed_at_once_whatever_its_lease() -> None:
+    # Given the date held under our token with a live lease (a run whose hand-over was never recorded)
+    # When the next run of the same execution asks for the same object, Then it resumes the claim: same number, no wait
+    outcome = decide_claim(row(holder_token="mine"), request())
+    assert (outcome.kind, outcome.claim_number, outcome.own_claim) == ("claimed", 3, True)
+
+
+def test_an_executions_own_claim_on_a_replaced_object_is_a_new_claim_not_a_resumed_one() -> None:
+    # Given the date held under our token for etag-a, When a later run of the same execution meets a correction (etag-b)
+    # Then it takes the date anew for the newer object (its staging is another pass), rather than resume etag-a's
+    outcome = decide_claim(row(holder_token="mine"), request(etag="etag-b"))
+    assert (outcome.kind, outcome.own_claim) == ("claimed", False)
+    assert outcome.previous is not None

@@ -24,13 +24,16 @@ class CompletedSync:
 
 
 def _holder_values(request: ClaimRequest, claim_number: int, lease_seconds: int) -> tuple[Any, ...]:
-    """s3_key, s3_etag, workflow_id, holder_token, holder_dry_run, trigger_source, attempt, lease seconds: a claim's values."""
+    """s3_key, s3_etag, workflow_id, holder_token, holder_dry_run, durable_execution_arn, durable_run, trigger_source,
+    attempt, lease seconds: a claim's values."""
     return (
         request.s3_key,
         request.etag,
         request.invocation_id,
         request.holder_token,
         request.dry_run,
+        request.durable_execution_arn,
+        request.durable_run,
         request.trigger,
         claim_number,
         lease_seconds,
@@ -55,11 +58,11 @@ class ClaimLedger:
             return self._claim_new_date(request, lease_seconds)
         decision = decide_claim(current, request)
         if decision.own_claim:
-            # Resumed, perhaps after its lease ran out: held again from now, by this invocation.
+            # Resumed, perhaps after its lease ran out: held again from now, by this invocation (and run).
             self.session.execute(
-                f"UPDATE {METADATA} SET workflow_id = %s, lease_expires_at = NOW() + INTERVAL %s SECOND "
-                "WHERE sync_date = %s AND holder_token = %s",
-                (request.invocation_id, lease_seconds, request.sync_date, request.holder_token),
+                f"UPDATE {METADATA} SET workflow_id = %s, durable_run = %s, error_message = NULL, "
+                "lease_expires_at = NOW() + INTERVAL %s SECOND WHERE sync_date = %s AND holder_token = %s",
+                (request.invocation_id, request.durable_run, lease_seconds, request.sync_date, request.holder_token),
             )
             return decision
         if decision.kind != "claimed" or decision.previous is None:
@@ -67,7 +70,8 @@ class ClaimLedger:
         claim_number = self._next_claim_number(request.sync_date, int(current["attempt"]))
         self.session.execute(
             f"UPDATE {METADATA} SET status = 'started', s3_key = %s, s3_etag = %s, workflow_id = %s, "
-            "holder_token = %s, holder_dry_run = %s, trigger_source = %s, attempt = %s, "
+            "holder_token = %s, holder_dry_run = %s, durable_execution_arn = %s, durable_run = %s, "
+            "trigger_source = %s, attempt = %s, "
             "lease_expires_at = NOW() + INTERVAL %s SECOND, error_message = NULL, "
             "started_at = NOW(), completed_at = NULL, duration_ms = NULL, rows_processed = NULL, "
             "rows_inserted = NULL, rows_updated = NULL, rows_unchanged = NULL, rows_rejected = NULL, "
@@ -96,8 +100,8 @@ class ClaimLedger:
         try:
             self.session.execute(
                 f"INSERT INTO {METADATA} (sync_date, s3_key, s3_etag, workflow_id, holder_token, "
-                "holder_dry_run, status, trigger_source, attempt, lease_expires_at, started_at) "
-                "VALUES (%s, %s, %s, %s, %s, %s, 'started', %s, %s, NOW() + INTERVAL %s SECOND, NOW())",
+                "holder_dry_run, durable_execution_arn, durable_run, status, trigger_source, attempt, lease_expires_at, "
+                "started_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'started', %s, %s, NOW() + INTERVAL %s SECOND, NOW())",
                 (request.sync_date, *_holder_values(request, claim_number, lease_seconds)),
             )
         except pymysql.err.IntegrityError as error:
