@@ -51,8 +51,20 @@ def progress_line(sync_date: str, progress: dict[str, Any]) -> str:
         stalled = f"; its lease ran out at {cell(progress['lease_expires_at'])}, the next attempt resumes"
     return (
         f"{sync_date}: attempt {progress['attempt']}{dry} {progress['phase']}{rows}, "
-        f"{progress['elapsed_seconds']}s since it was claimed{estimate}{stalled}"
+        f"{progress['elapsed_seconds']}s since it was claimed{estimate}{stalled}{holder_words(progress)}"
     )
+
+
+def holder_words(progress: dict[str, Any]) -> str:
+    """Which run of which durable execution holds the date (and what comes next), or which invocation."""
+    run, execution = progress.get("durable_run"), progress.get("durable_execution_arn")
+    if execution is None:
+        return f"; held by invocation {progress['invocation_id']}" if progress.get("invocation_id") else ""
+    # arn:...:function:<function>:<version>/durable-execution/<execution name>/<execution id> (StopDurableExecution's pattern)
+    name = execution.split("/durable-execution/", 1)[1].split("/", 1)[0] if "/durable-execution/" in execution else execution
+    if progress["phase"] == "handed_over" and run is not None:
+        return f"; run {run} of durable execution {name} handed over, run {run + 1} resumes after its pause ({execution})"
+    return f"; held by run {run} of durable execution {name} ({execution})"
 
 
 def format_history(report: dict[str, Any]) -> str:

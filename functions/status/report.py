@@ -62,7 +62,9 @@ def describe_progress(row: dict[str, Any]) -> dict[str, Any]:
     """
     elapsed = int(row["elapsed_seconds"] or 0)
     rows_read, rows_in_file = row["rows_read"], row["rows_in_file"]
-    if not row["lease_live"]:
+    if not row["lease_live"] and row["last_run_status"] == "handed_over":
+        phase = "handed_over"  # a run stopped at a chunk boundary; the execution's next run resumes after its pause
+    elif not row["lease_live"]:
         phase = "stalled"  # the holder died or timed out: the next event or retry takes over and resumes
     elif rows_read is None:
         phase = "starting"  # fetching the file, or a first load into the empty table (committed only at its end)
@@ -86,6 +88,10 @@ def describe_progress(row: dict[str, Any]) -> dict[str, Any]:
         "staging_seconds_left": seconds_left,
         "lease_expires_at": _json_value(row["lease_expires_at"]),
         "progress_at": _json_value(row["progress_at"]),
+        # Who holds it: the invocation, and for a durable function its execution and which run of it.
+        "invocation_id": row["invocation_id"],
+        "durable_execution_arn": row["durable_execution_arn"],
+        "durable_run": row["durable_run"],
     }
 
 

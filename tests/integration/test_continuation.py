@@ -25,6 +25,7 @@ from functions.ingest import handler as ingest
 from functions.ingest.continuation import Continuation, holder_token_of
 from functions.ingest.sync_values import DurableRun
 from functions.shared.settings import DatabaseSettings
+from functions.status.format import format_status
 from tests.factories import day_two, snowflake_table, write_pyarrow
 from tests.integration.conftest import expected_rows, query, table_rows
 from tests.scripts_support import LocalContext
@@ -257,3 +258,40 @@ def test_a_hand_over_left_unrecorded_is_resumed_by_the_next_run_at_once_and_the_
     assert ledger["durable_run"] == len(runs) >= 2
     claims_taken = query(db, "SELECT COUNT(DISTINCT attempt) AS n FROM upsell_signal_sync_runs WHERE sync_date = '2026-01-30'")
     assert claims_taken[0]["n"] == 1  # one claim, resumed run after run
+
+
+def test_the_status_shows_a_date_being_continued_how_far_it_is_and_which_run_of_which_execution_holds_it(
+    s3: Any, db: pymysql.Connection[Any], tmp_path: Path
+) -> None:
+    # Given a day two that needs several runs, and an operator asking for its status as the second run starts
+    _, file_table, timeout_seconds = a_day_two_and_a_timeout_of(s3, tmp_path, 1 / 3)
+    seen: list[dict[str, Any]] = []
+
+    def run_event(event: Any, context: Any, durable_run: DurableRun | None = None) -> dict[str, Any]:
+        if durable_run is not None and durable_run.number == 2:
+            seen.append(ingest.handler({"action": "status", "sync_date": "2026-01-30"}, LocalContext("ingest")))
+        return ingest.handler(event, context, durable_run)
+
+    continuation = Continuation(
+        run_event=run_event,
+        dead_letter=lambda event, error: "dead-letter-id",
+        max_runs=MAX_RUNS,
+        pause_seconds=1,
+        run_context=lambda context: LocalContext("ingest", timeout_seconds=timeout_seconds, aws_request_id="the-one-request"),
+    )
+    # When the file's arrival starts one durable execution
+    with DurableFunctionTestRunner(handler=durable_execution(continuation)) as runner:
+        result = runner.run(input=json.dumps({"sync_date": "2026-01-30"}), execution_timeout=900, execution_name="2026-01-30")
+
+    # Then between the runs the date showed handed over by run 1 of this execution, with rows read of the file's rows
+    assert json.loads(result.result or "null")["status"] == "completed"
+    [report] = seen
+    progress = report["progress"]
+    assert (progress["phase"], progress["durable_run"]) == ("handed_over", 1)
+    assert progress["durable_execution_arn"]  # the testing SDK's ARN: Lambda's is arn:...:function:...:7/durable-execution/<name>/<id>
+    assert 0 < progress["rows_read"] < progress["rows_in_file"] == file_table.num_rows
+    # and the text an operator reads says so in words
+    text = format_status(report)
+    assert "handed_over" in text and "run 1 of durable execution" in text and "run 2 resumes after its pause" in text
+    assert progress["durable_execution_arn"] in text
+    assert f"of {file_table.num_rows:,} rows read" in text
