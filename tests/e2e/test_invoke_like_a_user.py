@@ -14,6 +14,7 @@ import pytest
 
 from functions.shared.settings import DatabaseSettings
 from tests.factories import snowflake_table, write_pyarrow
+from tests.lambda_timing import SCALE
 from tests.stand_ins import moto_server
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -113,3 +114,71 @@ def test_status_typed_as_the_readme_shows_runs_with_the_project_venv_and_matches
     from_database, from_function = json.loads(typed.stdout)["syncs"], json.loads(asked.stdout)["syncs"]
     assert [s["sync_date"] for s in from_database] == ["2026-01-30"]
     assert from_function == from_database
+
+
+# -- a file that needs several runs, followed to its end -----------------------------
+
+CONTINUED_ROWS = 150_000
+
+
+def a_file_needing_several_runs(operator_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """The date's file replaced by a larger one, staged in small chunks with a 1 s margin: --timeout 2 leaves 1 s a run."""
+    s3 = boto3.client(
+        "s3", endpoint_url=operator_env["AWS_ENDPOINT_URL_S3"], region_name="us-east-1", aws_access_key_id="e2e", aws_secret_access_key="e2e"
+    )
+    s3.upload_file(
+        str(write_pyarrow(snowflake_table(CONTINUED_ROWS, seed=5), tmp_path / "large.parquet")),
+        BUCKET,
+        "passive_upsell_signals/dt=2026-01-30/data.parquet",
+    )
+    return dict(operator_env, STAGING_CHUNK_ROWS="2000", TIME_BUDGET_MARGIN_SECONDS="1", FIRST_LOAD_ROWS_PER_SECOND="1000", PUBLISH_ROWS_PER_SECOND="1000000")
+
+
+def test_invoke_follows_a_file_needing_several_runs_to_its_end_telling_each_hand_over(
+    operator_env: dict[str, str], tmp_path: Path
+) -> None:
+    # Given a file that one invocation of the function's timeout cannot sync
+    env = a_file_needing_several_runs(operator_env, tmp_path)
+
+    # When the operator invokes the ingest with that timeout, as the deployed durable function runs (pauses scaled)
+    synced = run(["scripts/invoke", "--timeout", "2", "--time-scale", str(SCALE), "ingest", "events/manual-replay.json"], env)
+
+    # Then stderr says plainly that the work continues, run after run, and stdout holds the final answer: completed
+    assert synced.returncode == 0, synced.stderr[-3000:]
+    told = [line for line in synced.stderr.splitlines() if line.startswith("invoke: ")]
+    assert any(line.startswith("invoke: run 1 handed over: staging at row ") and "run 2 starts after a 5 s pause" in line for line in told), told
+    assert any(line.startswith("invoke: run 2 starts") for line in told), told
+    assert told[-1].startswith("invoke: durable execution ") and ": SUCCEEDED after " in told[-1], told
+    assert sum(line.startswith("invoke: run ") and " handed over: " in line for line in told) >= 2, told
+    answer = json.loads(synced.stdout)
+    assert (answer["status"], answer["rows_processed"], answer["rows_inserted"]) == ("completed", CONTINUED_ROWS, CONTINUED_ROWS)
+
+
+def test_status_shows_a_date_being_continued_between_two_runs_of_invoke(operator_env: dict[str, str], tmp_path: Path) -> None:
+    # Given a file that needs several runs, invoked by the operator, the pause between runs as deployed, stretched (x2)
+    env = a_file_needing_several_runs(operator_env, tmp_path)
+    invoke = subprocess.Popen(
+        [sys.executable, "scripts/invoke", "--timeout", "2", "--time-scale", "2", "ingest", "events/manual-replay.json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert invoke.stderr is not None
+        handed_over = next((line for line in invoke.stderr if line.startswith("invoke: run 1 handed over")), None)
+        assert handed_over is not None, "the first run never handed over"
+
+        # When the operator reads the date's status during the pause
+        status = run(["scripts/status", "--date", "2026-01-30"], env)
+
+        # Then it shows the date handed over by run 1 of its durable execution, with rows read of the file's rows
+        assert status.returncode == 0, status.stderr
+        [progress] = [line for line in status.stdout.splitlines() if line.startswith("In progress now: ")]
+        assert " handed_over, " in progress and f"of {CONTINUED_ROWS:,} rows read" in progress, progress
+        assert "run 1 of durable execution " in progress and "run 2 resumes after its pause" in progress, progress
+    finally:
+        out, err = invoke.communicate(timeout=300)
+    # and the invocation still went on to the end
+    assert invoke.returncode == 0, err[-3000:]
+    assert json.loads(out)["status"] == "completed"
