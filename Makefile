@@ -23,7 +23,7 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy functions infra app.py
 	@# Extensionless scripts are checked one by one (mypy wants a module name per file).
-	for script in scripts/invoke scripts/status scripts/with-mariadb scripts/demo.py; do $(VENV)/bin/mypy $$script || exit 1; done
+	for script in scripts/invoke scripts/status scripts/with-mariadb scripts/demo.py scripts/local_durable.py; do $(VENV)/bin/mypy $$script || exit 1; done
 
 # The local Lambda the e2e tests and the demo run the function on (docs/local-lambda.md): pip installs
 # awslambdaric (pinned) and the runtime's boto3 for the runtime's Python (pyenv's 3.13) under

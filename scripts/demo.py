@@ -81,7 +81,10 @@ class DemoFunction:
         self._report(execution.results)
         invocations = len(execution.results)
         print(f"   delivered asynchronously: one durable execution, {invocations} invocation(s), {execution.status}")
-        answer = execution.record or execution.answer  # the on-failure record, when the execution failed
+        # The dead letter, when the execution failed: the event as-is, the reason in its attributes.
+        answer = execution.answer
+        if execution.record is not None:
+            answer = {"dead_letter": execution.record, "attributes": execution.record_attributes}
         print(json.dumps(answer, indent=2))
         return answer
 

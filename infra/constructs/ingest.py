@@ -98,11 +98,12 @@ class Ingest(Construct):
         sizing = config.ingest
         self.function = self._function(config, code, network=network, database=database, bucket=bucket, dead_letters=dead_letters)
         function = self.function.function
+        self._send_failed_executions_to(function, dead_letters)
         # A new version on every code or configuration change; the alias follows it in the same deploy.
         self.alias = lambda_.Alias(self, "Live", alias_name=INGEST_ALIAS, version=function.current_version)
         self._grant_least_privilege(self.function.role, bucket, bucket_kms_key_arn, dead_letters)
         self._grant_durable_execution(self.function.role, function_name(INGEST_FUNCTION_STEM, config.name))
-        async_invoke = self._configure_async_invoke(function, sizing.retry_attempts, sizing.max_event_age_hours, dead_letters)
+        async_invoke = self._configure_async_invoke(function, sizing.retry_attempts, sizing.max_event_age_hours)
         async_invoke.node.add_dependency(self.alias)  # configured on the alias, which must exist first
         self.file_arrivals = self._file_arrivals(self.alias, bucket, sizing, dead_letters)
         self.schedule = self._daily_fallback(self.alias, config, dead_letters)
@@ -243,11 +244,29 @@ class Ingest(Construct):
         role.add_to_principal_policy(self.durable_execution_grant)
 
     @staticmethod
+    def _send_failed_executions_to(function: lambda_.Function, dead_letters: DeadLetterQueue) -> None:
+        """The function's dead-letter queue: where Lambda sends the event of an async start whose execution failed.
+
+        A durable function supports dead-letter queues but not destinations: "Durable functions support
+        dead-letter queues (DLQs) for error handling, but don't support Lambda destinations" (Lambda Developer
+        Guide, "Invoking durable Lambda functions"). When an execution started asynchronously ends FAILED,
+        STOPPED or TIMED_OUT, "Lambda sends the original triggering event to the DLQ" (same guide, "Best
+        practices for Lambda durable functions", Error handling): the event as-is, with the attributes
+        RequestID, ErrorCode and ErrorMessage ("Capturing records of Lambda asynchronous invocations",
+        Dead-letter queues). L1 on purpose: the L2 property also grants the role what it already has.
+        """
+        cfn_function = function.node.default_child
+        if not isinstance(cfn_function, lambda_.CfnFunction):
+            raise TypeError(f"{function.node.path} has no CfnFunction to give a dead-letter queue")
+        cfn_function.dead_letter_config = lambda_.CfnFunction.DeadLetterConfigProperty(target_arn=dead_letters.queue.queue_arn)
+
+    @staticmethod
     def _configure_async_invoke(
-        function: lambda_.Function, retry_attempts: int, max_age_hours: int, dead_letters: DeadLetterQueue
+        function: lambda_.Function, retry_attempts: int, max_age_hours: int
     ) -> lambda_.CfnEventInvokeConfig:
-        # L1 on purpose: the L2 SqsDestination also grants GetQueueAttributes and GetQueueUrl, which
-        # sending does not need; the role already has sqs:SendMessage on the queue above.
+        # No on-failure destination: a durable function does not support destinations (its failed executions go
+        # to the function's dead-letter queue, above). The bounds stay those of Lambda's queue of async events; a
+        # failed execution itself is not retried by Lambda ("Best practices for Lambda durable functions").
         config = lambda_.CfnEventInvokeConfig(
             function,
             "AsyncInvoke",
@@ -255,11 +274,5 @@ class Ingest(Construct):
             qualifier=INGEST_ALIAS,
             maximum_retry_attempts=retry_attempts,
             maximum_event_age_in_seconds=int(Duration.hours(max_age_hours).to_seconds()),
-            destination_config=lambda_.CfnEventInvokeConfig.DestinationConfigProperty(
-                on_failure=lambda_.CfnEventInvokeConfig.OnFailureProperty(destination=dead_letters.queue.queue_arn)
-            ),
         )
-        # The destination is checked at creation: the role must already allow sqs:SendMessage.
-        if function.role is not None:
-            config.node.add_dependency(function.role)
         return config

@@ -45,12 +45,19 @@ class StandIns:
 
     def dead_letters(self) -> list[dict[str, Any]]:
         """Every message in the dead-letter queue now (received and deleted), as JSON."""
-        bodies: list[dict[str, Any]] = []
-        while messages := self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages"):
+        return [body for body, _ in self.dead_letters_with_attributes()]
+
+    def dead_letters_with_attributes(self) -> list[tuple[dict[str, Any], dict[str, str]]]:
+        """Every message in the dead-letter queue now (received and deleted): its JSON body, its attributes' values."""
+        letters: list[tuple[dict[str, Any], dict[str, str]]] = []
+        while messages := self.sqs.receive_message(
+            QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0, MessageAttributeNames=["All"]
+        ).get("Messages"):
             for message in messages:
-                bodies.append(json.loads(message["Body"]))
+                attributes = {name: value["StringValue"] for name, value in message.get("MessageAttributes", {}).items()}
+                letters.append((json.loads(message["Body"]), attributes))
                 self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
-        return bodies
+        return letters
 
 
 def ingest_spec(template: Template, stand_ins: StandIns, *, timeout_seconds: int | None = None, **environment: str | None) -> FunctionSpec:

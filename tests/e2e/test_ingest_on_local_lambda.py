@@ -44,11 +44,11 @@ def test_the_template_configures_the_local_ingest(template: Template, ingest: Du
     )
     assert (spec.timeout_seconds, spec.memory_mb) == (900, 2048)
     assert (spec.max_retry_attempts, spec.max_event_age_seconds) == (2, 6 * 3600)
-    assert spec.on_failure_queue_url is not None
+    assert spec.dead_letter_queue_url is not None and spec.on_failure_queue_url is None  # DLQ, not a destination
     assert spec.environment["WORK_DIR"] == "/tmp"
     # And a value the template refers to without a local stand-in stops the run, naming it
     bare = template.function_spec(INGEST_FUNCTION)
-    assert {"SIGNALS_BUCKET", "DEAD_LETTER_QUEUE_URL", "DB_SECRET_ARN", "on-failure destination"} <= set(bare.unresolved)
+    assert {"SIGNALS_BUCKET", "DEAD_LETTER_QUEUE_URL", "DB_SECRET_ARN", "dead-letter queue"} <= set(bare.unresolved)
     with pytest.raises(ValueError, match="no local stand-in"):
         LocalLambda(bare, log_path=Path("/dev/null")).invoke({})
 

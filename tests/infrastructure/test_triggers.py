@@ -140,17 +140,23 @@ def test_schedule_failures_go_to_the_dead_letter_queue(dev_template: Template) -
     assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 6 * 3600, "MaximumRetryAttempts": 2}
 
 
-def test_async_invocations_retry_twice_then_go_to_the_dead_letter_queue(dev_template: Template) -> None:
+def test_async_invocations_are_bounded_and_a_failed_execution_goes_to_the_functions_dead_letter_queue(
+    dev_template: Template,
+) -> None:
     # Given the dev stack
     queue_id, _ = only(dev_template, "AWS::SQS::Queue")
-    # When reading the ingest's event invoke config
+    # When reading the ingest's event invoke config and the function
     _, invoke_config = only(dev_template, "AWS::Lambda::EventInvokeConfig", "Ingest")
     properties = invoke_config["Properties"]
-    # Then retries and age are bounded and failures go to the DLQ
+    function = resources(dev_template, "AWS::Lambda::Function")[logical_id_of_function(dev_template, "Ingest")]["Properties"]
+    # Then retries and age are bounded, and a failed execution's event goes to the DLQ through the function's
+    # DeadLetterConfig: a durable function supports dead-letter queues, not destinations (Lambda Developer Guide,
+    # "Invoking durable Lambda functions"), so an on-failure destination would never receive it
     assert properties["FunctionName"] == {"Ref": logical_id_of_function(dev_template, "Ingest")}
     assert properties["MaximumRetryAttempts"] == 2
     assert properties["MaximumEventAgeInSeconds"] == 6 * 3600
-    assert properties["DestinationConfig"] == {"OnFailure": {"Destination": {"Fn::GetAtt": [queue_id, "Arn"]}}}
+    assert "DestinationConfig" not in properties
+    assert function["DeadLetterConfig"] == {"TargetArn": {"Fn::GetAtt": [queue_id, "Arn"]}}
 
 
 def test_dead_letter_queue_is_encrypted_kept_two_weeks_and_refuses_plain_http(dev_template: Template) -> None:

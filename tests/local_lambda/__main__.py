@@ -7,8 +7,8 @@
 The template's values that name AWS resources come from this shell, as for ./scripts/invoke:
 SIGNALS_BUCKET, DEAD_LETTER_QUEUE_URL (also the on-failure destination), DB_HOST, DB_PORT, DB_USER,
 DB_PASSWORD, DB_NAME (in place of the database secret), AWS_ENDPOINT_URL (moto, say). Prints the
-answer (or the on-failure record) on stdout and Lambda's START/END/REPORT lines with the
-function's log on stderr; exits 1 when the function failed.
+answer (or the on-failure record; the durable ingest's dead letter) on stdout and Lambda's START/END/REPORT
+lines with the function's log on stderr; exits 1 when the function failed.
 """
 
 from __future__ import annotations
@@ -63,7 +63,10 @@ def main() -> int:
         with DurableFunction(spec, log_path=log_path, sqs_client=sqs, time_scale=arguments.time_scale, qualifier=INGEST_ALIAS) as durable:
             execution = durable.invoke_async(payload) if arguments.asynchronous else durable.invoke(payload)
             execution.done.wait()
-            answer = execution.record or execution.answer or execution.error
+            if execution.record is not None:  # the dead letter: the event as-is, the reason in its attributes
+                answer = {"dead_letter": execution.record, "attributes": execution.record_attributes}
+            else:
+                answer = execution.answer or execution.error
             failed = execution.status != "SUCCEEDED"
             sys.stderr.write(f"durable execution {execution.execution_arn}: {execution.status}, {len(execution.results)} invocation(s)\n")
         sys.stderr.write(log_path.read_text())

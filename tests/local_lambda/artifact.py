@@ -129,6 +129,8 @@ class FunctionSpec:
     max_retry_attempts: int = 2
     max_event_age_seconds: int = 21_600
     on_failure_queue_url: str | None = None
+    # DeadLetterConfig (AWS::Lambda::Function): where a durable function's failed async executions send their event.
+    dead_letter_queue_url: str | None = None
     region: str = "us-east-1"
     account: str = "123456789012"
     unresolved: dict[str, str] = field(default_factory=dict)
@@ -219,6 +221,12 @@ class Template:
             durable_execution_timeout_seconds=_int_or_none(properties.get("DurableConfig", {}).get("ExecutionTimeout")),
             durable_retention_days=_int_or_none(properties.get("DurableConfig", {}).get("RetentionPeriodInDays")),
         )
+        dead_letter_target = properties.get("DeadLetterConfig", {}).get("TargetArn")
+        if dead_letter_target is not None:
+            queue_url = self.resolve(dead_letter_target, stand_ins)
+            if queue_url is None:
+                spec = replace(spec, unresolved={**spec.unresolved, "dead-letter queue": json.dumps(dead_letter_target)})
+            spec = replace(spec, dead_letter_queue_url=queue_url)
         return self._with_async_settings(spec, logical_id, stand_ins)
 
     def _with_async_settings(self, spec: FunctionSpec, logical_id: str, stand_ins: Mapping[str, str]) -> FunctionSpec:

@@ -80,7 +80,8 @@ class DurableEvent:
     status: str | None = None  # SUCCEEDED, FAILED, STOPPED, TIMED_OUT once done
     answer: Any = None  # the handler's result, parsed, when it succeeded
     error: dict[str, Any] | None = None  # the execution's error when it did not
-    record: dict[str, Any] | None = None  # the on-failure record, once sent
+    record: Any = None  # the dead-letter message's body once sent: the original event, as-is
+    record_attributes: dict[str, Any] | None = None  # and its attributes: RequestID, ErrorCode, ErrorMessage
     duplicates: list[DurableEvent] = field(default_factory=list)  # Lambda delivering the same async event again
     delivery: int = 1  # 2 for a duplicate delivery
     done: threading.Event = field(default_factory=threading.Event)
@@ -264,25 +265,26 @@ class DurableFunction:
         event.done.set()
 
     def _send_failure_record(self, event: DurableEvent) -> None:
-        """The invocation record for the on-failure destination, in the shape Lambda documents for async invocations.
+        """The event, as-is, on the function's dead-letter queue, as Lambda sends a durable function's failed execution's.
 
-        Lambda sends the event of an async start whose execution ends FAILED, STOPPED or TIMED_OUT
-        to the function's on-failure destination (Developer Guide, "Best practices for Lambda
-        durable functions", Error handling); the record's fields are those of "Capturing records of
-        asynchronous invocations", assumed the same for a durable execution.
+        A durable function supports dead-letter queues, not destinations (Lambda Developer Guide, "Invoking
+        durable Lambda functions"): when an execution started asynchronously ends FAILED, STOPPED or TIMED_OUT,
+        "Lambda sends the original triggering event to the DLQ" ("Best practices for Lambda durable functions",
+        Error handling), "as-is, with additional information in attributes": RequestID, ErrorCode (the HTTP
+        status code) and ErrorMessage (its first 1 KB) ("Capturing records of Lambda asynchronous invocations",
+        Dead-letter queues). Which request id and status code Lambda puts there for a durable execution is not
+        documented: here the start's request id and 200.
         """
-        event.record = {
-            "version": "1.0",
-            "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "requestContext": {
-                "requestId": event.request_id,
-                "functionArn": f"{self.spec.arn}:{self.qualifier}",
-                "condition": "RetriesExhausted",
-                "approximateInvokeCount": len(event.results),
-            },
-            "requestPayload": event.payload,
-            "responseContext": {"statusCode": 200, "executedVersion": self.qualifier, "functionError": "Unhandled"},
-            "responsePayload": event.error or {"errorType": event.status, "errorMessage": f"execution {event.status}"},
+        message = event.error["errorMessage"] if event.error else f"execution {event.status}"
+        event.record = event.payload
+        event.record_attributes = {
+            "RequestID": {"DataType": "String", "StringValue": event.request_id},
+            "ErrorCode": {"DataType": "Number", "StringValue": "200"},
+            "ErrorMessage": {"DataType": "String", "StringValue": message.encode()[:1024].decode(errors="ignore")},
         }
-        if self.spec.on_failure_queue_url and self._sqs is not None:
-            self._sqs.send_message(QueueUrl=self.spec.on_failure_queue_url, MessageBody=json.dumps(event.record))
+        if self.spec.dead_letter_queue_url and self._sqs is not None:
+            self._sqs.send_message(
+                QueueUrl=self.spec.dead_letter_queue_url,
+                MessageBody=json.dumps(event.record),
+                MessageAttributes=event.record_attributes,
+            )
