@@ -11,7 +11,7 @@ Bounded: `max_runs` (at least a day of work, functions/shared/contract.py), and 
 hands over where the one before it did has made no progress; either is dead-lettered with its
 reason. A run that raises (a transient fault that outlived the in-process retries) is retried as
 Lambda's async retry did (after 60 s, then 120 s); after that the execution fails
-(DurableExecutionFailed) and Lambda puts the event on the on-failure destination. A run killed
+(DurableExecutionFailed) and Lambda puts the event on the function's dead-letter queue. A run killed
 mid-step (its timeout, memory) is run again by the execution's next invocation. Every run of an
 execution claims under the execution's one holder token (`holder_token_of`): the date a run claimed
 is the next run's own claim, resumed at once, even while the dead or unrecorded run's lease still runs.
@@ -114,9 +114,9 @@ class Continuation:
                 answer = context.step(self._one_run(event, context, run), name=f"run {run}", config=RUN_CONFIG)
             except StepError:
                 # The execution fails (DurableExecutionFailed). Lambda sends the event of an async start whose
-                # execution ends FAILED, STOPPED or TIMED_OUT to the on-failure destination, the dead-letter
-                # queue (Lambda Developer Guide, "Best practices for Lambda durable functions", Error
-                # handling): a dead letter sent here as well would be a second one for the same failure.
+                # execution ends FAILED, STOPPED or TIMED_OUT to the function's dead-letter queue (Lambda Developer
+                # Guide, "Best practices for Lambda durable functions", Error handling; a durable function has no
+                # destinations): a dead letter sent here as well would be a second one for the same failure.
                 raise
             if answer.get("status") != "handed_over":
                 return answer
