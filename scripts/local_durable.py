@@ -34,7 +34,12 @@ REGION = "local"
 
 
 class ScaledClock:
-    """The service's clock, running 1/time_scale as fast as the wall clock: the 5 s pause lasts 0.5 s at 0.1."""
+    """The service's clock, running 1/time_scale as fast as the wall clock: the 5 s pause lasts 0.5 s at 0.1.
+
+    Like the testing SDK's SkipClock (which skips each timer whole), it stamps history in modelled
+    time; unlike it, every timer still takes its scaled share of real time, and arming the same
+    wake twice waits the same. The local Lambda (tests/local_lambda/durable.py) runs on it too.
+    """
 
     def __init__(self, time_scale: float) -> None:
         self._scale = time_scale

@@ -19,7 +19,6 @@ testing SDK's model of Lambda's, not measured against Lambda.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import random
@@ -32,7 +31,6 @@ from typing import Any
 from aws_durable_execution_sdk_python.execution import DurableExecutionInvocationInput
 from aws_durable_execution_sdk_python_testing.checkpoint.processor import CheckpointProcessor
 from aws_durable_execution_sdk_python_testing.child_dispatcher import UnconfiguredChildDispatcher
-from aws_durable_execution_sdk_python_testing.clock import real_now
 from aws_durable_execution_sdk_python_testing.exceptions import DurableFunctionsTestError
 from aws_durable_execution_sdk_python_testing.executor import Executor
 from aws_durable_execution_sdk_python_testing.invoker import InvokeResponse, LambdaInvoker
@@ -42,30 +40,12 @@ from aws_durable_execution_sdk_python_testing.stores.memory import InMemoryExecu
 from aws_durable_execution_sdk_python_testing.web.server import WebServer, WebServiceConfig
 from aws_durable_execution_sdk_python_testing.worker.registry import ExecutionRegistry
 
+from scripts.local_durable import ScaledClock
 from tests.local_lambda.artifact import FunctionSpec
 from tests.local_lambda.environment import InvocationResult
 from tests.local_lambda.service import LocalLambda
 
 TERMINAL_FAILURES = ("FAILED", "STOPPED", "TIMED_OUT")
-
-
-class ScaledClock:
-    """The service's clock, running 1/time_scale as fast as the wall clock: a 60 s step retry lasts 6 s at 0.1.
-
-    Like the testing SDK's SkipClock (which skips each timer whole), it stamps history in modelled
-    time; unlike it, every timer still takes its scaled share of real time, and arming the same
-    wake twice waits the same.
-    """
-
-    def __init__(self, time_scale: float) -> None:
-        self._scale = time_scale
-        self._origin = real_now()
-
-    def now(self) -> dt.datetime:
-        return self._origin + (real_now() - self._origin) / self._scale
-
-    def arm(self, wake: dt.datetime) -> float:
-        return max((wake - self.now()).total_seconds() * self._scale, 0.0)
 
 
 @dataclass
