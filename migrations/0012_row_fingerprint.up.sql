@@ -1,0 +1,37 @@
+-- Each row's fingerprint, which the server computes on every write (the ingest's or a
+-- person's), and an index that reads every fingerprint in a compact, sequential form: a
+-- day-two sync compares the file with the table through it and stages only the rows that
+-- differ (functions/ingest/row_fingerprints.py writes the same expression; a test checks
+-- the two agree). A stored column: adding it rebuilds the table once.
+ALTER TABLE company_upsell_signals
+  ADD COLUMN IF NOT EXISTS row_fingerprint BINARY(16) AS (
+  UNHEX(MD5(CONCAT_WS(0x1f,
+      IFNULL(CONCAT(OCTET_LENGTH(cdms_canonical_company_id), ':', cdms_canonical_company_id), ''),
+      IFNULL(CONCAT(OCTET_LENGTH(legacy_company_id), ':', legacy_company_id), ''),
+      IFNULL(CONCAT(OCTET_LENGTH(core_product), ':', core_product), ''),
+      IFNULL(CONCAT(OCTET_LENGTH(debut_product_tier), ':', debut_product_tier), ''),
+      IFNULL(CONCAT(OCTET_LENGTH(current_product_tier), ':', current_product_tier), ''),
+      IFNULL(is_active_customer, ''),
+      IFNULL(initial_billed_ee_count, ''),
+      IFNULL(most_recent_paid_ee_count, ''),
+      IFNULL(ee_growth, ''),
+      IFNULL(ee_growth_rate, ''),
+      IFNULL(count_icp_members_active, ''),
+      IFNULL(count_icp_members_all_time, ''),
+      IFNULL(count_eor_members_active, ''),
+      IFNULL(count_eor_members_all_time, ''),
+      IFNULL(count_remote_employees_active_since_premiere, ''),
+      IFNULL(UNIX_TIMESTAMP(last_remote_employee_invited_at), ''),
+      IFNULL(count_full_time_employees_active_since_premiere, ''),
+      IFNULL(UNIX_TIMESTAMP(last_full_time_employee_invited_at), ''),
+      IFNULL(UNIX_TIMESTAMP(last_hi_app_started_at), ''),
+      IFNULL(num_days_since_hi_app_started, ''),
+      IFNULL(has_signal_active_icp_without_eor, ''),
+      IFNULL(has_signal_past_icp_without_eor, ''),
+      IFNULL(has_signal_two_plus_remote_employees, ''),
+      IFNULL(has_signal_payroll_growth_25_pct, ''),
+      IFNULL(has_signal_peo_growth_10_pct, ''),
+      IFNULL(has_signal_peo_basic_five_plus_hires, ''),
+      IFNULL(has_signal_hi_app_started_not_submitted, ''),
+      IFNULL(UNIX_TIMESTAMP(model_updated_at), ''))))) STORED,
+  ADD INDEX IF NOT EXISTS idx_row_fingerprint (row_fingerprint);
