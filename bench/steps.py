@@ -53,9 +53,15 @@ _TIMED_CALLS: tuple[tuple[str, str | None, str, str], ...] = (
     ("functions.ingest.repository.runs", "RunHistory", "finish_run", "complete + run row"),
     ("functions.ingest.repository.staging", "Staging", "drop_pass", "drop staging partition"),
     ("pymysql.connections", "Connection", "commit", "commit"),
+    ("functions.ingest.change_detection", None, "validate_batch", "compare: validate + normalise"),
+    ("functions.ingest.change_detection", None, "canonical_texts", "compare: fingerprint texts"),
+    ("functions.ingest.change_detection", None, "fingerprints_of_texts", "compare: MD5 per row"),
+    ("functions.ingest.change_detection", None, "_spill_by_partition", "compare: spill to disk"),
+    ("functions.ingest.repository.staging", "Staging", "count_staged", "compare: check a resumed pass"),
 )
 _TIMED_GENERATORS: tuple[tuple[str, str, str, str], ...] = (
     ("functions.ingest.parquet_reader", "SignalFile", "batches", "read Parquet batches"),
+    ("functions.ingest.repository.fingerprints", "TableFingerprints", "between", "compare: read the table's fingerprints"),
 )
 
 

@@ -5,22 +5,18 @@ Before it writes, a publish lists the staged rows that are new or changed (see
 finish; done for each chunk as soon as it is committed, on a second connection, it
 runs in the server while the next chunk loads: the server's second core at work.
 
-The second connection holds the publish lock from the first chunk on, so no other
-publish can change the table under the list, and then publishes itself (the list is a
-temporary table of its session). If another publish holds the lock, nobody lists
-alongside: the publish lists at the end, as it would anyway.
+The second connection holds the publish lock from before the file is compared with
+the table (stage.py), so no other publish can change the table under the list, and then
+publishes itself (the list is a temporary table of its session).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
-
-import pymysql
 
 from functions.ingest.repository import Repository
 
@@ -68,32 +64,15 @@ class ChangeLister:
 
 @contextmanager
 def listing_alongside_staging(
-    connect: Callable[[], pymysql.Connection[Any]], sync_date: dt.date, *, file_rows: int, rows_staged: int
-) -> Iterator[ChangeLister | None]:
-    """A ChangeLister holding the publish lock, with the rows staged so far queued; None if it cannot list.
-
-    None when another publish holds the lock (the publish then waits for it and lists at
-    the end) or when the table is empty (every row is new: there is nothing to list).
-    """
-    repository = Repository(connect())
+    repository: Repository, sync_date: dt.date, *, file_rows: int, rows_staged: int
+) -> Iterator[ChangeLister]:
+    """A ChangeLister on `repository` (which holds the publish lock), with the rows staged so far queued."""
+    with repository.transaction("open the list of changes"):
+        repository.signals.open_change_list(file_rows)
+    lister = ChangeLister(repository, sync_date)
     try:
-        with repository.transaction("open the list of changes"):
-            locked = repository.signals.try_publish_lock()  # a named lock: it outlives the transaction
-            listing = locked and not repository.signals.table_is_empty()
-            if listing:
-                repository.signals.open_change_list(file_rows)
-        if not locked:
-            logger.info("another publish holds the lock: changes are listed at publish time")
-        if listing:
-            lister = ChangeLister(repository, sync_date)
-            try:
-                if rows_staged:
-                    lister.list_rows(0, rows_staged)  # what an earlier run staged, in one statement
-                yield lister
-            finally:
-                lister.stop()
-            return
+        if rows_staged:
+            lister.list_rows(0, rows_staged)  # what an earlier run staged, in one statement
+        yield lister
     finally:
-        # Ending the session releases the lock and drops the list with it.
-        repository.close()
-    yield None
+        lister.stop()

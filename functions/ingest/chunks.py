@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from functions.ingest.load_files import write_load_file
 from functions.ingest.parquet_reader import SignalFile
@@ -92,23 +93,44 @@ def open_file(download: ObjectDownload) -> OpenedFile:
     return OpenedFile(local_path, signal_file, duplicates)
 
 
+# A chunk whose rows all equal the table's: nothing to stage, nothing rejected.
+_NOTHING_TO_STAGE = ValidatedBatch(valid_rows=pa.table({}), rejected_rows=[], rows_read=0)
+# Offsets in the chunk from first_row to end_row of the rows to read again (see change_detection).
+RowsNeeded = Callable[[int, int], list[int]]
+
+
 @contextmanager
-def prepared_chunks(opened: OpenedFile, from_row: int, *, chunk_rows: int, render: bool) -> Iterator[Iterator[PreparedChunk]]:
+def prepared_chunks(
+    opened: OpenedFile, from_row: int, *, chunk_rows: int, render: bool, rows_needed: RowsNeeded | None = None
+) -> Iterator[Iterator[PreparedChunk]]:
     """The file's chunks from `from_row` on, validated and (when `render`, for LOAD DATA) rendered, each prepared ahead.
+
+    With `rows_needed` (a compare before staging), a chunk holds only the rows it names,
+    and a chunk that needs none is not even read.
 
     The next chunk is read, validated and rendered on a worker thread while the
     caller loads the current one: pyarrow and the file write release the GIL, and
     the load runs in the server, so the two overlap on two cores.
     """
-    batches = opened.signal_file.batches(from_row, chunk_rows)
     load_files = [opened.path.with_suffix(f".load{slot}.tsv") for slot in (0, 1)]
+    reader = _ChunkReader(opened, from_row, chunk_rows)
 
     def prepare_next(slot: int) -> PreparedChunk | None:
-        next_batch = next(batches, None)
-        if next_batch is None:
+        first_row = reader.next_row
+        if first_row >= opened.num_rows:
             return None
-        first_row, batch = next_batch
-        validated = validate_batch(batch, first_row, opened.duplicates)
+        end_row = min(first_row + chunk_rows, opened.num_rows)
+        needed = None if rows_needed is None else rows_needed(first_row, end_row)
+        if needed == []:
+            reader.skip_to(end_row)
+            return PreparedChunk(first_row, end_row - first_row, _NOTHING_TO_STAGE, None, slot)
+        batch = reader.read(first_row)
+        if needed is None:
+            validated = validate_batch(batch, first_row, opened.duplicates)
+        else:
+            offsets = pa.array(needed, pa.int64())
+            row_numbers = pc.add(offsets, first_row)
+            validated = validate_batch(batch.take(offsets), first_row, opened.duplicates, row_numbers=row_numbers)
         load_file = None
         if render:
             load_file = load_files[slot]
@@ -129,3 +151,26 @@ def prepared_chunks(opened: OpenedFile, from_row: int, *, chunk_rows: int, rende
         preparer.shutdown(wait=True, cancel_futures=True)
         for load_file in load_files:
             load_file.unlink(missing_ok=True)
+
+
+class _ChunkReader:
+    """The file's batches in chunk order; a chunk skipped is not read, and reading resumes after it."""
+
+    def __init__(self, opened: OpenedFile, from_row: int, chunk_rows: int) -> None:
+        self._opened = opened
+        self._chunk_rows = chunk_rows
+        self.next_row = from_row
+        self._batches: Iterator[tuple[int, pa.RecordBatch]] | None = None
+
+    def skip_to(self, row: int) -> None:
+        self.next_row = row
+        self._batches = None
+
+    def read(self, first_row: int) -> pa.RecordBatch:
+        if self._batches is None:
+            self._batches = self._opened.signal_file.batches(first_row, self._chunk_rows)
+        batch_start, batch = next(self._batches)
+        if batch_start != first_row:
+            raise AssertionError(f"read the batch at row {batch_start}, expected {first_row}")
+        self.next_row = first_row + batch.num_rows
+        return batch

@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 
 from functions.ingest import claims
+from functions.ingest.change_detection import FileComparison
 from functions.ingest.guards import GuardTrip, guard_trips, raise_on_trips
 from functions.ingest.newest_wins import NewerFiles
 from functions.ingest.repository import PublishPlan, Repository, StagingProgress
@@ -25,6 +26,7 @@ def publish(
     newer_files: NewerFiles,
     rows_resumed: int,
     rows_listed: int | None = None,
+    comparison: FileComparison | None = None,
 ) -> SyncResult:
     """Plan exact counts, leave to newer dates what they carry, check every guard, then write (or, for a dry run, only count).
 
@@ -60,7 +62,7 @@ def publish(
             raise ClaimLost(f"{held.sync_date} was taken over by a real sync during this dry run's count")
         if not dry_run:
             raise_on_trips(trips)
-            _write(repository, held.sync_date, plan, progress.pass_number)
+            _write(repository, held.sync_date, plan, progress.pass_number, comparison)
         repository.signals.discard_plan()
         result = _result(claimed, progress, plan, trips, rows_resumed=rows_resumed)
         if not dry_run:
@@ -69,12 +71,17 @@ def publish(
     return result
 
 
-def _write(repository: Repository, sync_date: dt.date, plan: PublishPlan, pass_number: int) -> None:
+def _write(
+    repository: Repository, sync_date: dt.date, plan: PublishPlan, pass_number: int, comparison: FileComparison | None
+) -> None:
     """Apply the plan; each statement checks its own count against it, and a mismatch rolls back."""
     repository.signals.update_changed(sync_date, plan)
     repository.signals.insert_new(sync_date, plan)
     if plan.rows_to_delete:
-        deleted = repository.signals.delete_missing(sync_date, pass_number)
+        if comparison is None:
+            empty = "a table that was empty when the file was compared"
+            raise TransientError(f"the plan deletes {plan.rows_to_delete} rows of {empty}")
+        deleted = repository.signals.delete_missing(sync_date, pass_number, comparison.unmatched_pages())
         if deleted != plan.rows_to_delete:
             raise TransientError(f"deleted {deleted} rows, the plan counted {plan.rows_to_delete}: the table changed meanwhile")
 

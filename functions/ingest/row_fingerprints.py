@@ -62,7 +62,12 @@ def canonical_texts(rows: pa.Table) -> pa.Array:
     return joined.combine_chunks() if isinstance(joined, pa.ChunkedArray) else joined
 
 
+def fingerprints_of_texts(texts: pa.Array) -> list[bytes]:
+    """Each canonical text's 16-byte fingerprint, in order."""
+    md5 = hashlib.md5
+    return [md5(text, usedforsecurity=False).digest() for text in pc.cast(texts, pa.binary()).to_pylist()]
+
+
 def fingerprints(rows: pa.Table) -> list[bytes]:
     """Each row's 16-byte fingerprint, in row order."""
-    md5 = hashlib.md5
-    return [md5(text, usedforsecurity=False).digest() for text in pc.cast(canonical_texts(rows), pa.binary()).to_pylist()]
+    return fingerprints_of_texts(canonical_texts(rows))

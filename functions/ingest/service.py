@@ -223,6 +223,7 @@ class SyncService:
                     newer_files=self._newer_files,
                     rows_resumed=staged.rows_resumed,
                     rows_listed=staged.rows_listed,
+                    comparison=staged.comparison,
                 )
         self._clean_up(claimed, staged.progress.pass_number)
         return result

@@ -17,6 +17,7 @@ from typing import Any
 import pymysql
 
 from functions.ingest import claims
+from functions.ingest.change_detection import FileComparison, compare_file
 from functions.ingest.change_listing import ChangeLister, listing_alongside_staging
 from functions.ingest.chunks import ObjectDownload, OpenedFile, PreparedChunk, open_file, prepared_chunks
 from functions.ingest.repository import Repository, StagingProgress
@@ -34,10 +35,11 @@ PROGRESS_LOG_CHUNKS = 20  # 500,000 rows at the default chunk size
 class StagedPass:
     """A complete staging pass, as its publish takes it."""
 
-    repository: Repository  # the connection to publish on: the listing's, which holds the publish lock, when there is one
+    repository: Repository  # the connection to publish on, which holds the publish lock (and the list, if it listed)
     progress: StagingProgress
     rows_resumed: int  # rows an earlier run had staged
-    rows_listed: int | None  # the changes the listing connection listed already, if it did
+    rows_listed: int | None  # the changes listed already, if they were
+    comparison: FileComparison | None  # None: the table was empty, every row is staged
 
 
 @contextmanager
@@ -50,29 +52,65 @@ def staged_pass(
     download: ObjectDownload,
     connect: Callable[[], pymysql.Connection[Any]],
 ) -> Iterator[StagedPass]:
-    """The pass staged to its end (the rest of the file staged first, its changes listed alongside when the publish lock is free).
+    """The pass staged to its end: the file compared with the table, then the rows that differ staged and listed.
 
-    The publish runs inside the block: the listing connection holds the publish lock until it ends.
+    A second connection takes the publish lock before the compare and holds it through the
+    publish, which runs inside the block: no other publish changes the table between.
     """
-    if progress.complete:
-        claimed.budget.refuse_a_publish_no_run_can_hold(progress.rows_staged)
-        yield StagedPass(repository, progress, rows_resumed=progress.rows_read, rows_listed=None)
-        return
     opened = open_file(download)
     claimed.budget.refuse_a_publish_no_run_can_hold(opened.num_rows)
-    with repository.transaction("note the file's rows"):
-        repository.staging.record_rows_in_file(claimed.held.sync_date, claimed.info.etag, opened.signal_file.num_rows)
-    rows_resumed = progress.rows_read
-    with listing_alongside_staging(
-        connect, claimed.held.sync_date, file_rows=opened.num_rows, rows_staged=progress.rows_read
-    ) as lister:
-        progress = stage_file(repository, claimed, progress, opened, settings, lister=lister)
-        # A run that found staging complete publishes regardless: see TimeBudget.
-        claimed.budget.stop_before_publish_if_short(progress.rows_staged)
-        if lister is None:
-            yield StagedPass(repository, progress, rows_resumed=rows_resumed, rows_listed=None)
-        else:
-            yield StagedPass(lister.repository, progress, rows_resumed=rows_resumed, rows_listed=lister.finish())
+    publisher = Repository(connect())
+    comparison: FileComparison | None = None
+    try:
+        lock_wait_seconds = claimed.budget.wait_seconds(settings.publish_lock_timeout_seconds)
+        publisher.signals.hold_publish_lock(lock_wait_seconds)
+        if not publisher.signals.table_is_empty():
+            comparison = compare_file(opened, publisher.fingerprints, opened.path, chunk_rows=settings.chunk_rows)
+        progress = _resumable(repository, claimed, progress, comparison)
+        rows_resumed = progress.rows_read
+        if progress.complete:
+            yield StagedPass(publisher, progress, rows_resumed=rows_resumed, rows_listed=None, comparison=comparison)
+            return
+        with repository.transaction("note the file's rows"):
+            repository.staging.record_rows_in_file(claimed.held.sync_date, claimed.info.etag, opened.num_rows)
+        if comparison is None:  # every row is new: nothing to list
+            progress = stage_file(repository, claimed, progress, opened, settings, lister=None, comparison=None)
+            claimed.budget.stop_before_publish_if_short(progress.rows_staged)
+            yield StagedPass(publisher, progress, rows_resumed=rows_resumed, rows_listed=None, comparison=None)
+            return
+        # Sized for every row an earlier run may have staged, and the rows that differ after it.
+        list_rows = comparison.rows_to_stage + progress.rows_read
+        with listing_alongside_staging(
+            publisher, claimed.held.sync_date, file_rows=list_rows, rows_staged=progress.rows_read
+        ) as lister:
+            progress = stage_file(repository, claimed, progress, opened, settings, lister=lister, comparison=comparison)
+            # A run that found staging complete publishes regardless: see TimeBudget.
+            claimed.budget.stop_before_publish_if_short(comparison.rows_to_stage)
+            listed = lister.finish()
+            yield StagedPass(publisher, progress, rows_resumed=rows_resumed, rows_listed=listed, comparison=comparison)
+    finally:
+        # Ending the session releases the lock and drops the list with it.
+        publisher.close()
+        if comparison is not None:
+            comparison.remove()
+
+
+def _resumable(
+    repository: Repository, claimed: ClaimedSync, progress: StagingProgress, comparison: FileComparison | None
+) -> StagingProgress:
+    """The pass to go on with: the one staged so far if it holds every row that now differs, else a new one.
+
+    Between two runs the publish lock was free: another date's publish, or a person, may
+    have changed rows this pass found equal and did not stage.
+    """
+    if comparison is None or not progress.rows_read:
+        return progress
+    expected = comparison.rows_to_stage_before(progress.rows_read)
+    if repository.staging.count_staged(claimed.held.sync_date, expected) == len(expected):
+        return progress
+    logger.info("the table changed since this pass staged: staging again from the first row")
+    held = claimed.held
+    return repository.staging.start_staging(held.sync_date, claimed.info.etag, held.claim.claim_number, held.holder_token)
 
 
 def stage_file(
@@ -83,14 +121,18 @@ def stage_file(
     settings: IngestSettings,
     *,
     lister: ChangeLister | None,
+    comparison: FileComparison | None,
 ) -> StagingProgress:
-    """Stage the file from the last committed row on, one committed chunk at a time."""
+    """Stage the file from the last committed row on, one committed chunk at a time (with a compare: the rows that differ)."""
     if progress.rows_read:
         logger.info("resuming staging at row %d (%d chunks committed)", progress.rows_read, progress.chunks_committed)
     rows_read = progress.rows_read
     chunks_this_run = 0
     render = settings.load_method == "local_infile"
-    with prepared_chunks(opened, progress.rows_read, chunk_rows=settings.chunk_rows, render=render) as chunks:
+    rows_needed = comparison.rows_needed if comparison is not None else None
+    with prepared_chunks(
+        opened, progress.rows_read, chunk_rows=settings.chunk_rows, render=render, rows_needed=rows_needed
+    ) as chunks:
         for chunk in chunks:
             if chunks_this_run:  # every run commits a chunk at least: hand-overs always make progress
                 # The ETag too: a correction restarts at row 0, which is progress, not a run stopping where the last did.
@@ -100,7 +142,7 @@ def stage_file(
             chunks_this_run += 1
             if chunks_this_run % PROGRESS_LOG_CHUNKS == 0:
                 log_progress(claimed, rows_read - progress.rows_read, rows_read, opened.num_rows)
-            if lister is not None:
+            if lister is not None and chunk.validated.valid_rows.num_rows:
                 lister.list_rows(chunk.first_row, rows_read)
     if rows_read != opened.num_rows:
         raise TransientError(f"read {rows_read} rows of {opened.num_rows}")
@@ -114,7 +156,9 @@ def commit_chunk(
     sync_date = claimed.held.sync_date
     validated = chunk.validated
     with repository.transaction(f"stage rows {chunk.first_row}-{chunk.end_row - 1}"):
-        if chunk.load_file is not None:
+        if not validated.valid_rows.num_rows:
+            pass  # every row equals the table's, or is rejected
+        elif chunk.load_file is not None:
             repository.staging.load_staging_file(sync_date, chunk.load_file, validated.valid_rows.num_rows)
         else:
             repository.staging.insert_staging_rows(sync_date, validated.valid_rows)
@@ -124,7 +168,7 @@ def commit_chunk(
             claimed.info.etag,
             from_row=rows_read,
             to_row=chunk.end_row,
-            staged=validated.valid_rows.num_rows,
+            staged=chunk.rows_read - len(validated.rejected_rows),  # the file's valid rows, staged or equal to the table's
             rejected=len(validated.rejected_rows),
         )
         # Last, so the date's row is locked only for the commit, not the whole chunk:

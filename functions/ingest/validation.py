@@ -227,7 +227,7 @@ def _takeable(values: pa.Array) -> pa.Array:
     return values
 
 
-def _describe_rejected(batch: pa.RecordBatch, first_row: int, reasons: pa.Array) -> list[RejectedRow]:
+def _describe_rejected(batch: pa.RecordBatch, row_numbers: pa.Array, reasons: pa.Array) -> list[RejectedRow]:
     rejected_indices = pc.indices_nonzero(pc.is_valid(reasons))
     if len(rejected_indices) == 0:
         return []
@@ -236,12 +236,13 @@ def _describe_rejected(batch: pa.RecordBatch, first_row: int, reasons: pa.Array)
     originals = {name: _original_values(rejected_batch.column(name)) for name in rejected_batch.schema.names}
     reason_texts = reasons.take(rejected_indices).to_pylist()
     rejected = []
-    for position, (index, reason) in enumerate(zip(rejected_indices.to_pylist(), reason_texts, strict=True)):
+    rejected_row_numbers = row_numbers.take(rejected_indices).to_pylist()
+    for position, (row_number, reason) in enumerate(zip(rejected_row_numbers, reason_texts, strict=True)):
         original = {name: values[position] for name, values in originals.items()}
         company_id = original.get(KEY_COLUMN)
         rejected.append(
             RejectedRow(
-                source_row=first_row + index,
+                source_row=row_number,
                 company_id=None if company_id is None else str(company_id)[:255],
                 reasons=_capped_reasons(reason),
                 original_values_json=json.dumps(
@@ -267,14 +268,19 @@ def _check_duplicates(keys: pa.Array, duplicates: pa.Table, checks: _Checks) -> 
     )
 
 
-def validate_batch(batch: pa.RecordBatch, first_row: int, duplicates: pa.Table = NO_DUPLICATES) -> ValidatedBatch:
+def validate_batch(
+    batch: pa.RecordBatch, first_row: int, duplicates: pa.Table = NO_DUPLICATES, *, row_numbers: pa.Array | None = None
+) -> ValidatedBatch:
     """Normalise `batch` (canonical column names) and split valid from rejected rows.
 
-    `first_row` is the batch's position in the file; it numbers the rows. `duplicates`
+    `first_row` is the batch's position in the file; it numbers the rows, unless
+    `row_numbers` gives each row's own (a batch of rows taken from a chunk). `duplicates`
     (key, copies) lists the keys the whole file holds more than once.
     """
     checks = _Checks()
-    normalised: dict[str, pa.Array] = {SOURCE_ROW: pa.array(range(first_row, first_row + batch.num_rows), pa.int64())}
+    if row_numbers is None:
+        row_numbers = pa.array(range(first_row, first_row + batch.num_rows), pa.int64())
+    normalised: dict[str, pa.Array] = {SOURCE_ROW: row_numbers}
     for column in SIGNAL_COLUMNS:
         values = batch.column(column.name)
         if pa.types.is_null(values.type) or (pa.types.is_dictionary(values.type) and pa.types.is_null(values.type.value_type)):
@@ -283,6 +289,6 @@ def validate_batch(batch: pa.RecordBatch, first_row: int, duplicates: pa.Table =
     _check_duplicates(normalised[KEY_COLUMN], duplicates, checks)
     reasons = checks.combined(batch.num_rows)
     table = pa.table(normalised)
-    rejected = _describe_rejected(batch, first_row, reasons)
+    rejected = _describe_rejected(batch, row_numbers, reasons)
     valid_rows = table.filter(pc.is_null(reasons)) if rejected else table
     return ValidatedBatch(valid_rows=valid_rows, rejected_rows=rejected, rows_read=batch.num_rows)

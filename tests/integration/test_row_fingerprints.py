@@ -20,7 +20,6 @@ from tests.integration.conftest import query
 from tests.nasty_strings import FIXED_CASES, UNICODE, random_strings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-UTC = dt.timezone.utc
 ROWS = 400
 
 
@@ -36,7 +35,7 @@ def _values(kind: Kind, column_length: int | None, rng: random.Random, strings: 
         pool = [True, False] * ROWS
     elif kind is Kind.RATE:
         pool = [decimal.Decimal(text) for text in ("0", "-0.0001", "0.0001", "999999.9999", "-999999.9999", "1.5", "-0.45")]
-        pool += [decimal.Decimal(rng.randint(-10**10 + 1, 10**10 - 1)).scaleb(-4) for _ in range(ROWS)]
+        pool += [decimal.Decimal(rng.randint(-(10**10) + 1, 10**10 - 1)).scaleb(-4) for _ in range(ROWS)]
     else:
         edges = [dt.datetime(1970, 1, 1, 0, 0, 1), dt.datetime(2038, 1, 19, 3, 14, 7), dt.datetime(2026, 3, 29, 1, 30)]
         pool = edges + [dt.datetime(1971, 1, 1) + dt.timedelta(seconds=rng.randint(0, 2_000_000_000)) for _ in range(ROWS)]
@@ -96,7 +95,9 @@ def test_a_change_of_any_one_value_changes_the_fingerprint() -> None:
     for column in SIGNAL_COLUMNS:
         value = base.column(column.name)[0].as_py()
         for other in _others(column.kind, value):
-            changed = base.set_column(base.schema.get_field_index(column.name), column.name, pa.array([other], base.schema.field(column.name).type))
+            changed = base.set_column(
+                base.schema.get_field_index(column.name), column.name, pa.array([other], base.schema.field(column.name).type)
+            )
             text = canonical_texts(changed)[0].as_py()
             assert text not in texts, (column.name, value, other)
             texts.add(text)
@@ -110,7 +111,9 @@ def _others(kind: Kind, value: Any) -> list[Any]:
         return [candidate for candidate in candidates if candidate != value]
     if kind is Kind.TIMESTAMP:
         base = value or dt.datetime(2026, 1, 1)
-        return [candidate for candidate in (None, base + dt.timedelta(seconds=1), base - dt.timedelta(hours=1)) if candidate != value]
+        return [
+            candidate for candidate in (None, base + dt.timedelta(seconds=1), base - dt.timedelta(hours=1)) if candidate != value
+        ]
     if kind is Kind.RATE:
         return [candidate for candidate in (None, decimal.Decimal("0.0001"), decimal.Decimal("-1.5")) if candidate != value]
     if kind is Kind.BOOL:

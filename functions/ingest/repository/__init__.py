@@ -9,6 +9,7 @@ One small class per table family, all over one session (one connection):
     staging.py   Staging: partitions, progress, staged and rejected rows, drop_pass and abandoned staging
     signals.py   SignalsTable: the first load, and the publish (change list, plan, update, insert, delete)
     newer_keys.py NewerKeys: what newer completed dates' files carry, taken out of an older date's publish
+    fingerprints.py TableFingerprints: the table's row fingerprints, for a compare before staging
 
 Methods do not commit (partition DDL aside): the caller decides the unit of work with
 `transaction()`. Identifiers that are not parameters (column names, the partition name)
@@ -23,6 +24,7 @@ from typing import Any
 
 import pymysql
 
+from functions.ingest.repository.fingerprints import TableFingerprints
 from functions.ingest.repository.ledger import ClaimLedger, CompletedSync
 from functions.ingest.repository.newer_keys import NewerKeys
 from functions.ingest.repository.runs import RunHistory
@@ -40,6 +42,7 @@ __all__ = [
     "SignalsTable",
     "Staging",
     "StagingProgress",
+    "TableFingerprints",
 ]
 
 class Repository:
@@ -52,6 +55,7 @@ class Repository:
         self.staging = Staging(self.session)
         self.signals = SignalsTable(self.session)
         self.newer_keys = NewerKeys(self.session)
+        self.fingerprints = TableFingerprints(self.session)
 
     @property
     def connection(self) -> pymysql.Connection[Any]:

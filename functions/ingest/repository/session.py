@@ -85,10 +85,11 @@ class Session:
         with translate_errors(action), named_lock(self.connection, name, timeout_seconds):
             yield
 
-    def try_lock(self, name: str, action: str) -> bool:
-        """Take a named lock if it is free this instant; True when taken (held until released or the session ends)."""
+    def hold_lock(self, name: str, timeout_seconds: int, action: str) -> None:
+        """Take a named lock for the rest of the session (ending it releases the lock); TransientError if it stays busy."""
         with translate_errors(action):
-            return get_lock(self.connection, name, 0)
+            if not get_lock(self.connection, name, timeout_seconds):
+                raise TransientError(f"lock {name!r} still held by another session after {timeout_seconds}s")
 
     def load_file(self, sql: str, path: Path, params: Sequence[Any], expected_rows: int) -> None:
         """Run a LOAD DATA LOCAL INFILE of `path`; any warning or a row count off is an error."""

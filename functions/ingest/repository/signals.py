@@ -8,7 +8,7 @@ each check their own count against the plan.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +18,9 @@ import pyarrow as pa
 import pymysql
 
 from functions.ingest.columns import COLUMN_NAMES, KEY_COLUMN
-from functions.ingest.repository.names import CHANGES, PUBLISH_LOCK, STAGED_KEYS
+from functions.ingest.repository.names import CHANGES, PUBLISH_LOCK, STAGED_KEYS, UNMATCHED
 from functions.ingest.repository.session import Session
+from functions.ingest.row_fingerprints import FINGERPRINT_COLUMN
 from functions.ingest.validation import SOURCE_ROW
 from functions.shared.errors import TransientError
 from functions.shared.tables import REJECTED, STAGING, TARGET
@@ -83,9 +84,9 @@ class SignalsTable:
         with self.session.locked(PUBLISH_LOCK, timeout_seconds, "take the publish lock"):
             yield
 
-    def try_publish_lock(self) -> bool:
-        """Take the publish lock if it is free this instant; True when taken (held until the session ends or released)."""
-        return self.session.try_lock(PUBLISH_LOCK, "take the publish lock")
+    def hold_publish_lock(self, timeout_seconds: int) -> None:
+        """Take the publish lock for the rest of this session; TransientError if another publish holds it that long."""
+        self.session.hold_lock(PUBLISH_LOCK, timeout_seconds, "take the publish lock")
 
     def table_is_empty(self) -> bool:
         return self.session.fetch_one(f"SELECT 1 FROM {TARGET} LIMIT 1") is None
@@ -232,12 +233,19 @@ class SignalsTable:
             raise TransientError(f"inserted {inserted} rows, the plan listed {plan.rows_to_insert}: the table changed meanwhile")
         return inserted
 
-    def delete_missing(self, sync_date: dt.date, pass_number: int) -> int:
-        """Delete companies absent from the file (neither staged nor rejected by this pass); returns how many."""
-        # The staging table's key leads with sync_date and the source row, not the company
-        # id, and MariaDB does not materialise a NOT IN subquery of a DELETE (it ran for
-        # minutes at 1M rows): the staged keys go into an indexed temporary table first,
-        # so the anti-join is one lookup per row.
+    def delete_missing(self, sync_date: dt.date, pass_number: int, unmatched: Iterable[list[bytes]]) -> int:
+        """Delete companies absent from the file; returns how many.
+
+        A company absent from the file has a fingerprint no file row has, so the delete
+        looks only at `unmatched` (the compare's, in proportion to what changed); of those,
+        a company staged or rejected by this pass stays (its row changed, or was rejected).
+        """
+        self.session.execute(f"DROP TEMPORARY TABLE IF EXISTS {UNMATCHED}")
+        self.session.execute(f"CREATE TEMPORARY TABLE {UNMATCHED} (fingerprint BINARY(16) PRIMARY KEY) ENGINE=InnoDB")
+        with self.connection.cursor() as cursor:
+            for page in unmatched:
+                cursor.executemany(f"INSERT INTO {UNMATCHED} (fingerprint) VALUES (%s)", [(fingerprint,) for fingerprint in page])
+        # The keys that stay go into an indexed temporary table: one lookup per candidate row.
         self.session.execute(f"DROP TEMPORARY TABLE IF EXISTS {STAGED_KEYS}")
         self.session.execute(
             f"CREATE TEMPORARY TABLE {STAGED_KEYS} (company_id VARCHAR(64) COLLATE utf8mb4_nopad_bin PRIMARY KEY) "
@@ -249,9 +257,11 @@ class SignalsTable:
             (sync_date, pass_number),
         )
         deleted = self.session.execute(
-            f"DELETE t FROM {TARGET} t LEFT JOIN {STAGED_KEYS} k ON k.company_id = t.{KEY_COLUMN} WHERE k.company_id IS NULL"
+            f"DELETE t FROM {UNMATCHED} u STRAIGHT_JOIN {TARGET} t ON t.{FINGERPRINT_COLUMN} = u.fingerprint "
+            f"LEFT JOIN {STAGED_KEYS} k ON k.company_id = t.{KEY_COLUMN} WHERE k.company_id IS NULL"
         )
         self.session.execute(f"DROP TEMPORARY TABLE {STAGED_KEYS}")
+        self.session.execute(f"DROP TEMPORARY TABLE {UNMATCHED}")
         return deleted
 
 

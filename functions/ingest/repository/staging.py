@@ -38,6 +38,9 @@ _ABANDONED = (
 )
 
 
+_ROWS_PER_LOOKUP = 10_000
+
+
 class _RejectsCursor(pymysql.cursors.Cursor):
     """A cursor whose executemany never builds an INSERT over about 1 MB.
 
@@ -161,6 +164,18 @@ class Staging:
             != 1
         ):
             raise ClaimLost(f"staging progress of {sync_date} is not at row {rows_read}; another writer moved it")
+
+    def count_staged(self, sync_date: dt.date, source_rows: Sequence[int]) -> int:
+        """How many of `source_rows` this date's staging holds."""
+        staged = 0
+        for start in range(0, len(source_rows), _ROWS_PER_LOOKUP):
+            rows = source_rows[start : start + _ROWS_PER_LOOKUP]
+            found = self.session.fetch_one(
+                f"SELECT COUNT(*) FROM {STAGING} WHERE sync_date = %s AND {SOURCE_ROW} IN ({', '.join(['%s'] * len(rows))})",
+                (sync_date, *rows),
+            )
+            staged += int(found[0]) if found else 0
+        return staged
 
     # -- clean-up -------------------------------------------------------------------
 

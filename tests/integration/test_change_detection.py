@@ -1,0 +1,205 @@
+"""A day two stages only the rows that differ from the table, and loses no change doing so."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pymysql
+import pytest
+
+from functions.ingest.change_detection import TO_STAGE, compare_file
+from functions.ingest.chunks import ObjectDownload, open_file
+from functions.ingest.hooks import SyncHooks
+from functions.ingest.repository import Repository
+from functions.ingest.row_fingerprints import FINGERPRINT_COLUMN
+from functions.ingest.service import SyncService
+from functions.ingest.sync_values import SyncOptions
+from functions.shared.db import connect
+from functions.shared.errors import HandedOver
+from functions.shared.settings import DatabaseSettings
+from tests.factories import day_two, snowflake_table, write_pyarrow
+from tests.integration.conftest import DAY_ONE, DAY_TWO, expected_rows, query, table_rows
+
+LOAD_METHODS = ["local_infile", "insert"]
+
+
+def staged_rows_seen(db: pymysql.Connection[Any]) -> tuple[SyncHooks, list[int]]:
+    """Hooks that note how many rows staging holds when the publish starts."""
+    seen: list[int] = []
+
+    def count(_repository: Repository) -> None:
+        seen.append(int(query(db, "SELECT COUNT(*) AS n FROM upsell_signal_staging")[0]["n"]))
+
+    return SyncHooks(before_publish=count), seen
+
+
+@pytest.mark.parametrize("load_method", LOAD_METHODS)
+def test_a_day_two_stages_only_the_rows_that_differ(
+    db: pymysql.Connection[Any], upload: Callable[..., str], make_service: Callable[..., SyncService], load_method: str
+) -> None:
+    # Given 3,000 companies published, and a day two with 10% changed, 1% new, 1% gone
+    day_one_table = snowflake_table(3_000, seed=501)
+    upload(DAY_ONE, day_one_table)
+    make_service(STAGING_LOAD_METHOD=load_method).sync(DAY_ONE, None, SyncOptions(invocation_id="one"))
+    day_two_table = day_two(day_one_table, seed=502)
+    upload(DAY_TWO, day_two_table)
+    hooks, staged = staged_rows_seen(db)
+
+    # When day two is synced
+    service = make_service(STAGING_LOAD_METHOD=load_method)
+    service._hooks = hooks
+    result = service.sync(DAY_TWO, None, SyncOptions(invocation_id="two"))
+
+    # Then only the new and changed rows were staged, and the table holds the file (and, kept, the gone companies)
+    assert result.status == "completed"
+    assert staged == [result.rows_inserted + result.rows_updated]
+    assert 0 < staged[0] < day_two_table.num_rows / 5
+    assert result.rows_unchanged == day_two_table.num_rows - staged[0]
+    assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
+
+
+@pytest.mark.parametrize("load_method", LOAD_METHODS)
+def test_a_row_changed_by_hand_is_found_and_repaired_by_a_forced_resync(
+    db: pymysql.Connection[Any], upload: Callable[..., str], run_sync: Callable[..., Any], load_method: str
+) -> None:
+    # Given a file published, then three rows changed by hand in the table: a value, a NULL, a key's case
+    table = snowflake_table(2_000, seed=503)
+    upload(DAY_ONE, table)
+    run_sync(DAY_ONE, env={"STAGING_LOAD_METHOD": load_method})
+    keys = table["CDMS_CANONICAL_COMPANY_ID"].to_pylist()
+    with db.cursor() as cursor:
+        cursor.execute("SET time_zone = '+02:00'")  # a person's session, not in UTC
+        cursor.execute(
+            "UPDATE company_upsell_signals SET ee_growth = ee_growth + 1 WHERE cdms_canonical_company_id = %s", (keys[10],)
+        )
+        cursor.execute(
+            "UPDATE company_upsell_signals SET model_updated_at = NULL WHERE cdms_canonical_company_id = %s", (keys[20],)
+        )
+        cursor.execute(
+            "UPDATE company_upsell_signals SET last_hi_app_started_at = last_hi_app_started_at + INTERVAL 1 SECOND "
+            "WHERE cdms_canonical_company_id = %s AND last_hi_app_started_at IS NOT NULL LIMIT 1",
+            (keys[30],),
+        )
+        cursor.execute("SET time_zone = '+00:00'")
+    db.commit()
+    assert table_rows(db) != expected_rows(table)
+
+    # When the same file is synced again with force_resync
+    result = run_sync(DAY_ONE, force_resync=True, env={"STAGING_LOAD_METHOD": load_method})
+
+    # Then the changed rows (and only those) are written back to what the file says
+    assert result.status == "completed"
+    assert result.rows_updated in (2, 3)  # the third only if that row had a timestamp to move
+    assert result.rows_inserted == 0
+    assert table_rows(db) == expected_rows(table)
+
+
+def test_an_identical_resync_stages_nothing_and_writes_nothing(
+    db: pymysql.Connection[Any], upload: Callable[..., str], make_service: Callable[..., SyncService]
+) -> None:
+    table = snowflake_table(2_000, seed=504)
+    upload(DAY_ONE, table)
+    make_service().sync(DAY_ONE, None, SyncOptions(invocation_id="one"))
+    before = query(db, "SELECT id, updated_at FROM company_upsell_signals ORDER BY id")
+    hooks, staged = staged_rows_seen(db)
+    service = make_service()
+    service._hooks = hooks
+
+    result = service.sync(DAY_ONE, None, SyncOptions(invocation_id="again", force_resync=True))
+
+    assert (result.status, result.rows_updated, result.rows_inserted, result.rows_unchanged) == ("completed", 0, 0, 2_000)
+    assert staged == [0]
+    assert query(db, "SELECT id, updated_at FROM company_upsell_signals ORDER BY id") == before
+
+
+def test_a_resumed_pass_stages_again_when_the_table_changed_between_runs(
+    db: pymysql.Connection[Any], upload: Callable[..., str], make_service: Callable[..., SyncService]
+) -> None:
+    # Given day one published, and day two's first run handed over after its first chunk
+    day_one_table = snowflake_table(3_000, seed=505)
+    upload(DAY_ONE, day_one_table)
+    make_service().sync(DAY_ONE, None, SyncOptions(invocation_id="one"))
+    day_two_table = day_two(day_one_table, seed=506)
+    upload(DAY_TWO, day_two_table)
+
+    def seconds_left() -> float:
+        """Plenty until a chunk is committed, then only the margin (TIME_BUDGET_MARGIN_SECONDS, 30 s)."""
+        db.commit()  # a fresh snapshot
+        progress = query(db, "SELECT rows_read FROM upsell_signal_staging_progress WHERE sync_date = %s", (DAY_TWO,))
+        return 29.0 if progress and progress[0]["rows_read"] else 600.0
+
+    with pytest.raises(HandedOver):
+        make_service().sync(DAY_TWO, None, SyncOptions(invocation_id="two", seconds_left=seconds_left))
+    rows_read = int(query(db, "SELECT rows_read FROM upsell_signal_staging_progress")[0]["rows_read"])
+    assert 0 < rows_read < day_two_table.num_rows
+
+    # And, between the runs, a row of the first chunk that the pass found equal changed by hand
+    first_chunk_keys = set(day_two_table["CDMS_CANONICAL_COMPANY_ID"].to_pylist()[:rows_read])
+    staged_keys = {
+        row["cdms_canonical_company_id"] for row in query(db, "SELECT cdms_canonical_company_id FROM upsell_signal_staging")
+    }
+    unchanged_key = sorted(first_chunk_keys & set(expected_rows(day_one_table)) - staged_keys)[0]
+    db.cursor().execute("UPDATE company_upsell_signals SET ee_growth = -7 WHERE cdms_canonical_company_id = %s", (unchanged_key,))
+    db.commit()
+
+    # When the next run resumes
+    result = make_service().sync(DAY_TWO, None, SyncOptions(invocation_id="three"))
+
+    # Then it staged again from the first row, and the table holds the file, that row included
+    assert (result.status, result.rows_resumed) == ("completed", 0)
+    assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
+
+
+def test_a_partitioned_compare_finds_what_a_single_one_finds(
+    migrated_settings: DatabaseSettings,
+    db: pymysql.Connection[Any],
+    upload: Callable[..., str],
+    run_sync: Callable[..., Any],
+    s3_client: Any,
+    tmp_path: Path,
+) -> None:
+    # Given 5,000 companies published and a day two of them
+    day_one_table = snowflake_table(5_000, seed=507)
+    upload(DAY_ONE, day_one_table)
+    run_sync(DAY_ONE)
+    day_two_table = day_two(day_one_table, seed=508)
+    path = write_pyarrow(day_two_table, tmp_path / f"{uuid.uuid4().hex}.parquet")
+    opened = open_file(_downloaded(path))
+
+    # When it is compared in one partition, and in seven (table fingerprints read 300 at a time)
+    with closing(Repository(connect(migrated_settings))) as repository:
+        single = compare_file(opened, repository.fingerprints, tmp_path / "single", chunk_rows=1_000)
+        partitioned = compare_file(opened, repository.fingerprints, tmp_path / "seven", chunk_rows=700, partition_rows=750)
+        pages = list(repository.fingerprints.between(bytes(16), None, page_rows=300))
+
+    # Then both mark the same rows and leave the same table fingerprints unmatched
+    assert single.marks == partitioned.marks and single.rows_to_stage == partitioned.rows_to_stage
+    assert sorted(_unmatched(single)) == sorted(_unmatched(partitioned))
+    day_one_rows, day_two_rows = expected_rows(day_one_table), expected_rows(day_two_table)
+    assert single.rows_to_stage == sum(1 for key, row in day_two_rows.items() if day_one_rows.get(key) != row)
+    assert single.rows_unmatched == sum(1 for key, row in day_one_rows.items() if day_two_rows.get(key) != row)
+    # And the paged read of the table's fingerprints holds every row once
+    read = b"".join(pages)
+    stored = {row[FINGERPRINT_COLUMN] for row in query(db, f"SELECT {FINGERPRINT_COLUMN} FROM company_upsell_signals")}
+    assert len(pages) == -(-len(stored) // 300)
+    assert {read[start : start + 16] for start in range(0, len(read), 16)} == stored and len(read) == 16 * len(stored)
+    assert single.marks.count(TO_STAGE) == single.rows_to_stage
+
+
+class _downloaded(ObjectDownload):
+    """A file already on disk, as the service's download leaves it."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._downloaded = True
+
+    def local_path(self) -> Path:
+        return self._path
+
+
+def _unmatched(comparison: Any) -> list[bytes]:
+    return [fingerprint for page in comparison.unmatched_pages() for fingerprint in page]
