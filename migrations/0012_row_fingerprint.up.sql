@@ -35,3 +35,14 @@ ALTER TABLE company_upsell_signals
       IFNULL(has_signal_hi_app_started_not_submitted, ''),
       IFNULL(UNIX_TIMESTAMP(model_updated_at), ''))))) STORED,
   ADD INDEX IF NOT EXISTS idx_row_fingerprint (row_fingerprint);
+-- A count of the ingest's writes to company_upsell_signals (each publish and first load adds
+-- one in its own transaction), and the count a staging pass compared the file at: a run that
+-- resumes a pass finds the table as that pass left it when the two agree, and compares only
+-- the rows it has yet to stage.
+CREATE TABLE IF NOT EXISTS upsell_signal_table_generation (
+  id TINYINT UNSIGNED NOT NULL PRIMARY KEY,
+  generation BIGINT UNSIGNED NOT NULL
+) ENGINE=InnoDB;
+INSERT IGNORE INTO upsell_signal_table_generation (id, generation) VALUES (1, 0);
+ALTER TABLE upsell_signal_staging_progress
+  ADD COLUMN IF NOT EXISTS compared_generation BIGINT UNSIGNED NULL COMMENT 'the table generation this pass compared the file at';

@@ -47,10 +47,11 @@ PARTITION_ROWS = 2_000_000
 class FileComparison:
     """The file compared with the table: a mark per file row, and the table's fingerprints no file row has."""
 
-    marks: bytearray  # per file row: UNCHANGED, TO_STAGE or REJECTED
+    marks: bytearray  # per file row from `from_row` on: UNCHANGED, TO_STAGE or REJECTED
     rows_to_stage: int
     unmatched_path: Path  # 16 bytes each, back to back
     rows_unmatched: int
+    from_row: int = 0  # rows before it were not compared: what is unmatched is known only from 0
 
     def rows_needed(self, first_row: int, end_row: int) -> list[int]:
         """Offsets (from first_row) of the rows a chunk must read again: to stage, or to record as rejected."""
@@ -63,7 +64,9 @@ class FileComparison:
         return [row for row in range(end_row) if marks[row] == TO_STAGE]
 
     def unmatched_pages(self, page_rows: int = 100_000) -> Iterator[list[bytes]]:
-        """The table's unmatched fingerprints, a page at a time."""
+        """The table's unmatched fingerprints, a page at a time (of a compare of the whole file)."""
+        if self.from_row:
+            raise AssertionError(f"a compare from row {self.from_row} cannot tell which companies the file lacks")
         with self.unmatched_path.open("rb") as source:
             while page := source.read(page_rows * FINGERPRINT_BYTES):
                 yield [page[start : start + FINGERPRINT_BYTES] for start in range(0, len(page), FINGERPRINT_BYTES)]
@@ -78,18 +81,25 @@ def compare_file(
     work_path: Path,
     *,
     chunk_rows: int,
+    from_row: int = 0,
     partition_rows: int = PARTITION_ROWS,
 ) -> FileComparison:
-    """Read the whole file once and compare it with the table (which must not change meanwhile: hold the publish lock)."""
-    partitions = max(1, math.ceil(table.estimated_rows() / partition_rows))
+    """Read the file once from `from_row` on and compare it with the table.
+
+    The table must not change meanwhile: hold the publish lock.
+    """
     marks = bytearray(opened.num_rows)
-    spills = [_Spill(work_path.with_suffix(f".file{index}")) for index in range(partitions)]
     unmatched_path = work_path.with_suffix(".unmatched")
+    if from_row >= opened.num_rows:  # a resumed pass staged every row already
+        unmatched_path.write_bytes(b"")
+        return FileComparison(marks, 0, unmatched_path, 0, from_row)
+    partitions = max(1, math.ceil(table.estimated_rows() / partition_rows))
+    spills = [_Spill(work_path.with_suffix(f".file{index}")) for index in range(partitions)]
     try:
         with ExitStack() as stack:
             for spill in spills:
                 stack.enter_context(spill.writing())
-            for source_rows, digests in _file_fingerprints(opened, chunk_rows, marks):
+            for source_rows, digests in _file_fingerprints(opened, from_row, chunk_rows, marks):
                 _spill_by_partition(spills, partitions, source_rows, digests)
         rows_to_stage = rows_unmatched = 0
         with unmatched_path.open("wb") as unmatched:
@@ -109,17 +119,20 @@ def compare_file(
             spill.path.unlink(missing_ok=True)
             spill.rows_path.unlink(missing_ok=True)
     logger.info(
-        "compared the file with the table: %d of %d rows differ",
+        "compared the file with the table from row %d: %d of %d rows differ",
+        from_row,
         rows_to_stage,
-        opened.num_rows,
+        opened.num_rows - from_row,
         extra={"rows_to_stage": rows_to_stage, "table_rows_unmatched": rows_unmatched, "partitions": partitions},
     )
-    return FileComparison(marks, rows_to_stage, unmatched_path, rows_unmatched)
+    return FileComparison(marks, rows_to_stage, unmatched_path, rows_unmatched, from_row)
 
 
-def _file_fingerprints(opened: OpenedFile, chunk_rows: int, marks: bytearray) -> Iterator[tuple[list[int], list[bytes]]]:
+def _file_fingerprints(
+    opened: OpenedFile, from_row: int, chunk_rows: int, marks: bytearray
+) -> Iterator[tuple[list[int], list[bytes]]]:
     """Each chunk's valid rows' numbers and fingerprints; rejected rows marked. The next chunk is read on a worker thread."""
-    batches = opened.signal_file.batches(0, chunk_rows)
+    batches = opened.signal_file.batches(from_row, chunk_rows)
 
     def prepare() -> tuple[list[int], pa.Array] | None:
         next_batch = next(batches, None)

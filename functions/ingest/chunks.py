@@ -120,11 +120,11 @@ def prepared_chunks(
         if first_row >= opened.num_rows:
             return None
         end_row = min(first_row + chunk_rows, opened.num_rows)
-        needed = None if rows_needed is None else rows_needed(first_row, end_row)
-        if needed == []:
+        if rows_needed is not None and not rows_needed(first_row, end_row):
             reader.skip_to(end_row)
             return PreparedChunk(first_row, end_row - first_row, _NOTHING_TO_STAGE, None, slot)
-        batch = reader.read(first_row)
+        batch = reader.read(first_row)  # may end sooner, at the end of a row group
+        needed = None if rows_needed is None else rows_needed(first_row, first_row + batch.num_rows)
         if needed is None:
             validated = validate_batch(batch, first_row, opened.duplicates)
         else:

@@ -85,6 +85,7 @@ def _load_into_empty_table(
             return StageInstead()
         logger.info("the table is empty: loading the file straight into it")
         loaded = _load_rows(repository, claimed, opened, settings)
+        repository.signals.count_a_write()
         read, kept, rejected = loaded.rows_read, loaded.rows_loaded, loaded.rows_rejected
         raise_on_trips(guard_trips(repository, claimed, settings, rows_read=read, rows_rejected=rejected, rows_loaded=kept))
         result = SyncResult(

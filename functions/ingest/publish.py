@@ -75,6 +75,7 @@ def _write(
     repository: Repository, sync_date: dt.date, plan: PublishPlan, pass_number: int, comparison: FileComparison | None
 ) -> None:
     """Apply the plan; each statement checks its own count against it, and a mismatch rolls back."""
+    repository.signals.count_a_write()
     repository.signals.update_changed(sync_date, plan)
     repository.signals.insert_new(sync_date, plan)
     if plan.rows_to_delete:

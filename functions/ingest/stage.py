@@ -65,8 +65,9 @@ def staged_pass(
         lock_wait_seconds = claimed.budget.wait_seconds(settings.publish_lock_timeout_seconds)
         publisher.signals.hold_publish_lock(lock_wait_seconds)
         if not publisher.signals.table_is_empty():
-            comparison = compare_file(opened, publisher.fingerprints, opened.path, chunk_rows=settings.chunk_rows)
-        progress = _resumable(repository, claimed, progress, comparison)
+            comparison, progress = _compared(
+                repository, publisher, claimed=claimed, progress=progress, opened=opened, settings=settings
+            )
         rows_resumed = progress.rows_read
         if progress.complete:
             yield StagedPass(publisher, progress, rows_resumed=rows_resumed, rows_listed=None, comparison=comparison)
@@ -93,6 +94,33 @@ def staged_pass(
         publisher.close()
         if comparison is not None:
             comparison.remove()
+
+
+def _compared(
+    repository: Repository,
+    publisher: Repository,
+    *,
+    claimed: ClaimedSync,
+    progress: StagingProgress,
+    opened: OpenedFile,
+    settings: IngestSettings,
+) -> tuple[FileComparison, StagingProgress]:
+    """The file compared with the table, and the pass to go on with.
+
+    A pass resumed with the table as it compared it (no publish since: the generation
+    agrees) compares only the rows it has yet to stage; otherwise the whole file is
+    compared, and a pass that misses a row that now differs starts again. A delete needs
+    the whole file compared, to know which companies it lacks.
+    """
+    generation = publisher.signals.generation()
+    as_compared = progress.compared_generation == generation and settings.missing_rows != "delete"
+    from_row = progress.rows_read if as_compared else 0
+    comparison = compare_file(opened, publisher.fingerprints, opened.path, chunk_rows=settings.chunk_rows, from_row=from_row)
+    if not as_compared:
+        progress = _resumable(repository, claimed, progress, comparison)
+    with repository.transaction("note the table generation compared at"):
+        repository.staging.record_compared(claimed.held.sync_date, claimed.info.etag, generation)
+    return comparison, progress
 
 
 def _resumable(

@@ -11,4 +11,5 @@ STAGING = "upsell_signal_staging"
 METADATA = "upsell_signal_sync_metadata"
 RUNS = "upsell_signal_sync_runs"
 PROGRESS = "upsell_signal_staging_progress"
+GENERATION = "upsell_signal_table_generation"  # a count of the ingest's writes to TARGET
 REJECTED = "upsell_signal_rejected_rows"

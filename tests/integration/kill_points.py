@@ -365,8 +365,9 @@ DOUBLED_ROW_COUNT = {"GUARD_MAX_ROW_COUNT_DRIFT": "1"}
 
 AFTER_DOWNLOAD = KillPoint("after download", kill_after_download)
 MID_STAGING = KillPoint("mid-staging", kill_mid_staging)
-# Listing a chunk takes milliseconds: twenty chunks give the poll enough of them to catch.
-DURING_LISTING = KillPoint("during listing", kill_while_listing, rows=20_000)
+# Listing a chunk takes milliseconds: twenty chunks of rows that all differ (only those are
+# staged and listed) give the poll enough of them to catch.
+DURING_LISTING = KillPoint("during listing", kill_while_listing, rows=20_000, day_two_shape={"model_run_everywhere": True})
 # Every row's MODEL_UPDATED_AT is the model's run time: the UPDATE touches them all.
 MID_PUBLISH_UPDATE = KillPoint(
     "mid-publish update", killing_during("UPDATE %company_upsell_signals%SET%"), day_two_shape={"model_run_everywhere": True}

@@ -8,6 +8,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pymysql
 import pytest
 
@@ -116,7 +117,45 @@ def test_an_identical_resync_stages_nothing_and_writes_nothing(
     assert query(db, "SELECT id, updated_at FROM company_upsell_signals ORDER BY id") == before
 
 
-def test_a_resumed_pass_stages_again_when_the_table_changed_between_runs(
+def _hand_over_after_the_first_chunk(db: pymysql.Connection[Any], service: SyncService) -> int:
+    """Run day two until a chunk is committed, then with only the margin left (TIME_BUDGET_MARGIN_SECONDS, 30 s); its rows read."""
+
+    def seconds_left() -> float:
+        db.commit()  # a fresh snapshot
+        progress = query(db, "SELECT rows_read FROM upsell_signal_staging_progress WHERE sync_date = %s", (DAY_TWO,))
+        return 29.0 if progress and progress[0]["rows_read"] else 600.0
+
+    with pytest.raises(HandedOver):
+        service.sync(DAY_TWO, None, SyncOptions(invocation_id="two", seconds_left=seconds_left))
+    return int(query(db, "SELECT rows_read FROM upsell_signal_staging_progress")[0]["rows_read"])
+
+
+def test_a_resumed_pass_compares_only_the_rows_it_has_yet_to_stage(
+    db: pymysql.Connection[Any],
+    upload: Callable[..., str],
+    make_service: Callable[..., SyncService],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given day one published, and day two's first run handed over after its first chunk
+    day_one_table = snowflake_table(3_000, seed=505)
+    upload(DAY_ONE, day_one_table)
+    make_service().sync(DAY_ONE, None, SyncOptions(invocation_id="one"))
+    day_two_table = day_two(day_one_table, seed=506)
+    upload(DAY_TWO, day_two_table)
+    rows_read = _hand_over_after_the_first_chunk(db, make_service())
+    assert 0 < rows_read < day_two_table.num_rows
+
+    # When the next run resumes, nothing having been published meanwhile
+    with caplog.at_level("INFO", logger="upsell_signals"):
+        result = make_service().sync(DAY_TWO, None, SyncOptions(invocation_id="three"))
+
+    # Then it compared the file from where staging stopped, and the table holds the file
+    assert (result.status, result.rows_resumed) == ("completed", rows_read)
+    assert any(f"compared the file with the table from row {rows_read}:" in record.getMessage() for record in caplog.records)
+    assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
+
+
+def test_a_resumed_pass_stages_again_when_another_publish_changed_the_table_between_runs(
     db: pymysql.Connection[Any], upload: Callable[..., str], make_service: Callable[..., SyncService]
 ) -> None:
     # Given day one published, and day two's first run handed over after its first chunk
@@ -125,33 +164,33 @@ def test_a_resumed_pass_stages_again_when_the_table_changed_between_runs(
     make_service().sync(DAY_ONE, None, SyncOptions(invocation_id="one"))
     day_two_table = day_two(day_one_table, seed=506)
     upload(DAY_TWO, day_two_table)
+    rows_read = _hand_over_after_the_first_chunk(db, make_service())
 
-    def seconds_left() -> float:
-        """Plenty until a chunk is committed, then only the margin (TIME_BUDGET_MARGIN_SECONDS, 30 s)."""
-        db.commit()  # a fresh snapshot
-        progress = query(db, "SELECT rows_read FROM upsell_signal_staging_progress WHERE sync_date = %s", (DAY_TWO,))
-        return 29.0 if progress and progress[0]["rows_read"] else 600.0
-
-    with pytest.raises(HandedOver):
-        make_service().sync(DAY_TWO, None, SyncOptions(invocation_id="two", seconds_left=seconds_left))
-    rows_read = int(query(db, "SELECT rows_read FROM upsell_signal_staging_progress")[0]["rows_read"])
-    assert 0 < rows_read < day_two_table.num_rows
-
-    # And, between the runs, a row of the first chunk that the pass found equal changed by hand
-    first_chunk_keys = set(day_two_table["CDMS_CANONICAL_COMPANY_ID"].to_pylist()[:rows_read])
+    # And, between the runs, a correction of day one published, changing a company of day two's
+    # first chunk that the pass found equal (and so did not stage)
     staged_keys = {
         row["cdms_canonical_company_id"] for row in query(db, "SELECT cdms_canonical_company_id FROM upsell_signal_staging")
     }
-    unchanged_key = sorted(first_chunk_keys & set(expected_rows(day_one_table)) - staged_keys)[0]
-    db.cursor().execute("UPDATE company_upsell_signals SET ee_growth = -7 WHERE cdms_canonical_company_id = %s", (unchanged_key,))
-    db.commit()
+    first_chunk = day_two_table.slice(0, rows_read)
+    day_one_rows = expected_rows(day_one_table)
+    equal_keys = [
+        key for key, row in expected_rows(first_chunk).items() if day_one_rows.get(key) == row and key not in staged_keys
+    ]
+    position = day_one_table["CDMS_CANONICAL_COMPANY_ID"].to_pylist().index(equal_keys[0])
+    growth = day_one_table["EE_GROWTH"].to_pylist()
+    growth[position] = (growth[position] or 0) + 1
+    corrected = day_one_table.set_column(
+        day_one_table.schema.get_field_index("EE_GROWTH"), "EE_GROWTH", pa.array(growth, day_one_table["EE_GROWTH"].type)
+    )
+    upload(DAY_ONE, corrected)
+    assert make_service().sync(DAY_ONE, None, SyncOptions(invocation_id="correction")).rows_updated == 1
 
-    # When the next run resumes
+    # When day two's next run resumes
     result = make_service().sync(DAY_TWO, None, SyncOptions(invocation_id="three"))
 
-    # Then it staged again from the first row, and the table holds the file, that row included
+    # Then it staged again from the first row, and the table holds day two's file, that company included
     assert (result.status, result.rows_resumed) == ("completed", 0)
-    assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
+    assert table_rows(db) == {**expected_rows(corrected), **expected_rows(day_two_table)}
 
 
 def test_a_partitioned_compare_finds_what_a_single_one_finds(

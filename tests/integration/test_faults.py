@@ -335,12 +335,11 @@ def test_the_connection_listing_changes_killed_mid_staging_is_retried_and_resume
     assert query(db, PUBLISH_LOCK_HOLDER) == [{"holder": None}]
 
 
-def test_with_the_publish_lock_busy_at_the_start_changes_are_listed_at_publish_time(
+def test_with_the_publish_lock_busy_at_the_start_the_sync_waits_for_it_before_comparing(
     migrated_settings: DatabaseSettings,
     db: pymysql.Connection[Any],
     moto_endpoint: str,
     tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Given day one published, and another session holding the publish lock as day two starts
     day_one_table, day_two_table = day_one_published_and_day_two_uploaded(
@@ -348,29 +347,26 @@ def test_with_the_publish_lock_busy_at_the_start_changes_are_listed_at_publish_t
     )
     holder = connect(migrated_settings)
     holder.cursor().execute("SELECT GET_LOCK('company_upsell_signals_publish', 0)")
+    staged_while_held: list[int] = []
 
-    def staged() -> bool:
-        progress = query(db, "SELECT staging_complete FROM upsell_signal_staging_progress WHERE sync_date = %s", (DAY_TWO,))
-        return progress == [{"staging_complete": 1}]
+    def release_after_a_while() -> None:
+        time.sleep(2)
+        staged_while_held.extend(int(row["rows_read"]) for row in query(db, "SELECT rows_read FROM upsell_signal_staging_progress"))
+        holder.close()
 
-    def release_once_staged() -> None:
-        try:
-            wait_for(staged, 60, "day two staged")
-        finally:
-            holder.close()
-
-    # When day two syncs, and the lock is released only once it has staged every row
-    releaser = threading.Thread(target=release_once_staged)
+    # When day two syncs, and the lock is released two seconds later
+    releaser = threading.Thread(target=release_after_a_while)
     releaser.start()
-    with caplog.at_level("INFO", logger="upsell_signals"):
-        result = service_on(moto_endpoint, migrated_settings, tmp_path, PUBLISH_LOCK_TIMEOUT_SECONDS="30").sync(
-            DAY_TWO, None, SyncOptions(invocation_id="late")
-        )
+    started = time.monotonic()
+    result = service_on(moto_endpoint, migrated_settings, tmp_path, PUBLISH_LOCK_TIMEOUT_SECONDS="30").sync(
+        DAY_TWO, None, SyncOptions(invocation_id="late")
+    )
     releaser.join()
 
-    # Then it staged without waiting or listing alongside, waited for the lock to publish, and published exactly
-    assert messages(caplog, "changes are listed at publish time")
-    assert not messages(caplog, "transient error")
+    # Then it waited for the lock before comparing the file with the table (the table must not
+    # change between the two), and published exactly
+    assert time.monotonic() - started >= 2
+    assert staged_while_held == [0]  # the pass begun, not a row staged while the lock was held
     assert (result.status, result.rows_processed) == ("completed", day_two_table.num_rows)
     assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
 

@@ -294,10 +294,11 @@ def test_a_held_publish_lock_fails_cleanly_as_transient_and_the_next_attempt_res
     assert query(db, "SELECT status FROM upsell_signal_sync_metadata") == [{"status": "failed"}]
     assert table_rows(db) == {}
 
-    # Then, once the lock is free, the next attempt publishes what was staged without re-reading it
+    # Then, once the lock is free, the next attempt syncs the date (the lock comes before the
+    # compare and staging, so the failed attempt staged nothing)
     holder.close()
     answer = invoke({"sync_date": "2026-01-30"})
-    assert (answer["status"], answer["rows_resumed"]) == ("completed", 2_000)
+    assert (answer["status"], answer["rows_resumed"]) == ("completed", 0)
     assert table_rows(db) == expected_rows(table)
 
 

@@ -23,7 +23,7 @@ from functions.ingest.repository.session import Session
 from functions.ingest.row_fingerprints import FINGERPRINT_COLUMN
 from functions.ingest.validation import SOURCE_ROW
 from functions.shared.errors import TransientError
-from functions.shared.tables import REJECTED, STAGING, TARGET
+from functions.shared.tables import GENERATION, REJECTED, STAGING, TARGET
 
 # From this share of changed rows on, an update is driven from the signals table (one
 # scan in id order) rather than from the list of changes (which MariaDB buffers); the
@@ -90,6 +90,15 @@ class SignalsTable:
 
     def table_is_empty(self) -> bool:
         return self.session.fetch_one(f"SELECT 1 FROM {TARGET} LIMIT 1") is None
+
+    def generation(self) -> int:
+        """How many publishes and first loads have written the table (migrations/0012)."""
+        row = self.session.fetch_one(f"SELECT generation FROM {GENERATION} WHERE id = 1")
+        return int(row[0]) if row else 0
+
+    def count_a_write(self) -> None:
+        """Add this transaction's write of the table to the generation (call it in the transaction that writes)."""
+        self.session.execute(f"UPDATE {GENERATION} SET generation = generation + 1 WHERE id = 1")
 
     def count_table(self) -> int:
         row = self.session.fetch_one(f"SELECT COUNT(*) FROM {TARGET}")

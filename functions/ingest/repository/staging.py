@@ -63,6 +63,7 @@ class StagingProgress:
     rows_rejected: int
     chunks_committed: int
     complete: bool
+    compared_generation: int | None = None  # the table generation the file was compared at; None: not compared
 
 
 class Staging:
@@ -74,13 +75,20 @@ class Staging:
     def staging_progress(self, sync_date: dt.date, etag: str) -> StagingProgress | None:
         """The pass staged from this exact object, if one exists (resumable)."""
         row = self.session.fetch_one(
-            "SELECT attempt, rows_read, rows_staged, rows_rejected, chunks_committed, staging_complete "
+            "SELECT attempt, rows_read, rows_staged, rows_rejected, chunks_committed, staging_complete, compared_generation "
             f"FROM {PROGRESS} WHERE sync_date = %s AND s3_etag = %s",
             (sync_date, etag),
         )
         if row is None:
             return None
-        return StagingProgress(int(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]), bool(row[5]))
+        generation = None if row[6] is None else int(row[6])
+        return StagingProgress(int(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]), bool(row[5]), generation)
+
+    def record_compared(self, sync_date: dt.date, etag: str, generation: int) -> None:
+        """Note the table generation this pass's staged rows were compared at."""
+        self.session.execute(
+            f"UPDATE {PROGRESS} SET compared_generation = %s WHERE sync_date = %s AND s3_etag = %s", (generation, sync_date, etag)
+        )
 
     def record_rows_in_file(self, sync_date: dt.date, etag: str, rows_in_file: int) -> None:
         """Note how many rows the staged file holds, so that the status can show staging's progress against it."""
