@@ -257,6 +257,35 @@ def _pool_reads(figures: dict[str, Any] | None) -> str:
     return DASH if reads is None else f"{int(reads):,}"
 
 
+# Each scenario's time as a share of the LOAD DATA floor's first load in the same run: the
+# floor follows the machine, where the original design's time follows the disk's fsync latency.
+FLOOR_SHARE_TARGETS = (
+    ("sync", "first_load", "first load", 1.05),
+    ("sync", "resync", "identical forced re-sync", 0.25),
+    ("sync", "day_two_a", "day two (a)", 0.40),
+    ("sync", "day_two_a_delete", "day two (a), MISSING_ROWS=delete", 0.50),
+    ("sync", "day_two_b", "day two (b)", 1.50),
+    ("sync-insert", "day_two_a", "day two (a), INSERT path", 0.50),
+    ("sync-insert", "first_load", "first load, INSERT path", 1.25),
+)
+
+
+def _floor_share_checks(figures: Results) -> list[TargetCheck]:
+    floor = _seconds(figures, "floor", "first_load")
+    checks = []
+    for contender, scenario, label, target in FLOOR_SHARE_TARGETS:
+        seconds = _seconds(figures, contender, scenario)
+        share = _divide(seconds, floor)
+        checks.append(
+            TargetCheck(
+                f"{label} ≤ {target:.2f}x the floor's first load",
+                f"{_number(seconds)} s vs floor {_number(floor)} s = {DASH if share is None else f'{share:.2f}x'}",
+                None if share is None else share <= target,
+            )
+        )
+    return checks
+
+
 def check_targets(results_by_size: dict[int, Results]) -> tuple[int, list[TargetCheck]]:
     """The issue's targets: speed at 1,000,000 rows (else the largest size run), memory per load method."""
     size = MEMORY_REFERENCE_ROWS if MEMORY_REFERENCE_ROWS in results_by_size else max(results_by_size)
@@ -308,6 +337,7 @@ def check_targets(results_by_size: dict[int, Results]) -> tuple[int, list[Target
             )
         )
 
+    checks += _floor_share_checks(figures)
     checks += _memory_checks(results_by_size)
     checked = [
         (f"{contender} {key} at {rows:,}", bool(f.get("table_equals_file")))

@@ -1,8 +1,9 @@
 -- Each row's fingerprint, which the server computes on every write (the ingest's or a
--- person's), and an index that reads every fingerprint in a compact, sequential form: a
+-- person's), and an index that holds every fingerprint in a compact, sequential form: a
 -- day-two sync compares the file with the table through it and stages only the rows that
 -- differ (functions/ingest/row_fingerprints.py writes the same expression; a test checks
--- the two agree). A stored column: adding it rebuilds the table once.
+-- the two agree). A virtual column, so adding it is instant and the table is not rebuilt;
+-- the index stores the values, and is built online (reads and writes go on meanwhile).
 ALTER TABLE company_upsell_signals
   ADD COLUMN IF NOT EXISTS row_fingerprint BINARY(16) AS (
   UNHEX(MD5(CONCAT_WS(0x1f,
@@ -33,8 +34,8 @@ ALTER TABLE company_upsell_signals
       IFNULL(has_signal_peo_growth_10_pct, ''),
       IFNULL(has_signal_peo_basic_five_plus_hires, ''),
       IFNULL(has_signal_hi_app_started_not_submitted, ''),
-      IFNULL(UNIX_TIMESTAMP(model_updated_at), ''))))) STORED,
-  ADD INDEX IF NOT EXISTS idx_row_fingerprint (row_fingerprint);
+      IFNULL(UNIX_TIMESTAMP(model_updated_at), ''))))) VIRTUAL;
+ALTER TABLE company_upsell_signals ADD INDEX IF NOT EXISTS idx_row_fingerprint (row_fingerprint), ALGORITHM=INPLACE, LOCK=NONE;
 -- A count of the ingest's writes to company_upsell_signals (each publish and first load adds
 -- one in its own transaction), and the count a staging pass compared the file at: a run that
 -- resumes a pass finds the table as that pass left it when the two agree, and compares only
@@ -46,3 +47,4 @@ CREATE TABLE IF NOT EXISTS upsell_signal_table_generation (
 INSERT IGNORE INTO upsell_signal_table_generation (id, generation) VALUES (1, 0);
 ALTER TABLE upsell_signal_staging_progress
   ADD COLUMN IF NOT EXISTS compared_generation BIGINT UNSIGNED NULL COMMENT 'the table generation this pass compared the file at';
+GRANT SELECT, UPDATE ON upsell_signal_table_generation TO 'upsell_ingest'@'%';

@@ -1,6 +1,6 @@
 """A row's fingerprint: MD5 of one canonical text of its values, the same whether MariaDB or pyarrow writes it.
 
-The signals table keeps each row's fingerprint in a stored generated column
+The signals table keeps each row's fingerprint in a generated column stored in its index
 (`row_fingerprint`, migrations/0012), so the server recomputes it on every write,
 the ingest's and a person's alike. A day-two sync computes the same from the
 file's validated rows and stages only the rows whose fingerprint the table lacks
