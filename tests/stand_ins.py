@@ -229,3 +229,39 @@ def forwarder(upstream_host: str, upstream_port: int, *, port: int) -> Iterator[
         yield route
     finally:
         route.close()
+
+
+class SlowLink(_Proxy):
+    """A TCP route on loopback to `upstream` that holds every request `latency_seconds` before passing it on.
+
+    A network farther from the database than loopback: each round trip costs the latency, so
+    work of many small statements (a staging chunk's commit) slows, and one long statement
+    (a publish) hardly does.
+    """
+
+    def __init__(self, upstream_host: str, upstream_port: int, *, latency_seconds: float) -> None:
+        self._latency_seconds = latency_seconds
+        super().__init__((upstream_host, upstream_port))
+
+    def _relay(self, client: socket.socket, server: socket.socket) -> None:
+        while True:
+            readable, _, _ = select.select([client, server], [], [])
+            if client in readable:
+                if not (data := client.recv(65536)):
+                    return
+                time.sleep(self._latency_seconds)
+                server.sendall(data)
+            if server in readable:
+                if not (data := server.recv(65536)):
+                    return
+                client.sendall(data)
+
+
+@contextmanager
+def slow_link(upstream_host: str, upstream_port: int, *, latency_seconds: float) -> Iterator[SlowLink]:
+    """A SlowLink in front of the server for the block."""
+    link = SlowLink(upstream_host, upstream_port, latency_seconds=latency_seconds)
+    try:
+        yield link
+    finally:
+        link.close()

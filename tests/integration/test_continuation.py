@@ -29,23 +29,34 @@ from functions.status.format import format_status
 from tests.factories import day_two, snowflake_table, write_pyarrow
 from tests.integration.conftest import expected_rows, query, table_rows
 from tests.scripts_support import LocalContext
+from tests.stand_ins import slow_link
 
 BUCKET = "signals-bucket"
 KEY = "passive_upsell_signals/dt=2026-01-30/data.parquet"
 CALIBRATION_KEY = "passive_upsell_signals/dt=2026-01-29/data.parquet"
 FIRST_KEY = "passive_upsell_signals/dt=2026-01-28/data.parquet"
 MARGIN_SECONDS = 1
+LATENCY_SECONDS = 0.02
 
 
 @pytest.fixture
 def s3(migrated_settings: DatabaseSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """moto S3 with the bucket; small chunks, a 1 s margin, no dead-letter queue (the test records dead letters)."""
+    """moto S3 with the bucket; small chunks, a 1 s margin, no dead-letter queue (the test records dead letters).
+
+    The functions reach the database over a link with 20 ms of latency a request: a network
+    farther than loopback, where committing a chunk takes its round trips, so staging is most
+    of a sync's work and a file can need several runs (on loopback the compare and the
+    publish, which a run cannot split, would be).
+    """
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    with mock_aws():
+    assert migrated_settings.host is not None
+    with mock_aws(), slow_link(migrated_settings.host, migrated_settings.port, latency_seconds=LATENCY_SECONDS) as link:
         client = boto3.client("s3", region_name="eu-west-1")
         client.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
         for name, value in {
             "SIGNALS_BUCKET": BUCKET,
+            "DB_HOST": "127.0.0.1",
+            "DB_PORT": str(link.port),
             "WORK_DIR": str(tmp_path),
             "STAGING_CHUNK_ROWS": "2000",
             "TIME_BUDGET_MARGIN_SECONDS": str(MARGIN_SECONDS),

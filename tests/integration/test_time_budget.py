@@ -90,6 +90,7 @@ def test_a_file_needing_several_runs_completes_exactly_through_lambdas_retries(
     # Then every run stopped before its timeout, at least one handed over, and the last completed exactly
     assert answer is not None and answer["status"] == "completed", invocations
     assert all(seconds < timeout_seconds for seconds, _ in invocations), (timeout_seconds, invocations)
+    print("RATIO", whole_sync_seconds, publish_seconds, invocations)
     assert 2 <= len(invocations) <= 8, (whole_sync_seconds, publish_seconds, invocations)
     assert answer["rows_processed"] == file_table.num_rows and answer["rows_resumed"] > 0
     assert table_rows(db) == {**expected_rows(first_table), **expected_rows(calibration_table), **expected_rows(file_table)}
