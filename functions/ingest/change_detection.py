@@ -52,6 +52,7 @@ class FileComparison:
     unmatched_path: Path  # 16 bytes each, back to back
     rows_unmatched: int
     from_row: int = 0  # rows before it were not compared: what is unmatched is known only from 0
+    with_unmatched: bool = True
 
     def rows_needed(self, first_row: int, end_row: int) -> list[int]:
         """Offsets (from first_row) of the rows a chunk must read again: to stage, or to record as rejected."""
@@ -65,8 +66,8 @@ class FileComparison:
 
     def unmatched_pages(self, page_rows: int = 100_000) -> Iterator[list[bytes]]:
         """The table's unmatched fingerprints, a page at a time (of a compare of the whole file)."""
-        if self.from_row:
-            raise AssertionError(f"a compare from row {self.from_row} cannot tell which companies the file lacks")
+        if self.from_row or not self.with_unmatched:
+            raise AssertionError("only a compare of the whole file that kept the unmatched rows tells which companies it lacks")
         with self.unmatched_path.open("rb") as source:
             while page := source.read(page_rows * FINGERPRINT_BYTES):
                 yield [page[start : start + FINGERPRINT_BYTES] for start in range(0, len(page), FINGERPRINT_BYTES)]
@@ -82,42 +83,51 @@ def compare_file(
     *,
     chunk_rows: int,
     from_row: int = 0,
+    with_unmatched: bool = True,
     partition_rows: int = PARTITION_ROWS,
 ) -> FileComparison:
     """Read the file once from `from_row` on and compare it with the table.
 
-    The table must not change meanwhile: hold the publish lock.
+    The table must not change meanwhile: hold the publish lock. `with_unmatched`: also keep
+    the table's fingerprints no file row has (what a delete needs).
     """
     marks = bytearray(opened.num_rows)
     unmatched_path = work_path.with_suffix(".unmatched")
+    unmatched_path.write_bytes(b"")
     if from_row >= opened.num_rows:  # a resumed pass staged every row already
-        unmatched_path.write_bytes(b"")
         return FileComparison(marks, 0, unmatched_path, 0, from_row)
     partitions = max(1, math.ceil(table.estimated_rows() / partition_rows))
     spills = [_Spill(work_path.with_suffix(f".file{index}")) for index in range(partitions)]
-    try:
-        with ExitStack() as stack:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="table-fingerprints") as reader:
+        # The first partition's table side is read while the file is: the server's core at work.
+        first_partition = reader.submit(_table_partition, table, 0, partitions)
+        try:
+            with ExitStack() as stack:
+                for spill in spills:
+                    stack.enter_context(spill.writing())
+                for source_rows, digests in _file_fingerprints(opened, from_row, chunk_rows, marks):
+                    _spill_by_partition(spills, partitions, source_rows, digests)
+            rows_to_stage = rows_unmatched = 0
+            with unmatched_path.open("wb") as unmatched:
+                for index, spill in enumerate(spills):
+                    pages = first_partition.result() if index == 0 else _table_partition(table, index, partitions)
+                    file_fingerprints, file_rows = spill.read()
+                    # Page by page, so that only one page's lookup table is held at a time.
+                    found = pa.nulls(len(file_fingerprints), pa.bool_()).fill_null(False)
+                    for page in pages:
+                        found = pc.or_(found, pc.is_in(file_fingerprints, value_set=page))
+                        if with_unmatched:
+                            gone = pc.filter(page, pc.invert(pc.is_in(page, value_set=file_fingerprints)))
+                            unmatched.write(_fixed_size_bytes(gone))
+                            rows_unmatched += len(gone)
+                    for row in pc.filter(file_rows, pc.invert(found)).to_pylist():
+                        marks[row] = TO_STAGE
+                        rows_to_stage += 1
+        finally:
+            first_partition.cancel()
             for spill in spills:
-                stack.enter_context(spill.writing())
-            for source_rows, digests in _file_fingerprints(opened, from_row, chunk_rows, marks):
-                _spill_by_partition(spills, partitions, source_rows, digests)
-        rows_to_stage = rows_unmatched = 0
-        with unmatched_path.open("wb") as unmatched:
-            for index, spill in enumerate(spills):
-                low, high = _partition_range(index, partitions)
-                table_fingerprints = _fixed_size(b"".join(table.between(low, high)))
-                file_fingerprints, file_rows = spill.read()
-                changed = pc.invert(pc.is_in(file_fingerprints, value_set=table_fingerprints))
-                for row in pc.filter(file_rows, changed).to_pylist():
-                    marks[row] = TO_STAGE
-                    rows_to_stage += 1
-                gone = pc.filter(table_fingerprints, pc.invert(pc.is_in(table_fingerprints, value_set=file_fingerprints)))
-                unmatched.write(_fixed_size_bytes(gone))
-                rows_unmatched += len(gone)
-    finally:
-        for spill in spills:
-            spill.path.unlink(missing_ok=True)
-            spill.rows_path.unlink(missing_ok=True)
+                spill.path.unlink(missing_ok=True)
+                spill.rows_path.unlink(missing_ok=True)
     logger.info(
         "compared the file with the table from row %d: %d of %d rows differ",
         from_row,
@@ -125,7 +135,7 @@ def compare_file(
         opened.num_rows - from_row,
         extra={"rows_to_stage": rows_to_stage, "table_rows_unmatched": rows_unmatched, "partitions": partitions},
     )
-    return FileComparison(marks, rows_to_stage, unmatched_path, rows_unmatched, from_row)
+    return FileComparison(marks, rows_to_stage, unmatched_path, rows_unmatched, from_row, with_unmatched)
 
 
 def _file_fingerprints(
@@ -151,6 +161,11 @@ def _file_fingerprints(
             pending = worker.submit(prepare)
             source_rows, texts = prepared
             yield source_rows, fingerprints_of_texts(texts)
+
+
+def _table_partition(table: TableFingerprints, index: int, partitions: int) -> list[pa.Array]:
+    """The table's fingerprints of partition `index`, a page (TableFingerprints.between) an array."""
+    return [_fixed_size(page) for page in table.between(*_partition_range(index, partitions))]
 
 
 def _partition_range(index: int, partitions: int) -> tuple[bytes, bytes | None]:

@@ -113,9 +113,16 @@ def _compared(
     the whole file compared, to know which companies it lacks.
     """
     generation = publisher.signals.generation()
-    as_compared = progress.compared_generation == generation and settings.missing_rows != "delete"
-    from_row = progress.rows_read if as_compared else 0
-    comparison = compare_file(opened, publisher.fingerprints, opened.path, chunk_rows=settings.chunk_rows, from_row=from_row)
+    deleting = settings.missing_rows == "delete"
+    as_compared = progress.compared_generation == generation and not deleting
+    comparison = compare_file(
+        opened,
+        publisher.fingerprints,
+        opened.path,
+        chunk_rows=settings.chunk_rows,
+        from_row=progress.rows_read if as_compared else 0,
+        with_unmatched=deleting,
+    )
     if not as_compared:
         progress = _resumable(repository, claimed, progress, comparison)
     with repository.transaction("note the table generation compared at"):
