@@ -1,7 +1,7 @@
 """A row's fingerprint: MD5 of one canonical text of its values, the same whether MariaDB or pyarrow writes it.
 
 The signals table keeps each row's fingerprint in a generated column stored in its index
-(`row_fingerprint`, migrations/0012), so the server recomputes it on every write,
+(`row_fingerprint`, migrations/0013), so the server recomputes it on every write,
 the ingest's and a person's alike. A day-two sync computes the same from the
 file's validated rows and stages only the rows whose fingerprint the table lacks
 (functions/ingest/change_detection.py).
@@ -38,7 +38,7 @@ def _sql_field(column: Column) -> str:
 
 
 def fingerprint_sql() -> str:
-    """The generated column's expression (migrations/0012 holds it verbatim; a test checks they agree)."""
+    """The generated column's expression (migrations/0013 holds it verbatim; a test checks they agree)."""
     fields = ",\n    ".join(_sql_field(column) for column in SIGNAL_COLUMNS)
     return f"UNHEX(MD5(CONCAT_WS(0x1f,\n    {fields})))"
 

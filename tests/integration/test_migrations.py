@@ -151,7 +151,7 @@ def test_signals_table_has_exactly_the_specified_columns_and_indexes(migrated_se
         indexes = {name: (cols, int(non_unique)) for name, cols, non_unique in cursor.fetchall()}
     connection.close()
 
-    assert len(columns) == 32  # the specified 31, and the row fingerprint a day two compares (migrations/0012)
+    assert len(columns) == 32  # the specified 31, and the row fingerprint a day two compares (migrations/0013)
     assert columns["row_fingerprint"] == "binary(16)"
     assert columns["id"] == "bigint(20) unsigned"
     assert columns["ee_growth_rate"] == "decimal(10,4)"

@@ -13,7 +13,7 @@ PAGE_ROWS = 500_000
 
 
 class TableFingerprints:
-    """Reads of idx_row_fingerprint (migrations/0012): what the table holds, 16 bytes a row."""
+    """Reads of idx_row_fingerprint (migrations/0013): what the table holds, 16 bytes a row."""
 
     def __init__(self, session: Session) -> None:
         self.session = session

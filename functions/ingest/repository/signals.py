@@ -92,7 +92,7 @@ class SignalsTable:
         return self.session.fetch_one(f"SELECT 1 FROM {TARGET} LIMIT 1") is None
 
     def generation(self) -> int:
-        """How many publishes and first loads have written the table (migrations/0012)."""
+        """How many publishes and first loads have written the table (migrations/0013)."""
         row = self.session.fetch_one(f"SELECT generation FROM {GENERATION} WHERE id = 1")
         return int(row[0]) if row else 0
 
