@@ -58,10 +58,11 @@ _TIMED_CALLS: tuple[tuple[str, str | None, str, str], ...] = (
     ("functions.ingest.change_detection", None, "fingerprints_of_texts", "compare: MD5 per row"),
     ("functions.ingest.change_detection", None, "_spill_by_partition", "compare: spill to disk"),
     ("functions.ingest.repository.staging", "Staging", "count_staged", "compare: check a resumed pass"),
+    ("functions.ingest.change_detection", None, "changed_share_of_a_sample", "compare: a sample says whether it pays"),
+    ("functions.ingest.change_detection", None, "_spill_table", "compare: the table's side (the server's MD5, spilled)"),
 )
 _TIMED_GENERATORS: tuple[tuple[str, str, str, str], ...] = (
     ("functions.ingest.parquet_reader", "SignalFile", "batches", "read Parquet batches"),
-    ("functions.ingest.repository.fingerprints", "TableFingerprints", "between", "compare: read the table's fingerprints"),
 )
 
 

@@ -1,19 +1,22 @@
 """Which rows of a file differ from the table, found before anything is staged.
 
 A day two stages, lists and publishes only the rows that differ. One read of the file
-validates each chunk and computes each valid row's fingerprint (row_fingerprints.py),
-spilled to the work directory by the fingerprint's first byte; then, a partition at a
-time, the table's fingerprints of the same range (read from their index, 16 bytes a
-row) are compared with the file's:
+validates each chunk and computes each valid row's fingerprint (row_fingerprints.py);
+meanwhile the server computes the same fingerprint of every table row as it reads the
+table in id order. Both sides are spilled to the work directory by the fingerprint's
+first byte, then compared a partition at a time:
 
 - a file row whose fingerprint the table lacks is new or changed: it is staged;
-- a table fingerprint no file row has is a changed row's old state, a rejected row's
-  company, or a company absent from the file: kept for a delete (`unmatched`).
+- a table row whose fingerprint no file row has is a changed row's old state, a rejected
+  row's company, or a company absent from the file: kept for a delete (`unmatched`).
 
-Memory holds one partition (`partition_rows` table rows) and one mark per file row,
-whatever the file's size. Equal fingerprints mean equal rows (128 bits, an injective
-text); a row the compare calls changed is compared again, column by column, when the
-publish lists it, so a file row is never written that did not differ.
+Memory holds one partition (`partition_rows` rows a side) and one mark per file row,
+whatever the file's size. Equal fingerprints mean equal rows (128 bits of an injective
+text); different fingerprints always mean different rows, and a row the compare calls
+changed is compared again, column by column, when the publish lists it.
+
+The compare costs a read of the file and of the table; it pays when most rows are
+unchanged. `changed_share_of_a_sample` tells beforehand (see stage.py).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from functions.ingest.chunks import OpenedFile
+from functions.ingest.columns import KEY_COLUMN
 from functions.ingest.repository import TableFingerprints
 from functions.ingest.row_fingerprints import FINGERPRINT_BYTES, canonical_texts, fingerprints_of_texts
 from functions.ingest.validation import SOURCE_ROW, validate_batch
@@ -39,8 +43,11 @@ from functions.ingest.validation import SOURCE_ROW, validate_batch
 logger = logging.getLogger("upsell_signals.ingest")
 
 UNCHANGED, TO_STAGE, REJECTED = 0, 1, 2
-# Table fingerprints held at once: 32 MB, and the file's of the same range beside them.
+# Rows a side held at once: 32 MB of fingerprints each, and their numbers beside them.
 PARTITION_ROWS = 2_000_000
+MATCH_PAGE_ROWS = 500_000  # the table rows one lookup table is built of
+# The sample that tells whether a compare pays: rows of the file's first chunk.
+SAMPLE_ROWS = 1_000
 
 
 @dataclass
@@ -49,7 +56,7 @@ class FileComparison:
 
     marks: bytearray  # per file row from `from_row` on: UNCHANGED, TO_STAGE or REJECTED
     rows_to_stage: int
-    unmatched_path: Path  # 16 bytes each, back to back
+    unmatched_path: Path  # table row ids, 8 bytes each, back to back
     rows_unmatched: int
     from_row: int = 0  # rows before it were not compared: what is unmatched is known only from 0
     with_unmatched: bool = True
@@ -64,16 +71,32 @@ class FileComparison:
         marks = self.marks
         return [row for row in range(end_row) if marks[row] == TO_STAGE]
 
-    def unmatched_pages(self, page_rows: int = 100_000) -> Iterator[list[bytes]]:
-        """The table's unmatched fingerprints, a page at a time (of a compare of the whole file)."""
+    def unmatched_pages(self, page_rows: int = 100_000) -> Iterator[list[int]]:
+        """The ids of the table's rows no file row equals, a page at a time (of a compare of the whole file)."""
         if self.from_row or not self.with_unmatched:
             raise AssertionError("only a compare of the whole file that kept the unmatched rows tells which companies it lacks")
+        item = array("Q").itemsize
         with self.unmatched_path.open("rb") as source:
-            while page := source.read(page_rows * FINGERPRINT_BYTES):
-                yield [page[start : start + FINGERPRINT_BYTES] for start in range(0, len(page), FINGERPRINT_BYTES)]
+            while page := source.read(page_rows * item):
+                yield array("Q", page).tolist()
 
     def remove(self) -> None:
         self.unmatched_path.unlink(missing_ok=True)
+
+
+def changed_share_of_a_sample(opened: OpenedFile, table: TableFingerprints, chunk_rows: int) -> float | None:
+    """The share of the file's first chunk's valid rows (up to SAMPLE_ROWS of them) the table lacks; None: no valid row."""
+    first = next(opened.signal_file.batches(0, chunk_rows), None)
+    if first is None:
+        return None
+    first_row, batch = first
+    rows = validate_batch(batch, first_row, opened.duplicates).valid_rows
+    if not rows.num_rows:
+        return None
+    sample = rows.take(pa.array(range(0, rows.num_rows, max(1, rows.num_rows // SAMPLE_ROWS))))
+    held = table.of_companies(sample.column(KEY_COLUMN).to_pylist())
+    sampled = fingerprints_of_texts(canonical_texts(sample))
+    return sum(fingerprint not in held for fingerprint in sampled) / len(sampled)
 
 
 def compare_file(
@@ -89,45 +112,47 @@ def compare_file(
     """Read the file once from `from_row` on and compare it with the table.
 
     The table must not change meanwhile: hold the publish lock. `with_unmatched`: also keep
-    the table's fingerprints no file row has (what a delete needs).
+    the ids of the table's rows no file row equals (what a delete needs).
     """
     marks = bytearray(opened.num_rows)
     unmatched_path = work_path.with_suffix(".unmatched")
     unmatched_path.write_bytes(b"")
     if from_row >= opened.num_rows:  # a resumed pass staged every row already
         return FileComparison(marks, 0, unmatched_path, 0, from_row)
-    partitions = max(1, math.ceil(table.estimated_rows() / partition_rows))
-    spills = [_Spill(work_path.with_suffix(f".file{index}")) for index in range(partitions)]
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="table-fingerprints") as reader:
-        # The first partition's table side is read while the file is: the server's core at work.
-        first_partition = reader.submit(_table_partition, table, 0, partitions)
-        try:
-            with ExitStack() as stack:
-                for spill in spills:
-                    stack.enter_context(spill.writing())
-                for source_rows, digests in _file_fingerprints(opened, from_row, chunk_rows, marks):
-                    _spill_by_partition(spills, partitions, source_rows, digests)
-            rows_to_stage = rows_unmatched = 0
-            with unmatched_path.open("wb") as unmatched:
-                for index, spill in enumerate(spills):
-                    pages = first_partition.result() if index == 0 else _table_partition(table, index, partitions)
-                    file_fingerprints, file_rows = spill.read()
-                    # Page by page, so that only one page's lookup table is held at a time.
-                    found = pa.nulls(len(file_fingerprints), pa.bool_()).fill_null(False)
-                    for page in pages:
-                        found = pc.or_(found, pc.is_in(file_fingerprints, value_set=page))
-                        if with_unmatched:
-                            gone = pc.filter(page, pc.invert(pc.is_in(page, value_set=file_fingerprints)))
-                            unmatched.write(_fixed_size_bytes(gone))
-                            rows_unmatched += len(gone)
-                    for row in pc.filter(file_rows, pc.invert(found)).to_pylist():
-                        marks[row] = TO_STAGE
-                        rows_to_stage += 1
-        finally:
-            first_partition.cancel()
-            for spill in spills:
-                spill.path.unlink(missing_ok=True)
-                spill.rows_path.unlink(missing_ok=True)
+    partitions = max(1, math.ceil(max(table.estimated_rows(), opened.num_rows) / partition_rows))
+    file_spills = [_Spill(work_path.with_suffix(f".file{index}"), "I") for index in range(partitions)]
+    table_spills = [_Spill(work_path.with_suffix(f".table{index}"), "Q") for index in range(partitions)]
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="table-fingerprints") as reader, ExitStack() as stack:
+            for spill in (*file_spills, *table_spills):
+                stack.enter_context(spill.writing())
+            # The server computes the table's side while this process computes the file's.
+            table_side = reader.submit(_spill_table, table, table_spills)
+            for source_rows, digests in _file_fingerprints(opened, from_row, chunk_rows, marks):
+                _spill_by_partition(file_spills, source_rows, digests)
+            table_side.result()
+        rows_to_stage = rows_unmatched = 0
+        with unmatched_path.open("wb") as unmatched:
+            for file_spill, table_spill in zip(file_spills, table_spills, strict=True):
+                file_fingerprints, file_rows = file_spill.read()
+                table_fingerprints, table_ids = table_spill.read()
+                # A page at a time, so that only one page's lookup table is held at once.
+                found = pa.nulls(len(file_fingerprints), pa.bool_()).fill_null(False)
+                for start in range(0, len(table_fingerprints), MATCH_PAGE_ROWS):
+                    page = table_fingerprints.slice(start, MATCH_PAGE_ROWS)
+                    found = pc.or_(found, pc.is_in(file_fingerprints, value_set=page))
+                    if with_unmatched:
+                        gone = pc.filter(
+                            table_ids.slice(start, MATCH_PAGE_ROWS), pc.invert(pc.is_in(page, value_set=file_fingerprints))
+                        )
+                        unmatched.write(array("Q", gone.to_pylist()).tobytes())
+                        rows_unmatched += len(gone)
+                for row in pc.filter(file_rows, pc.invert(found)).to_pylist():
+                    marks[row] = TO_STAGE
+                    rows_to_stage += 1
+    finally:
+        for spill in (*file_spills, *table_spills):
+            spill.remove()
     logger.info(
         "compared the file with the table from row %d: %d of %d rows differ",
         from_row,
@@ -163,29 +188,28 @@ def _file_fingerprints(
             yield source_rows, fingerprints_of_texts(texts)
 
 
-def _table_partition(table: TableFingerprints, index: int, partitions: int) -> list[pa.Array]:
-    """The table's fingerprints of partition `index`, a page (TableFingerprints.between) an array."""
-    return [_fixed_size(page) for page in table.between(*_partition_range(index, partitions))]
+def _spill_table(table: TableFingerprints, spills: list[_Spill]) -> None:
+    """Every table row's fingerprint and id, into the spill of its partition."""
+    for page, ids in table.pages():
+        if len(spills) == 1:
+            spills[0].write_blobs(page, ids)
+            continue
+        digests = [page[start : start + FINGERPRINT_BYTES] for start in range(0, len(page), FINGERPRINT_BYTES)]
+        _spill_by_partition(spills, array("Q", ids).tolist(), digests)
 
 
-def _partition_range(index: int, partitions: int) -> tuple[bytes, bytes | None]:
-    """The fingerprints of partition `index`: first bytes from ceil(index*256/partitions) up to the next's."""
-    low = -(-index * 256 // partitions)
-    high = -(-(index + 1) * 256 // partitions)
-    return bytes([low]) + bytes(FINGERPRINT_BYTES - 1), (bytes([high]) + bytes(FINGERPRINT_BYTES - 1) if high < 256 else None)
-
-
-def _spill_by_partition(spills: list[_Spill], partitions: int, source_rows: list[int], digests: list[bytes]) -> None:
+def _spill_by_partition(spills: list[_Spill], numbers: list[int], digests: list[bytes]) -> None:
+    partitions = len(spills)
     if partitions == 1:
-        spills[0].write(source_rows, digests)
+        spills[0].write(numbers, digests)
         return
     by_partition: list[tuple[list[int], list[bytes]]] = [([], []) for _ in range(partitions)]
-    for row, digest in zip(source_rows, digests, strict=True):
-        rows, part = by_partition[digest[0] * partitions >> 8]
-        rows.append(row)
-        part.append(digest)
-    for spill, (rows, part) in zip(spills, by_partition, strict=True):
-        spill.write(rows, part)
+    for number, digest in zip(numbers, digests, strict=True):
+        part_numbers, part_digests = by_partition[digest[0] * partitions >> 8]
+        part_numbers.append(number)
+        part_digests.append(digest)
+    for spill, (part_numbers, part_digests) in zip(spills, by_partition, strict=True):
+        spill.write(part_numbers, part_digests)
 
 
 def _fixed_size(blob: bytes) -> pa.Array:
@@ -202,25 +226,37 @@ def _fixed_size_bytes(values: pa.Array) -> bytes:
 
 
 class _Spill:
-    """One partition's file fingerprints and row numbers, on local disk while the file is read."""
+    """One partition's fingerprints and their numbers (file rows, or table ids), on local disk while they are read."""
 
-    def __init__(self, path: Path) -> None:
+    ARROW_TYPES = {"I": pa.uint32(), "Q": pa.uint64()}  # array codes of the same width on every platform Lambda runs
+
+    def __init__(self, path: Path, number_code: str) -> None:
         self.path = path
-        self.rows_path = path.with_suffix(path.suffix + "rows")
+        self.numbers_path = path.with_suffix(path.suffix + "numbers")
+        self.number_code = number_code
         self._fingerprints: BinaryIO | None = None
-        self._rows: BinaryIO | None = None
+        self._numbers: BinaryIO | None = None
 
     def writing(self) -> ExitStack:
         stack = ExitStack()
         self._fingerprints = stack.enter_context(self.path.open("wb"))
-        self._rows = stack.enter_context(self.rows_path.open("wb"))
+        self._numbers = stack.enter_context(self.numbers_path.open("wb"))
         return stack
 
-    def write(self, source_rows: list[int], digests: list[bytes]) -> None:
-        assert self._fingerprints is not None and self._rows is not None
-        self._fingerprints.write(b"".join(digests))
-        self._rows.write(array("I", source_rows).tobytes())  # "I" is 4 bytes on every platform Lambda runs
+    def write(self, numbers: list[int], digests: list[bytes]) -> None:
+        self.write_blobs(b"".join(digests), array(self.number_code, numbers).tobytes())
+
+    def write_blobs(self, digests: bytes, numbers: bytes) -> None:
+        assert self._fingerprints is not None and self._numbers is not None
+        self._fingerprints.write(digests)
+        self._numbers.write(numbers)
 
     def read(self) -> tuple[pa.Array, pa.Array]:
-        rows = self.rows_path.read_bytes()
-        return _fixed_size(self.path.read_bytes()), pa.Array.from_buffers(pa.uint32(), len(rows) // 4, [None, pa.py_buffer(rows)])
+        numbers = self.numbers_path.read_bytes()
+        number_type = self.ARROW_TYPES[self.number_code]
+        count = len(numbers) // array(self.number_code).itemsize
+        return _fixed_size(self.path.read_bytes()), pa.Array.from_buffers(number_type, count, [None, pa.py_buffer(numbers)])
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self.numbers_path.unlink(missing_ok=True)

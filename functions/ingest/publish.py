@@ -79,10 +79,8 @@ def _write(
     repository.signals.update_changed(sync_date, plan)
     repository.signals.insert_new(sync_date, plan)
     if plan.rows_to_delete:
-        if comparison is None:
-            empty = "a table that was empty when the file was compared"
-            raise TransientError(f"the plan deletes {plan.rows_to_delete} rows of {empty}")
-        deleted = repository.signals.delete_missing(sync_date, pass_number, comparison.unmatched_pages())
+        unmatched = comparison.unmatched_pages() if comparison is not None else None
+        deleted = repository.signals.delete_missing(sync_date, pass_number, unmatched)
         if deleted != plan.rows_to_delete:
             raise TransientError(f"deleted {deleted} rows, the plan counted {plan.rows_to_delete}: the table changed meanwhile")
 

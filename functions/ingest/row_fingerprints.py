@@ -1,10 +1,9 @@
-"""A row's fingerprint: MD5 of one canonical text of its values, the same whether MariaDB or pyarrow writes it.
+"""A row's fingerprint: MD5 of one canonical text of its values, the same whether MariaDB or pyarrow computes it.
 
-The signals table keeps each row's fingerprint in a generated column stored in its index
-(`row_fingerprint`, migrations/0013), so the server recomputes it on every write,
-the ingest's and a person's alike. A day-two sync computes the same from the
-file's validated rows and stages only the rows whose fingerprint the table lacks
-(functions/ingest/change_detection.py).
+A day-two sync computes it from the file's validated rows while the server computes
+it from the table's rows as they are (`fingerprint_sql`), and stages only the rows
+whose fingerprint the table lacks (functions/ingest/change_detection.py). Nothing is
+stored: a write to the table, the ingest's or a person's, cannot leave one stale.
 
 The text is injective, so equal texts mean equal rows: fields are joined by 0x1F,
 a string is its byte length, ':' and its bytes (a 0x1F inside it is skipped by its
@@ -23,7 +22,6 @@ import pyarrow.compute as pc
 
 from functions.ingest.columns import SIGNAL_COLUMNS, Column, Kind
 
-FINGERPRINT_COLUMN = "row_fingerprint"
 FINGERPRINT_BYTES = 16
 FIELD_SEPARATOR = "\x1f"
 
@@ -38,7 +36,7 @@ def _sql_field(column: Column) -> str:
 
 
 def fingerprint_sql() -> str:
-    """The generated column's expression (migrations/0013 holds it verbatim; a test checks they agree)."""
+    """The server's expression for a row's fingerprint (a test checks it agrees with `fingerprints`)."""
     fields = ",\n    ".join(_sql_field(column) for column in SIGNAL_COLUMNS)
     return f"UNHEX(MD5(CONCAT_WS(0x1f,\n    {fields})))"
 

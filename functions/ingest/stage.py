@@ -17,7 +17,7 @@ from typing import Any
 import pymysql
 
 from functions.ingest import claims
-from functions.ingest.change_detection import FileComparison, compare_file
+from functions.ingest.change_detection import FileComparison, changed_share_of_a_sample, compare_file
 from functions.ingest.change_listing import ChangeLister, listing_alongside_staging
 from functions.ingest.chunks import ObjectDownload, OpenedFile, PreparedChunk, open_file, prepared_chunks
 from functions.ingest.repository import Repository, StagingProgress
@@ -29,6 +29,9 @@ logger = logging.getLogger("upsell_signals.ingest")
 
 ABANDONED_STAGING_DAYS = 7
 PROGRESS_LOG_CHUNKS = 20  # 500,000 rows at the default chunk size
+# The compare costs about what staging half the file's rows does (docs/performance.md):
+# above this share of changed rows, staging every row is the cheaper way.
+COMPARE_PAYS_UP_TO = 0.5
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ class StagedPass:
     progress: StagingProgress
     rows_resumed: int  # rows an earlier run had staged
     rows_listed: int | None  # the changes listed already, if they were
-    comparison: FileComparison | None  # None: the table was empty, every row is staged
+    comparison: FileComparison | None  # None: every row is staged (the table was empty, or most rows differ)
 
 
 @contextmanager
@@ -64,7 +67,8 @@ def staged_pass(
     try:
         lock_wait_seconds = claimed.budget.wait_seconds(settings.publish_lock_timeout_seconds)
         publisher.signals.hold_publish_lock(lock_wait_seconds)
-        if not publisher.signals.table_is_empty():
+        table_is_empty = publisher.signals.table_is_empty()
+        if not table_is_empty:
             comparison, progress = _compared(
                 repository, publisher, claimed=claimed, progress=progress, opened=opened, settings=settings
             )
@@ -74,19 +78,21 @@ def staged_pass(
             return
         with repository.transaction("note the file's rows"):
             repository.staging.record_rows_in_file(claimed.held.sync_date, claimed.info.etag, opened.num_rows)
-        if comparison is None:  # every row is new: nothing to list
+        if table_is_empty:  # every row is new: nothing to list
             progress = stage_file(repository, claimed, progress, opened, settings, lister=None, comparison=None)
             claimed.budget.stop_before_publish_if_short(progress.rows_staged)
             yield StagedPass(publisher, progress, rows_resumed=rows_resumed, rows_listed=None, comparison=None)
             return
         # Sized for every row an earlier run may have staged, and the rows that differ after it.
-        list_rows = comparison.rows_to_stage + progress.rows_read
+        list_rows = comparison.rows_to_stage + progress.rows_read if comparison is not None else opened.num_rows
         with listing_alongside_staging(
             publisher, claimed.held.sync_date, file_rows=list_rows, rows_staged=progress.rows_read
         ) as lister:
             progress = stage_file(repository, claimed, progress, opened, settings, lister=lister, comparison=comparison)
             # A run that found staging complete publishes regardless: see TimeBudget.
-            claimed.budget.stop_before_publish_if_short(comparison.rows_to_stage)
+            claimed.budget.stop_before_publish_if_short(
+                comparison.rows_to_stage if comparison is not None else progress.rows_staged
+            )
             listed = lister.finish()
             yield StagedPass(publisher, progress, rows_resumed=rows_resumed, rows_listed=listed, comparison=comparison)
     finally:
@@ -104,14 +110,27 @@ def _compared(
     progress: StagingProgress,
     opened: OpenedFile,
     settings: IngestSettings,
-) -> tuple[FileComparison, StagingProgress]:
-    """The file compared with the table, and the pass to go on with.
+) -> tuple[FileComparison | None, StagingProgress]:
+    """The file compared with the table (None: every row is staged instead), and the pass to go on with.
 
-    A pass resumed with the table as it compared it (no publish since: the generation
-    agrees) compares only the rows it has yet to stage; otherwise the whole file is
-    compared, and a pass that misses a row that now differs starts again. A delete needs
-    the whole file compared, to know which companies it lacks.
+    A new pass compares only when a sample says most rows are unchanged: when most
+    differ, staging them all costs less than the compare would. A pass resumed with the
+    table as it compared it (no publish since: the generation agrees) compares only the
+    rows it has yet to stage; otherwise the whole file is compared, and a pass that misses
+    a row that now differs starts again. A delete needs the whole file compared, to know
+    which companies it lacks.
     """
+    if progress.rows_read and progress.compared_generation is None:
+        return None, progress  # a pass that stages every row goes on doing so
+    if not progress.rows_read:
+        changed_share = changed_share_of_a_sample(opened, publisher.fingerprints, settings.chunk_rows)
+        if changed_share is not None and changed_share > COMPARE_PAYS_UP_TO:
+            logger.info(
+                "%.0f%% of a sample of the file differs from the table: staging every row, without a compare",
+                100 * changed_share,
+                extra={"sample_changed_share": round(changed_share, 3)},
+            )
+            return None, progress
     generation = publisher.signals.generation()
     deleting = settings.missing_rows == "delete"
     as_compared = progress.compared_generation == generation and not deleting
@@ -184,9 +203,7 @@ def stage_file(
     return finish_staging(repository, claimed, rows_read, settings.load_method)
 
 
-def commit_chunk(
-    repository: Repository, claimed: ClaimedSync, chunk: PreparedChunk, rows_read: int, pass_number: int
-) -> None:
+def commit_chunk(repository: Repository, claimed: ClaimedSync, chunk: PreparedChunk, rows_read: int, pass_number: int) -> None:
     """Stage one chunk's rows and rejects and move the progress, in one transaction."""
     sync_date = claimed.held.sync_date
     validated = chunk.validated

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from array import array
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
@@ -16,7 +17,7 @@ from functions.ingest.change_detection import TO_STAGE, compare_file
 from functions.ingest.chunks import ObjectDownload, open_file
 from functions.ingest.hooks import SyncHooks
 from functions.ingest.repository import Repository
-from functions.ingest.row_fingerprints import FINGERPRINT_COLUMN
+from functions.ingest.row_fingerprints import fingerprint_sql
 from functions.ingest.service import SyncService
 from functions.ingest.sync_values import SyncOptions
 from functions.shared.db import connect
@@ -61,6 +62,44 @@ def test_a_day_two_stages_only_the_rows_that_differ(
     assert 0 < staged[0] < day_two_table.num_rows / 5
     assert result.rows_unchanged == day_two_table.num_rows - staged[0]
     assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
+
+
+@pytest.mark.parametrize("missing_rows", ["keep", "delete"])
+@pytest.mark.parametrize("model_run_everywhere", [False, True], ids=["few-rows-differ", "every-row-differs"])
+def test_a_day_two_compares_only_when_most_rows_are_unchanged_and_ends_exact_either_way(
+    db: pymysql.Connection[Any],
+    upload: Callable[..., str],
+    make_service: Callable[..., SyncService],
+    caplog: pytest.LogCaptureFixture,
+    missing_rows: str,
+    model_run_everywhere: bool,
+) -> None:
+    # Given 3,000 companies published, and a day two with 10% changed, 1% new, 1% gone (and, or not, every row's model time)
+    day_one_table = snowflake_table(3_000, seed=511)
+    upload(DAY_ONE, day_one_table)
+    make_service().sync(DAY_ONE, None, SyncOptions(invocation_id="one"))
+    day_two_table = day_two(day_one_table, seed=512, model_run_everywhere=model_run_everywhere)
+    upload(DAY_TWO, day_two_table)
+    hooks, staged = staged_rows_seen(db)
+
+    # When day two is synced
+    service = make_service(MISSING_ROWS=missing_rows)
+    service._hooks = hooks
+    with caplog.at_level("INFO", logger="upsell_signals"):
+        result = service.sync(DAY_TWO, None, SyncOptions(invocation_id="two"))
+
+    # Then a compare ran only when few rows differ; every row was staged otherwise
+    messages = [record.getMessage() for record in caplog.records]
+    compared = any(message.startswith("compared the file with the table") for message in messages)
+    assert compared is not model_run_everywhere
+    assert any("staging every row, without a compare" in message for message in messages) is model_run_everywhere
+    assert staged == [day_two_table.num_rows if model_run_everywhere else result.rows_inserted + result.rows_updated]
+    # And the table holds the file: the gone companies kept or deleted, as the mode says
+    assert result.status == "completed"
+    gone = set(expected_rows(day_one_table)) - set(expected_rows(day_two_table))
+    kept = expected_rows(day_one_table) if missing_rows == "keep" else {}
+    assert table_rows(db) == {**kept, **expected_rows(day_two_table)}
+    assert gone and result.rows_deleted == (len(gone) if missing_rows == "delete" else 0)
 
 
 @pytest.mark.parametrize("load_method", LOAD_METHODS)
@@ -213,7 +252,7 @@ def test_a_partitioned_compare_finds_what_a_single_one_finds(
     with closing(Repository(connect(migrated_settings))) as repository:
         single = compare_file(opened, repository.fingerprints, tmp_path / "single", chunk_rows=1_000)
         partitioned = compare_file(opened, repository.fingerprints, tmp_path / "seven", chunk_rows=700, partition_rows=750)
-        pages = list(repository.fingerprints.between(bytes(16), None, page_rows=300))
+        pages = list(repository.fingerprints.pages(page_rows=300))
 
     # Then both mark the same rows and leave the same table fingerprints unmatched
     assert single.marks == partitioned.marks and single.rows_to_stage == partitioned.rows_to_stage
@@ -221,11 +260,14 @@ def test_a_partitioned_compare_finds_what_a_single_one_finds(
     day_one_rows, day_two_rows = expected_rows(day_one_table), expected_rows(day_two_table)
     assert single.rows_to_stage == sum(1 for key, row in day_two_rows.items() if day_one_rows.get(key) != row)
     assert single.rows_unmatched == sum(1 for key, row in day_one_rows.items() if day_two_rows.get(key) != row)
-    # And the paged read of the table's fingerprints holds every row once
-    read = b"".join(pages)
-    stored = {row[FINGERPRINT_COLUMN] for row in query(db, f"SELECT {FINGERPRINT_COLUMN} FROM company_upsell_signals")}
+    # And the paged read of the table's fingerprints holds every row once, with its id
+    read, ids = b"".join(page for page, _ in pages), array("Q", b"".join(page_ids for _, page_ids in pages)).tolist()
+    stored = {
+        row["id"]: row["fingerprint"]
+        for row in query(db, f"SELECT id, {fingerprint_sql()} AS fingerprint FROM company_upsell_signals")
+    }
     assert len(pages) == -(-len(stored) // 300)
-    assert {read[start : start + 16] for start in range(0, len(read), 16)} == stored and len(read) == 16 * len(stored)
+    assert dict(zip(ids, (read[start : start + 16] for start in range(0, len(read), 16)), strict=True)) == stored
     assert single.marks.count(TO_STAGE) == single.rows_to_stage
 
 
@@ -240,5 +282,5 @@ class _downloaded(ObjectDownload):
         return self._path
 
 
-def _unmatched(comparison: Any) -> list[bytes]:
-    return [fingerprint for page in comparison.unmatched_pages() for fingerprint in page]
+def _unmatched(comparison: Any) -> list[int]:
+    return [row_id for page in comparison.unmatched_pages() for row_id in page]

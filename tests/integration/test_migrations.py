@@ -151,8 +151,7 @@ def test_signals_table_has_exactly_the_specified_columns_and_indexes(migrated_se
         indexes = {name: (cols, int(non_unique)) for name, cols, non_unique in cursor.fetchall()}
     connection.close()
 
-    assert len(columns) == 32  # the specified 31, and the row fingerprint a day two compares (migrations/0013)
-    assert columns["row_fingerprint"] == "binary(16)"
+    assert len(columns) == 31
     assert columns["id"] == "bigint(20) unsigned"
     assert columns["ee_growth_rate"] == "decimal(10,4)"
     assert columns["is_active_customer"] == "tinyint(1)"
@@ -163,7 +162,6 @@ def test_signals_table_has_exactly_the_specified_columns_and_indexes(migrated_se
         "idx_legacy_company": ("legacy_company_id", 1),
         "idx_core_product": ("core_product", 1),
         "idx_model_updated": ("model_updated_at", 1),
-        "idx_row_fingerprint": ("row_fingerprint", 1),
     }
 
 

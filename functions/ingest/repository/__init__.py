@@ -45,6 +45,7 @@ __all__ = [
     "TableFingerprints",
 ]
 
+
 class Repository:
     """The table families of the ingest over one session: what one step of a sync works with."""
 

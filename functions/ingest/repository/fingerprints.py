@@ -1,19 +1,27 @@
-"""The signals table's row fingerprints, read page by page from their index as one compact blob each."""
+"""The signals table's row fingerprints, computed by the server as it reads the table in id order."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
+from functions.ingest.columns import KEY_COLUMN
 from functions.ingest.repository.session import Session
-from functions.ingest.row_fingerprints import FINGERPRINT_BYTES, FINGERPRINT_COLUMN
+from functions.ingest.row_fingerprints import FINGERPRINT_BYTES, fingerprint_sql
 from functions.shared.tables import TARGET
 
-# 8 MB a page: under the smallest usual max_allowed_packet (16 MB), which bounds a result.
+# 12 MB a page (16 bytes of fingerprint and 8 of id a row): under the smallest usual
+# max_allowed_packet (16 MB), which bounds a result.
 PAGE_ROWS = 500_000
+ID_BYTES = 8
 
 
 class TableFingerprints:
-    """Reads of idx_row_fingerprint (migrations/0013): what the table holds, 16 bytes a row."""
+    """What the table holds, 16 bytes a row, each with its row's id.
+
+    The server computes each fingerprint from the row as it is now, so a row a person
+    changed by hand differs from the file's as any other change does; nothing is kept
+    between reads that a write outside the ingest could leave stale.
+    """
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -25,29 +33,37 @@ class TableFingerprints:
         )
         return int(row[0] or 0) if row else 0
 
-    def between(self, low: bytes, high: bytes | None, page_rows: int = PAGE_ROWS) -> Iterator[bytes]:
-        """The fingerprints from `low` up to (not including) `high` (None: the last), back to back, a page at a time.
-
-        Fingerprints are unique (each covers its row's key), so a page resumes after the last one read.
-        """
+    def pages(self, page_rows: int = PAGE_ROWS) -> Iterator[tuple[bytes, bytes]]:
+        """Every row's fingerprint and id (8 bytes, little-endian), back to back, a page of rows in id order at a time."""
         self.session.execute("SET SESSION group_concat_max_len = %s", (page_rows * FINGERPRINT_BYTES,))
-        bound = f"AND {FINGERPRINT_COLUMN} < %s " if high is not None else ""
-        after, comparison = low, ">="
+        after = 0
         while True:
             row = self.session.fetch_one(
-                f"SELECT GROUP_CONCAT(fp SEPARATOR ''), COUNT(*), MAX(fp) FROM (SELECT {FINGERPRINT_COLUMN} AS fp "
-                f"FROM {TARGET} FORCE INDEX (idx_row_fingerprint) WHERE {FINGERPRINT_COLUMN} {comparison} %s {bound}"
-                f"ORDER BY {FINGERPRINT_COLUMN} LIMIT %s) page",
-                (after, high, page_rows) if high is not None else (after, page_rows),
+                "SELECT GROUP_CONCAT(fp ORDER BY id SEPARATOR ''), "
+                "GROUP_CONCAT(REVERSE(UNHEX(LPAD(HEX(id), 16, '0'))) ORDER BY id SEPARATOR ''), COUNT(*), MAX(id) "
+                f"FROM (SELECT id, {fingerprint_sql()} AS fp FROM {TARGET} WHERE id > %s ORDER BY id LIMIT %s) page",
+                (after, page_rows),
             )
-            count = int(row[1]) if row else 0
+            count = int(row[2]) if row else 0
             if not count:
                 return
             assert row is not None
-            blob = bytes(row[0])
-            if len(blob) != count * FINGERPRINT_BYTES:
-                raise AssertionError(f"read {len(blob)} bytes of fingerprints for {count} rows: group_concat_max_len cut them")
-            yield blob
+            fingerprints, ids = bytes(row[0]), bytes(row[1])
+            if len(fingerprints) != count * FINGERPRINT_BYTES or len(ids) != count * ID_BYTES:
+                raise AssertionError(
+                    f"read {len(fingerprints)} bytes of fingerprints for {count} rows: group_concat_max_len cut them"
+                )
+            yield fingerprints, ids
             if count < page_rows:
                 return
-            after, comparison = bytes(row[2]), ">"
+            after = int(row[3])
+
+    def of_companies(self, company_ids: Sequence[str]) -> set[bytes]:
+        """The fingerprints of these companies' rows (those the table has)."""
+        if not company_ids:
+            return set()
+        marks = ", ".join(["%s"] * len(company_ids))
+        rows = self.session.fetch_dicts(
+            f"SELECT {fingerprint_sql()} AS fingerprint FROM {TARGET} WHERE {KEY_COLUMN} IN ({marks})", tuple(company_ids)
+        )
+        return {bytes(row["fingerprint"]) for row in rows}

@@ -12,7 +12,7 @@ from functions.shared.tables import STAGING
 
 CHANGES = "publish_changes"  # temporary: the staged rows a publish will insert or update
 STAGED_KEYS = "staged_keys"  # temporary: the keys a delete-mode publish keeps
-UNMATCHED = "unmatched_fingerprints"  # temporary: table fingerprints no file row has (a delete's candidates)
+UNMATCHED = "unmatched_rows"  # temporary: ids of table rows no file row equals (a delete's candidates)
 NEWER_KEYS = "newer_keys"  # temporary: the keys that files of newer completed dates carry
 
 PUBLISH_LOCK = contract.PUBLISH_LOCK  # the migrator takes it too

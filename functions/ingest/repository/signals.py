@@ -20,7 +20,6 @@ import pymysql
 from functions.ingest.columns import COLUMN_NAMES, KEY_COLUMN
 from functions.ingest.repository.names import CHANGES, PUBLISH_LOCK, STAGED_KEYS, UNMATCHED
 from functions.ingest.repository.session import Session
-from functions.ingest.row_fingerprints import FINGERPRINT_COLUMN
 from functions.ingest.validation import SOURCE_ROW
 from functions.shared.errors import TransientError
 from functions.shared.tables import GENERATION, REJECTED, STAGING, TARGET
@@ -242,19 +241,16 @@ class SignalsTable:
             raise TransientError(f"inserted {inserted} rows, the plan listed {plan.rows_to_insert}: the table changed meanwhile")
         return inserted
 
-    def delete_missing(self, sync_date: dt.date, pass_number: int, unmatched: Iterable[list[bytes]]) -> int:
-        """Delete companies absent from the file; returns how many.
+    def delete_missing(self, sync_date: dt.date, pass_number: int, unmatched: Iterable[list[int]] | None) -> int:
+        """Delete companies absent from the file (neither staged nor rejected by this pass); returns how many.
 
-        A company absent from the file has a fingerprint no file row has, so the delete
-        looks only at `unmatched` (the compare's, in proportion to what changed); of those,
-        a company staged or rejected by this pass stays (its row changed, or was rejected).
+        `unmatched`: the ids of the rows a compare found no file row equal to, the only
+        candidates when unchanged rows were not staged; None: every valid row was staged.
         """
-        self.session.execute(f"DROP TEMPORARY TABLE IF EXISTS {UNMATCHED}")
-        self.session.execute(f"CREATE TEMPORARY TABLE {UNMATCHED} (fingerprint BINARY(16) PRIMARY KEY) ENGINE=InnoDB")
-        with self.connection.cursor() as cursor:
-            for page in unmatched:
-                cursor.executemany(f"INSERT INTO {UNMATCHED} (fingerprint) VALUES (%s)", [(fingerprint,) for fingerprint in page])
-        # The keys that stay go into an indexed temporary table: one lookup per candidate row.
+        # The staging table's key leads with sync_date and the source row, not the company
+        # id, and MariaDB does not materialise a NOT IN subquery of a DELETE (it ran for
+        # minutes at 1M rows): the keys that stay go into an indexed temporary table first,
+        # so the anti-join is one lookup per candidate row.
         self.session.execute(f"DROP TEMPORARY TABLE IF EXISTS {STAGED_KEYS}")
         self.session.execute(
             f"CREATE TEMPORARY TABLE {STAGED_KEYS} (company_id VARCHAR(64) COLLATE utf8mb4_nopad_bin PRIMARY KEY) "
@@ -265,12 +261,22 @@ class SignalsTable:
             f"INSERT IGNORE INTO {STAGED_KEYS} (company_id) SELECT r.cdms_canonical_company_id FROM ({_REJECTED_KEYS}) r",
             (sync_date, pass_number),
         )
-        deleted = self.session.execute(
-            f"DELETE t FROM {UNMATCHED} u STRAIGHT_JOIN {TARGET} t ON t.{FINGERPRINT_COLUMN} = u.fingerprint "
-            f"LEFT JOIN {STAGED_KEYS} k ON k.company_id = t.{KEY_COLUMN} WHERE k.company_id IS NULL"
-        )
+        if unmatched is None:
+            deleted = self.session.execute(
+                f"DELETE t FROM {TARGET} t LEFT JOIN {STAGED_KEYS} k ON k.company_id = t.{KEY_COLUMN} WHERE k.company_id IS NULL"
+            )
+        else:
+            self.session.execute(f"DROP TEMPORARY TABLE IF EXISTS {UNMATCHED}")
+            self.session.execute(f"CREATE TEMPORARY TABLE {UNMATCHED} (id BIGINT UNSIGNED PRIMARY KEY) ENGINE=InnoDB")
+            with self.connection.cursor() as cursor:
+                for page in unmatched:
+                    cursor.executemany(f"INSERT INTO {UNMATCHED} (id) VALUES (%s)", [(row_id,) for row_id in page])
+            deleted = self.session.execute(
+                f"DELETE t FROM {UNMATCHED} u STRAIGHT_JOIN {TARGET} t ON t.id = u.id "
+                f"LEFT JOIN {STAGED_KEYS} k ON k.company_id = t.{KEY_COLUMN} WHERE k.company_id IS NULL"
+            )
+            self.session.execute(f"DROP TEMPORARY TABLE {UNMATCHED}")
         self.session.execute(f"DROP TEMPORARY TABLE {STAGED_KEYS}")
-        self.session.execute(f"DROP TEMPORARY TABLE {UNMATCHED}")
         return deleted
 
 
