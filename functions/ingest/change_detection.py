@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from array import array
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -127,7 +128,7 @@ def compare_file(
             for spill in (*file_spills, *table_spills):
                 stack.enter_context(spill.writing())
             # The server computes the table's side while this process computes the file's.
-            table_side = reader.submit(_spill_table, table, table_spills)
+            table_side = reader.submit(_spill_table, table, table_spills, with_unmatched)
             for source_rows, digests in _file_fingerprints(opened, from_row, chunk_rows, marks):
                 _spill_by_partition(file_spills, source_rows, digests)
             table_side.result()
@@ -188,28 +189,39 @@ def _file_fingerprints(
             yield source_rows, fingerprints_of_texts(texts)
 
 
-def _spill_table(table: TableFingerprints, spills: list[_Spill]) -> None:
-    """Every table row's fingerprint and id, into the spill of its partition."""
-    for page, ids in table.pages():
+def _spill_table(table: TableFingerprints, spills: list[_Spill], with_ids: bool) -> None:
+    """Every table row's fingerprint (and, with_ids, its id), into the spill of its partition."""
+    for page, ids in table.pages(with_ids=with_ids):
+        numbers = _native_ids(ids)
         if len(spills) == 1:
-            spills[0].write_blobs(page, ids)
+            spills[0].write_blobs(page, numbers.tobytes())
             continue
         digests = [page[start : start + FINGERPRINT_BYTES] for start in range(0, len(page), FINGERPRINT_BYTES)]
-        _spill_by_partition(spills, array("Q", ids).tolist(), digests)
+        _spill_by_partition(spills, numbers.tolist() if with_ids else None, digests)
 
 
-def _spill_by_partition(spills: list[_Spill], numbers: list[int], digests: list[bytes]) -> None:
+def _spill_by_partition(spills: list[_Spill], numbers: list[int] | None, digests: list[bytes]) -> None:
+    """Each digest (and its number, if any) into the spill of its partition (by the digest's first byte)."""
     partitions = len(spills)
     if partitions == 1:
-        spills[0].write(numbers, digests)
+        spills[0].write(numbers or [], digests)
         return
     by_partition: list[tuple[list[int], list[bytes]]] = [([], []) for _ in range(partitions)]
-    for number, digest in zip(numbers, digests, strict=True):
+    for index, digest in enumerate(digests):
         part_numbers, part_digests = by_partition[digest[0] * partitions >> 8]
-        part_numbers.append(number)
+        if numbers is not None:
+            part_numbers.append(numbers[index])
         part_digests.append(digest)
     for spill, (part_numbers, part_digests) in zip(spills, by_partition, strict=True):
         spill.write(part_numbers, part_digests)
+
+
+def _native_ids(big_endian: bytes) -> array[int]:
+    """Ids as the server sends them (8 bytes each, big-endian), in this machine's byte order."""
+    numbers = array("Q", big_endian)
+    if sys.byteorder == "little":
+        numbers.byteswap()
+    return numbers
 
 
 def _fixed_size(blob: bytes) -> pa.Array:

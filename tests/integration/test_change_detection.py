@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from array import array
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
@@ -252,22 +251,31 @@ def test_a_partitioned_compare_finds_what_a_single_one_finds(
     with closing(Repository(connect(migrated_settings))) as repository:
         single = compare_file(opened, repository.fingerprints, tmp_path / "single", chunk_rows=1_000)
         partitioned = compare_file(opened, repository.fingerprints, tmp_path / "seven", chunk_rows=700, partition_rows=750)
-        pages = list(repository.fingerprints.pages(page_rows=300))
+        partitioned_keep = compare_file(
+            opened, repository.fingerprints, tmp_path / "keep", chunk_rows=700, partition_rows=750, with_unmatched=False
+        )
+        pages = list(repository.fingerprints.pages(with_ids=True, page_rows=300))
+        without_ids = list(repository.fingerprints.pages(with_ids=False, page_rows=300))
 
     # Then both mark the same rows and leave the same table fingerprints unmatched
-    assert single.marks == partitioned.marks and single.rows_to_stage == partitioned.rows_to_stage
+    assert single.marks == partitioned.marks == partitioned_keep.marks
+    assert single.rows_to_stage == partitioned.rows_to_stage == partitioned_keep.rows_to_stage
     assert sorted(_unmatched(single)) == sorted(_unmatched(partitioned))
     day_one_rows, day_two_rows = expected_rows(day_one_table), expected_rows(day_two_table)
     assert single.rows_to_stage == sum(1 for key, row in day_two_rows.items() if day_one_rows.get(key) != row)
     assert single.rows_unmatched == sum(1 for key, row in day_one_rows.items() if day_two_rows.get(key) != row)
     # And the paged read of the table's fingerprints holds every row once, with its id
-    read, ids = b"".join(page for page, _ in pages), array("Q", b"".join(page_ids for _, page_ids in pages)).tolist()
+    read = b"".join(page for page, _ in pages)
+    ids = [int.from_bytes(page_ids[start : start + 8], "big") for _, page_ids in pages for start in range(0, len(page_ids), 8)]
     stored = {
         row["id"]: row["fingerprint"]
         for row in query(db, f"SELECT id, {fingerprint_sql()} AS fingerprint FROM company_upsell_signals")
     }
-    assert len(pages) == -(-len(stored) // 300)
+    assert len(pages) == len(without_ids) == -(-len(stored) // 300)
     assert dict(zip(ids, (read[start : start + 16] for start in range(0, len(read), 16)), strict=True)) == stored
+    # And read without ids, the same fingerprints
+    read_alone = b"".join(page for page, _ in without_ids)
+    assert sorted(read_alone[start : start + 16] for start in range(0, len(read_alone), 16)) == sorted(stored.values())
     assert single.marks.count(TO_STAGE) == single.rows_to_stage
 
 
