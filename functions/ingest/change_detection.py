@@ -46,7 +46,7 @@ logger = logging.getLogger("upsell_signals.ingest")
 UNCHANGED, TO_STAGE, REJECTED = 0, 1, 2
 # Rows a side held at once: 32 MB of fingerprints each, and their numbers beside them.
 PARTITION_ROWS = 2_000_000
-MATCH_PAGE_ROWS = 500_000  # the table rows one lookup table is built of
+MATCH_PAGE_ROWS = 250_000  # the table rows one lookup table is built of (about 12 MB)
 # The sample that tells whether a compare pays: rows of the file's first chunk.
 SAMPLE_ROWS = 1_000
 
