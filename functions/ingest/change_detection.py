@@ -44,8 +44,8 @@ from functions.ingest.validation import SOURCE_ROW, validate_batch
 logger = logging.getLogger("upsell_signals.ingest")
 
 UNCHANGED, TO_STAGE, REJECTED = 0, 1, 2
-# Rows a side held at once: 32 MB of fingerprints each, and their numbers beside them.
-PARTITION_ROWS = 2_000_000
+# Rows a side held at once, about: 8 MB of fingerprints each, and their numbers beside them.
+PARTITION_ROWS = 500_000
 MATCH_PAGE_ROWS = 250_000  # the table rows one lookup table is built of (about 12 MB)
 # The sample that tells whether a compare pays: rows of the file's first chunk.
 SAMPLE_ROWS = 1_000
@@ -120,7 +120,8 @@ def compare_file(
     unmatched_path.write_bytes(b"")
     if from_row >= opened.num_rows:  # a resumed pass staged every row already
         return FileComparison(marks, 0, unmatched_path, 0, from_row)
-    partitions = max(1, math.ceil(max(table.estimated_rows(), opened.num_rows) / partition_rows))
+    # Partitions by a fingerprint's first byte: at most 256.
+    partitions = min(256, max(1, math.ceil(max(table.estimated_rows(), opened.num_rows) / partition_rows)))
     file_spills = [_Spill(work_path.with_suffix(f".file{index}"), "I") for index in range(partitions)]
     table_spills = [_Spill(work_path.with_suffix(f".table{index}"), "Q") for index in range(partitions)]
     try:
@@ -146,7 +147,7 @@ def compare_file(
                         gone = pc.filter(
                             table_ids.slice(start, MATCH_PAGE_ROWS), pc.invert(pc.is_in(page, value_set=file_fingerprints))
                         )
-                        unmatched.write(array("Q", gone.to_pylist()).tobytes())
+                        unmatched.write(_fixed_size_bytes(gone, array("Q").itemsize))
                         rows_unmatched += len(gone)
                 for row in pc.filter(file_rows, pc.invert(found)).to_pylist():
                     marks[row] = TO_STAGE
@@ -166,11 +167,11 @@ def compare_file(
 
 def _file_fingerprints(
     opened: OpenedFile, from_row: int, chunk_rows: int, marks: bytearray
-) -> Iterator[tuple[list[int], list[bytes]]]:
-    """Each chunk's valid rows' numbers and fingerprints; rejected rows marked. The next chunk is read on a worker thread."""
+) -> Iterator[tuple[pa.Array, pa.Array]]:
+    """Each chunk's valid rows' numbers (uint32) and fingerprints; rejected rows marked. The next chunk is read meanwhile."""
     batches = opened.signal_file.batches(from_row, chunk_rows)
 
-    def prepare() -> tuple[list[int], pa.Array] | None:
+    def prepare() -> tuple[pa.Array, pa.Array] | None:
         next_batch = next(batches, None)
         if next_batch is None:
             return None
@@ -179,62 +180,63 @@ def _file_fingerprints(
         for rejected in validated.rejected_rows:
             marks[rejected.source_row] = REJECTED
         rows = validated.valid_rows
-        return rows.column(SOURCE_ROW).to_pylist(), canonical_texts(rows)
+        return pc.cast(rows.column(SOURCE_ROW), pa.uint32()).combine_chunks(), canonical_texts(rows)
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fingerprint-chunk") as worker:
         pending = worker.submit(prepare)
         while (prepared := pending.result()) is not None:
             pending = worker.submit(prepare)
             source_rows, texts = prepared
-            yield source_rows, fingerprints_of_texts(texts)
+            yield source_rows, _fixed_size(b"".join(fingerprints_of_texts(texts)))
 
 
 def _spill_table(table: TableFingerprints, spills: list[_Spill], with_ids: bool) -> None:
     """Every table row's fingerprint (and, with_ids, its id), into the spill of its partition."""
     for page, ids in table.pages(with_ids=with_ids):
-        numbers = _native_ids(ids)
-        if len(spills) == 1:
-            spills[0].write_blobs(page, numbers.tobytes())
-            continue
-        digests = [page[start : start + FINGERPRINT_BYTES] for start in range(0, len(page), FINGERPRINT_BYTES)]
-        _spill_by_partition(spills, numbers.tolist() if with_ids else None, digests)
+        _spill_by_partition(spills, _native_ids(ids) if with_ids else None, _fixed_size(page))
 
 
-def _spill_by_partition(spills: list[_Spill], numbers: list[int] | None, digests: list[bytes]) -> None:
-    """Each digest (and its number, if any) into the spill of its partition (by the digest's first byte)."""
+def _spill_by_partition(spills: list[_Spill], numbers: pa.Array | None, fingerprints: pa.Array) -> None:
+    """Each fingerprint (and its number, if any) into the spill of its partition: by its first byte."""
     partitions = len(spills)
     if partitions == 1:
-        spills[0].write(numbers or [], digests)
+        spills[0].write(numbers, fingerprints)
         return
-    by_partition: list[tuple[list[int], list[bytes]]] = [([], []) for _ in range(partitions)]
-    for index, digest in enumerate(digests):
-        part_numbers, part_digests = by_partition[digest[0] * partitions >> 8]
-        if numbers is not None:
-            part_numbers.append(numbers[index])
-        part_digests.append(digest)
-    for spill, (part_numbers, part_digests) in zip(spills, by_partition, strict=True):
-        spill.write(part_numbers, part_digests)
+    partition_of = pc.shift_right(pc.multiply(pc.cast(_first_bytes(fingerprints), pa.uint16()), partitions), 8)
+    for index, spill in enumerate(spills):
+        in_partition = pc.equal(partition_of, index)
+        spill.write(pc.filter(numbers, in_partition) if numbers is not None else None, pc.filter(fingerprints, in_partition))
 
 
-def _native_ids(big_endian: bytes) -> array[int]:
-    """Ids as the server sends them (8 bytes each, big-endian), in this machine's byte order."""
+def _first_bytes(fingerprints: pa.Array) -> pa.Array:
+    """Each fingerprint's first byte (uint8)."""
+    data = fingerprints.buffers()[1]
+    assert data is not None
+    every_byte = pa.Array.from_buffers(
+        pa.uint8(), len(fingerprints) * FINGERPRINT_BYTES, [None, data], offset=fingerprints.offset * FINGERPRINT_BYTES
+    )
+    return pc.take(every_byte, pa.array(range(0, len(every_byte), FINGERPRINT_BYTES), pa.int64()))
+
+
+def _native_ids(big_endian: bytes) -> pa.Array:
+    """Ids as the server sends them (8 bytes each, big-endian), as uint64."""
     numbers = array("Q", big_endian)
     if sys.byteorder == "little":
         numbers.byteswap()
-    return numbers
+    return pa.Array.from_buffers(pa.uint64(), len(numbers), [None, pa.py_buffer(numbers.tobytes())])
 
 
 def _fixed_size(blob: bytes) -> pa.Array:
     return pa.Array.from_buffers(pa.binary(FINGERPRINT_BYTES), len(blob) // FINGERPRINT_BYTES, [None, pa.py_buffer(blob)])
 
 
-def _fixed_size_bytes(values: pa.Array) -> bytes:
+def _fixed_size_bytes(values: pa.Array, width: int = FINGERPRINT_BYTES) -> bytes:
+    """The bytes of an array of fixed-width values (fingerprints, or unsigned numbers `width` bytes wide)."""
     if len(values) == 0:
         return b""
     data = values.buffers()[1]
     assert data is not None
-    start = values.offset * FINGERPRINT_BYTES
-    return bytes(data.to_pybytes()[start : start + len(values) * FINGERPRINT_BYTES])
+    return bytes(data.slice(values.offset * width, len(values) * width).to_pybytes())
 
 
 class _Spill:
@@ -255,13 +257,11 @@ class _Spill:
         self._numbers = stack.enter_context(self.numbers_path.open("wb"))
         return stack
 
-    def write(self, numbers: list[int], digests: list[bytes]) -> None:
-        self.write_blobs(b"".join(digests), array(self.number_code, numbers).tobytes())
-
-    def write_blobs(self, digests: bytes, numbers: bytes) -> None:
+    def write(self, numbers: pa.Array | None, fingerprints: pa.Array) -> None:
         assert self._fingerprints is not None and self._numbers is not None
-        self._fingerprints.write(digests)
-        self._numbers.write(numbers)
+        self._fingerprints.write(_fixed_size_bytes(fingerprints))
+        if numbers is not None:
+            self._numbers.write(_fixed_size_bytes(numbers, array(self.number_code).itemsize))
 
     def read(self) -> tuple[pa.Array, pa.Array]:
         numbers = self.numbers_path.read_bytes()

@@ -36,33 +36,31 @@ class TableFingerprints:
     def pages(self, *, with_ids: bool, page_rows: int = PAGE_ROWS) -> Iterator[tuple[bytes, bytes]]:
         """Every row's fingerprint, back to back, a page of rows at a time; with_ids: and each row's id (8 bytes, big-endian).
 
-        Without ids the order of a page's fingerprints is the server's to choose (a set is
-        what the compare needs); with them, each fingerprint travels with its id.
+        The order within a page is the server's (a set is what the compare needs); the
+        two aggregates of one query take its rows in the same order, so the n-th id is the
+        n-th fingerprint's row.
         """
-        record_bytes = FINGERPRINT_BYTES + (ID_BYTES if with_ids else 0)
-        self.session.execute("SET SESSION group_concat_max_len = %s", (page_rows * record_bytes,))
-        record = f"CONCAT(fp, UNHEX(LPAD(HEX(id), {2 * ID_BYTES}, '0')))" if with_ids else "fp"
+        self.session.execute("SET SESSION group_concat_max_len = %s", (page_rows * FINGERPRINT_BYTES,))
+        ids = f"GROUP_CONCAT(UNHEX(LPAD(HEX(id), {2 * ID_BYTES}, '0')) SEPARATOR '')" if with_ids else "''"
         after = 0
         while True:
             row = self.session.fetch_one(
-                f"SELECT GROUP_CONCAT({record} SEPARATOR ''), COUNT(*), MAX(id) "
+                f"SELECT GROUP_CONCAT(fp SEPARATOR ''), {ids}, COUNT(*), MAX(id) "
                 f"FROM (SELECT id, {fingerprint_sql()} AS fp FROM {TARGET} WHERE id > %s ORDER BY id LIMIT %s) page",
                 (after, page_rows),
             )
-            count = int(row[1]) if row else 0
+            count = int(row[2]) if row else 0
             if not count:
                 return
             assert row is not None
-            records = bytes(row[0])
-            if len(records) != count * record_bytes:
-                raise AssertionError(f"read {len(records)} bytes for {count} rows: group_concat_max_len cut them")
-            if with_ids:
-                yield _split(records, count)
-            else:
-                yield records, b""
+            fingerprints, row_ids = bytes(row[0]), bytes(row[1] or b"")
+            if len(fingerprints) != count * FINGERPRINT_BYTES or len(row_ids) != (count * ID_BYTES if with_ids else 0):
+                cut = f"read {len(fingerprints)} bytes of fingerprints and {len(row_ids)} of ids for {count} rows"
+                raise AssertionError(f"{cut}: group_concat_max_len cut them")
+            yield fingerprints, row_ids
             if count < page_rows:
                 return
-            after = int(row[2])
+            after = int(row[3])
 
     def of_companies(self, company_ids: Sequence[str]) -> set[bytes]:
         """The fingerprints of these companies' rows (those the table has)."""
@@ -73,12 +71,3 @@ class TableFingerprints:
             f"SELECT {fingerprint_sql()} AS fingerprint FROM {TARGET} WHERE {KEY_COLUMN} IN ({marks})", tuple(company_ids)
         )
         return {bytes(row["fingerprint"]) for row in rows}
-
-
-def _split(records: bytes, count: int) -> tuple[bytes, bytes]:
-    """Records of a fingerprint and an id each, as the fingerprints back to back and the ids back to back."""
-    view = memoryview(records)
-    width = FINGERPRINT_BYTES + ID_BYTES
-    fingerprints = b"".join([view[start : start + FINGERPRINT_BYTES] for start in range(0, count * width, width)])
-    ids = b"".join([view[start : start + ID_BYTES] for start in range(FINGERPRINT_BYTES, count * width, width)])
-    return fingerprints, ids
