@@ -83,7 +83,9 @@ def run_sync(spec: dict[str, Any]) -> dict[str, Any]:
         "seconds": seconds,
         "rows": result["rows_processed"],
         "rss_start_mb": rss_start,
-        "counts": {name: result.get(f"rows_{name}") for name in ("inserted", "updated", "unchanged", "deleted", "rejected")},
+        "counts": {
+            name: result.get(f"rows_{name}") for name in ("inserted", "updated", "unchanged", "deleted", "rejected")
+        },
         "steps": timer.breakdown(seconds) if spec.get("step_timing", True) else {},
     }
 

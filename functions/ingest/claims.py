@@ -130,7 +130,9 @@ def record_hand_over(connect: Connect, held: HeldDate, handed: HandedOver) -> No
                 repository.ledger.release_dry_run(held.sync_date, held.holder_token, held.claim.previous)
             else:
                 repository.ledger.hand_over(held.sync_date, held.holder_token, str(handed))
-            _finish_run(repository, held, status="handed_over", error=handed, message=str(handed), duration_ms=held.elapsed_ms())
+            _finish_run(
+                repository, held, status="handed_over", error=handed, message=str(handed), duration_ms=held.elapsed_ms()
+            )
     except IngestError:
         # Unrecorded, the lease still runs out by itself and the next run takes over.
         logger.exception("could not record the hand-over of %s", held.sync_date)

@@ -43,6 +43,7 @@ from functions.shared.errors import HandedOver, NoProgress, PermanentError
 logger = logging.getLogger("upsell_signals.continuation")
 
 
+
 class RunEvent(Protocol):
     """One run of the event: the plain handler (functions/ingest/handler.py), its claims the `durable_run`'s."""
 

@@ -248,7 +248,8 @@ def parse_action(event: Any) -> StatusRequest | None:
     action = event["action"]
     if action not in ACTIONS:
         raise BadEvent(
-            f"unknown action {action!r}: the ingest answers {', '.join(map(repr, ACTIONS))} (a sync request has no action field)"
+            f"unknown action {action!r}: the ingest answers {', '.join(map(repr, ACTIONS))} "
+            "(a sync request has no action field)"
         )
     unknown = set(event) - STATUS_FIELDS
     if unknown:

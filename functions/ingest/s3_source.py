@@ -92,7 +92,9 @@ class SignalObjectStore:
                 )
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") in ("412", "PreconditionFailed"):
-                    raise StaleObject(f"{info.url} was replaced while being read (ETag {info.etag} is gone)") from error
+                    raise StaleObject(
+                        f"{info.url} was replaced while being read (ETag {info.etag} is gone)"
+                    ) from error
                 raise
             md5 = hashlib.md5(usedforsecurity=False) if _etag_is_md5(info.etag, response) else None
             with partial.open("wb") as sink:

@@ -33,8 +33,7 @@ class StatusQueries:
 
     def recent_syncs(self, days: int) -> list[dict[str, Any]]:
         """The metadata rows of the last `days` dates, newest first."""
-        return fetch_dicts(
-            self.connection,
+        return fetch_dicts(self.connection,
             "SELECT sync_date, status, trigger_source, attempt, rows_processed, rows_inserted, rows_updated, "
             "rows_unchanged, rows_rejected, rows_deleted, duration_ms, started_at, completed_at, error_message "
             f"FROM {METADATA} WHERE sync_date >= CURRENT_DATE - INTERVAL %s DAY "
@@ -44,8 +43,7 @@ class StatusQueries:
 
     def runs_for(self, sync_date: dt.date) -> list[dict[str, Any]]:
         """Every recorded invocation for a date, oldest first."""
-        return fetch_dicts(
-            self.connection,
+        return fetch_dicts(self.connection,
             "SELECT started_at, attempt, status, trigger_source, workflow_id, force_resync, dry_run, rows_processed, "
             "rows_inserted, rows_updated, rows_unchanged, rows_rejected, rows_deleted, rows_resumed, duration_ms, "
             f"error_type, error_message FROM {RUNS} WHERE sync_date = %s ORDER BY id",
@@ -54,14 +52,12 @@ class StatusQueries:
 
     def rejects_for(self, sync_date: dt.date, limit: int) -> tuple[int, list[dict[str, Any]]]:
         """Rejected rows of the date's latest staging pass: (how many in all, the first `limit`)."""
-        summary = fetch_dicts(
-            self.connection,
+        summary = fetch_dicts(self.connection,
             f"SELECT COUNT(*) AS total, MAX(attempt) AS attempt FROM {REJECTED} WHERE sync_date = %s "
             f"AND attempt = (SELECT MAX(attempt) FROM {REJECTED} WHERE sync_date = %s)",
             (sync_date, sync_date),
         )[0]
-        rejects = fetch_dicts(
-            self.connection,
+        rejects = fetch_dicts(self.connection,
             f"SELECT source_row, cdms_canonical_company_id, reasons, original_values FROM {REJECTED} "
             "WHERE sync_date = %s AND attempt = %s ORDER BY source_row LIMIT %s",
             (sync_date, summary["attempt"] or 0, limit),
@@ -76,8 +72,7 @@ class StatusQueries:
         if not sync_dates:
             return []
         dates = ", ".join(["%s"] * len(sync_dates))
-        return fetch_dicts(
-            self.connection,
+        return fetch_dicts(self.connection,
             "SELECT m.sync_date, m.attempt, m.holder_dry_run AS dry_run, m.started_at, m.lease_expires_at, "
             "m.lease_expires_at > NOW() AS lease_live, TIMESTAMPDIFF(SECOND, m.started_at, NOW()) AS elapsed_seconds, "
             "m.workflow_id AS invocation_id, m.durable_execution_arn, m.durable_run, "

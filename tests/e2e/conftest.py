@@ -29,9 +29,7 @@ def stand_ins(migrated_settings: DatabaseSettings) -> Iterator[StandIns]:
     bucket = f"signals-{unique}"
     with moto_server() as endpoint:
         clients = {
-            name: boto3.client(
-                name, endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t"
-            )
+            name: boto3.client(name, endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
             for name in ("s3", "sqs", "secretsmanager")
         }
         clients["s3"].create_bucket(Bucket=bucket)
@@ -44,6 +42,4 @@ def stand_ins(migrated_settings: DatabaseSettings) -> Iterator[StandIns]:
         }
         secret_arn = clients["secretsmanager"].create_secret(Name=f"ingest-db-{unique}", SecretString=json.dumps(secret))["ARN"]
         queue_url = clients["sqs"].create_queue(QueueName=f"dead-letters-{unique}")["QueueUrl"]
-        yield StandIns(
-            endpoint, bucket, clients["s3"], clients["sqs"], clients["secretsmanager"], queue_url, secret_arn, migrated_settings
-        )
+        yield StandIns(endpoint, bucket, clients["s3"], clients["sqs"], clients["secretsmanager"], queue_url, secret_arn, migrated_settings)

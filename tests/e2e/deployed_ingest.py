@@ -60,17 +60,11 @@ class StandIns:
         return letters
 
 
-def ingest_spec(
-    template: Template, stand_ins: StandIns, *, timeout_seconds: int | None = None, **environment: str | None
-) -> FunctionSpec:
+def ingest_spec(template: Template, stand_ins: StandIns, *, timeout_seconds: int | None = None, **environment: str | None) -> FunctionSpec:
     """The template's ingest with this test's stand-ins; `environment` and `timeout_seconds` only where a test says so."""
     spec = template.function_spec(
         INGEST_FUNCTION,
-        {
-            "SignalsBucket": stand_ins.bucket,
-            "DeadLettersQueue": stand_ins.queue_url,
-            "DatabaseIngestSecret": stand_ins.secret_arn,
-        },
+        {"SignalsBucket": stand_ins.bucket, "DeadLettersQueue": stand_ins.queue_url, "DatabaseIngestSecret": stand_ins.secret_arn},
     ).with_environment(
         AWS_ENDPOINT_URL=stand_ins.endpoint,
         DB_TLS_CA_FILE=None,  # the RDS CA bundle cannot verify a local server; loopback goes without TLS

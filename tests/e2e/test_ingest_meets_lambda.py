@@ -97,9 +97,7 @@ def published(db: pymysql.Connection[Any]) -> list[tuple[Any, ...]]:
 
 
 def in_file(table: pa.Table) -> list[tuple[Any, ...]]:
-    columns = [
-        table[name].to_pylist() for name in ("CDMS_CANONICAL_COMPANY_ID", "MOST_RECENT_PAID_EE_COUNT", "CURRENT_PRODUCT_TIER")
-    ]
+    columns = [table[name].to_pylist() for name in ("CDMS_CANONICAL_COMPANY_ID", "MOST_RECENT_PAID_EE_COUNT", "CURRENT_PRODUCT_TIER")]
     return sorted((company, None if paid is None else int(paid), tier) for company, paid, tier in zip(*columns, strict=True))
 
 
@@ -301,10 +299,7 @@ def test_a_duplicate_delivered_while_the_first_runs_answers_in_progress_and_the_
     # Given a day's file, its arrival running in one execution environment and held up in its publish
     day = upload_day(stand_ins, tmp_path, 2_000)
     spec = scaled_ingest(template, stand_ins)
-    with (
-        on_local_lambda(spec, stand_ins, tmp_path / "first.log") as first,
-        on_local_lambda(spec, stand_ins, tmp_path / "second.log") as second,
-    ):
+    with on_local_lambda(spec, stand_ins, tmp_path / "first.log") as first, on_local_lambda(spec, stand_ins, tmp_path / "second.log") as second:
         with publish_lock_held(db):
             event = first.invoke_async(file_arrival(stand_ins.bucket, KEY))
             wait_until(lambda: waiting_for_the_publish_lock(db), timeout=PATIENCE_SECONDS, what="the first run to hold the date")
@@ -400,19 +395,12 @@ def test_the_four_ways_in_each_sync_their_date_on_one_cold_then_warm_environment
     template: Template, stand_ins: StandIns, db: pymysql.Connection[Any], tmp_path: Path
 ) -> None:
     # Given a file for each of five dates (oldest first: each newer date supersedes the last)
-    files = {
-        day: upload_day(stand_ins, tmp_path, 500, key=f"passive_upsell_signals/dt={day}/data.parquet", seed=n)
-        for n, day in enumerate(("2026-01-26", "2026-01-27", "2026-01-28", "2026-01-29", "2026-01-30"))
-    }
-    samples = {
-        name: json.loads((REPO_ROOT / "events" / name).read_text())
-        for name in ("s3-notification.json", "schedule.json", "lambda-on-failure-record.json")
-    }
+    files = {day: upload_day(stand_ins, tmp_path, 500, key=f"passive_upsell_signals/dt={day}/data.parquet", seed=n)
+             for n, day in enumerate(("2026-01-26", "2026-01-27", "2026-01-28", "2026-01-29", "2026-01-30"))}
+    samples = {name: json.loads((REPO_ROOT / "events" / name).read_text()) for name in ("s3-notification.json", "schedule.json", "lambda-on-failure-record.json")}
     s3_notification = samples["s3-notification.json"]
     s3_notification["Records"][0]["s3"]["bucket"] |= {"name": stand_ins.bucket, "arn": f"arn:aws:s3:::{stand_ins.bucket}"}
-    s3_notification["Records"][0]["s3"]["object"]["key"] = (
-        "passive_upsell_signals/dt%3D2026-01-26/data.parquet"  # as S3 encodes it
-    )
+    s3_notification["Records"][0]["s3"]["object"]["key"] = "passive_upsell_signals/dt%3D2026-01-26/data.parquet"  # as S3 encodes it
     schedule = samples["schedule.json"] | {"time": "2026-01-29T06:00:00Z"}  # the 06:00 run syncs the day before
     redrive = samples["lambda-on-failure-record.json"]
     redrive["requestPayload"] |= {"time": "2026-01-31T06:00:00Z"}  # Lambda's record of a failed 06:00 run

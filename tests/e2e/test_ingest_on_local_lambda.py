@@ -29,11 +29,7 @@ def ingest(template: Template, stand_ins: StandIns, tmp_path: Path) -> Iterator[
     """The ingest function as the template defines it, on the local Lambda (a minute of any spacing is a second)."""
     spec = ingest_spec(template, stand_ins)
     with DurableFunction(
-        spec,
-        log_path=tmp_path / "ingest.log",
-        sqs_client=stand_ins.sqs,
-        time_scale=MINUTE_IS_A_SECOND,
-        qualifier=INGEST_QUALIFIER,
+        spec, log_path=tmp_path / "ingest.log", sqs_client=stand_ins.sqs, time_scale=MINUTE_IS_A_SECOND, qualifier=INGEST_QUALIFIER
     ) as function:
         yield function
 

@@ -96,12 +96,7 @@ def test_status_typed_as_the_readme_shows_runs_with_the_project_venv_and_matches
 
     # When the operator types ./scripts/status, and asks the function through ./scripts/invoke
     typed = subprocess.run(
-        ["./scripts/status", "--days", "100000", "--json"],
-        env=plain_shell,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+        ["./scripts/status", "--days", "100000", "--json"], env=plain_shell, capture_output=True, text=True, timeout=120, check=False
     )
     asked = subprocess.run(
         ["./scripts/invoke", "ingest", "-"],
@@ -129,24 +124,14 @@ CONTINUED_ROWS = 150_000
 def a_file_needing_several_runs(operator_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     """The date's file replaced by a larger one, staged in small chunks with a 1 s margin: --timeout 2 leaves 1 s a run."""
     s3 = boto3.client(
-        "s3",
-        endpoint_url=operator_env["AWS_ENDPOINT_URL_S3"],
-        region_name="us-east-1",
-        aws_access_key_id="e2e",
-        aws_secret_access_key="e2e",
+        "s3", endpoint_url=operator_env["AWS_ENDPOINT_URL_S3"], region_name="us-east-1", aws_access_key_id="e2e", aws_secret_access_key="e2e"
     )
     s3.upload_file(
         str(write_pyarrow(snowflake_table(CONTINUED_ROWS, seed=5), tmp_path / "large.parquet")),
         BUCKET,
         "passive_upsell_signals/dt=2026-01-30/data.parquet",
     )
-    return dict(
-        operator_env,
-        STAGING_CHUNK_ROWS="2000",
-        TIME_BUDGET_MARGIN_SECONDS="1",
-        FIRST_LOAD_ROWS_PER_SECOND="1000",
-        PUBLISH_ROWS_PER_SECOND="1000000",
-    )
+    return dict(operator_env, STAGING_CHUNK_ROWS="2000", TIME_BUDGET_MARGIN_SECONDS="1", FIRST_LOAD_ROWS_PER_SECOND="1000", PUBLISH_ROWS_PER_SECOND="1000000")
 
 
 def test_invoke_follows_a_file_needing_several_runs_to_its_end_telling_each_hand_over(
@@ -161,10 +146,7 @@ def test_invoke_follows_a_file_needing_several_runs_to_its_end_telling_each_hand
     # Then stderr says plainly that the work continues, run after run, and stdout holds the final answer: completed
     assert synced.returncode == 0, synced.stderr[-3000:]
     told = [line for line in synced.stderr.splitlines() if line.startswith("invoke: ")]
-    assert any(
-        line.startswith("invoke: run 1 handed over: staging at row ") and "run 2 starts after a 5 s pause" in line
-        for line in told
-    ), told
+    assert any(line.startswith("invoke: run 1 handed over: staging at row ") and "run 2 starts after a 5 s pause" in line for line in told), told
     assert any(line.startswith("invoke: run 2 starts") for line in told), told
     assert told[-1].startswith("invoke: durable execution ") and ": SUCCEEDED after " in told[-1], told
     assert sum(line.startswith("invoke: run ") and " handed over: " in line for line in told) >= 2, told

@@ -30,9 +30,7 @@ MINUTE_IS_A_SECOND = 1 / 60
 def queue() -> Iterator[tuple[Any, str]]:
     """A moto SQS queue on loopback for on-failure records: (client, queue URL)."""
     with moto_server() as endpoint:
-        sqs = boto3.client(
-            "sqs", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t"
-        )
+        sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
         yield sqs, sqs.create_queue(QueueName="on-failure")["QueueUrl"]
 
 
@@ -81,9 +79,7 @@ def shape(document: Any) -> Any:
     return type(document).__name__
 
 
-def test_a_handler_that_sleeps_past_its_timeout_is_killed_and_reported_as_lambda_does(
-    make_function: Callable[..., LocalLambda],
-) -> None:
+def test_a_handler_that_sleeps_past_its_timeout_is_killed_and_reported_as_lambda_does(make_function: Callable[..., LocalLambda]) -> None:
     # Given a function with a 1 second timeout whose handler sleeps for 30
     function = make_function("sleep", timeout=1)
 
@@ -247,9 +243,7 @@ def test_the_runtime_sees_only_what_lambda_puts_on_its_path(make_function: Calla
     # Then its path is the code folder, the layers' folders and the runtime's own: no venv, no working tree
     assert seen["sys_path"][0] == str(tmp_path / "asset")
     assert not [entry for entry in seen["sys_path"] if ".venv" in entry or entry.startswith(str(REPO_ROOT / "tests"))]
-    assert not [
-        entry for entry in seen["sys_path"] if "site-packages" in entry and "/opt/" not in entry and "local-lambda" not in entry
-    ]
+    assert not [entry for entry in seen["sys_path"] if "site-packages" in entry and "/opt/" not in entry and "local-lambda" not in entry]
     # And Lambda's own variables are set, with the function's environment
     environment = seen["env"]
     assert environment["_HANDLER"] == "behaviours.where"

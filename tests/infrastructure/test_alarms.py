@@ -87,11 +87,7 @@ def test_custom_metric_alarms_select_their_own_environment(synthesize: Callable[
     # Given prod, which may share an account with another environment
     template = synthesize("prod")
     # When reading the alarms on the ingest's own metrics
-    custom = [
-        alarm
-        for alarm in resources(template, "AWS::CloudWatch::Alarm").values()
-        if alarm["Properties"].get("Namespace") == "UpsellSignals"
-    ]
+    custom = [alarm for alarm in resources(template, "AWS::CloudWatch::Alarm").values() if alarm["Properties"].get("Namespace") == "UpsellSignals"]
     # Then each selects prod's metrics only
     assert len(custom) == 2
     for alarm in custom:
@@ -123,11 +119,7 @@ def test_a_hand_over_alarms_nowhere_and_a_failed_or_timed_out_execution_does(dev
     function_id = logical_id_of_function(dev_template, "IngestDurableIngest")
     alarms = [alarm["Properties"] for alarm in resources(dev_template, "AWS::CloudWatch::Alarm").values()]
     # When reading what the alarms on the ingest watch
-    watched = {
-        alarm["MetricName"]
-        for alarm in alarms
-        if alarm.get("Dimensions") == [{"Name": "FunctionName", "Value": {"Ref": function_id}}]
-    }
+    watched = {alarm["MetricName"] for alarm in alarms if alarm.get("Dimensions") == [{"Name": "FunctionName", "Value": {"Ref": function_id}}]}
     # Then no alarm watches the run's duration (a run working up to its margin is a long file's normal shape),
     # none counts SyncHandedOver, and Errors, Throttles, DurableExecutionFailed and DurableExecutionTimedOut page
     assert watched == {"Errors", "Throttles", "DurableExecutionFailed", "DurableExecutionTimedOut"}

@@ -10,12 +10,8 @@ from aws_cdk.assertions import Template
 from tests.infrastructure.helpers import only, resources
 
 FUNCTION_NAMES = {
-    "dev": (
-        "upsell-signals-sync-dev",
-        "upsell-signals-migrate-dev",
-        "upsell-signals-status-dev",
-        "upsell-signals-migrate-provider-dev",
-    ),
+    "dev": ("upsell-signals-sync-dev", "upsell-signals-migrate-dev", "upsell-signals-status-dev",
+            "upsell-signals-migrate-provider-dev"),
 }
 
 
@@ -85,10 +81,7 @@ def test_ingest_role_is_an_output_for_an_sse_kms_key_policy(synthesize: Callable
 
 def test_created_database_alarms_on_free_storage_and_cpu_credits(dev_template: Template) -> None:
     # Given dev (t4g.micro, 20 GiB)
-    alarms = {
-        alarm["Properties"]["MetricName"]: alarm["Properties"]
-        for alarm in resources(dev_template, "AWS::CloudWatch::Alarm").values()
-    }
+    alarms = {alarm["Properties"]["MetricName"]: alarm["Properties"] for alarm in resources(dev_template, "AWS::CloudWatch::Alarm").values()}
     topic_id, _ = only(dev_template, "AWS::SNS::Topic")
     # When reading the database's alarms
     storage, credits = alarms["FreeStorageSpace"], alarms["CPUCreditBalance"]
@@ -101,9 +94,7 @@ def test_created_database_alarms_on_free_storage_and_cpu_credits(dev_template: T
 
 def test_an_imported_database_gets_no_instance_alarms(synthesize: Callable[[str], Template]) -> None:
     # Given staging (imported database, watched by its owner)
-    metrics = {
-        alarm["Properties"].get("MetricName") for alarm in resources(synthesize("staging"), "AWS::CloudWatch::Alarm").values()
-    }
+    metrics = {alarm["Properties"].get("MetricName") for alarm in resources(synthesize("staging"), "AWS::CloudWatch::Alarm").values()}
     # Then neither storage nor credits are alarmed here
     assert not metrics & {"FreeStorageSpace", "CPUCreditBalance"}
 

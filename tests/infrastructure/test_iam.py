@@ -27,9 +27,7 @@ def test_ingest_role_is_exactly_get_object_on_prefix_own_secret_dlq_send_and_log
     bucket_id, _ = only(dev_template, "AWS::S3::Bucket", "SignalsBucket")
     queue_id, _ = only(dev_template, "AWS::SQS::Queue")
     ingest_secret_id, _ = only(dev_template, "AWS::SecretsManager::Secret", "IngestSecret")
-    log_group_id = next(
-        key for key in resources(dev_template, "AWS::Logs::LogGroup") if key.startswith("IngestDurableIngestLogs")
-    )
+    log_group_id = next(key for key in resources(dev_template, "AWS::Logs::LogGroup") if key.startswith("IngestDurableIngestLogs"))
     # When flattening the ingest role's statements
     statements = _statements(dev_template, "Ingest")
     # Then they are exactly these, and the only "*" resources are the ENI and X-Ray actions
@@ -40,10 +38,9 @@ def test_ingest_role_is_exactly_get_object_on_prefix_own_secret_dlq_send_and_log
         ("logs:CreateLogStream", f"GetAtt:{log_group_id}.Arn"),
         ("logs:PutLogEvents", f"GetAtt:{log_group_id}.Arn"),
         # The durable SDK's checkpoints, on this function's qualified ARNs only.
-        *(
-            (action, "Join:arn:aws:lambda:eu-west-1:Ref:AWS::AccountId:function:upsell-signals-sync-dev:*")
-            for action in ("lambda:CheckpointDurableExecution", "lambda:GetDurableExecutionState")
-        ),
+        *((action, "Join:arn:aws:lambda:eu-west-1:Ref:AWS::AccountId:function:upsell-signals-sync-dev:*") for action in (
+            "lambda:CheckpointDurableExecution", "lambda:GetDurableExecutionState"
+        )),
     } | {(action, "*") for action in WILDCARD_ALLOWED}
     assert statements == expected
 

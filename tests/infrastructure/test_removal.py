@@ -43,8 +43,7 @@ def test_dev_deletes_everything_including_a_bucket_with_files_in_it(dev_template
     policies = _deletion_policies(dev_template)
     buckets = resources(dev_template, "AWS::S3::Bucket")
     emptied = {
-        resource["Properties"]["BucketName"]["Ref"]
-        for resource in resources(dev_template, "Custom::S3AutoDeleteObjects").values()
+        resource["Properties"]["BucketName"]["Ref"] for resource in resources(dev_template, "Custom::S3AutoDeleteObjects").values()
     }
     # Then logs, queue and keys go, and both buckets are emptied before CloudFormation deletes them
     assert policies and set(policies.values()) == {"Delete"}

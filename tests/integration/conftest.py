@@ -246,13 +246,7 @@ def invoke_in_a_process(
     )
     environment.update(env)
     worker = subprocess.Popen(
-        [
-            sys.executable,
-            str(REPO_ROOT / "scripts" / "invoke"),
-            *(["--request-id", request_id] if request_id else []),
-            "ingest",
-            "-",
-        ],
+        [sys.executable, str(REPO_ROOT / "scripts" / "invoke"), *(["--request-id", request_id] if request_id else []), "ingest", "-"],
         stdin=subprocess.PIPE,
         stdout=stdout,
         stderr=subprocess.DEVNULL,

@@ -73,9 +73,7 @@ def test_ten_dates_at_once_in_random_order_with_duplicates_end_as_in_date_order(
         threads = []
         for number, sync_date in enumerate(deliveries[start : start + 4], start=start):
             name = f"{number}:{sync_date}"
-            service = service_on(
-                moto_endpoint, migrated_settings, work_dir_for(tmp_path, name), MISSING_ROWS=missing_rows, **OPEN_GUARDS
-            )
+            service = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, name), MISSING_ROWS=missing_rows, **OPEN_GUARDS)
             options = SyncOptions(invocation_id=name, trigger="eventbridge_s3")
             threads.append(in_a_thread(outcomes, name, lambda s=service, d=sync_date, o=options: s.sync(d, None, o)))
         for thread in threads:
@@ -114,9 +112,7 @@ def test_an_older_date_after_a_newer_one_is_recorded_and_answered_for_what_it_di
     assert (result.rows_superseded, result.rows_unchanged) == (ROWS - SHIFT, 0)
     assert table_rows(db) == in_date_order({older: files[older], newer: files[newer]}, delete=False)
     # And the ledger and the run history record those counts
-    [metadata] = query(
-        db, "SELECT status, rows_inserted, rows_superseded FROM upsell_signal_sync_metadata WHERE sync_date = %s", (older,)
-    )
+    [metadata] = query(db, "SELECT status, rows_inserted, rows_superseded FROM upsell_signal_sync_metadata WHERE sync_date = %s", (older,))
     assert metadata == {"status": "completed", "rows_inserted": only_older, "rows_superseded": ROWS - SHIFT}
     [run] = query(db, "SELECT status, rows_superseded FROM upsell_signal_sync_runs WHERE sync_date = %s", (older,))
     assert run == {"status": "completed", "rows_superseded": ROWS - SHIFT}

@@ -95,10 +95,7 @@ def test_a_named_lock_wait_longer_than_the_read_timeout_is_the_servers_answer_no
 
 
 def test_a_publish_longer_than_the_idle_timeout_answers_completed_and_drops_its_staging(
-    migrated_settings: DatabaseSettings,
-    db: pymysql.Connection[Any],
-    moto_endpoint: str,
-    tmp_path: Path,
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path,
 ) -> None:
     # Given day one published, and a day-two sync whose sessions the server ends after 1 s of
     # silence, and whose publish takes 3 s on its own connection (as a long UPDATE of
@@ -127,10 +124,7 @@ def test_a_publish_longer_than_the_idle_timeout_answers_completed_and_drops_its_
 
 
 def test_a_clean_up_that_loses_its_connection_still_answers_completed_and_the_next_pass_clears_the_staging(
-    migrated_settings: DatabaseSettings,
-    db: pymysql.Connection[Any],
-    moto_endpoint: str,
-    tmp_path: Path,
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Given day one published, and day two's clean-up connection killed by the server as the clean-up starts

@@ -88,11 +88,7 @@ def test_a_correction_landing_while_the_first_export_syncs_is_the_one_published(
     assert superseded.status == "skipped" and "superseded" in (superseded.reason or "")
     assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(correction)}
     row = metadata(db, DAY_TWO)
-    assert (row["status"], row["completed_etag"], row["attempt"]) == (
-        "completed",
-        etag_now(moto_endpoint, DAY_TWO),
-        corrected.claim_number,
-    )
+    assert (row["status"], row["completed_etag"], row["attempt"]) == ("completed", etag_now(moto_endpoint, DAY_TWO), corrected.claim_number)
 
 
 def test_a_correction_whose_event_is_lost_is_synced_by_the_run_it_replaced(
@@ -176,7 +172,9 @@ def test_a_real_sync_arriving_during_a_dry_run_takes_the_date_and_publishes(
     )
     outcomes: dict[str, Outcome] = {}
     dry = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, "dry"), STAGING_CHUNK_ROWS="500")
-    thread = in_a_thread(outcomes, "dry", lambda: dry.sync(DAY_TWO, None, SyncOptions(invocation_id="operator", dry_run=True)))
+    thread = in_a_thread(
+        outcomes, "dry", lambda: dry.sync(DAY_TWO, None, SyncOptions(invocation_id="operator", dry_run=True))
+    )
     wait_for(lambda: chunks_committed(db, DAY_TWO) >= 2, 60, "two chunks of the dry run")
 
     # When the file's own S3 event is handled meanwhile
@@ -266,10 +264,7 @@ def test_twins_with_one_request_id_at_once_run_once(
     statuses = sorted(result_of(outcomes, name).status for name in ("a", "b"))
     assert statuses == ["completed", "in_progress"]
     assert table_rows(db) == expected_rows(file_table)
-    assert sorted(row["status"] for row in query(db, "SELECT status FROM upsell_signal_sync_runs")) == [
-        "completed",
-        "in_progress",
-    ]
+    assert sorted(row["status"] for row in query(db, "SELECT status FROM upsell_signal_sync_runs")) == ["completed", "in_progress"]
 
 
 def test_lambdas_retry_of_a_killed_first_load_with_the_same_request_id_stages_it(
@@ -283,9 +278,7 @@ def test_lambdas_retry_of_a_killed_first_load_with_the_same_request_id_stages_it
     file_table = snowflake_table(100_000, seed=232)
     upload_to(moto_endpoint, DAY_ONE, write_pyarrow(file_table, tmp_path / "day.parquet"))
     worker = invoke_in_a_process(moto_endpoint, migrated_settings, tmp_path, DAY_ONE, request_id="req-1")
-    wait_for(
-        lambda: bool(query(db, "SELECT 1 FROM information_schema.processlist WHERE info LIKE 'LOAD DATA%%'")), 60, "the load"
-    )
+    wait_for(lambda: bool(query(db, "SELECT 1 FROM information_schema.processlist WHERE info LIKE 'LOAD DATA%%'")), 60, "the load")
     worker.send_signal(signal.SIGKILL)
     worker.wait()
 
@@ -299,9 +292,7 @@ def test_lambdas_retry_of_a_killed_first_load_with_the_same_request_id_stages_it
     assert (result.status, result.claim_number, result.rows_inserted) == ("completed", 2, 100_000)
     assert any(record.getMessage().startswith("staged 100000 rows") for record in caplog.records)
     assert table_rows(db) == expected_rows(file_table)
-    runs = query(
-        db, "SELECT attempt, status, error_type, finished_at IS NOT NULL AS finished FROM upsell_signal_sync_runs ORDER BY id"
-    )
+    runs = query(db, "SELECT attempt, status, error_type, finished_at IS NOT NULL AS finished FROM upsell_signal_sync_runs ORDER BY id")
     assert runs == [
         {"attempt": 1, "status": "failed", "error_type": "TakenOver", "finished": 1},
         {"attempt": 2, "status": "completed", "error_type": None, "finished": 1},
@@ -476,9 +467,7 @@ def test_a_live_holder_slower_than_its_lease_keeps_the_date_by_its_heartbeat(
 
     monkeypatch.setattr(SignalObjectStore, "download", slow_download)
     outcomes: dict[str, Outcome] = {}
-    holder = service_on(
-        moto_endpoint, migrated_settings, work_dir_for(tmp_path, "holder"), CLAIM_LEASE_SECONDS=str(LEASE_SECONDS)
-    )
+    holder = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, "holder"), CLAIM_LEASE_SECONDS=str(LEASE_SECONDS))
     thread = in_a_thread(outcomes, "holder", lambda: holder.sync(DAY_ONE, None, SyncOptions(invocation_id="holder")))
     assert downloading.wait(timeout=60)
 
@@ -562,9 +551,7 @@ def test_a_publishers_clean_up_leaves_a_newer_passs_staging_alone(
     etag = etag_now(moto_endpoint, DAY_TWO)
     assert etag != metadata(db, DAY_TWO)["completed_etag"]
     wait_for(
-        lambda: bool(
-            query(db, "SELECT 1 FROM upsell_signal_staging_progress WHERE s3_etag = %s AND chunks_committed >= 2", (etag,))
-        ),
+        lambda: bool(query(db, "SELECT 1 FROM upsell_signal_staging_progress WHERE s3_etag = %s AND chunks_committed >= 2", (etag,))),
         60,
         "two chunks of the newer pass",
     )

@@ -122,9 +122,7 @@ def test_a_file_needing_five_timeouts_completes_in_one_execution_with_no_error_a
     assert [run["status"] for run in recorded] == ["handed_over"] * (len(runs) - 1) + ["completed"]
 
 
-def test_a_duplicated_start_of_a_finished_execution_syncs_nothing_again(
-    s3: Any, db: pymysql.Connection[Any], tmp_path: Path
-) -> None:
+def test_a_duplicated_start_of_a_finished_execution_syncs_nothing_again(s3: Any, db: pymysql.Connection[Any], tmp_path: Path) -> None:
     # Given a file synced through one durable execution named for its date
     earlier, file_table, timeout_seconds = a_day_two_and_a_timeout_of(s3, tmp_path, 1 / 2)
     dead_letters: list[str] = []
@@ -141,9 +139,7 @@ def test_a_duplicated_start_of_a_finished_execution_syncs_nothing_again(
     assert json.loads(second.result or "null")["status"] == "skipped"
     assert dead_letters == []
     assert table_rows(db) == {**expected_rows(earlier[0]), **expected_rows(earlier[1]), **expected_rows(file_table)}
-    completed = query(
-        db, "SELECT COUNT(*) AS n FROM upsell_signal_sync_runs WHERE sync_date = '2026-01-30' AND status = 'completed'"
-    )
+    completed = query(db, "SELECT COUNT(*) AS n FROM upsell_signal_sync_runs WHERE sync_date = '2026-01-30' AND status = 'completed'")
     assert completed[0]["n"] == 1
 
 
@@ -266,10 +262,7 @@ def test_a_hand_over_left_unrecorded_is_resumed_by_the_next_run_at_once_and_the_
     assert dead_letters == []
     assert table_rows(db) == {**expected_rows(earlier[0]), **expected_rows(earlier[1]), **expected_rows(file_table)}
     # and the ledger names the execution that holds the date, and every run claimed under its one token
-    [ledger] = query(
-        db,
-        "SELECT status, holder_token, durable_execution_arn, durable_run FROM upsell_signal_sync_metadata WHERE sync_date = '2026-01-30'",
-    )
+    [ledger] = query(db, "SELECT status, holder_token, durable_execution_arn, durable_run FROM upsell_signal_sync_metadata WHERE sync_date = '2026-01-30'")
     assert ledger["status"] == "completed"
     assert ledger["holder_token"] == holder_token_of(ledger["durable_execution_arn"])
     runs = [operation.name for operation in result.operations if (operation.name or "").startswith("run ")]
@@ -306,9 +299,7 @@ def test_the_status_shows_a_date_being_continued_how_far_it_is_and_which_run_of_
     [report] = seen
     progress = report["progress"]
     assert (progress["phase"], progress["durable_run"]) == ("handed_over", 1)
-    assert progress[
-        "durable_execution_arn"
-    ]  # the testing SDK's ARN: Lambda's is arn:...:function:...:7/durable-execution/<name>/<id>
+    assert progress["durable_execution_arn"]  # the testing SDK's ARN: Lambda's is arn:...:function:...:7/durable-execution/<name>/<id>
     assert 0 < progress["rows_read"] < progress["rows_in_file"] == file_table.num_rows
     # and the text an operator reads says so in words
     text = format_status(report)

@@ -351,9 +351,7 @@ def test_with_the_publish_lock_busy_at_the_start_the_sync_waits_for_it_before_co
 
     def release_after_a_while() -> None:
         time.sleep(2)
-        staged_while_held.extend(
-            int(row["rows_read"]) for row in query(db, "SELECT rows_read FROM upsell_signal_staging_progress")
-        )
+        staged_while_held.extend(int(row["rows_read"]) for row in query(db, "SELECT rows_read FROM upsell_signal_staging_progress"))
         holder.close()
 
     # When day two syncs, and the lock is released two seconds later

@@ -33,9 +33,7 @@ def fresh_clone(tmp_path: Path) -> Iterator[Path]:
     yield clone
 
 
-def typed(
-    clone: Path, *command: str, env: dict[str, str] | None = None, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
+def typed(clone: Path, *command: str, env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run a command in the clone from a shell that has only the system's PATH (and `env`)."""
     return subprocess.run(
         list(command),

@@ -216,7 +216,9 @@ def migrations_with_a_broken_newest_version(tmp_path: Path) -> Path:
     directory = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS_DIR, directory)
     broken = f"{ALL_VERSIONS[-1] + 1:04d}_add_a_column_twice"
-    (directory / f"{broken}.up.sql").write_text("ALTER TABLE company_upsell_signals ADD COLUMN core_product VARCHAR(16) NULL;\n")
+    (directory / f"{broken}.up.sql").write_text(
+        "ALTER TABLE company_upsell_signals ADD COLUMN core_product VARCHAR(16) NULL;\n"
+    )
     (directory / f"{broken}.down.sql").write_text("SELECT 1;\n")
     return directory
 
@@ -233,9 +235,7 @@ def test_a_migration_whose_sql_fails_fails_the_deploy_with_the_servers_message(
 
     # When the provider framework sends Create or Update
     # Then the handler raises (FAILED, the deploy fails) with the server's own error in the reason
-    with pytest.raises(
-        MigrationError, match=rf"schema migration \({request_type}\) failed: .*Duplicate column name 'core_product'"
-    ):
+    with pytest.raises(MigrationError, match=rf"schema migration \({request_type}\) failed: .*Duplicate column name 'core_product'"):
         migrate_handler.handler(request, LocalContext("migrate"))
     # and the versions before it stay applied, the broken one unrecorded, so a fixed deploy applies it
     assert schema_versions(database_settings) == ALL_VERSIONS

@@ -99,9 +99,7 @@ class PublishInProgress:
         self.finish()
 
 
-def up_in_a_thread(
-    settings: DatabaseSettings, directory: Path, waits: MigrationWaits, outcome: dict[str, Any]
-) -> threading.Thread:
+def up_in_a_thread(settings: DatabaseSettings, directory: Path, waits: MigrationWaits, outcome: dict[str, Any]) -> threading.Thread:
     def run() -> None:
         connection = connect(settings)
         started = time.monotonic()

@@ -323,12 +323,7 @@ class History:
         answer = self._invoke({"sync_date": sync_date.isoformat(), "dry_run": True, "force_resync": True})
         assert answer["status"] == "dry_run", (self.where(), answer)
         for count in COUNTS:
-            assert answer.get(count, 0) == expected[count], (
-                self.where(),
-                count,
-                answer,
-                {k: expected[k] for k in expected if k.startswith("rows")},
-            )
+            assert answer.get(count, 0) == expected[count], (self.where(), count, answer, {k: expected[k] for k in expected if k.startswith("rows")})
         assert sorted(answer.get("guards_tripped", [])) == sorted(expected["guards"]), (self.where(), answer)
         assert table_rows(self.db) == before_table, self.where()
         assert self._ledger(sync_date) == before_ledger, self.where()
@@ -429,9 +424,7 @@ class History:
             assert {count: ledger[count] for count in COUNTS} == state.counts, (self.where(), ledger)
         if self.delete_mode and expected["status"] == "completed":
             self.covered["delete_mode_day"] += 1
-        assert query(self.db, "SELECT COUNT(*) AS n FROM upsell_signal_sync_metadata WHERE status = 'started'") == [{"n": 0}], (
-            self.where()
-        )
+        assert query(self.db, "SELECT COUNT(*) AS n FROM upsell_signal_sync_metadata WHERE status = 'started'") == [{"n": 0}], self.where()
 
     def _outcome(
         self, sync_date: dt.date, *, force: bool, manual: bool, overrides: frozenset[str] = frozenset()

@@ -106,9 +106,7 @@ def test_a_publish_no_run_can_hold_fails_once_plainly_before_staging(
     assert isinstance(refused.value, PermanentError)
     message = str(refused.value)
     needed = round(day_two_table.num_rows / 50)
-    assert (
-        f"publishing {day_two_table.num_rows} rows needs about {needed}s" in message and "raise the function's timeout" in message
-    )
+    assert f"publishing {day_two_table.num_rows} rows needs about {needed}s" in message and "raise the function's timeout" in message
     assert query(db, "SELECT COUNT(*) AS n FROM upsell_signal_staging WHERE sync_date = %s", (DAY_TWO,)) == [{"n": 0}]
     [ledger] = query(db, "SELECT status, error_message FROM upsell_signal_sync_metadata WHERE sync_date = %s", (DAY_TWO,))
     assert (ledger["status"], ledger["error_message"]) == ("failed", message)

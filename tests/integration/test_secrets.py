@@ -90,9 +90,9 @@ def ingest_account_by_secret(migrated_settings: DatabaseSettings, s3_client: Any
     Migrator(admin, discover_migrations()).provision_ingest_user("upsell_ingest", password)
     admin.close()
     client = boto3.client("secretsmanager", region_name="eu-west-1")
-    arn = client.create_secret(
-        Name=f"ingest-{uuid.uuid4().hex}", SecretString=json.dumps(ingest_secret(migrated_settings, password))
-    )["ARN"]
+    arn = client.create_secret(Name=f"ingest-{uuid.uuid4().hex}", SecretString=json.dumps(ingest_secret(migrated_settings, password)))[
+        "ARN"
+    ]
     yield client, arn, replace(migrated_settings, host=None, user=None, password=None, secret_arn=arn)
     secrets_provider.cache_clear()
 

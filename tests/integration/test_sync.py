@@ -78,9 +78,7 @@ def test_zoned_timestamps_are_converted_to_utc(
         )
 
 
-@pytest.mark.parametrize(
-    ("load_method", "list_in"), [("local_infile", "memory"), ("insert", "memory"), ("local_infile", "innodb")]
-)
+@pytest.mark.parametrize(("load_method", "list_in"), [("local_infile", "memory"), ("insert", "memory"), ("local_infile", "innodb")])
 def test_day_two_counts_are_exact_and_unchanged_rows_keep_updated_at(
     db: pymysql.Connection[Any],
     upload: Callable[..., str],

@@ -27,16 +27,7 @@ from tests.local_lambda.artifact import Template, synthesized
 from tests.local_lambda.durable import DurableFunction
 from tests.local_lambda.service import LocalLambda
 
-PASSED_THROUGH = (
-    "DB_HOST",
-    "DB_PORT",
-    "DB_USER",
-    "DB_PASSWORD",
-    "DB_NAME",
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_S3",
-    "POWERTOOLS_LOG_LEVEL",
-)
+PASSED_THROUGH = ("DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "POWERTOOLS_LOG_LEVEL")
 
 
 def main() -> int:
@@ -44,15 +35,8 @@ def main() -> int:
     parser.add_argument("function", choices=("ingest", "migrate"))
     parser.add_argument("event_file", help="a JSON file, or - for stdin")
     parser.add_argument("--env", default="dev", help="cdk.json environment whose template configures the function")
-    parser.add_argument(
-        "--async", dest="asynchronous", action="store_true", help="invoke as an Event (retries, on-failure record)"
-    )
-    parser.add_argument(
-        "--time-scale",
-        type=float,
-        default=1.0,
-        help="multiplies Lambda's retry spacing and event age (1/60: a minute is a second)",
-    )
+    parser.add_argument("--async", dest="asynchronous", action="store_true", help="invoke as an Event (retries, on-failure record)")
+    parser.add_argument("--time-scale", type=float, default=1.0, help="multiplies Lambda's retry spacing and event age (1/60: a minute is a second)")
     parser.add_argument("--timeout", type=int, help="seconds, in place of the template's")
     parser.add_argument("--memory", type=int, help="MB, in place of the template's")
     arguments = parser.parse_args()
@@ -76,9 +60,7 @@ def main() -> int:
     log_path = Path(tempfile.mkstemp(prefix="local-lambda-", suffix=".log")[1])
     if spec.durable:
         # The ingest is a durable function: one execution, followed to its end through every invocation it takes.
-        with DurableFunction(
-            spec, log_path=log_path, sqs_client=sqs, time_scale=arguments.time_scale, qualifier=INGEST_ALIAS
-        ) as durable:
+        with DurableFunction(spec, log_path=log_path, sqs_client=sqs, time_scale=arguments.time_scale, qualifier=INGEST_ALIAS) as durable:
             execution = durable.invoke_async(payload) if arguments.asynchronous else durable.invoke(payload)
             execution.done.wait()
             if execution.record is not None:  # the dead letter: the event as-is, the reason in its attributes
@@ -86,9 +68,7 @@ def main() -> int:
             else:
                 answer = execution.answer or execution.error
             failed = execution.status != "SUCCEEDED"
-            sys.stderr.write(
-                f"durable execution {execution.execution_arn}: {execution.status}, {len(execution.results)} invocation(s)\n"
-            )
+            sys.stderr.write(f"durable execution {execution.execution_arn}: {execution.status}, {len(execution.results)} invocation(s)\n")
         sys.stderr.write(log_path.read_text())
         log_path.unlink()
         print(json.dumps(answer, indent=2))

@@ -189,9 +189,7 @@ class Template:
                 return stand_in
         return None
 
-    def function_spec(
-        self, function_name: str, stand_ins: Mapping[str, str] | None = None, *, region: str = "us-east-1"
-    ) -> FunctionSpec:
+    def function_spec(self, function_name: str, stand_ins: Mapping[str, str] | None = None, *, region: str = "us-east-1") -> FunctionSpec:
         """The named function's settings; Refs resolved through `stand_ins` (logical-id prefix -> local value).
 
         An environment value the stand-ins cannot resolve is kept in `unresolved`, and the local
@@ -208,9 +206,7 @@ class Template:
                 unresolved[name] = json.dumps(raw)
             else:
                 environment[name] = resolved
-        layers = tuple(
-            self.asset_dir(self.resources[layer["Ref"]]["Properties"]["Content"]) for layer in properties.get("Layers", [])
-        )
+        layers = tuple(self.asset_dir(self.resources[layer["Ref"]]["Properties"]["Content"]) for layer in properties.get("Layers", []))
         spec = FunctionSpec(
             name=function_name,
             handler=properties["Handler"],

@@ -155,24 +155,13 @@ class ExecutionEnvironment:
         if outcome == "init_error":
             return self._api.init_error
         if outcome == "timeout":
-            return {
-                "errorType": "Sandbox.Timedout",
-                "errorMessage": f"RequestId: {request_id} Error: Task timed out after {self.spec.timeout_seconds:.2f} seconds",
-            }
+            return {"errorType": "Sandbox.Timedout", "errorMessage": f"RequestId: {request_id} Error: Task timed out after {self.spec.timeout_seconds:.2f} seconds"}
         if outcome == "out_of_memory":
-            return {
-                "errorType": "Runtime.OutOfMemory",
-                "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: signal: killed",
-            }
+            return {"errorType": "Runtime.OutOfMemory", "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"}
         code = self.process.returncode
         # As Lambda words it (Go's names of signals: "signal: killed", "signal: segmentation fault").
-        reason = (
-            f"signal: {(signal.strsignal(-code) or signal.Signals(-code).name).lower()}" if code < 0 else f"exit status {code}"
-        )
-        return {
-            "errorType": "Runtime.ExitError",
-            "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: {reason}",
-        }
+        reason = f"signal: {(signal.strsignal(-code) or signal.Signals(-code).name).lower()}" if code < 0 else f"exit status {code}"
+        return {"errorType": "Runtime.ExitError", "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: {reason}"}
 
     def _report(self, result: InvocationResult) -> None:
         self._write(f"END RequestId: {result.request_id}")
@@ -235,9 +224,7 @@ class ExecutionEnvironment:
             "LD_LIBRARY_PATH": f"{runtime_dir}/lib:{task}:{task}/lib:{opt}/lib",
             # sys.path as on the managed runtime: the code, the layers' two Python folders, then the
             # runtime's own packages. The interpreter runs with -S: no site-packages of its own.
-            "PYTHONPATH": os.pathsep.join(
-                [task, f"{opt}/python/lib/python{PYTHON_MINOR}/site-packages", f"{opt}/python", str(runtime_dir)]
-            ),
+            "PYTHONPATH": os.pathsep.join([task, f"{opt}/python/lib/python{PYTHON_MINOR}/site-packages", f"{opt}/python", str(runtime_dir)]),
         }
         function_environment = {name: self._local_path(value) for name, value in spec.environment.items()}
         for name, value in spec.local_environment.items():

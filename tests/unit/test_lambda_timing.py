@@ -43,10 +43,7 @@ def test_the_scaled_lease_is_the_deployed_one_scaled() -> None:
     # Then it is the lease the tests run with, and the settings accept it
     scaled = CLAIM_LEASE_SECONDS * lambda_timing.SCALE
     assert abs(lambda_timing.LEASE_SECONDS - scaled) <= 0.5
-    assert (
-        load_ingest_settings({"SIGNALS_BUCKET": "b", "CLAIM_LEASE_SECONDS": str(lambda_timing.LEASE_SECONDS)}).lease_seconds
-        == lambda_timing.LEASE_SECONDS
-    )
+    assert load_ingest_settings({"SIGNALS_BUCKET": "b", "CLAIM_LEASE_SECONDS": str(lambda_timing.LEASE_SECONDS)}).lease_seconds == lambda_timing.LEASE_SECONDS
 
 
 def test_a_lease_that_would_outlive_lambdas_first_retry_is_refused() -> None:

@@ -45,7 +45,6 @@ __all__ = [
     "TableFingerprints",
 ]
 
-
 class Repository:
     """The table families of the ingest over one session: what one step of a sync works with."""
 
