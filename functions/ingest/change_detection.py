@@ -53,7 +53,7 @@ SAMPLE_ROWS = 1_000
 
 @dataclass
 class FileComparison:
-    """The file compared with the table: a mark per file row, and the table's fingerprints no file row has."""
+    """The file compared with the table: a mark per file row, and the ids of the table rows no file row equals."""
 
     marks: bytearray  # per file row from `from_row` on: UNCHANGED, TO_STAGE or REJECTED
     rows_to_stage: int
