@@ -168,6 +168,18 @@ def _hand_over_after_the_first_chunk(db: pymysql.Connection[Any], service: SyncS
     return int(query(db, "SELECT rows_read FROM upsell_signal_staging_progress")[0]["rows_read"])
 
 
+def _day_two_handed_over_after_its_first_chunk(
+    db: pymysql.Connection[Any], upload: Callable[..., str], make_service: Callable[..., SyncService]
+) -> tuple[pa.Table, pa.Table, int]:
+    """Day one published, and day two's first run handed over after its first chunk: both files, and the rows read."""
+    day_one_table = snowflake_table(3_000, seed=505)
+    upload(DAY_ONE, day_one_table)
+    make_service().sync(DAY_ONE, None, SyncOptions(invocation_id="one"))
+    day_two_table = day_two(day_one_table, seed=506)
+    upload(DAY_TWO, day_two_table)
+    return day_one_table, day_two_table, _hand_over_after_the_first_chunk(db, make_service())
+
+
 def test_a_resumed_pass_compares_only_the_rows_it_has_yet_to_stage(
     db: pymysql.Connection[Any],
     upload: Callable[..., str],
@@ -175,12 +187,7 @@ def test_a_resumed_pass_compares_only_the_rows_it_has_yet_to_stage(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Given day one published, and day two's first run handed over after its first chunk
-    day_one_table = snowflake_table(3_000, seed=505)
-    upload(DAY_ONE, day_one_table)
-    make_service().sync(DAY_ONE, None, SyncOptions(invocation_id="one"))
-    day_two_table = day_two(day_one_table, seed=506)
-    upload(DAY_TWO, day_two_table)
-    rows_read = _hand_over_after_the_first_chunk(db, make_service())
+    day_one_table, day_two_table, rows_read = _day_two_handed_over_after_its_first_chunk(db, upload, make_service)
     assert 0 < rows_read < day_two_table.num_rows
 
     # When the next run resumes, nothing having been published meanwhile
@@ -197,12 +204,7 @@ def test_a_resumed_pass_stages_again_when_another_publish_changed_the_table_betw
     db: pymysql.Connection[Any], upload: Callable[..., str], make_service: Callable[..., SyncService]
 ) -> None:
     # Given day one published, and day two's first run handed over after its first chunk
-    day_one_table = snowflake_table(3_000, seed=505)
-    upload(DAY_ONE, day_one_table)
-    make_service().sync(DAY_ONE, None, SyncOptions(invocation_id="one"))
-    day_two_table = day_two(day_one_table, seed=506)
-    upload(DAY_TWO, day_two_table)
-    rows_read = _hand_over_after_the_first_chunk(db, make_service())
+    day_one_table, day_two_table, rows_read = _day_two_handed_over_after_its_first_chunk(db, upload, make_service)
 
     # And, between the runs, a correction of day one published, changing a company of day two's
     # first chunk that the pass found equal (and so did not stage)
