@@ -38,16 +38,26 @@ def staged_rows_seen(db: pymysql.Connection[Any]) -> tuple[SyncHooks, list[int]]
     return SyncHooks(before_publish=count), seen
 
 
+def _day_one_published_and_day_two_uploaded(
+    upload: Callable[..., str], service: SyncService, *, seed: int, model_run_everywhere: bool = False
+) -> tuple[pa.Table, pa.Table]:
+    """3,000 companies synced by `service` on day one, and a day two (10% changed, 1% new, 1% gone) uploaded."""
+    day_one_table = snowflake_table(3_000, seed=seed)
+    upload(DAY_ONE, day_one_table)
+    service.sync(DAY_ONE, None, SyncOptions(invocation_id="one"))
+    day_two_table = day_two(day_one_table, seed=seed + 1, model_run_everywhere=model_run_everywhere)
+    upload(DAY_TWO, day_two_table)
+    return day_one_table, day_two_table
+
+
 @pytest.mark.parametrize("load_method", LOAD_METHODS)
 def test_a_day_two_stages_only_the_rows_that_differ(
     db: pymysql.Connection[Any], upload: Callable[..., str], make_service: Callable[..., SyncService], load_method: str
 ) -> None:
     # Given 3,000 companies published, and a day two with 10% changed, 1% new, 1% gone
-    day_one_table = snowflake_table(3_000, seed=501)
-    upload(DAY_ONE, day_one_table)
-    make_service(STAGING_LOAD_METHOD=load_method).sync(DAY_ONE, None, SyncOptions(invocation_id="one"))
-    day_two_table = day_two(day_one_table, seed=502)
-    upload(DAY_TWO, day_two_table)
+    day_one_table, day_two_table = _day_one_published_and_day_two_uploaded(
+        upload, make_service(STAGING_LOAD_METHOD=load_method), seed=501
+    )
     hooks, staged = staged_rows_seen(db)
 
     # When day two is synced
@@ -74,11 +84,9 @@ def test_a_day_two_compares_only_when_most_rows_are_unchanged_and_ends_exact_eit
     model_run_everywhere: bool,
 ) -> None:
     # Given 3,000 companies published, and a day two with 10% changed, 1% new, 1% gone (and, or not, every row's model time)
-    day_one_table = snowflake_table(3_000, seed=511)
-    upload(DAY_ONE, day_one_table)
-    make_service().sync(DAY_ONE, None, SyncOptions(invocation_id="one"))
-    day_two_table = day_two(day_one_table, seed=512, model_run_everywhere=model_run_everywhere)
-    upload(DAY_TWO, day_two_table)
+    day_one_table, day_two_table = _day_one_published_and_day_two_uploaded(
+        upload, make_service(), seed=511, model_run_everywhere=model_run_everywhere
+    )
     hooks, staged = staged_rows_seen(db)
 
     # When day two is synced
@@ -172,11 +180,7 @@ def _day_two_handed_over_after_its_first_chunk(
     db: pymysql.Connection[Any], upload: Callable[..., str], make_service: Callable[..., SyncService]
 ) -> tuple[pa.Table, pa.Table, int]:
     """Day one published, and day two's first run handed over after its first chunk: both files, and the rows read."""
-    day_one_table = snowflake_table(3_000, seed=505)
-    upload(DAY_ONE, day_one_table)
-    make_service().sync(DAY_ONE, None, SyncOptions(invocation_id="one"))
-    day_two_table = day_two(day_one_table, seed=506)
-    upload(DAY_TWO, day_two_table)
+    day_one_table, day_two_table = _day_one_published_and_day_two_uploaded(upload, make_service(), seed=505)
     return day_one_table, day_two_table, _hand_over_after_the_first_chunk(db, make_service())
 
 
