@@ -108,7 +108,9 @@ def fail_permanently(
     return answer | {"dead_letter_message_id": message_id}
 
 
-def sync_one(app: IngestApp, request: SyncRequest, context: LambdaContext, durable_run: DurableRun | None) -> dict[str, Any]:
+def sync_one(
+    app: IngestApp, request: SyncRequest, context: LambdaContext, durable_run: DurableRun | None, run_seconds: float
+) -> dict[str, Any]:
     request_id = context.aws_request_id
     logger.append_keys(sync_date=request.sync_date.isoformat(), trigger=request.trigger)
     options = SyncOptions(
@@ -118,6 +120,7 @@ def sync_one(app: IngestApp, request: SyncRequest, context: LambdaContext, durab
         dry_run=request.dry_run,
         override_guards=request.override_guards,
         seconds_left=lambda: context.get_remaining_time_in_millis() / 1000,
+        run_seconds=run_seconds,
         durable_run=durable_run,
     )
     try:
@@ -134,22 +137,24 @@ def sync_one(app: IngestApp, request: SyncRequest, context: LambdaContext, durab
     return result
 
 
-def sync_event(app: IngestApp, event: Any, context: LambdaContext, durable_run: DurableRun | None) -> list[dict[str, Any]]:
+def sync_event(
+    app: IngestApp, event: Any, context: LambdaContext, durable_run: DurableRun | None, run_seconds: float
+) -> list[dict[str, Any]]:
     """Sync what one event names; a refused event is dead-lettered and answered, touching nothing."""
     today = dt.datetime.now(dt.UTC).date()
     try:
         requests = parse_event(event, prefix=app.settings.key_prefix, bucket=app.settings.bucket, today=today)
     except PermanentError as error:
         return [fail_permanently(app, event, error, None, context.aws_request_id)]
-    results = [sync_one(app, request, context, durable_run) for request in requests]
+    results = [sync_one(app, request, context, durable_run, run_seconds) for request in requests]
     for request in requests:
         if request.trigger.endswith("schedule"):
-            results += reconcile_recent_dates(app, request.sync_date, context, durable_run)
+            results += reconcile_recent_dates(app, request.sync_date, context, durable_run, run_seconds)
     return results
 
 
 def reconcile_recent_dates(
-    app: IngestApp, synced_date: dt.date, context: LambdaContext, durable_run: DurableRun | None
+    app: IngestApp, synced_date: dt.date, context: LambdaContext, durable_run: DurableRun | None, run_seconds: float
 ) -> list[dict[str, Any]]:
     """After the daily sync, sync the recent dates whose object changed or never completed (a dropped event)."""
     found = app.service.dates_to_reconcile(synced_date)
@@ -166,6 +171,7 @@ def reconcile_recent_dates(
             ),
             context,
             durable_run,
+            run_seconds,
         )
         for date in found
     ]
@@ -178,6 +184,8 @@ def handler(event: Any, context: LambdaContext, durable_run: DurableRun | None =
 
     `durable_run`: the run of a durable execution this is (its claims are the execution's); None, a fresh token per claim.
     """
+    # First: what a fresh run has, before a cold start's app or earlier dates use any of it.
+    run_seconds = context.get_remaining_time_in_millis() / 1000
     app = build_app()
     if is_s3_test_event(event):
         return {"status": "ignored", "reason": "s3:TestEvent sent when the notification was configured"}
@@ -187,7 +195,9 @@ def handler(event: Any, context: LambdaContext, durable_run: DurableRun | None =
         return fail_permanently(app, event, error, None, context.aws_request_id)
     if status_request is not None:
         return answer_status(app, status_request)  # asked synchronously: a failure goes back to the caller
-    results = [result for part in split_s3_records(event) for result in sync_event(app, part, context, durable_run)]
+    results = [
+        result for part in split_s3_records(event) for result in sync_event(app, part, context, durable_run, run_seconds)
+    ]
     if len(results) == 1:
         return results[0]
     statuses = {result["status"] for result in results}

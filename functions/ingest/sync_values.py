@@ -35,6 +35,9 @@ class SyncOptions:
     durable_run: DurableRun | None = None
     # Seconds until the function is killed (Lambda's context); None where nothing will kill it.
     seconds_left: Callable[[], float] | None = field(default=None, compare=False)
+    # What a fresh run of the function has: the time left when the invocation began (its
+    # timeout, near enough). None: what seconds_left says when the sync starts.
+    run_seconds: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

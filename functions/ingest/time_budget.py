@@ -10,7 +10,7 @@ resumes from there.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from functions.shared.errors import HandedOver, PublishTooLong
 from functions.shared.settings import TimeBudgetSettings
@@ -22,11 +22,14 @@ class TimeBudget:
 
     settings: TimeBudgetSettings
     seconds_left: Callable[[], float] | None  # None: no deadline (a local run without --timeout)
-    # What a whole run has (the function's timeout, near enough): read when the budget is made.
-    run_seconds: float | None = field(init=False)
+    # What a fresh run has (the function's timeout, near enough). Default: the time left when
+    # the budget is made, which is less than a fresh run's when the invocation did other
+    # work first (a cold start, or the dates an event names before this one).
+    run_seconds: float | None = None
 
     def __post_init__(self) -> None:
-        self.run_seconds = None if self.seconds_left is None else self.seconds_left()
+        if self.run_seconds is None and self.seconds_left is not None:
+            self.run_seconds = self.seconds_left()
 
     def refuse_a_publish_no_run_can_hold(self, rows: int) -> None:
         """PublishTooLong when publishing `rows` would outlast even a fresh run: known before staging, not after.

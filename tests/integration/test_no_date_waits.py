@@ -17,7 +17,7 @@ import pytest
 
 from functions.ingest.sync_values import SyncOptions
 from functions.shared.db import connect
-from functions.shared.errors import PermanentError, PublishTooLong
+from functions.shared.errors import HandedOver, PermanentError, PublishTooLong
 from functions.shared.settings import DatabaseSettings
 from tests.integration.conftest import (
     DAY_TWO,
@@ -111,3 +111,28 @@ def test_a_publish_no_run_can_hold_fails_once_plainly_before_staging(
     [ledger] = query(db, "SELECT status, error_message FROM upsell_signal_sync_metadata WHERE sync_date = %s", (DAY_TWO,))
     assert (ledger["status"], ledger["error_message"]) == ("failed", message)
     assert table_rows(db) == before
+
+
+def test_a_publish_a_fresh_run_can_hold_is_handed_over_not_refused_by_a_run_with_little_time_left(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given day one published, and a day two whose publish, at the configured rate, fits a fresh run
+    # of the function (60 s, 5 s of it margin: the whole file's 5,000 rows need 50 s) but not the 7 s
+    # this run has left after the invocation's earlier work (a cold start, the dates synced before)
+    day_one_table, day_two_table = day_one_published_and_day_two_uploaded(
+        moto_endpoint, migrated_settings, tmp_path, 5_000, seed=812
+    )
+    slow = service_on(moto_endpoint, migrated_settings, tmp_path, PUBLISH_ROWS_PER_SECOND="100", TIME_BUDGET_MARGIN_SECONDS="5")
+    started = time.monotonic()
+    late = SyncOptions(invocation_id="late", run_seconds=60, seconds_left=lambda: 7 - (time.monotonic() - started))
+
+    # When that run syncs it
+    with pytest.raises(HandedOver) as handed:
+        slow.sync(DAY_TWO, None, late)
+
+    # Then it stages and hands the date over before the publish (no permanent failure: a fresh run can
+    # hold it), and Lambda's retry, a fresh run, publishes what it staged, exactly
+    assert "staged rows needs about" in str(handed.value) and "the next run publishes them" in str(handed.value)
+    retried = slow.sync(DAY_TWO, None, SyncOptions(invocation_id="late", seconds_left=lambda: 60.0))
+    assert (retried.status, retried.rows_resumed) == ("completed", day_two_table.num_rows), retried.as_dict()
+    assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
