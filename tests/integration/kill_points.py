@@ -258,6 +258,28 @@ def gone_from_the_server(db: pymysql.Connection[Any], connection_id: int) -> boo
     )
 
 
+def wait_until_gone(db: pymysql.Connection[Any], connection_id: int, timeout_seconds: float, what: str) -> None:
+    """Wait for a killed client's session to end server-side; on a timeout, say what the server shows of it."""
+    try:
+        wait_for(lambda: gone_from_the_server(db, connection_id), timeout_seconds, what)
+    except AssertionError as timed_out:
+        session = query(
+            db, "SELECT command, state, time, LEFT(info, 120) AS info FROM information_schema.processlist WHERE id = %s", (connection_id,)
+        )
+        transaction = query(
+            db,
+            "SELECT trx_state, trx_started, trx_operation_state, trx_rows_modified, trx_lock_structs, LEFT(trx_query, 120) AS query "
+            "FROM information_schema.innodb_trx WHERE trx_mysql_thread_id = %s",
+            (connection_id,),
+        )
+        sessions = query(db, "SELECT id, command, state, time, LEFT(info, 80) AS info FROM information_schema.processlist")
+        [innodb] = query(db, "SHOW ENGINE INNODB STATUS")
+        raise AssertionError(
+            f"{timed_out}: session {connection_id}: {session}; its transaction: {transaction}; sessions: {sessions}; "
+            f"InnoDB: {innodb['Status']}"
+        ) from None
+
+
 @dataclass(frozen=True)
 class Victim:
     """The process to kill, and what the test knows about its sync."""
@@ -306,7 +328,7 @@ def kill_while_listing(victim: Victim) -> None:
     )
     victim.worker.kill()
     assert not progress_of(victim.db, victim.sync_date)["staging_complete"], "caught only the last chunk's listing"
-    wait_for(lambda: gone_from_the_server(victim.db, lister), STEP_TIMEOUT_SECONDS, "the listing session's end")
+    wait_until_gone(victim.db, lister, STEP_TIMEOUT_SECONDS, "the listing session's end")
 
 
 def killing_during(pattern: str) -> Callable[[Victim], None]:
@@ -316,7 +338,7 @@ def killing_during(pattern: str) -> Callable[[Victim], None]:
         publisher = wait_for_statement(victim.db, victim.settings, pattern, lambda: True, victim.worker)
         victim.worker.kill()
         # The server finishes or aborts the statement, then rolls the transaction back.
-        wait_for(lambda: gone_from_the_server(victim.db, publisher), ROLLBACK_TIMEOUT_SECONDS, "the publisher's rollback")
+        wait_until_gone(victim.db, publisher, ROLLBACK_TIMEOUT_SECONDS, "the publisher's rollback")
 
     return kill_mid_statement
 
@@ -348,7 +370,7 @@ def kill_after_publish_before_commit(victim: Victim) -> None:
     assert uncommitted_table_rows(victim.settings) == victim.rows_after  # every row written...
     assert metadata_of(db, victim.sync_date)["status"] == "started"  # ...and nothing committed
     victim.worker.kill()
-    wait_for(lambda: gone_from_the_server(db, publisher), ROLLBACK_TIMEOUT_SECONDS, "the publisher's rollback")
+    wait_until_gone(db, publisher, ROLLBACK_TIMEOUT_SECONDS, "the publisher's rollback")
 
 
 @dataclass(frozen=True)
