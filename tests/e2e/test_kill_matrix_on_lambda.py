@@ -148,7 +148,7 @@ def test_an_environment_killed_at_a_step_boundary_is_finished_exactly_by_the_exe
             event = ingest.invoke_async(file_arrival(stand_ins.bucket, key))
             worker = EnvironmentWorker(ingest, event)
             try:
-                point.kill(Victim(worker, db, migrated_settings, sync_date, file_table.num_rows, rows_after))
+                point.kill(Victim(worker, db, migrated_settings, sync_date, file_table.num_rows, rows_after, before[0]))
             finally:
                 worker.kill()
             assert fingerprint(db) == before  # nothing of the killed attempt is visible

@@ -113,7 +113,7 @@ def test_a_sync_killed_at_a_step_boundary_ends_exact_after_the_next_run(
             monkeypatch.setenv(name, value)  # the process's settings come from its environment
         worker = ProcessWorker(invoke_in_a_process(moto_endpoint, migrated_settings, work_dir, sync_date), work_dir)
         try:
-            point.kill(Victim(worker, db, migrated_settings, sync_date, file_table.num_rows, rows_after))
+            point.kill(Victim(worker, db, migrated_settings, sync_date, file_table.num_rows, rows_after, before[0]))
         finally:
             worker.kill()
         assert fingerprint(db) == before  # nothing of the killed sync is visible
