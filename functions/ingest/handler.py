@@ -108,10 +108,26 @@ def fail_permanently(
     return answer | {"dead_letter_message_id": message_id}
 
 
-def sync_one(
-    app: IngestApp, request: SyncRequest, context: LambdaContext, durable_run: DurableRun | None, run_seconds: float
-) -> dict[str, Any]:
-    request_id = context.aws_request_id
+@dataclass(frozen=True)
+class Invocation:
+    """This invocation as each of its syncs needs it: Lambda's context, the durable run it is, and a fresh run's time."""
+
+    context: LambdaContext
+    durable_run: DurableRun | None  # None: a plain invocation (a fresh holder token per claim)
+    # The time left when the handler was entered, before a cold start's app or earlier dates
+    # used any of it: what a fresh run has.
+    run_seconds: float
+
+    @classmethod
+    def entered(cls, context: LambdaContext, durable_run: DurableRun | None) -> Invocation:
+        return cls(context, durable_run, run_seconds=context.get_remaining_time_in_millis() / 1000)
+
+    def seconds_left(self) -> float:
+        return self.context.get_remaining_time_in_millis() / 1000
+
+
+def sync_one(app: IngestApp, request: SyncRequest, invocation: Invocation) -> dict[str, Any]:
+    request_id = invocation.context.aws_request_id
     logger.append_keys(sync_date=request.sync_date.isoformat(), trigger=request.trigger)
     options = SyncOptions(
         invocation_id=request_id,
@@ -119,9 +135,9 @@ def sync_one(
         force_resync=request.force_resync,
         dry_run=request.dry_run,
         override_guards=request.override_guards,
-        seconds_left=lambda: context.get_remaining_time_in_millis() / 1000,
-        run_seconds=run_seconds,
-        durable_run=durable_run,
+        seconds_left=invocation.seconds_left,
+        run_seconds=invocation.run_seconds,
+        durable_run=invocation.durable_run,
     )
     try:
         result = app.service.sync(request.sync_date, request.s3_key, options).as_dict()
@@ -137,25 +153,21 @@ def sync_one(
     return result
 
 
-def sync_event(
-    app: IngestApp, event: Any, context: LambdaContext, durable_run: DurableRun | None, run_seconds: float
-) -> list[dict[str, Any]]:
+def sync_event(app: IngestApp, event: Any, invocation: Invocation) -> list[dict[str, Any]]:
     """Sync what one event names; a refused event is dead-lettered and answered, touching nothing."""
     today = dt.datetime.now(dt.UTC).date()
     try:
         requests = parse_event(event, prefix=app.settings.key_prefix, bucket=app.settings.bucket, today=today)
     except PermanentError as error:
-        return [fail_permanently(app, event, error, None, context.aws_request_id)]
-    results = [sync_one(app, request, context, durable_run, run_seconds) for request in requests]
+        return [fail_permanently(app, event, error, None, invocation.context.aws_request_id)]
+    results = [sync_one(app, request, invocation) for request in requests]
     for request in requests:
         if request.trigger.endswith("schedule"):
-            results += reconcile_recent_dates(app, request.sync_date, context, durable_run, run_seconds)
+            results += reconcile_recent_dates(app, request.sync_date, invocation)
     return results
 
 
-def reconcile_recent_dates(
-    app: IngestApp, synced_date: dt.date, context: LambdaContext, durable_run: DurableRun | None, run_seconds: float
-) -> list[dict[str, Any]]:
+def reconcile_recent_dates(app: IngestApp, synced_date: dt.date, invocation: Invocation) -> list[dict[str, Any]]:
     """After the daily sync, sync the recent dates whose object changed or never completed (a dropped event)."""
     found = app.service.dates_to_reconcile(synced_date)
     record_reconciled(metrics, len(found))
@@ -169,9 +181,7 @@ def reconcile_recent_dates(
                 trigger="reconcile",
                 event={"sync_date": date.sync_date.isoformat(), "s3_key": date.s3_key},
             ),
-            context,
-            durable_run,
-            run_seconds,
+            invocation,
         )
         for date in found
     ]
@@ -184,8 +194,7 @@ def handler(event: Any, context: LambdaContext, durable_run: DurableRun | None =
 
     `durable_run`: the run of a durable execution this is (its claims are the execution's); None, a fresh token per claim.
     """
-    # First: what a fresh run has, before a cold start's app or earlier dates use any of it.
-    run_seconds = context.get_remaining_time_in_millis() / 1000
+    invocation = Invocation.entered(context, durable_run)  # first, before the app is built
     app = build_app()
     if is_s3_test_event(event):
         return {"status": "ignored", "reason": "s3:TestEvent sent when the notification was configured"}
@@ -195,9 +204,7 @@ def handler(event: Any, context: LambdaContext, durable_run: DurableRun | None =
         return fail_permanently(app, event, error, None, context.aws_request_id)
     if status_request is not None:
         return answer_status(app, status_request)  # asked synchronously: a failure goes back to the caller
-    results = [
-        result for part in split_s3_records(event) for result in sync_event(app, part, context, durable_run, run_seconds)
-    ]
+    results = [result for part in split_s3_records(event) for result in sync_event(app, part, invocation)]
     if len(results) == 1:
         return results[0]
     statuses = {result["status"] for result in results}
