@@ -9,6 +9,8 @@ import pyarrow as pa
 import pymysql
 import pytest
 
+from functions.ingest import stage
+from functions.ingest.change_detection import FileComparison
 from functions.shared.errors import GuardTripped
 from tests.factories import snowflake_table
 from tests.integration.conftest import DAY_ONE, DAY_TWO, expected_rows, table_rows
@@ -80,3 +82,40 @@ def test_the_delete_ratio_guard_still_trips_on_truly_absent_companies(
     with pytest.raises(GuardTripped, match=r"delete_ratio: 150 of 1000 rows would be deleted"):
         run_sync(DAY_TWO, env=DELETE)
     assert table_rows(db) == before
+
+
+def test_a_row_a_person_makes_equal_to_the_file_mid_sync_is_kept_not_deleted(
+    db: pymysql.Connection[Any], upload: Callable[..., str], run_sync: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given 1,000 companies published, and a day two in which 50 rows changed and 20 companies are absent
+    day_one_table = snowflake_table(1_000, seed=304)
+    upload(DAY_ONE, day_one_table)
+    run_sync(DAY_ONE)
+    day_two_table = with_cells(day_one_table, "EE_GROWTH", dict.fromkeys(range(50), 12_345)).slice(0, 980)
+    upload(DAY_TWO, day_two_table)
+    # and a person who, just after the compare found row 5 changed, sets it by hand to what the file says
+    hand_edited = day_one_table["CDMS_CANONICAL_COMPANY_ID"][5].as_py()
+    real_compare = stage.compare_file
+    compares: list[int] = []
+
+    def compare_then_edit_by_hand(*args: Any, **kwargs: Any) -> FileComparison:
+        comparison = real_compare(*args, **kwargs)
+        compares.append(comparison.rows_to_stage)
+        with db.cursor() as cursor:
+            cursor.execute(
+                "UPDATE company_upsell_signals SET ee_growth = 12345 WHERE cdms_canonical_company_id = %s", (hand_edited,)
+            )
+        db.commit()
+        return comparison
+
+    monkeypatch.setattr(stage, "compare_file", compare_then_edit_by_hand)
+
+    # When day two is synced in delete mode
+    result = run_sync(DAY_TWO, env=DELETE)
+
+    # Then the company is kept (the change list left it out as equal, so its key is kept by
+    # name), on the first attempt: only the 20 absent companies are deleted, nothing is
+    # rolled back and compared again, and the table equals the file
+    assert (result.status, result.rows_updated, result.rows_deleted) == ("completed", 49, 20)
+    assert len(compares) == 1
+    assert table_rows(db) == expected_rows(day_two_table)
