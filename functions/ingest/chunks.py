@@ -88,6 +88,9 @@ def open_file(download: ObjectDownload) -> OpenedFile:
     if signal_file.mapping.ignored:
         logger.info("ignoring extra columns: %s", ", ".join(signal_file.mapping.ignored))
     duplicates = signal_file.duplicate_keys()
+    # The pass's hashes (up to 64 MB) are freed, but the allocator keeps their pages; handed
+    # back to the OS once, they do not sit under the peak of the load or compare that follows.
+    pa.default_memory_pool().release_unused()
     if duplicates.num_rows:
         logger.warning("%d company ids appear more than once; every copy is rejected", duplicates.num_rows)
     return OpenedFile(local_path, signal_file, duplicates)
