@@ -47,7 +47,7 @@ _TIMED_CALLS: tuple[tuple[str, str | None, str, str], ...] = (
     ("functions.ingest.repository.signals", "SignalsTable", "count_table", "publish: count the table (delete mode)"),
     ("functions.ingest.repository.signals", "SignalsTable", "update_changed", "publish: update changed rows"),
     ("functions.ingest.repository.signals", "SignalsTable", "insert_new", "publish: insert new rows"),
-    ("functions.ingest.repository.signals", "SignalsTable", "delete_missing", "publish: delete missing rows"),
+    ("functions.ingest.repository.absent_rows", "AbsentRows", "delete", "publish: delete missing rows"),
     ("functions.ingest.repository.signals", "SignalsTable", "discard_plan", "publish: drop the list"),
     ("functions.ingest.repository.ledger", "ClaimLedger", "complete", "complete + run row"),
     ("functions.ingest.repository.runs", "RunHistory", "finish_run", "complete + run row"),

@@ -80,7 +80,7 @@ def _write(
     repository.signals.insert_new(sync_date, plan)
     if plan.rows_to_delete:
         unmatched = comparison.unmatched_pages() if comparison is not None else None
-        deleted = repository.signals.delete_missing(sync_date, pass_number, unmatched)
+        deleted = repository.absent_rows.delete(sync_date, pass_number, unmatched)
         if deleted != plan.rows_to_delete:
             raise TransientError(f"deleted {deleted} rows, the plan counted {plan.rows_to_delete}: the table changed meanwhile")
 

@@ -7,7 +7,8 @@ One small class per table family, all over one session (one connection):
     ledger.py    ClaimLedger: the metadata row (claim, renew, check_holder, hand_over, complete, fail, release)
     runs.py      RunHistory: one row per invocation
     staging.py   Staging: partitions, progress, staged and rejected rows, drop_pass and abandoned staging
-    signals.py   SignalsTable: the first load, and the publish (change list, plan, update, insert, delete)
+    signals.py   SignalsTable: the first load, and the publish (change list, plan, update, insert)
+    absent_rows.py AbsentRows: delete mode's delete of the companies the file no longer carries
     newer_keys.py NewerKeys: what newer completed dates' files carry, taken out of an older date's publish
     fingerprints.py TableFingerprints: the table's row fingerprints, for a compare before staging
 
@@ -24,6 +25,7 @@ from typing import Any
 
 import pymysql
 
+from functions.ingest.repository.absent_rows import AbsentRows
 from functions.ingest.repository.fingerprints import TableFingerprints
 from functions.ingest.repository.ledger import ClaimLedger, CompletedSync
 from functions.ingest.repository.newer_keys import NewerKeys
@@ -33,6 +35,7 @@ from functions.ingest.repository.signals import PublishPlan, SignalsTable
 from functions.ingest.repository.staging import Staging, StagingProgress
 
 __all__ = [
+    "AbsentRows",
     "ClaimLedger",
     "CompletedSync",
     "PublishPlan",
@@ -45,6 +48,7 @@ __all__ = [
     "TableFingerprints",
 ]
 
+
 class Repository:
     """The table families of the ingest over one session: what one step of a sync works with."""
 
@@ -54,6 +58,7 @@ class Repository:
         self.runs = RunHistory(self.session)
         self.staging = Staging(self.session)
         self.signals = SignalsTable(self.session)
+        self.absent_rows = AbsentRows(self.session)
         self.newer_keys = NewerKeys(self.session)
         self.fingerprints = TableFingerprints(self.session)
 

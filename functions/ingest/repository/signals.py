@@ -1,4 +1,4 @@
-"""The signals table: a first load into it, and a publish (list the changes, plan, update, insert, delete).
+"""The signals table: a first load into it, and a publish (list the changes, plan, update, insert; absent_rows.py deletes).
 
 A publish lists the staged rows that are new or changed in a temporary table, counts
 exactly what it will do from that list, then applies it with set-based statements that
@@ -8,7 +8,7 @@ each check their own count against the plan.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +18,7 @@ import pyarrow as pa
 import pymysql
 
 from functions.ingest.columns import COLUMN_NAMES, KEY_COLUMN
-from functions.ingest.repository.names import CHANGES, PUBLISH_LOCK, STAGED_KEYS, UNMATCHED
+from functions.ingest.repository.names import CHANGES, PUBLISH_LOCK
 from functions.ingest.repository.session import Session
 from functions.ingest.validation import SOURCE_ROW
 from functions.shared.errors import TransientError
@@ -42,7 +42,7 @@ _DATA_COLUMNS = [name for name in COLUMN_NAMES if name != KEY_COLUMN]
 _ROW_UNCHANGED = " AND ".join(f"t.{name} <=> s.{name}" for name in _DATA_COLUMNS)
 # Keys of a pass's rejected rows that could name a company (the column keeps up to 255
 # characters as found; the signals table's keys are exact binary strings of at most 64).
-_REJECTED_KEYS = (
+REJECTED_KEYS = (
     "SELECT cdms_canonical_company_id COLLATE utf8mb4_nopad_bin AS cdms_canonical_company_id "
     f"FROM {REJECTED} WHERE sync_date = %s AND attempt = %s "
     "AND cdms_canonical_company_id IS NOT NULL AND CHAR_LENGTH(cdms_canonical_company_id) <= 64"
@@ -180,7 +180,7 @@ class SignalsTable:
     def _count_rejected_companies(self, sync_date: dt.date, pass_number: int) -> int:
         """Companies in the table whose row in the file was rejected by this staging pass."""
         row = self.session.fetch_one(
-            f"SELECT COUNT(*) FROM {TARGET} t WHERE t.{KEY_COLUMN} IN ({_REJECTED_KEYS})", (sync_date, pass_number)
+            f"SELECT COUNT(*) FROM {TARGET} t WHERE t.{KEY_COLUMN} IN ({REJECTED_KEYS})", (sync_date, pass_number)
         )
         return int(row[0]) if row else 0
 
@@ -240,71 +240,6 @@ class SignalsTable:
         if inserted != plan.rows_to_insert:
             raise TransientError(f"inserted {inserted} rows, the plan listed {plan.rows_to_insert}: the table changed meanwhile")
         return inserted
-
-    def delete_missing(self, sync_date: dt.date, pass_number: int, unmatched: Iterable[list[int]] | None) -> int:
-        """Delete companies absent from the file (neither staged nor rejected by this pass); returns how many.
-
-        `unmatched`: the ids of the rows a compare found no file row equal to, the only
-        candidates when unchanged rows were not staged; None: every valid row was staged.
-        Call after the writes, with the change list still open.
-        """
-        if unmatched is not None and self._every_staged_row_listed(sync_date):
-            # A candidate the change list names is a changed row's old state (the list holds
-            # the id of every staged key the table has), so only the rejected keys need a
-            # table of their own: one lookup per candidate, not a table of every staged key.
-            self._create_kept_keys(sync_date, pass_number, with_staged=False)
-            deleted = self._delete_unmatched(unmatched, skip_listed=True)
-        elif unmatched is not None:  # a staged row the list left out as unchanged: its key must be kept by name
-            self._create_kept_keys(sync_date, pass_number, with_staged=True)
-            deleted = self._delete_unmatched(unmatched, skip_listed=False)
-        else:
-            self._create_kept_keys(sync_date, pass_number, with_staged=True)
-            deleted = self.session.execute(
-                f"DELETE t FROM {TARGET} t LEFT JOIN {STAGED_KEYS} k ON k.company_id = t.{KEY_COLUMN} WHERE k.company_id IS NULL"
-            )
-        self.session.execute(f"DROP TEMPORARY TABLE {STAGED_KEYS}")
-        return deleted
-
-    def _every_staged_row_listed(self, sync_date: dt.date) -> bool:
-        """Whether the change list holds every row staged for the date (a pass that staged only rows that differ)."""
-        staged = self.session.fetch_one(f"SELECT COUNT(*) FROM {STAGING} WHERE sync_date = %s", (sync_date,))
-        listed = self.session.fetch_one(f"SELECT COUNT(*) FROM {CHANGES}")
-        return staged is not None and listed is not None and int(staged[0]) == int(listed[0])
-
-    def _create_kept_keys(self, sync_date: dt.date, pass_number: int, *, with_staged: bool) -> None:
-        """The keys a delete keeps by name: the pass's rejected ones and, with_staged, every staged one."""
-        # The staging table's key leads with sync_date and the source row, not the company
-        # id, and MariaDB does not materialise a NOT IN subquery of a DELETE (it ran for
-        # minutes at 1M rows): the keys go into an indexed temporary table first, so the
-        # anti-join is one lookup per candidate row.
-        self.session.execute(f"DROP TEMPORARY TABLE IF EXISTS {STAGED_KEYS}")
-        self.session.execute(
-            f"CREATE TEMPORARY TABLE {STAGED_KEYS} (company_id VARCHAR(64) COLLATE utf8mb4_nopad_bin PRIMARY KEY) ENGINE=InnoDB"
-        )
-        if with_staged:
-            self.session.execute(
-                f"INSERT INTO {STAGED_KEYS} (company_id) SELECT {KEY_COLUMN} FROM {STAGING} WHERE sync_date = %s", (sync_date,)
-            )
-        self.session.execute(
-            f"INSERT IGNORE INTO {STAGED_KEYS} (company_id) SELECT r.cdms_canonical_company_id FROM ({_REJECTED_KEYS}) r",
-            (sync_date, pass_number),
-        )
-
-    def _delete_unmatched(self, unmatched: Iterable[list[int]], *, skip_listed: bool) -> int:
-        """Delete the candidate rows whose key is not kept (skip_listed: nor their id on the change list)."""
-        list_join = f"LEFT JOIN {CHANGES} c ON c.target_id = u.id " if skip_listed else ""
-        not_listed = "c.target_id IS NULL AND " if skip_listed else ""
-        self.session.execute(f"DROP TEMPORARY TABLE IF EXISTS {UNMATCHED}")
-        self.session.execute(f"CREATE TEMPORARY TABLE {UNMATCHED} (id BIGINT UNSIGNED PRIMARY KEY) ENGINE=InnoDB")
-        with self.connection.cursor() as cursor:
-            for page in unmatched:
-                cursor.executemany(f"INSERT INTO {UNMATCHED} (id) VALUES (%s)", [(row_id,) for row_id in page])
-        deleted = self.session.execute(
-            f"DELETE t FROM {UNMATCHED} u {list_join}STRAIGHT_JOIN {TARGET} t ON t.id = u.id "
-            f"LEFT JOIN {STAGED_KEYS} k ON k.company_id = t.{KEY_COLUMN} WHERE {not_listed}k.company_id IS NULL"
-        )
-        self.session.execute(f"DROP TEMPORARY TABLE {UNMATCHED}")
-        return deleted
 
 
 @contextmanager
