@@ -42,7 +42,8 @@ from bench.report import (
 from bench.s3 import BUCKET, MotoS3
 from bench.scenarios import CONTENDER_LABELS, CONTENDERS, PLANS, SYNC_LOAD_METHODS, Scenario
 from bench.wrangler_env import ensure_venv
-from functions.shared.contract import KEY_PREFIX, object_key_for
+from functions.shared.contract import INGEST_MALLOC_MMAP_THRESHOLD_BYTES, KEY_PREFIX, object_key_for
+from functions.shared.environment import Env
 from functions.shared.settings import DatabaseSettings, load_database_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -184,6 +185,8 @@ class Bench:
         database.create()
         self.work_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, DB_NAME=database.name, **self.s3.environment)
+        if contender in SYNC_LOAD_METHODS:  # the process environment the stack gives the deployed function
+            env[Env.MALLOC_MMAP_THRESHOLD] = str(INGEST_MALLOC_MMAP_THRESHOLD_BYTES)
         try:
             for planned in PLANS[contender]:
                 if self.args.scenario_keys is not None and planned.key not in self.args.scenario_keys:

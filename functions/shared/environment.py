@@ -47,6 +47,8 @@ class Env:
     # Read by Powertools itself, set by the stack beside ours.
     POWERTOOLS_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
     POWERTOOLS_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
+    # Read by glibc's malloc when the process starts (functions/shared/contract.py says why).
+    MALLOC_MMAP_THRESHOLD = "MALLOC_MMAP_THRESHOLD_"
 
 
 # What the stack sets on the ingest function in AWS; every other variable keeps its default there.
@@ -70,5 +72,6 @@ INGEST_DEPLOYED_VARIABLES = frozenset(
         Env.POWERTOOLS_SERVICE_NAME,
         Env.POWERTOOLS_METRICS_NAMESPACE,
         Env.ENVIRONMENT_NAME,
+        Env.MALLOC_MMAP_THRESHOLD,
     }
 )

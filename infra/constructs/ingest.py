@@ -24,6 +24,7 @@ from functions.shared.contract import (
     DURABLE_RETENTION_DAYS,
     INGEST_ALIAS,
     INGEST_FUNCTION_STEM,
+    INGEST_MALLOC_MMAP_THRESHOLD_BYTES,
     INGEST_SERVICE_NAME,
     KEY_PREFIX,
     KEY_SUFFIX,
@@ -160,6 +161,7 @@ class Ingest(Construct):
                 Env.POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
                 # The metrics' environment dimension (functions/ingest/telemetry.py), which the alarms select on.
                 Env.ENVIRONMENT_NAME: config.name,
+                Env.MALLOC_MMAP_THRESHOLD: str(INGEST_MALLOC_MMAP_THRESHOLD_BYTES),
             },
             memory_mb=sizing.memory_mb,
             timeout=Duration.seconds(sizing.timeout_seconds),

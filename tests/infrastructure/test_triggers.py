@@ -204,6 +204,8 @@ def test_ingest_environment_has_every_setting_the_function_reads(dev_template: T
     assert lease_seconds * (1 + 1 / HEARTBEATS_PER_LEASE) < LAMBDA_FIRST_RETRY_SECONDS
     assert load_ingest_settings({"SIGNALS_BUCKET": "b", "CLAIM_LEASE_SECONDS": str(lease_seconds)}).lease_seconds == lease_seconds
     assert variables["WORK_DIR"] == "/tmp"
+    # And glibc keeps large blocks in mappings of their own, as in the bench that measured it
+    assert variables["MALLOC_MMAP_THRESHOLD_"] == str(128 * 1024)
     # And the function reads the environment its metrics are tagged with from there
     assert load_environment_name(variables) == "dev"
 
