@@ -9,9 +9,10 @@ from functions.ingest.repository.session import Session
 from functions.ingest.row_fingerprints import FINGERPRINT_BYTES, fingerprint_sql
 from functions.shared.tables import TARGET
 
-# At most 12 MB a page (16 bytes of fingerprint and, for a delete, 8 of id a row): under the
-# smallest usual max_allowed_packet (16 MB), which bounds a result.
-PAGE_ROWS = 500_000
+# At most 8 MB a page, fingerprints (16 bytes a row) and, for a delete, ids (8): under the
+# smallest usual max_allowed_packet (16 MB), which bounds a result. The client holds a page
+# about four times over while it arrives (its socket read, the packet, its two values).
+PAGE_BYTES = 8_000_000
 ID_BYTES = 8
 
 
@@ -33,13 +34,14 @@ class TableFingerprints:
         )
         return int(row[0] or 0) if row else 0
 
-    def pages(self, *, with_ids: bool, page_rows: int = PAGE_ROWS) -> Iterator[tuple[bytes, bytes]]:
+    def pages(self, *, with_ids: bool, page_rows: int | None = None) -> Iterator[tuple[bytes, bytes]]:
         """Every row's fingerprint, back to back, a page of rows at a time; with_ids: and each row's id (8 bytes, big-endian).
 
         The order within a page is the server's (a set is what the compare needs); the
         two aggregates of one query take its rows in the same order, so the n-th id is the
         n-th fingerprint's row.
         """
+        page_rows = page_rows or PAGE_BYTES // (FINGERPRINT_BYTES + (ID_BYTES if with_ids else 0))
         self.session.execute("SET SESSION group_concat_max_len = %s", (page_rows * FINGERPRINT_BYTES,))
         ids = f"GROUP_CONCAT(UNHEX(LPAD(HEX(id), {2 * ID_BYTES}, '0')) SEPARATOR '')" if with_ids else "''"
         after = 0
