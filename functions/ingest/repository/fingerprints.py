@@ -11,7 +11,7 @@ from functions.shared.tables import TARGET
 
 # At most 8 MB a page, fingerprints (16 bytes a row) and, for a delete, ids (8): under the
 # smallest usual max_allowed_packet (16 MB), which bounds a result. The client holds a page
-# about four times over while it arrives (its socket read, the packet, its two values).
+# at least twice over while it arrives (PyMySQL's packet and the values cut from it).
 PAGE_BYTES = 8_000_000
 ID_BYTES = 8
 
