@@ -25,17 +25,15 @@ class AbsentRows:
         candidates when unchanged rows were not staged; None: every valid row was staged.
         Call after the writes, with the change list still open.
         """
-        if unmatched is not None and self._every_staged_row_listed(sync_date):
-            # A candidate the change list names is a changed row's old state (the list holds
-            # the id of every staged key the table has), so only the rejected keys need a
-            # table of their own: one lookup per candidate, not a table of every staged key.
-            self._create_kept_keys(sync_date, pass_number, with_staged=False)
-            deleted = self._delete_unmatched(unmatched, skip_listed=True)
-        elif unmatched is not None:  # a staged row the list left out as unchanged: its key must be kept by name
-            self._create_kept_keys(sync_date, pass_number, with_staged=True)
-            deleted = self._delete_unmatched(unmatched, skip_listed=False)
+        # A candidate the change list names is a changed row's old state when the list holds
+        # the id of every staged key the table has: then only the rejected keys need a table
+        # of their own. Otherwise (every row staged, or a staged row the list left out as
+        # unchanged) every staged key is kept by name.
+        skip_listed = unmatched is not None and self._every_staged_row_listed(sync_date)
+        self._create_kept_keys(sync_date, pass_number, with_staged=not skip_listed)
+        if unmatched is not None:
+            deleted = self._delete_unmatched(unmatched, skip_listed=skip_listed)
         else:
-            self._create_kept_keys(sync_date, pass_number, with_staged=True)
             deleted = self.session.execute(
                 f"DELETE t FROM {TARGET} t LEFT JOIN {STAGED_KEYS} k ON k.company_id = t.{KEY_COLUMN} WHERE k.company_id IS NULL"
             )
