@@ -39,11 +39,11 @@ from functions.ingest.chunks import OpenedFile
 from functions.ingest.columns import KEY_COLUMN
 from functions.ingest.repository import TableFingerprints
 from functions.ingest.row_fingerprints import FINGERPRINT_BYTES, canonical_texts, fingerprints_of_texts
+from functions.ingest.row_marks import REJECTED, TO_STAGE, RowMarks
 from functions.ingest.validation import SOURCE_ROW, validate_batch
 
 logger = logging.getLogger("upsell_signals.ingest")
 
-UNCHANGED, TO_STAGE, REJECTED = 0, 1, 2
 # Rows a side held at once, about: 8 MB of fingerprints each, and their numbers beside them.
 PARTITION_ROWS = 500_000
 MATCH_PAGE_ROWS = 250_000  # the table rows one lookup table is built of (about 12 MB)
@@ -55,7 +55,7 @@ SAMPLE_ROWS = 1_000
 class FileComparison:
     """The file compared with the table: a mark per file row, and the ids of the table rows no file row equals."""
 
-    marks: bytearray  # per file row from `from_row` on: UNCHANGED, TO_STAGE or REJECTED
+    marks: RowMarks  # per file row from `from_row` on: UNCHANGED, TO_STAGE or REJECTED
     rows_to_stage: int
     unmatched_path: Path  # table row ids, 8 bytes each, back to back
     rows_unmatched: int
@@ -64,13 +64,11 @@ class FileComparison:
 
     def rows_needed(self, first_row: int, end_row: int) -> list[int]:
         """Offsets (from first_row) of the rows a chunk must read again: to stage, or to record as rejected."""
-        chunk = self.marks[first_row:end_row]
-        return [offset for offset, mark in enumerate(chunk) if mark] if chunk.strip(b"\0") else []
+        return [offset for offset, mark in enumerate(self.marks.between(first_row, end_row)) if mark]
 
     def rows_to_stage_before(self, end_row: int) -> list[int]:
         """The rows to stage among the first `end_row`."""
-        marks = self.marks
-        return [row for row in range(end_row) if marks[row] == TO_STAGE]
+        return list(self.marks.rows_marked(TO_STAGE, end_row))
 
     def unmatched_pages(self, page_rows: int = 100_000) -> Iterator[list[int]]:
         """The ids of the table's rows no file row equals, a page at a time (of a compare of the whole file)."""
@@ -115,7 +113,7 @@ def compare_file(
     The table must not change meanwhile: hold the publish lock. `with_unmatched`: also keep
     the ids of the table's rows no file row equals (what a delete needs).
     """
-    marks = bytearray(opened.num_rows)
+    marks = RowMarks(opened.num_rows)
     unmatched_path = work_path.with_suffix(".unmatched")
     unmatched_path.write_bytes(b"")
     if from_row >= opened.num_rows:  # a resumed pass staged every row already
@@ -149,9 +147,7 @@ def compare_file(
                         )
                         unmatched.write(_fixed_size_bytes(gone, array("Q").itemsize))
                         rows_unmatched += len(gone)
-                for row in pc.filter(file_rows, pc.invert(found)).to_pylist():
-                    marks[row] = TO_STAGE
-                    rows_to_stage += 1
+                rows_to_stage += marks.mark_rows(pc.filter(file_rows, pc.invert(found)).to_pylist(), TO_STAGE)
     finally:
         for spill in (*file_spills, *table_spills):
             spill.remove()
@@ -166,7 +162,7 @@ def compare_file(
 
 
 def _file_fingerprints(
-    opened: OpenedFile, from_row: int, chunk_rows: int, marks: bytearray
+    opened: OpenedFile, from_row: int, chunk_rows: int, marks: RowMarks
 ) -> Iterator[tuple[pa.Array, pa.Array]]:
     """Each chunk's valid rows' numbers (uint32) and fingerprints; rejected rows marked. The next chunk is read meanwhile."""
     batches = opened.signal_file.batches(from_row, chunk_rows)
@@ -178,7 +174,7 @@ def _file_fingerprints(
         first_row, batch = next_batch
         validated = validate_batch(batch, first_row, opened.duplicates)
         for rejected in validated.rejected_rows:
-            marks[rejected.source_row] = REJECTED
+            marks.mark(rejected.source_row, REJECTED)
         rows = validated.valid_rows
         return pc.cast(rows.column(SOURCE_ROW), pa.uint32()).combine_chunks(), canonical_texts(rows)
 
