@@ -140,10 +140,17 @@ def compare_file(
                 found = pa.nulls(len(file_fingerprints), pa.bool_()).fill_null(False)
                 for start in range(0, len(table_fingerprints), MATCH_PAGE_ROWS):
                     page = table_fingerprints.slice(start, MATCH_PAGE_ROWS)
-                    found = pc.or_(found, pc.is_in(file_fingerprints, value_set=page))
+                    # Each file row's equal in the page, if any. A table row's fingerprint is
+                    # unique (its text holds the company id, a unique key), so the page rows
+                    # no file row found are the unmatched ones: no lookup table of the file's
+                    # side is built.
+                    found_at = pc.index_in(file_fingerprints, value_set=page)
+                    found = pc.or_(found, pc.is_valid(found_at))
                     if with_unmatched:
+                        page_rows = pa.array(range(len(page)), pa.int32())
                         gone = pc.filter(
-                            table_ids.slice(start, MATCH_PAGE_ROWS), pc.invert(pc.is_in(page, value_set=file_fingerprints))
+                            table_ids.slice(start, MATCH_PAGE_ROWS),
+                            pc.invert(pc.is_in(page_rows, value_set=pc.drop_null(found_at))),
                         )
                         unmatched.write(_fixed_size_bytes(gone, array("Q").itemsize))
                         rows_unmatched += len(gone)
