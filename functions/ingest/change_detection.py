@@ -10,8 +10,8 @@ first byte, then compared a partition at a time:
 - a table row whose fingerprint no file row has is a changed row's old state, a rejected
   row's company, or a company absent from the file: kept for a delete (`unmatched`).
 
-Memory holds one partition (`partition_rows` rows a side) and a two-bit mark per file row,
-whatever the file's size. Equal fingerprints mean equal rows (128 bits of an injective
+Memory holds one partition (`partition_rows` rows a side) whatever the file's size, and a
+two-bit mark per file row (row_marks.py). Equal fingerprints mean equal rows (128 bits of an injective
 text); different fingerprints always mean different rows, and a row the compare calls
 changed is compared again, column by column, when the publish lists it.
 
