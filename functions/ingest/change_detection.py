@@ -11,9 +11,9 @@ first byte, then compared a partition at a time:
   row's company, or a company absent from the file: kept for a delete (`unmatched`).
 
 Memory holds one partition (`partition_rows` rows a side) whatever the file's size, and a
-two-bit mark per file row (row_marks.py). Equal fingerprints mean equal rows (128 bits of an injective
-text); different fingerprints always mean different rows, and a row the compare calls
-changed is compared again, column by column, when the publish lists it.
+two-bit mark per file row (row_marks.py). Equal fingerprints mean equal rows (128 bits of
+an injective text); different fingerprints always mean different rows, and a row the
+compare calls changed is compared again, column by column, when the publish lists it.
 
 The compare costs a read of the file and of the table; it pays when most rows are
 unchanged. `changed_share_of_a_sample` tells beforehand (see stage.py).
@@ -64,7 +64,8 @@ class FileComparison:
 
     def rows_needed(self, first_row: int, end_row: int) -> list[int]:
         """Offsets (from first_row) of the rows a chunk must read again: to stage, or to record as rejected."""
-        return [offset for offset, mark in enumerate(self.marks.between(first_row, end_row)) if mark]
+        marks = self.marks.between(first_row, end_row)
+        return [offset for offset, mark in enumerate(marks) if mark] if marks.strip(b"\0") else []
 
     def rows_to_stage_before(self, end_row: int) -> list[int]:
         """The rows to stage among the first `end_row`."""
