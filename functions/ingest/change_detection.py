@@ -181,8 +181,7 @@ def _file_fingerprints(
             return None
         first_row, batch = next_batch
         validated = validate_batch(batch, first_row, opened.duplicates)
-        for rejected in validated.rejected_rows:
-            marks.mark(rejected.source_row, REJECTED)
+        marks.mark_rows((rejected.source_row for rejected in validated.rejected_rows), REJECTED)
         rows = validated.valid_rows
         return pc.cast(rows.column(SOURCE_ROW), pa.uint32()).combine_chunks(), canonical_texts(rows)
 

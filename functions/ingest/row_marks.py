@@ -16,14 +16,15 @@ _UNPACK_ROWS = 1 << 20  # rows unpacked at once when going through every row
 
 
 class RowMarks:
-    """UNCHANGED, TO_STAGE or REJECTED for each of a file's rows; every row starts UNCHANGED and is marked once at most."""
+    """UNCHANGED, TO_STAGE or REJECTED for each of a file's rows; every row starts UNCHANGED and is marked once at most.
+
+    Four rows share a byte, so one thread marks at a time (the compare marks rejected rows
+    while it reads the file, and the rows to stage after).
+    """
 
     def __init__(self, rows: int) -> None:
         self.rows = rows
         self._packed = bytearray(-(-rows // _ROWS_PER_BYTE))
-
-    def mark(self, row: int, mark: int) -> None:
-        self._packed[row >> 2] |= mark << ((row & 3) << 1)
 
     def mark_rows(self, rows: Iterable[int], mark: int) -> int:
         """Mark each of these rows; returns how many."""

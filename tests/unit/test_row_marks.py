@@ -18,7 +18,7 @@ def test_marks_read_back_as_set_from_any_row(rows: int) -> None:
     for row in range(rows):
         mark = chooser.choice([UNCHANGED, UNCHANGED, TO_STAGE, REJECTED])
         if mark:
-            marks.mark(row, mark)
+            marks.mark_rows([row], mark)
             reference[row] = mark
 
     # Then every span reads back the reference's bytes, aligned on four rows or not
