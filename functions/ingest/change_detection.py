@@ -64,8 +64,7 @@ class FileComparison:
 
     def rows_needed(self, first_row: int, end_row: int) -> list[int]:
         """Offsets (from first_row) of the rows a chunk must read again: to stage, or to record as rejected."""
-        marks = self.marks.between(first_row, end_row)
-        return [offset for offset, mark in enumerate(marks) if mark] if marks.strip(b"\0") else []
+        return self.marks.offsets_marked(first_row, end_row)
 
     def rows_to_stage_before(self, end_row: int) -> list[int]:
         """The rows to stage among the first `end_row`."""
@@ -133,6 +132,7 @@ def compare_file(
                 _spill_by_partition(file_spills, source_rows, digests)
             table_side.result()
         rows_to_stage = rows_unmatched = 0
+        page_positions = pa.array(range(MATCH_PAGE_ROWS), pa.int32()) if with_unmatched else None
         with unmatched_path.open("wb") as unmatched:
             for file_spill, table_spill in zip(file_spills, table_spills, strict=True):
                 file_fingerprints, file_rows = file_spill.read()
@@ -147,11 +147,10 @@ def compare_file(
                     # side is built.
                     found_at = pc.index_in(file_fingerprints, value_set=page)
                     found = pc.or_(found, pc.is_valid(found_at))
-                    if with_unmatched:
-                        page_rows = pa.array(range(len(page)), pa.int32())
+                    if page_positions is not None:
                         gone = pc.filter(
                             table_ids.slice(start, MATCH_PAGE_ROWS),
-                            pc.invert(pc.is_in(page_rows, value_set=pc.drop_null(found_at))),
+                            pc.invert(pc.is_in(page_positions.slice(0, len(page)), value_set=pc.drop_null(found_at))),
                         )
                         unmatched.write(_fixed_size_bytes(gone, array("Q").itemsize))
                         rows_unmatched += len(gone)

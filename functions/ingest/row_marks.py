@@ -47,6 +47,11 @@ class RowMarks:
         skip = first_row - start * _ROWS_PER_BYTE
         return b"".join(map(_UNPACKED.__getitem__, packed))[skip : skip + end_row - first_row]
 
+    def offsets_marked(self, first_row: int, end_row: int) -> list[int]:
+        """Offsets (from first_row) of the rows up to end_row with any mark."""
+        marks = self.between(first_row, end_row)
+        return [offset for offset, mark in enumerate(marks) if mark] if marks.strip(b"\0") else []
+
     def rows_marked(self, mark: int, end_row: int | None = None) -> Iterator[int]:
         """The rows with this mark, in order, among the first `end_row` (every row when None)."""
         end_row = self.rows if end_row is None else min(end_row, self.rows)

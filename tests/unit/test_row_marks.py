@@ -27,6 +27,7 @@ def test_marks_read_back_as_set_from_any_row(rows: int) -> None:
     spans += [(first, first + 25_000) for first in (1, 2, 3, 4_097) if first < rows]
     for first, end in spans:
         assert marks.between(first, end) == bytes(reference[first:end]), (first, end)
+        assert marks.offsets_marked(first, end) == [row - first for row in range(first, min(end, rows)) if reference[row]]
     # And each mark's rows come back in order, all of them or those before a row
     for mark in (TO_STAGE, REJECTED):
         assert list(marks.rows_marked(mark)) == [row for row in range(rows) if reference[row] == mark]
