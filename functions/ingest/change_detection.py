@@ -225,7 +225,7 @@ def _native_ids(big_endian: bytes) -> pa.Array:
     numbers = array("Q", big_endian)
     if sys.byteorder == "little":
         numbers.byteswap()
-    return pa.Array.from_buffers(pa.uint64(), len(numbers), [None, pa.py_buffer(numbers.tobytes())])
+    return pa.Array.from_buffers(pa.uint64(), len(numbers), [None, pa.py_buffer(numbers)])  # no copy: the array's own memory
 
 
 def _fixed_size(blob: bytes) -> pa.Array:

@@ -9,10 +9,11 @@ from functions.ingest.repository.session import Session
 from functions.ingest.row_fingerprints import FINGERPRINT_BYTES, fingerprint_sql
 from functions.shared.tables import TARGET
 
-# At most 8 MB a page, fingerprints (16 bytes a row) and, for a delete, ids (8): under the
+# At most 4 MB a page, fingerprints (16 bytes a row) and, for a delete, ids (8): under the
 # smallest usual max_allowed_packet (16 MB), which bounds a result. The client holds a page
-# at least twice over while it arrives (PyMySQL's packet and the values cut from it).
-PAGE_BYTES = 8_000_000
+# at least twice over while it arrives (PyMySQL's packet and the values cut from it), beside
+# the file's side of the compare, so a page's size is added to the compare's peak.
+PAGE_BYTES = 4_000_000
 ID_BYTES = 8
 
 
