@@ -47,6 +47,9 @@ logger = logging.getLogger("upsell_signals.ingest")
 # Rows a side held at once, about: 8 MB of fingerprints each, and their numbers beside them.
 PARTITION_ROWS = 500_000
 MATCH_PAGE_ROWS = 250_000  # the table rows one lookup table is built of (about 12 MB)
+# The file's rows read at once, at most: two batches are in flight (one read, validated and
+# made into texts while the other's texts are hashed), about 1.2 KB a row at peak.
+COMPARE_BATCH_ROWS = 10_000
 # The sample that tells whether a compare pays: rows of the file's first chunk.
 SAMPLE_ROWS = 1_000
 
@@ -110,8 +113,9 @@ def compare_file(
 ) -> FileComparison:
     """Read the file once from `from_row` on and compare it with the table.
 
-    The table must not change meanwhile: hold the publish lock. `with_unmatched`: also keep
-    the ids of the table's rows no file row equals (what a delete needs).
+    The table must not change meanwhile: hold the publish lock. `chunk_rows`: the file's
+    rows read at once, at most (and no more than COMPARE_BATCH_ROWS). `with_unmatched`:
+    also keep the ids of the table's rows no file row equals (what a delete needs).
     """
     marks = RowMarks(opened.num_rows)
     unmatched_path = work_path.with_suffix(".unmatched")
@@ -128,7 +132,8 @@ def compare_file(
                 stack.enter_context(spill.writing())
             # The server computes the table's side while this process computes the file's.
             table_side = reader.submit(_spill_table, table, table_spills, with_unmatched)
-            for source_rows, digests in _file_fingerprints(opened, from_row, chunk_rows, marks):
+            batch_rows = min(chunk_rows, COMPARE_BATCH_ROWS)
+            for source_rows, digests in _file_fingerprints(opened, from_row, batch_rows, marks):
                 _spill_by_partition(file_spills, source_rows, digests)
             table_side.result()
         rows_to_stage = rows_unmatched = 0
@@ -169,10 +174,10 @@ def compare_file(
 
 
 def _file_fingerprints(
-    opened: OpenedFile, from_row: int, chunk_rows: int, marks: RowMarks
+    opened: OpenedFile, from_row: int, batch_rows: int, marks: RowMarks
 ) -> Iterator[tuple[pa.Array, pa.Array]]:
     """Each chunk's valid rows' numbers (uint32) and fingerprints; rejected rows marked. The next chunk is read meanwhile."""
-    batches = opened.signal_file.batches(from_row, chunk_rows)
+    batches = opened.signal_file.batches(from_row, batch_rows)
 
     def prepare() -> tuple[pa.Array, pa.Array] | None:
         next_batch = next(batches, None)

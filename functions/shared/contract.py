@@ -89,7 +89,7 @@ CLAIM_LEASE_SECONDS = 30
 HEARTBEATS_PER_LEASE = 3  # a live holder renews three times a lease: two missed beats still hold it
 
 # glibc's malloc raises its mmap threshold each time it frees a block above it (up to 32 MB),
-# so after the compare's first 8 MB result page, later pages and their copies are carved out
+# so after the compare's first result page (megabytes), later pages and their copies are carved out
 # of per-thread heaps that it seldom hands back: memory crept by about 20 MB over a 10M-row
 # compare. A fixed threshold (glibc's own starting value) keeps every block over 128 KiB in a
 # mapping of its own, returned when freed. glibc reads it at process start, so the stack sets
