@@ -176,7 +176,7 @@ def compare_file(
 def _file_fingerprints(
     opened: OpenedFile, from_row: int, batch_rows: int, marks: RowMarks
 ) -> Iterator[tuple[pa.Array, pa.Array]]:
-    """Each chunk's valid rows' numbers (uint32) and fingerprints; rejected rows marked. The next chunk is read meanwhile."""
+    """Each batch's valid rows' numbers (uint32) and fingerprints; rejected rows marked. The next batch is read meanwhile."""
     batches = opened.signal_file.batches(from_row, batch_rows)
 
     def prepare() -> tuple[pa.Array, pa.Array] | None:
