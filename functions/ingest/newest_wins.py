@@ -3,9 +3,10 @@
 A backfill delivers many dates at once and they complete in any order. When a date is
 published after a newer one completed, the table must end as if they had come in date order:
 a company carried by a newer date's file keeps what that date wrote, and (in delete mode) a
-company absent from the newest date is gone, so the older date writes nothing at all. What a
-newer file carries is read from the file itself, validated as its own sync validated it (a
-rejected row carries nothing: it left the company as it was).
+company a newer date lacks is gone. What a newer file carries is read from the file itself,
+validated as its own sync validated it: a rejected row carries nothing, it left the company as
+it was. So in delete mode the older date writes (or deletes) only the companies every newer
+file rejected, and nothing at all when, as on most days, the newer files rejected none.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
+from functions.ingest.change_detection import FileComparison
 from functions.ingest.columns import KEY_COLUMN
 from functions.ingest.parquet_reader import SignalFile
 from functions.ingest.repository import PublishPlan, Repository
 from functions.ingest.s3_source import SignalObjectStore
-from functions.ingest.validation import validate_batch
+from functions.ingest.validation import ValidatedBatch, validate_batch
 from functions.ingest.work_space import newer_file_path
 from functions.shared.errors import MissingObject
 
@@ -34,27 +37,28 @@ class NewerFiles:
         self._work_dir = Path(work_dir)
         self._batch_rows = batch_rows
 
-    def supersede(self, repository: Repository, sync_date: dt.date, plan: PublishPlan, *, delete_missing: bool) -> PublishPlan:
+    def supersede(
+        self,
+        repository: Repository,
+        sync_date: dt.date,
+        plan: PublishPlan,
+        *,
+        delete_missing: bool,
+        pass_number: int,
+        comparison: FileComparison | None,
+    ) -> PublishPlan:
         """The plan without the changes a newer completed date carries (under the publish lock, so none completes meanwhile)."""
         newer = repository.ledger.completed_after(sync_date)
         if not newer:
             return plan
         if delete_missing:
-            # The newest date's file is the whole table now: every change of an older one is superseded.
-            if plan.into_empty_table:
-                superseded = plan.rows_staged
-            else:
-                inserts, updates = repository.newer_keys.supersede_changes(sync_date, every_change=True)
-                superseded = inserts + updates
-            logger.info("%s is older than %s (delete mode): its %d changes are left to it", sync_date, newer[-1][0], superseded)
-            return dataclasses.replace(
-                plan, rows_to_insert=0, rows_to_update=0, rows_to_delete=0, rows_superseded=superseded, into_empty_table=False
-            )
+            return self._supersede_deleting(repository, sync_date, plan, newer, pass_number=pass_number, comparison=comparison)
         if plan.into_empty_table:
             return plan  # nothing is ever deleted in keep mode: newer files carried nothing that could be here
         repository.newer_keys.open()
         for newer_date, key in newer:
-            self._add_keys_of(repository, sync_date, newer_date, key)
+            for validated in self._validated_batches(sync_date, newer_date, key):
+                repository.newer_keys.add(validated.valid_rows[KEY_COLUMN].to_pylist())
         inserts, updates = repository.newer_keys.supersede_changes(sync_date, every_change=False)
         logger.info(
             "%s is older than %d completed date(s) up to %s: %d changes left to them",
@@ -70,8 +74,73 @@ class NewerFiles:
             rows_superseded=inserts + updates,
         )
 
-    def _add_keys_of(self, repository: Repository, sync_date: dt.date, newer_date: dt.date, key: str) -> None:
-        """Add the keys of the valid rows of `newer_date`'s file, as it is in S3 now."""
+    def _supersede_deleting(
+        self,
+        repository: Repository,
+        sync_date: dt.date,
+        plan: PublishPlan,
+        newer: list[tuple[dt.date, str]],
+        *,
+        pass_number: int,
+        comparison: FileComparison | None,
+    ) -> PublishPlan:
+        """Delete mode: a newer file decides every company it carries as a valid row or lacks; the rest are this date's."""
+        if not self._keys_every_newer_file_rejected(repository, sync_date, newer):
+            if plan.into_empty_table:
+                superseded = plan.rows_staged
+            else:
+                inserts, updates = repository.newer_keys.supersede_changes(sync_date, every_change=True)
+                superseded = inserts + updates
+            logger.info("%s is older than %s (delete mode): its %d changes are left to it", sync_date, newer[-1][0], superseded)
+            return dataclasses.replace(
+                plan, rows_to_insert=0, rows_to_update=0, rows_to_delete=0, rows_superseded=superseded, into_empty_table=False
+            )
+        if plan.into_empty_table:
+            repository.signals.open_change_list(plan.rows_staged)
+            repository.signals.list_changes(sync_date)  # every staged row, each one new
+        inserts, updates = repository.newer_keys.supersede_all_but_left_to_older(sync_date)
+        absent = repository.newer_keys.absent_left_to_older(sync_date, pass_number)
+        repository.newer_keys.close_left_to_older()
+        if absent and comparison is not None:
+            # Unchanged rows were not staged: a company is absent only if no file row equals its row.
+            candidates = {row_id for row_id, _ in absent}
+            unmatched: set[int] = set()
+            for page in comparison.unmatched_pages():
+                unmatched.update(candidates.intersection(page))
+            absent = [(row_id, key) for row_id, key in absent if row_id in unmatched]
+        logger.info(
+            "%s is older than %s (delete mode): %d changes left to newer dates; it writes the companies every newer "
+            "file rejected, and deletes %d of them",
+            sync_date,
+            newer[-1][0],
+            inserts + updates,
+            len(absent),
+        )
+        return dataclasses.replace(
+            plan,
+            rows_to_insert=plan.rows_to_insert - inserts,
+            rows_to_update=plan.rows_to_update - updates,
+            rows_to_delete=len(absent),
+            ids_to_delete=tuple(row_id for row_id, _ in absent),
+            rows_superseded=inserts + updates,
+            into_empty_table=False,
+        )
+
+    def _keys_every_newer_file_rejected(
+        self, repository: Repository, sync_date: dt.date, newer: list[tuple[dt.date, str]]
+    ) -> int:
+        """Gather the keys every newer file rejected (newest first, stopping once none is left); how many."""
+        repository.newer_keys.open_rejected()
+        files_read = 0
+        for files_read, (newer_date, key) in enumerate(reversed(newer), start=1):
+            for validated in self._validated_batches(sync_date, newer_date, key):
+                repository.newer_keys.add_rejected(newer_date, (row.company_id for row in validated.rejected_rows))
+            if not repository.newer_keys.count_rejected_by_all(files_read):
+                break
+        return repository.newer_keys.keep_rejected_by_all(files_read)
+
+    def _validated_batches(self, sync_date: dt.date, newer_date: dt.date, key: str) -> Iterator[ValidatedBatch]:
+        """The rows of `newer_date`'s file, as it is in S3 now, validated as its own sync validated them."""
         try:
             info = self._store.describe(key)
         except MissingObject as missing:
@@ -86,7 +155,6 @@ class NewerFiles:
             signal_file = SignalFile(path)
             duplicates = signal_file.duplicate_keys()
             for first_row, batch in signal_file.batches(0, self._batch_rows):
-                valid_rows = validate_batch(batch, first_row, duplicates).valid_rows
-                repository.newer_keys.add(valid_rows[KEY_COLUMN].to_pylist())
+                yield validate_batch(batch, first_row, duplicates)
         finally:
             path.unlink(missing_ok=True)

@@ -45,7 +45,14 @@ def publish(
             delete_missing=delete_missing,
             rows_listed=rows_listed,
         )
-        plan = newer_files.supersede(repository, held.sync_date, plan, delete_missing=delete_missing)
+        plan = newer_files.supersede(
+            repository,
+            held.sync_date,
+            plan,
+            delete_missing=delete_missing,
+            pass_number=progress.pass_number,
+            comparison=comparison,
+        )
         trips = guard_trips(
             repository,
             claimed,
@@ -78,11 +85,15 @@ def _write(
     repository.signals.count_a_write()
     repository.signals.update_changed(sync_date, plan)
     repository.signals.insert_new(sync_date, plan)
-    if plan.rows_to_delete:
+    if plan.ids_to_delete is not None:
+        deleted = repository.absent_rows.delete_ids(plan.ids_to_delete)
+    elif plan.rows_to_delete:
         unmatched = comparison.unmatched_pages() if comparison is not None else None
         deleted = repository.absent_rows.delete(sync_date, pass_number, unmatched)
-        if deleted != plan.rows_to_delete:
-            raise TransientError(f"deleted {deleted} rows, the plan counted {plan.rows_to_delete}: the table changed meanwhile")
+    else:
+        return
+    if deleted != plan.rows_to_delete:
+        raise TransientError(f"deleted {deleted} rows, the plan counted {plan.rows_to_delete}: the table changed meanwhile")
 
 
 def _result(

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import random
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pymysql
 import pytest
 
+from functions.ingest.claim_rules import ClaimRequest
+from functions.ingest.repository import Repository
 from functions.ingest.sync_values import SyncAnswer, SyncOptions
+from functions.shared.db import connect
+from functions.shared.errors import GuardTripped
 from functions.shared.settings import DatabaseSettings
 from tests.factories import snowflake_table, write_pyarrow
 from tests.integration.conftest import (
@@ -24,6 +31,7 @@ from tests.integration.conftest import (
     upload_to,
     work_dir_for,
 )
+from tests.integration.test_validation_and_guards import with_values
 
 FIRST_DATE = dt.date(2026, 3, 1)
 DATES = 10
@@ -31,6 +39,9 @@ ROWS = 1_000
 SHIFT = 60  # each date's companies start this many ids after the day before's: some come, some go
 # Ten dates in any order delete and drift far more than one day would: the ordering is under test here.
 OPEN_GUARDS = {"GUARD_MAX_DELETE_RATIO": "1", "GUARD_MAX_ROW_COUNT_DRIFT": "1"}
+
+
+TOO_LONG = "x" * 17  # for core_product: the row is rejected
 
 
 def date_files() -> dict[dt.date, pa.Table]:
@@ -41,12 +52,26 @@ def date_files() -> dict[dt.date, pa.Table]:
     }
 
 
+def rejecting(table: pa.Table, rows: list[int]) -> pa.Table:
+    """The file with these rows made invalid (each is rejected, leaving its company as it was)."""
+    for row in rows:
+        table = with_values(table, row, CORE_PRODUCT=TOO_LONG)
+    return table
+
+
 def in_date_order(files: dict[dt.date, pa.Table], *, delete: bool) -> dict[str, dict[str, Any]]:
-    """The table after the dates arrived one by one in date order, computed from the files alone."""
+    """The table after the dates arrived one by one in date order, computed from the files alone.
+
+    A valid row sets its company; a rejected one leaves it as it was; in delete mode a
+    company the file lacks is gone.
+    """
     table: dict[str, dict[str, Any]] = {}
     for sync_date in sorted(files):
-        rows = expected_rows(files[sync_date])
-        table = dict(rows) if delete else {**table, **rows}
+        rejected = pc.equal(files[sync_date]["CORE_PRODUCT"], TOO_LONG).fill_null(False)
+        rows = expected_rows(files[sync_date].filter(pc.invert(rejected)))
+        rejected_keys = files[sync_date].filter(rejected)["CDMS_CANONICAL_COMPANY_ID"].to_pylist()
+        kept = {key: table[key] for key in rejected_keys if key in table}
+        table = {**kept, **rows} if delete else {**table, **rows}
     return table
 
 
@@ -58,9 +83,13 @@ def test_ten_dates_at_once_in_random_order_with_duplicates_end_as_in_date_order(
     moto_endpoint: str,
     tmp_path: Path,
 ) -> None:
-    # Given ten dates' files in S3, and their events delivered at once in a random order, a
-    # third of them twice (as Lambda may), four at a time
-    files = date_files()
+    # Given ten dates' files in S3, three rows of each rejected (companies the day before
+    # carried, and a new one), and their events delivered at once in a random order, a third
+    # of them twice (as Lambda may), four at a time
+    files = {
+        sync_date: rejecting(table, [day % SHIFT, 500 + day, ROWS - 1 - day])
+        for day, (sync_date, table) in enumerate(date_files().items())
+    }
     for sync_date, table in files.items():
         upload_to(moto_endpoint, sync_date, write_pyarrow(table, tmp_path / f"{sync_date}.parquet"))
     rng = random.Random(missing_rows)
@@ -116,3 +145,150 @@ def test_an_older_date_after_a_newer_one_is_recorded_and_answered_for_what_it_di
     assert metadata == {"status": "completed", "rows_inserted": only_older, "rows_superseded": ROWS - SHIFT}
     [run] = query(db, "SELECT status, rows_superseded FROM upsell_signal_sync_runs WHERE sync_date = %s", (older,))
     assert run == {"status": "completed", "rows_superseded": ROWS - SHIFT}
+
+
+def test_an_older_date_leaves_alone_a_newer_date_whose_correction_failed(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given a newer date published, then a correction of it (the same rows and 100 invalid
+    # new ones) that tripped the reject guard: the date is failed, its rows stay published
+    files = date_files()
+    older, newer = sorted(files)[:2]
+    service = service_on(moto_endpoint, migrated_settings, tmp_path, **OPEN_GUARDS)
+    upload_to(moto_endpoint, newer, write_pyarrow(files[newer], tmp_path / "newer.parquet"))
+    service.sync(newer, None, SyncOptions(invocation_id="newer", trigger="eventbridge_s3"))
+    published = table_rows(db)
+    invalid = rejecting(snowflake_table(100, seed=99, first_id=50_000), list(range(100)))
+    upload_to(moto_endpoint, newer, write_pyarrow(pa.concat_tables([files[newer], invalid]), tmp_path / "bad.parquet"))
+    with pytest.raises(GuardTripped):
+        service.sync(newer, None, SyncOptions(invocation_id="correction", trigger="eventbridge_s3"))
+    [ledger] = query(db, "SELECT status FROM upsell_signal_sync_metadata WHERE sync_date = %s", (newer,))
+    assert ledger == {"status": "failed"} and table_rows(db) == published
+
+    # When the older date's event arrives, and then a person replays it by hand
+    upload_to(moto_endpoint, older, write_pyarrow(files[older], tmp_path / "older.parquet"))
+    result = service.sync(older, None, SyncOptions(invocation_id="older", trigger="eventbridge_s3"))
+    with pytest.raises(GuardTripped, match="stale_date"):
+        service.sync(older, None, SyncOptions(invocation_id="person", force_resync=True))
+
+    # Then the newer date's companies keep its values: only those its file lacks are the older date's
+    assert (result.status, result.rows_superseded, result.rows_inserted) == ("completed", ROWS - SHIFT, SHIFT)
+    assert table_rows(db) == in_date_order({older: files[older], newer: files[newer]}, delete=False)
+
+
+def test_an_older_date_leaves_alone_a_newer_date_a_dry_run_holds(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given a newer date published, and now held by an operator's dry run of it (a second
+    # invocation's real claim, its lease live, as while it downloads)
+    files = date_files()
+    older, newer = sorted(files)[:2]
+    service = service_on(moto_endpoint, migrated_settings, tmp_path, **OPEN_GUARDS)
+    upload_to(moto_endpoint, newer, write_pyarrow(files[newer], tmp_path / "newer.parquet"))
+    service.sync(newer, None, SyncOptions(invocation_id="newer", trigger="eventbridge_s3"))
+    published = table_rows(db)
+    [row] = query(db, "SELECT s3_key, completed_etag FROM upsell_signal_sync_metadata WHERE sync_date = %s", (newer,))
+    with closing(Repository(connect(migrated_settings))) as repository, repository.transaction("a dry run's claim"):
+        request = ClaimRequest(
+            sync_date=newer,
+            s3_key=row["s3_key"],
+            etag=row["completed_etag"],
+            invocation_id="operator",
+            holder_token="operator-dry-run",
+            trigger="manual",
+            force_resync=True,
+            dry_run=True,
+        )
+        assert repository.ledger.claim(request, lease_seconds=300).kind == "claimed"
+
+    # When the older date's event arrives meanwhile
+    upload_to(moto_endpoint, older, write_pyarrow(files[older], tmp_path / "older.parquet"))
+    result = service.sync(older, None, SyncOptions(invocation_id="older", trigger="eventbridge_s3"))
+
+    # Then the newer date's companies keep its values: only those its file lacks are the older date's
+    assert (result.status, result.rows_superseded, result.rows_inserted) == ("completed", ROWS - SHIFT, SHIFT)
+    assert table_rows(db) == in_date_order({older: files[older], newer: files[newer]}, delete=False)
+    assert {key: table_rows(db)[key] for key in published} == published
+
+
+# Three dates of a delete-mode table. Companies 1-4 on the first; the second drops 4 and
+# adds 5; the third rejects 2 and 4 and lacks 5. In date order: 1 and 3 as the third has
+# them, 2 as the second left it, 4 gone (the second deleted it, the third's rejected row
+# leaves it gone), 5 gone.
+def three_dates_with_rejected_rows() -> dict[dt.date, pa.Table]:
+    first = snowflake_table(4, seed=31, first_id=1)
+    second = snowflake_table(5, seed=32, first_id=1).take([0, 1, 2, 4])
+    third = rejecting(snowflake_table(4, seed=33, first_id=1), [1, 3])
+    return {FIRST_DATE + dt.timedelta(days=day): table for day, table in enumerate((first, second, third))}
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))), ids=lambda order: "-".join(map(str, order)))
+def test_in_delete_mode_a_company_every_newer_file_rejected_is_written_by_the_older_date(
+    order: tuple[int, ...], migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given three dates whose newest rejects two companies, in delete mode
+    files = three_dates_with_rejected_rows()
+    dates = sorted(files)
+    for sync_date, table in files.items():
+        upload_to(moto_endpoint, sync_date, write_pyarrow(table, tmp_path / f"{sync_date}.parquet"))
+    service = service_on(moto_endpoint, migrated_settings, tmp_path, MISSING_ROWS="delete", GUARD_MAX_REJECT_RATIO="1", **OPEN_GUARDS)
+
+    # When they arrive in this order
+    answers = [service.sync(dates[i], None, SyncOptions(invocation_id=f"d{i}", trigger="eventbridge_s3")) for i in order]
+
+    # Then every date completes, and the table is what date order leaves
+    assert [answer.status for answer in answers] == ["completed"] * 3
+    expected = in_date_order(files, delete=True)
+    assert sorted(expected) == ["cdms-000000001", "cdms-000000002", "cdms-000000003"], expected
+    assert table_rows(db) == expected
+
+
+def test_in_delete_mode_an_older_date_fills_an_empty_table_with_what_the_newer_rejected(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given a newer date whose file's only row was rejected, published first into an empty table
+    older_table = snowflake_table(2, seed=41, first_id=1)
+    newer_table = rejecting(snowflake_table(2, seed=42, first_id=1).take([1]), [0])
+    older, newer = FIRST_DATE, FIRST_DATE + dt.timedelta(days=1)
+    upload_to(moto_endpoint, older, write_pyarrow(older_table, tmp_path / "older.parquet"))
+    upload_to(moto_endpoint, newer, write_pyarrow(newer_table, tmp_path / "newer.parquet"))
+    service = service_on(moto_endpoint, migrated_settings, tmp_path, MISSING_ROWS="delete", GUARD_MAX_REJECT_RATIO="1", **OPEN_GUARDS)
+    assert service.sync(newer, None, SyncOptions(invocation_id="newer", trigger="eventbridge_s3")).status == "completed"
+    assert table_rows(db) == {}
+
+    # When the older date arrives
+    result = service.sync(older, None, SyncOptions(invocation_id="older", trigger="eventbridge_s3"))
+
+    # Then it writes the company the newer date rejected, and leaves out the one the newer date lacks
+    assert (result.status, result.rows_inserted, result.rows_superseded) == ("completed", 1, 1)
+    assert table_rows(db) == in_date_order({older: older_table, newer: newer_table}, delete=True)
+    assert sorted(table_rows(db)) == ["cdms-000000002"]
+
+
+def test_in_delete_mode_an_older_date_compared_with_the_table_deletes_only_what_it_lacks(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given three dates in delete mode: the first carries 200 companies and 300 and 301; the
+    # newest carries the 200 with other values and rejects 300 and 301; the middle one carries
+    # the newest's 200 rows (so it is compared with the table, not staged) and 301 as the
+    # first had it
+    common = snowflake_table(200, seed=51, first_id=1)
+    pair = snowflake_table(2, seed=52, first_id=300)
+    first, middle, newest = (FIRST_DATE + dt.timedelta(days=day) for day in range(3))
+    files = {
+        first: pa.concat_tables([snowflake_table(200, seed=53, first_id=1), pair]),
+        middle: pa.concat_tables([common, pair.take([1])]),
+        newest: pa.concat_tables([common, rejecting(pair, [0, 1])]),
+    }
+    for sync_date, table in files.items():
+        upload_to(moto_endpoint, sync_date, write_pyarrow(table, tmp_path / f"{sync_date}.parquet"))
+    service = service_on(moto_endpoint, migrated_settings, tmp_path, MISSING_ROWS="delete", **OPEN_GUARDS)
+
+    # When the first and the newest publish, and then the middle one
+    answers = [service.sync(day, None, SyncOptions(invocation_id=str(day), trigger="eventbridge_s3")) for day in (first, newest, middle)]
+
+    # Then the middle date deletes 300, which it lacks, and keeps 301, which it carries unchanged
+    assert [answer.status for answer in answers] == ["completed"] * 3
+    assert (answers[-1].rows_deleted, answers[-1].rows_unchanged) == (1, 201)
+    assert table_rows(db) == in_date_order(files, delete=True)
+    assert "cdms-000000301" in table_rows(db) and "cdms-000000300" not in table_rows(db)

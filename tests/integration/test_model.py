@@ -78,6 +78,11 @@ class Export:
         once = pa.array([counts[key] == 1 for key in self.keys])
         return self.table.filter(pc.and_(fits, once))
 
+    @property
+    def rejected_keys(self) -> set[str]:
+        """Companies the file carries only as rejected rows."""
+        return set(self.keys) - set(self.valid_rows()["CDMS_CANONICAL_COMPANY_ID"].to_pylist())
+
 
 class Generator:
     """Seeded files: 10% of rows changed, 2% new, 2% gone, about 1% bad, sometimes a repeated key."""
@@ -156,7 +161,7 @@ COUNTS = ("rows_processed", "rows_rejected", "rows_inserted", "rows_updated", "r
 @dataclass
 class DateState:
     status: str | None = None  # completed | failed | None (never attempted, or only dry runs)
-    completed_etag: str | None = None
+    completed_etag: str | None = None  # set once the date published; a later failure leaves it (and its rows)
     rows_loaded: int = 0  # of its last completed sync, for row_count_drift
     counts: dict[str, int] = field(default_factory=dict)  # of its last completed sync, as the ledger must hold them
 
@@ -167,7 +172,7 @@ class Model:
     dates: dict[dt.date, DateState] = field(default_factory=dict)
 
     def newest_completed(self) -> dt.date | None:
-        done = [date for date, state in self.dates.items() if state.status == "completed"]
+        done = [date for date, state in self.dates.items() if state.completed_etag is not None]
         return max(done) if done else None
 
     def previous_loaded(self, sync_date: dt.date) -> int | None:
@@ -187,18 +192,20 @@ class Model:
     ) -> dict[str, Any]:
         """What one sync of `export` must answer (and, unless skipped or failed, do to the table).
 
-        The newest file wins per company: what the files of newer completed dates carry (as
-        they are in S3 now) is left to them, and in delete mode an older date writes nothing.
+        The newest file wins per company: what the files of newer published dates carry (as
+        they are in S3 now) is left to them; in delete mode a newer file also decides the
+        companies it lacks, so an older date writes or deletes only those every newer file rejected.
         """
         state = self.dates.setdefault(sync_date, DateState())
         if state.status == "completed" and state.completed_etag == export.etag and not force:
             return {"status": "skipped"}
         valid = expected_rows(export.valid_rows())
         processed, loaded = export.table.num_rows, len(valid)
-        newer = [date for date, later in self.dates.items() if later.status == "completed" and date > sync_date]
+        newer = [date for date, later in self.dates.items() if later.completed_etag is not None and date > sync_date]
         changes = {key for key, row in valid.items() if self.table.get(key) != row}
+        left_to_this_date = set.intersection(*(newer_exports[date].rejected_keys for date in newer)) if newer else set()
         if newer and delete:
-            superseded = changes
+            superseded = changes - left_to_this_date
         elif newer:
             carried = {key for date in newer for key in expected_rows(newer_exports[date].valid_rows())}
             superseded = changes & carried
@@ -206,7 +213,8 @@ class Model:
             superseded = set()
         writes = {key: row for key, row in valid.items() if key not in superseded}
         file_keys = set(export.keys)
-        to_delete = [key for key in self.table if key not in file_keys] if delete and not newer else []
+        absent = [key for key in self.table if key not in file_keys] if delete else []
+        to_delete = [key for key in absent if key in left_to_this_date] if newer else absent
         tripped = []
         if processed == 0:
             tripped.append("empty_file")

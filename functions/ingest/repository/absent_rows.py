@@ -40,6 +40,13 @@ class AbsentRows:
         self.session.execute(f"DROP TEMPORARY TABLE {STAGED_KEYS}")
         return deleted
 
+    def delete_ids(self, row_ids: tuple[int, ...]) -> int:
+        """Delete exactly these rows (an older date's share under newer ones, newest_wins.py); returns how many."""
+        if not row_ids:
+            return 0
+        marks = ", ".join(["%s"] * len(row_ids))
+        return self.session.execute(f"DELETE FROM {TARGET} WHERE id IN ({marks})", row_ids)
+
     def _every_staged_row_listed(self, sync_date: dt.date) -> bool:
         """Whether the change list holds every row staged for the date (a pass that staged only rows that differ)."""
         staged = self.session.fetch_one(f"SELECT COUNT(*) FROM {STAGING} WHERE sync_date = %s", (sync_date,))

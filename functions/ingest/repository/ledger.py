@@ -14,6 +14,9 @@ from functions.ingest.repository.session import Session
 from functions.shared.errors import ClaimLost, TransientError
 from functions.shared.tables import METADATA, RUNS
 
+# A date whose rows are in the table: a claim never clears the completed ETag.
+_PUBLISHED = "completed_etag IS NOT NULL"
+
 
 @dataclass(frozen=True)
 class CompletedSync:
@@ -214,8 +217,11 @@ class ClaimLedger:
 
     # -- what the guards compare against -----------------------------------------
 
+    # A date's status says only how its latest claim stands: a re-sync under way, a failed
+    # one or a dry run leaves the rows the date published in the table.
     def newest_completed_date(self) -> dt.date | None:
-        row = self.session.fetch_one(f"SELECT MAX(sync_date) FROM {METADATA} WHERE status = 'completed'")
+        """The newest date that has published, whatever its latest claim is doing."""
+        row = self.session.fetch_one(f"SELECT MAX(sync_date) FROM {METADATA} WHERE {_PUBLISHED}")
         return row[0] if row else None
 
     def states_between(self, first: dt.date, last: dt.date) -> dict[dt.date, dict[str, Any]]:
@@ -228,9 +234,9 @@ class ClaimLedger:
         return {row["sync_date"]: row for row in rows}
 
     def completed_after(self, sync_date: dt.date) -> list[tuple[dt.date, str]]:
-        """Every completed date newer than `sync_date`, with its object's key: the dates whose files win over it."""
+        """Every date newer than `sync_date` that has published, with its object's key: the dates whose files win over it."""
         rows = self.session.fetch_dicts(
-            f"SELECT sync_date, s3_key FROM {METADATA} WHERE status = 'completed' AND sync_date > %s ORDER BY sync_date",
+            f"SELECT sync_date, s3_key FROM {METADATA} WHERE {_PUBLISHED} AND sync_date > %s ORDER BY sync_date",
             (sync_date,),
         )
         return [(row["sync_date"], row["s3_key"]) for row in rows]

@@ -14,6 +14,8 @@ CHANGES = "publish_changes"  # temporary: the staged rows a publish will insert 
 STAGED_KEYS = "staged_keys"  # temporary: the keys a delete-mode publish keeps
 UNMATCHED = "unmatched_rows"  # temporary: ids of table rows no file row equals (a delete's candidates)
 NEWER_KEYS = "newer_keys"  # temporary: the keys that files of newer completed dates carry
+NEWER_REJECTED = "newer_rejected_keys"  # temporary: the keys each newer date's file rejected, by date
+LEFT_TO_OLDER = "keys_left_to_older"  # temporary: the keys every newer date's file rejected
 
 PUBLISH_LOCK = contract.PUBLISH_LOCK  # the migrator takes it too
 STAGING_LOCK_TIMEOUT_SECONDS = 60

@@ -61,6 +61,7 @@ class PublishPlan:
     table_rows: int  # counted only when deleting
     into_empty_table: bool = False
     rows_superseded: int = 0  # new or changed rows that a newer date's file carries: left as it wrote them
+    ids_to_delete: tuple[int, ...] | None = None  # delete mode under newer dates: exactly these rows
 
     @property
     def rows_unchanged(self) -> int:
