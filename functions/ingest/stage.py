@@ -68,6 +68,9 @@ def staged_pass(
         lock_wait_seconds = claimed.budget.wait_seconds(settings.publish_lock_timeout_seconds)
         publisher.signals.hold_publish_lock(lock_wait_seconds)
         table_is_empty = publisher.signals.table_is_empty()
+        if table_is_empty and progress.rows_read and progress.compared_generation is not None:
+            # The pass staged only rows that differed from a table emptied since: every row is new now.
+            progress = _start_again(repository, claimed, "the table was emptied since this pass compared it")
         if not table_is_empty:
             comparison, progress = _compared(
                 repository, publisher, claimed=claimed, progress=progress, opened=opened, settings=settings
@@ -162,7 +165,12 @@ def _resumable(
     expected = comparison.rows_to_stage_before(progress.rows_read)
     if repository.staging.count_staged(claimed.held.sync_date, expected) == len(expected):
         return progress
-    logger.info("the table changed since this pass staged: staging again from the first row")
+    return _start_again(repository, claimed, "the table changed since this pass staged")
+
+
+def _start_again(repository: Repository, claimed: ClaimedSync, why: str) -> StagingProgress:
+    """A new pass, from the file's first row."""
+    logger.info("%s: staging again from the first row", why)
     held = claimed.held
     return repository.staging.start_staging(held.sync_date, claimed.info.etag, held.claim.claim_number, held.holder_token)
 

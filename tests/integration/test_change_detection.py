@@ -238,6 +238,28 @@ def test_a_resumed_pass_stages_again_when_another_publish_changed_the_table_betw
     assert table_rows(db) == {**expected_rows(corrected), **expected_rows(day_two_table)}
 
 
+def test_a_resumed_pass_stages_again_when_the_table_was_emptied_between_runs(
+    db: pymysql.Connection[Any], upload: Callable[..., str], make_service: Callable[..., SyncService]
+) -> None:
+    # Given day one published, and day two's first run handed over after its first chunk,
+    # having staged only the rows of it that differed from the table
+    _day_one_table, day_two_table, rows_read = _day_two_handed_over_after_its_first_chunk(db, upload, make_service)
+    staged = int(query(db, "SELECT COUNT(*) AS n FROM upsell_signal_staging")[0]["n"])
+    assert 0 < staged < rows_read
+
+    # And, between the runs, a person empties the table
+    with db.cursor() as cursor:
+        cursor.execute("DELETE FROM company_upsell_signals")
+    db.commit()
+
+    # When day two's next run resumes
+    result = make_service().sync(DAY_TWO, None, SyncOptions(invocation_id="three"))
+
+    # Then it staged again from the first row, and the table holds day two's file, every row of it
+    assert (result.status, result.rows_resumed, result.rows_inserted) == ("completed", 0, day_two_table.num_rows)
+    assert table_rows(db) == expected_rows(day_two_table)
+
+
 def test_a_partitioned_compare_finds_what_a_single_one_finds(
     migrated_settings: DatabaseSettings,
     db: pymysql.Connection[Any],
