@@ -24,7 +24,7 @@ LoadMethod = Literal["local_infile", "insert"]
 MissingRows = Literal["keep", "delete"]
 
 
-# Sized from measurement (see README, "Bounded waits"): the longest single statement is the
+# Sized from measurement (tests/integration/test_bounded_waits.py holds the bounds): the longest single statement is the
 # publish's UPDATE of every row when each row changed, 10.3 s at 1M rows on a quiet 2-core
 # machine and 33 s on a loaded one; at 10M rows, about 100 s and 330 s. A statement may first
 # wait DB_IDLE_TIMEOUT_SECONDS (120) for a row lock. 600 s covers both with margin and stays
