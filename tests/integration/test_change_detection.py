@@ -114,11 +114,14 @@ def test_a_day_two_compares_only_when_most_rows_are_unchanged_and_ends_exact_eit
 def test_a_row_changed_by_hand_is_found_and_repaired_by_a_forced_resync(
     db: pymysql.Connection[Any], upload: Callable[..., str], run_sync: Callable[..., Any], load_method: str
 ) -> None:
-    # Given a file published, then three rows changed by hand in the table: a value, a NULL, a key's case
+    # Given a file published, then three rows changed by hand in the table, from a session not
+    # in UTC: a number, a timestamp set to NULL, a timestamp moved by one second
     table = snowflake_table(2_000, seed=503)
     upload(DAY_ONE, table)
     run_sync(DAY_ONE, env={"STAGING_LOAD_METHOD": load_method})
     keys = table["CDMS_CANONICAL_COMPANY_ID"].to_pylist()
+    started = table["LAST_HI_APP_STARTED_AT"].to_pylist()
+    with_a_start = next(key for key, at in zip(keys[30:], started[30:], strict=True) if at is not None)
     with db.cursor() as cursor:
         cursor.execute("SET time_zone = '+02:00'")  # a person's session, not in UTC
         cursor.execute(
@@ -129,8 +132,8 @@ def test_a_row_changed_by_hand_is_found_and_repaired_by_a_forced_resync(
         )
         cursor.execute(
             "UPDATE company_upsell_signals SET last_hi_app_started_at = last_hi_app_started_at + INTERVAL 1 SECOND "
-            "WHERE cdms_canonical_company_id = %s AND last_hi_app_started_at IS NOT NULL LIMIT 1",
-            (keys[30],),
+            "WHERE cdms_canonical_company_id = %s",
+            (with_a_start,),
         )
         cursor.execute("SET time_zone = '+00:00'")
     db.commit()
@@ -141,7 +144,7 @@ def test_a_row_changed_by_hand_is_found_and_repaired_by_a_forced_resync(
 
     # Then the changed rows (and only those) are written back to what the file says
     assert result.status == "completed"
-    assert result.rows_updated in (2, 3)  # the third only if that row had a timestamp to move
+    assert result.rows_updated == 3
     assert result.rows_inserted == 0
     assert table_rows(db) == expected_rows(table)
 
