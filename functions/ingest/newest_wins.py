@@ -86,6 +86,7 @@ class NewerFiles:
     ) -> PublishPlan:
         """Delete mode: a newer file decides every company it carries as a valid row or lacks; the rest are this date's."""
         if not self._keys_every_newer_file_rejected(repository, sync_date, newer):
+            repository.newer_keys.close_left_to_older()
             if plan.into_empty_table:
                 superseded = plan.rows_staged
             else:

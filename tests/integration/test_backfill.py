@@ -15,7 +15,7 @@ import pymysql
 import pytest
 
 from functions.ingest.claim_rules import ClaimRequest
-from functions.ingest.repository import Repository
+from functions.ingest.repository import Repository, absent_rows
 from functions.ingest.sync_values import SyncAnswer, SyncOptions
 from functions.shared.db import connect
 from functions.shared.errors import GuardTripped
@@ -266,19 +266,24 @@ def test_in_delete_mode_an_older_date_fills_an_empty_table_with_what_the_newer_r
 
 
 def test_in_delete_mode_an_older_date_compared_with_the_table_deletes_only_what_it_lacks(
-    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+    migrated_settings: DatabaseSettings,
+    db: pymysql.Connection[Any],
+    moto_endpoint: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Given three dates in delete mode: the first carries 200 companies and 300 and 301; the
-    # newest carries the 200 with other values and rejects 300 and 301; the middle one carries
+    # Given three dates in delete mode: the first carries 200 companies and 300 to 302; the
+    # newest carries the 200 with other values and rejects 300 to 302; the middle one carries
     # the newest's 200 rows (so it is compared with the table, not staged) and 301 as the
-    # first had it
+    # first had it. Its deletes go one id a statement.
+    monkeypatch.setattr(absent_rows, "DELETE_IDS_PER_STATEMENT", 1)
     common = snowflake_table(200, seed=51, first_id=1)
-    pair = snowflake_table(2, seed=52, first_id=300)
+    pair = snowflake_table(3, seed=52, first_id=300)
     first, middle, newest = (FIRST_DATE + dt.timedelta(days=day) for day in range(3))
     files = {
         first: pa.concat_tables([snowflake_table(200, seed=53, first_id=1), pair]),
         middle: pa.concat_tables([common, pair.take([1])]),
-        newest: pa.concat_tables([common, rejecting(pair, [0, 1])]),
+        newest: pa.concat_tables([common, rejecting(pair, [0, 1, 2])]),
     }
     for sync_date, table in files.items():
         upload_to(moto_endpoint, sync_date, write_pyarrow(table, tmp_path / f"{sync_date}.parquet"))
@@ -287,8 +292,8 @@ def test_in_delete_mode_an_older_date_compared_with_the_table_deletes_only_what_
     # When the first and the newest publish, and then the middle one
     answers = [service.sync(day, None, SyncOptions(invocation_id=str(day), trigger="eventbridge_s3")) for day in (first, newest, middle)]
 
-    # Then the middle date deletes 300, which it lacks, and keeps 301, which it carries unchanged
+    # Then the middle date deletes 300 and 302, which it lacks, and keeps 301, which it carries unchanged
     assert [answer.status for answer in answers] == ["completed"] * 3
-    assert (answers[-1].rows_deleted, answers[-1].rows_unchanged) == (1, 201)
+    assert (answers[-1].rows_deleted, answers[-1].rows_unchanged) == (2, 201)
     assert table_rows(db) == in_date_order(files, delete=True)
-    assert "cdms-000000301" in table_rows(db) and "cdms-000000300" not in table_rows(db)
+    assert {"cdms-000000300", "cdms-000000301", "cdms-000000302"} & set(table_rows(db)) == {"cdms-000000301"}

@@ -11,6 +11,8 @@ from functions.ingest.repository.session import Session
 from functions.ingest.repository.signals import REJECTED_KEYS
 from functions.shared.tables import STAGING, TARGET
 
+DELETE_IDS_PER_STATEMENT = 10_000  # about 100 KB of SQL a statement
+
 
 class AbsentRows:
     """Deletes the table's companies absent from the file: neither staged nor rejected by this pass."""
@@ -42,10 +44,12 @@ class AbsentRows:
 
     def delete_ids(self, row_ids: tuple[int, ...]) -> int:
         """Delete exactly these rows (an older date's share under newer ones, newest_wins.py); returns how many."""
-        if not row_ids:
-            return 0
-        marks = ", ".join(["%s"] * len(row_ids))
-        return self.session.execute(f"DELETE FROM {TARGET} WHERE id IN ({marks})", row_ids)
+        deleted = 0
+        for start in range(0, len(row_ids), DELETE_IDS_PER_STATEMENT):
+            batch = row_ids[start : start + DELETE_IDS_PER_STATEMENT]
+            marks = ", ".join(["%s"] * len(batch))
+            deleted += self.session.execute(f"DELETE FROM {TARGET} WHERE id IN ({marks})", batch)
+        return deleted
 
     def _every_staged_row_listed(self, sync_date: dt.date) -> bool:
         """Whether the change list holds every row staged for the date (a pass that staged only rows that differ)."""
