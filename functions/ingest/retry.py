@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from functions.shared.errors import TransientError
+from functions.shared.errors import DatabaseUnreachable, TransientError
 
 logger = logging.getLogger("upsell_signals.ingest")
 StepResult = TypeVar("StepResult")
@@ -33,24 +33,35 @@ def retrying(
     wait_seconds: float,
     sleep: Callable[[float], None],
     fits: Callable[[float], bool] = lambda _seconds: True,
+    answers: Callable[[], int] = lambda: 0,
 ) -> StepResult:
-    """Run `step`, retrying TransientError up to `retries` times and `wait_seconds` after the first failure.
+    """Run `step`, retrying TransientError up to `retries` times in all and `wait_seconds` into a streak of failures.
 
-    `fits(seconds)` says whether the run still has that long before its margin: a retry that
-    would not is not waited for, and the error goes to the caller (then Lambda's retry).
+    A streak starts at its first failure. An unreachable database that has answered again
+    since the last failure (`answers`, a count of the statements it answered, has moved)
+    starts a new streak: a second restart is an outage of its own, not the first one
+    lasting. `fits(seconds)` says whether the run still has that long before its margin: a
+    retry that would not is not waited for, and the error goes to the caller.
     """
-    first_failure: float | None = None
+    streak_started: float | None = None
+    streak_retries = 0
+    answered_at_failure: int | None = None
     for retry in range(retries + 1):
         try:
             return step()
         except TransientError as error:
-            first_failure = first_failure if first_failure is not None else time.monotonic()
+            answered = answers()
+            back_since = isinstance(error, DatabaseUnreachable) and answered != answered_at_failure
+            if streak_started is None or back_since:
+                streak_started, streak_retries = time.monotonic(), 0
+            answered_at_failure = answered
             cap = max(0.1, min(BACKOFF_CAP_SECONDS, wait_seconds / TRIES_PER_WAIT))
-            backoff = min(cap, BACKOFF_BASE_SECONDS * 2**retry)
+            backoff = min(cap, BACKOFF_BASE_SECONDS * 2**streak_retries)
             delay = backoff / 2 + random.uniform(0, backoff / 2)  # noqa: S311 (equal jitter: at least half the backoff)
-            waited = time.monotonic() - first_failure
+            waited = time.monotonic() - streak_started
             if retry == retries or waited + delay > wait_seconds or not fits(delay):
                 raise
             logger.warning("%s: transient error, retry %d in %.1fs: %s", action, retry + 1, delay, error)
+            streak_retries += 1
             sleep(delay)
     raise AssertionError("unreachable")

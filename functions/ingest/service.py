@@ -40,6 +40,7 @@ from functions.ingest.sync_values import ClaimAnswer, ClaimedSync, HeldDate, Syn
 from functions.ingest.time_budget import TimeBudget
 from functions.ingest.work_space import LEFTOVER_AGE_SECONDS, download_path
 from functions.shared.contract import object_key_for
+from functions.shared.db import answers_on_this_thread
 from functions.shared.errors import ClaimLost, HandedOver, MissingObject, StaleObject, TransientError
 from functions.shared.settings import IngestSettings
 
@@ -287,4 +288,5 @@ class SyncService:
             wait_seconds=self._settings.transient_wait_seconds,
             sleep=self._sleep,
             fits=budget.fits,
+            answers=answers_on_this_thread,
         )

@@ -6,6 +6,7 @@ import ipaddress
 import logging
 import os
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -31,6 +32,13 @@ ROTATION_ROUNDS = 4
 ROTATION_BACKOFF_SECONDS = 1.0
 
 logger = logging.getLogger("upsell_signals.db")
+
+_answered = threading.local()
+
+
+def answers_on_this_thread() -> int:
+    """How many statements the database has answered on this thread's connections: it moves once the server is back."""
+    return int(getattr(_answered, "count", 0))
 
 
 class GuardedConnection(pymysql.Connection):  # type: ignore[type-arg]
@@ -89,6 +97,7 @@ class GuardedConnection(pymysql.Connection):  # type: ignore[type-arg]
         self._result = result
         if result.server_status is not None:
             self.server_status = result.server_status
+        _answered.count = answers_on_this_thread() + 1
         return int(result.affected_rows or 0)
 
     def show_warnings(self) -> Any:

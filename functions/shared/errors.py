@@ -19,6 +19,8 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 # connection was killed (KILL CONNECTION gives 1927 or a lost connection), the server
 # is shutting down, a lock wait timed out or a deadlock rolled us back.
 TRANSIENT_MARIADB_CODES = frozenset({1040, 1053, 1205, 1213, 1927, 2002, 2003, 2006, 2013, 2055})
+# Of those, the ones that say the server could not be reached or dropped the session (a restart, a failover).
+UNREACHABLE_MARIADB_CODES = frozenset({1053, 1927, 2002, 2003, 2006, 2013, 2055})
 # S3 answers that mean "slow down" or "our fault, try again".
 TRANSIENT_S3_CODES = frozenset(
     {
@@ -52,6 +54,10 @@ class TransientError(IngestError):
     """A fault that may pass: lost connection, lock timeout, deadlock, S3 throttling."""
 
     retryable = True
+
+
+class DatabaseUnreachable(TransientError):
+    """The server could not be reached, or dropped the session: a restart or failover, while it lasts."""
 
 
 class CredentialsRejected(TransientError):
@@ -143,6 +149,18 @@ def _mariadb_code(error: pymysql.err.MySQLError) -> int | None:
     return code if isinstance(code, int) else None
 
 
+def _database_error(action: str, error: pymysql.err.MySQLError) -> IngestError:
+    """The driver's error as this project's: permanent unless the code says it may pass."""
+    code = _mariadb_code(error)
+    if code in PACKET_TOO_LARGE_CODES:
+        return PermanentError(f"{action}: a packet was too large for max_allowed_packet (database error {code}): {error}")
+    if code in UNREACHABLE_MARIADB_CODES or isinstance(error, pymysql.err.InterfaceError):
+        return DatabaseUnreachable(f"{action}: database error {code}: {error}")
+    if code in TRANSIENT_MARIADB_CODES:
+        return TransientError(f"{action}: database error {code}: {error}")
+    return PermanentError(f"{action}: database error {code}: {error}")
+
+
 @contextmanager
 def translate_errors(action: str) -> Iterator[None]:
     """Re-raise driver and SDK exceptions met while doing `action` as Transient/Permanent."""
@@ -151,14 +169,7 @@ def translate_errors(action: str) -> Iterator[None]:
     except IngestError:
         raise
     except pymysql.err.MySQLError as error:
-        code = _mariadb_code(error)
-        if code in PACKET_TOO_LARGE_CODES:
-            raise PermanentError(
-                f"{action}: a packet was too large for max_allowed_packet (database error {code}): {error}"
-            ) from error
-        if code in TRANSIENT_MARIADB_CODES or isinstance(error, pymysql.err.InterfaceError):
-            raise TransientError(f"{action}: database error {code}: {error}") from error
-        raise PermanentError(f"{action}: database error {code}: {error}") from error
+        raise _database_error(action, error) from error
     except ClientError as error:
         response = error.response.get("Error", {})
         s3_code = str(response.get("Code", ""))

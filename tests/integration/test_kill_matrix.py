@@ -21,6 +21,8 @@ from typing import Any
 import pymysql
 import pytest
 
+from functions.ingest.hooks import SyncHooks
+from functions.ingest.repository import Repository
 from functions.ingest.sync_values import SyncAnswer, SyncOptions
 from functions.shared.db import connect
 from functions.shared.errors import TransientError
@@ -216,6 +218,75 @@ def test_a_server_restart_within_the_wait_costs_the_run_a_wait_not_the_date(
         # And the reader, through the restart, saw only the day before or the day after
         assert reader.errors > 0, "the reader never noticed the server go"
         assert_never_partial(reader, before, after)
+    finally:
+        checker.close()
+
+
+def test_two_server_restarts_further_apart_than_the_wait_each_cost_the_run_a_wait(
+    dedicated_server: tuple[DedicatedServer, DatabaseSettings], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given day two syncing on a server of this test's own, with the deployed in-process
+    # retries (scaled), its publish starting only once the wait has passed since the first
+    # restart (a slow run: the work between two outages)
+    server, settings = dedicated_server
+    day_one_table, day_two_table = day_one_published_and_day_two_uploaded(
+        moto_endpoint, settings, tmp_path, 20_000, seed=317, model_run_everywhere=True
+    )
+    first_restart: list[float] = []
+
+    def slow_until_the_wait_has_passed(_repository: Repository) -> None:
+        if first_restart:
+            time.sleep(max(0.0, first_restart[0] + TRANSIENT_WAIT_SECONDS + 1 - time.monotonic()))
+
+    outcome: list[SyncAnswer | BaseException] = []
+    (tmp_path / "twice").mkdir()
+    twice = service_on(
+        moto_endpoint,
+        settings,
+        tmp_path / "twice",
+        sleep=time.sleep,
+        hooks=SyncHooks(before_publish=slow_until_the_wait_has_passed),
+        CLAIM_LEASE_SECONDS=str(LEASE_SECONDS),
+        TRANSIENT_RETRIES=str(TRANSIENT_RETRIES),
+        TRANSIENT_WAIT_SECONDS=str(TRANSIENT_WAIT_SECONDS),
+        STAGING_CHUNK_ROWS="1000",
+    )
+
+    def run_twice_interrupted() -> None:
+        try:
+            outcome.append(twice.sync(DAY_TWO, None, SyncOptions(invocation_id="twice")))
+        except BaseException as error:  # handed to the assertions below
+            outcome.append(error)
+
+    syncing = threading.Thread(target=run_twice_interrupted, name="twice")
+    syncing.start()
+
+    # When the server is killed hard mid-staging and is back within the outage, and again,
+    # more than the wait later, mid-publish
+    for statement in (RESTART_STATEMENTS["mid-staging"], RESTART_STATEMENTS["mid-publish"]):
+        watcher = connect(settings)
+        try:
+            wait_for_statement(watcher, settings, statement, lambda: True)
+        finally:
+            watcher.close()
+        server.kill_hard()
+        first_restart.append(time.monotonic())
+        time.sleep(DATABASE_OUTAGE_SECONDS / 2)
+        server.start()
+    syncing.join(timeout=STEP_TIMEOUT_SECONDS)
+
+    # Then the run waited out each outage and completed the date itself, exactly
+    [result] = outcome
+    assert isinstance(result, SyncAnswer), result
+    assert first_restart[1] - first_restart[0] > TRANSIENT_WAIT_SECONDS
+    checker = connect(settings)
+    try:
+        table_before, file_rows = expected_rows(day_one_table), expected_rows(day_two_table)
+        assert table_rows(checker) == {**table_before, **file_rows}
+        assert_completed_exactly(
+            checker, etag_of(moto_endpoint, BUCKET, DAY_TWO), DAY_TWO, result.as_dict(), expected_counts(table_before, file_rows)
+        )
+        assert result.claim_number == 1
     finally:
         checker.close()
 
