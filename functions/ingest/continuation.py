@@ -38,7 +38,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions.ingest import handler as plain
 from functions.ingest.sync_values import DurableRun
 from functions.shared.contract import CONTINUATION_PAUSE_SECONDS, LAMBDA_FIRST_RETRY_SECONDS
-from functions.shared.errors import HandedOver, NoProgress, PermanentError
+from functions.shared.errors import HandedOver, IngestError, NoProgress, PermanentError
 
 logger = logging.getLogger("upsell_signals.continuation")
 
@@ -104,6 +104,7 @@ class Continuation:
     run_event: RunEvent
     dead_letter: DeadLetter
     max_runs: int
+    fail_held_dates: Callable[[str, str], int] = plain.fail_dates_held_by  # (holder token, reason)
     pause_seconds: int = CONTINUATION_PAUSE_SECONDS
     run_context: Callable[[DurableContext], LambdaContext] = lambda_context_of
 
@@ -151,6 +152,8 @@ class Continuation:
 
     def _give_up(self, event: Any, context: DurableContext, error: Exception) -> dict[str, Any]:
         message_id = context.step(lambda _: self.dead_letter(event, error), name="dead letter", config=ONCE)
+        holder_token = holder_token_of(context.state.durable_execution_arn)
+        context.step(lambda _: self._record_the_stop(holder_token, error), name="record the stop", config=ONCE)
         logger.error("continuation stopped: %s", error, extra={"dead_letter_message_id": message_id})
         return {
             "status": "failed",
@@ -158,6 +161,16 @@ class Continuation:
             "error_type": type(error).__name__,
             "dead_letter_message_id": message_id,
         }
+
+    def _record_the_stop(self, holder_token: str, error: Exception) -> int | None:
+        """Mark failed the dates this execution holds; None when that could not be written (the dead letter is sent)."""
+        try:
+            failed = self.fail_held_dates(holder_token, str(error))
+        except IngestError as unrecorded:
+            logger.error("continuation stopped; its dates could not be recorded failed: %s", unrecorded)
+            return None
+        logger.info("continuation stopped: %d date(s) it held recorded failed", failed)
+        return failed
 
 
 @cache

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
@@ -22,6 +23,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.ingest.dead_letters import DeadLetterSender
 from functions.ingest.events import StatusRequest, SyncRequest, is_s3_test_event, parse_action, parse_event, split_s3_records
+from functions.ingest.repository import Repository
 from functions.ingest.s3_source import SignalObjectStore
 from functions.ingest.service import SyncService
 from functions.ingest.sync_values import DurableRun, SyncOptions
@@ -80,6 +82,12 @@ def build_app() -> IngestApp:
     )
     queue = DeadLetterSender(aws_client("sqs"), settings.dead_letter_queue_url) if settings.dead_letter_queue_url else None
     return IngestApp(settings, service, queue, connect_database)
+
+
+def fail_dates_held_by(holder_token: str, reason: str) -> int:
+    """Record as failed the dates a stopped durable execution still holds, so none reads as handed over; how many."""
+    with closing(Repository(build_app().connect_database())) as repository, repository.transaction("record the stop"):
+        return repository.ledger.fail_every_date_held_by(holder_token, reason)
 
 
 def answer_status(app: IngestApp, request: StatusRequest) -> dict[str, Any]:

@@ -7,6 +7,12 @@ company a newer date lacks is gone. What a newer file carries is read from the f
 validated as its own sync validated it: a rejected row carries nothing, it left the company as
 it was. So in delete mode the older date writes (or deletes) only the companies every newer
 file rejected, and nothing at all when, as on most days, the newer files rejected none.
+
+A newer date's file is read only while it is still the one that date published (its
+completed ETag). Once it is gone, or replaced by a correction that has not published, what
+that date published cannot be told, and the older date takes no risk: in keep mode it
+leaves to the newer dates every company the table has, and inserts only companies none of
+them carries; in delete mode it writes nothing.
 """
 
 from __future__ import annotations
@@ -20,11 +26,11 @@ from pathlib import Path
 from functions.ingest.change_detection import FileComparison
 from functions.ingest.columns import KEY_COLUMN
 from functions.ingest.parquet_reader import SignalFile
-from functions.ingest.repository import PublishPlan, Repository
+from functions.ingest.repository import PublishedDate, PublishPlan, Repository
 from functions.ingest.s3_source import SignalObjectStore
 from functions.ingest.validation import ValidatedBatch, validate_batch
 from functions.ingest.work_space import newer_file_path
-from functions.shared.errors import MissingObject
+from functions.shared.errors import MissingObject, StaleObject
 
 logger = logging.getLogger("upsell_signals.ingest")
 
@@ -56,15 +62,20 @@ class NewerFiles:
         if plan.into_empty_table:
             return plan  # nothing is ever deleted in keep mode: newer files carried nothing that could be here
         repository.newer_keys.open()
-        for newer_date, key in newer:
-            for validated in self._validated_batches(sync_date, newer_date, key):
+        every_update = False
+        for published in newer:
+            path = self._file_as_published(sync_date, published)
+            if path is None:
+                every_update = True  # which companies it carries cannot be told: any the table has
+                continue
+            for validated in self._validated(path):
                 repository.newer_keys.add(validated.valid_rows[KEY_COLUMN].to_pylist())
-        inserts, updates = repository.newer_keys.supersede_changes(sync_date, every_change=False)
+        inserts, updates = repository.newer_keys.supersede_changes(sync_date, every_change=False, every_update=every_update)
         logger.info(
             "%s is older than %d completed date(s) up to %s: %d changes left to them",
             sync_date,
             len(newer),
-            newer[-1][0],
+            newer[-1].sync_date,
             inserts + updates,
         )
         return dataclasses.replace(
@@ -79,7 +90,7 @@ class NewerFiles:
         repository: Repository,
         sync_date: dt.date,
         plan: PublishPlan,
-        newer: list[tuple[dt.date, str]],
+        newer: list[PublishedDate],
         *,
         pass_number: int,
         comparison: FileComparison | None,
@@ -92,7 +103,9 @@ class NewerFiles:
             else:
                 inserts, updates = repository.newer_keys.supersede_changes(sync_date, every_change=True)
                 superseded = inserts + updates
-            logger.info("%s is older than %s (delete mode): its %d changes are left to it", sync_date, newer[-1][0], superseded)
+            logger.info(
+                "%s is older than %s (delete mode): its %d changes are left to it", sync_date, newer[-1].sync_date, superseded
+            )
             return dataclasses.replace(
                 plan, rows_to_insert=0, rows_to_update=0, rows_to_delete=0, rows_superseded=superseded, into_empty_table=False
             )
@@ -113,7 +126,7 @@ class NewerFiles:
             "%s is older than %s (delete mode): %d changes left to newer dates; it writes the companies every newer "
             "file rejected, and deletes %d of them",
             sync_date,
-            newer[-1][0],
+            newer[-1].sync_date,
             inserts + updates,
             len(absent),
         )
@@ -127,31 +140,47 @@ class NewerFiles:
             into_empty_table=False,
         )
 
-    def _keys_every_newer_file_rejected(
-        self, repository: Repository, sync_date: dt.date, newer: list[tuple[dt.date, str]]
-    ) -> int:
-        """Gather the keys every newer file rejected (newest first, stopping once none is left); how many."""
+    def _keys_every_newer_file_rejected(self, repository: Repository, sync_date: dt.date, newer: list[PublishedDate]) -> int:
+        """Gather the keys every newer file rejected (newest first, stopping once none is left); how many.
+
+        None at all when a newer date's file is not the one it published: what it rejected cannot be told.
+        """
         repository.newer_keys.open_rejected()
         files_read = 0
-        for files_read, (newer_date, key) in enumerate(reversed(newer), start=1):
-            for validated in self._validated_batches(sync_date, newer_date, key):
-                repository.newer_keys.add_rejected(newer_date, (row.company_id for row in validated.rejected_rows))
+        for published in reversed(newer):
+            path = self._file_as_published(sync_date, published)
+            if path is None:
+                repository.newer_keys.discard_rejected()
+                return 0
+            files_read += 1
+            for validated in self._validated(path):
+                repository.newer_keys.add_rejected(published.sync_date, (row.company_id for row in validated.rejected_rows))
             if not repository.newer_keys.count_rejected_by_all(files_read):
                 break
         return repository.newer_keys.keep_rejected_by_all(files_read)
 
-    def _validated_batches(self, sync_date: dt.date, newer_date: dt.date, key: str) -> Iterator[ValidatedBatch]:
-        """The rows of `newer_date`'s file, as it is in S3 now, validated as its own sync validated them."""
+    def _file_as_published(self, sync_date: dt.date, published: PublishedDate) -> Path | None:
+        """The newer date's file, downloaded, if S3 still has the one it published; None (and why, logged) if not."""
         try:
-            info = self._store.describe(key)
-        except MissingObject as missing:
-            raise MissingObject(
-                f"{sync_date} cannot be published: the file of the newer completed date {newer_date} ({key}) is gone, so "
-                f"which companies it carries cannot be told, and {sync_date} might write older values over newer ones "
-                f"({missing})"
-            ) from missing
-        path = newer_file_path(self._work_dir, newer_date, info.etag)
-        self._store.download(info, path)
+            info = self._store.describe(published.s3_key)
+            if info.etag != published.etag:
+                raise StaleObject(f"ETag {info.etag} there now, {published.etag} published")
+            path = newer_file_path(self._work_dir, published.sync_date, info.etag)
+            self._store.download(info, path)
+        except (MissingObject, StaleObject) as unknown:
+            logger.warning(
+                "%s: the file of the newer date %s is not the one it published (%s): which companies it carries cannot "
+                "be told, so %s writes none it may have published",
+                sync_date,
+                published.sync_date,
+                unknown,
+                sync_date,
+            )
+            return None
+        return path
+
+    def _validated(self, path: Path) -> Iterator[ValidatedBatch]:
+        """The file's rows, validated as its own sync validated them; the file is removed after."""
         try:
             signal_file = SignalFile(path)
             duplicates = signal_file.duplicate_keys()

@@ -9,6 +9,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pyarrow as pa
 import pyarrow.compute as pc
 import pymysql
@@ -17,11 +18,14 @@ import pytest
 from functions.ingest.claim_rules import ClaimRequest
 from functions.ingest.repository import Repository, absent_rows
 from functions.ingest.sync_values import SyncAnswer, SyncOptions
+from functions.shared.contract import object_key_for
 from functions.shared.db import connect
 from functions.shared.errors import GuardTripped
 from functions.shared.settings import DatabaseSettings
 from tests.factories import snowflake_table, write_pyarrow
 from tests.integration.conftest import (
+    BUCKET,
+    PREFIX,
     Outcome,
     expected_rows,
     in_a_thread,
@@ -147,20 +151,21 @@ def test_an_older_date_after_a_newer_one_is_recorded_and_answered_for_what_it_di
     assert run == {"status": "completed", "rows_superseded": ROWS - SHIFT}
 
 
+@pytest.mark.parametrize("missing_rows", ["keep", "delete"])
 def test_an_older_date_leaves_alone_a_newer_date_whose_correction_failed(
-    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+    missing_rows: str, migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
 ) -> None:
-    # Given a newer date published, then a correction of it (the same rows and 100 invalid
-    # new ones) that tripped the reject guard: the date is failed, its rows stay published
+    # Given a newer date published, then a correction of it whose 100 bad rows (companies the
+    # date carries) tripped the reject guard: the date is failed, its rows stay published, and
+    # the file in S3 is no longer the one it published
     files = date_files()
     older, newer = sorted(files)[:2]
-    service = service_on(moto_endpoint, migrated_settings, tmp_path, **OPEN_GUARDS)
+    service = service_on(moto_endpoint, migrated_settings, tmp_path, MISSING_ROWS=missing_rows, **OPEN_GUARDS)
     upload_to(moto_endpoint, newer, write_pyarrow(files[newer], tmp_path / "newer.parquet"))
     service.sync(newer, None, SyncOptions(invocation_id="newer", trigger="eventbridge_s3"))
     published = table_rows(db)
-    invalid = rejecting(snowflake_table(100, seed=99, first_id=50_000), list(range(100)))
-    upload_to(moto_endpoint, newer, write_pyarrow(pa.concat_tables([files[newer], invalid]), tmp_path / "bad.parquet"))
-    with pytest.raises(GuardTripped):
+    upload_to(moto_endpoint, newer, write_pyarrow(rejecting(files[newer], list(range(100))), tmp_path / "bad.parquet"))
+    with pytest.raises(GuardTripped, match="reject_ratio"):
         service.sync(newer, None, SyncOptions(invocation_id="correction", trigger="eventbridge_s3"))
     [ledger] = query(db, "SELECT status FROM upsell_signal_sync_metadata WHERE sync_date = %s", (newer,))
     assert ledger == {"status": "failed"} and table_rows(db) == published
@@ -171,9 +176,34 @@ def test_an_older_date_leaves_alone_a_newer_date_whose_correction_failed(
     with pytest.raises(GuardTripped, match="stale_date"):
         service.sync(older, None, SyncOptions(invocation_id="person", force_resync=True))
 
-    # Then the newer date's companies keep its values: only those its file lacks are the older date's
-    assert (result.status, result.rows_superseded, result.rows_inserted) == ("completed", ROWS - SHIFT, SHIFT)
-    assert table_rows(db) == in_date_order({older: files[older], newer: files[newer]}, delete=False)
+    # Then it completes, leaving every company of the newer date as that date published it:
+    # the table is what date order leaves
+    assert result.status == "completed"
+    assert table_rows(db) == in_date_order({older: files[older], newer: files[newer]}, delete=missing_rows == "delete")
+    assert {key: table_rows(db)[key] for key in published} == published
+
+
+@pytest.mark.parametrize("missing_rows", ["keep", "delete"])
+def test_an_older_date_after_a_newer_one_whose_file_is_gone_writes_nothing_it_may_have_published(
+    missing_rows: str, migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given a newer date published, and then its file removed from S3 (a lifecycle rule, a person)
+    files = date_files()
+    older, newer = sorted(files)[:2]
+    service = service_on(moto_endpoint, migrated_settings, tmp_path, MISSING_ROWS=missing_rows, **OPEN_GUARDS)
+    upload_to(moto_endpoint, newer, write_pyarrow(files[newer], tmp_path / "newer.parquet"))
+    service.sync(newer, None, SyncOptions(invocation_id="newer", trigger="eventbridge_s3"))
+    published = table_rows(db)
+    boto3.client("s3", endpoint_url=moto_endpoint).delete_object(Bucket=BUCKET, Key=object_key_for(PREFIX, newer))
+
+    # When the older date's event arrives
+    upload_to(moto_endpoint, older, write_pyarrow(files[older], tmp_path / "older.parquet"))
+    result = service.sync(older, None, SyncOptions(invocation_id="older", trigger="eventbridge_s3"))
+
+    # Then it completes with no dead letter, and no company the newer date published changes
+    assert result.status == "completed"
+    assert {key: table_rows(db)[key] for key in published} == published
+    assert table_rows(db) == in_date_order({older: files[older], newer: files[newer]}, delete=missing_rows == "delete")
 
 
 def test_an_older_date_leaves_alone_a_newer_date_a_dry_run_holds(

@@ -122,6 +122,31 @@ def test_a_file_needing_five_timeouts_completes_in_one_execution_with_no_error_a
     assert [run["status"] for run in recorded] == ["handed_over"] * (len(runs) - 1) + ["completed"]
 
 
+def test_an_execution_stopped_at_its_bound_records_the_date_failed_not_handed_over(
+    s3: Any, db: pymysql.Connection[Any], tmp_path: Path
+) -> None:
+    # Given a day two that needs more runs than the bound allows (two, here)
+    earlier, _file_table, timeout_seconds = a_day_two_and_a_timeout_of(s3, tmp_path, 1 / 5)
+    dead_letters: list[str] = []
+
+    # When its durable execution reaches the bound
+    with DurableFunctionTestRunner(handler=durable(timeout_seconds, dead_letters, max_runs=2)) as runner:
+        result = runner.run(input=json.dumps({"sync_date": "2026-01-30"}), execution_timeout=900, execution_name="bound")
+
+    # Then the event is dead-lettered once with the reason, and the ledger says the date failed
+    # with it, so neither the ledger nor the status request says a next run is coming
+    answer = json.loads(result.result or "null")
+    assert (answer["status"], answer["error_type"]) == ("failed", "NoProgress"), answer
+    assert len(dead_letters) == 1 and "CONTINUATION_MAX_RUNS" in dead_letters[0]
+    [ledger] = query(db, "SELECT status, error_message, lease_expires_at FROM upsell_signal_sync_metadata WHERE sync_date = '2026-01-30'")
+    assert ledger["status"] == "failed" and "CONTINUATION_MAX_RUNS" in ledger["error_message"], ledger
+    assert ledger["lease_expires_at"] is None
+    status = ingest.handler({"action": "status", "sync_date": "2026-01-30"}, LocalContext("ingest"))
+    assert status.get("progress") is None, status.get("progress")
+    # And the table still holds what it held before: nothing half-published
+    assert table_rows(db) == {**expected_rows(earlier[0]), **expected_rows(earlier[1])}
+
+
 def test_a_duplicated_start_of_a_finished_execution_syncs_nothing_again(s3: Any, db: pymysql.Connection[Any], tmp_path: Path) -> None:
     # Given a file synced through one durable execution named for its date
     earlier, file_table, timeout_seconds = a_day_two_and_a_timeout_of(s3, tmp_path, 1 / 2)

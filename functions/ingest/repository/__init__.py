@@ -27,7 +27,7 @@ import pymysql
 
 from functions.ingest.repository.absent_rows import AbsentRows
 from functions.ingest.repository.fingerprints import TableFingerprints
-from functions.ingest.repository.ledger import ClaimLedger, CompletedSync
+from functions.ingest.repository.ledger import ClaimLedger, CompletedSync, PublishedDate
 from functions.ingest.repository.newer_keys import NewerKeys
 from functions.ingest.repository.runs import RunHistory
 from functions.ingest.repository.session import Session
@@ -39,6 +39,7 @@ __all__ = [
     "ClaimLedger",
     "CompletedSync",
     "PublishPlan",
+    "PublishedDate",
     "Repository",
     "RunHistory",
     "Session",

@@ -19,6 +19,15 @@ _PUBLISHED = "completed_etag IS NOT NULL"
 
 
 @dataclass(frozen=True)
+class PublishedDate:
+    """A date whose rows are in the table: its object's key and the ETag of the file it published."""
+
+    sync_date: dt.date
+    s3_key: str
+    etag: str
+
+
+@dataclass(frozen=True)
 class CompletedSync:
     """A completed date, for the row-count and stale-date guards."""
 
@@ -194,6 +203,14 @@ class ClaimLedger:
             == 1
         )
 
+    def fail_every_date_held_by(self, holder_token: str, reason: str) -> int:
+        """Mark failed every date this holder (a durable execution) still holds for a real sync; how many."""
+        return self.session.execute(
+            f"UPDATE {METADATA} SET status = 'failed', error_message = %s, lease_expires_at = NULL, completed_at = NOW() "
+            "WHERE holder_token = %s AND status = 'started' AND holder_dry_run = 0",
+            (reason, holder_token),
+        )
+
     def release_dry_run(self, sync_date: dt.date, holder_token: str, previous: dict[str, Any] | None) -> bool:
         """Put the metadata row back as it was before a dry run claimed the date; False if no longer ours."""
         if previous is None:
@@ -233,13 +250,13 @@ class ClaimLedger:
         )
         return {row["sync_date"]: row for row in rows}
 
-    def completed_after(self, sync_date: dt.date) -> list[tuple[dt.date, str]]:
-        """Every date newer than `sync_date` that has published, with its object's key: the dates whose files win over it."""
+    def completed_after(self, sync_date: dt.date) -> list[PublishedDate]:
+        """Every date newer than `sync_date` that has published, oldest first: the dates whose files win over it."""
         rows = self.session.fetch_dicts(
-            f"SELECT sync_date, s3_key FROM {METADATA} WHERE {_PUBLISHED} AND sync_date > %s ORDER BY sync_date",
+            f"SELECT sync_date, s3_key, completed_etag FROM {METADATA} WHERE {_PUBLISHED} AND sync_date > %s ORDER BY sync_date",
             (sync_date,),
         )
-        return [(row["sync_date"], row["s3_key"]) for row in rows]
+        return [PublishedDate(row["sync_date"], row["s3_key"], row["completed_etag"]) for row in rows]
 
     def last_completed_before(self, sync_date: dt.date) -> CompletedSync | None:
         """The latest completed date other than this one, with the rows it loaded."""

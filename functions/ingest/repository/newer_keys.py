@@ -20,6 +20,11 @@ _CARRIED_BY_NEWER_DATES = (
     f"STRAIGHT_JOIN {STAGING} s ON s.sync_date = %s AND s.{SOURCE_ROW} = c.source_row "
     f"STRAIGHT_JOIN {NEWER_KEYS} k ON k.company_id = s.{KEY_COLUMN} "
 )
+# Those, and every update: a newer date whose file cannot be read may have published any company the table has.
+_CARRIED_OR_IN_THE_TABLE = (
+    f"STRAIGHT_JOIN {STAGING} s ON s.sync_date = %s AND s.{SOURCE_ROW} = c.source_row "
+    f"LEFT JOIN {NEWER_KEYS} k ON k.company_id = s.{KEY_COLUMN} WHERE c.target_id > 0 OR k.company_id IS NOT NULL"
+)
 # The listed changes whose company some newer date's file carries as a valid row or lacks.
 _NOT_LEFT_TO_OLDER = (
     f"STRAIGHT_JOIN {STAGING} s ON s.sync_date = %s AND s.{SOURCE_ROW} = c.source_row "
@@ -44,9 +49,16 @@ class NewerKeys:
             with self.session.connection.cursor() as cursor:
                 cursor.executemany(f"INSERT IGNORE INTO {NEWER_KEYS} (company_id) VALUES (%s)", [(key,) for key in keys])
 
-    def supersede_changes(self, sync_date: dt.date, *, every_change: bool) -> tuple[int, int]:
-        """Take out of the list the changes a newer date carries (or, `every_change`, all); (inserts, updates) taken."""
-        carried, parameters = ("", ()) if every_change else (_CARRIED_BY_NEWER_DATES, (sync_date,))
+    def supersede_changes(self, sync_date: dt.date, *, every_change: bool, every_update: bool = False) -> tuple[int, int]:
+        """Take out of the list the changes a newer date carries (`every_update`: and every update; `every_change`: all).
+
+        Returns the (inserts, updates) taken.
+        """
+        parameters: tuple[object, ...]
+        if every_change:
+            carried, parameters = "", ()
+        else:
+            carried, parameters = (_CARRIED_OR_IN_THE_TABLE if every_update else _CARRIED_BY_NEWER_DATES), (sync_date,)
         taken = self._take_out(carried, parameters)
         if not every_change:
             self.session.execute(f"DROP TEMPORARY TABLE {NEWER_KEYS}")
@@ -105,6 +117,10 @@ class NewerKeys:
 
     def close_left_to_older(self) -> None:
         self.session.execute(f"DROP TEMPORARY TABLE IF EXISTS {LEFT_TO_OLDER}")
+
+    def discard_rejected(self) -> None:
+        """Drop what was gathered of the newer files' rejected keys: none is left to the older date."""
+        self.session.execute(f"DROP TEMPORARY TABLE IF EXISTS {NEWER_REJECTED}")
 
     def _take_out(self, joined: str, parameters: tuple[object, ...]) -> tuple[int, int]:
         row = self.session.fetch_one(
