@@ -192,9 +192,11 @@ class Model:
     ) -> dict[str, Any]:
         """What one sync of `export` must answer (and, unless skipped or failed, do to the table).
 
-        The newest file wins per company: what the files of newer published dates carry (as
-        they are in S3 now) is left to them; in delete mode a newer file also decides the
-        companies it lacks, so an older date writes or deletes only those every newer file rejected.
+        The newest file wins per company: what the files of newer published dates carry is
+        left to them; in delete mode a newer file also decides the companies it lacks, so an
+        older date writes or deletes only those every newer file rejected. A newer date whose
+        file in S3 is no longer the one it published carries, for all the older date can
+        tell, every company the table has (keep mode) or everything (delete mode).
         """
         state = self.dates.setdefault(sync_date, DateState())
         if state.status == "completed" and state.completed_etag == export.etag and not force:
@@ -203,12 +205,16 @@ class Model:
         processed, loaded = export.table.num_rows, len(valid)
         newer = [date for date, later in self.dates.items() if later.completed_etag is not None and date > sync_date]
         changes = {key for key, row in valid.items() if self.table.get(key) != row}
-        left_to_this_date = set.intersection(*(newer_exports[date].rejected_keys for date in newer)) if newer else set()
+        known = [date for date in newer if newer_exports[date].etag == self.dates[date].completed_etag]
+        unknown = len(known) < len(newer)
+        left_to_this_date = set()
+        if newer and not unknown:
+            left_to_this_date = set.intersection(*(newer_exports[date].rejected_keys for date in newer))
         if newer and delete:
             superseded = changes - left_to_this_date
         elif newer:
-            carried = {key for date in newer for key in expected_rows(newer_exports[date].valid_rows())}
-            superseded = changes & carried
+            carried = {key for date in known for key in expected_rows(newer_exports[date].valid_rows())}
+            superseded = changes & (carried | set(self.table)) if unknown else changes & carried
         else:
             superseded = set()
         writes = {key: row for key, row in valid.items() if key not in superseded}
