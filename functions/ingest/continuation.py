@@ -23,6 +23,7 @@ aws-durable-execution-sdk-python (its README, and `DurableContext.step`/`wait`).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from aws_durable_execution_sdk_python.retries import RetryDecision, RetryStrateg
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.ingest import handler as plain
+from functions.ingest.events import with_default_date
 from functions.ingest.sync_values import DurableRun
 from functions.shared.contract import CONTINUATION_PAUSE_SECONDS, LAMBDA_FIRST_RETRY_SECONDS
 from functions.shared.errors import HandedOver, IngestError, NoProgress, PermanentError
@@ -109,6 +111,8 @@ class Continuation:
     run_context: Callable[[DurableContext], LambdaContext] = lambda_context_of
 
     def __call__(self, event: Any, context: DurableContext) -> dict[str, Any]:
+        today = context.step(lambda _: dt.datetime.now(dt.UTC).date().isoformat(), name="today", config=ONCE)
+        event = with_default_date(event, dt.date.fromisoformat(today))
         stopped_at: str | None = None
         for run in range(1, self.max_runs + 1):
             try:

@@ -96,6 +96,17 @@ def _flag(payload: dict[str, Any], name: str) -> bool:
     return value
 
 
+def with_default_date(event: Any, today: dt.date) -> Any:
+    """A manual request that names no date, with its default (yesterday, UTC) written in; any other event as it is.
+
+    So every run of one durable execution, and its dead letter, syncs the date its first run
+    chose, even after midnight.
+    """
+    if isinstance(event, dict) and set(event) <= MANUAL_FIELDS and "sync_date" not in event and "s3_key" not in event:
+        return {**event, "sync_date": (today - dt.timedelta(days=1)).isoformat()}
+    return event
+
+
 def _manual(payload: dict[str, Any], prefix: str, today: dt.date) -> SyncRequest:
     sync_date = parse_date(payload["sync_date"], "sync_date") if "sync_date" in payload else today - dt.timedelta(days=1)
     s3_key = payload.get("s3_key")

@@ -6,8 +6,10 @@ the testing SDK (aws-durable-execution-sdk-python-testing) plays the service: ch
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from aws_durable_execution_sdk_python.execution import InvocationStatus
 from aws_durable_execution_sdk_python_testing.runner import DurableFunctionTestRunner
 from moto import mock_aws
 
-from functions.ingest import claims
+from functions.ingest import claims, continuation
 from functions.ingest import handler as ingest
 from functions.ingest.continuation import Continuation, holder_token_of
 from functions.ingest.sync_values import DurableRun
@@ -145,6 +147,42 @@ def test_an_execution_stopped_at_its_bound_records_the_date_failed_not_handed_ov
     assert status.get("progress") is None, status.get("progress")
     # And the table still holds what it held before: nothing half-published
     assert table_rows(db) == {**expected_rows(earlier[0]), **expected_rows(earlier[1])}
+
+
+def test_a_replay_of_yesterday_continued_past_midnight_finishes_the_date_it_started(
+    s3: Any, db: pymysql.Connection[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a day two that needs several runs, and a file for the day after it too
+    earlier, file_table, timeout_seconds = a_day_two_and_a_timeout_of(s3, tmp_path, 1 / 4)
+    next_key = "passive_upsell_signals/dt=2026-01-31/data.parquet"
+    s3.upload_file(str(write_pyarrow(day_two(file_table, seed=402), tmp_path / "next.parquet")), BUCKET, next_key)
+
+    # And a clock that reads 23:59:59 UTC on 2026-01-31 at first, and after midnight from then on
+    reads: list[int] = []
+
+    class Clock(dt.datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:  # type: ignore[override]
+            reads.append(1)
+            return dt.datetime(2026, 1, 31, 23, 59, 59, tzinfo=dt.UTC) if len(reads) == 1 else dt.datetime(2026, 2, 1, 0, 0, 10, tzinfo=dt.UTC)
+
+    clock = types.SimpleNamespace(datetime=Clock, UTC=dt.UTC, date=dt.date, timedelta=dt.timedelta)
+    monkeypatch.setattr(continuation, "dt", clock)
+    monkeypatch.setattr(ingest, "dt", clock)
+    dead_letters: list[str] = []
+
+    # When an operator's replay of yesterday (no sync_date) starts just before midnight and is continued after it
+    with DurableFunctionTestRunner(handler=durable(timeout_seconds, dead_letters)) as runner:
+        result = runner.run(input=json.dumps({"force_resync": True}), execution_timeout=900, execution_name="midnight")
+
+    # Then every run synced 2026-01-30, the date the replay started on, to its end
+    answer = json.loads(result.result or "null")
+    runs = [operation.name for operation in result.operations if (operation.name or "").startswith("run ")]
+    assert len(runs) >= 2, runs
+    assert (answer["status"], answer["sync_date"]) == ("completed", "2026-01-30"), answer
+    ledger = query(db, "SELECT sync_date, status FROM upsell_signal_sync_metadata WHERE sync_date >= '2026-01-30'")
+    assert [(str(row["sync_date"]), row["status"]) for row in ledger] == [("2026-01-30", "completed")]
+    assert table_rows(db) == {**expected_rows(earlier[0]), **expected_rows(earlier[1]), **expected_rows(file_table)}
 
 
 def test_a_duplicated_start_of_a_finished_execution_syncs_nothing_again(s3: Any, db: pymysql.Connection[Any], tmp_path: Path) -> None:

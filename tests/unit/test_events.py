@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from functions.ingest.events import is_s3_test_event, parse_event
+from functions.ingest.events import is_s3_test_event, parse_event, with_default_date
 from functions.shared.errors import BadEvent
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -114,3 +114,19 @@ def test_a_long_unknown_event_is_named_but_cut() -> None:
         parse({"detail-type": "Something Else", "padding": "x" * 5_000})
     # Then the refusal names what arrived, cut short
     assert "Something Else" in str(refused.value) and len(str(refused.value)) < 400
+
+
+@pytest.mark.parametrize(
+    ("event", "pinned"),
+    [
+        ({}, {"sync_date": "2026-01-30"}),
+        ({"force_resync": True}, {"force_resync": True, "sync_date": "2026-01-30"}),
+        ({"sync_date": "2026-01-02"}, {"sync_date": "2026-01-02"}),
+        ({"s3_key": "passive_upsell_signals/dt=2026-01-02/data.parquet"}, {"s3_key": "passive_upsell_signals/dt=2026-01-02/data.parquet"}),
+        ({"action": "status"}, {"action": "status"}),
+        ({"Records": []}, {"Records": []}),
+        ("not an object", "not an object"),
+    ],
+)
+def test_only_a_manual_request_naming_no_date_gets_its_default_date_written_in(event: Any, pinned: Any) -> None:
+    assert with_default_date(event, dt.date(2026, 1, 31)) == pinned
