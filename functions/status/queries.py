@@ -51,7 +51,18 @@ class StatusQueries:
         )
 
     def rejects_for(self, sync_date: dt.date, limit: int) -> tuple[int, list[dict[str, Any]]]:
-        """Rejected rows of the date's latest staging pass: (how many in all, the first `limit`)."""
+        """Rejected rows of the date's latest staging pass: (how many in all, the first `limit`).
+
+        A pass that rejects nothing leaves no rows here: when the date's latest run that read
+        the file completed (or dry-ran) counting none, earlier passes' rejects are not its own.
+        """
+        latest = fetch_dicts(self.connection,
+            f"SELECT status, rows_rejected FROM {RUNS} WHERE sync_date = %s "
+            "AND status NOT IN ('skipped', 'in_progress') ORDER BY id DESC LIMIT 1",
+            (sync_date,),
+        )
+        if latest and latest[0]["status"] in ("completed", "dry_run") and latest[0]["rows_rejected"] == 0:
+            return 0, []
         summary = fetch_dicts(self.connection,
             f"SELECT COUNT(*) AS total, MAX(attempt) AS attempt FROM {REJECTED} WHERE sync_date = %s "
             f"AND attempt = (SELECT MAX(attempt) FROM {REJECTED} WHERE sync_date = %s)",

@@ -538,3 +538,22 @@ def test_a_correction_three_days_back_whose_event_never_arrived_is_synced_by_the
 
 def key_for(day: int) -> str:
     return f"passive_upsell_signals/dt=2026-01-{day:02d}/data.parquet"
+
+
+def test_the_status_of_a_date_shows_the_rejects_of_its_latest_file_not_an_earlier_ones(aws: Aws, db: pymysql.Connection[Any]) -> None:
+    # Given a date synced from a file with a repeated key (2 rejected rows), then from a
+    # corrected re-export with no bad row
+    table = snowflake_table(300, seed=4)
+    aws.s3.upload_file(str(write_pyarrow(pa.concat_tables([table, table.slice(0, 1)]), aws.tmp_path / "dup.parquet")), BUCKET, KEY)
+    assert invoke({"sync_date": "2026-01-30"})["rows_rejected"] == 2
+    shown_then = invoke({"action": "status", "sync_date": "2026-01-30"})
+    aws.s3.upload_file(str(write_pyarrow(table, aws.tmp_path / "fixed.parquet")), BUCKET, KEY)
+    assert (invoke({"sync_date": "2026-01-30"})["rows_rejected"]) == 0
+
+    # When the operator asks for the date
+    shown_now = invoke({"action": "status", "sync_date": "2026-01-30"})
+
+    # Then it showed the 2 rejects while they were the date's, and none now; the rows stay recorded
+    assert shown_then["rejects_total"] == 2 and len(shown_then["rejects"]) == 2
+    assert (shown_now["rejects_total"], shown_now["rejects"]) == (0, [])
+    assert query(db, "SELECT COUNT(*) AS n FROM upsell_signal_rejected_rows")[0]["n"] == 2
