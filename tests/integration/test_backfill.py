@@ -17,6 +17,7 @@ import pytest
 
 from functions.ingest.claim_rules import ClaimRequest
 from functions.ingest.repository import Repository, absent_rows
+from functions.ingest.service import SyncService
 from functions.ingest.sync_values import SyncAnswer, SyncOptions
 from functions.shared.contract import object_key_for
 from functions.shared.db import connect
@@ -151,6 +152,16 @@ def test_an_older_date_after_a_newer_one_is_recorded_and_answered_for_what_it_di
     assert run == {"status": "completed", "rows_superseded": ROWS - SHIFT}
 
 
+def the_second_date_published(
+    files: dict[dt.date, pa.Table], service: SyncService, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+) -> tuple[dt.date, dt.date, dict[str, dict[str, Any]]]:
+    """The first two dates, the second synced (by its S3 event) before the first: (older, newer, the table after)."""
+    older, newer = sorted(files)[:2]
+    upload_to(moto_endpoint, newer, write_pyarrow(files[newer], tmp_path / "newer.parquet"))
+    assert service.sync(newer, None, SyncOptions(invocation_id="newer", trigger="eventbridge_s3")).status == "completed"
+    return older, newer, table_rows(db)
+
+
 @pytest.mark.parametrize("missing_rows", ["keep", "delete"])
 def test_an_older_date_leaves_alone_a_newer_date_whose_correction_failed(
     missing_rows: str, migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
@@ -158,12 +169,8 @@ def test_an_older_date_leaves_alone_a_newer_date_whose_correction_failed(
     # Given a newer date published, then a correction of it whose 100 bad rows (companies the
     # date carries) tripped the reject guard: the date is failed, its rows stay published, and
     # the file in S3 is no longer the one it published
-    files = date_files()
-    older, newer = sorted(files)[:2]
-    service = service_on(moto_endpoint, migrated_settings, tmp_path, MISSING_ROWS=missing_rows, **OPEN_GUARDS)
-    upload_to(moto_endpoint, newer, write_pyarrow(files[newer], tmp_path / "newer.parquet"))
-    service.sync(newer, None, SyncOptions(invocation_id="newer", trigger="eventbridge_s3"))
-    published = table_rows(db)
+    files, service = date_files(), service_on(moto_endpoint, migrated_settings, tmp_path, MISSING_ROWS=missing_rows, **OPEN_GUARDS)
+    older, newer, published = the_second_date_published(files, service, db, moto_endpoint, tmp_path)
     upload_to(moto_endpoint, newer, write_pyarrow(rejecting(files[newer], list(range(100))), tmp_path / "bad.parquet"))
     with pytest.raises(GuardTripped, match="reject_ratio"):
         service.sync(newer, None, SyncOptions(invocation_id="correction", trigger="eventbridge_s3"))
@@ -188,12 +195,8 @@ def test_an_older_date_after_a_newer_one_whose_file_is_gone_writes_nothing_it_ma
     missing_rows: str, migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
 ) -> None:
     # Given a newer date published, and then its file removed from S3 (a lifecycle rule, a person)
-    files = date_files()
-    older, newer = sorted(files)[:2]
-    service = service_on(moto_endpoint, migrated_settings, tmp_path, MISSING_ROWS=missing_rows, **OPEN_GUARDS)
-    upload_to(moto_endpoint, newer, write_pyarrow(files[newer], tmp_path / "newer.parquet"))
-    service.sync(newer, None, SyncOptions(invocation_id="newer", trigger="eventbridge_s3"))
-    published = table_rows(db)
+    files, service = date_files(), service_on(moto_endpoint, migrated_settings, tmp_path, MISSING_ROWS=missing_rows, **OPEN_GUARDS)
+    older, newer, published = the_second_date_published(files, service, db, moto_endpoint, tmp_path)
     boto3.client("s3", endpoint_url=moto_endpoint).delete_object(Bucket=BUCKET, Key=object_key_for(PREFIX, newer))
 
     # When the older date's event arrives
@@ -211,12 +214,8 @@ def test_an_older_date_leaves_alone_a_newer_date_a_dry_run_holds(
 ) -> None:
     # Given a newer date published, and now held by an operator's dry run of it (a second
     # invocation's real claim, its lease live, as while it downloads)
-    files = date_files()
-    older, newer = sorted(files)[:2]
-    service = service_on(moto_endpoint, migrated_settings, tmp_path, **OPEN_GUARDS)
-    upload_to(moto_endpoint, newer, write_pyarrow(files[newer], tmp_path / "newer.parquet"))
-    service.sync(newer, None, SyncOptions(invocation_id="newer", trigger="eventbridge_s3"))
-    published = table_rows(db)
+    files, service = date_files(), service_on(moto_endpoint, migrated_settings, tmp_path, **OPEN_GUARDS)
+    older, newer, published = the_second_date_published(files, service, db, moto_endpoint, tmp_path)
     [row] = query(db, "SELECT s3_key, completed_etag FROM upsell_signal_sync_metadata WHERE sync_date = %s", (newer,))
     with closing(Repository(connect(migrated_settings))) as repository, repository.transaction("a dry run's claim"):
         request = ClaimRequest(

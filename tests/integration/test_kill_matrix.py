@@ -23,6 +23,7 @@ import pytest
 
 from functions.ingest.hooks import SyncHooks
 from functions.ingest.repository import Repository
+from functions.ingest.service import SyncService
 from functions.ingest.sync_values import SyncAnswer, SyncOptions
 from functions.shared.db import connect
 from functions.shared.errors import TransientError
@@ -32,12 +33,15 @@ from tests.integration.conftest import (
     BUCKET,
     DAY_ONE,
     DAY_TWO,
+    Outcome,
     day_one_published_and_day_two_uploaded,
     expected_rows,
+    in_a_thread,
     invoke_in_a_process,
     service_on,
     table_rows,
     upload_to,
+    work_dir_for,
 )
 from tests.integration.dedicated_server import DedicatedServer
 from tests.integration.kill_points import (
@@ -145,6 +149,21 @@ def test_a_sync_killed_at_a_step_boundary_ends_exact_after_the_next_run(
 # -- a server restart mid-publish ---------------------------------------------------------------
 
 
+def with_the_deployed_retries(endpoint: str, settings: DatabaseSettings, work_dir: Path, hooks: SyncHooks | None = None) -> SyncService:
+    """A service with the deployed lease and in-process retries (scaled), staging 1,000 rows a chunk."""
+    return service_on(
+        endpoint,
+        settings,
+        work_dir,
+        sleep=time.sleep,
+        hooks=hooks,
+        CLAIM_LEASE_SECONDS=str(LEASE_SECONDS),
+        TRANSIENT_RETRIES=str(TRANSIENT_RETRIES),
+        TRANSIENT_WAIT_SECONDS=str(TRANSIENT_WAIT_SECONDS),
+        STAGING_CHUNK_ROWS="1000",
+    )
+
+
 RESTART_STATEMENTS = {
     "mid-staging": "LOAD DATA %upsell_signal_staging%",
     "mid-publish": "UPDATE %company_upsell_signals%SET%",
@@ -165,17 +184,7 @@ def test_a_server_restart_within_the_wait_costs_the_run_a_wait_not_the_date(
     watcher.autocommit(True)
     before = fingerprint(watcher)
     outcome: list[SyncAnswer | BaseException] = []
-    (tmp_path / "interrupted").mkdir()
-    interrupted = service_on(
-        moto_endpoint,
-        settings,
-        tmp_path / "interrupted",
-        sleep=time.sleep,
-        CLAIM_LEASE_SECONDS=str(LEASE_SECONDS),
-        TRANSIENT_RETRIES=str(TRANSIENT_RETRIES),
-        TRANSIENT_WAIT_SECONDS=str(TRANSIENT_WAIT_SECONDS),
-        STAGING_CHUNK_ROWS="1000",
-    )
+    interrupted = with_the_deployed_retries(moto_endpoint, settings, work_dir_for(tmp_path, "interrupted"))
 
     def run_interrupted() -> None:
         try:
@@ -238,28 +247,11 @@ def test_two_server_restarts_further_apart_than_the_wait_each_cost_the_run_a_wai
         if first_restart:
             time.sleep(max(0.0, first_restart[0] + TRANSIENT_WAIT_SECONDS + 1 - time.monotonic()))
 
-    outcome: list[SyncAnswer | BaseException] = []
-    (tmp_path / "twice").mkdir()
-    twice = service_on(
-        moto_endpoint,
-        settings,
-        tmp_path / "twice",
-        sleep=time.sleep,
-        hooks=SyncHooks(before_publish=slow_until_the_wait_has_passed),
-        CLAIM_LEASE_SECONDS=str(LEASE_SECONDS),
-        TRANSIENT_RETRIES=str(TRANSIENT_RETRIES),
-        TRANSIENT_WAIT_SECONDS=str(TRANSIENT_WAIT_SECONDS),
-        STAGING_CHUNK_ROWS="1000",
+    twice = with_the_deployed_retries(
+        moto_endpoint, settings, work_dir_for(tmp_path, "twice"), hooks=SyncHooks(before_publish=slow_until_the_wait_has_passed)
     )
-
-    def run_twice_interrupted() -> None:
-        try:
-            outcome.append(twice.sync(DAY_TWO, None, SyncOptions(invocation_id="twice")))
-        except BaseException as error:  # handed to the assertions below
-            outcome.append(error)
-
-    syncing = threading.Thread(target=run_twice_interrupted, name="twice")
-    syncing.start()
+    outcomes: dict[str, Outcome] = {}
+    syncing = in_a_thread(outcomes, "twice", lambda: twice.sync(DAY_TWO, None, SyncOptions(invocation_id="twice")))
 
     # When the server is killed hard mid-staging and is back within the outage, and again,
     # more than the wait later, mid-publish
@@ -276,7 +268,7 @@ def test_two_server_restarts_further_apart_than_the_wait_each_cost_the_run_a_wai
     syncing.join(timeout=STEP_TIMEOUT_SECONDS)
 
     # Then the run waited out each outage and completed the date itself, exactly
-    [result] = outcome
+    result = outcomes["twice"]
     assert isinstance(result, SyncAnswer), result
     assert first_restart[1] - first_restart[0] > TRANSIENT_WAIT_SECONDS
     checker = connect(settings)
