@@ -5,15 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from functions.ingest.columns import KEY_COLUMN
+from functions.ingest.columns import KEY_COLUMN, SIGNAL_COLUMNS
 from functions.ingest.repository.names import CHANGES, LEFT_TO_OLDER, NEWER_KEYS, NEWER_REJECTED
 from functions.ingest.repository.session import Session
 from functions.ingest.repository.signals import REJECTED_KEYS
 from functions.ingest.validation import SOURCE_ROW
 from functions.shared.tables import STAGING, TARGET
 
-_KEY = "company_id VARCHAR(64) COLLATE utf8mb4_nopad_bin"
-_KEY_LENGTH = 64
+_KEY_LENGTH = next(column.max_length for column in SIGNAL_COLUMNS if column.name == KEY_COLUMN) or 0
+_KEY = f"company_id VARCHAR({_KEY_LENGTH}) COLLATE utf8mb4_nopad_bin"
 
 # The listed changes whose company a newer completed date's file carries.
 _CARRIED_BY_NEWER_DATES = (
