@@ -85,7 +85,7 @@ class SyncService:
         """
         validate_override_names(sorted(options.override_guards))
         key = s3_key or object_key_for(self._settings.key_prefix, sync_date)
-        budget = TimeBudget(self._settings.time_budget, options.seconds_left, options.run_seconds)
+        budget = TimeBudget(self._settings.time_budget, options.seconds_left, options.run_seconds, sync_date)
         result, synced_etag = self._sync_replaced_while_read(sync_date, key, options, budget)
         for _ in range(NEWER_OBJECT_ROUNDS):
             if result.status != "completed" or self._current_etag(key) in (None, synced_etag):

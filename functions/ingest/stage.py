@@ -197,8 +197,11 @@ def stage_file(
     ) as chunks:
         for chunk in chunks:
             if chunks_this_run:  # every run commits a chunk at least: hand-overs always make progress
-                # The ETag too: a correction restarts at row 0, which is progress, not a run stopping where the last did.
-                claimed.budget.stop_if_out_of_time(f"staging at row {rows_read} of {opened.num_rows} (ETag {claimed.info.etag})")
+                # The pass and the ETag too: a pass started again, or a correction, restarts at row 0,
+                # which is progress, not a run stopping where the last did.
+                claimed.budget.stop_if_out_of_time(
+                    f"staging at row {rows_read} of {opened.num_rows} (pass {progress.pass_number}, ETag {claimed.info.etag})"
+                )
             commit_chunk(repository, claimed, chunk, rows_read, progress.pass_number)
             rows_read = chunk.end_row
             chunks_this_run += 1

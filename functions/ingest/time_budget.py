@@ -9,6 +9,7 @@ resumes from there.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,6 +27,9 @@ class TimeBudget:
     # the budget is made, which is less than a fresh run's when the invocation did other
     # work first (a cold start, or the dates an event names before this one).
     run_seconds: float | None = None
+    # The date whose sync this budget times: a hand-over names it, so that two dates of one
+    # event stopping at the same row are not taken for one date making no progress.
+    sync_date: dt.date | None = None
 
     def __post_init__(self) -> None:
         if self.run_seconds is None and self.seconds_left is not None:
@@ -71,7 +75,8 @@ class TimeBudget:
         """HandedOver when only the margin is left: called at a chunk boundary, before the next chunk."""
         if not self.fits(0):
             raise HandedOver(
-                f"time budget: stopped {where} with {self._left()} left; the next run resumes here", stopped_at=where
+                f"time budget: stopped {where} with {self._left()} left; the next run resumes here",
+                stopped_at=self._of_the_date(where),
             )
 
     def stop_before_publish_if_short(self, rows_staged: int) -> None:
@@ -86,8 +91,11 @@ class TimeBudget:
             raise HandedOver(
                 f"time budget: publishing {rows_staged} staged rows needs about {needed:.0f}s and {self._left()} are left; "
                 "the next run publishes them",
-                stopped_at=f"before publishing {rows_staged} staged rows",
+                stopped_at=self._of_the_date(f"before publishing {rows_staged} staged rows"),
             )
+
+    def _of_the_date(self, where: str) -> str:
+        return where if self.sync_date is None else f"{self.sync_date.isoformat()}: {where}"
 
     def _left(self) -> str:
         return "unlimited time" if self.seconds_left is None else f"{self.seconds_left():.0f}s"

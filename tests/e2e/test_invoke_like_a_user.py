@@ -146,7 +146,7 @@ def test_invoke_follows_a_file_needing_several_runs_to_its_end_telling_each_hand
     # Then stderr says plainly that the work continues, run after run, and stdout holds the final answer: completed
     assert synced.returncode == 0, synced.stderr[-3000:]
     told = [line for line in synced.stderr.splitlines() if line.startswith("invoke: ")]
-    assert any(line.startswith("invoke: run 1 handed over: staging at row ") and "run 2 starts after a 5 s pause" in line for line in told), told
+    assert any(line.startswith("invoke: run 1 handed over: 2026-01-30: staging at row ") and "run 2 starts after a 5 s pause" in line for line in told), told
     assert any(line.startswith("invoke: run 2 starts") for line in told), told
     assert told[-1].startswith("invoke: durable execution ") and ": SUCCEEDED after " in told[-1], told
     runs = int(told[-1].split(": SUCCEEDED after ")[1].split(" run")[0])
