@@ -74,7 +74,9 @@ def retry_like_lambda(error: Exception, attempts_made: int) -> RetryDecision:
 
 
 RUN_CONFIG = StepConfig(retry_strategy=retry_like_lambda)
-# The dead letter is sent once: a step that does not run again once it has started.
+# Not retried when it fails. A kill inside the step runs it again on replay (the default,
+# at-least-once per attempt), so a dead letter may be sent twice; at-most-once would instead
+# fail the execution on replay and skip recording the stop.
 ONCE = StepConfig(retry_strategy=lambda error, attempts: RetryDecision.no_retry())
 
 
