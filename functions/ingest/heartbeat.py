@@ -41,7 +41,6 @@ class LeaseHeartbeat:
         self._interval = lease_seconds / HEARTBEATS_PER_LEASE
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{sync_date}", daemon=True)
-        self.lost = threading.Event()  # set once another execution holds the date
 
     def __enter__(self) -> LeaseHeartbeat:
         self._thread.start()
@@ -59,8 +58,9 @@ class LeaseHeartbeat:
                 try:
                     repository = repository or self._open()
                     if not repository.ledger.keep_alive(self._sync_date, self._holder_token, self._lease_seconds):
-                        self.lost.set()
-                        return  # the sync finds out at its next fenced write and stops
+                        # The sync finds out at its next fenced write and stops; the log says why first.
+                        logger.warning("heartbeat of %s stopped: another execution holds the date now", self._sync_date)
+                        return
                 except (IngestError, pymysql.MySQLError, OSError) as error:
                     # The server may be restarting: the lease holds for two more beats; reconnect at the next.
                     logger.warning("heartbeat of %s missed: %s", self._sync_date, error)

@@ -63,13 +63,14 @@ class StatusQueries:
         )
         if latest and latest[0]["status"] in ("completed", "dry_run") and latest[0]["rows_rejected"] == 0:
             return 0, []
+        # DISTINCT: a pass started again under its own claim records its rows again (the table is append-only).
         summary = fetch_dicts(self.connection,
-            f"SELECT COUNT(*) AS total, MAX(attempt) AS attempt FROM {REJECTED} WHERE sync_date = %s "
+            f"SELECT COUNT(DISTINCT source_row) AS total, MAX(attempt) AS attempt FROM {REJECTED} WHERE sync_date = %s "
             f"AND attempt = (SELECT MAX(attempt) FROM {REJECTED} WHERE sync_date = %s)",
             (sync_date, sync_date),
         )[0]
         rejects = fetch_dicts(self.connection,
-            f"SELECT source_row, cdms_canonical_company_id, reasons, original_values FROM {REJECTED} "
+            f"SELECT DISTINCT source_row, cdms_canonical_company_id, reasons, original_values FROM {REJECTED} "
             "WHERE sync_date = %s AND attempt = %s ORDER BY source_row LIMIT %s",
             (sync_date, summary["attempt"] or 0, limit),
         )

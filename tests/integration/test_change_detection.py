@@ -19,12 +19,14 @@ from functions.ingest.repository import Repository
 from functions.ingest.row_fingerprints import fingerprint_sql
 from functions.ingest.row_marks import REJECTED, TO_STAGE
 from functions.ingest.service import SyncService
-from functions.ingest.sync_values import SyncOptions
+from functions.ingest.sync_values import DurableRun, SyncOptions
 from functions.shared.db import connect
 from functions.shared.errors import HandedOver
 from functions.shared.settings import DatabaseSettings
+from functions.status.queries import StatusQueries
 from tests.factories import day_two, snowflake_table, write_pyarrow
 from tests.integration.conftest import DAY_ONE, DAY_TWO, expected_rows, query, table_rows
+from tests.integration.test_backfill import rejecting
 
 LOAD_METHODS = ["local_infile", "insert"]
 
@@ -261,6 +263,43 @@ def test_a_resumed_pass_stages_again_when_the_table_was_emptied_between_runs(
     # Then it staged again from the first row, and the table holds day two's file, every row of it
     assert (result.status, result.rows_resumed, result.rows_inserted) == ("completed", 0, day_two_table.num_rows)
     assert table_rows(db) == expected_rows(day_two_table)
+
+
+def test_a_pass_started_again_under_its_own_claim_records_each_rejected_row_once(
+    db: pymysql.Connection[Any], upload: Callable[..., str], make_service: Callable[..., SyncService]
+) -> None:
+    # Given day one published, and a day two whose first ten rows are invalid
+    day_one_table = snowflake_table(3_000, seed=509)
+    upload(DAY_ONE, day_one_table)
+    make_service().sync(DAY_ONE, None, SyncOptions(invocation_id="one"))
+    upload(DAY_TWO, rejecting(day_two(day_one_table, seed=510), list(range(10))))
+
+    # And day two's first run of a durable execution handed over after its first chunk, its rejects recorded
+    def run(number: int, **options: Any) -> SyncOptions:
+        durable = DurableRun(holder_token="e" * 32, execution_arn="arn:aws:lambda:execution", number=number)
+        return SyncOptions(invocation_id=f"run-{number}", durable_run=durable, **options)
+
+    def seconds_left() -> float:
+        db.commit()  # a fresh snapshot
+        progress = query(db, "SELECT rows_read FROM upsell_signal_staging_progress WHERE sync_date = %s", (DAY_TWO,))
+        return 29.0 if progress and progress[0]["rows_read"] else 600.0
+
+    with pytest.raises(HandedOver):
+        make_service().sync(DAY_TWO, None, run(1, seconds_left=seconds_left))
+    assert query(db, "SELECT COUNT(*) AS n FROM upsell_signal_rejected_rows")[0]["n"] == 10
+
+    # And, between the runs, a person empties the table, so the next run stages the file again from its first row
+    with db.cursor() as cursor:
+        cursor.execute("DELETE FROM company_upsell_signals")
+    db.commit()
+
+    # When the execution's next run resumes its own claim
+    result = make_service().sync(DAY_TWO, None, run(2))
+
+    # Then the answer and the status each count the ten rejected rows once, and list each once
+    assert (result.status, result.rows_resumed, result.rows_rejected) == ("completed", 0, 10)
+    total, rejects = StatusQueries(db).rejects_for(DAY_TWO, limit=50)
+    assert (total, [reject["source_row"] for reject in rejects]) == (10, list(range(10)))
 
 
 def test_a_partitioned_compare_finds_what_a_single_one_finds(
