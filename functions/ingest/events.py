@@ -279,16 +279,14 @@ def is_s3_test_event(event: Any) -> bool:
     return isinstance(event, dict) and event.get("Event") == "s3:TestEvent" and event.get("Service") == "Amazon S3"
 
 
-def split_s3_records(event: Any) -> list[Any]:
-    """A notification of several S3 records as one event per record, so that a bad record refuses only itself.
+def split_records(event: Any) -> list[Any]:
+    """A notification of several S3 records, or an SQS event of several messages, as one event per record.
 
-    Anything else is returned whole, as the one event it is.
+    So a bad record or message refuses only itself. Anything else is returned whole, as the one event it is.
     """
     records = event.get("Records") if isinstance(event, dict) else None
-    if (
-        isinstance(records, list)
-        and len(records) > 1
-        and all(isinstance(record, dict) and record.get("eventSource") == "aws:s3" for record in records)
-    ):
-        return [{**event, "Records": [record]} for record in records]
+    if isinstance(records, list) and len(records) > 1 and all(isinstance(record, dict) for record in records):
+        sources = {record.get("eventSource") for record in records}
+        if len(sources) == 1 and sources <= {"aws:s3", "aws:sqs"}:
+            return [{**event, "Records": [record]} for record in records]
     return [event]

@@ -22,7 +22,7 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.ingest.dead_letters import DeadLetterSender
-from functions.ingest.events import StatusRequest, SyncRequest, is_s3_test_event, parse_action, parse_event, split_s3_records
+from functions.ingest.events import StatusRequest, SyncRequest, is_s3_test_event, parse_action, parse_event, split_records
 from functions.ingest.repository import Repository
 from functions.ingest.s3_source import SignalObjectStore
 from functions.ingest.service import SyncService
@@ -212,7 +212,7 @@ def handler(event: Any, context: LambdaContext, durable_run: DurableRun | None =
         return fail_permanently(app, event, error, None, context.aws_request_id)
     if status_request is not None:
         return answer_status(app, status_request)  # asked synchronously: a failure goes back to the caller
-    results = [result for part in split_s3_records(event) for result in sync_event(app, part, invocation)]
+    results = [result for part in split_records(event) for result in sync_event(app, part, invocation)]
     if len(results) == 1:
         return results[0]
     statuses = {result["status"] for result in results}

@@ -232,6 +232,36 @@ def test_a_tripped_guard_is_dead_lettered_with_its_name(aws: Aws, db: pymysql.Co
     assert query(db, "SELECT status FROM upsell_signal_sync_metadata") == [{"status": "failed"}]
 
 
+def test_a_bad_message_beside_a_good_one_in_an_sqs_event_refuses_only_itself(aws: Aws, db: pymysql.Connection[Any]) -> None:
+    # Given an SQS event of two messages: a replay of a date, and a body that is not JSON
+    file_table = aws.put_file(KEY, seed=4)
+    message = {
+        "messageId": "good",
+        "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a",
+        "body": json.dumps({"sync_date": "2026-01-30"}),
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1769839541200"},
+        "messageAttributes": {},
+        "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:upsell-signals-redrive",
+        "awsRegion": "eu-west-1",
+    }
+    event = {"Records": [message, {**message, "messageId": "bad", "body": "sync 2026-01-31 please"}]}
+
+    # When it is handled
+    answer = invoke(event)
+
+    # Then the good message's date is synced, and only the bad message is answered failed and dead-lettered, alone
+    assert [(result.get("sync_date"), result["status"]) for result in answer["results"]] == [
+        ("2026-01-30", "completed"),
+        (None, "failed"),
+    ]
+    assert "SQS message bad is not JSON" in answer["results"][1]["reason"]
+    assert table_rows(db) == expected_rows(file_table)
+    [dead_letter] = aws.dead_letters()
+    assert [record["messageId"] for record in dead_letter["original_event"]["Records"]] == ["bad"]
+
+
 def test_lambda_on_failure_record_and_an_sqs_delivery_are_redriven(aws: Aws, db: pymysql.Connection[Any]) -> None:
     aws.put_file(KEY)
     record = aws_event("lambda-on-failure-record.json")
