@@ -81,6 +81,8 @@ class UpsellSignalsStack(Stack):
             database=database,
             log_retention_days=config.log_retention_days,
         )
+        # Its new code reads the new schema: updated only once the migration succeeded.
+        self.status.function.function.node.add_dependency(self.migrations.resource)
         self.monitoring = Monitoring(
             self,
             "Monitoring",

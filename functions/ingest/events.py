@@ -185,6 +185,19 @@ def _dead_letter_body(body: dict[str, Any]) -> Any:
     return body["requestPayload"]  # Lambda's on-failure destination record
 
 
+def _origin(body: dict[str, Any], request: SyncRequest) -> str:
+    """The trigger a redriven request first came by.
+
+    A reconciled date is dead-lettered as a manual-shaped payload, its trigger named beside
+    it: taken from the shape alone, its redrive would pass for a person's replay of an older
+    date, which `stale_date` stops.
+    """
+    named = body.get("trigger")
+    if request.trigger == "manual" and isinstance(named, str) and named.removeprefix("redrive:") == "reconcile":
+        return "reconcile"
+    return request.trigger
+
+
 def _is_dead_letter_body(event: Any) -> bool:
     return isinstance(event, dict) and (
         ("original_event" in event and "error_type" in event) or ("requestPayload" in event and "requestContext" in event)
@@ -230,7 +243,7 @@ def parse_event(event: Any, *, prefix: str, bucket: str, today: dt.date, redrive
             return requests
     if _is_dead_letter_body(event) and not redriven:
         inner = parse_event(_dead_letter_body(event), prefix=prefix, bucket=bucket, today=today, redriven=True)
-        return [replace(request, trigger=f"redrive:{request.trigger}") for request in inner]
+        return [replace(request, trigger=f"redrive:{_origin(event, request)}") for request in inner]
     if event.get("source") == "aws.s3" and event.get("detail-type") == "Object Created":
         with _well_formed("EventBridge S3 event", event):
             return [_eventbridge_s3(event, prefix, bucket)]

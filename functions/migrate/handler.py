@@ -21,7 +21,7 @@ from functions.migrate.waits import MigrationWaits
 from functions.shared.aws import secrets_provider
 from functions.shared.contract import MIGRATE_SERVICE_NAME
 from functions.shared.db import connect
-from functions.shared.errors import BadEvent, MigrationError
+from functions.shared.errors import BadEvent, MigrationError, SchemaAhead
 from functions.shared.settings import load_database_settings, load_migrate_settings
 
 logger = Logger(service=MIGRATE_SERVICE_NAME)
@@ -125,6 +125,15 @@ def on_event(event: dict[str, Any], waits: MigrationWaits | None = None) -> dict
             return {"PhysicalResourceId": PHYSICAL_RESOURCE_ID, "Data": {"Applied": "", "Skipped": not_ours}}
     try:
         report = run_migrations("up", waits=waits)
+    except SchemaAhead as ahead:
+        if request_type != "Update":
+            raise MigrationError(f"schema migration ({request_type}) failed: {ahead}"[:MAX_REASON_CHARS]) from ahead
+        # A rollback answered by the code it rolled back to (CloudFormation may put the function's
+        # old code back before it rolls this resource back): the rollback must complete, and the
+        # schema stays as the newer code left it, as when the newer code answers (above).
+        skipped = f"a rollback answered by older code: {ahead}; the schema is left as it is"
+        logger.warning("custom resource Update not applied: %s", skipped)
+        return {"PhysicalResourceId": PHYSICAL_RESOURCE_ID, "Data": {"Applied": "", "Skipped": skipped}}
     except Exception as error:
         logger.exception("migration failed during %s", request_type)
         # The framework puts this message into the CloudFormation event as the reason.

@@ -22,7 +22,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from functions.migrate.fingerprint import MIGRATIONS_DIR
 from functions.migrate.revisions import EQUIVALENT_EARLIER_CHECKSUMS
 from functions.migrate.waits import MigrationWaits
 from functions.shared.contract import PUBLISH_LOCK
-from functions.shared.errors import MigrationError, MigrationWaitExceeded
+from functions.shared.errors import MigrationError, MigrationWaitExceeded, SchemaAhead
 from functions.shared.locks import get_lock, release_lock
 
 LOCK_NAME = "upsell_signals_schema_migrations"
@@ -80,6 +80,7 @@ class MigrationReport:
     reverted: list[int]
     current_version: int
     pending: list[int]
+    ahead_of_code: list[int] = field(default_factory=list)  # applied by newer code: this code has no files for them
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -88,6 +89,7 @@ class MigrationReport:
             "reverted": self.reverted,
             "current_version": self.current_version,
             "pending": self.pending,
+            "ahead_of_code": self.ahead_of_code,
         }
 
 
@@ -200,9 +202,12 @@ class Migrator:
         }
 
     def _verify(self, applied: dict[int, str]) -> None:
-        """Refuse to go on when an applied version's files are gone or were edited."""
+        """Refuse to go on when an applied version's files are gone or were edited; SchemaAhead when newer code migrated."""
         by_version = {migration.version: migration for migration in self._migrations}
+        newest_known = max(by_version, default=0)
         for version, checksum in sorted(applied.items()):
+            if version > newest_known:
+                continue  # reported below, once the versions this code knows are checked
             migration = by_version.get(version)
             if migration is None:
                 raise MigrationError(f"version {version:04d} is applied but its files are missing from migrations/")
@@ -211,6 +216,9 @@ class Migrator:
                     f"{migration.up_path.name} or {migration.down_path.name} was edited after version "
                     f"{version:04d} was applied (checksum differs); add a new version instead"
                 )
+        ahead = sorted(version for version in applied if version > newest_known)
+        if ahead:
+            raise SchemaAhead(ahead, newest_known)
 
     def _run_file(self, path: Path) -> None:
         for number, statement in enumerate(split_statements(path.read_text()), start=1):
@@ -227,9 +235,13 @@ class Migrator:
         )
 
     def status(self) -> MigrationReport:
-        """Where the schema stands; verifies checksums but changes nothing."""
+        """Where the schema stands; verifies checksums but changes nothing. A schema ahead of this code is reported."""
         with self._migration_lock():
-            self._verify(self._applied())
+            try:
+                self._verify(self._applied())
+            except SchemaAhead as ahead:
+                logger.warning("%s", ahead)
+                return replace(self._report("status", [], []), ahead_of_code=ahead.versions)
             return self._report("status", [], [])
 
     def up(self) -> MigrationReport:

@@ -131,6 +131,20 @@ class MigrationError(PermanentError):
     """Migrations cannot be applied as asked (edited file, missing file, bad target)."""
 
 
+class SchemaAhead(MigrationError):
+    """The database has versions applied that are newer than any this code carries: newer code migrated it.
+
+    So it meets code older than the schema: the code a failed deploy's rollback put back.
+    """
+
+    def __init__(self, versions: list[int], newest_known: int) -> None:
+        super().__init__(
+            f"the schema has version(s) {', '.join(f'{version:04d}' for version in versions)} applied, newer than "
+            f"{newest_known:04d}, the newest this code carries (newer code migrated it)"
+        )
+        self.versions = versions
+
+
 class MigrationWaitExceeded(TransientError):
     """A migration waited its bound for a lock (another migrator, a publish, a reader): nothing more was applied."""
 

@@ -108,9 +108,13 @@ class Ingest(Construct):
         async_invoke.node.add_dependency(self.alias)  # configured on the alias, which must exist first
         self.file_arrivals = self._file_arrivals(self.alias, bucket, sizing, dead_letters)
         self.schedule = self._daily_fallback(self.alias, config, dead_letters)
-        # No event may reach the ingest before the schema exists: both event sources wait for the migration.
+        # No event may reach the ingest before the schema exists: both event sources wait for the
+        # migration, and so does the alias every event goes through, so that on an update the new
+        # code goes live only once the schema it reads is there (until then the alias keeps the
+        # previous version, built for the schema as it was).
         self.schedule.node.add_dependency(after)
         self.file_arrivals.node.add_dependency(after)
+        self.alias.node.add_dependency(after)
 
     def _function(
         self,

@@ -108,6 +108,18 @@ def test_ingest_event_sources_wait_for_the_migration(dev_template: Template) -> 
     assert schema_id in schedule.get("DependsOn", [])
 
 
+def test_new_ingest_and_status_code_goes_live_only_after_the_migration(dev_template: Template) -> None:
+    # Given the dev stack
+    schema_id, _ = only(dev_template, "Custom::SchemaMigrations")
+    # When reading what the ingest's alias (every trigger's target) and the status function depend on
+    _, alias = only(dev_template, "AWS::Lambda::Alias")
+    status_id = logical_id_of_function(dev_template, "Status")
+    status = resources(dev_template, "AWS::Lambda::Function")[status_id]
+    # Then both move to the new code only once the schema migration succeeded
+    assert schema_id in alias.get("DependsOn", [])
+    assert schema_id in status.get("DependsOn", [])
+
+
 def test_migration_waits_for_the_database_and_the_endpoints(dev_template: Template) -> None:
     # Given the dev stack
     # When reading what the schema custom resource depends on

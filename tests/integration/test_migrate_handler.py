@@ -25,9 +25,10 @@ OWN_FINGERPRINT = migrations_fingerprint()
 
 def fingerprint_without_newest_version(tmp_path: Path) -> str:
     previous = tmp_path / "previous-migrations"
-    shutil.copytree(MIGRATIONS_DIR, previous)
-    for path in previous.glob(f"{ALL_VERSIONS[-1]:04d}_*.sql"):
-        path.unlink()
+    if not previous.exists():
+        shutil.copytree(MIGRATIONS_DIR, previous)
+        for path in previous.glob(f"{ALL_VERSIONS[-1]:04d}_*.sql"):
+            path.unlink()
     return migrations_fingerprint(previous)
 
 
@@ -143,6 +144,55 @@ def test_a_rollback_update_succeeds_without_reaching_the_database(
     answer = migrate_handler.handler(rollback_request(tmp_path), LocalContext("migrate"))
     # Then the rollback still succeeds (no UPDATE_ROLLBACK_FAILED for want of a database)
     assert answer["Data"]["Skipped"].startswith("a rollback: ")
+
+
+def as_older_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Make the migrate function the previous deploy's: its migrations/ lacks the newest version; its fingerprint."""
+    previous = tmp_path / "previous-migrations"
+    fingerprint = fingerprint_without_newest_version(tmp_path)
+    monkeypatch.setattr(migrate_handler, "discover_migrations", lambda: discover_migrations(previous))
+    monkeypatch.setattr(migrate_handler, "migrations_fingerprint", lambda: migrations_fingerprint(previous))
+    return fingerprint
+
+
+def test_a_rollback_update_answered_by_the_older_code_it_rolled_back_to_succeeds_and_moves_nothing(
+    migrated_settings: DatabaseSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the failed update had applied the new version, and CloudFormation put the function's
+    # previous code back before it rolls this resource back
+    request = rollback_request(tmp_path)
+    assert as_older_code(tmp_path, monkeypatch) == request["ResourceProperties"]["MigrationsFingerprint"]
+
+    # When the older code answers the rollback's Update (the fingerprint asked for is its own)
+    answer = migrate_handler.handler(request, LocalContext("migrate"))
+
+    # Then the rollback succeeds, nothing is reverted or applied, and the answer says why
+    assert schema_versions(migrated_settings) == ALL_VERSIONS
+    assert answer["Data"]["Applied"] == ""
+    assert answer["Data"]["Skipped"].startswith(f"a rollback answered by older code: the schema has version(s) {ALL_VERSIONS[-1]:04d}")
+
+
+def test_the_status_asked_of_older_code_reports_the_schema_ahead_of_it(
+    migrated_settings: DatabaseSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a schema the newest code migrated, and the previous deploy's code (after a rollback)
+    as_older_code(tmp_path, monkeypatch)
+    # When an operator asks it for the status
+    answer = migrate_handler.handler({"action": "status"}, LocalContext("migrate"))
+    # Then it answers where the schema stands, naming the version it has no files for, instead of failing
+    assert (answer["current_version"], answer["pending"], answer["ahead_of_code"]) == (ALL_VERSIONS[-1], [], [ALL_VERSIONS[-1]])
+
+
+def test_a_create_meeting_a_schema_ahead_of_the_code_fails_naming_it(
+    migrated_settings: DatabaseSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a schema the newest code migrated, and older code deployed as a new stack against it
+    as_older_code(tmp_path, monkeypatch)
+    # When CloudFormation creates the resource
+    with pytest.raises(MigrationError, match=rf"\(Create\) failed: the schema has version\(s\) {ALL_VERSIONS[-1]:04d} applied"):
+        migrate_handler.handler(provider_request("Create"), LocalContext("migrate"))
+    # Then nothing moved
+    assert schema_versions(migrated_settings) == ALL_VERSIONS
 
 
 def test_delete_succeeds_and_drops_nothing(migrated_settings: DatabaseSettings) -> None:
