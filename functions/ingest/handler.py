@@ -177,7 +177,8 @@ def sync_event(app: IngestApp, event: Any, invocation: Invocation) -> list[dict[
 
 def reconcile_recent_dates(app: IngestApp, synced_date: dt.date, invocation: Invocation) -> list[dict[str, Any]]:
     """After the daily sync, sync the recent dates whose object changed or never completed (a dropped event)."""
-    found = app.service.dates_to_reconcile(synced_date)
+    holder_token = invocation.durable_run.holder_token if invocation.durable_run else None
+    found = app.service.dates_to_reconcile(synced_date, holder_token)
     record_reconciled(metrics, len(found))
     return [
         # The dead-letter queue gets a replay of that date alone, not the whole morning's run.

@@ -16,7 +16,7 @@ from typing import Any
 
 from functions.ingest.claim_rules import LEASE_LIVE
 from functions.ingest.s3_source import ObjectInfo
-from functions.shared.errors import MissingObject
+from functions.shared.errors import MissingObject, is_permanent_error_name
 
 logger = logging.getLogger("upsell_signals.ingest")
 
@@ -30,11 +30,14 @@ class DateToReconcile:
     reason: str
 
 
-def reconcile_reason(state: Mapping[str, Any] | None, etag: str) -> str | None:
+def reconcile_reason(state: Mapping[str, Any] | None, etag: str, holder_token: str | None = None) -> str | None:
     """Why a date whose object has `etag` must be synced again, given its metadata row; None when it need not.
 
-    A date that failed on this very object is left to its dead letter: syncing it again
-    every morning would only fail it again.
+    `holder_token`: the durable execution running this reconcile, whose own claims it resumes.
+    A date that failed on this very object for a reason retrying cannot fix (a bad file, a
+    tripped guard) is left to its dead letter: syncing it again every morning would only fail
+    it again. One that failed for a passing reason (the database away through every retry) is
+    synced again: it never completed.
     """
     if state is None:
         return "never synced: its event never arrived"
@@ -43,10 +46,18 @@ def reconcile_reason(state: Mapping[str, Any] | None, etag: str) -> str | None:
         completed = state["completed_etag"]
         return None if completed == etag else f"the object changed since it completed (ETag {completed} -> {etag})"
     if status == "started":
-        return None if state[LEASE_LIVE] else "stranded: its holder stopped without a word and no retry came"
+        return _held_reason(state, holder_token)
     if state["s3_etag"] != etag:
         return f"a new object (ETag {etag}) since it failed on ETag {state['s3_etag']}"
+    if not is_permanent_error_name(state["last_error_type"]):
+        return f"it failed for a passing reason ({state['last_error_type']}) and never completed"
     return None
+
+
+def _held_reason(state: Mapping[str, Any], holder_token: str | None) -> str | None:
+    if holder_token is not None and state["holder_token"] == holder_token:
+        return "held by this execution, whose earlier run stopped without recording a hand-over: resuming it"
+    return None if state[LEASE_LIVE] else "stranded: its holder stopped without a word and no retry came"
 
 
 def dates_to_reconcile(
@@ -54,6 +65,7 @@ def dates_to_reconcile(
     first: dt.date,
     days: int,
     describe: Callable[[dt.date], ObjectInfo | MissingObject],
+    holder_token: str | None = None,
 ) -> list[DateToReconcile]:
     """Of the `days` dates from `first` on, those to sync again, each with why; what was found is logged."""
     found = []
@@ -62,7 +74,7 @@ def dates_to_reconcile(
         described = describe(sync_date)
         if isinstance(described, MissingObject):
             continue  # no file for that date (and if one completed, its rows stay)
-        reason = reconcile_reason(states.get(sync_date), described.etag)
+        reason = reconcile_reason(states.get(sync_date), described.etag, holder_token)
         if reason is not None:
             found.append(DateToReconcile(sync_date, described.key, reason))
     logger.info(

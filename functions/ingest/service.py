@@ -248,8 +248,11 @@ class SyncService:
                 error,
             )
 
-    def dates_to_reconcile(self, synced_date: dt.date) -> list[DateToReconcile]:
-        """The RECONCILE_DAYS dates before `synced_date` whose object differs from what completed, or never completed."""
+    def dates_to_reconcile(self, synced_date: dt.date, holder_token: str | None = None) -> list[DateToReconcile]:
+        """The RECONCILE_DAYS dates before `synced_date` whose object differs from what completed, or never completed.
+
+        `holder_token`: the durable execution asking; a date it holds itself is resumed, whatever its lease.
+        """
         days = self._settings.reconcile_days
         if days == 0:
             return []
@@ -260,7 +263,7 @@ class SyncService:
                 return repository.ledger.states_between(first, last)
 
         states = self._retrying("read the recent dates", read_states, TimeBudget(self._settings.time_budget, None))
-        return dates_to_reconcile(states, first, days, lambda sync_date: self._describe(self._key_for(sync_date)))
+        return dates_to_reconcile(states, first, days, lambda sync_date: self._describe(self._key_for(sync_date)), holder_token)
 
     # -- helpers ---------------------------------------------------------------------------
 

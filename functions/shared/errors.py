@@ -83,6 +83,12 @@ class PermanentError(IngestError):
     """A fault that retrying cannot fix: bad input, bad file, a tripped guard."""
 
 
+def is_permanent_error_name(name: str | None) -> bool:
+    """Whether a recorded error type (its class name) is one of ours that retrying cannot fix."""
+    found = globals().get(name or "")
+    return isinstance(found, type) and issubclass(found, PermanentError)
+
+
 class NoProgress(PermanentError):
     """A file's continuation stopped: a run handed over where the one before it did, or the bound of runs ran out."""
 

@@ -20,9 +20,12 @@ from pymysql.constants import CLIENT
 
 from functions.ingest import handler as ingest
 from functions.ingest.claim_rules import ClaimRequest
+from functions.ingest.continuation import holder_token_of
 from functions.ingest.repository import Repository
+from functions.ingest.repository.ledger import ClaimLedger
+from functions.ingest.sync_values import DurableRun
 from functions.shared.db import connect
-from functions.shared.errors import TransientError
+from functions.shared.errors import HandedOver, TransientError
 from functions.shared.settings import DatabaseSettings
 from tests.factories import snowflake_table, write_pyarrow
 from tests.integration.conftest import expected_rows, query, table_rows
@@ -564,6 +567,120 @@ def test_a_correction_three_days_back_whose_event_never_arrived_is_synced_by_the
     assert aws.dead_letters() == []
     # And the next morning's run finds nothing more to do
     assert invoke(aws_event("schedule.json"))["status"] == "skipped"
+
+
+def put_day(aws: Aws, day: int, seed: int | None = None) -> pa.Table:
+    """A 300-row file for 2026-01-`day` (companies of their own per day), uploaded; the table."""
+    table = snowflake_table(300, seed=seed or day, first_id=1 + (day - 20) * 300)
+    aws.s3.upload_file(str(write_pyarrow(table, aws.tmp_path / f"{day}-{seed}.parquet")), BUCKET, key_for(day))
+    return table
+
+
+class ShortOfTimeOnceTheDateStaged(LocalContext):  # type: ignore[misc, valid-type]
+    """Fifteen minutes left until `sync_date` has committed a staging chunk, then less than the 30 s margin."""
+
+    def __init__(self, db: pymysql.Connection[Any], sync_date: str) -> None:
+        super().__init__("ingest")
+        self.db, self.sync_date = db, sync_date
+
+    def get_remaining_time_in_millis(self) -> int:
+        self.db.commit()  # a fresh snapshot
+        progress = query(self.db, "SELECT rows_read FROM upsell_signal_staging_progress WHERE sync_date = %s", (self.sync_date,))
+        return 29_000 if progress and progress[0]["rows_read"] else 900_000
+
+
+def test_a_reconciled_date_its_own_execution_left_held_is_resumed_by_the_executions_next_run(
+    aws: Aws, db: pymysql.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given 2026-01-30's file, and 2026-01-28's whose event never came, staged 100 rows a chunk
+    monkeypatch.setenv("STAGING_CHUNK_ROWS", "100")
+    ingest.build_app.cache_clear()
+    files = {day: put_day(aws, day) for day in (28, 30)}
+    execution = "arn:aws:lambda:eu-west-1:123456789012:function:upsell-signals-sync-dev:3/durable-execution/daily/a1"
+    token = holder_token_of(execution)
+
+    # And run 1 of the 06:00 durable execution: 2026-01-30 completes, the reconciled 2026-01-28 hands
+    # over, and the database connection is cut (killed from another session) before the hand-over is recorded
+    def cut_then_hand_over(ledger: ClaimLedger, *args: Any, **kwargs: Any) -> Any:
+        with db.cursor() as cursor:
+            cursor.execute("KILL CONNECTION %s", (ledger.session.connection.thread_id(),))
+        return real_hand_over(ledger, *args, **kwargs)
+
+    real_hand_over = ClaimLedger.hand_over
+    monkeypatch.setattr(ClaimLedger, "hand_over", cut_then_hand_over)
+    with pytest.raises(HandedOver):
+        ingest.handler(aws_event("schedule.json"), ShortOfTimeOnceTheDateStaged(db, "2026-01-28"), DurableRun(holder_token=token, execution_arn=execution, number=1))
+    monkeypatch.setattr(ClaimLedger, "hand_over", real_hand_over)
+    [held] = query(db, "SELECT status, holder_token, lease_expires_at > NOW() AS live FROM upsell_signal_sync_metadata WHERE sync_date = '2026-01-28'")
+    assert (held["status"], held["holder_token"], held["live"]) == ("started", token, 1)
+
+    # When the execution's next run comes, within the lease
+    answer = ingest.handler(aws_event("schedule.json"), LocalContext("ingest"), DurableRun(holder_token=token, execution_arn=execution, number=2))
+
+    # Then it resumes its own claim on 2026-01-28 and completes it, rather than leave it to the next morning
+    assert [(result["sync_date"], result["status"]) for result in answer["results"]] == [
+        ("2026-01-30", "skipped"),
+        ("2026-01-28", "completed"),
+    ]
+    assert answer["results"][1]["rows_resumed"] > 0
+    assert table_rows(db) == {**expected_rows(files[28]), **expected_rows(files[30])}
+
+
+def test_the_redrive_of_a_reconciled_dates_dead_letter_is_the_reconciles_not_a_persons_replay(
+    aws: Aws, db: pymysql.Connection[Any]
+) -> None:
+    # Given 2026-01-30 synced by the 06:00 run, whose reconcile of 2026-01-28 (a dropped event) met a corrupt file
+    files = {30: put_day(aws, 30)}
+    aws.put_bytes(key_for(28), b"PAR1 this is not parquet PAR1")
+    answer = invoke(aws_event("schedule.json"))
+    assert [(result["sync_date"], result["status"]) for result in answer["results"]] == [("2026-01-30", "completed"), ("2026-01-28", "failed")]
+    [dead_letter] = aws.dead_letters()
+    assert dead_letter["trigger"] == "reconcile"
+
+    # When the file is fixed and the operator redrives the dead letter as it is
+    files[28] = put_day(aws, 28)
+    redriven = invoke(dead_letter)
+
+    # Then it syncs 2026-01-28 as the reconcile would have: stale_date, which stops only a person's
+    # replay of a date older than a published one, does not stop it
+    assert (redriven["status"], redriven["sync_date"]) == ("completed", "2026-01-28"), redriven
+    assert table_rows(db) == {**expected_rows(files[28]), **expected_rows(files[30])}
+    [run] = query(db, "SELECT trigger_source FROM upsell_signal_sync_runs WHERE sync_date = '2026-01-28' AND status = 'completed'")
+    assert run["trigger_source"] == "redrive:reconcile"
+
+
+def test_a_date_that_failed_for_a_passing_reason_is_synced_by_the_next_daily_run_and_a_bad_file_is_not(
+    aws: Aws, db: pymysql.Connection[Any], migrated_settings: DatabaseSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given 2026-01-30 synced, 2026-01-27's corrupt file failed (permanent), and 2026-01-28's sync
+    # failed because another session held the publish lock through every retry (transient)
+    monkeypatch.setenv("PUBLISH_LOCK_TIMEOUT_SECONDS", "1")
+    ingest.build_app.cache_clear()
+    files = {day: put_day(aws, day) for day in (28, 30)}
+    aws.put_bytes(key_for(27), b"PAR1 this is not parquet PAR1")
+    assert invoke({"sync_date": "2026-01-30"})["status"] == "completed"
+    assert invoke({"sync_date": "2026-01-27", "override_guards": ["stale_date"]})["error_type"] == "CorruptFile"
+    holder = connect(migrated_settings)
+    holder.cursor().execute("SELECT GET_LOCK('company_upsell_signals_publish', 0)")
+    with pytest.raises(TransientError, match="still held"):
+        invoke({"sync_date": "2026-01-28", "override_guards": ["stale_date"]})
+    holder.close()
+
+    # When the 06:00 run of 2026-01-31 comes, the lock long free
+    answer = invoke(aws_event("schedule.json"))
+
+    # Then it syncs 2026-01-28, which never completed; the corrupt file, unchanged, is left to its dead letter
+    assert [(result["sync_date"], result["status"]) for result in answer["results"]] == [
+        ("2026-01-30", "skipped"),
+        ("2026-01-28", "completed"),
+    ]
+    ledger = query(db, "SELECT sync_date, status FROM upsell_signal_sync_metadata ORDER BY sync_date")
+    assert [(str(row["sync_date"]), row["status"]) for row in ledger] == [
+        ("2026-01-27", "failed"),
+        ("2026-01-28", "completed"),
+        ("2026-01-30", "completed"),
+    ]
+    assert table_rows(db) == {**expected_rows(files[28]), **expected_rows(files[30])}
 
 
 def key_for(day: int) -> str:

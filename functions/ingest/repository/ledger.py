@@ -242,10 +242,17 @@ class ClaimLedger:
         return row[0] if row else None
 
     def states_between(self, first: dt.date, last: dt.date) -> dict[dt.date, dict[str, Any]]:
-        """The metadata rows of the dates from `first` to `last`, with whether each lease is live; read without locks."""
+        """The metadata rows of the dates from `first` to `last`, read without locks.
+
+        With whether each lease is live, its holder's token, and the error type of the date's
+        last failed run (`last_error_type`).
+        """
         rows = self.session.fetch_dicts(
-            f"SELECT sync_date, status, s3_etag, completed_etag, lease_expires_at > NOW() AS {LEASE_LIVE} "
-            f"FROM {METADATA} WHERE sync_date BETWEEN %s AND %s",
+            f"SELECT m.sync_date, m.status, m.s3_etag, m.completed_etag, m.holder_token, "
+            f"m.lease_expires_at > NOW() AS {LEASE_LIVE}, "
+            f"(SELECT r.error_type FROM {RUNS} r WHERE r.sync_date = m.sync_date AND r.status = 'failed' "
+            "ORDER BY r.id DESC LIMIT 1) AS last_error_type "
+            f"FROM {METADATA} m WHERE m.sync_date BETWEEN %s AND %s",
             (first, last),
         )
         return {row["sync_date"]: row for row in rows}
