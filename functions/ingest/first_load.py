@@ -87,7 +87,11 @@ def _load_into_empty_table(
         loaded = _load_rows(repository, claimed, opened, settings)
         repository.signals.count_a_write()
         read, kept, rejected = loaded.rows_read, loaded.rows_loaded, loaded.rows_rejected
-        raise_on_trips(guard_trips(repository, claimed, settings, rows_read=read, rows_rejected=rejected, rows_loaded=kept))
+        trips = guard_trips(repository, claimed, settings, rows_read=read, rows_rejected=rejected, rows_loaded=kept)
+        if trips:
+            repository.connection.rollback()  # the load, and the rejected rows recorded with it
+            _record_rejected_rows(repository, claimed, opened, settings)
+            raise_on_trips(trips)
         result = SyncResult(
             sync_date=held.sync_date,
             status="completed",
@@ -105,6 +109,19 @@ def _load_into_empty_table(
         claims.record_completion(repository, held, claimed.info.etag, result)
     logger.info("published", extra={"counts": result.counts()})
     return result
+
+
+def _record_rejected_rows(repository: Repository, claimed: ClaimedSync, opened: OpenedFile, settings: IngestSettings) -> None:
+    """Record the file's rejected rows on their own, once a tripped guard rolled the load back: a rejected row is kept.
+
+    The file is read once more rather than its rejects held through the load: a guard trips
+    seldom, and memory must not grow with the file.
+    """
+    pass_number = claimed.held.claim.claim_number
+    with prepared_chunks(opened, 0, chunk_rows=settings.chunk_rows, render=False) as chunks:
+        for chunk in chunks:
+            repository.staging.insert_rejected_rows(claimed.held.sync_date, pass_number, chunk.validated.rejected_rows)
+    repository.connection.commit()
 
 
 def _load_rows(repository: Repository, claimed: ClaimedSync, opened: OpenedFile, settings: IngestSettings) -> _Loaded:

@@ -29,6 +29,7 @@ from functions.shared.errors import HandedOver, TransientError
 from functions.shared.settings import DatabaseSettings
 from tests.factories import snowflake_table, write_pyarrow
 from tests.integration.conftest import expected_rows, query, table_rows
+from tests.integration.test_backfill import rejecting
 from tests.lambda_timing import (
     FUNCTION_TIMEOUT_SECONDS,
     PUBLISH_LOCK_WAIT_SECONDS,
@@ -681,6 +682,23 @@ def test_a_date_that_failed_for_a_passing_reason_is_synced_by_the_next_daily_run
         ("2026-01-30", "completed"),
     ]
     assert table_rows(db) == {**expected_rows(files[28]), **expected_rows(files[30])}
+
+
+def test_a_first_load_a_guard_refuses_keeps_its_rejected_rows_on_record(aws: Aws, db: pymysql.Connection[Any]) -> None:
+    # Given an empty table, and a file of 300 rows, 30 of them invalid (10%, over reject_ratio's 5%)
+    table = rejecting(snowflake_table(300, seed=8), list(range(30)))
+    aws.s3.upload_file(str(write_pyarrow(table, aws.tmp_path / "bad.parquet")), BUCKET, KEY)
+
+    # When it syncs (straight into the empty table, in one transaction)
+    answer = invoke({"sync_date": "2026-01-30"})
+
+    # Then the guard refuses it and nothing is published, but its rejected rows stay on record, each with its reason
+    assert (answer["status"], answer["error_type"]) == ("failed", "GuardTripped") and "reject_ratio" in answer["reason"]
+    assert table_rows(db) == {}
+    status = invoke({"action": "status", "sync_date": "2026-01-30", "rejects": 50})
+    assert status["rejects_total"] == 30
+    assert [reject["source_row"] for reject in status["rejects"]] == list(range(30))
+    assert all("core_product" in reject["reasons"] for reject in status["rejects"])
 
 
 def key_for(day: int) -> str:
