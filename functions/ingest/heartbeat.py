@@ -58,8 +58,9 @@ class LeaseHeartbeat:
                 try:
                     repository = repository or self._open()
                     if not repository.ledger.keep_alive(self._sync_date, self._holder_token, self._lease_seconds):
-                        # The sync finds out at its next fenced write and stops; the log says why first.
-                        logger.warning("heartbeat of %s stopped: another execution holds the date now", self._sync_date)
+                        # Either the sync has ended the claim itself (completed, released) while the
+                        # beat ran on through its clean-up, or another execution took the date over,
+                        # which the sync finds at its next fenced write (ClaimLost) and the taker logs.
                         return
                 except (IngestError, pymysql.MySQLError, OSError) as error:
                     # The server may be restarting: the lease holds for two more beats; reconnect at the next.
