@@ -87,8 +87,11 @@ class StatusQueries:
         return fetch_dicts(self.connection,
             "SELECT m.sync_date, m.attempt, m.holder_dry_run AS dry_run, m.started_at, m.lease_expires_at, "
             "m.lease_expires_at > NOW() AS lease_live, TIMESTAMPDIFF(SECOND, m.started_at, NOW()) AS elapsed_seconds, "
+            "TIMESTAMPDIFF(SECOND, m.lease_expires_at, NOW()) AS lease_lapsed_seconds, "
             "m.workflow_id AS invocation_id, m.durable_execution_arn, m.durable_run, "
-            f"(SELECT r.status FROM {RUNS} r WHERE r.sync_date = m.sync_date ORDER BY r.id DESC LIMIT 1) AS last_run_status, "
+            # The holder's own last run: a duplicate delivery's `in_progress`, or a `skipped`, is another's answer.
+            f"(SELECT r.status FROM {RUNS} r WHERE r.sync_date = m.sync_date AND r.status NOT IN ('in_progress', 'skipped') "
+            "ORDER BY r.id DESC LIMIT 1) AS last_run_status, "
             "p.attempt AS pass_number, p.rows_read, p.rows_in_file, p.rows_staged, p.rows_rejected, "
             "p.chunks_committed, p.staging_complete, p.updated_at AS progress_at "
             f"FROM {METADATA} m "

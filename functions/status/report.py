@@ -13,7 +13,13 @@ from typing import Any
 import pymysql
 
 from functions.ingest.events import StatusRequest
+from functions.shared.contract import CONTINUATION_PAUSE_SECONDS
 from functions.status.queries import StatusQueries
+
+# After a hand-over, the execution's next run claims the date once its pause is over and it has
+# started (a cold start, the download's HEAD): a minute is ample. Longer, and the execution was
+# stopped or failed, so no run is coming: the date is stalled.
+NEXT_RUN_CLAIMS_WITHIN_SECONDS = CONTINUATION_PAUSE_SECONDS + 60
 
 
 def read_status(connect_database: Callable[[], pymysql.Connection[Any]], request: StatusRequest) -> dict[str, Any]:
@@ -62,10 +68,12 @@ def describe_progress(row: dict[str, Any]) -> dict[str, Any]:
     """
     elapsed = int(row["elapsed_seconds"] or 0)
     rows_read, rows_in_file = row["rows_read"], row["rows_in_file"]
-    if not row["lease_live"] and row["last_run_status"] == "handed_over":
+    if not row["lease_live"] and row["last_run_status"] == "handed_over" and _next_run_may_yet_come(row):
         phase = "handed_over"  # a run stopped at a chunk boundary; the execution's next run resumes after its pause
     elif not row["lease_live"]:
-        phase = "stalled"  # the holder died or timed out: the next event or retry takes over and resumes
+        # The holder died or timed out, or its execution was stopped after a hand-over: a retry,
+        # a redrive or the 06:00 reconcile takes over and resumes.
+        phase = "stalled"
     elif rows_read is None:
         phase = "starting"  # fetching the file, or a first load into the empty table (committed only at its end)
     elif row["staging_complete"]:
@@ -93,6 +101,12 @@ def describe_progress(row: dict[str, Any]) -> dict[str, Any]:
         "durable_execution_arn": row["durable_execution_arn"],
         "durable_run": row["durable_run"],
     }
+
+
+def _next_run_may_yet_come(row: dict[str, Any]) -> bool:
+    """Whether a hand-over is recent enough that the execution's next run may still claim the date."""
+    lapsed = row["lease_lapsed_seconds"]
+    return lapsed is not None and lapsed <= NEXT_RUN_CLAIMS_WITHIN_SECONDS
 
 
 def _json_value(value: Any) -> Any:

@@ -7,7 +7,7 @@ import datetime as dt
 import io
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +23,11 @@ from functions.ingest.claim_rules import ClaimRequest
 from functions.ingest.continuation import holder_token_of
 from functions.ingest.repository import Repository
 from functions.ingest.repository.ledger import ClaimLedger
-from functions.ingest.sync_values import DurableRun
+from functions.ingest.sync_values import DurableRun, SyncOptions
 from functions.shared.db import connect
 from functions.shared.errors import HandedOver, TransientError
 from functions.shared.settings import DatabaseSettings
+from functions.status.format import format_status
 from tests.factories import snowflake_table, write_pyarrow
 from tests.integration.conftest import expected_rows, query, table_rows
 from tests.integration.test_backfill import rejecting
@@ -578,16 +579,24 @@ def put_day(aws: Aws, day: int, seed: int | None = None) -> pa.Table:
 
 
 class ShortOfTimeOnceTheDateStaged(LocalContext):  # type: ignore[misc, valid-type]
-    """Fifteen minutes left until `sync_date` has committed a staging chunk, then less than the 30 s margin."""
+    """Fifteen minutes left until `sync_date` has committed a staging chunk, then less than the 30 s margin.
 
-    def __init__(self, db: pymysql.Connection[Any], sync_date: str) -> None:
+    `once_staged` runs once, when the first committed chunk is seen.
+    """
+
+    def __init__(self, db: pymysql.Connection[Any], sync_date: str, once_staged: Callable[[], None] | None = None) -> None:
         super().__init__("ingest")
-        self.db, self.sync_date = db, sync_date
+        self.db, self.sync_date, self.once_staged = db, sync_date, once_staged
 
     def get_remaining_time_in_millis(self) -> int:
         self.db.commit()  # a fresh snapshot
         progress = query(self.db, "SELECT rows_read FROM upsell_signal_staging_progress WHERE sync_date = %s", (self.sync_date,))
-        return 29_000 if progress and progress[0]["rows_read"] else 900_000
+        if not (progress and progress[0]["rows_read"]):
+            return 900_000
+        if self.once_staged is not None:
+            self.once_staged, then = None, self.once_staged
+            then()
+        return 29_000
 
 
 def test_a_reconciled_date_its_own_execution_left_held_is_resumed_by_the_executions_next_run(
@@ -699,6 +708,59 @@ def test_a_first_load_a_guard_refuses_keeps_its_rejected_rows_on_record(aws: Aws
     assert status["rejects_total"] == 30
     assert [reject["source_row"] for reject in status["rejects"]] == list(range(30))
     assert all("core_product" in reject["reasons"] for reject in status["rejects"])
+
+
+def a_day_two_handed_over_by_run_1(aws: Aws, db: pymysql.Connection[Any], monkeypatch: pytest.MonkeyPatch, **context: Any) -> str:
+    """2026-01-29 published, then run 1 of a durable execution hands 2026-01-30 over after a chunk; the execution's ARN."""
+    monkeypatch.setenv("STAGING_CHUNK_ROWS", "100")
+    ingest.build_app.cache_clear()
+    put_day(aws, 29)
+    assert invoke({"sync_date": "2026-01-29"})["status"] == "completed"
+    put_day(aws, 30)
+    execution = "arn:aws:lambda:eu-west-1:123456789012:function:upsell-signals-sync-dev:3/durable-execution/2026-01-30/b2"
+    run_1 = DurableRun(holder_token=holder_token_of(execution), execution_arn=execution, number=1)
+    with pytest.raises(HandedOver):
+        ingest.handler({"sync_date": "2026-01-30"}, ShortOfTimeOnceTheDateStaged(db, "2026-01-30", **context), run_1)
+    return execution
+
+
+def test_a_hand_over_no_run_follows_reads_stalled_once_the_next_run_is_overdue(
+    aws: Aws, db: pymysql.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given run 1 of an execution handed a date over
+    a_day_two_handed_over_by_run_1(aws, db, monkeypatch)
+    assert invoke({"action": "status", "sync_date": "2026-01-30"})["progress"]["phase"] == "handed_over"
+
+    # When the execution was stopped in its pause, and no run has claimed the date for longer than the
+    # pause and a minute (the clock moved on: the lease's lapse moved back by as much)
+    with db.cursor() as cursor:
+        cursor.execute("UPDATE upsell_signal_sync_metadata SET lease_expires_at = lease_expires_at - INTERVAL 66 SECOND")
+    db.commit()
+    progress = invoke({"action": "status", "sync_date": "2026-01-30"})["progress"]
+
+    # Then the status no longer promises a next run: the date is stalled, for a retry, a redrive or the reconcile
+    assert progress["phase"] == "stalled"
+    assert "resumes after its pause" not in format_status(invoke({"action": "status", "sync_date": "2026-01-30"}))
+
+
+def test_a_duplicate_answered_in_progress_does_not_hide_the_holders_hand_over(
+    aws: Aws, db: pymysql.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given run 1 of an execution staging a date, met once by a duplicate delivery (answered in_progress), then handing over
+    answers: list[str] = []
+
+    def duplicate() -> None:
+        request = SyncOptions(invocation_id="duplicate", trigger="eventbridge_s3")
+        answers.append(ingest.build_app().service.sync(dt.date(2026, 1, 30), None, request).status)
+
+    a_day_two_handed_over_by_run_1(aws, db, monkeypatch, once_staged=duplicate)
+    assert answers == ["in_progress"]
+
+    # When the operator asks for the date
+    progress = invoke({"action": "status", "sync_date": "2026-01-30"})["progress"]
+
+    # Then it reads handed over by run 1, not stalled: the duplicate's answer is not the holder's run
+    assert (progress["phase"], progress["durable_run"]) == ("handed_over", 1)
 
 
 def key_for(day: int) -> str:
