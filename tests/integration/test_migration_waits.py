@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -263,3 +264,24 @@ def test_the_migrate_function_gives_up_before_its_timeout(migrated_settings: Dat
     # Then its wait for the publish lock was cut to the time left less the answer's margin (20 s)
     assert re.search(r"held lock 'company_upsell_signals_publish' for more than [45]s", str(gave_up.value))
     assert time.monotonic() - started < 8
+
+
+def test_a_last_version_that_ends_past_the_deadline_is_reported_applied_and_the_account_provisioned(
+    migrated_settings: DatabaseSettings, tmp_path: Path
+) -> None:
+    # Given a next version whose statement starts within the run's deadline and ends after it
+    directory = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS_DIR, directory)
+    (directory / "0099_slow.up.sql").write_text("DO SLEEP(2);\n")
+    (directory / "0099_slow.down.sql").write_text("DO 0;\n")
+    with closing(connect(migrated_settings)) as connection:
+        migrator = Migrator(connection, discover_migrations(directory), MigrationWaits(deadline=time.monotonic() + 1.5))
+
+        # When the run applies it and then provisions the ingest account, its deadline passed
+        report = migrator.up()
+        migrator.provision_ingest_user("upsell_ingest", "a-new-password-0099")
+
+    # Then it reports the version applied rather than failing the deploy over what is done, and the account has its password
+    assert (report.applied, report.pending) == ([99], [])
+    ingest_login = connect(replace(migrated_settings, user="upsell_ingest", password="a-new-password-0099"))
+    ingest_login.close()
