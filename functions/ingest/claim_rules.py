@@ -13,11 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from functions.shared.errors import TransientError
+from functions.shared.errors import TransientError, is_permanent_error_name
 
 ClaimKind = Literal["claimed", "skipped", "in_progress"]
 LEASE_LIVE = "lease_live"  # computed by the server beside the row: lease_expires_at > NOW()
 ROW_LOCKED = "row_locked"  # the row was read without its lock, which a holder's transaction has
+LAST_ERROR_TYPE = "last_error_type"  # of a failed date: its last failed run's error type, read beside the row
+# The triggers that deliver a file's arrival, or look for it: at least once, so again after a failure.
+ARRIVAL_TRIGGERS = frozenset({"s3", "eventbridge_s3", "schedule"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,7 +58,7 @@ def decide_claim(current: Mapping[str, Any], request: ClaimRequest) -> ClaimOutc
     """
     claim_number = int(current["attempt"])
     holder = f"attempt {claim_number} ({current['workflow_id']})"
-    previous = {name: value for name, value in current.items() if name not in (LEASE_LIVE, ROW_LOCKED)}
+    previous = {name: value for name, value in current.items() if name not in (LEASE_LIVE, ROW_LOCKED, LAST_ERROR_TYPE)}
     if current["status"] == "started":
         if current["holder_token"] == request.holder_token and _same_object(current, request):
             # Our own claim: its commit was retried in-process, or a later run of the same durable execution
@@ -85,6 +88,14 @@ def decide_claim(current: Mapping[str, Any], request: ClaimRequest) -> ClaimOutc
             f"already completed at {current['completed_at']:%Y-%m-%d %H:%M:%S} UTC from the same object "
             f"(ETag {current['completed_etag']}); use force_resync to sync it again",
         )
+    elif _failed_for_good_on(current, request):
+        return ClaimOutcome(
+            "skipped",
+            claim_number,
+            f"failed on this same object ({current[LAST_ERROR_TYPE]}: {str(current['error_message'])[:200]}), which "
+            "retrying cannot fix: left to its dead letter. A corrected file syncs by itself; once the cause is fixed, "
+            "a replay (override_guards for a guard) or the dead letter's redrive runs it",
+        )
     else:
         reason = None
     if current.get(ROW_LOCKED):
@@ -92,6 +103,22 @@ def decide_claim(current: Mapping[str, Any], request: ClaimRequest) -> ClaimOutc
             f"{request.sync_date}: the date's row is locked by its holder's open transaction; claiming again shortly"
         )
     return ClaimOutcome("claimed", claim_number, reason, previous)
+
+
+def _failed_for_good_on(current: Mapping[str, Any], request: ClaimRequest) -> bool:
+    """A repeated delivery of an arrival (or the 06:00 look for it) meeting a permanent failure on that object.
+
+    Syncing it again would fail it again and dead-letter it a second time; a person's replay,
+    a redrive and a forced re-sync still run.
+    """
+    return (
+        current["status"] == "failed"
+        and request.trigger in ARRIVAL_TRIGGERS
+        and not request.force_resync
+        and request.etag is not None
+        and request.etag == current["s3_etag"]
+        and is_permanent_error_name(current.get(LAST_ERROR_TYPE))
+    )
 
 
 def _same_object(current: Mapping[str, Any], request: ClaimRequest) -> bool:

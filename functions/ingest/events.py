@@ -192,8 +192,12 @@ def _origin(body: dict[str, Any], request: SyncRequest) -> str:
     it: taken from the shape alone, its redrive would pass for a person's replay of an older
     date, which `stale_date` stops.
     """
-    named = body.get("trigger")
-    if request.trigger == "manual" and isinstance(named, str) and named.removeprefix("redrive:") == "reconcile":
+    dead_letter_trigger = body.get("trigger")
+    if (
+        request.trigger == "manual"
+        and isinstance(dead_letter_trigger, str)
+        and dead_letter_trigger.removeprefix("redrive:") == "reconcile"
+    ):
         return "reconcile"
     return request.trigger
 

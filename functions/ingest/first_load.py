@@ -90,7 +90,10 @@ def _load_into_empty_table(
         trips = guard_trips(repository, claimed, settings, rows_read=read, rows_rejected=rejected, rows_loaded=kept)
         if trips:
             repository.connection.rollback()  # the load, and the rejected rows recorded with it
-            _record_rejected_rows(repository, claimed, opened, settings)
+            if claimed.budget.first_load_fits(opened.num_rows):
+                _record_rejected_rows(repository, claimed, opened, settings)
+            else:
+                logger.warning("no time left to read the file again for its %d rejected rows: not recorded", rejected)
             raise_on_trips(trips)
         result = SyncResult(
             sync_date=held.sync_date,

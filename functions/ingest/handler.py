@@ -176,24 +176,35 @@ def sync_event(app: IngestApp, event: Any, invocation: Invocation) -> list[dict[
 
 
 def reconcile_recent_dates(app: IngestApp, synced_date: dt.date, invocation: Invocation) -> list[dict[str, Any]]:
-    """After the daily sync, sync the recent dates whose object changed or never completed (a dropped event)."""
+    """After the daily sync, sync the recent dates whose object changed or never completed (a dropped event).
+
+    Each date is tried, whatever the one before it met: a date that fails for a passing reason
+    is raised after the others have run (Lambda retries the morning's event), not before them.
+    A hand-over ends the run at once, as the time is what ran out.
+    """
     holder_token = invocation.durable_run.holder_token if invocation.durable_run else None
     found = app.service.dates_to_reconcile(synced_date, holder_token)
     record_reconciled(metrics, len(found))
-    return [
+    results: list[dict[str, Any]] = []
+    first_failure: Exception | None = None
+    for date in found:
         # The dead-letter queue gets a replay of that date alone, not the whole morning's run.
-        sync_one(
-            app,
-            SyncRequest(
-                sync_date=date.sync_date,
-                s3_key=date.s3_key,
-                trigger="reconcile",
-                event={"sync_date": date.sync_date.isoformat(), "s3_key": date.s3_key},
-            ),
-            invocation,
+        request = SyncRequest(
+            sync_date=date.sync_date,
+            s3_key=date.s3_key,
+            trigger="reconcile",
+            event={"sync_date": date.sync_date.isoformat(), "s3_key": date.s3_key},
         )
-        for date in found
-    ]
+        try:
+            results.append(sync_one(app, request, invocation))
+        except HandedOver:
+            raise
+        except Exception as error:  # noqa: BLE001 - raised once the other dates have run
+            logger.error("reconcile of %s failed, going on with the other dates: %s", date.sync_date, error)
+            first_failure = first_failure or error
+    if first_failure is not None:
+        raise first_failure
+    return results
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 from functions.ingest.claim_rules import LEASE_LIVE
 from functions.ingest.s3_source import ObjectInfo
-from functions.shared.errors import MissingObject, is_permanent_error_name
+from functions.shared.errors import MissingObject, is_transient_error_name
 
 logger = logging.getLogger("upsell_signals.ingest")
 
@@ -34,10 +34,9 @@ def reconcile_reason(state: Mapping[str, Any] | None, etag: str, holder_token: s
     """Why a date whose object has `etag` must be synced again, given its metadata row; None when it need not.
 
     `holder_token`: the durable execution running this reconcile, whose own claims it resumes.
-    A date that failed on this very object for a reason retrying cannot fix (a bad file, a
-    tripped guard) is left to its dead letter: syncing it again every morning would only fail
-    it again. One that failed for a passing reason (the database away through every retry) is
-    synced again: it never completed.
+    A date that failed on this very object is left to its dead letter (syncing it again every
+    morning would only fail it again), unless it failed for a passing reason (a TransientError:
+    the database away through every retry, a lock held too long): it never completed.
     """
     if state is None:
         return "never synced: its event never arrived"
@@ -49,7 +48,7 @@ def reconcile_reason(state: Mapping[str, Any] | None, etag: str, holder_token: s
         return _held_reason(state, holder_token)
     if state["s3_etag"] != etag:
         return f"a new object (ETag {etag}) since it failed on ETag {state['s3_etag']}"
-    if not is_permanent_error_name(state["last_error_type"]):
+    if is_transient_error_name(state["last_error_type"]):
         return f"it failed for a passing reason ({state['last_error_type']}) and never completed"
     return None
 

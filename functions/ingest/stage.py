@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pymysql
@@ -149,7 +149,7 @@ def _compared(
         progress = _resumable(repository, claimed, progress, comparison)
     with repository.transaction("note the table generation compared at"):
         repository.staging.record_compared(claimed.held.sync_date, claimed.info.etag, generation)
-    return comparison, progress
+    return comparison, replace(progress, compared_generation=generation)
 
 
 def _resumable(
@@ -197,11 +197,11 @@ def stage_file(
     ) as chunks:
         for chunk in chunks:
             if chunks_this_run:  # every run commits a chunk at least: hand-overs always make progress
-                # The pass and the ETag too: a pass started again, or a correction, restarts at row 0,
+                # What the pass compared against, and the ETag, too: a pass started again because a
+                # publish changed the table (a new generation), or a correction, restarts at row 0,
                 # which is progress, not a run stopping where the last did.
-                claimed.budget.stop_if_out_of_time(
-                    f"staging at row {rows_read} of {opened.num_rows} (pass {progress.pass_number}, ETag {claimed.info.etag})"
-                )
+                of_the_pass = f"{_what_the_pass_stages(progress)}, ETag {claimed.info.etag}"
+                claimed.budget.stop_if_out_of_time(f"staging at row {rows_read} of {opened.num_rows} ({of_the_pass})")
             commit_chunk(repository, claimed, chunk, rows_read, progress.pass_number)
             rows_read = chunk.end_row
             chunks_this_run += 1
@@ -212,6 +212,12 @@ def stage_file(
     if rows_read != opened.num_rows:
         raise TransientError(f"read {rows_read} rows of {opened.num_rows}")
     return finish_staging(repository, claimed, rows_read, settings.load_method)
+
+
+def _what_the_pass_stages(progress: StagingProgress) -> str:
+    if progress.compared_generation is None:
+        return "every row"
+    return f"the rows that differ from table generation {progress.compared_generation}"
 
 
 def commit_chunk(repository: Repository, claimed: ClaimedSync, chunk: PreparedChunk, rows_read: int, pass_number: int) -> None:

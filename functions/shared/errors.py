@@ -89,6 +89,12 @@ def is_permanent_error_name(name: str | None) -> bool:
     return isinstance(found, type) and issubclass(found, PermanentError)
 
 
+def is_transient_error_name(name: str | None) -> bool:
+    """Whether a recorded error type (its class name) is one of ours that passes by itself (an outage, a lock)."""
+    found = globals().get(name or "")
+    return isinstance(found, type) and issubclass(found, TransientError)
+
+
 class NoProgress(PermanentError):
     """A file's continuation stopped: a run handed over where the one before it did, or the bound of runs ran out."""
 

@@ -47,7 +47,12 @@ def progress_line(sync_date: str, progress: dict[str, Any]) -> str:
     estimate = f", about {left}s of staging left, then the publish" if left is not None else ""
     dry = " (dry run)" if progress["dry_run"] else ""
     stalled = ""
-    if progress["phase"] == "stalled":
+    if progress["phase"] == "stalled" and progress.get("next_run_overdue"):
+        stalled = (
+            f"; handed over, its lease ran out at {cell(progress['lease_expires_at'])} and run {progress['durable_run'] + 1} "
+            "is overdue: throttled, or its execution was stopped (aws lambda get-durable-execution tells which)"
+        )
+    elif progress["phase"] == "stalled":
         stalled = f"; its lease ran out at {cell(progress['lease_expires_at'])}, the next attempt resumes"
     return (
         f"{sync_date}: attempt {progress['attempt']}{dry} {progress['phase']}{rows}, "

@@ -17,8 +17,8 @@ from functions.shared.contract import CONTINUATION_PAUSE_SECONDS
 from functions.status.queries import StatusQueries
 
 # After a hand-over, the execution's next run claims the date once its pause is over and it has
-# started (a cold start, the download's HEAD): a minute is ample. Longer, and the execution was
-# stopped or failed, so no run is coming: the date is stalled.
+# started (a cold start, the download's HEAD): a minute is ample. Longer, and the run is late:
+# throttled (reserved concurrency), or its execution was stopped or failed.
 NEXT_RUN_CLAIMS_WITHIN_SECONDS = CONTINUATION_PAUSE_SECONDS + 60
 
 
@@ -68,11 +68,12 @@ def describe_progress(row: dict[str, Any]) -> dict[str, Any]:
     """
     elapsed = int(row["elapsed_seconds"] or 0)
     rows_read, rows_in_file = row["rows_read"], row["rows_in_file"]
-    if not row["lease_live"] and row["last_run_status"] == "handed_over" and _next_run_may_yet_come(row):
+    handed_over = not row["lease_live"] and row["last_run_status"] == "handed_over"
+    if handed_over and _next_run_may_yet_come(row):
         phase = "handed_over"  # a run stopped at a chunk boundary; the execution's next run resumes after its pause
     elif not row["lease_live"]:
-        # The holder died or timed out, or its execution was stopped after a hand-over: a retry,
-        # a redrive or the 06:00 reconcile takes over and resumes.
+        # The holder died or timed out; or, after a hand-over, the next run is late: throttled, or
+        # its execution stopped. A retry, a redrive or the 06:00 reconcile takes over and resumes.
         phase = "stalled"
     elif rows_read is None:
         phase = "starting"  # fetching the file, or a first load into the empty table (committed only at its end)
@@ -100,6 +101,7 @@ def describe_progress(row: dict[str, Any]) -> dict[str, Any]:
         "invocation_id": row["invocation_id"],
         "durable_execution_arn": row["durable_execution_arn"],
         "durable_run": row["durable_run"],
+        "next_run_overdue": phase == "stalled" and handed_over,
     }
 
 

@@ -210,21 +210,20 @@ def test_a_resumed_pass_compares_only_the_rows_it_has_yet_to_stage(
     assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
 
 
-def test_a_resumed_pass_stages_again_when_another_publish_changed_the_table_between_runs(
-    db: pymysql.Connection[Any], upload: Callable[..., str], make_service: Callable[..., SyncService]
-) -> None:
-    # Given day one published, and day two's first run handed over after its first chunk
-    day_one_table, day_two_table, rows_read = _day_two_handed_over_after_its_first_chunk(db, upload, make_service)
-
-    # And, between the runs, a correction of day one published, changing a company of day two's
-    # first chunk that the pass found equal (and so did not stage)
+def _a_correction_published_changing_a_row_the_pass_found_equal(
+    db: pymysql.Connection[Any],
+    upload: Callable[..., str],
+    make_service: Callable[..., SyncService],
+    day_one_table: pa.Table,
+    staged_part: pa.Table,
+) -> pa.Table:
+    """Day one corrected and published: one company of `staged_part` that the pass found equal (unstaged) changed; the file."""
     staged_keys = {
         row["cdms_canonical_company_id"] for row in query(db, "SELECT cdms_canonical_company_id FROM upsell_signal_staging")
     }
-    first_chunk = day_two_table.slice(0, rows_read)
     day_one_rows = expected_rows(day_one_table)
     equal_keys = [
-        key for key, row in expected_rows(first_chunk).items() if day_one_rows.get(key) == row and key not in staged_keys
+        key for key, row in expected_rows(staged_part).items() if day_one_rows.get(key) == row and key not in staged_keys
     ]
     position = day_one_table["CDMS_CANONICAL_COMPANY_ID"].to_pylist().index(equal_keys[0])
     growth = day_one_table["EE_GROWTH"].to_pylist()
@@ -234,6 +233,20 @@ def test_a_resumed_pass_stages_again_when_another_publish_changed_the_table_betw
     )
     upload(DAY_ONE, corrected)
     assert make_service().sync(DAY_ONE, None, SyncOptions(invocation_id="correction")).rows_updated == 1
+    return corrected
+
+
+def test_a_resumed_pass_stages_again_when_another_publish_changed_the_table_between_runs(
+    db: pymysql.Connection[Any], upload: Callable[..., str], make_service: Callable[..., SyncService]
+) -> None:
+    # Given day one published, and day two's first run handed over after its first chunk
+    day_one_table, day_two_table, rows_read = _day_two_handed_over_after_its_first_chunk(db, upload, make_service)
+
+    # And, between the runs, a correction of day one published, changing a company of day two's
+    # first chunk that the pass found equal (and so did not stage)
+    corrected = _a_correction_published_changing_a_row_the_pass_found_equal(
+        db, upload, make_service, day_one_table, day_two_table.slice(0, rows_read)
+    )
 
     # When day two's next run resumes
     result = make_service().sync(DAY_TWO, None, SyncOptions(invocation_id="three"))
@@ -300,6 +313,47 @@ def test_a_pass_started_again_under_its_own_claim_records_each_rejected_row_once
     assert (result.status, result.rows_resumed, result.rows_rejected) == ("completed", 0, 10)
     total, rejects = StatusQueries(db).rejects_for(DAY_TWO, limit=50)
     assert (total, [reject["source_row"] for reject in rejects]) == (10, list(range(10)))
+
+
+def test_a_pass_started_again_under_its_own_claim_hands_over_at_a_place_of_its_own(
+    db: pymysql.Connection[Any], upload: Callable[..., str], make_service: Callable[..., SyncService]
+) -> None:
+    # Given day one published, and day two's first run of a durable execution handed over after its first chunk
+    day_one_table, day_two_table = _day_one_published_and_day_two_uploaded(upload, make_service(), seed=505)
+
+    def run(number: int) -> SyncOptions:
+        """A run with ten minutes until its pass has moved (a chunk committed, or begun again): then less than the margin."""
+        at_start: list[dict[str, Any]] = []
+
+        def seconds_left() -> float:
+            db.commit()  # a fresh snapshot
+            progress = query(
+                db, "SELECT rows_read, compared_generation FROM upsell_signal_staging_progress WHERE sync_date = %s", (DAY_TWO,)
+            )
+            now = progress[0] if progress else {"rows_read": 0, "compared_generation": None}
+            at_start[:] = at_start or [now]
+            return 29.0 if now["rows_read"] and now != at_start[0] else 600.0
+
+        durable = DurableRun(holder_token="f" * 32, execution_arn="arn:aws:lambda:execution", number=number)
+        return SyncOptions(invocation_id=f"run-{number}", durable_run=durable, seconds_left=seconds_left)
+
+    with pytest.raises(HandedOver) as first:
+        make_service().sync(DAY_TWO, None, run(1))
+    rows_read = int(query(db, "SELECT rows_read FROM upsell_signal_staging_progress")[0]["rows_read"])
+
+    # And, between the runs, a publish of day one that changes a row the pass found equal
+    _a_correction_published_changing_a_row_the_pass_found_equal(
+        db, upload, make_service, day_one_table, day_two_table.slice(0, rows_read)
+    )
+
+    # When the execution's next run starts the pass again and hands over after its first chunk, at the same row
+    with pytest.raises(HandedOver) as second:
+        make_service().sync(DAY_TWO, None, run(2))
+
+    # Then it stopped at the same row of a new pass, and says so: the continuation sees progress, not a run stuck
+    assert first.value.stopped_at.startswith(f"{DAY_TWO.isoformat()}: staging at row {rows_read} of ")
+    assert second.value.stopped_at.startswith(f"{DAY_TWO.isoformat()}: staging at row {rows_read} of ")
+    assert first.value.stopped_at != second.value.stopped_at
 
 
 def test_a_partitioned_compare_finds_what_a_single_one_finds(

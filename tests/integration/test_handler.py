@@ -22,6 +22,7 @@ from functions.ingest import handler as ingest
 from functions.ingest.claim_rules import ClaimRequest
 from functions.ingest.continuation import holder_token_of
 from functions.ingest.repository import Repository
+from functions.ingest.repository import staging as staging_repository
 from functions.ingest.repository.ledger import ClaimLedger
 from functions.ingest.sync_values import DurableRun, SyncOptions
 from functions.shared.db import connect
@@ -738,9 +739,11 @@ def test_a_hand_over_no_run_follows_reads_stalled_once_the_next_run_is_overdue(
     db.commit()
     progress = invoke({"action": "status", "sync_date": "2026-01-30"})["progress"]
 
-    # Then the status no longer promises a next run: the date is stalled, for a retry, a redrive or the reconcile
-    assert progress["phase"] == "stalled"
-    assert "resumes after its pause" not in format_status(invoke({"action": "status", "sync_date": "2026-01-30"}))
+    # Then the status no longer promises the next run: the date is stalled, that run overdue, and says how to tell why
+    assert (progress["phase"], progress["next_run_overdue"]) == ("stalled", True)
+    shown = format_status(invoke({"action": "status", "sync_date": "2026-01-30"}))
+    assert "resumes after its pause" not in shown
+    assert "run 2 is overdue: throttled, or its execution was stopped (aws lambda get-durable-execution" in shown
 
 
 def test_a_duplicate_answered_in_progress_does_not_hide_the_holders_hand_over(
@@ -761,6 +764,86 @@ def test_a_duplicate_answered_in_progress_does_not_hide_the_holders_hand_over(
 
     # Then it reads handed over by run 1, not stalled: the duplicate's answer is not the holder's run
     assert (progress["phase"], progress["durable_run"]) == ("handed_over", 1)
+
+
+def test_a_reconciled_date_that_fails_does_not_keep_the_next_ones_waiting(
+    aws: Aws, db: pymysql.Connection[Any], migrated_settings: DatabaseSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given 2026-01-30's file, and two older dates whose events never came, 2026-01-27 and 2026-01-28;
+    # and another session holding 2026-01-27's staging lock (its partition's DDL), a wait of a second
+    monkeypatch.setattr(staging_repository, "STAGING_LOCK_TIMEOUT_SECONDS", 1)
+    files = {day: put_day(aws, day) for day in (27, 28, 30)}
+    holder = connect(migrated_settings)
+    holder.cursor().execute("SELECT GET_LOCK('upsell_signal_staging:2026-01-27', 0)")
+
+    # When the 06:00 run comes
+    with pytest.raises(TransientError, match="2026-01-27"):
+        invoke(aws_event("schedule.json"))
+
+    # Then 2026-01-28 was synced all the same, after 2026-01-27 failed; the run raised for Lambda's retry
+    ledger = {str(row["sync_date"]): row["status"] for row in query(db, "SELECT sync_date, status FROM upsell_signal_sync_metadata")}
+    assert ledger == {"2026-01-27": "failed", "2026-01-28": "completed", "2026-01-30": "completed"}
+
+    # And Lambda's retry of the morning's event, the lock free, syncs 2026-01-27: it failed for a passing reason
+    holder.close()
+    answer = invoke(aws_event("schedule.json"))
+    assert [(result["sync_date"], result["status"]) for result in answer["results"]] == [
+        ("2026-01-30", "skipped"),
+        ("2026-01-27", "completed"),
+    ]
+    assert table_rows(db) == {key: row for day in (27, 28, 30) for key, row in expected_rows(files[day]).items()}
+
+
+def test_a_date_whose_execution_stopped_for_no_progress_is_left_to_its_dead_letter_by_the_daily_run(
+    aws: Aws, db: pymysql.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given 2026-01-28 handed over by run 1 of its execution, which then stopped for no progress
+    # (the date recorded failed, with no failed run: the runs handed over)
+    monkeypatch.setenv("STAGING_CHUNK_ROWS", "100")
+    ingest.build_app.cache_clear()
+    put_day(aws, 27)
+    assert invoke({"sync_date": "2026-01-27"})["status"] == "completed"
+    put_day(aws, 28)
+    execution = "arn:aws:lambda:eu-west-1:123456789012:function:upsell-signals-sync-dev:3/durable-execution/2026-01-28/c3"
+    run_1 = DurableRun(holder_token=holder_token_of(execution), execution_arn=execution, number=1)
+    with pytest.raises(HandedOver):
+        ingest.handler({"sync_date": "2026-01-28"}, ShortOfTimeOnceTheDateStaged(db, "2026-01-28"), run_1)
+    assert ingest.fail_dates_held_by(holder_token_of(execution), "no progress: run 2 handed over where run 1 did") == 1
+    put_day(aws, 30)
+
+    # When the 06:00 run comes
+    answer = invoke(aws_event("schedule.json"))
+
+    # Then it syncs its own date only: the stopped date waits for a person, with its dead letter
+    assert (answer["sync_date"], answer["status"]) == ("2026-01-30", "completed")
+    [stopped] = query(db, "SELECT status, error_message FROM upsell_signal_sync_metadata WHERE sync_date = '2026-01-28'")
+    assert stopped["status"] == "failed" and stopped["error_message"].startswith("no progress")
+
+
+def test_a_repeated_arrival_and_the_daily_run_leave_a_date_that_failed_for_good_to_its_one_dead_letter(
+    aws: Aws, db: pymysql.Connection[Any]
+) -> None:
+    # Given 2026-01-29 published with 1,000 companies, and 2026-01-30's file of 500 arriving, which
+    # row_count_drift refuses (a permanent failure: the same file would fail again)
+    day_before = aws.put_file(key_for(29), rows=1_000, seed=5)
+    assert invoke({"sync_date": "2026-01-29"})["status"] == "completed"
+    table = aws.put_file(KEY, rows=500, seed=6)
+    arrival = aws_event("eventbridge-s3-object-created.json")
+    assert invoke(arrival)["error_type"] == "GuardTripped"
+
+    # When EventBridge delivers the arrival again, and the 06:00 run looks for the date's file
+    again = invoke(arrival)
+    daily = invoke(aws_event("schedule.json"))
+
+    # Then neither syncs it again: both answer skipped saying why, and the one dead letter stays the only one
+    for answer in (again, daily):
+        assert answer["status"] == "skipped" and "retrying cannot fix" in answer["reason"], answer
+        assert "GuardTripped" in answer["reason"]
+    assert len(aws.dead_letters()) == 1
+    # And a person's replay with the guard overridden still runs it
+    replay = invoke({"sync_date": "2026-01-30", "override_guards": ["row_count_drift"]})
+    assert replay["status"] == "completed"
+    assert table_rows(db) == {**expected_rows(day_before), **expected_rows(table)}
 
 
 def key_for(day: int) -> str:

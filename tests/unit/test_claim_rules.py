@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from functions.ingest.claim_rules import LEASE_LIVE, ROW_LOCKED, ClaimRequest, decide_claim
+from functions.ingest.claim_rules import LAST_ERROR_TYPE, LEASE_LIVE, ROW_LOCKED, ClaimRequest, decide_claim
 from functions.shared.errors import TransientError
 
 DAY = dt.date(2026, 1, 30)
@@ -41,6 +41,7 @@ def row(**changes: Any) -> dict[str, Any]:
         "completed_etag": None,
         "completed_at": None,
         "lease_expires_at": LATER,
+        "error_message": None,
         LEASE_LIVE: True,
     }
     return fields | changes
@@ -63,6 +64,14 @@ def row(**changes: Any) -> dict[str, Any]:
         (row(status="completed", completed_etag="etag-a", completed_at=LATER), request(etag="etag-b"), "claimed"),
         (row(status="completed", completed_etag="etag-a", completed_at=LATER), request(etag=None), "skipped"),
         (row(status="failed"), request(), "claimed"),
+        (row(status="failed", **{LAST_ERROR_TYPE: "GuardTripped"}), request(), "skipped"),
+        (row(status="failed", **{LAST_ERROR_TYPE: "GuardTripped"}), request(trigger="schedule"), "skipped"),
+        (row(status="failed", **{LAST_ERROR_TYPE: "GuardTripped"}), request(trigger="manual"), "claimed"),
+        (row(status="failed", **{LAST_ERROR_TYPE: "GuardTripped"}), request(trigger="redrive:eventbridge_s3"), "claimed"),
+        (row(status="failed", **{LAST_ERROR_TYPE: "GuardTripped"}), request(force_resync=True), "claimed"),
+        (row(status="failed", **{LAST_ERROR_TYPE: "GuardTripped"}), request(etag="etag-b"), "claimed"),
+        (row(status="failed", **{LAST_ERROR_TYPE: "TransientError"}), request(), "claimed"),
+        (row(status="failed", **{LAST_ERROR_TYPE: None}), request(), "claimed"),
     ],
     ids=[
         "own-claim",
@@ -79,6 +88,14 @@ def row(**changes: Any) -> dict[str, Any]:
         "completed-new-etag",
         "completed-file-gone",
         "failed",
+        "failed-for-good-arrival-again",
+        "failed-for-good-daily-run",
+        "failed-for-good-manual-replay",
+        "failed-for-good-redrive",
+        "failed-for-good-forced",
+        "failed-for-good-corrected-file",
+        "failed-for-a-passing-reason",
+        "failed-without-a-failed-run",
     ],
 )
 def test_the_claim_decision(current: dict[str, Any], asked: ClaimRequest, kind: str) -> None:

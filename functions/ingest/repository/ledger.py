@@ -8,7 +8,7 @@ from typing import Any
 
 import pymysql
 
-from functions.ingest.claim_rules import LEASE_LIVE, ROW_LOCKED, ClaimOutcome, ClaimRequest, decide_claim
+from functions.ingest.claim_rules import LAST_ERROR_TYPE, LEASE_LIVE, ROW_LOCKED, ClaimOutcome, ClaimRequest, decide_claim
 from functions.ingest.repository.names import DUPLICATE_KEY, LOCK_WAIT_TIMEOUT
 from functions.ingest.repository.session import Session
 from functions.shared.errors import ClaimLost, TransientError
@@ -52,6 +52,14 @@ def _holder_values(request: ClaimRequest, claim_number: int, lease_seconds: int)
     )
 
 
+# The error type of the last failed real run of the date's latest claim: what its `failed` status is
+# for. A dry run's failure leaves the date as it was; a stopped continuation records none (NULL).
+_LAST_FAILURE = (
+    f"SELECT r.error_type FROM {RUNS} r WHERE r.sync_date = m.sync_date AND r.attempt = m.attempt "
+    "AND r.status = 'failed' AND NOT r.dry_run ORDER BY r.id DESC LIMIT 1"
+)
+
+
 class ClaimLedger:
     """SQL of upsell_signal_sync_metadata: every write is fenced by the holder's token."""
 
@@ -68,6 +76,8 @@ class ClaimLedger:
         current = self._lock_metadata_row(request.sync_date)
         if current is None:
             return self._claim_new_date(request, lease_seconds)
+        if current["status"] == "failed":
+            current[LAST_ERROR_TYPE] = self._last_error_type(request.sync_date)
         decision = decide_claim(current, request)
         if decision.own_claim:
             # Resumed, perhaps after its lease ran out: held again from now, by this invocation (and run).
@@ -91,6 +101,11 @@ class ClaimLedger:
             (*_holder_values(request, claim_number, lease_seconds), request.sync_date),
         )
         return ClaimOutcome("claimed", claim_number, decision.reason, decision.previous)
+
+    def _last_error_type(self, sync_date: dt.date) -> str | None:
+        """What the date last failed of (see _LAST_FAILURE); a plain read, as the history's rows are not the claim's to lock."""
+        row = self.session.fetch_one(f"SELECT ({_LAST_FAILURE}) FROM {METADATA} m WHERE m.sync_date = %s", (sync_date,))
+        return str(row[0]) if row and row[0] is not None else None
 
     def _lock_metadata_row(self, sync_date: dt.date) -> dict[str, Any] | None:
         """The date's metadata row, locked; a busy row is read without the lock and marked so."""
@@ -244,14 +259,13 @@ class ClaimLedger:
     def states_between(self, first: dt.date, last: dt.date) -> dict[dt.date, dict[str, Any]]:
         """The metadata rows of the dates from `first` to `last`, read without locks.
 
-        With whether each lease is live, its holder's token, and the error type of the date's
-        last failed run (`last_error_type`).
+        With whether each lease is live, its holder's token, and the error type of the last
+        failed run of the date's latest claim (`last_error_type`).
         """
         rows = self.session.fetch_dicts(
             f"SELECT m.sync_date, m.status, m.s3_etag, m.completed_etag, m.holder_token, "
             f"m.lease_expires_at > NOW() AS {LEASE_LIVE}, "
-            f"(SELECT r.error_type FROM {RUNS} r WHERE r.sync_date = m.sync_date AND r.status = 'failed' "
-            "ORDER BY r.id DESC LIMIT 1) AS last_error_type "
+            f"({_LAST_FAILURE}) AS last_error_type "
             f"FROM {METADATA} m WHERE m.sync_date BETWEEN %s AND %s",
             (first, last),
         )
