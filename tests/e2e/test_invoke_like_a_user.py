@@ -80,6 +80,33 @@ def test_a_bad_event_exits_non_zero_naming_it(operator_env: dict[str, str]) -> N
     assert json.loads(refused.stdout)["error"] == "sync_date must be a date as YYYY-MM-DD, got 'yesterday'"
 
 
+def test_a_failure_the_function_answers_exits_non_zero_too(operator_env: dict[str, str]) -> None:
+    # Given a dead-letter queue, so that the ingest answers a permanent failure instead of raising it
+    sqs = boto3.client(
+        "sqs", endpoint_url=operator_env["AWS_ENDPOINT_URL_S3"], region_name="us-east-1", aws_access_key_id="e2e", aws_secret_access_key="e2e"
+    )
+    queue_url = sqs.create_queue(QueueName="e2e-dead-letters")["QueueUrl"]
+    env = dict(operator_env, DEAD_LETTER_QUEUE_URL=queue_url, AWS_ENDPOINT_URL_SQS=operator_env["AWS_ENDPOINT_URL_S3"])
+
+    # When a date with no file is replayed
+    missing = run(["scripts/invoke", "ingest", "-"], env, stdin='{"sync_date": "2026-01-29"}')
+
+    # Then the answer is printed, failed and dead-lettered, and the exit status says it failed
+    answer = json.loads(missing.stdout)
+    assert (answer["status"], answer["error_type"]) == ("failed", "MissingObject"), missing.stderr[-2000:]
+    assert answer["dead_letter_message_id"]
+    assert missing.returncode == 1
+
+
+def test_status_with_no_database_named_says_what_to_set(operator_env: dict[str, str]) -> None:
+    # Given a shell with no database settings, When the operator types ./scripts/status
+    bare = {name: value for name, value in operator_env.items() if not name.startswith("DB_")}
+    told = run(["scripts/status"], bare)
+    # Then it says what to set, in one line, not a traceback
+    assert told.returncode == 2
+    assert told.stderr.startswith("status: set DB_SECRET_ARN (in AWS) or DB_HOST") and "Traceback" not in told.stderr
+
+
 def test_migrate_status_through_invoke(operator_env: dict[str, str]) -> None:
     status = run(["scripts/invoke", "migrate", "-"], operator_env, stdin='{"action": "status"}')
 
