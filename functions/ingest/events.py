@@ -26,13 +26,6 @@ from functions.shared.errors import BadEvent
 MANUAL_FIELDS = frozenset({"sync_date", "force_resync", "dry_run", "override_guards", "s3_key"})
 SCHEDULE_SOURCES = frozenset({"aws.events", "aws.scheduler"})
 SHOWN_EVENT_CHARS = 300
-ACTIONS = ("status",)
-STATUS_FIELDS = frozenset({"action", "sync_date", "days", "rejects"})
-STATUS_DEFAULT_DAYS = 14
-STATUS_MAX_DAYS = 3_660
-STATUS_DEFAULT_REJECTS = 50
-# Each listed reject carries up to about 1 KiB of original values; Lambda's answer may be 6 MB.
-STATUS_MAX_REJECTS = 1_000
 
 
 @dataclass(frozen=True)
@@ -51,15 +44,6 @@ class SyncRequest:
     dry_run: bool = False
     override_guards: frozenset[str] = frozenset()
     etag: str | None = None
-
-
-@dataclass(frozen=True)
-class StatusRequest:
-    """An operator asks what happened: the last `days` dates, or one date's runs and first `rejects` rejected rows."""
-
-    sync_date: dt.date | None = None
-    days: int = STATUS_DEFAULT_DAYS
-    rejects: int = STATUS_DEFAULT_REJECTS
 
 
 def describe_event(event: Any) -> str:
@@ -257,38 +241,6 @@ def parse_event(event: Any, *, prefix: str, bucket: str, today: dt.date, redrive
     if set(event) <= MANUAL_FIELDS:
         return [_manual(event, prefix, today)]
     raise BadEvent(f"unrecognised event: {describe_event(event)}")
-
-
-def _bounded_count(payload: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
-    value = payload.get(name, default)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise BadEvent(f"{name} must be a whole number from {low} to {high}, got {value!r}")
-    return value
-
-
-def parse_action(event: Any) -> StatusRequest | None:
-    """The operator action an event asks for (`{"action": "status", ...}`); None when it is not an action.
-
-    An unknown action, or a field the action does not take, is a BadEvent naming it.
-    """
-    if not isinstance(event, dict) or "action" not in event:
-        return None
-    action = event["action"]
-    if action not in ACTIONS:
-        raise BadEvent(
-            f"unknown action {action!r}: the ingest answers {', '.join(map(repr, ACTIONS))} "
-            "(a sync request has no action field)"
-        )
-    unknown = set(event) - STATUS_FIELDS
-    if unknown:
-        raise BadEvent(
-            f"a status request takes {', '.join(sorted(STATUS_FIELDS))}; unknown field(s): {', '.join(sorted(unknown))}"
-        )
-    return StatusRequest(
-        sync_date=parse_date(event["sync_date"], "sync_date") if "sync_date" in event else None,
-        days=_bounded_count(event, "days", STATUS_DEFAULT_DAYS, 1, STATUS_MAX_DAYS),
-        rejects=_bounded_count(event, "rejects", STATUS_DEFAULT_REJECTS, 0, STATUS_MAX_REJECTS),
-    )
 
 
 def is_s3_test_event(event: Any) -> bool:

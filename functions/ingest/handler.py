@@ -21,8 +21,9 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions.ingest.actions import StatusRequest, parse_action
 from functions.ingest.dead_letters import DeadLetterSender
-from functions.ingest.events import StatusRequest, SyncRequest, is_s3_test_event, parse_action, parse_event, split_records
+from functions.ingest.events import SyncRequest, is_s3_test_event, parse_event, split_records
 from functions.ingest.repository import Repository
 from functions.ingest.s3_source import SignalObjectStore
 from functions.ingest.service import SyncService

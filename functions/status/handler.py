@@ -13,7 +13,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.ingest.events import parse_action
+from functions.ingest.actions import parse_action
 from functions.shared.contract import STATUS_SERVICE_NAME
 from functions.shared.db import connect
 from functions.shared.errors import BadEvent

@@ -12,7 +12,7 @@ from typing import Any
 
 import pymysql
 
-from functions.ingest.events import StatusRequest
+from functions.ingest.actions import StatusRequest
 from functions.shared.contract import CONTINUATION_PAUSE_SECONDS
 from functions.status.queries import StatusQueries
 

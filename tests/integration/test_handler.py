@@ -238,21 +238,31 @@ def test_a_tripped_guard_is_dead_lettered_with_its_name(aws: Aws, db: pymysql.Co
     assert query(db, "SELECT status FROM upsell_signal_sync_metadata") == [{"status": "failed"}]
 
 
+def sqs_delivery(body: str) -> dict[str, Any]:
+    """An SQS event (a redrive queue as the function's event source) carrying `body`."""
+    return {
+        "Records": [
+            {
+                "messageId": "059f36b4-87a3-44ab-83d2-661975830a7d",
+                "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a",
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1769839541200"},
+                "messageAttributes": {},
+                "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:upsell-signals-redrive",
+                "awsRegion": "eu-west-1",
+            }
+        ]
+    }
+
+
 def test_a_bad_message_beside_a_good_one_in_an_sqs_event_refuses_only_itself(aws: Aws, db: pymysql.Connection[Any]) -> None:
     # Given an SQS event of two messages: a replay of a date, and a body that is not JSON
     file_table = aws.put_file(KEY, seed=4)
-    message = {
-        "messageId": "good",
-        "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a",
-        "body": json.dumps({"sync_date": "2026-01-30"}),
-        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1769839541200"},
-        "messageAttributes": {},
-        "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:upsell-signals-redrive",
-        "awsRegion": "eu-west-1",
-    }
-    event = {"Records": [message, {**message, "messageId": "bad", "body": "sync 2026-01-31 please"}]}
+    [good] = sqs_delivery(json.dumps({"sync_date": "2026-01-30"}))["Records"]
+    [bad] = sqs_delivery("sync 2026-01-31 please")["Records"]
+    event = {"Records": [good | {"messageId": "good"}, bad | {"messageId": "bad"}]}
 
     # When it is handled
     answer = invoke(event)
@@ -271,26 +281,7 @@ def test_a_bad_message_beside_a_good_one_in_an_sqs_event_refuses_only_itself(aws
 def test_lambda_on_failure_record_and_an_sqs_delivery_are_redriven(aws: Aws, db: pymysql.Connection[Any]) -> None:
     aws.put_file(KEY)
     record = aws_event("lambda-on-failure-record.json")
-    sqs_event = {
-        "Records": [
-            {
-                "messageId": "059f36b4-87a3-44ab-83d2-661975830a7d",
-                "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a",
-                "body": json.dumps(record),
-                "attributes": {
-                    "ApproximateReceiveCount": "1",
-                    "SentTimestamp": "1769839541200",
-                    "SenderId": "AIDAIENQZJOLO23YVJ4VO",
-                    "ApproximateFirstReceiveTimestamp": "1769839541210",
-                },
-                "messageAttributes": {},
-                "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:upsell-signals-dlq",
-                "awsRegion": "eu-west-1",
-            }
-        ]
-    }
+    sqs_event = sqs_delivery(json.dumps(record))
 
     direct = invoke(record)
     via_sqs = invoke(sqs_event)
@@ -711,17 +702,20 @@ def test_a_first_load_a_guard_refuses_keeps_its_rejected_rows_on_record(aws: Aws
     assert all("core_product" in reject["reasons"] for reject in status["rejects"])
 
 
-def a_day_two_handed_over_by_run_1(aws: Aws, db: pymysql.Connection[Any], monkeypatch: pytest.MonkeyPatch, **context: Any) -> str:
-    """2026-01-29 published, then run 1 of a durable execution hands 2026-01-30 over after a chunk; the execution's ARN."""
+def a_day_two_handed_over_by_run_1(
+    aws: Aws, db: pymysql.Connection[Any], monkeypatch: pytest.MonkeyPatch, day: int = 30, **context: Any
+) -> str:
+    """The day before published, then run 1 of a durable execution hands 2026-01-`day` over after a chunk; its ARN."""
     monkeypatch.setenv("STAGING_CHUNK_ROWS", "100")
     ingest.build_app.cache_clear()
-    put_day(aws, 29)
-    assert invoke({"sync_date": "2026-01-29"})["status"] == "completed"
-    put_day(aws, 30)
-    execution = "arn:aws:lambda:eu-west-1:123456789012:function:upsell-signals-sync-dev:3/durable-execution/2026-01-30/b2"
+    put_day(aws, day - 1)
+    assert invoke({"sync_date": f"2026-01-{day - 1:02d}"})["status"] == "completed"
+    put_day(aws, day)
+    sync_date = f"2026-01-{day:02d}"
+    execution = f"arn:aws:lambda:eu-west-1:123456789012:function:upsell-signals-sync-dev:3/durable-execution/{sync_date}/b2"
     run_1 = DurableRun(holder_token=holder_token_of(execution), execution_arn=execution, number=1)
     with pytest.raises(HandedOver):
-        ingest.handler({"sync_date": "2026-01-30"}, ShortOfTimeOnceTheDateStaged(db, "2026-01-30", **context), run_1)
+        ingest.handler({"sync_date": sync_date}, ShortOfTimeOnceTheDateStaged(db, sync_date, **context), run_1)
     return execution
 
 
@@ -799,15 +793,7 @@ def test_a_date_whose_execution_stopped_for_no_progress_is_left_to_its_dead_lett
 ) -> None:
     # Given 2026-01-28 handed over by run 1 of its execution, which then stopped for no progress
     # (the date recorded failed, with no failed run: the runs handed over)
-    monkeypatch.setenv("STAGING_CHUNK_ROWS", "100")
-    ingest.build_app.cache_clear()
-    put_day(aws, 27)
-    assert invoke({"sync_date": "2026-01-27"})["status"] == "completed"
-    put_day(aws, 28)
-    execution = "arn:aws:lambda:eu-west-1:123456789012:function:upsell-signals-sync-dev:3/durable-execution/2026-01-28/c3"
-    run_1 = DurableRun(holder_token=holder_token_of(execution), execution_arn=execution, number=1)
-    with pytest.raises(HandedOver):
-        ingest.handler({"sync_date": "2026-01-28"}, ShortOfTimeOnceTheDateStaged(db, "2026-01-28"), run_1)
+    execution = a_day_two_handed_over_by_run_1(aws, db, monkeypatch, day=28)
     assert ingest.fail_dates_held_by(holder_token_of(execution), "no progress: run 2 handed over where run 1 did") == 1
     put_day(aws, 30)
 

@@ -41,7 +41,7 @@ from functions.shared.settings import DatabaseSettings
 from tests.factories import snowflake_table, write_duckdb, write_spark_style
 from tests.integration.conftest import expected_rows, query, table_rows
 from tests.integration.test_bad_values import with_raw_bytes
-from tests.integration.test_handler import BUCKET, Aws, aws_event
+from tests.integration.test_handler import BUCKET, Aws, aws_event, sqs_delivery
 from tests.integration.test_validation_and_guards import with_values
 from tests.scripts_support import LocalContext
 
@@ -167,25 +167,6 @@ def eventbridge_s3(key: str, *, bucket: str = BUCKET, detail_type: str = "Object
     event["detail"]["bucket"]["name"] = bucket
     event["detail"]["object"]["key"] = key
     return event
-
-
-def sqs_delivery(body: str) -> dict[str, Any]:
-    """An SQS event (a redrive queue as the function's event source) carrying `body`."""
-    return {
-        "Records": [
-            {
-                "messageId": "059f36b4-87a3-44ab-83d2-661975830a7d",
-                "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a",
-                "body": body,
-                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1769839541200"},
-                "messageAttributes": {},
-                "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:upsell-signals-redrive",
-                "awsRegion": "eu-west-1",
-            }
-        ]
-    }
 
 
 def on_failure_record(payload: Any) -> dict[str, Any]:
