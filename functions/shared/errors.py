@@ -83,16 +83,19 @@ class PermanentError(IngestError):
     """A fault that retrying cannot fix: bad input, bad file, a tripped guard."""
 
 
+def _recorded_as(name: str | None, kind: type[IngestError]) -> bool:
+    found = globals().get(name or "")
+    return isinstance(found, type) and issubclass(found, kind)
+
+
 def is_permanent_error_name(name: str | None) -> bool:
     """Whether a recorded error type (its class name) is one of ours that retrying cannot fix."""
-    found = globals().get(name or "")
-    return isinstance(found, type) and issubclass(found, PermanentError)
+    return _recorded_as(name, PermanentError)
 
 
 def is_transient_error_name(name: str | None) -> bool:
     """Whether a recorded error type (its class name) is one of ours that passes by itself (an outage, a lock)."""
-    found = globals().get(name or "")
-    return isinstance(found, type) and issubclass(found, TransientError)
+    return _recorded_as(name, TransientError)
 
 
 class NoProgress(PermanentError):

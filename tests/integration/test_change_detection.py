@@ -278,6 +278,29 @@ def test_a_resumed_pass_stages_again_when_the_table_was_emptied_between_runs(
     assert table_rows(db) == expected_rows(day_two_table)
 
 
+def durable_run(db: pymysql.Connection[Any], number: int, *, short_once_moved: bool = True) -> SyncOptions:
+    """Day two's run `number` of one durable execution (its claims resumed across runs).
+
+    short_once_moved: ten minutes left until its pass has moved since the run began (a chunk
+    committed, or the pass begun again), then less than the margin, so it hands over there.
+    """
+    at_start: list[dict[str, Any]] = []
+
+    def seconds_left() -> float:
+        db.commit()  # a fresh snapshot
+        progress = query(
+            db, "SELECT rows_read, compared_generation FROM upsell_signal_staging_progress WHERE sync_date = %s", (DAY_TWO,)
+        )
+        now = progress[0] if progress else {"rows_read": 0, "compared_generation": None}
+        at_start[:] = at_start or [now]
+        return 29.0 if now["rows_read"] and now != at_start[0] else 600.0
+
+    durable = DurableRun(holder_token="f" * 32, execution_arn="arn:aws:lambda:execution", number=number)
+    return SyncOptions(
+        invocation_id=f"run-{number}", durable_run=durable, seconds_left=seconds_left if short_once_moved else None
+    )
+
+
 def test_a_pass_started_again_under_its_own_claim_records_each_rejected_row_once(
     db: pymysql.Connection[Any], upload: Callable[..., str], make_service: Callable[..., SyncService]
 ) -> None:
@@ -288,17 +311,8 @@ def test_a_pass_started_again_under_its_own_claim_records_each_rejected_row_once
     upload(DAY_TWO, rejecting(day_two(day_one_table, seed=510), list(range(10))))
 
     # And day two's first run of a durable execution handed over after its first chunk, its rejects recorded
-    def run(number: int, **options: Any) -> SyncOptions:
-        durable = DurableRun(holder_token="e" * 32, execution_arn="arn:aws:lambda:execution", number=number)
-        return SyncOptions(invocation_id=f"run-{number}", durable_run=durable, **options)
-
-    def seconds_left() -> float:
-        db.commit()  # a fresh snapshot
-        progress = query(db, "SELECT rows_read FROM upsell_signal_staging_progress WHERE sync_date = %s", (DAY_TWO,))
-        return 29.0 if progress and progress[0]["rows_read"] else 600.0
-
     with pytest.raises(HandedOver):
-        make_service().sync(DAY_TWO, None, run(1, seconds_left=seconds_left))
+        make_service().sync(DAY_TWO, None, durable_run(db, 1))
     assert query(db, "SELECT COUNT(*) AS n FROM upsell_signal_rejected_rows")[0]["n"] == 10
 
     # And, between the runs, a person empties the table, so the next run stages the file again from its first row
@@ -307,7 +321,7 @@ def test_a_pass_started_again_under_its_own_claim_records_each_rejected_row_once
     db.commit()
 
     # When the execution's next run resumes its own claim
-    result = make_service().sync(DAY_TWO, None, run(2))
+    result = make_service().sync(DAY_TWO, None, durable_run(db, 2, short_once_moved=False))
 
     # Then the answer and the status each count the ten rejected rows once, and list each once
     assert (result.status, result.rows_resumed, result.rows_rejected) == ("completed", 0, 10)
@@ -321,24 +335,8 @@ def test_a_pass_started_again_under_its_own_claim_hands_over_at_a_place_of_its_o
     # Given day one published, and day two's first run of a durable execution handed over after its first chunk
     day_one_table, day_two_table = _day_one_published_and_day_two_uploaded(upload, make_service(), seed=505)
 
-    def run(number: int) -> SyncOptions:
-        """A run with ten minutes until its pass has moved (a chunk committed, or begun again): then less than the margin."""
-        at_start: list[dict[str, Any]] = []
-
-        def seconds_left() -> float:
-            db.commit()  # a fresh snapshot
-            progress = query(
-                db, "SELECT rows_read, compared_generation FROM upsell_signal_staging_progress WHERE sync_date = %s", (DAY_TWO,)
-            )
-            now = progress[0] if progress else {"rows_read": 0, "compared_generation": None}
-            at_start[:] = at_start or [now]
-            return 29.0 if now["rows_read"] and now != at_start[0] else 600.0
-
-        durable = DurableRun(holder_token="f" * 32, execution_arn="arn:aws:lambda:execution", number=number)
-        return SyncOptions(invocation_id=f"run-{number}", durable_run=durable, seconds_left=seconds_left)
-
     with pytest.raises(HandedOver) as first:
-        make_service().sync(DAY_TWO, None, run(1))
+        make_service().sync(DAY_TWO, None, durable_run(db, 1))
     rows_read = int(query(db, "SELECT rows_read FROM upsell_signal_staging_progress")[0]["rows_read"])
 
     # And, between the runs, a publish of day one that changes a row the pass found equal
@@ -348,7 +346,7 @@ def test_a_pass_started_again_under_its_own_claim_hands_over_at_a_place_of_its_o
 
     # When the execution's next run starts the pass again and hands over after its first chunk, at the same row
     with pytest.raises(HandedOver) as second:
-        make_service().sync(DAY_TWO, None, run(2))
+        make_service().sync(DAY_TWO, None, durable_run(db, 2))
 
     # Then it stopped at the same row of a new pass, and says so: the continuation sees progress, not a run stuck
     assert first.value.stopped_at.startswith(f"{DAY_TWO.isoformat()}: staging at row {rows_read} of ")
