@@ -402,4 +402,30 @@ def load_env_config(context_environments: Any, name: str | None) -> EnvConfig:
         raise ConfigError(f"choose an environment with -c env=<name>; known: {', '.join(sorted(context_environments))}")
     if name not in context_environments:
         raise ConfigError(f"unknown environment {name!r}; known: {', '.join(sorted(context_environments))}")
-    return parse_env_config(name, context_environments[name])
+    config = parse_env_config(name, context_environments[name])
+    _check_server_not_shared(config, context_environments)
+    return config
+
+
+def _check_server_not_shared(config: EnvConfig, context_environments: Mapping[str, Any]) -> None:
+    """One environment per database server: the ingest account is the server's, not the database's.
+
+    Every environment's migrate function sets the password of `upsell_ingest` (a server-wide
+    account, migrations/0006) from its own secret, and each secret's rotation changes it again:
+    two environments on one server would lock each other's ingest out in turn.
+    """
+    database = config.database
+    if not isinstance(database, ImportedDatabase):
+        return
+    mine = {database.instance_identifier.lower(), database.endpoint.lower()}
+    for other_name, other in sorted(context_environments.items()):
+        other_database = other.get("database") if other_name != config.name and isinstance(other, Mapping) else None
+        if not isinstance(other_database, Mapping) or other_database.get("create"):
+            continue
+        theirs = {str(other_database.get(key, "")).lower() for key in ("instanceIdentifier", "endpoint")} - {""}
+        if mine & theirs:
+            raise ConfigError(
+                f"environments.{config.name}.database and environments.{other_name}.database import the same server "
+                f"({', '.join(sorted(mine & theirs))}): the ingest account upsell_ingest is server-wide and each "
+                "environment would set its password from its own secret; give each environment its own database server"
+            )

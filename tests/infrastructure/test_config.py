@@ -167,3 +167,25 @@ def test_a_bucket_key_in_another_region_is_refused() -> None:
     # Then the mismatch is named before any deploy
     with pytest.raises(ConfigError, match=r"bucket\.kmsKeyArn is in us-east-1, the stack in eu-west-1"):
         parse_env_config("prod", raw)
+
+
+def test_two_environments_on_one_database_server_are_refused() -> None:
+    # Given a second environment, qa, importing staging's server under a database of its own
+    environments = _environments()
+    qa = copy.deepcopy(environments["staging"])
+    qa["database"]["databaseName"] = "upsell_signals_qa"
+    qa["database"]["instanceIdentifier"] = "another-name-for-it"
+    environments["qa"] = qa
+    # When either environment is chosen
+    # Then synth stops, naming the shared server and the server-wide account they would fight over
+    for name, other in (("qa", "staging"), ("staging", "qa")):
+        with pytest.raises(
+            ConfigError,
+            match=rf"{name}\.database and environments\.{other}\.database import the same server"
+            r" \(shared-mariadb-staging\..*upsell_ingest is server-wide",
+        ):
+            load_env_config(environments, name)
+    # And environments on servers of their own are accepted
+    qa["database"]["endpoint"] = "qa-mariadb.abcdefghijkl.eu-west-1.rds.amazonaws.com"
+    assert load_env_config(environments, "qa").database.database_name == "upsell_signals_qa"
+    assert load_env_config(environments, "staging").database.database_name == "upsell_signals"
