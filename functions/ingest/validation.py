@@ -34,6 +34,7 @@ from functions.ingest.text_checks import TEXT_TYPES, as_text, capped_text, is_te
 SOURCE_ROW = "source_row"
 RATE_LIMIT = 10 ** (RATE_PRECISION - RATE_SCALE)  # DECIMAL(10,4) holds |x| < 10^6
 RATE_TYPE = pa.decimal128(RATE_PRECISION, RATE_SCALE)
+DECIMAL128_MAX_PRECISION, DECIMAL_MAX_PRECISION = 38, 76  # decimal128's, decimal256's
 # upsell_signal_rejected_rows.reasons is VARCHAR(2048).
 REASONS_MAX_CHARS = 2048
 REASONS_CUT_MARK = "…[truncated]"
@@ -121,6 +122,9 @@ def _normalise_int(column: Column, values: pa.Array, checks: _Checks) -> pa.Arra
     # integers only. float64 represents every value near INT's bounds exactly.
     as_float = pc.cast(values, pa.float64(), safe=False)
     not_whole = pc.or_kleene(pc.invert(pc.is_finite(as_float)), pc.not_equal(pc.floor(as_float), as_float))
+    if pa.types.is_decimal(data_type):
+        # Checked on the decimal itself: 3.0000000000000001 (NUMBER(38,16)) is 3.0 as a float.
+        not_whole = pc.or_kleene(not_whole, pc.not_equal(pc.floor(values), values))
     out_of_range = pc.or_kleene(pc.less(as_float, INT_MIN), pc.greater(as_float, INT_MAX))
     checks.add(not_whole, f"{column.name} is not a whole number")
     checks.add(pc.and_kleene(pc.invert(not_whole), out_of_range), f"{column.name} outside INT range")
@@ -131,7 +135,7 @@ def _normalise_int(column: Column, values: pa.Array, checks: _Checks) -> pa.Arra
 def _normalise_bool(column: Column, values: pa.Array, checks: _Checks) -> pa.Array:
     if pa.types.is_boolean(values.type):
         return values
-    # 0/1 integers (or NUMBER(1,0)) are accepted as booleans; anything else is not.
+    # 0/1 integers (or NUMBER(1,0), or pandas' 0.0/1.0 floats) are accepted as booleans; anything else is not.
     as_float = pc.cast(values, pa.float64(), safe=False)
     not_boolean = pc.invert(pc.is_in(as_float, value_set=pa.array([0.0, 1.0])))
     checks.add(pc.and_kleene(pc.is_valid(as_float), not_boolean), f"{column.name} is not a boolean (true/false or 0/1)")
@@ -141,9 +145,19 @@ def _normalise_bool(column: Column, values: pa.Array, checks: _Checks) -> pa.Arr
 def _normalise_rate(column: Column, values: pa.Array, checks: _Checks) -> pa.Array:
     # MariaDB rounds extra decimals half away from zero; doing it here keeps both load
     # methods identical and lets the range check see the stored value.
-    as_float = pc.cast(values, pa.float64(), safe=False)
-    rounded = pc.round(as_float, RATE_SCALE, round_mode="half_towards_infinity")
-    invalid = pc.or_kleene(pc.invert(pc.is_finite(rounded)), pc.greater_equal(pc.abs(rounded), RATE_LIMIT))
+    data_type = values.type
+    if pa.types.is_decimal(data_type) and data_type.scale > RATE_SCALE and data_type.precision < DECIMAL_MAX_PRECISION:
+        # Rounded as a decimal (through a float, 2.40794999999999999 would give 2.4080, not
+        # MariaDB's 2.4079), one digit wider for the carry (0.99995 as DECIMAL(5,5) gives 1.0000).
+        wide_type = pa.decimal128 if data_type.precision < DECIMAL128_MAX_PRECISION else pa.decimal256
+        widened = pc.cast(values, wide_type(data_type.precision + 1, data_type.scale))
+        rounded = pc.round(widened, RATE_SCALE, round_mode="half_towards_infinity")
+    elif pa.types.is_decimal(data_type) and data_type.scale <= RATE_SCALE:
+        rounded = values
+    else:
+        rounded = pc.round(pc.cast(values, pa.float64(), safe=False), RATE_SCALE, round_mode="half_towards_infinity")
+    as_float = pc.cast(rounded, pa.float64(), safe=False)
+    invalid = pc.or_kleene(pc.invert(pc.is_finite(as_float)), pc.greater_equal(pc.abs(as_float), RATE_LIMIT))
     checks.add(invalid, f"{column.name} outside DECIMAL({RATE_PRECISION},{RATE_SCALE})")
     return pc.cast(pc.if_else(pc.fill_null(invalid, False), None, rounded), RATE_TYPE)
 
@@ -181,7 +195,7 @@ _NULLS_AS = {
 _ACCEPTED_TYPES = {
     Kind.STRING: (*TEXT_TYPES, pa.types.is_integer),
     Kind.INT: (pa.types.is_integer, pa.types.is_decimal, pa.types.is_floating, pa.types.is_boolean),
-    Kind.BOOL: (pa.types.is_boolean, pa.types.is_integer, pa.types.is_decimal),
+    Kind.BOOL: (pa.types.is_boolean, pa.types.is_integer, pa.types.is_decimal, pa.types.is_floating),
     Kind.RATE: (pa.types.is_floating, pa.types.is_decimal, pa.types.is_integer),
     Kind.TIMESTAMP: (pa.types.is_timestamp, pa.types.is_date),
 }

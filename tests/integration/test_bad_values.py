@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import json
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -101,6 +103,50 @@ def test_a_binary_string_column_from_duckdb_loads_its_utf8_values_and_rejects_th
     expected = expected_rows(good_table)
     del expected[good_table[KEY][5].as_py()]
     assert table_rows(db) == expected
+
+
+HIGH_SCALE_RATES = ["2.40794999999999999", "95524.47634999999", "-0.12344999999999999", "0.00005000000000000"]
+
+
+@pytest.mark.parametrize("load_method", ["local_infile", "insert"])
+def test_high_scale_decimals_and_float_booleans_are_stored_as_mariadb_itself_stores_them(
+    db: pymysql.Connection[Any], upload: Callable[..., str], run_sync: Callable[..., Any], load_method: str
+) -> None:
+    # Given a file with Snowflake's NUMBER(38,17) rates (a division's result: digits a float
+    # cannot hold), a NUMBER(38,16) count holding a fraction a float cannot see, and a boolean
+    # column pandas turned into floats (0.0/1.0, a NaN and a 2.0 among them)
+    good_table = snowflake_table(400, seed=25)
+    rates = [decimal.Decimal(text) for text in HIGH_SCALE_RATES] + [decimal.Decimal("0.5")] * (400 - len(HIGH_SCALE_RATES))
+    counts = [decimal.Decimal(5)] * 400
+    counts[10] = decimal.Decimal("3.0000000000000001")
+    flags = [float(row % 2) for row in range(400)]
+    flags[20], flags[21] = math.nan, 2.0
+    file_table = good_table
+    for name, values in (
+        ("EE_GROWTH_RATE", pa.array(rates, pa.decimal128(38, 17))),
+        ("EE_GROWTH", pa.array(counts, pa.decimal128(38, 16))),
+        ("IS_ACTIVE_CUSTOMER", pa.array(flags, pa.float64())),
+    ):
+        file_table = file_table.set_column(file_table.schema.get_field_index(name), name, values)
+    upload(DAY_ONE, file_table)
+
+    # When it is synced
+    result = run_sync(DAY_ONE, env={"STAGING_LOAD_METHOD": load_method})
+
+    # Then the rates are what the server's own DECIMAL(10,4) makes of them, not of a float
+    assert (result.status, result.rows_rejected) == ("completed", 3)
+    stored = table_rows(db)
+    keys = file_table[KEY].to_pylist()
+    server_rounds = [query(db, "SELECT CAST(%s AS DECIMAL(10,4)) AS rate", (text,))[0]["rate"] for text in HIGH_SCALE_RATES]
+    assert server_rounds == [decimal.Decimal(text) for text in ("2.4079", "95524.4763", "-0.1234", "0.0001")]
+    assert [stored[key]["ee_growth_rate"] for key in keys[: len(HIGH_SCALE_RATES)]] == server_rounds
+    # And the hidden fraction, the NaN and the 2.0 are rejected rows with their reasons; 0.0 and 1.0 load
+    assert {row: found["reasons"] for row, found in rejects(db).items()} == {
+        10: "ee_growth is not a whole number",
+        20: "is_active_customer is not a boolean (true/false or 0/1)",
+        21: "is_active_customer is not a boolean (true/false or 0/1)",
+    }
+    assert [stored[keys[row]]["is_active_customer"] for row in (30, 31)] == [0, 1]
 
 
 NULL_TYPED_COLUMNS = ("CORE_PRODUCT", "EE_GROWTH", "IS_ACTIVE_CUSTOMER", "EE_GROWTH_RATE", "LAST_HI_APP_STARTED_AT")

@@ -177,3 +177,24 @@ def test_two_columns_differing_only_by_case_are_refused() -> None:
     # When its columns are mapped, Then it is refused
     with pytest.raises(SchemaError, match="differ only by case"):
         map_columns(schema)
+
+
+def test_a_rate_rounded_up_past_its_decimals_precision_is_carried_not_a_failed_file() -> None:
+    # Given DECIMAL(5,5) rates whose rounding carries into the units, and a NUMBER(38,17)
+    # rate just under half a unit of the fourth place
+    carried = pa.array([decimal.Decimal("0.99995"), decimal.Decimal("-0.99994")], pa.decimal128(5, 5))
+    under_half = pa.array([decimal.Decimal("2.40794999999999999"), None], pa.decimal128(38, 17))
+    # When validated; Then the first carries to 1.0000 and the second rounds down, as MariaDB's DECIMAL(10,4) does
+    assert column_values(batch_with(ee_growth_rate=carried), "ee_growth_rate") == [
+        decimal.Decimal("1.0000"),
+        decimal.Decimal("-0.9999"),
+    ]
+    assert column_values(batch_with(ee_growth_rate=under_half), "ee_growth_rate") == [decimal.Decimal("2.4079"), None]
+
+
+def test_float_booleans_must_be_zero_or_one() -> None:
+    # Given a boolean column pandas turned into floats; When validated
+    result = validate_batch(batch_with(is_active_customer=pa.array([1.0, float("nan")], pa.float64())), 0)
+    # Then 1.0 is true, and NaN is rejected with a reason
+    assert result.valid_rows.column("is_active_customer").to_pylist() == [True]
+    assert result.rejected_rows[0].reasons == "is_active_customer is not a boolean (true/false or 0/1)"
