@@ -14,6 +14,7 @@ import pytest
 
 from functions.ingest.change_detection import compare_file
 from functions.ingest.chunks import ObjectDownload, open_file
+from functions.ingest.columns import KEY_COLUMN, SIGNAL_COLUMNS, Column, Kind
 from functions.ingest.hooks import SyncHooks
 from functions.ingest.repository import Repository
 from functions.ingest.row_fingerprints import fingerprint_sql
@@ -110,6 +111,43 @@ def test_a_day_two_compares_only_when_most_rows_are_unchanged_and_ends_exact_eit
     kept = expected_rows(day_one_table) if missing_rows == "keep" else {}
     assert table_rows(db) == {**kept, **expected_rows(day_two_table)}
     assert gone and result.rows_deleted == (len(gone) if missing_rows == "delete" else 0)
+
+
+def _a_different_value(column: Column) -> str:
+    """SQL that sets `column` to a value other than the one it holds (NULL included)."""
+    one, other = {
+        Kind.STRING: ("'zz'", "'zy'"),
+        Kind.BOOL: ("1", "0"),
+        Kind.INT: ("7", "8"),
+        Kind.RATE: ("0.5", "0.25"),
+        Kind.TIMESTAMP: ("'2001-01-01 00:00:00'", "'2001-01-02 00:00:00'"),
+    }[column.kind]
+    return f"{column.name} = IF({column.name} <=> {one}, {other}, {one})"
+
+
+def test_a_hand_edit_of_any_one_column_is_found_and_repaired_by_a_forced_resync(
+    db: pymysql.Connection[Any], upload: Callable[..., str], run_sync: Callable[..., Any]
+) -> None:
+    # Given a file published, then one row per data column changed by hand in that column alone
+    table = snowflake_table(2_000, seed=503)
+    upload(DAY_ONE, table)
+    run_sync(DAY_ONE)
+    keys = table["CDMS_CANONICAL_COMPANY_ID"].to_pylist()
+    data_columns = [column for column in SIGNAL_COLUMNS if column.name != KEY_COLUMN]
+    with db.cursor() as cursor:
+        for offset, column in enumerate(data_columns):
+            changed = cursor.execute(
+                f"UPDATE company_upsell_signals SET {_a_different_value(column)} WHERE {KEY_COLUMN} = %s", (keys[10 + offset],)
+            )
+            assert changed == 1, column.name
+    db.commit()
+
+    # When the same file is synced again with force_resync
+    result = run_sync(DAY_ONE, force_resync=True)
+
+    # Then every one of those rows is found, and written back to what the file says
+    assert (result.status, result.rows_updated, result.rows_inserted) == ("completed", len(data_columns), 0)
+    assert table_rows(db) == expected_rows(table)
 
 
 @pytest.mark.parametrize("load_method", LOAD_METHODS)

@@ -18,6 +18,7 @@ import pymysql
 import pytest
 from botocore.config import Config
 
+from functions.ingest.repository.ledger import ClaimLedger
 from functions.ingest.sync_values import SyncAnswer, SyncOptions
 from functions.shared.contract import object_key_for
 from functions.shared.db import connect
@@ -257,15 +258,67 @@ def test_six_invocations_at_once_one_publishes_the_others_are_in_progress(
     assert table_rows(db) == expected_rows(file_table)
 
 
-@pytest.mark.parametrize("publish", ["first load", "day two"])
+def test_six_invocations_at_once_for_a_correction_of_a_completed_date_one_publishes_the_others_are_in_progress(
+    migrated_settings: DatabaseSettings,
+    db: pymysql.Connection[Any],
+    moto_endpoint: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a completed date whose file is corrected: the claims now meet an existing ledger row
+    # (not a unique insert), and each claim is slowed inside its transaction so that they overlap
+    first = snowflake_table(5_000, seed=611)
+    upload_to(moto_endpoint, DAY_ONE, write_pyarrow(first, tmp_path / "first.parquet"))
+    published = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, "first"))
+    assert published.sync(DAY_ONE, None, SyncOptions(invocation_id="first")).status == "completed"
+    correction = day_two(first, seed=612)
+    upload_to(moto_endpoint, DAY_ONE, write_pyarrow(correction, tmp_path / "correction.parquet"))
+    next_claim_number = ClaimLedger._next_claim_number
+
+    def slowly(self: ClaimLedger, *args: Any) -> int:
+        time.sleep(0.5)
+        return next_claim_number(self, *args)
+
+    monkeypatch.setattr(ClaimLedger, "_next_claim_number", slowly)
+    names = [f"invocation-{number}" for number in range(INVOCATIONS_AT_ONCE)]
+    start_together = threading.Barrier(INVOCATIONS_AT_ONCE)
+    outcomes: dict[str, Outcome] = {}
+
+    def invoke(invocation_id: str) -> SyncAnswer:
+        # With real waits: a claim meeting the row locked by another's open claim tries again shortly
+        service = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, invocation_id), sleep=time.sleep)
+        start_together.wait()
+        return service.sync(DAY_ONE, None, SyncOptions(invocation_id=invocation_id))
+
+    # When six deliveries of the correction run at once
+    threads = [in_a_thread(outcomes, name, functools.partial(invoke, name)) for name in names]
+    for thread in threads:
+        thread.join(timeout=180)
+
+    # Then one publishes it; each other one met the holder, or arrived after it had finished
+    results = {name: result_of(outcomes, name) for name in names}
+    winners = [name for name, result in results.items() if result.status == "completed"]
+    assert len(winners) == 1, {name: (result.status, result.reason) for name, result in results.items()}
+    for name, result in results.items():
+        if name not in winners:
+            assert result.status == "in_progress" or (
+                result.status == "skipped" and (result.reason or "").startswith("already completed")
+            ), (name, result.status, result.reason)
+    assert query(db, "SELECT attempt, status FROM upsell_signal_sync_metadata") == [{"attempt": 2, "status": "completed"}]
+    rows = table_rows(db)
+    assert all(rows[key] == row for key, row in expected_rows(correction).items())  # the rows it no longer has are kept
+
+
+@pytest.mark.parametrize("publish", ["first load", "day two", "day two deleting"])
 def test_a_reader_polling_during_publish_never_sees_half_a_day(
     migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path, publish: str
 ) -> None:
     day_one_table = snowflake_table(40_000, seed=94)
     upload_to(moto_endpoint, DAY_ONE, write_pyarrow(day_one_table, tmp_path / "one.parquet"))
     upload_to(moto_endpoint, DAY_TWO, write_pyarrow(day_two(day_one_table, seed=95), tmp_path / "two.parquet"))
-    service = service_on(moto_endpoint, migrated_settings, tmp_path)
-    if publish == "day two":
+    deleting = {"MISSING_ROWS": "delete"} if publish == "day two deleting" else {}
+    service = service_on(moto_endpoint, migrated_settings, tmp_path, **deleting)
+    if publish.startswith("day two"):
         service.sync(DAY_ONE, None, SyncOptions(invocation_id="day-one"))
     fingerprint_sql = (
         "SELECT COUNT(*) AS row_count, SUM(most_recent_paid_ee_count) AS paid, "
@@ -284,7 +337,7 @@ def test_a_reader_polling_during_publish_never_sees_half_a_day(
 
     poller = threading.Thread(target=poll)
     poller.start()
-    sync_date = DAY_TWO if publish == "day two" else DAY_ONE
+    sync_date = DAY_TWO if publish.startswith("day two") else DAY_ONE
     result = service.sync(sync_date, None, SyncOptions(invocation_id=f"{publish}-{uuid.uuid4()}"))
     time.sleep(0.05)
     done.set()
@@ -292,6 +345,7 @@ def test_a_reader_polling_during_publish_never_sees_half_a_day(
 
     after = query(db, fingerprint_sql)[0]
     assert result.status == "completed" and before != after
+    assert bool(result.rows_deleted) == bool(deleting)
     assert len(observations) > 20
     assert all(observation in (before, after) for observation in observations)
 

@@ -214,7 +214,12 @@ def test_a_corrupt_file_is_dead_lettered_and_a_redrive_after_the_fix_completes(a
 
     [message] = aws.dead_letters()
     assert failed["status"] == "failed" and message["error_type"] == "CorruptFile"
-    assert query(db, "SELECT status FROM upsell_signal_sync_metadata") == [{"status": "failed"}]
+    # The cause in words, the same on the queue, in the answer and in the ledger
+    assert message["error_message"].startswith("not a readable Parquet file")
+    assert query(db, "SELECT status, error_message FROM upsell_signal_sync_metadata") == [
+        {"status": "failed", "error_message": message["error_message"]}
+    ]
+    assert failed["reason"] == message["error_message"]
     assert table_rows(db) == {}
 
     # When upstream fixes the file and the operator redrives the message

@@ -13,10 +13,11 @@ import pytest
 from moto import mock_aws
 
 from functions.ingest import handler as ingest
+from functions.ingest.sync_values import SyncOptions
 from functions.shared.errors import HandedOver
 from functions.shared.settings import DatabaseSettings
 from tests.factories import day_two, snowflake_table, write_pyarrow
-from tests.integration.conftest import expected_rows, query, table_rows
+from tests.integration.conftest import DAY_ONE, expected_rows, query, service_on, table_rows, upload_to, work_dir_for
 from tests.scripts_support import LocalContext
 
 BUCKET = "signals-bucket"
@@ -117,3 +118,21 @@ def test_a_first_load_that_would_not_finish_in_the_time_left_is_staged_instead(
     assert any("may not load in the time left: staging" in record.getMessage() for record in caplog.records)
     assert any(record.getMessage().startswith("staged 5000 rows") for record in caplog.records)
     assert table_rows(db) == expected_rows(file_table)
+
+
+def test_a_run_that_starts_staging_already_short_of_time_still_commits_a_chunk_before_handing_over(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given a 2,000-row file in chunks of 500, and a run with 29 s left: inside the 30 s margin
+    # before it stages a row
+    table = snowflake_table(2_000, seed=77)
+    upload_to(moto_endpoint, DAY_ONE, write_pyarrow(table, tmp_path / "day.parquet"))
+    service = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, "short"), STAGING_CHUNK_ROWS="500")
+
+    # When it syncs, it hands over
+    with pytest.raises(HandedOver):
+        service.sync(DAY_ONE, None, SyncOptions(invocation_id="short", seconds_left=lambda: 29.0, run_seconds=900.0))
+
+    # Then only after committing one chunk: a hand-over always leaves the next run less to do
+    [progress] = query(db, "SELECT rows_read, chunks_committed FROM upsell_signal_staging_progress")
+    assert (progress["rows_read"], progress["chunks_committed"]) == (500, 1)

@@ -150,6 +150,23 @@ def test_row_count_drift_guard(db: pymysql.Connection[Any], upload: Callable[...
     assert run_sync(DAY_TWO, override_guards=frozenset({"row_count_drift"})).status == "completed"
 
 
+def test_row_count_drift_is_judged_against_the_latest_completed_date(
+    db: pymysql.Connection[Any], upload: Callable[..., str], run_sync: Callable[..., Any]
+) -> None:
+    # Given 600 companies on day one, then 1,000 on day two (its drift accepted by a person)
+    companies = snowflake_table(1_000, seed=9)
+    upload(DAY_ONE, companies.slice(0, 600))
+    run_sync(DAY_ONE)
+    upload(DAY_TWO, companies)
+    assert run_sync(DAY_TWO, override_guards=frozenset({"row_count_drift"})).status == "completed"
+    # When day three carries the same 1,000
+    day_three = DAY_TWO + dt.timedelta(days=1)
+    upload(day_three, companies)
+    # Then it is measured against day two, not day one, and publishes without a trip
+    assert run_sync(day_three).status == "completed"
+    assert table_rows(db) == expected_rows(companies)
+
+
 def test_delete_ratio_guard_only_when_deleting(
     db: pymysql.Connection[Any], upload: Callable[..., str], run_sync: Callable[..., Any]
 ) -> None:
