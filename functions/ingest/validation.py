@@ -122,7 +122,7 @@ def _normalise_int(column: Column, values: pa.Array, checks: _Checks) -> pa.Arra
     # integers only. float64 represents every value near INT's bounds exactly.
     as_float = pc.cast(values, pa.float64(), safe=False)
     not_whole = pc.or_kleene(pc.invert(pc.is_finite(as_float)), pc.not_equal(pc.floor(as_float), as_float))
-    if pa.types.is_decimal(data_type):
+    if pa.types.is_decimal(data_type) and data_type.scale > 0:
         # Checked on the decimal itself: 3.0000000000000001 (NUMBER(38,16)) is 3.0 as a float.
         not_whole = pc.or_kleene(not_whole, pc.not_equal(pc.floor(values), values))
     out_of_range = pc.or_kleene(pc.less(as_float, INT_MIN), pc.greater(as_float, INT_MAX))
