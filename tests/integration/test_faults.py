@@ -221,29 +221,37 @@ def test_a_connection_killed_mid_first_load_is_retried_by_staging(
 INVOCATIONS_AT_ONCE = 6
 
 
+def six_at_once(
+    endpoint: str, settings: DatabaseSettings, tmp_path: Path, *, sleep: Callable[[float], None] | None = None
+) -> dict[str, SyncAnswer]:
+    """Six invocations syncing DAY_ONE at once (six deliveries, six execution environments): each one's answer."""
+    names = [f"invocation-{number}" for number in range(INVOCATIONS_AT_ONCE)]
+    start_together = threading.Barrier(INVOCATIONS_AT_ONCE)
+    outcomes: dict[str, Outcome] = {}
+
+    def invoke(invocation_id: str) -> SyncAnswer:
+        service = service_on(endpoint, settings, work_dir_for(tmp_path, invocation_id), sleep=sleep)
+        start_together.wait()
+        return service.sync(DAY_ONE, None, SyncOptions(invocation_id=invocation_id))
+
+    threads = [in_a_thread(outcomes, name, functools.partial(invoke, name)) for name in names]
+    for thread in threads:
+        thread.join(timeout=180)
+    return {name: result_of(outcomes, name) for name in names}
+
+
 def test_six_invocations_at_once_one_publishes_the_others_are_in_progress(
     migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
 ) -> None:
     # Given one file, and six invocations for its date (six deliveries, six execution environments)
     file_table = snowflake_table(30_000, seed=93)
     upload_to(moto_endpoint, DAY_ONE, write_pyarrow(file_table, tmp_path / "day.parquet"))
-    names = [f"invocation-{number}" for number in range(INVOCATIONS_AT_ONCE)]
-    start_together = threading.Barrier(INVOCATIONS_AT_ONCE)
-    outcomes: dict[str, Outcome] = {}
-
-    def invoke(invocation_id: str) -> SyncAnswer:
-        service = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, invocation_id))
-        start_together.wait()
-        return service.sync(DAY_ONE, None, SyncOptions(invocation_id=invocation_id))
 
     # When all six run at once
-    threads = [in_a_thread(outcomes, name, functools.partial(invoke, name)) for name in names]
-    for thread in threads:
-        thread.join(timeout=180)
+    results = six_at_once(moto_endpoint, migrated_settings, tmp_path)
 
     # Then exactly one syncs the date, every other answers in progress naming the holder, and the
     # table, the ledger and the run history show one sync
-    results = {name: result_of(outcomes, name) for name in names}
     winners = [name for name, result in results.items() if result.status == "completed"]
     assert len(winners) == 1, {name: result.status for name, result in results.items()}
     (winner,) = winners
@@ -280,23 +288,12 @@ def test_six_invocations_at_once_for_a_correction_of_a_completed_date_one_publis
         return next_claim_number(self, *args)
 
     monkeypatch.setattr(ClaimLedger, "_next_claim_number", slowly)
-    names = [f"invocation-{number}" for number in range(INVOCATIONS_AT_ONCE)]
-    start_together = threading.Barrier(INVOCATIONS_AT_ONCE)
-    outcomes: dict[str, Outcome] = {}
 
-    def invoke(invocation_id: str) -> SyncAnswer:
-        # With real waits: a claim meeting the row locked by another's open claim tries again shortly
-        service = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, invocation_id), sleep=time.sleep)
-        start_together.wait()
-        return service.sync(DAY_ONE, None, SyncOptions(invocation_id=invocation_id))
-
-    # When six deliveries of the correction run at once
-    threads = [in_a_thread(outcomes, name, functools.partial(invoke, name)) for name in names]
-    for thread in threads:
-        thread.join(timeout=180)
+    # When six deliveries of the correction run at once, with real waits: a claim meeting the row
+    # locked by another's open claim tries again shortly
+    results = six_at_once(moto_endpoint, migrated_settings, tmp_path, sleep=time.sleep)
 
     # Then one publishes it; each other one met the holder, or arrived after it had finished
-    results = {name: result_of(outcomes, name) for name in names}
     winners = [name for name, result in results.items() if result.status == "completed"]
     assert len(winners) == 1, {name: (result.status, result.reason) for name, result in results.items()}
     for name, result in results.items():
