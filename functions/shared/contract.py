@@ -25,7 +25,7 @@ KEY_PREFIX = "passive_upsell_signals/"
 KEY_DATE_FOLDER = "dt="
 KEY_FILE_NAME = "data.parquet"
 KEY_SUFFIX = f"/{KEY_FILE_NAME}"
-KEY_PATTERN = re.compile(rf"^(?P<prefix>.*?){re.escape(KEY_DATE_FOLDER)}(?P<date>[^/]*){re.escape(KEY_SUFFIX)}$")
+KEY_PATTERN = re.compile(rf"^(?P<prefix>.*?){re.escape(KEY_DATE_FOLDER)}(?P<date>[^/]*){re.escape(KEY_SUFFIX)}\Z")
 
 # The named lock a publish holds while it writes the signals table; the migrator takes it too,
 # so a schema change never meets a publish midway (functions/migrate/migrator.py).

@@ -57,6 +57,8 @@ def test_each_record_of_a_notification_is_its_own_request_with_its_own_event() -
         (lambda r: r["s3"]["bucket"].update(name="someone-elses"), "this function reads 'signals-bucket'"),
         (lambda r: r["s3"]["object"].update(key="passive_upsell_signals/dt%3D2026-01-30/_SUCCESS"), "does not match"),
         (lambda r: r["s3"]["object"].update(key="passive_upsell_signals/dt%3D2026-02-31/data.parquet"), "not a real date"),
+        # Another object than the day's file: its name only begins with it
+        (lambda r: r["s3"]["object"].update(key="passive_upsell_signals/dt%3D2026-01-30/data.parquet%0A"), "does not match"),
     ],
 )
 def test_s3_records_outside_the_contract_are_refused(change: Any, says: str) -> None:
