@@ -19,7 +19,7 @@ from functions.migrate.fingerprint import migrations_fingerprint
 from functions.migrate.migrator import MigrationReport, Migrator, discover_migrations
 from functions.migrate.waits import MigrationWaits
 from functions.shared.aws import secrets_provider
-from functions.shared.contract import MIGRATE_SERVICE_NAME
+from functions.shared.contract import INGEST_USERNAME, MIGRATE_SERVICE_NAME
 from functions.shared.db import connect
 from functions.shared.errors import BadEvent, MigrationError, SchemaAhead
 from functions.shared.settings import load_database_settings, load_migrate_settings
@@ -53,6 +53,11 @@ def provision_ingest_user(migrator: Migrator) -> None:
     secret = secrets_provider().get(secret_arn, transform="json", max_age=0)
     if not isinstance(secret, dict) or "username" not in secret or "password" not in secret:
         raise MigrationError("the ingest user's secret must be JSON with username and password")
+    if secret["username"] != INGEST_USERNAME:
+        # Anyone who could write this secret would otherwise set the password of any account, the administrator's too.
+        raise MigrationError(
+            f"the ingest user's secret names the account {secret['username']!r}; only {INGEST_USERNAME!r} is provisioned"
+        )
     migrator.provision_ingest_user(secret["username"], secret["password"])
     logger.info("ingest database user %s provisioned", secret["username"])
 

@@ -27,6 +27,10 @@ KEY_FILE_NAME = "data.parquet"
 KEY_SUFFIX = f"/{KEY_FILE_NAME}"
 KEY_PATTERN = re.compile(rf"^(?P<prefix>.*?){re.escape(KEY_DATE_FOLDER)}(?P<date>[^/]*){re.escape(KEY_SUFFIX)}\Z")
 
+# The ingest's own database account: created, locked, by migrations/0006_create_ingest_user,
+# given its password from the ingest secret by the migrate function. A server-wide name.
+INGEST_USERNAME = "upsell_ingest"
+
 # The named lock a publish holds while it writes the signals table; the migrator takes it too,
 # so a schema change never meets a publish midway (functions/migrate/migrator.py).
 PUBLISH_LOCK = "company_upsell_signals_publish"

@@ -10,6 +10,7 @@ from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from functions.shared.contract import INGEST_USERNAME
 from infra.config import CreatedDatabase, ImportedDatabase
 from infra.constructs.network import Network
 from infra.constructs.retention import retention
@@ -31,9 +32,6 @@ def engine(major_version: str) -> rds.IInstanceEngine:
     return rds.DatabaseInstanceEngine.maria_db(version=MAJOR_VERSIONS[major_version])
 
 MASTER_USERNAME = "upsell_admin"
-# Created (locked, no password) by migrations/0006_create_ingest_user.up.sql; the migrate function
-# sets its password from the ingest secret and unlocks it (functions/migrate/handler.py).
-INGEST_USERNAME = "upsell_ingest"
 # Characters RDS's own generated secrets leave out, so the password survives any client's quoting.
 EXCLUDED_PASSWORD_CHARACTERS = " %+~`#$&*()|[]{}:;<>?!'/@\"\\"  # noqa: S105 - not a password
 DEFAULT_PORT = 3306
@@ -115,21 +113,26 @@ class Database(Construct):
         self.secret_kms_key_arn = settings.secret_kms_key_arn
 
     def _ingest_secret(self, host: str) -> secretsmanager.Secret:
-        """The ingest account's secret (RDS format), password generated here."""
+        """The ingest account's secret (RDS format), password generated here.
+
+        CloudFormation generates a new password whenever the template changes (a new endpoint,
+        port or database name): `ingest_secret_template` lets the migration see that and provision it.
+        """
+        self.ingest_secret_template = Stack.of(self).to_json_string(
+            {
+                "engine": "mariadb",
+                "username": INGEST_USERNAME,
+                "host": host,
+                "port": self.port,
+                "dbname": self.database_name,
+            }
+        )
         return secretsmanager.Secret(
             self,
             "IngestSecret",
             description=f"upsell-signals: the {INGEST_USERNAME} account (data changes on the ingest's tables only)",
             generate_secret_string=secretsmanager.SecretStringGenerator(
-                secret_string_template=Stack.of(self).to_json_string(
-                    {
-                        "engine": "mariadb",
-                        "username": INGEST_USERNAME,
-                        "host": host,
-                        "port": self.port,
-                        "dbname": self.database_name,
-                    }
-                ),
+                secret_string_template=self.ingest_secret_template,
                 generate_string_key="password",
                 exclude_characters=EXCLUDED_PASSWORD_CHARACTERS,
                 password_length=32,

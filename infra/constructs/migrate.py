@@ -80,8 +80,14 @@ class SchemaMigrations(Construct):
             service_token=self.provider.service_token,
             service_timeout=SERVICE_TIMEOUT,
             resource_type="Custom::SchemaMigrations",
-            # Either changing sends Update: new migrations to apply, or a new ingest secret to provision.
-            properties={"MigrationsFingerprint": migrations_fingerprint(), "IngestSecretArn": database.ingest_secret.secret_arn},
+            # Any of them changing sends Update: new migrations to apply, or a new ingest secret, or a
+            # new password in the same secret (CloudFormation generates one with each new template),
+            # to provision.
+            properties={
+                "MigrationsFingerprint": migrations_fingerprint(),
+                "IngestSecretArn": database.ingest_secret.secret_arn,
+                "IngestSecretTemplate": database.ingest_secret_template,
+            },
         )
         database.grant_read_secret(self.function.role, database.ingest_secret)
         # The migrate function must be able to reach the database and Secrets Manager when it runs.

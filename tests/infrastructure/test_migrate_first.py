@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 
 from aws_cdk.assertions import Template
 
 from functions.migrate.fingerprint import migrations_fingerprint
 from tests.infrastructure.helpers import logical_id_of_function, only, resources, role_statements
+
+CDK_JSON = Path(__file__).resolve().parents[2] / "cdk.json"
 
 
 def _provider_framework_id(template: Template) -> str:
@@ -142,3 +146,30 @@ def test_migrate_knows_the_ingest_secret_and_reruns_when_it_is_replaced(dev_temp
     # Then migrate provisions the ingest account from that secret, and a new secret sends Update
     assert variables["INGEST_DB_SECRET_ARN"] == {"Ref": ingest_secret_id}
     assert schema["Properties"]["IngestSecretArn"] == {"Ref": ingest_secret_id}
+
+
+def test_a_new_password_in_the_same_ingest_secret_sends_the_migration_an_update(
+    synthesize: Callable[[str], Template], tmp_path: Path
+) -> None:
+    # Given staging's secret template (CloudFormation generates a new password whenever it changes:
+    # cloudformation-coverage-roadmap #2210, aws-cdk #19985) and the custom resource's properties
+    template = synthesize("staging")
+    _, secret = only(template, "AWS::SecretsManager::Secret", "IngestSecret")
+    _, schema = only(template, "Custom::SchemaMigrations")
+    # Then the resource carries the secret's template, so a change to it sends Update and the
+    # migration provisions the new password
+    assert schema["Properties"]["IngestSecretTemplate"] == secret["Properties"]["GenerateSecretString"]["SecretStringTemplate"]
+    # And a moved endpoint (an imported server's new address) changes both
+    moved = _staging_template_with_endpoint("moved-mariadb.abcdefghijkl.eu-west-1.rds.amazonaws.com", tmp_path)
+    _, moved_schema = only(moved, "Custom::SchemaMigrations")
+    assert "moved-mariadb" in json.dumps(moved_schema["Properties"]["IngestSecretTemplate"])
+    assert moved_schema["Properties"]["IngestSecretTemplate"] != schema["Properties"]["IngestSecretTemplate"]
+
+
+def _staging_template_with_endpoint(endpoint: str, tmp_path: Path) -> Template:
+    from app import build_app
+
+    environments = json.loads(CDK_JSON.read_text())["context"]["environments"]
+    environments["staging"]["database"]["endpoint"] = endpoint
+    app = build_app({"env": "staging", "environments": environments}, outdir=str(tmp_path / "cdk-staging-moved"))  # type: ignore[dict-item]
+    return Template.from_stack(app.node.find_child("UpsellSignals-staging"))  # type: ignore[arg-type]

@@ -17,11 +17,12 @@ from moto import mock_aws
 from functions.ingest.s3_source import SignalObjectStore
 from functions.ingest.service import SyncService
 from functions.ingest.sync_values import SyncOptions
+from functions.migrate.handler import provision_ingest_user
 from functions.migrate.migrator import Migrator, discover_migrations
 from functions.shared import db as db_module
 from functions.shared.aws import secrets_provider
 from functions.shared.db import connect
-from functions.shared.errors import CredentialsRejected, TransientError
+from functions.shared.errors import CredentialsRejected, MigrationError, TransientError
 from functions.shared.settings import DatabaseSettings, load_ingest_settings
 from tests.factories import snowflake_table
 from tests.integration.conftest import BUCKET, DAY_ONE, expected_rows, ingest_env, table_rows
@@ -90,9 +91,9 @@ def ingest_account_by_secret(migrated_settings: DatabaseSettings, s3_client: Any
     Migrator(admin, discover_migrations()).provision_ingest_user("upsell_ingest", password)
     admin.close()
     client = boto3.client("secretsmanager", region_name="eu-west-1")
-    arn = client.create_secret(Name=f"ingest-{uuid.uuid4().hex}", SecretString=json.dumps(ingest_secret(migrated_settings, password)))[
-        "ARN"
-    ]
+    arn = client.create_secret(
+        Name=f"ingest-{uuid.uuid4().hex}", SecretString=json.dumps(ingest_secret(migrated_settings, password))
+    )["ARN"]
     yield client, arn, replace(migrated_settings, host=None, user=None, password=None, secret_arn=arn)
     secrets_provider.cache_clear()
 
@@ -168,3 +169,33 @@ def test_a_password_the_secret_never_gets_fails_as_transient_after_bounded_retri
     # Then it retried with backoff (0.2 + 0.4 + 0.8 s), then failed as transient: Lambda retries it, no dead letter yet
     assert isinstance(refused.value, TransientError)
     assert 1.4 <= time.monotonic() - started < 10
+
+
+def test_the_migrate_function_provisions_only_the_ingest_account_its_secret_may_name(
+    migrated_settings: DatabaseSettings, secrets: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an ingest secret rewritten to name another account on the server (a locked one here)
+    secrets_provider.cache_clear()
+    admin = connect(migrated_settings)
+    with admin.cursor() as cursor:
+        cursor.execute("CREATE USER IF NOT EXISTS 'someone_else'@'%' ACCOUNT LOCK")
+    planted = ingest_secret(migrated_settings, "planted-password-0001") | {"username": "someone_else"}
+    arn = secrets.create_secret(Name=f"ingest-{uuid.uuid4().hex}", SecretString=json.dumps(planted))["ARN"]
+    monkeypatch.setenv("INGEST_DB_SECRET_ARN", arn)
+    try:
+        # When the migrate function provisions the ingest account
+        with pytest.raises(MigrationError, match="names the account 'someone_else'; only 'upsell_ingest' is provisioned"):
+            provision_ingest_user(Migrator(admin, discover_migrations()))
+        # Then that account is left as it was: still locked, its password not the planted one
+        with admin.cursor() as cursor:
+            cursor.execute("SHOW CREATE USER 'someone_else'@'%'")
+            assert "ACCOUNT LOCK" in cursor.fetchone()[0]
+        with pytest.raises(pymysql.err.OperationalError):
+            pymysql.connect(
+                host=migrated_settings.host, port=migrated_settings.port, user="someone_else", password="planted-password-0001"
+            )
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute("DROP USER IF EXISTS 'someone_else'@'%'")
+        admin.close()
+        secrets_provider.cache_clear()
