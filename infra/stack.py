@@ -92,9 +92,7 @@ class UpsellSignalsStack(Stack):
             migrate=self.migrations.function.function,
             dead_letter_queue=dead_letters.queue,
         )
-        self.database_alarms = DatabaseAlarms(
-            self, "DatabaseAlarms", database=database, topic=self.monitoring.topic, topic_key=self.monitoring.topic_key
-        )
+        self.database_alarms = DatabaseAlarms(self, "DatabaseAlarms", database=database, topic=self.monitoring.topic)
         self._outputs(storage, database, dead_letters)
         self._acknowledge_findings(config, storage, dead_letters)
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Duration
+from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as events_targets
-from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra.constructs.database import Database
+from infra.nag import acknowledge
 
 # Below this share of the allocated storage free, the next large staging pass may fill the disk.
 FREE_STORAGE_SHARE = 0.10
@@ -37,16 +36,14 @@ class DatabaseAlarms(Construct):
     Manager events with AWS CloudTrail"), which EventBridge matches; no metric exists for it.
     """
 
-    def __init__(
-        self, scope: Construct, construct_id: str, *, database: Database, topic: sns.ITopic, topic_key: kms.IKey
-    ) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, database: Database, topic: sns.ITopic) -> None:
         super().__init__(scope, construct_id)
         self.alarms = self._instance_alarms(database)
         action = actions.SnsAction(topic)
         for alarm in self.alarms:
             alarm.add_alarm_action(action)
             alarm.add_ok_action(action)
-        self.rotation_failed = self._rotation_failed(database, topic, topic_key)
+        self.rotation_failed = self._rotation_failed(database, topic)
 
     def _instance_alarms(self, database: Database) -> list[cloudwatch.Alarm]:
         """Free storage under 10% and, on a burstable class, CPU credits running out (created instance only)."""
@@ -86,7 +83,7 @@ class DatabaseAlarms(Construct):
             )
         return alarms
 
-    def _rotation_failed(self, database: Database, topic: sns.ITopic, topic_key: kms.IKey) -> events.Rule:
+    def _rotation_failed(self, database: Database, topic: sns.ITopic) -> events.Rule:
         """An EventBridge rule sending Secrets Manager's RotationFailed for our secrets to the alarm topic."""
         rule = events.Rule(
             self,
@@ -100,18 +97,14 @@ class DatabaseAlarms(Construct):
                     "additionalEventData": {"SecretId": [secret.secret_arn for secret in database.rotated_secrets]},
                 },
             ),
-            targets=[events_targets.SnsTopic(topic)],
+            # Through a role of this rule's own, not a topic and key policy for EventBridge: a
+            # service principal there would admit any account's rules (a confused deputy).
+            targets=[events_targets.SnsTopic(topic, authorize_using_role=True)],
         )
-        # The topic is encrypted: EventBridge may use its key for this account's rules only.
-        topic_key.add_to_resource_policy(
-            iam.PolicyStatement(
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                principals=[iam.ServicePrincipal("events.amazonaws.com")],
-                resources=["*"],
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
-                    "ArnLike": {"aws:SourceArn": f"arn:{Aws.PARTITION}:events:{Aws.REGION}:{Aws.ACCOUNT_ID}:rule/*"},
-                },
-            )
+        acknowledge(
+            rule,
+            "IAM5[Action::kms:GenerateDataKey*]",
+            "The rule's role publishes to the encrypted alarm topic: SNS needs kms:GenerateDataKey (the topic grant's "
+            "GenerateDataKey*) on the topic's key, and the statement names that key alone.",
         )
         return rule

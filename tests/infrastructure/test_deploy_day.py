@@ -3,6 +3,7 @@ followed, existing endpoints opened to the functions, database and rotation alar
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from aws_cdk.assertions import Template
@@ -103,7 +104,7 @@ def test_a_failed_rotation_of_either_secret_notifies_the_alarm_topic(dev_templat
     # Given dev: the administrator's and the ingest account's secrets both rotate
     _, rule = only(dev_template, "AWS::Events::Rule", "RotationFailed")
     topic_id, _ = only(dev_template, "AWS::SNS::Topic")
-    _, key = only(dev_template, "AWS::KMS::Key", "TopicKey")
+    key_id, _ = only(dev_template, "AWS::KMS::Key", "TopicKey")
     pattern = rule["Properties"]["EventPattern"]
     # When reading the rule and the topic key
     # Then Secrets Manager's RotationFailed for exactly our two secrets goes to the alarm topic,
@@ -112,6 +113,34 @@ def test_a_failed_rotation_of_either_secret_notifies_the_alarm_topic(dev_templat
     assert pattern["detail-type"] == ["AWS Service Event via CloudTrail"]
     assert pattern["detail"]["eventName"] == ["RotationFailed"]
     assert len(pattern["detail"]["additionalEventData"]["SecretId"]) == 2
-    assert [target["Arn"] for target in rule["Properties"]["Targets"]] == [{"Ref": topic_id}]
-    principals = [statement["Principal"] for statement in key["Properties"]["KeyPolicy"]["Statement"]]
-    assert {"Service": "events.amazonaws.com"} in principals
+    [target] = rule["Properties"]["Targets"]
+    assert target["Arn"] == {"Ref": topic_id}
+    # And it publishes through a role of its own, which may publish to the topic and use its key
+    role_id = target["RoleArn"]["Fn::GetAtt"][0]
+    trust = resources(dev_template, "AWS::IAM::Role")[role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert [statement["Principal"] for statement in trust] == [{"Service": "events.amazonaws.com"}]
+    granted = {
+        (action, json.dumps(statement["Resource"]))
+        for policy in resources(dev_template, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+    }
+    assert ("sns:Publish", json.dumps({"Ref": topic_id})) in granted
+    assert {action for action, _ in granted} == {"sns:Publish", "kms:Decrypt", "kms:GenerateDataKey*"}
+    assert all(key_id in where for action, where in granted if action.startswith("kms:"))
+
+
+def test_no_service_may_use_the_alarm_topic_or_its_key_for_another_account(dev_template: Template) -> None:
+    # Given the alarm topic's policy and its key's policy
+    _, key = only(dev_template, "AWS::KMS::Key", "TopicKey")
+    statements = list(key["Properties"]["KeyPolicy"]["Statement"])
+    for policy in resources(dev_template, "AWS::SNS::TopicPolicy").values():
+        statements += policy["Properties"]["PolicyDocument"]["Statement"]
+    # When reading the statements that admit an AWS service
+    admitting_services = [s for s in statements if s["Effect"] == "Allow" and "Service" in s.get("Principal", {})]
+    # Then each is conditioned on this account (no confused deputy: a service acting for another
+    # account's alarm or rule cannot publish here or use the key)
+    assert admitting_services
+    for statement in admitting_services:
+        assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}, statement
