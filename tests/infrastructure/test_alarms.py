@@ -187,3 +187,26 @@ def test_every_dashboard_metric_and_alarm_is_this_environments_own(synthesize: C
     assert namespaces == {"UpsellSignals", "AWS/Lambda", "AWS/SQS"}
     assert len([metric for metric in metrics if metric[0] == "UpsellSignals"]) >= 5
     assert alarms and {alarm.removeprefix("GetAtt:").removesuffix(".Arn") for alarm in alarms} == alarm_ids
+
+
+def test_every_alarm_on_an_aws_metric_names_this_stacks_own_function_or_queue(synthesize: Callable[[str], Template]) -> None:
+    # Given prod, which may share an account with another environment
+    template = synthesize("prod")
+    functions = set(resources(template, "AWS::Lambda::Function"))
+    queues = set(resources(template, "AWS::SQS::Queue"))
+    # When reading the alarms on AWS's own metrics (Lambda, SQS)
+    aws_alarms = {
+        logical_id: alarm["Properties"]
+        for logical_id, alarm in resources(template, "AWS::CloudWatch::Alarm").items()
+        if alarm["Properties"].get("Namespace") in ("AWS/Lambda", "AWS/SQS")
+    }
+    assert len(aws_alarms) >= 6
+    # Then each selects one of this stack's functions or its queue, never the whole account's figures
+    for logical_id, alarm in aws_alarms.items():
+        dimensions = {dimension["Name"]: dimension["Value"] for dimension in alarm.get("Dimensions", [])}
+        if alarm["Namespace"] == "AWS/Lambda":
+            assert set(dimensions) == {"FunctionName"}, logical_id
+            assert dimensions["FunctionName"].get("Ref") in functions, logical_id
+        else:
+            assert set(dimensions) == {"QueueName"}, logical_id
+            assert dimensions["QueueName"]["Fn::GetAtt"][0] in queues, logical_id

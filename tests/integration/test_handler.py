@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from functions.ingest.repository import Repository
 from functions.ingest.repository import staging as staging_repository
 from functions.ingest.repository.ledger import ClaimLedger
 from functions.ingest.sync_values import DurableRun, SyncOptions
+from functions.migrate.migrator import Migrator, discover_migrations
 from functions.shared.db import connect
 from functions.shared.errors import HandedOver, TransientError
 from functions.shared.settings import DatabaseSettings
@@ -858,3 +860,37 @@ def test_the_status_of_a_date_shows_the_rejects_of_its_latest_file_not_an_earlie
     assert shown_then["rejects_total"] == 2 and len(shown_then["rejects"]) == 2
     assert (shown_now["rejects_total"], shown_now["rejects"]) == (0, [])
     assert query(db, "SELECT COUNT(*) AS n FROM upsell_signal_rejected_rows")[0]["n"] == 2
+
+
+def test_no_log_line_of_a_sync_carries_the_database_password(
+    aws: Aws,
+    migrated_settings: DatabaseSettings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given the ingest account with a password of its own, as the migrate function provisions it
+    # (the suite's admin has an empty password, so `"password" not in output` proves nothing)
+    password = f"pw-{uuid.uuid4().hex}"
+    admin = connect(migrated_settings)
+    Migrator(admin, discover_migrations()).provision_ingest_user("upsell_ingest", password)
+    admin.close()
+    monkeypatch.setenv("DB_USER", "upsell_ingest")
+    monkeypatch.setenv("DB_PASSWORD", password)
+    ingest.build_app.cache_clear()
+    aws.put_file(KEY)
+    capsys.readouterr()
+    log_stream = io.StringIO()
+    previous_stream = ingest.logger.registered_handler.setStream(log_stream)
+    # When a date syncs, every logger listened to down to DEBUG
+    try:
+        with caplog.at_level("DEBUG"):
+            answer = invoke({"sync_date": "2026-01-30"})
+    finally:
+        ingest.logger.registered_handler.setStream(previous_stream)
+    # Then it completed and the password is in no line it wrote
+    assert answer["status"] == "completed"
+    captured = capsys.readouterr()
+    output = log_stream.getvalue() + captured.out + captured.err + caplog.text
+    assert "claimed 2026-01-30" in output
+    assert password not in output

@@ -197,18 +197,23 @@ def test_two_migrators_started_together_apply_each_version_once(database_setting
     connection.close()
 
 
-def test_an_edited_applied_file_is_refused_by_name(database_settings: DatabaseSettings, tmp_path: Path) -> None:
+@pytest.mark.parametrize("direction", ["up", "down"])
+def test_an_edited_applied_file_of_either_direction_is_refused_by_name(
+    database_settings: DatabaseSettings, tmp_path: Path, direction: str
+) -> None:
+    # Given every version applied from a copy of migrations/
     migrations_copy = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS_DIR, migrations_copy)
     connection = connect(database_settings)
     Migrator(connection, discover_migrations(migrations_copy)).up()
-    edited = migrations_copy / "0002_create_upsell_signal_sync_metadata.up.sql"
+    # When one applied version's up or down file is edited (a down file is run by the next rollback)
+    edited = migrations_copy / f"0002_create_upsell_signal_sync_metadata.{direction}.sql"
     edited.write_text(edited.read_text() + "\n-- a harmless-looking edit\n")
 
-    with pytest.raises(MigrationError, match=r"0002_create_upsell_signal_sync_metadata\.up\.sql") as refused:
+    # Then the next run refuses it, naming the file
+    with pytest.raises(MigrationError, match=rf"0002_create_upsell_signal_sync_metadata\.{direction}\.sql") as refused:
         Migrator(connection, discover_migrations(migrations_copy)).up()
     connection.close()
-
     assert "edited" in str(refused.value)
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import socket
+import ssl
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import functions.shared.db as db_module
 from functions.shared.db import connect, offering_local_file
 from functions.shared.errors import InsecureConnection, LocalFileRefused, TransientError
 from functions.shared.settings import DatabaseSettings
@@ -115,3 +117,22 @@ def test_a_remote_host_with_a_ca_is_reached(connection_attempts: list[tuple[Any,
     with pytest.raises(TransientError, match="database error 2003"):
         connect(settings_for("db.example.com", tls_ca_file=str(rds_ca_bundle)))
     assert connection_attempts == [("db.example.com", 3306)]
+
+
+def test_a_ca_file_makes_the_connection_verify_the_certificate_and_the_host_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a remote host and the RDS CA bundle, When a connection is opened
+    rds_ca_bundle = Path(__file__).resolve().parents[2] / "layers" / "deps" / "certs" / "rds-ca-bundle.pem"
+    seen: dict[str, Any] = {}
+
+    def capture(self: Any, **kwargs: Any) -> None:
+        seen.update(kwargs)
+
+    monkeypatch.setattr(db_module.GuardedConnection, "__init__", capture)
+    connect(settings_for("db.example.com", tls_ca_file=str(rds_ca_bundle)))
+    # Then TLS checks the server's certificate against that CA and its name against the host
+    context = seen["ssl"]
+    assert isinstance(context, ssl.SSLContext)
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname is True

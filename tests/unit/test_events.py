@@ -132,3 +132,15 @@ def test_a_long_unknown_event_is_named_but_cut() -> None:
 )
 def test_only_a_manual_request_naming_no_date_gets_its_default_date_written_in(event: Any, pinned: Any) -> None:
     assert with_default_date(event, dt.date(2026, 1, 31)) == pinned
+
+
+@pytest.mark.parametrize(
+    ("time", "day_before_in_utc"),
+    [("2026-03-01T00:30:00+01:00", dt.date(2026, 2, 27)), ("2026-02-28T23:30:00-01:00", dt.date(2026, 2, 28))],
+)
+def test_a_schedule_time_whose_offset_crosses_midnight_is_dated_in_utc(time: str, day_before_in_utc: dt.date) -> None:
+    # Given a scheduled event whose local date is not its UTC date
+    event = aws_event("schedule.json") | {"source": "aws.scheduler", "time": time}
+    # When it is parsed, Then it syncs the day before its UTC date, not before its local one
+    [request] = parse(event)
+    assert request.sync_date == day_before_in_utc

@@ -76,3 +76,15 @@ def test_a_held_publish_lock_fails_a_run_before_its_timeout_deployed_and_scaled(
     assert deployed < 900 - DEFAULT_TIME_BUDGET_MARGIN_SECONDS
     assert scaled < lambda_timing.FUNCTION_TIMEOUT_SECONDS - lambda_timing.TIME_BUDGET_MARGIN_SECONDS
     assert deployed / DEFAULT_PUBLISH_LOCK_TIMEOUT_SECONDS == scaled / lambda_timing.PUBLISH_LOCK_WAIT_SECONDS
+
+
+def test_a_lease_that_lapses_in_time_only_without_its_last_beat_is_refused() -> None:
+    # Given a lease shorter than the retry's spacing, but one that a holder killed just before a beat
+    # keeps for a beat longer (50 s + 50/3 s > 60 s), and one that lapses in time even so
+    too_long = int(LAMBDA_FIRST_RETRY_SECONDS * 0.85)
+    fits = int(LAMBDA_FIRST_RETRY_SECONDS / (1 + 1 / HEARTBEATS_PER_LEASE)) - 1
+    assert too_long < LAMBDA_FIRST_RETRY_SECONDS <= lapses_within(too_long) and lapses_within(fits) < LAMBDA_FIRST_RETRY_SECONDS
+    # When the settings are read, Then the first is refused, naming the retry, and the second taken
+    with pytest.raises(SettingsError, match="first retry"):
+        load_ingest_settings({"SIGNALS_BUCKET": "b", "CLAIM_LEASE_SECONDS": str(too_long)})
+    assert load_ingest_settings({"SIGNALS_BUCKET": "b", "CLAIM_LEASE_SECONDS": str(fits)}).lease_seconds == fits

@@ -102,3 +102,16 @@ def test_too_little_free_space_is_no_space_before_any_get(tmp_path: Path) -> Non
     assert "ephemeralStorageMb" in message
     s3.assert_no_pending_responses()  # no GET was queued, and none was made: Stubber raises on any
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_body_shorter_than_the_object_is_transient_even_when_no_md5_can_check_it(tmp_path: Path) -> None:
+    # Given a multipart object (its ETag is no MD5) whose GET ends, cleanly, short of the size HEAD gave
+    client = s3_client()
+    multipart_etag = "0123456789abcdef0123456789abcdef-2"
+    short = CONTENT[: len(CONTENT) // 2]
+    with Stubber(client) as s3:
+        answer_get_with(s3, short, content_length=len(short), etag=multipart_etag)
+        # When it is downloaded, Then the size check alone catches it, and nothing is left to read
+        with pytest.raises(TransientError, match=f"broke off: {len(short)} bytes of {len(CONTENT)} received"):
+            SignalObjectStore(client, "b").download(ObjectInfo("b", KEY, multipart_etag, len(CONTENT)), tmp_path / "data.parquet")
+    assert list(tmp_path.iterdir()) == []

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from functions.status.format import holder_words
+from functions.status.format import holder_words, progress_line
+from functions.status.report import describe_progress
 
 ARN = "arn:aws:lambda:eu-west-1:123456789012:function:upsell-signals-sync-prod:7/durable-execution/2026-01-30-a1b2/0f9e"
 
@@ -28,3 +29,18 @@ def test_a_handed_over_date_says_which_run_comes_next() -> None:
 def test_a_date_held_outside_a_durable_execution_names_its_invocation() -> None:
     # Given a claim taken by a plain invocation (./scripts/invoke, a test), Then the status names the invocation
     assert holder_words(progress(durable_execution_arn=None, durable_run=None)) == "; held by invocation req-9"
+
+
+def test_a_holder_that_died_without_handing_over_is_stalled_but_no_next_run_is_overdue() -> None:
+    # Given a claim whose lease ran out with its holder's last run not a hand-over (killed, timed out)
+    row = {
+        "elapsed_seconds": 400, "rows_read": 5_000, "rows_in_file": 20_000, "lease_live": 0, "last_run_status": "started",
+        "lease_lapsed_seconds": 300, "staging_complete": 0, "pass_number": 1, "attempt": 1, "dry_run": 0, "rows_staged": 5_000,
+        "rows_rejected": 0, "chunks_committed": 1, "lease_expires_at": None, "progress_at": None,
+        "invocation_id": "req-9", "durable_execution_arn": ARN, "durable_run": 3,
+    }
+    # When the status describes it, Then it is stalled, awaiting the next attempt, not an overdue run of a hand-over
+    described = describe_progress(row)
+    assert (described["phase"], described["next_run_overdue"]) == ("stalled", False)
+    assert "the next attempt resumes" in progress_line("2026-01-30", described)
+    assert "handed over" not in progress_line("2026-01-30", described)

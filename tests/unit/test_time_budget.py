@@ -1,0 +1,25 @@
+"""A publish no run can hold is refused against the run less its margin, not the bare timeout."""
+
+from __future__ import annotations
+
+import pytest
+
+from functions.ingest.time_budget import TimeBudget
+from functions.shared.errors import PublishTooLong
+from functions.shared.settings import load_ingest_settings
+
+
+def budget_of_a_fresh_run(run_seconds: float) -> TimeBudget:
+    settings = load_ingest_settings({"SIGNALS_BUCKET": "b", "PUBLISH_ROWS_PER_SECOND": "100", "TIME_BUDGET_MARGIN_SECONDS": "5"})
+    return TimeBudget(settings.time_budget, lambda: run_seconds)
+
+
+def test_a_publish_that_fits_a_run_only_by_eating_its_margin_is_refused() -> None:
+    # Given a fresh 60 s run with 5 s of margin, When a publish of 57 s (5,700 rows at 100/s) is judged,
+    # Then it is refused: every run would hand it over before the margin, none could publish it
+    with pytest.raises(PublishTooLong, match="publishing 5700 rows needs about 57s"):
+        budget_of_a_fresh_run(60).refuse_a_publish_no_run_can_hold(5_700)
+
+
+def test_a_publish_that_ends_at_the_margin_is_not_refused() -> None:
+    budget_of_a_fresh_run(60).refuse_a_publish_no_run_can_hold(5_500)
