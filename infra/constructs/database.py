@@ -125,6 +125,11 @@ class Database(Construct):
                 "host": host,
                 "port": self.port,
                 "dbname": self.database_name,
+                # TLS, and no plaintext fallback, for the rotation function too: Secrets Manager's
+                # rotation templates try TLS and fall back to a plain connection when the secret
+                # has no "ssl" key (get_ssl_config), and would send the new password in the clear
+                # to an imported server that allows it.
+                "ssl": True,
             }
         )
         return secretsmanager.Secret(

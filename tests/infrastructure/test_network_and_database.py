@@ -48,13 +48,15 @@ def test_ingest_secret_names_its_account_and_where_the_database_is(synthesize: C
     # When reading the ingest secret's template
     _, secret = only(template, "AWS::SecretsManager::Secret", "IngestSecret")
     generated = secret["Properties"]["GenerateSecretString"]
-    # Then it is in the RDS format for the account migration 0006 creates, with a generated password
+    # Then it is in the RDS format for the account migration 0006 creates, with a generated
+    # password, and asks the rotation function for TLS without a plaintext fallback
     assert json.loads(generated["SecretStringTemplate"]) == {
         "engine": "mariadb",
         "username": "upsell_ingest",
         "host": "shared-mariadb-staging.abcdefghijkl.eu-west-1.rds.amazonaws.com",
         "port": 3306,
         "dbname": "upsell_signals",
+        "ssl": True,
     }
     assert generated["GenerateStringKey"] == "password"
 
