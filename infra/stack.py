@@ -58,6 +58,7 @@ class UpsellSignalsStack(Stack):
             network=network,
             database=database,
             log_retention_days=config.log_retention_days,
+            missing_rows=config.ingest.missing_rows,
         )
         self.ingest = Ingest(
             self,

@@ -27,14 +27,19 @@ from functions.shared.settings import load_database_settings, load_migrate_setti
 logger = Logger(service=MIGRATE_SERVICE_NAME)
 
 
-def run_migrations(action: str, target: int | None = None, waits: MigrationWaits | None = None) -> MigrationReport:
-    """Connect with the configured credentials and run one migrator action, its waits bounded by `waits`."""
+def run_migrations(
+    action: str, target: int | None = None, waits: MigrationWaits | None = None, *, ingest_deletes: bool | None = None
+) -> MigrationReport:
+    """Connect with the configured credentials and run one migrator action, its waits bounded by `waits`.
+
+    `ingest_deletes`: whether the ingest deletes missing rows, as the deploy asks (else MISSING_ROWS).
+    """
     connection = connect(load_database_settings())
     try:
         migrator = Migrator(connection, discover_migrations(), waits)
         if action == "up":
             report = migrator.up()
-            provision_ingest_user(migrator)
+            provision_ingest_user(migrator, ingest_deletes)
             return report
         if action == "down":
             if target is None:
@@ -45,9 +50,10 @@ def run_migrations(action: str, target: int | None = None, waits: MigrationWaits
         connection.close()
 
 
-def provision_ingest_user(migrator: Migrator) -> None:
-    """Set the ingest account's password from its secret (in AWS; locally there is none)."""
-    secret_arn = load_migrate_settings().ingest_user_secret_arn
+def provision_ingest_user(migrator: Migrator, ingest_deletes: bool | None = None) -> None:
+    """Set the ingest account's password from its secret, and its right to delete (in AWS; locally there is none)."""
+    settings = load_migrate_settings()
+    secret_arn = settings.ingest_user_secret_arn
     if not secret_arn:
         return
     secret = secrets_provider().get(secret_arn, transform="json", max_age=0)
@@ -58,8 +64,9 @@ def provision_ingest_user(migrator: Migrator) -> None:
         raise MigrationError(
             f"the ingest user's secret names the account {secret['username']!r}; only {INGEST_USERNAME!r} is provisioned"
         )
-    migrator.provision_ingest_user(secret["username"], secret["password"])
-    logger.info("ingest database user %s provisioned", secret["username"])
+    may_delete = settings.ingest_deletes if ingest_deletes is None else ingest_deletes
+    migrator.provision_ingest_user(secret["username"], secret["password"], may_delete=may_delete)
+    logger.info("ingest database user %s provisioned (may delete missing rows: %s)", secret["username"], may_delete)
 
 
 def parse_manual_payload(event: Any) -> tuple[str, int | None]:
@@ -129,7 +136,10 @@ def on_event(event: dict[str, Any], waits: MigrationWaits | None = None) -> dict
             logger.warning("custom resource Update not applied: %s", not_ours)
             return {"PhysicalResourceId": PHYSICAL_RESOURCE_ID, "Data": {"Applied": "", "Skipped": not_ours}}
     try:
-        report = run_migrations("up", waits=waits)
+        # The resource's own properties, not the function's environment: during a rollback they are
+        # the ones being restored, whichever configuration the function has at that moment.
+        missing_rows = event.get("ResourceProperties", {}).get("IngestMissingRows")
+        report = run_migrations("up", waits=waits, ingest_deletes=None if missing_rows is None else missing_rows == "delete")
     except SchemaAhead as ahead:
         if request_type != "Update":
             raise MigrationError(f"schema migration ({request_type}) failed: {ahead}"[:MAX_REASON_CHARS]) from ahead

@@ -34,6 +34,7 @@ from functions.migrate.waits import MigrationWaits
 from functions.shared.contract import PUBLISH_LOCK
 from functions.shared.errors import MigrationError, MigrationWaitExceeded, SchemaAhead
 from functions.shared.locks import get_lock, release_lock
+from functions.shared.tables import TARGET
 
 LOCK_NAME = "upsell_signals_schema_migrations"
 PROVISION_WAIT_SECONDS = 5  # within the deadline's margin (waits.DEADLINE_MARGIN_SECONDS)
@@ -264,13 +265,18 @@ class Migrator:
                         applied_now.append(migration.version)
             return self._report("up", applied_now, [])
 
-    def provision_ingest_user(self, username: str, password: str) -> None:
-        """Give the ingest account (made by a migration, locked) its password and unlock it."""
+    def provision_ingest_user(self, username: str, password: str, *, may_delete: bool = False) -> None:
+        """Give the ingest account (made by a migration, locked) its password, unlock it, and let it
+        delete signals rows only if it deletes missing rows (MISSING_ROWS=delete)."""
         with self._migration_lock():
             # A short wait of its own, not the run's deadline: provisioning follows the versions,
             # and the deadline's margin before the function's timeout covers it.
             self._execute("SET SESSION lock_wait_timeout = %s", (PROVISION_WAIT_SECONDS,))
             self._execute("ALTER USER %s@'%%' IDENTIFIED BY %s ACCOUNT UNLOCK", (username, password))
+            # Granted first so that the revoke always finds it (a revoke of a grant not held fails).
+            self._execute(f"GRANT DELETE ON {TARGET} TO %s@'%%'", (username,))
+            if not may_delete:
+                self._execute(f"REVOKE DELETE ON {TARGET} FROM %s@'%%'", (username,))
 
     def down(self, target: int) -> MigrationReport:
         """Revert applied versions above `target`, newest first (0 empties the schema)."""

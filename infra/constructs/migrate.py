@@ -48,6 +48,7 @@ class SchemaMigrations(Construct):
         network: Network,
         database: Database,
         log_retention_days: int,
+        missing_rows: str,
     ) -> None:
         super().__init__(scope, construct_id)
         self.function = VpcFunction(
@@ -64,6 +65,8 @@ class SchemaMigrations(Construct):
             environment={
                 Env.POWERTOOLS_SERVICE_NAME: MIGRATE_SERVICE_NAME,
                 Env.INGEST_DB_SECRET_ARN: database.ingest_secret.secret_arn,
+                # The ingest account may delete signals rows only where the ingest deletes missing ones.
+                Env.MISSING_ROWS: missing_rows,
             },
             memory_mb=512,
             timeout=MIGRATE_TIMEOUT,
@@ -82,11 +85,12 @@ class SchemaMigrations(Construct):
             resource_type="Custom::SchemaMigrations",
             # Any of them changing sends Update: new migrations to apply, or a new ingest secret, or a
             # new password in the same secret (CloudFormation generates one with each new template),
-            # to provision.
+            # or the ingest's right to delete, to provision.
             properties={
                 "MigrationsFingerprint": migrations_fingerprint(),
                 "IngestSecretArn": database.ingest_secret.secret_arn,
                 "IngestSecretTemplate": database.ingest_secret_template,
+                "IngestMissingRows": missing_rows,
             },
         )
         database.grant_read_secret(self.function.role, database.ingest_secret)

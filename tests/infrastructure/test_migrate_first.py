@@ -146,6 +146,9 @@ def test_migrate_knows_the_ingest_secret_and_reruns_when_it_is_replaced(dev_temp
     # Then migrate provisions the ingest account from that secret, and a new secret sends Update
     assert variables["INGEST_DB_SECRET_ARN"] == {"Ref": ingest_secret_id}
     assert schema["Properties"]["IngestSecretArn"] == {"Ref": ingest_secret_id}
+    # And it knows whether the ingest deletes missing rows (its account may delete only then), and
+    # a change of that setting sends Update too
+    assert variables["MISSING_ROWS"] == schema["Properties"]["IngestMissingRows"] == "keep"
 
 
 def test_a_new_password_in_the_same_ingest_secret_sends_the_migration_an_update(

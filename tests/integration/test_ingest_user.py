@@ -40,7 +40,8 @@ def test_the_ingest_account_syncs_a_file_but_cannot_alter_or_drop_the_signals_ta
     )
     result = service.sync(dt.date(2026, 1, 30), None, SyncOptions(invocation_id="least-privilege"))
 
-    # Then it completes, and the same account is refused any schema change on the signals table
+    # Then it completes, and the same account is refused any schema change on the signals table,
+    # and, as it keeps missing rows (the default), any delete of its rows
     assert result.status == "completed" and table_rows(db) == expected_rows(table)
     limited = connect(ingest_account)
     for statement in (
@@ -48,8 +49,46 @@ def test_the_ingest_account_syncs_a_file_but_cannot_alter_or_drop_the_signals_ta
         "ALTER TABLE company_upsell_signals ADD COLUMN x INT",
         "TRUNCATE TABLE company_upsell_signals",
         "DELETE FROM schema_migrations",
+        "DELETE FROM company_upsell_signals",
     ):
         with pytest.raises(pymysql.err.OperationalError) as refused:
             limited.cursor().execute(statement)
         assert refused.value.args[0] in (1142, 1044), statement
     limited.close()
+
+
+def test_the_ingest_account_may_delete_signals_rows_only_where_the_ingest_deletes_missing_ones(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], s3_client: Any, upload: Any, tmp_path: Any
+) -> None:
+    # Given the ingest account provisioned for MISSING_ROWS=delete, and a day one published
+    password = uuid.uuid4().hex
+    admin = connect(migrated_settings)
+    migrator = Migrator(admin, discover_migrations())
+    migrator.provision_ingest_user("upsell_ingest", password, may_delete=True)
+    ingest_account = replace(migrated_settings, user="upsell_ingest", password=password)
+    day_one = snowflake_table(1_000, seed=4)
+    upload(dt.date(2026, 1, 30), day_one)
+    upload(dt.date(2026, 1, 31), day_one.slice(0, 950))
+    service = SyncService(
+        load_ingest_settings(ingest_env(WORK_DIR=str(tmp_path), MISSING_ROWS="delete")),
+        lambda: connect(ingest_account, local_infile=True),
+        SignalObjectStore(s3_client, BUCKET),
+    )
+    assert service.sync(dt.date(2026, 1, 30), None, SyncOptions(invocation_id="one")).status == "completed"
+
+    # When day two lacks 50 companies, synced with only that account's rights
+    result = service.sync(dt.date(2026, 1, 31), None, SyncOptions(invocation_id="two"))
+
+    # Then it deletes them
+    assert (result.status, result.rows_deleted) == ("completed", 50)
+    assert table_rows(db) == expected_rows(day_one.slice(0, 950))
+    # And provisioned again for keep mode (a deploy that sets missingRows back), the account may not
+    # delete, however often it is provisioned
+    migrator.provision_ingest_user("upsell_ingest", password)
+    migrator.provision_ingest_user("upsell_ingest", password)
+    admin.close()
+    limited = connect(ingest_account)
+    with pytest.raises(pymysql.err.OperationalError) as refused:
+        limited.cursor().execute("DELETE FROM company_upsell_signals LIMIT 1")
+    limited.close()
+    assert refused.value.args[0] == 1142
