@@ -10,13 +10,13 @@ one rejected row, never a failed file: text that is not UTF-8 and huge values in
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from functions.ingest import decimal_values
 from functions.ingest.columns import (
     INT_MAX,
     INT_MIN,
@@ -29,12 +29,12 @@ from functions.ingest.columns import (
     Column,
     Kind,
 )
-from functions.ingest.text_checks import TEXT_TYPES, as_text, capped_text, is_text_type, longer_than
+from functions.ingest.rejected_values import json_safe, original_values
+from functions.ingest.text_checks import TEXT_TYPES, as_text, longer_than
 
 SOURCE_ROW = "source_row"
 RATE_LIMIT = 10 ** (RATE_PRECISION - RATE_SCALE)  # DECIMAL(10,4) holds |x| < 10^6
 RATE_TYPE = pa.decimal128(RATE_PRECISION, RATE_SCALE)
-DECIMAL128_MAX_PRECISION, DECIMAL_MAX_PRECISION = 38, 76  # decimal128's, decimal256's
 # upsell_signal_rejected_rows.reasons is VARCHAR(2048).
 REASONS_MAX_CHARS = 2048
 REASONS_CUT_MARK = "…[truncated]"
@@ -118,18 +118,19 @@ def _normalise_int(column: Column, values: pa.Array, checks: _Checks) -> pa.Arra
             return pc.cast(values, pa.int64())
         checks.add(out_of_range, f"{column.name} outside INT range")
         return pc.cast(pc.if_else(pc.fill_null(out_of_range, False), None, values), pa.int64(), safe=False)
-    # Decimals (Snowflake NUMBER(p,s)) and floats (pandas-written nullable ints): exact
-    # integers only. float64 represents every value near INT's bounds exactly.
-    as_float = pc.cast(values, pa.float64(), safe=False)
-    not_whole = pc.or_kleene(pc.invert(pc.is_finite(as_float)), pc.not_equal(pc.floor(as_float), as_float))
-    if pa.types.is_decimal(data_type) and data_type.scale > 0:
-        # Checked on the decimal itself: 3.0000000000000001 (NUMBER(38,16)) is 3.0 as a float.
-        not_whole = pc.or_kleene(not_whole, pc.not_equal(pc.floor(values), values))
-    out_of_range = pc.or_kleene(pc.less(as_float, INT_MIN), pc.greater(as_float, INT_MAX))
+    if pa.types.is_decimal(data_type):
+        numbers, not_whole, beyond = decimal_values.whole_numbers(values)
+        out_of_range = pc.or_kleene(beyond, pc.or_kleene(pc.less(numbers, INT_MIN), pc.greater(numbers, INT_MAX)))
+    else:
+        # Floats (pandas-written nullable ints): exact integers only. float64 represents every
+        # integer near INT's bounds exactly.
+        numbers = pc.cast(values, pa.float64(), safe=False)
+        not_whole = pc.or_kleene(pc.invert(pc.is_finite(numbers)), pc.not_equal(pc.floor(numbers), numbers))
+        out_of_range = pc.or_kleene(pc.less(numbers, INT_MIN), pc.greater(numbers, INT_MAX))
     checks.add(not_whole, f"{column.name} is not a whole number")
     checks.add(pc.and_kleene(pc.invert(not_whole), out_of_range), f"{column.name} outside INT range")
     bad = pc.fill_null(pc.or_kleene(not_whole, out_of_range), False)
-    return pc.cast(pc.if_else(bad, None, as_float), pa.int64())
+    return pc.cast(pc.if_else(bad, None, numbers), pa.int64())
 
 
 def _normalise_bool(column: Column, values: pa.Array, checks: _Checks) -> pa.Array:
@@ -137,7 +138,8 @@ def _normalise_bool(column: Column, values: pa.Array, checks: _Checks) -> pa.Arr
         return values
     # 0/1 integers (or NUMBER(1,0), or pandas' 0.0/1.0 floats) are accepted as booleans; anything else is not.
     as_float = pc.cast(values, pa.float64(), safe=False)
-    not_boolean = pc.invert(pc.is_in(as_float, value_set=pa.array([0.0, 1.0])))
+    # Compared, not looked up: -0.0 (pandas' negation or rounding of 0) is 0 too.
+    not_boolean = pc.invert(pc.or_kleene(pc.equal(as_float, 0.0), pc.equal(as_float, 1.0)))
     checks.add(pc.and_kleene(pc.is_valid(as_float), not_boolean), f"{column.name} is not a boolean (true/false or 0/1)")
     return pc.if_else(pc.fill_null(not_boolean, True), None, pc.equal(as_float, 1.0))
 
@@ -145,19 +147,14 @@ def _normalise_bool(column: Column, values: pa.Array, checks: _Checks) -> pa.Arr
 def _normalise_rate(column: Column, values: pa.Array, checks: _Checks) -> pa.Array:
     # MariaDB rounds extra decimals half away from zero; doing it here keeps both load
     # methods identical and lets the range check see the stored value.
-    data_type = values.type
-    if pa.types.is_decimal(data_type) and data_type.scale > RATE_SCALE and data_type.precision < DECIMAL_MAX_PRECISION:
-        # Rounded as a decimal (through a float, 2.40794999999999999 would give 2.4080, not
-        # MariaDB's 2.4079), one digit wider for the carry (0.99995 as DECIMAL(5,5) gives 1.0000).
-        wide_type = pa.decimal128 if data_type.precision < DECIMAL128_MAX_PRECISION else pa.decimal256
-        widened = pc.cast(values, wide_type(data_type.precision + 1, data_type.scale))
-        rounded = pc.round(widened, RATE_SCALE, round_mode="half_towards_infinity")
-    elif pa.types.is_decimal(data_type) and data_type.scale <= RATE_SCALE:
-        rounded = values
+    if pa.types.is_decimal(values.type):
+        rounded, beyond = decimal_values.rounded(values, RATE_SCALE, limit=2 * RATE_LIMIT)
     else:
         rounded = pc.round(pc.cast(values, pa.float64(), safe=False), RATE_SCALE, round_mode="half_towards_infinity")
-    as_float = pc.cast(rounded, pa.float64(), safe=False)
-    invalid = pc.or_kleene(pc.invert(pc.is_finite(as_float)), pc.greater_equal(pc.abs(as_float), RATE_LIMIT))
+        beyond = pc.invert(pc.is_finite(rounded))
+    # The rounded value is exact to 4 places, so a float of it falls on the right side of the limit.
+    outside = pc.greater_equal(pc.abs(pc.cast(rounded, pa.float64(), safe=False)), RATE_LIMIT)
+    invalid = pc.or_kleene(beyond, outside)
     checks.add(invalid, f"{column.name} outside DECIMAL({RATE_PRECISION},{RATE_SCALE})")
     return pc.cast(pc.if_else(pc.fill_null(invalid, False), None, rounded), RATE_TYPE)
 
@@ -208,26 +205,6 @@ def accepts_type(column: Column, data_type: pa.DataType) -> bool:
     return _is_type(data_type, *_ACCEPTED_TYPES[column.kind]) or pa.types.is_null(data_type)
 
 
-def _json_safe(value: Any) -> Any:
-    """NaN and infinities as text: JSON has no literal for them."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
-
-
-def _original_values(values: pa.Array) -> list[Any]:
-    """A rejected batch's column as Python values to store; text capped at about 1 KiB."""
-    if pa.types.is_dictionary(values.type):
-        values = values.dictionary_decode()
-    if pa.types.is_temporal(values.type):
-        # Arrow's own text: Python's datetime stops at year 9999 and at the microsecond, and
-        # a value past either (the very values rejected for their range) would fail the file.
-        return list(pc.cast(values, pa.string()).to_pylist())
-    if not is_text_type(values.type):
-        return list(values.to_pylist())
-    return capped_text(values)
-
-
 def _capped_reasons(reasons: str) -> str:
     if len(reasons) <= REASONS_MAX_CHARS:
         return reasons
@@ -247,7 +224,7 @@ def _describe_rejected(batch: pa.RecordBatch, row_numbers: pa.Array, reasons: pa
         return []
     rejected_batch = pa.RecordBatch.from_arrays([_takeable(column) for column in batch.columns], names=batch.schema.names)
     rejected_batch = rejected_batch.take(rejected_indices)
-    originals = {name: _original_values(rejected_batch.column(name)) for name in rejected_batch.schema.names}
+    originals = {name: original_values(rejected_batch.column(name)) for name in rejected_batch.schema.names}
     reason_texts = reasons.take(rejected_indices).to_pylist()
     rejected = []
     rejected_row_numbers = row_numbers.take(rejected_indices).to_pylist()
@@ -260,7 +237,7 @@ def _describe_rejected(batch: pa.RecordBatch, row_numbers: pa.Array, reasons: pa
                 company_id=None if company_id is None else str(company_id)[:255],
                 reasons=_capped_reasons(reason),
                 original_values_json=json.dumps(
-                    {name: _json_safe(value) for name, value in original.items()}, default=str, ensure_ascii=False
+                    {name: json_safe(value) for name, value in original.items()}, default=str, ensure_ascii=False
                 ),
             )
         )

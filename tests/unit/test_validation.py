@@ -11,7 +11,7 @@ import pytest
 
 from functions.ingest.columns import SIGNAL_COLUMNS, Kind
 from functions.ingest.parquet_reader import map_columns
-from functions.ingest.validation import validate_batch
+from functions.ingest.validation import accepts_type, validate_batch
 from functions.shared.errors import SchemaError
 from tests.factories import snowflake_table
 
@@ -46,12 +46,18 @@ def column_values(batch: pa.RecordBatch, name: str) -> list[Any]:
         pa.array([decimal.Decimal(1), decimal.Decimal(2)], pa.decimal128(38, 0)),
         pa.array([decimal.Decimal("1.00"), decimal.Decimal("2.00")], pa.decimal128(10, 2)),
         pa.array([1.0, 2.0], pa.float64()),
+        # As floats these are not whole: pyarrow makes DECIMAL(38,5)'s 3 into 3.0000000000000004
+        pa.array([decimal.Decimal(3), decimal.Decimal(7)], pa.decimal128(38, 5)),
+        pa.array([decimal.Decimal(3), decimal.Decimal(7)], pa.decimal128(38, 15)),
+        # pyarrow's compute has no floor for these
+        pa.array([decimal.Decimal(1), decimal.Decimal(2)], pa.decimal64(18, 2)),
+        pa.array([decimal.Decimal(1), decimal.Decimal(2)], pa.decimal32(9, 2)),
     ],
-    ids=["int8", "uint64", "decimal38_0", "decimal_with_zero_fraction", "float"],
+    ids=["int8", "uint64", "decimal38_0", "decimal_with_zero_fraction", "float", "decimal38_5", "decimal38_15", "decimal64", "decimal32"],
 )
 def test_whole_numbers_of_any_type_become_ints(values: pa.Array) -> None:
     # Given a count column of any whole-number type; When validated; Then its values are plain ints
-    assert column_values(batch_with(ee_growth=values), "ee_growth") == [1, 2]
+    assert column_values(batch_with(ee_growth=values), "ee_growth") == [int(value) for value in values.to_pylist()]
 
 
 def test_fractional_and_out_of_range_counts_are_rejected() -> None:
@@ -64,6 +70,17 @@ def test_fractional_and_out_of_range_counts_are_rejected() -> None:
         (10, "ee_growth is not a whole number"),
         (11, "ee_growth outside INT range"),
     ]
+
+
+def test_fractions_a_float_cannot_see_and_fractions_of_a_pure_fraction_type_are_rejected() -> None:
+    # Given NUMBER(38,16) counts, one a hair above 3, and DECIMAL(4,4) counts (no integer digit)
+    hidden = pa.array([decimal.Decimal("3.0000000000000001"), decimal.Decimal(3)], pa.decimal128(38, 16))
+    pure = pa.array([decimal.Decimal("0.5000"), decimal.Decimal(0)], pa.decimal128(4, 4))
+    # When validated; Then only the fractions are rejected, each as not whole, and the wholes load
+    for counts in (hidden, pure):
+        result = validate_batch(batch_with(ee_growth=counts), 0)
+        assert [row.reasons for row in result.rejected_rows] == ["ee_growth is not a whole number"]
+        assert result.valid_rows.column("ee_growth").to_pylist() == [counts[1].as_py()]
 
 
 def test_unsigned_beyond_int64_is_rejected_not_overflowed() -> None:
@@ -190,11 +207,20 @@ def test_a_rate_rounded_up_past_its_decimals_precision_is_carried_not_a_failed_f
         decimal.Decimal("-0.9999"),
     ]
     assert column_values(batch_with(ee_growth_rate=under_half), "ee_growth_rate") == [decimal.Decimal("2.4079"), None]
+    # And so in the narrowest and the widest decimal types too
+    narrow = pa.array([decimal.Decimal("0.99995"), decimal.Decimal("-1.00004")], pa.decimal32(7, 5))
+    widest = pa.array([decimal.Decimal("2.40794999999999999"), decimal.Decimal("999999.99995")], pa.decimal256(76, 17))
+    assert column_values(batch_with(ee_growth_rate=narrow), "ee_growth_rate") == [decimal.Decimal("1.0000"), decimal.Decimal("-1.0000")]
+    assert column_values(batch_with(ee_growth_rate=widest), "ee_growth_rate") == [decimal.Decimal("2.4079")]  # the other is 10^6
 
 
 def test_float_booleans_must_be_zero_or_one() -> None:
-    # Given a boolean column pandas turned into floats; When validated
-    result = validate_batch(batch_with(is_active_customer=pa.array([1.0, float("nan")], pa.float64())), 0)
-    # Then 1.0 is true, and NaN is rejected with a reason
-    assert result.valid_rows.column("is_active_customer").to_pylist() == [True]
-    assert result.rejected_rows[0].reasons == "is_active_customer is not a boolean (true/false or 0/1)"
+    # Given a boolean column pandas turned into floats (-0.0 from a negation or a rounding)
+    column = next(column for column in SIGNAL_COLUMNS if column.name == "is_active_customer")
+    assert accepts_type(column, pa.float64())
+    # When validated
+    loaded = validate_batch(batch_with(is_active_customer=pa.array([1.0, -0.0], pa.float64())), 0)
+    refused = validate_batch(batch_with(is_active_customer=pa.array([float("nan"), 0.0], pa.float64())), 0)
+    # Then 1.0 is true and -0.0 false, and NaN is rejected with a reason
+    assert loaded.valid_rows.column("is_active_customer").to_pylist() == [True, False]
+    assert [row.reasons for row in refused.rejected_rows] == ["is_active_customer is not a boolean (true/false or 0/1)"]
