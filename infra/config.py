@@ -412,20 +412,29 @@ def _check_server_not_shared(config: EnvConfig, context_environments: Mapping[st
 
     Every environment's migrate function sets the password of `upsell_ingest` (a server-wide
     account, migrations/0006) from its own secret, and each secret's rotation changes it again:
-    two environments on one server would lock each other's ingest out in turn.
+    two environments on one server would lock each other's ingest out in turn. Endpoints name a
+    server anywhere; an instance identifier only within its account and region.
     """
     database = config.database
     if not isinstance(database, ImportedDatabase):
         return
-    mine = {database.instance_identifier.lower(), database.endpoint.lower()}
     for other_name, other in sorted(context_environments.items()):
         other_database = other.get("database") if other_name != config.name and isinstance(other, Mapping) else None
         if not isinstance(other_database, Mapping) or other_database.get("create"):
             continue
-        theirs = {str(other_database.get(key, "")).lower() for key in ("instanceIdentifier", "endpoint")} - {""}
-        if mine & theirs:
+        accounts = (other.get("account"), config.account)
+        same_place = other.get("region") == config.region and (None in accounts or accounts[0] == accounts[1])
+        shared = [
+            value
+            for value, theirs, compared in (
+                (database.endpoint, other_database.get("endpoint"), True),
+                (database.instance_identifier, other_database.get("instanceIdentifier"), same_place),
+            )
+            if compared and str(theirs or "").lower() == value.lower()
+        ]
+        if shared:
             raise ConfigError(
                 f"environments.{config.name}.database and environments.{other_name}.database import the same server "
-                f"({', '.join(sorted(mine & theirs))}): the ingest account upsell_ingest is server-wide and each "
+                f"({shared[0]}): the ingest account upsell_ingest is server-wide and each "
                 "environment would set its password from its own secret; give each environment its own database server"
             )

@@ -189,3 +189,11 @@ def test_two_environments_on_one_database_server_are_refused() -> None:
     qa["database"]["endpoint"] = "qa-mariadb.abcdefghijkl.eu-west-1.rds.amazonaws.com"
     assert load_env_config(environments, "qa").database.database_name == "upsell_signals_qa"
     assert load_env_config(environments, "staging").database.database_name == "upsell_signals"
+    # And so is an instance of the same name in another account (identifiers are unique per account
+    # and region), while the same name in the same account and region is the same server
+    prod = environments["prod"]
+    prod["database"]["instanceIdentifier"] = environments["staging"]["database"]["instanceIdentifier"]
+    assert load_env_config(environments, "prod").account != load_env_config(environments, "staging").account
+    qa["database"]["instanceIdentifier"] = environments["staging"]["database"]["instanceIdentifier"]
+    with pytest.raises(ConfigError, match=r"import the same server \(shared-mariadb-staging\)"):
+        load_env_config(environments, "qa")
