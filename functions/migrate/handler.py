@@ -45,6 +45,10 @@ def run_migrations(
             if target is None:
                 raise BadEvent('"down" needs "target": the version to go down to (0 empties the schema)')
             return migrator.down(target)
+        if action == "provision":
+            # The ingest account alone, whatever the schema's version (after a rollback it may be
+            # ahead of this code): its password from the secret, its right to delete.
+            provision_ingest_user(migrator, ingest_deletes)
         return migrator.status()
     finally:
         connection.close()
@@ -77,8 +81,8 @@ def parse_manual_payload(event: Any) -> tuple[str, int | None]:
     if unknown:
         raise BadEvent(f"unknown field(s) {sorted(unknown)}; expected 'action' and, for down, 'target'")
     action = event.get("action", "up")
-    if action not in ("up", "down", "status"):
-        raise BadEvent(f"action must be 'up', 'down' or 'status', got {action!r}")
+    if action not in ("up", "down", "status", "provision"):
+        raise BadEvent(f"action must be 'up', 'down', 'status' or 'provision', got {action!r}")
     target = event.get("target")
     if target is not None and (not isinstance(target, int) or isinstance(target, bool) or target < 0):
         raise BadEvent(f"target must be a non-negative integer, got {target!r}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
@@ -34,6 +36,7 @@ def engine(major_version: str) -> rds.IInstanceEngine:
 MASTER_USERNAME = "upsell_admin"
 # Characters RDS's own generated secrets leave out, so the password survives any client's quoting.
 EXCLUDED_PASSWORD_CHARACTERS = " %+~`#$&*()|[]{}:;<>?!'/@\"\\"  # noqa: S105 - not a password
+PASSWORD_KEY, PASSWORD_LENGTH = "password", 32
 DEFAULT_PORT = 3306
 EXPORTED_LOGS = ("error", "slowquery")
 
@@ -72,7 +75,7 @@ class Database(Construct):
             self._use_imported(settings)
         self.port = settings.port if isinstance(settings, ImportedDatabase) else DEFAULT_PORT
         host = settings.endpoint if isinstance(settings, ImportedDatabase) else self.instance.db_instance_endpoint_address
-        self.ingest_secret = self._ingest_secret(host)
+        self.ingest_secret, self.ingest_secret_generator = self._ingest_secret(host)
         # The first rotation runs as soon as its schedule exists; the stack makes every rotation wait
         # for the migration, which creates the account and gives it the secret's password.
         self.rotations.append(self._ingest_rotation(network, settings.rotation_days))
@@ -112,13 +115,14 @@ class Database(Construct):
         self.secret = secretsmanager.Secret.from_secret_complete_arn(self, "Secret", settings.secret_arn)
         self.secret_kms_key_arn = settings.secret_kms_key_arn
 
-    def _ingest_secret(self, host: str) -> secretsmanager.Secret:
-        """The ingest account's secret (RDS format), password generated here.
+    def _ingest_secret(self, host: str) -> tuple[secretsmanager.Secret, dict[str, Any]]:
+        """The ingest account's secret (RDS format), password generated here, and how it is generated.
 
-        CloudFormation generates a new password whenever the template changes (a new endpoint,
-        port or database name): `ingest_secret_template` lets the migration see that and provision it.
+        CloudFormation generates a new password whenever any of the generator's settings changes,
+        the template's fields beside the password included (a new endpoint, port or database
+        name): the migration carries them, so that such a change sends it Update to provision it.
         """
-        self.ingest_secret_template = Stack.of(self).to_json_string(
+        template = Stack.of(self).to_json_string(
             {
                 "engine": "mariadb",
                 "username": INGEST_USERNAME,
@@ -132,17 +136,24 @@ class Database(Construct):
                 "ssl": True,
             }
         )
-        return secretsmanager.Secret(
+        secret = secretsmanager.Secret(
             self,
             "IngestSecret",
             description=f"upsell-signals: the {INGEST_USERNAME} account (data changes on the ingest's tables only)",
             generate_secret_string=secretsmanager.SecretStringGenerator(
-                secret_string_template=self.ingest_secret_template,
-                generate_string_key="password",
+                secret_string_template=template,
+                generate_string_key=PASSWORD_KEY,
                 exclude_characters=EXCLUDED_PASSWORD_CHARACTERS,
-                password_length=32,
+                password_length=PASSWORD_LENGTH,
             ),
         )
+        generator = {
+            "SecretStringTemplate": template,
+            "GenerateStringKey": PASSWORD_KEY,
+            "ExcludeCharacters": EXCLUDED_PASSWORD_CHARACTERS,
+            "PasswordLength": PASSWORD_LENGTH,
+        }
+        return secret, generator
 
     def _ingest_rotation(self, network: Network, rotation_days: int) -> secretsmanager.SecretRotation:
         """Single-user rotation of the ingest secret: the account changes its own password."""

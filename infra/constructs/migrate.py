@@ -84,12 +84,12 @@ class SchemaMigrations(Construct):
             service_timeout=SERVICE_TIMEOUT,
             resource_type="Custom::SchemaMigrations",
             # Any of them changing sends Update: new migrations to apply, or a new ingest secret, or a
-            # new password in the same secret (CloudFormation generates one with each new template),
-            # or the ingest's right to delete, to provision.
+            # new password in the same secret (CloudFormation generates one whenever its generator
+            # changes), or the ingest's right to delete, to provision.
             properties={
                 "MigrationsFingerprint": migrations_fingerprint(),
                 "IngestSecretArn": database.ingest_secret.secret_arn,
-                "IngestSecretTemplate": database.ingest_secret_template,
+                "IngestSecretGenerator": database.ingest_secret_generator,
                 "IngestMissingRows": missing_rows,
             },
         )

@@ -154,19 +154,20 @@ def test_migrate_knows_the_ingest_secret_and_reruns_when_it_is_replaced(dev_temp
 def test_a_new_password_in_the_same_ingest_secret_sends_the_migration_an_update(
     synthesize: Callable[[str], Template], tmp_path: Path
 ) -> None:
-    # Given staging's secret template (CloudFormation generates a new password whenever it changes:
-    # cloudformation-coverage-roadmap #2210, aws-cdk #19985) and the custom resource's properties
+    # Given staging's ingest secret (CloudFormation generates a new password whenever its generator
+    # changes, a field of the template beside the password included: cloudformation-coverage-roadmap
+    # #2210, aws-cdk #19985) and the custom resource's properties
     template = synthesize("staging")
     _, secret = only(template, "AWS::SecretsManager::Secret", "IngestSecret")
     _, schema = only(template, "Custom::SchemaMigrations")
-    # Then the resource carries the secret's template, so a change to it sends Update and the
+    # Then the resource carries the whole generator, so a change to any of it sends Update and the
     # migration provisions the new password
-    assert schema["Properties"]["IngestSecretTemplate"] == secret["Properties"]["GenerateSecretString"]["SecretStringTemplate"]
+    assert schema["Properties"]["IngestSecretGenerator"] == secret["Properties"]["GenerateSecretString"]
     # And a moved endpoint (an imported server's new address) changes both
     moved = _staging_template_with_endpoint("moved-mariadb.abcdefghijkl.eu-west-1.rds.amazonaws.com", tmp_path)
     _, moved_schema = only(moved, "Custom::SchemaMigrations")
-    assert "moved-mariadb" in json.dumps(moved_schema["Properties"]["IngestSecretTemplate"])
-    assert moved_schema["Properties"]["IngestSecretTemplate"] != schema["Properties"]["IngestSecretTemplate"]
+    assert "moved-mariadb" in json.dumps(moved_schema["Properties"]["IngestSecretGenerator"])
+    assert moved_schema["Properties"]["IngestSecretGenerator"] != schema["Properties"]["IngestSecretGenerator"]
 
 
 def _staging_template_with_endpoint(endpoint: str, tmp_path: Path) -> Template:

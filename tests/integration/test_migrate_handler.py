@@ -249,7 +249,7 @@ def test_manual_payloads_status_down_up(database_settings: DatabaseSettings) -> 
 @pytest.mark.parametrize(
     ("payload", "message"),
     [
-        ({"action": "sideways"}, "action must be 'up', 'down' or 'status'"),
+        ({"action": "sideways"}, "action must be 'up', 'down', 'status' or 'provision'"),
         ({"action": "down"}, 'needs "target"'),
         ({"action": "down", "target": -1}, "non-negative integer"),
         ({"action": "up", "version": 3}, "unknown field"),

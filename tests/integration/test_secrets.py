@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -17,6 +18,7 @@ from moto import mock_aws
 from functions.ingest.s3_source import SignalObjectStore
 from functions.ingest.service import SyncService
 from functions.ingest.sync_values import SyncOptions
+from functions.migrate import handler as migrate_handler
 from functions.migrate.handler import provision_ingest_user
 from functions.migrate.migrator import Migrator, discover_migrations
 from functions.shared import db as db_module
@@ -26,6 +28,8 @@ from functions.shared.errors import CredentialsRejected, MigrationError, Transie
 from functions.shared.settings import DatabaseSettings, load_ingest_settings
 from tests.factories import snowflake_table
 from tests.integration.conftest import BUCKET, DAY_ONE, expected_rows, ingest_env, table_rows
+from tests.integration.test_migrate_handler import ALL_VERSIONS, as_older_code, schema_versions
+from tests.scripts_support import LocalContext
 
 
 @pytest.fixture
@@ -199,3 +203,29 @@ def test_the_migrate_function_provisions_only_the_ingest_account_its_secret_may_
             cursor.execute("DROP USER IF EXISTS 'someone_else'@'%'")
         admin.close()
         secrets_provider.cache_clear()
+
+
+def test_after_a_rollback_the_older_code_provisions_the_secrets_current_password_when_asked(
+    migrated_settings: DatabaseSettings, secrets: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the schema the newest code migrated, the previous deploy's code put back by a rollback,
+    # and an ingest secret whose password the server does not have (the rollback generated it)
+    as_older_code(tmp_path, monkeypatch)
+    secrets_provider.cache_clear()
+    password = f"rolled-back-{uuid.uuid4().hex}"
+    arn = secrets.create_secret(
+        Name=f"ingest-{uuid.uuid4().hex}", SecretString=json.dumps(ingest_secret(migrated_settings, password))
+    )
+    monkeypatch.setenv("INGEST_DB_SECRET_ARN", arn["ARN"])
+    try:
+        # When an operator invokes it with {"action": "provision"} ("up" would refuse a schema ahead of it)
+        answer = migrate_handler.handler({"action": "provision"}, LocalContext("migrate"))
+    finally:
+        secrets_provider.cache_clear()
+    # Then the account has the secret's password, and the schema has not moved
+    assert answer["ahead_of_code"] == [ALL_VERSIONS[-1]] and schema_versions(migrated_settings) == ALL_VERSIONS
+    ingest = connect(replace(migrated_settings, user="upsell_ingest", password=password))
+    with ingest.cursor() as cursor:
+        cursor.execute("SELECT CURRENT_USER()")
+        assert cursor.fetchone()[0].startswith("upsell_ingest@")
+    ingest.close()
