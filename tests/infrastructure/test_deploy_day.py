@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 from aws_cdk.assertions import Template
 
@@ -138,9 +139,17 @@ def test_no_service_may_use_the_alarm_topic_or_its_key_for_another_account(dev_t
     for policy in resources(dev_template, "AWS::SNS::TopicPolicy").values():
         statements += policy["Properties"]["PolicyDocument"]["Statement"]
     # When reading the statements that admit an AWS service
-    admitting_services = [s for s in statements if s["Effect"] == "Allow" and "Service" in s.get("Principal", {})]
+    admitting_services = [
+        statement
+        for statement in statements
+        if statement["Effect"] == "Allow" and _admits_a_service_or_anyone(statement.get("Principal", {}))
+    ]
     # Then each is conditioned on this account (no confused deputy: a service acting for another
     # account's alarm or rule cannot publish here or use the key)
     assert admitting_services
     for statement in admitting_services:
         assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}, statement
+
+
+def _admits_a_service_or_anyone(principal: Any) -> bool:
+    return principal == "*" or (isinstance(principal, dict) and ("Service" in principal or principal.get("AWS") == "*"))

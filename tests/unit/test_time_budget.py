@@ -22,4 +22,5 @@ def test_a_publish_that_fits_a_run_only_by_eating_its_margin_is_refused() -> Non
 
 
 def test_a_publish_that_ends_at_the_margin_is_not_refused() -> None:
-    budget_of_a_fresh_run(60).refuse_a_publish_no_run_can_hold(5_500)
+    # Given the same run, When a publish of 55 s is judged, Then it is not refused (it returns)
+    assert budget_of_a_fresh_run(60).refuse_a_publish_no_run_can_hold(5_500) is None
