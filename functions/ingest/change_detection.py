@@ -25,7 +25,7 @@ import logging
 import math
 import sys
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -126,12 +126,15 @@ def compare_file(
     partitions = min(256, max(1, math.ceil(max(table.estimated_rows(), opened.num_rows) / partition_rows)))
     file_spills = [_Spill(work_path.with_suffix(f".file{index}"), "I") for index in range(partitions)]
     table_spills = [_Spill(work_path.with_suffix(f".table{index}"), "Q") for index in range(partitions)]
+    # Once it has read the table, its session waits on this process (the rest of the file, the
+    # match): kept from the server's idle timeout, as it holds the publish lock.
+    table_session = table.pinger()
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="table-fingerprints") as reader, ExitStack() as stack:
             for spill in (*file_spills, *table_spills):
                 stack.enter_context(spill.writing())
             # The server computes the table's side while this process computes the file's.
-            table_side = reader.submit(_spill_table, table, table_spills, with_unmatched)
+            table_side = reader.submit(_spill_table, table, table_spills, with_unmatched, then=table_session.start)
             batch_rows = min(chunk_rows, COMPARE_BATCH_ROWS)
             for source_rows, digests in _file_fingerprints(opened, from_row, batch_rows, marks):
                 _spill_by_partition(file_spills, source_rows, digests)
@@ -161,6 +164,7 @@ def compare_file(
                         rows_unmatched += len(gone)
                 rows_to_stage += marks.mark_rows(pc.filter(file_rows, pc.invert(found)).to_pylist(), TO_STAGE)
     finally:
+        table_session.stop()
         for spill in (*file_spills, *table_spills):
             spill.remove()
     logger.info(
@@ -197,10 +201,11 @@ def _file_fingerprints(
             yield source_rows, _fixed_size(b"".join(fingerprints_of_texts(texts)))
 
 
-def _spill_table(table: TableFingerprints, spills: list[_Spill], with_ids: bool) -> None:
-    """Every table row's fingerprint (and, with_ids, its id), into the spill of its partition."""
+def _spill_table(table: TableFingerprints, spills: list[_Spill], with_ids: bool, *, then: Callable[[], None]) -> None:
+    """Every table row's fingerprint (and, with_ids, its id), into the spill of its partition; then `then`."""
     for page, ids in table.pages(with_ids=with_ids):
         _spill_by_partition(spills, _native_ids(ids) if with_ids else None, _fixed_size(page))
+    then()
 
 
 def _spill_by_partition(spills: list[_Spill], numbers: pa.Array | None, fingerprints: pa.Array) -> None:

@@ -137,14 +137,17 @@ def _compared(
     generation = publisher.signals.generation()
     deleting = settings.missing_rows == "delete"
     as_compared = progress.compared_generation == generation and not deleting
-    comparison = compare_file(
-        opened,
-        publisher.fingerprints,
-        opened.path,
-        chunk_rows=settings.chunk_rows,
-        from_row=progress.rows_read if as_compared else 0,
-        with_unmatched=deleting,
-    )
+    # This session waits through the compare (the publisher's reads the table): kept from the
+    # server's idle timeout, or a compare longer than it could never be followed by a write.
+    with repository.session.kept_alive():
+        comparison = compare_file(
+            opened,
+            publisher.fingerprints,
+            opened.path,
+            chunk_rows=settings.chunk_rows,
+            from_row=progress.rows_read if as_compared else 0,
+            with_unmatched=deleting,
+        )
     if not as_compared:
         progress = _resumable(repository, claimed, progress, comparison)
     with repository.transaction("note the table generation compared at"):

@@ -10,6 +10,7 @@ from typing import Any
 import pymysql
 import pytest
 
+from functions.ingest import change_detection
 from functions.ingest.hooks import SyncHooks
 from functions.ingest.repository import Repository
 from functions.ingest.sync_values import SyncOptions
@@ -26,6 +27,7 @@ from tests.integration.conftest import (
     service_on,
     table_rows,
     wait_for,
+    work_dir_for,
 )
 from tests.stand_ins import black_hole_proxy
 
@@ -95,7 +97,10 @@ def test_a_named_lock_wait_longer_than_the_read_timeout_is_the_servers_answer_no
 
 
 def test_a_publish_longer_than_the_idle_timeout_answers_completed_and_drops_its_staging(
-    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path,
+    migrated_settings: DatabaseSettings,
+    db: pymysql.Connection[Any],
+    moto_endpoint: str,
+    tmp_path: Path,
 ) -> None:
     # Given day one published, and a day-two sync whose sessions the server ends after 1 s of
     # silence, and whose publish takes 3 s on its own connection (as a long UPDATE of
@@ -124,7 +129,10 @@ def test_a_publish_longer_than_the_idle_timeout_answers_completed_and_drops_its_
 
 
 def test_a_clean_up_that_loses_its_connection_still_answers_completed_and_the_next_pass_clears_the_staging(
-    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path,
+    migrated_settings: DatabaseSettings,
+    db: pymysql.Connection[Any],
+    moto_endpoint: str,
+    tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Given day one published, and day two's clean-up connection killed by the server as the clean-up starts
@@ -153,3 +161,35 @@ def test_a_clean_up_that_loses_its_connection_still_answers_completed_and_the_ne
     )
     assert (again.status, again.rows_unchanged) == ("completed", day_two_table.num_rows)
     assert query(db, "SELECT COUNT(*) AS n FROM upsell_signal_staging WHERE sync_date = %s", (DAY_TWO,))[0]["n"] == 0
+
+
+def test_a_compare_longer_than_the_servers_idle_timeout_is_followed_by_its_writes(
+    migrated_settings: DatabaseSettings,
+    db: pymysql.Connection[Any],
+    moto_endpoint: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given day one published and day two uploaded, sessions the server ends after 1 s of silence,
+    # and this process slow to fingerprint the file (half a second a batch, five batches): the
+    # table's side is read long before the file's ends, and the staging session waits throughout
+    day_one_table, day_two_table = day_one_published_and_day_two_uploaded(
+        moto_endpoint, migrated_settings, tmp_path, 5_000, seed=731
+    )
+    validate = change_detection.validate_batch
+
+    def slowly(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.5)
+        return validate(*args, **kwargs)
+
+    monkeypatch.setattr(change_detection, "validate_batch", slowly)
+    service = service_on(moto_endpoint, replace(migrated_settings, idle_timeout_seconds=1), work_dir_for(tmp_path, "slow"))
+
+    # When day two syncs
+    result = service.sync(DAY_TWO, None, SyncOptions(invocation_id="slow-compare"))
+
+    # Then both sessions outlived the compare: the date completes in its first try, exactly
+    assert result.status == "completed"
+    assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
+    [run] = query(db, "SELECT COUNT(*) AS runs FROM upsell_signal_sync_runs WHERE sync_date = %s", (DAY_TWO,))
+    assert run["runs"] == 1

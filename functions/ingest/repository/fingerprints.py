@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from functions.ingest.columns import KEY_COLUMN
-from functions.ingest.repository.session import Session
+from functions.ingest.repository.session import Session, SessionPinger
 from functions.ingest.row_fingerprints import FINGERPRINT_BYTES, fingerprint_sql
 from functions.shared.tables import TARGET
 
@@ -27,6 +27,10 @@ class TableFingerprints:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+
+    def pinger(self) -> SessionPinger:
+        """What keeps this session alive once its reading is done and it waits on the caller."""
+        return SessionPinger(self.session)
 
     def estimated_rows(self) -> int:
         """The table's row count as the server estimates it (cheap; sizes the compare's partitions)."""

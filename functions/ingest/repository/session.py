@@ -5,6 +5,8 @@ Nothing here commits by itself: the caller decides the unit of work with `transa
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +21,8 @@ from functions.ingest.repository.names import DUPLICATE_KEY, NO_PARTITION
 from functions.shared.db import fetch_dicts, offering_local_file
 from functions.shared.errors import PermanentError, TransientError, translate_errors
 from functions.shared.locks import get_lock, named_lock
+
+logger = logging.getLogger("upsell_signals.ingest")
 
 
 def raise_load_warnings(warnings: list[tuple[int, str]]) -> None:
@@ -40,6 +44,17 @@ class Session:
 
     def close(self) -> None:
         self.connection.close()
+
+    @contextmanager
+    def kept_alive(self) -> Iterator[None]:
+        """Keep the session from the server's idle timeout while the caller works elsewhere (a long
+        compare); the caller must not use it in the block."""
+        pinger = SessionPinger(self)
+        pinger.start()
+        try:
+            yield
+        finally:
+            pinger.stop()
 
     @contextmanager
     def transaction(self, action: str, *, read_committed: bool = False) -> Iterator[None]:
@@ -118,3 +133,38 @@ class Session:
                 if cursor.warning_count:  # a value changed on the way in, as load_file checks
                     cursor.execute("SHOW WARNINGS LIMIT 5")
                     raise_load_warnings([(int(row[1]), str(row[2])) for row in cursor.fetchall()])
+
+
+class SessionPinger:
+    """Pings a session from a thread of its own, three times per its idle timeout (`wait_timeout`),
+    from start() to stop(): no other thread may use the session meanwhile.
+
+    A failed ping is logged and ends the pings: the session's next statement meets the same
+    error, and its caller handles it.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Begin; call it from the thread that last used the session."""
+        row = self._session.fetch_one("SELECT @@SESSION.wait_timeout")
+        interval = float(row[0]) / 3 if row else 1.0
+        self._thread = threading.Thread(target=self._ping, args=(interval,), name="session-keep-alive", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """End, and wait for a ping under way: never two users of one connection at once."""
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _ping(self, interval: float) -> None:
+        while not self._stopped.wait(interval):
+            try:
+                self._session.connection.ping(reconnect=False)
+            except pymysql.MySQLError as error:
+                logger.warning("session keep-alive stopped: %s", error)
+                return
