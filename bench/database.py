@@ -12,7 +12,8 @@ from typing import Any
 import pymysql
 
 from functions.ingest.columns import COLUMN_NAMES
-from functions.migrate.migrator import Migrator, discover_migrations
+from functions.migrate.files import discover_migrations
+from functions.migrate.migrator import Migrator
 from functions.shared.db import connect
 from functions.shared.settings import DatabaseSettings
 

@@ -112,6 +112,7 @@ class UpsellSignalsStack(Stack):
             "SignalsBucketName": storage.bucket.bucket_name,
             "DatabaseSecretArn": database.secret.secret_arn,
             "IngestDatabaseSecretArn": database.ingest_secret.secret_arn,
+            "StatusDatabaseSecretArn": database.status_secret.secret_arn,
             "AlarmTopicArn": self.monitoring.topic.topic_arn,
         }
         for name, value in outputs.items():

@@ -123,6 +123,7 @@ def function_spec(template: Template, name: str, endpoint: str, queue_url: str) 
         AWS_ENDPOINT_URL=endpoint,
         DB_SECRET_ARN=None,
         INGEST_DB_SECRET_ARN=None,
+        STATUS_DB_SECRET_ARN=None,
         DB_TLS_CA_FILE=None,
         POWERTOOLS_LOG_LEVEL=os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
     )

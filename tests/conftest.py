@@ -14,7 +14,8 @@ from typing import Any
 import pymysql
 import pytest
 
-from functions.migrate.migrator import Migrator, discover_migrations
+from functions.migrate.files import discover_migrations
+from functions.migrate.migrator import Migrator
 from functions.shared.db import connect
 from functions.shared.settings import DatabaseSettings, load_database_settings
 

@@ -5,7 +5,7 @@ which invokes this function synchronously and answers CloudFormation itself: a r
 SUCCESS, a raised error is FAILED with the error's message as the reason. Nothing here replies to
 CloudFormation. An Update whose migrations fingerprint is not the one this code carries is a
 rollback's and changes nothing. Manual payloads: {} or {"action": "up"}, {"action": "down", "target": N},
-{"action": "status"}.
+{"action": "status"}, {"action": "provision"}.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ from typing import Any, Literal
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions.migrate.files import discover_migrations
 from functions.migrate.fingerprint import migrations_fingerprint
-from functions.migrate.migrator import MigrationReport, Migrator, discover_migrations
+from functions.migrate.migrator import MigrationReport, Migrator
 from functions.migrate.waits import MigrationWaits
 from functions.shared.aws import secrets_provider
-from functions.shared.contract import INGEST_USERNAME, MIGRATE_SERVICE_NAME
+from functions.shared.contract import INGEST_USERNAME, MIGRATE_SERVICE_NAME, STATUS_USERNAME
 from functions.shared.db import connect
 from functions.shared.errors import BadEvent, MigrationError, SchemaAhead
 from functions.shared.settings import load_database_settings, load_migrate_settings
@@ -39,38 +40,50 @@ def run_migrations(
         migrator = Migrator(connection, discover_migrations(), waits)
         if action == "up":
             report = migrator.up()
-            provision_ingest_user(migrator, ingest_deletes)
+            provision_accounts(migrator, ingest_deletes)
             return report
         if action == "down":
             if target is None:
                 raise BadEvent('"down" needs "target": the version to go down to (0 empties the schema)')
             return migrator.down(target)
         if action == "provision":
-            # The ingest account alone, whatever the schema's version (after a rollback it may be
-            # ahead of this code): its password from the secret, its right to delete.
-            provision_ingest_user(migrator, ingest_deletes)
+            # The accounts alone, whatever the schema's version (after a rollback it may be ahead
+            # of this code): their passwords from their secrets, the ingest's right to delete.
+            provision_accounts(migrator, ingest_deletes)
         return migrator.status()
     finally:
         connection.close()
 
 
-def provision_ingest_user(migrator: Migrator, ingest_deletes: bool | None = None) -> None:
-    """Set the ingest account's password from its secret, and its right to delete (in AWS; locally there is none)."""
+def provision_accounts(migrator: Migrator, ingest_deletes: bool | None = None) -> None:
+    """Set the ingest and status accounts' passwords from their secrets, and the ingest's right to delete.
+
+    In AWS only: locally neither secret is configured, and whichever is not is left alone.
+    """
     settings = load_migrate_settings()
-    secret_arn = settings.ingest_user_secret_arn
+    ingest_password = _password(settings.ingest_user_secret_arn, INGEST_USERNAME)
+    if ingest_password is not None:
+        may_delete = settings.ingest_deletes if ingest_deletes is None else ingest_deletes
+        migrator.provision_ingest_user(INGEST_USERNAME, ingest_password, may_delete=may_delete)
+        logger.info("database account %s provisioned (may delete missing rows: %s)", INGEST_USERNAME, may_delete)
+    status_password = _password(settings.status_user_secret_arn, STATUS_USERNAME)
+    if status_password is not None:
+        migrator.provision_status_user(STATUS_USERNAME, status_password)
+        logger.info("database account %s provisioned", STATUS_USERNAME)
+
+
+def _password(secret_arn: str | None, account: str) -> str | None:
+    """The password in an account's secret, which must name that account and no other."""
     if not secret_arn:
-        return
+        return None
     secret = secrets_provider().get(secret_arn, transform="json", max_age=0)
     if not isinstance(secret, dict) or "username" not in secret or "password" not in secret:
-        raise MigrationError("the ingest user's secret must be JSON with username and password")
-    if secret["username"] != INGEST_USERNAME:
+        raise MigrationError(f"the secret of the {account} account must be JSON with username and password")
+    if secret["username"] != account:
         # Anyone who could write this secret would otherwise set the password of any account, the administrator's too.
-        raise MigrationError(
-            f"the ingest user's secret names the account {secret['username']!r}; only {INGEST_USERNAME!r} is provisioned"
-        )
-    may_delete = settings.ingest_deletes if ingest_deletes is None else ingest_deletes
-    migrator.provision_ingest_user(secret["username"], secret["password"], may_delete=may_delete)
-    logger.info("ingest database user %s provisioned (may delete missing rows: %s)", secret["username"], may_delete)
+        named = secret["username"]
+        raise MigrationError(f"the secret of the {account} account names the account {named!r}; only {account!r} is provisioned")
+    return str(secret["password"])
 
 
 def parse_manual_payload(event: Any) -> tuple[str, int | None]:

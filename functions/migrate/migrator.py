@@ -16,19 +16,17 @@ and each down twice to hold every future version to that. Every wait is bounded
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
-import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pymysql
 
-from functions.migrate.fingerprint import MIGRATIONS_DIR
+from functions.migrate.files import Migration, split_statements
 from functions.migrate.revisions import EQUIVALENT_EARLIER_CHECKSUMS
 from functions.migrate.waits import MigrationWaits
 from functions.shared.contract import PUBLISH_LOCK
@@ -39,9 +37,9 @@ from functions.shared.tables import TARGET
 LOCK_NAME = "upsell_signals_schema_migrations"
 PROVISION_WAIT_SECONDS = 5  # within the deadline's margin (waits.DEADLINE_MARGIN_SECONDS)
 LOCK_WAIT_TIMEOUT, DEADLOCK = 1205, 1213  # a statement that waited its bound, or was chosen as a deadlock victim
+NO_SUCH_ACCOUNT = 1396  # ER_CANNOT_USER: ALTER USER of an account that does not exist
 
 logger = logging.getLogger("upsell_signals.migrate")
-FILE_PATTERN = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.(?P<direction>up|down)\.sql$")
 
 HISTORY_TABLE_DDL = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -52,25 +50,6 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
   PRIMARY KEY (version)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
 """
-
-
-@dataclass(frozen=True)
-class Migration:
-    """One version: its up and down files."""
-
-    version: int
-    name: str
-    up_path: Path
-    down_path: Path
-
-    @property
-    def checksum(self) -> str:
-        digest = hashlib.sha256()
-        for path in (self.up_path, self.down_path):
-            digest.update(path.name.encode())
-            digest.update(b"\0")
-            digest.update(path.read_bytes())
-        return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -85,42 +64,7 @@ class MigrationReport:
     ahead_of_code: list[int] = field(default_factory=list)  # applied by newer code: this code has no files for them
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "action": self.action,
-            "applied": self.applied,
-            "reverted": self.reverted,
-            "current_version": self.current_version,
-            "pending": self.pending,
-            "ahead_of_code": self.ahead_of_code,
-        }
-
-
-def discover_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
-    """Read the migrations folder; every version needs both an up and a down file."""
-    found: dict[int, dict[str, Path]] = {}
-    names: dict[int, str] = {}
-    for path in sorted(directory.glob("*.sql")):
-        match = FILE_PATTERN.match(path.name)
-        if not match:
-            raise MigrationError(f"unexpected file in {directory}: {path.name} (want NNNN_name.up.sql / .down.sql)")
-        version = int(match["version"])
-        if names.setdefault(version, match["name"]) != match["name"]:
-            raise MigrationError(f"two names for version {version}: {names[version]} and {match['name']}")
-        found.setdefault(version, {})[match["direction"]] = path
-    migrations = []
-    for version in sorted(found):
-        files = found[version]
-        for direction in ("up", "down"):
-            if direction not in files:
-                raise MigrationError(f"version {version:04d} has no {direction} file")
-        migrations.append(Migration(version, names[version], files["up"], files["down"]))
-    return migrations
-
-
-def split_statements(sql: str) -> list[str]:
-    """Split a migration file on semicolons that end a line; comments are dropped."""
-    without_comments = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
-    return [statement.strip() for statement in re.split(r";\s*$", without_comments, flags=re.M) if statement.strip()]
+        return asdict(self)
 
 
 class Migrator:
@@ -268,15 +212,31 @@ class Migrator:
     def provision_ingest_user(self, username: str, password: str, *, may_delete: bool = False) -> None:
         """Give the ingest account (made by a migration, locked) its password, unlock it, and let it
         delete signals rows only if it deletes missing rows (MISSING_ROWS=delete)."""
-        with self._migration_lock():
-            # A short wait of its own, not the run's deadline: provisioning follows the versions,
-            # and the deadline's margin before the function's timeout covers it.
-            self._execute("SET SESSION lock_wait_timeout = %s", (PROVISION_WAIT_SECONDS,))
-            self._execute("ALTER USER %s@'%%' IDENTIFIED BY %s ACCOUNT UNLOCK", (username, password))
+        with self._provisioning(username, password):
             # Granted first so that the revoke always finds it (a revoke of a grant not held fails).
             self._execute(f"GRANT DELETE ON {TARGET} TO %s@'%%'", (username,))
             if not may_delete:
                 self._execute(f"REVOKE DELETE ON {TARGET} FROM %s@'%%'", (username,))
+
+    def provision_status_user(self, username: str, password: str) -> None:
+        """Give the status account (made by a migration, locked, reading the ledger only) its password and unlock it."""
+        with self._provisioning(username, password):
+            pass
+
+    @contextmanager
+    def _provisioning(self, username: str, password: str) -> Iterator[None]:
+        with self._migration_lock():
+            # A short wait of its own, not the run's deadline: provisioning follows the versions,
+            # and the deadline's margin before the function's timeout covers it.
+            self._execute("SET SESSION lock_wait_timeout = %s", (PROVISION_WAIT_SECONDS,))
+            try:
+                self._execute("ALTER USER %s@'%%' IDENTIFIED BY %s ACCOUNT UNLOCK", (username, password))
+            except pymysql.err.OperationalError as error:
+                if error.args[0] != NO_SUCH_ACCOUNT:
+                    raise
+                missing = f"the account {username!r} does not exist: its migration has not run ('up' creates it)"
+                raise MigrationError(missing) from error
+            yield
 
     def down(self, target: int) -> MigrationReport:
         """Revert applied versions above `target`, newest first (0 empties the schema)."""

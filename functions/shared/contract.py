@@ -30,6 +30,9 @@ KEY_PATTERN = re.compile(rf"^(?P<prefix>.*?){re.escape(KEY_DATE_FOLDER)}(?P<date
 # The ingest's own database account: created, locked, by migrations/0006_create_ingest_user,
 # given its password from the ingest secret by the migrate function. A server-wide name.
 INGEST_USERNAME = "upsell_ingest"
+# The status function's: SELECT on the ledger's tables only (migrations/0014_create_status_user),
+# its password from the status secret, set the same way.
+STATUS_USERNAME = "upsell_status"
 
 # The named lock a publish holds while it writes the signals table; the migrator takes it too,
 # so a schema change never meets a publish midway (functions/migrate/migrator.py).

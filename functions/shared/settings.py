@@ -203,18 +203,20 @@ def load_aws_client_settings(env: Mapping[str, str] | None = None) -> AwsClientS
 
 @dataclass(frozen=True, kw_only=True)
 class MigrateSettings:
-    """What the migrate function needs besides the database: the ingest account's secret and rights."""
+    """What the migrate function needs besides the database: the secrets of the accounts it provisions, the ingest's rights."""
 
     ingest_user_secret_arn: str | None
     ingest_deletes: bool  # the ingest's MISSING_ROWS is delete: its account may delete signals rows
+    status_user_secret_arn: str | None = None
 
 
 def load_migrate_settings(env: Mapping[str, str] | None = None) -> MigrateSettings:
-    """INGEST_DB_SECRET_ARN: the secret whose username/password the ingest account gets; MISSING_ROWS: the ingest's."""
+    """INGEST_DB_SECRET_ARN, STATUS_DB_SECRET_ARN: the secrets whose passwords those accounts get; MISSING_ROWS: the ingest's."""
     env = os.environ if env is None else env
     return MigrateSettings(
         ingest_user_secret_arn=_text(env, Env.INGEST_DB_SECRET_ARN),
         ingest_deletes=_choice(env, Env.MISSING_ROWS, "keep", ("keep", "delete")) == "delete",
+        status_user_secret_arn=_text(env, Env.STATUS_DB_SECRET_ARN),
     )
 
 

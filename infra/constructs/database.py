@@ -12,7 +12,7 @@ from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from functions.shared.contract import INGEST_USERNAME
+from functions.shared.contract import INGEST_USERNAME, STATUS_USERNAME
 from infra.config import CreatedDatabase, ImportedDatabase
 from infra.constructs.network import Network
 from infra.constructs.retention import retention
@@ -42,11 +42,11 @@ EXPORTED_LOGS = ("error", "slowquery")
 
 
 class Database(Construct):
-    """Where the data lives, and two accounts: the administrator's secret (migrate, DDL) and the ingest's.
+    """Where the data lives, and three accounts: the administrator's (migrate, DDL), the ingest's and the status function's.
 
-    Both secrets use the RDS format (host, port, username, password, dbname). The ingest secret
-    is always ours and rotates (single user: the account changes its own password); the
-    administrator's rotates too when this stack created the database.
+    Every secret uses the RDS format (host, port, username, password, dbname). The ingest and
+    status secrets are always ours and rotate (single user: the account changes its own
+    password); the administrator's rotates too when this stack created the database.
     """
 
     def __init__(
@@ -75,11 +75,15 @@ class Database(Construct):
             self._use_imported(settings)
         self.port = settings.port if isinstance(settings, ImportedDatabase) else DEFAULT_PORT
         host = settings.endpoint if isinstance(settings, ImportedDatabase) else self.instance.db_instance_endpoint_address
-        self.ingest_secret, self.ingest_secret_generator = self._ingest_secret(host)
         # The first rotation runs as soon as its schedule exists; the stack makes every rotation wait
-        # for the migration, which creates the account and gives it the secret's password.
-        self.rotations.append(self._ingest_rotation(network, settings.rotation_days))
-        self.rotated_secrets.append(self.ingest_secret)
+        # for the migration, which creates the accounts and gives each its secret's password.
+        days = settings.rotation_days
+        self.ingest_secret, self.ingest_secret_generator = self._account_secret(
+            "Ingest", INGEST_USERNAME, "data changes on the ingest's tables only", host, network=network, rotation_days=days
+        )
+        self.status_secret, self.status_secret_generator = self._account_secret(
+            "Status", STATUS_USERNAME, "reads the ledger the status report comes from", host, network=network, rotation_days=days
+        )
 
     def _use_created(
         self, settings: CreatedDatabase, network: Network, log_retention_days: int, instance_identifier: str
@@ -115,8 +119,10 @@ class Database(Construct):
         self.secret = secretsmanager.Secret.from_secret_complete_arn(self, "Secret", settings.secret_arn)
         self.secret_kms_key_arn = settings.secret_kms_key_arn
 
-    def _ingest_secret(self, host: str) -> tuple[secretsmanager.Secret, dict[str, Any]]:
-        """The ingest account's secret (RDS format), password generated here, and how it is generated.
+    def _account_secret(
+        self, name: str, username: str, rights: str, host: str, *, network: Network, rotation_days: int
+    ) -> tuple[secretsmanager.Secret, dict[str, Any]]:
+        """An account's secret (RDS format), password generated here, rotated by the account itself, and its generator.
 
         CloudFormation generates a new password whenever any of the generator's settings changes,
         the template's fields beside the password included (a new endpoint, port or database
@@ -125,7 +131,7 @@ class Database(Construct):
         template = Stack.of(self).to_json_string(
             {
                 "engine": "mariadb",
-                "username": INGEST_USERNAME,
+                "username": username,
                 "host": host,
                 "port": self.port,
                 "dbname": self.database_name,
@@ -138,8 +144,8 @@ class Database(Construct):
         )
         secret = secretsmanager.Secret(
             self,
-            "IngestSecret",
-            description=f"upsell-signals: the {INGEST_USERNAME} account (data changes on the ingest's tables only)",
+            f"{name}Secret",
+            description=f"upsell-signals: the {username} account ({rights})",
             generate_secret_string=secretsmanager.SecretStringGenerator(
                 secret_string_template=template,
                 generate_string_key=PASSWORD_KEY,
@@ -153,15 +159,12 @@ class Database(Construct):
             "ExcludeCharacters": EXCLUDED_PASSWORD_CHARACTERS,
             "PasswordLength": PASSWORD_LENGTH,
         }
-        return secret, generator
-
-    def _ingest_rotation(self, network: Network, rotation_days: int) -> secretsmanager.SecretRotation:
-        """Single-user rotation of the ingest secret: the account changes its own password."""
-        return secretsmanager.SecretRotation(
+        # Single user: the account changes its own password, which needs no right of its own.
+        rotation = secretsmanager.SecretRotation(
             self,
-            "IngestRotation",
+            f"{name}Rotation",
             application=secretsmanager.SecretRotationApplication.MARIADB_ROTATION_SINGLE_USER,
-            secret=self.ingest_secret,
+            secret=secret,
             target=self.instance,
             vpc=network.vpc,
             vpc_subnets=network.private_subnets,
@@ -169,6 +172,9 @@ class Database(Construct):
             security_group=self._rotation_security_group(network),
             automatically_after=Duration.days(rotation_days),
         )
+        self.rotations.append(rotation)
+        self.rotated_secrets.append(secret)
+        return secret, generator
 
     def _create(
         self, settings: CreatedDatabase, network: Network, log_retention_days: int, instance_identifier: str

@@ -60,11 +60,12 @@ class SchemaMigrations(Construct):
             code=code,
             network=network,
             database=database,
-            # The administrator runs the DDL, and gives the ingest account the password in its secret.
+            # The administrator runs the DDL, and gives the ingest and status accounts the passwords in their secrets.
             database_secret=database.secret,
             environment={
                 Env.POWERTOOLS_SERVICE_NAME: MIGRATE_SERVICE_NAME,
                 Env.INGEST_DB_SECRET_ARN: database.ingest_secret.secret_arn,
+                Env.STATUS_DB_SECRET_ARN: database.status_secret.secret_arn,
                 # The ingest account may delete signals rows only where the ingest deletes missing ones.
                 Env.MISSING_ROWS: missing_rows,
             },
@@ -83,17 +84,20 @@ class SchemaMigrations(Construct):
             service_token=self.provider.service_token,
             service_timeout=SERVICE_TIMEOUT,
             resource_type="Custom::SchemaMigrations",
-            # Any of them changing sends Update: new migrations to apply, or a new ingest secret, or a
-            # new password in the same secret (CloudFormation generates one whenever its generator
+            # Any of them changing sends Update: new migrations to apply, or a new account secret, or
+            # a new password in the same secret (CloudFormation generates one whenever its generator
             # changes), or the ingest's right to delete, to provision.
             properties={
                 "MigrationsFingerprint": migrations_fingerprint(),
                 "IngestSecretArn": database.ingest_secret.secret_arn,
                 "IngestSecretGenerator": database.ingest_secret_generator,
                 "IngestMissingRows": missing_rows,
+                "StatusSecretArn": database.status_secret.secret_arn,
+                "StatusSecretGenerator": database.status_secret_generator,
             },
         )
         database.grant_read_secret(self.function.role, database.ingest_secret)
+        database.grant_read_secret(self.function.role, database.status_secret)
         # The migrate function must be able to reach the database and Secrets Manager when it runs.
         # Not on the whole database construct: its secret rotations wait for this resource instead.
         self.resource.node.add_dependency(network)

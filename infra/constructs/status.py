@@ -34,11 +34,11 @@ def status_function_name(environment_name: str) -> str:
 
 
 class StatusFunction(Construct):
-    """A small VPC function that reads the report with the ingest account; no pyarrow layer, no bucket, no queue.
+    """A small VPC function that reads the report with an account of its own; no pyarrow layer, no bucket, no queue.
 
-    No read-only database account exists (migrations create only `upsell_ingest`), so it uses the
-    least privileged account there is, the ingest's, and its code only runs SELECTs in one
-    read-only snapshot (functions/status/queries.py).
+    `upsell_status` may only SELECT the ledger's tables (migrations/0014_create_status_user), so
+    neither the function nor its secret can change a row; its code runs its SELECTs in one
+    read-only snapshot besides (functions/status/queries.py).
     """
 
     def __init__(
@@ -62,7 +62,7 @@ class StatusFunction(Construct):
             code=code,
             network=network,
             database=database,
-            database_secret=database.ingest_secret,
+            database_secret=database.status_secret,
             environment={Env.POWERTOOLS_SERVICE_NAME: STATUS_SERVICE_NAME},
             memory_mb=STATUS_MEMORY_MB,
             timeout=STATUS_TIMEOUT,

@@ -101,19 +101,21 @@ def test_an_imported_database_gets_no_instance_alarms(synthesize: Callable[[str]
     assert not metrics & {"FreeStorageSpace", "CPUCreditBalance"}
 
 
-def test_a_failed_rotation_of_either_secret_notifies_the_alarm_topic(dev_template: Template) -> None:
-    # Given dev: the administrator's and the ingest account's secrets both rotate
+def test_a_failed_rotation_of_any_secret_notifies_the_alarm_topic(dev_template: Template) -> None:
+    # Given dev: the administrator's, the ingest account's and the status account's secrets rotate
     _, rule = only(dev_template, "AWS::Events::Rule", "RotationFailed")
     topic_id, _ = only(dev_template, "AWS::SNS::Topic")
     key_id, _ = only(dev_template, "AWS::KMS::Key", "TopicKey")
     pattern = rule["Properties"]["EventPattern"]
     # When reading the rule and the topic key
-    # Then Secrets Manager's RotationFailed for exactly our two secrets goes to the alarm topic,
+    # Then Secrets Manager's RotationFailed for exactly our three secrets goes to the alarm topic,
     # and EventBridge may use the topic's key
     assert pattern["source"] == ["aws.secretsmanager"]
     assert pattern["detail-type"] == ["AWS Service Event via CloudTrail"]
     assert pattern["detail"]["eventName"] == ["RotationFailed"]
-    assert len(pattern["detail"]["additionalEventData"]["SecretId"]) == 2
+    rotated = {only(dev_template, "AWS::SecretsManager::Secret", name)[0] for name in ("IngestSecret", "StatusSecret")}
+    attached = {key for key in resources(dev_template, "AWS::SecretsManager::SecretTargetAttachment")}
+    assert {secret["Ref"] for secret in pattern["detail"]["additionalEventData"]["SecretId"]} == rotated | attached
     [target] = rule["Properties"]["Targets"]
     assert target["Arn"] == {"Ref": topic_id}
     # And it publishes through a role of its own, which may publish to the topic and use its key

@@ -45,26 +45,29 @@ def test_ingest_role_is_exactly_get_object_on_prefix_own_secret_dlq_send_and_log
     assert statements == expected
 
 
-def test_migrate_role_reads_the_admin_and_ingest_secrets_and_writes_its_logs_only(dev_template: Template) -> None:
+def test_migrate_role_reads_the_admin_and_account_secrets_and_writes_its_logs_only(dev_template: Template) -> None:
     # Given the dev stack
     admin_secret_id, _ = only(dev_template, "AWS::SecretsManager::SecretTargetAttachment")
     ingest_secret_id, _ = only(dev_template, "AWS::SecretsManager::Secret", "IngestSecret")
+    status_secret_id, _ = only(dev_template, "AWS::SecretsManager::Secret", "StatusSecret")
     # When flattening the migrate role's statements
     statements = _statements(dev_template, "Migrations")
-    # Then it has no S3 or SQS access at all, and reads exactly the two secrets (DDL, then the ingest's password)
+    # Then it has no S3 or SQS access at all, and reads exactly the three secrets (DDL, then the
+    # passwords of the ingest and status accounts)
     services = {action.split(":")[0] for action, _ in statements}
     assert services == {"secretsmanager", "logs", "ec2", "xray"}
     assert {item for item in statements if item[0].startswith("secretsmanager:")} == {
         ("secretsmanager:GetSecretValue", f"Ref:{admin_secret_id}"),
         ("secretsmanager:GetSecretValue", f"Ref:{ingest_secret_id}"),
+        ("secretsmanager:GetSecretValue", f"Ref:{status_secret_id}"),
     }
 
 
 def test_function_roles_use_no_aws_managed_policies(dev_template: Template) -> None:
     # Given the dev stack
-    # When reading both function roles
+    # When reading the function roles
     roles = resources(dev_template, "AWS::IAM::Role")
-    for prefix in ("Ingest", "Migrations"):
+    for prefix in ("Ingest", "Migrations", "Status"):
         role = roles[_role_of(dev_template, prefix)]
         # Then neither carries a managed policy (AWSLambdaBasicExecutionRole would allow logs on every group)
         assert "ManagedPolicyArns" not in role["Properties"], prefix

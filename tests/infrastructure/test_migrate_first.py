@@ -136,38 +136,43 @@ def test_migration_waits_for_the_database_and_the_endpoints(dev_template: Templa
     assert endpoints and set(endpoints) <= set(depends_on)
 
 
-def test_migrate_knows_the_ingest_secret_and_reruns_when_it_is_replaced(dev_template: Template) -> None:
+def test_migrate_knows_the_account_secrets_and_reruns_when_one_is_replaced(dev_template: Template) -> None:
     # Given the dev stack
     ingest_secret_id, _ = only(dev_template, "AWS::SecretsManager::Secret", "IngestSecret")
+    status_secret_id, _ = only(dev_template, "AWS::SecretsManager::Secret", "StatusSecret")
     migrate_id = logical_id_of_function(dev_template, "Migrations")
     # When reading the migrate function's environment and the custom resource
     variables = resources(dev_template, "AWS::Lambda::Function")[migrate_id]["Properties"]["Environment"]["Variables"]
     _, schema = only(dev_template, "Custom::SchemaMigrations")
-    # Then migrate provisions the ingest account from that secret, and a new secret sends Update
+    # Then migrate provisions the ingest and status accounts from those secrets, and a new secret sends Update
     assert variables["INGEST_DB_SECRET_ARN"] == {"Ref": ingest_secret_id}
     assert schema["Properties"]["IngestSecretArn"] == {"Ref": ingest_secret_id}
+    assert variables["STATUS_DB_SECRET_ARN"] == {"Ref": status_secret_id}
+    assert schema["Properties"]["StatusSecretArn"] == {"Ref": status_secret_id}
     # And it knows whether the ingest deletes missing rows (its account may delete only then), and
     # a change of that setting sends Update too
     assert variables["MISSING_ROWS"] == schema["Properties"]["IngestMissingRows"] == "keep"
 
 
-def test_a_new_password_in_the_same_ingest_secret_sends_the_migration_an_update(
+def test_a_new_password_in_the_same_account_secret_sends_the_migration_an_update(
     synthesize: Callable[[str], Template], tmp_path: Path
 ) -> None:
-    # Given staging's ingest secret (CloudFormation generates a new password whenever its generator
+    # Given staging's account secrets (CloudFormation generates a new password whenever its generator
     # changes, a field of the template beside the password included: cloudformation-coverage-roadmap
     # #2210, aws-cdk #19985) and the custom resource's properties
     template = synthesize("staging")
-    _, secret = only(template, "AWS::SecretsManager::Secret", "IngestSecret")
     _, schema = only(template, "Custom::SchemaMigrations")
-    # Then the resource carries the whole generator, so a change to any of it sends Update and the
-    # migration provisions the new password
-    assert schema["Properties"]["IngestSecretGenerator"] == secret["Properties"]["GenerateSecretString"]
-    # And a moved endpoint (an imported server's new address) changes both
     moved = _staging_template_with_endpoint("moved-mariadb.abcdefghijkl.eu-west-1.rds.amazonaws.com", tmp_path)
     _, moved_schema = only(moved, "Custom::SchemaMigrations")
-    assert "moved-mariadb" in json.dumps(moved_schema["Properties"]["IngestSecretGenerator"])
-    assert moved_schema["Properties"]["IngestSecretGenerator"] != schema["Properties"]["IngestSecretGenerator"]
+    for account in ("Ingest", "Status"):
+        _, secret = only(template, "AWS::SecretsManager::Secret", f"{account}Secret")
+        generator = f"{account}SecretGenerator"
+        # Then the resource carries each whole generator, so a change to any of it sends Update and
+        # the migration provisions the new password
+        assert schema["Properties"][generator] == secret["Properties"]["GenerateSecretString"], account
+        # And a moved endpoint (an imported server's new address) changes both
+        assert "moved-mariadb" in json.dumps(moved_schema["Properties"][generator]), account
+        assert moved_schema["Properties"][generator] != schema["Properties"][generator], account
 
 
 def _staging_template_with_endpoint(endpoint: str, tmp_path: Path) -> Template:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+import pytest
 from aws_cdk.assertions import Template
 
 from tests.infrastructure.helpers import logical_id_of_function, only, resources
@@ -29,30 +30,34 @@ def test_created_database_requires_tls_and_is_private_and_encrypted(dev_template
     assert instance["Properties"]["StorageEncrypted"] is True
 
 
-def test_created_database_secrets_both_rotate(dev_template: Template) -> None:
-    # Given the dev stack, which creates the database and so owns both secrets
+def test_created_database_secrets_all_rotate(dev_template: Template) -> None:
+    # Given the dev stack, which creates the database and so owns every secret
     admin_secret_id, _ = only(dev_template, "AWS::SecretsManager::SecretTargetAttachment")
     ingest_secret_id, _ = only(dev_template, "AWS::SecretsManager::Secret", "IngestSecret")
+    status_secret_id, _ = only(dev_template, "AWS::SecretsManager::Secret", "StatusSecret")
     # When reading the rotation schedules
     schedules = resources(dev_template, "AWS::SecretsManager::RotationSchedule").values()
-    # Then the administrator's and the ingest account's secrets rotate every 30 days
+    # Then the administrator's, the ingest account's and the status account's secrets rotate every 30 days
     rotated = {schedule["Properties"]["SecretId"]["Ref"] for schedule in schedules}
-    assert rotated == {admin_secret_id, ingest_secret_id}
+    assert rotated == {admin_secret_id, ingest_secret_id, status_secret_id}
     for schedule in schedules:
         assert schedule["Properties"]["RotationRules"] == {"ScheduleExpression": "rate(30 days)"}
 
 
-def test_ingest_secret_names_its_account_and_where_the_database_is(synthesize: Callable[[str], Template]) -> None:
+@pytest.mark.parametrize(("secret_name", "account"), [("IngestSecret", "upsell_ingest"), ("StatusSecret", "upsell_status")])
+def test_account_secrets_name_their_account_and_where_the_database_is(
+    synthesize: Callable[[str], Template], secret_name: str, account: str
+) -> None:
     # Given staging, whose imported database's endpoint is in cdk.json
     template = synthesize("staging")
-    # When reading the ingest secret's template
-    _, secret = only(template, "AWS::SecretsManager::Secret", "IngestSecret")
+    # When reading the account secret's template
+    _, secret = only(template, "AWS::SecretsManager::Secret", secret_name)
     generated = secret["Properties"]["GenerateSecretString"]
-    # Then it is in the RDS format for the account migration 0006 creates, with a generated
-    # password, and asks the rotation function for TLS without a plaintext fallback
+    # Then it is in the RDS format for the account its migration (0006, 0014) creates, with a
+    # generated password, and asks the rotation function for TLS without a plaintext fallback
     assert json.loads(generated["SecretStringTemplate"]) == {
         "engine": "mariadb",
-        "username": "upsell_ingest",
+        "username": account,
         "host": "shared-mariadb-staging.abcdefghijkl.eu-west-1.rds.amazonaws.com",
         "port": 3306,
         "dbname": "upsell_signals",
@@ -66,8 +71,8 @@ def test_secret_rotation_waits_for_the_migration(dev_template: Template) -> None
     schema_id, _ = only(dev_template, "Custom::SchemaMigrations")
     # When reading what the rotation functions depend on
     applications = resources(dev_template, "AWS::Serverless::Application")
-    # Then both wait for the migration: it creates the ingest account and sets its password first
-    assert len(applications) == 2
+    # Then all three wait for the migration: it creates the accounts and sets their passwords first
+    assert len(applications) == 3
     for application in applications.values():
         assert schema_id in application.get("DependsOn", [])
 
@@ -82,7 +87,7 @@ def test_database_port_is_open_only_to_our_functions_and_the_rotation(dev_templa
         for rule in resources(dev_template, "AWS::EC2::SecurityGroupIngress").values()
         if rule["Properties"]["GroupId"] == {"Fn::GetAtt": [database_group_id, "GroupId"]}
     }
-    # Then only the three functions and the rotation function may connect
+    # Then only the three functions and the rotation functions may connect
     assert sources == _function_security_groups(dev_template) | rotation_groups
 
 
@@ -114,17 +119,18 @@ def test_staging_imports_bucket_vpc_and_database(synthesize: Callable[[str], Tem
     template = synthesize("staging")
     # When counting created resources
     # Then it creates no bucket, VPC or database, and opens the imported database's group to our functions
-    # and to the rotation of the ingest secret (the one secret it owns)
+    # and to the rotations of the ingest and status secrets (the secrets it owns)
     for resource_type in ("AWS::S3::Bucket", "AWS::EC2::VPC", "AWS::RDS::DBInstance"):
         template.resource_count_is(resource_type, 0)
-    _, ingest_secret = only(template, "AWS::SecretsManager::Secret")  # the ingest account's only
+    ingest_secret_id, _ = only(template, "AWS::SecretsManager::Secret", "IngestSecret")
+    template.resource_count_is("AWS::SecretsManager::Secret", 2)
     rules = [
         rule["Properties"]
         for rule in resources(template, "AWS::EC2::SecurityGroupIngress").values()
         if rule["Properties"]["GroupId"] == "sg-0123456789abcdef0"
     ]
     rotation_groups = {key for key in resources(template, "AWS::EC2::SecurityGroup") if "Rotation" in key}
-    assert len(rotation_groups) == 1  # the ingest secret's rotation; the administrator's is not ours to rotate
+    assert len(rotation_groups) == 2  # the ingest and status secrets'; the administrator's is not ours to rotate
     sources = {rule["SourceSecurityGroupId"]["Fn::GetAtt"][0] for rule in rules}
     assert sources == _function_security_groups(template) | rotation_groups
     assert all(rule["FromPort"] == rule["ToPort"] == 3306 for rule in rules)
@@ -133,8 +139,7 @@ def test_staging_imports_bucket_vpc_and_database(synthesize: Callable[[str], Tem
     migrate = resources(template, "AWS::Lambda::Function")[logical_id_of_function(template, "Migrations")]["Properties"]
     admin_secret = "arn:aws:secretsmanager:eu-west-1:222222222222:secret:upsell-signals/staging/db-AbCdEf"
     assert migrate["Environment"]["Variables"]["DB_SECRET_ARN"] == admin_secret
-    assert ingest["Environment"]["Variables"]["DB_SECRET_ARN"] == {"Ref": only(template, "AWS::SecretsManager::Secret")[0]}
-    del ingest_secret
+    assert ingest["Environment"]["Variables"]["DB_SECRET_ARN"] == {"Ref": ingest_secret_id}
 
 
 def test_prod_uses_the_vpc_own_endpoints_when_told_to(synthesize: Callable[[str], Template]) -> None:

@@ -1,4 +1,4 @@
-"""The status function: capacity of its own, no pyarrow layer, the ingest account's secret and nothing else."""
+"""The status function: capacity of its own, no pyarrow layer, its own account's secret and nothing else."""
 
 from __future__ import annotations
 
@@ -35,15 +35,17 @@ def test_status_carries_only_the_deps_layer(dev_template: Template) -> None:
     assert [layer["Ref"] for layer in _status(dev_template)["Layers"]] == deps
 
 
-def test_status_role_reads_only_the_ingest_secret(dev_template: Template) -> None:
+def test_status_connects_with_its_own_secret_and_reads_no_other(dev_template: Template) -> None:
     # Given dev
     role_id = _status(dev_template)["Role"]["Fn::GetAtt"][0]
-    ingest_secret_id, _ = only(dev_template, "AWS::SecretsManager::Secret", "IngestSecret")
+    status_secret_id, _ = only(dev_template, "AWS::SecretsManager::Secret", "StatusSecret")
     # When flattening its role's statements
     statements = role_statements(dev_template, role_id)
-    # Then it may read the ingest account's secret (no read-only account exists), and no S3, SQS or admin secret
+    # Then it connects with the status account's secret and may read only that one: not the
+    # ingest's or the administrator's, and no S3, SQS or key
     secrets = {resource for action, resource, _ in statements if action.startswith("secretsmanager:")}
-    assert secrets == {f"Ref:{ingest_secret_id}"}
+    assert secrets == {f"Ref:{status_secret_id}"}
+    assert _status(dev_template)["Environment"]["Variables"]["DB_SECRET_ARN"] == {"Ref": status_secret_id}
     assert not [action for action, _, _ in statements if action.split(":")[0] in ("s3", "sqs", "kms")]
 
 

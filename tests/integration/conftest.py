@@ -29,7 +29,8 @@ from functions.ingest.hooks import SyncHooks
 from functions.ingest.s3_source import SignalObjectStore
 from functions.ingest.service import SyncService
 from functions.ingest.sync_values import SyncAnswer, SyncOptions
-from functions.migrate.migrator import Migrator, discover_migrations
+from functions.migrate.files import discover_migrations
+from functions.migrate.migrator import Migrator
 from functions.shared.contract import object_key_for
 from functions.shared.db import connect
 from functions.shared.settings import DatabaseSettings, load_ingest_settings

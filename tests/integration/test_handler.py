@@ -26,7 +26,8 @@ from functions.ingest.repository import Repository
 from functions.ingest.repository import staging as staging_repository
 from functions.ingest.repository.ledger import ClaimLedger
 from functions.ingest.sync_values import DurableRun, SyncOptions
-from functions.migrate.migrator import Migrator, discover_migrations
+from functions.migrate.files import discover_migrations
+from functions.migrate.migrator import Migrator
 from functions.shared.db import connect
 from functions.shared.errors import HandedOver, TransientError
 from functions.shared.settings import DatabaseSettings

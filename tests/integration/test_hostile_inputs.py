@@ -35,7 +35,8 @@ from moto import mock_aws
 
 from functions.ingest import handler as ingest
 from functions.ingest.text_checks import ORIGINAL_VALUE_MAX_BYTES
-from functions.migrate.migrator import Migrator, discover_migrations
+from functions.migrate.files import discover_migrations
+from functions.migrate.migrator import Migrator
 from functions.shared.db import connect
 from functions.shared.settings import DatabaseSettings
 from tests.factories import snowflake_table, write_duckdb, write_spark_style

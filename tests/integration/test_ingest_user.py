@@ -13,7 +13,8 @@ import pytest
 from functions.ingest.s3_source import SignalObjectStore
 from functions.ingest.service import SyncService
 from functions.ingest.sync_values import SyncOptions
-from functions.migrate.migrator import Migrator, discover_migrations
+from functions.migrate.files import discover_migrations
+from functions.migrate.migrator import Migrator
 from functions.shared.db import connect
 from functions.shared.settings import DatabaseSettings, load_ingest_settings
 from tests.factories import snowflake_table

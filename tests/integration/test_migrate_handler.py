@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from functions.migrate import handler as migrate_handler
+from functions.migrate.files import discover_migrations
 from functions.migrate.fingerprint import MIGRATIONS_DIR, migrations_fingerprint
-from functions.migrate.migrator import Migrator, discover_migrations
+from functions.migrate.migrator import Migrator
 from functions.shared.db import connect
 from functions.shared.errors import BadEvent, MigrationError
 from functions.shared.settings import DatabaseSettings

@@ -25,7 +25,8 @@ import pytest
 
 from functions.ingest.repository import Repository
 from functions.migrate import handler as migrate_handler
-from functions.migrate.migrator import MIGRATIONS_DIR, MigrationReport, Migrator, discover_migrations
+from functions.migrate.files import MIGRATIONS_DIR, discover_migrations
+from functions.migrate.migrator import MigrationReport, Migrator
 from functions.migrate.waits import MigrationWaits
 from functions.shared.db import connect
 from functions.shared.errors import MigrationWaitExceeded

@@ -10,7 +10,8 @@ from typing import Any
 import pymysql
 import pytest
 
-from functions.migrate.migrator import MIGRATIONS_DIR, MigrationReport, Migrator, discover_migrations, split_statements
+from functions.migrate.files import MIGRATIONS_DIR, discover_migrations, split_statements
+from functions.migrate.migrator import MigrationReport, Migrator
 from functions.migrate.revisions import EQUIVALENT_EARLIER_CHECKSUMS
 from functions.shared.db import connect
 from functions.shared.errors import MigrationError

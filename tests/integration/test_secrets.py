@@ -19,8 +19,10 @@ from functions.ingest.s3_source import SignalObjectStore
 from functions.ingest.service import SyncService
 from functions.ingest.sync_values import SyncOptions
 from functions.migrate import handler as migrate_handler
-from functions.migrate.handler import provision_ingest_user
-from functions.migrate.migrator import Migrator, discover_migrations
+from functions.migrate.files import discover_migrations
+from functions.migrate.fingerprint import migrations_fingerprint
+from functions.migrate.handler import provision_accounts
+from functions.migrate.migrator import Migrator
 from functions.shared import db as db_module
 from functions.shared.aws import secrets_provider
 from functions.shared.db import connect
@@ -175,21 +177,22 @@ def test_a_password_the_secret_never_gets_fails_as_transient_after_bounded_retri
     assert 1.4 <= time.monotonic() - started < 10
 
 
-def test_the_migrate_function_provisions_only_the_ingest_account_its_secret_may_name(
-    migrated_settings: DatabaseSettings, secrets: Any, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(("variable", "account"), [("INGEST_DB_SECRET_ARN", "upsell_ingest"), ("STATUS_DB_SECRET_ARN", "upsell_status")])
+def test_the_migrate_function_provisions_only_the_account_each_secret_may_name(
+    migrated_settings: DatabaseSettings, secrets: Any, monkeypatch: pytest.MonkeyPatch, variable: str, account: str
 ) -> None:
-    # Given an ingest secret rewritten to name another account on the server (a locked one here)
+    # Given an account secret rewritten to name another account on the server (a locked one here)
     secrets_provider.cache_clear()
     admin = connect(migrated_settings)
     with admin.cursor() as cursor:
         cursor.execute("CREATE USER IF NOT EXISTS 'someone_else'@'%' ACCOUNT LOCK")
     planted = ingest_secret(migrated_settings, "planted-password-0001") | {"username": "someone_else"}
-    arn = secrets.create_secret(Name=f"ingest-{uuid.uuid4().hex}", SecretString=json.dumps(planted))["ARN"]
-    monkeypatch.setenv("INGEST_DB_SECRET_ARN", arn)
+    arn = secrets.create_secret(Name=f"account-{uuid.uuid4().hex}", SecretString=json.dumps(planted))["ARN"]
+    monkeypatch.setenv(variable, arn)
     try:
-        # When the migrate function provisions the ingest account
-        with pytest.raises(MigrationError, match="names the account 'someone_else'; only 'upsell_ingest' is provisioned"):
-            provision_ingest_user(Migrator(admin, discover_migrations()))
+        # When the migrate function provisions the accounts
+        with pytest.raises(MigrationError, match=f"names the account 'someone_else'; only '{account}' is provisioned"):
+            provision_accounts(Migrator(admin, discover_migrations()))
         # Then that account is left as it was: still locked, its password not the planted one
         with admin.cursor() as cursor:
             cursor.execute("SHOW CREATE USER 'someone_else'@'%'")
@@ -203,6 +206,57 @@ def test_the_migrate_function_provisions_only_the_ingest_account_its_secret_may_
             cursor.execute("DROP USER IF EXISTS 'someone_else'@'%'")
         admin.close()
         secrets_provider.cache_clear()
+
+
+def test_a_deploy_gives_each_account_the_password_in_its_own_secret(
+    migrated_settings: DatabaseSettings, secrets: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the ingest and status secrets as the stack creates them, each with a password of its own
+    secrets_provider.cache_clear()
+    passwords = {"upsell_ingest": f"ingest-{uuid.uuid4().hex}", "upsell_status": f"status-{uuid.uuid4().hex}"}
+    for variable, account in (("INGEST_DB_SECRET_ARN", "upsell_ingest"), ("STATUS_DB_SECRET_ARN", "upsell_status")):
+        secret = ingest_secret(migrated_settings, passwords[account]) | {"username": account}
+        arn = secrets.create_secret(Name=f"{account}-{uuid.uuid4().hex}", SecretString=json.dumps(secret))["ARN"]
+        monkeypatch.setenv(variable, arn)
+    try:
+        # When the migration runs at deploy (an Update with the migrations already applied)
+        update = {
+            "RequestType": "Update",
+            "LogicalResourceId": "Schema",
+            "PhysicalResourceId": "upsell-signals-schema",
+            "ResourceProperties": {"MigrationsFingerprint": migrations_fingerprint(), "IngestMissingRows": "keep"},
+        }
+        answer = migrate_handler.handler(update, LocalContext("migrate"))
+    finally:
+        secrets_provider.cache_clear()
+    # Then each account logs in with its own secret's password, and not with the other's
+    assert answer["Data"]["CurrentVersion"] == str(ALL_VERSIONS[-1])
+    for account, password in passwords.items():
+        connection = connect(replace(migrated_settings, user=account, password=password))
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT CURRENT_USER()")
+            assert cursor.fetchone()[0].startswith(f"{account}@")
+        connection.close()
+    with pytest.raises(pymysql.err.OperationalError) as refused:
+        pymysql.connect(
+            host=migrated_settings.host, port=migrated_settings.port, user="upsell_status", password=passwords["upsell_ingest"]
+        )
+    assert refused.value.args[0] == 1045
+
+
+def test_an_account_no_migration_has_made_is_named_when_provisioned(migrated_settings: DatabaseSettings) -> None:
+    # Given a server without the account (its migration has not run)
+    admin = connect(migrated_settings)
+    try:
+        # When the migrate function is asked to give it a password
+        # Then it fails naming the account and what creates it, and creates nothing
+        with pytest.raises(MigrationError, match="the account 'upsell_nobody' does not exist: its migration has not run"):
+            Migrator(admin, discover_migrations()).provision_status_user("upsell_nobody", uuid.uuid4().hex)
+        with admin.cursor() as cursor:
+            cursor.execute("SELECT COUNT(*) FROM mysql.user WHERE user = 'upsell_nobody'")
+            assert cursor.fetchone()[0] == 0
+    finally:
+        admin.close()
 
 
 def test_after_a_rollback_the_older_code_provisions_the_secrets_current_password_when_asked(

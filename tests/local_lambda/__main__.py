@@ -49,7 +49,9 @@ def main() -> int:
     spec = template.function_spec(function_name(stem, arguments.env), stand_ins)
     local: dict[str, str | None] = {name: os.environ[name] for name in PASSED_THROUGH if name in os.environ}
     # The local server is reached directly (no secret, no RDS CA bundle: loopback only).
-    spec = spec.with_environment(**local, DB_SECRET_ARN=None, INGEST_DB_SECRET_ARN=None, DB_TLS_CA_FILE=None)
+    spec = spec.with_environment(
+        **local, DB_SECRET_ARN=None, INGEST_DB_SECRET_ARN=None, STATUS_DB_SECRET_ARN=None, DB_TLS_CA_FILE=None
+    )
     spec = replace(spec, timeout_seconds=arguments.timeout or spec.timeout_seconds, memory_mb=arguments.memory or spec.memory_mb)
 
     sqs: Any = None
