@@ -182,6 +182,37 @@ def test_invoke_follows_a_file_needing_several_runs_to_its_end_telling_each_hand
     assert (answer["status"], answer["rows_processed"], answer["rows_inserted"]) == ("completed", CONTINUED_ROWS, CONTINUED_ROWS)
 
 
+SLOW_COLD_START = """
+import importlib.abc, sys, time
+
+class SlowToLoad(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "functions.ingest.handler":
+            time.sleep(2.5)
+        return None
+
+sys.meta_path.insert(0, SlowToLoad())
+"""
+
+
+def test_invoke_bills_loading_the_code_to_no_run_as_lambda_bills_no_init(operator_env: dict[str, str], tmp_path: Path) -> None:
+    # Given a cold start that takes longer than the function's whole timeout to load its code
+    # (a sitecustomize delays importing the ingest's handler by 2.5 s)
+    (tmp_path / "slow_start").mkdir()
+    (tmp_path / "slow_start" / "sitecustomize.py").write_text(SLOW_COLD_START)
+    env = dict(operator_env, PYTHONPATH=str(tmp_path / "slow_start"), TIME_BUDGET_MARGIN_SECONDS="1")
+
+    # When the operator invokes the ingest with a 2 s timeout
+    synced = run(["scripts/invoke", "--timeout", "2", "--time-scale", str(SCALE), "ingest", "events/manual-replay.json"], env)
+
+    # Then the first run has its whole timeout, as in Lambda, where init is not billed to the
+    # invocation: it syncs the date itself rather than handing over at row 0
+    assert synced.returncode == 0, synced.stderr[-3000:]
+    told = [line for line in synced.stderr.splitlines() if line.startswith("invoke: ")]
+    assert ": SUCCEEDED after 1 run" in told[-1], told
+    assert json.loads(synced.stdout)["status"] == "completed"
+
+
 def test_status_shows_a_date_being_continued_between_two_runs_of_invoke(operator_env: dict[str, str], tmp_path: Path) -> None:
     # Given a file that needs several runs, invoked by the operator, the pause between runs as deployed, stretched (x2)
     env = a_file_needing_several_runs(operator_env, tmp_path)
