@@ -82,8 +82,10 @@ class UpsellSignalsStack(Stack):
             database=database,
             log_retention_days=config.log_retention_days,
         )
-        # Its new code reads the new schema: updated only once the migration succeeded.
+        # Its new code reads the new schema, and its role may read only the secret of an account the
+        # migration provisions: both updated only once the migration succeeded.
         self.status.function.function.node.add_dependency(self.migrations.resource)
+        self.status.function.role.node.add_dependency(self.migrations.resource)
         self.monitoring = Monitoring(
             self,
             "Monitoring",

@@ -122,6 +122,13 @@ def test_new_ingest_and_status_code_goes_live_only_after_the_migration(dev_templ
     # Then both move to the new code only once the schema migration succeeded
     assert schema_id in alias.get("DependsOn", [])
     assert schema_id in status.get("DependsOn", [])
+    # And the status role's grants move with it: the old function keeps reading the secret it
+    # connects with until the migration has provisioned the account of the new one
+    role_id = status["Properties"]["Role"]["Fn::GetAtt"][0]
+    policies = [
+        policy for policy in resources(dev_template, "AWS::IAM::Policy").values() if {"Ref": role_id} in policy["Properties"]["Roles"]
+    ]
+    assert policies and all(schema_id in policy.get("DependsOn", []) for policy in policies)
 
 
 def test_migration_waits_for_the_database_and_the_endpoints(dev_template: Template) -> None:

@@ -283,3 +283,35 @@ def test_after_a_rollback_the_older_code_provisions_the_secrets_current_password
         cursor.execute("SELECT CURRENT_USER()")
         assert cursor.fetchone()[0].startswith("upsell_ingest@")
     ingest.close()
+
+
+@pytest.mark.parametrize("account", ["upsell_ingest", "upsell_status"])
+def test_each_account_changes_its_own_password_as_the_rotation_does_and_no_other(
+    migrated_settings: DatabaseSettings, account: str
+) -> None:
+    # Given the account provisioned, with only the rights its migration gave it
+    first, rotated = f"first-{uuid.uuid4().hex}", f"rotated-{uuid.uuid4().hex}"
+    admin = connect(migrated_settings)
+    migrator = Migrator(admin, discover_migrations())
+    provision = migrator.provision_ingest_user if account == "upsell_ingest" else migrator.provision_status_user
+    provision(account, first)
+    admin.close()
+    limited = connect(replace(migrated_settings, user=account, password=first))
+    try:
+        # When it runs what Secrets Manager's single-user MariaDB rotation runs (its set_secret and
+        # test_secret, aws-samples/aws-secrets-manager-rotation-lambdas)
+        with limited.cursor() as cursor:
+            cursor.execute("SET PASSWORD = PASSWORD(%s)", (rotated,))
+        # Then it may not set another account's
+        other = "upsell_status" if account == "upsell_ingest" else "upsell_ingest"
+        with pytest.raises(pymysql.err.OperationalError) as refused, limited.cursor() as cursor:
+            cursor.execute(f"SET PASSWORD FOR '{other}'@'%' = PASSWORD('taken-over')")
+        assert refused.value.args[0] in (1044, 1142)
+    finally:
+        limited.close()
+    # And the new password is the one that logs in
+    rotated_in = connect(replace(migrated_settings, user=account, password=rotated))
+    with rotated_in.cursor() as cursor:
+        cursor.execute("SELECT NOW()")
+        assert cursor.fetchone()[0] is not None
+    rotated_in.close()
