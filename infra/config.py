@@ -53,8 +53,8 @@ class ImportedVpc:
     # False when the VPC already has the endpoints (or a NAT): creating a second Secrets Manager
     # endpoint with private DNS in the same VPC fails.
     create_endpoints: bool
-    # With create_endpoints false: the security groups of the VPC's own Secrets Manager and SQS
-    # endpoints, which the stack opens to HTTPS from each of its functions. Required then (an empty
+    # With create_endpoints false: the security groups of the VPC's own Secrets Manager, SQS and
+    # Lambda endpoints, which the stack opens to HTTPS from each of its functions. Required then (an empty
     # list states that the endpoints already admit the subnets, or that a NAT is used instead).
     endpoint_security_group_ids: tuple[str, ...]
 
@@ -266,7 +266,7 @@ def _endpoint_groups(section: _Section) -> tuple[str, ...]:
     if value is None:
         raise ConfigError(
             f"{section.where}.endpointSecurityGroupIds is missing: with createEndpoints false, list the security groups of "
-            "the VPC's Secrets Manager and SQS endpoints (the stack admits HTTPS from its functions to them), or [] when "
+            "the VPC's Secrets Manager, SQS and Lambda endpoints (the stack admits HTTPS from its functions to them), or [] when "
             "they already admit these subnets or a NAT is used (docs/deploy.md, 'Existing endpoints')"
         )
     if not isinstance(value, list) or not all(isinstance(item, str) and re.fullmatch(r"sg-[0-9a-f]+", item) for item in value):

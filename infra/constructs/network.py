@@ -18,9 +18,11 @@ class Network(Construct):
     """A created VPC (isolated subnets, flow logs, endpoints) or an imported one, offline.
 
     The functions reach AWS through endpoints only: S3 (gateway, free) for the Parquet file,
-    Secrets Manager for the
-    database credentials, SQS for the dead-letter queue. Lambda's own logs and metrics (EMF)
-    are shipped by the Lambda service, not from inside the VPC, so no Logs endpoint is needed.
+    Secrets Manager for the database credentials, SQS for the dead-letter queue, and Lambda for
+    the durable ingest's checkpoints (its SDK calls CheckpointDurableExecution and
+    GetDurableExecutionState on Lambda's API from inside the function). Lambda's own logs and
+    metrics (EMF) and X-Ray segments are shipped by the Lambda service, not from inside the VPC,
+    so no Logs or X-Ray endpoint is needed.
     """
 
     def __init__(
@@ -90,6 +92,7 @@ class Network(Construct):
         for name, service in (
             ("SecretsManager", ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER),
             ("Sqs", ec2.InterfaceVpcEndpointAwsService.SQS),
+            ("Lambda", ec2.InterfaceVpcEndpointAwsService.LAMBDA_),
         ):
             self.vpc.add_interface_endpoint(
                 name,

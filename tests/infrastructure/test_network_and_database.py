@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from aws_cdk.assertions import Template
 
-from tests.infrastructure.helpers import logical_id_of_function, only, resources
+from tests.infrastructure.helpers import logical_id_of_function, only, resources, role_statements
 
 
 def _function_security_groups(template: Template) -> set[str]:
@@ -96,11 +96,34 @@ def test_created_vpc_uses_endpoints_instead_of_nat(dev_template: Template) -> No
     # When listing NAT gateways and endpoints
     services = [endpoint["Properties"]["ServiceName"] for endpoint in resources(dev_template, "AWS::EC2::VPCEndpoint").values()]
     rendered = str(services)
-    # Then there is no NAT and the S3, Secrets Manager and SQS endpoints exist
+    # Then there is no NAT and the S3, Secrets Manager, SQS and Lambda endpoints exist
     dev_template.resource_count_is("AWS::EC2::NatGateway", 0)
     dev_template.resource_count_is("AWS::EC2::InternetGateway", 0)
-    for service in (".s3", ".secretsmanager", ".sqs"):
+    for service in (".s3", ".secretsmanager", ".sqs", ".lambda"):
         assert service in rendered, service
+
+
+# Called by the Lambda service or from outside the VPC, never by the function's own code: logs and
+# X-Ray are shipped by Lambda, the ENI actions are Lambda's own, a key used via S3 or Secrets
+# Manager (kms:ViaService) is called by that service.
+NOT_CALLED_FROM_THE_VPC = {"logs", "xray", "ec2"}
+
+
+def test_every_service_a_function_may_call_has_an_endpoint_in_the_isolated_subnets(dev_template: Template) -> None:
+    # Given dev's VPC: isolated subnets, no NAT, so a call reaches only a service with an endpoint
+    names = [json.dumps(endpoint["Properties"]["ServiceName"]) for endpoint in resources(dev_template, "AWS::EC2::VPCEndpoint").values()]
+    reachable = {service for service in ("s3", "secretsmanager", "sqs", "lambda", "kms", "sts") if any(f".{service}" in name for name in names)}
+    for prefix in ("Ingest", "Migrations", "Status"):
+        function = resources(dev_template, "AWS::Lambda::Function")[logical_id_of_function(dev_template, prefix)]
+        # When listing the services its role lets its code call (the durable SDK's checkpoints included)
+        called = {
+            action.split(":")[0]
+            for action, _, condition in role_statements(dev_template, function["Properties"]["Role"]["Fn::GetAtt"][0])
+            if not (condition and "kms:ViaService" in json.dumps(condition))
+        } - NOT_CALLED_FROM_THE_VPC
+        # Then each has an endpoint: without one, the call hangs until its timeout (the ingest's
+        # checkpoints on Lambda's API, every run)
+        assert called and called <= reachable, (prefix, called - reachable)
 
 
 def test_functions_run_in_the_private_subnets(dev_template: Template) -> None:
