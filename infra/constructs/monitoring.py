@@ -78,6 +78,20 @@ class Monitoring(Construct):
             )
         )
         topic = sns.Topic(self, "Alarms", display_name="upsell-signals alarms", master_key=key, enforce_ssl=True)
+        # A topic policy replaces SNS's default one, whose statement for the owner account is what
+        # lets the account's alarms publish: without this, every alarm's action is refused
+        # ("not authorized to perform: SNS:Publish ... because no resource-based policy allows").
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                actions=["sns:Publish"],
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                resources=[topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                    "ArnLike": {"aws:SourceArn": f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:*"},
+                },
+            )
+        )
         topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
         return topic
 

@@ -153,5 +153,38 @@ def test_no_service_may_use_the_alarm_topic_or_its_key_for_another_account(dev_t
         assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}, statement
 
 
+def test_every_alarm_may_publish_to_the_topic_it_notifies_and_use_its_key(dev_template: Template) -> None:
+    # Given dev's alarms, its topic policies and the topics' keys
+    topics = resources(dev_template, "AWS::SNS::Topic")
+    keys = resources(dev_template, "AWS::KMS::Key")
+    policies = resources(dev_template, "AWS::SNS::TopicPolicy").values()
+    alarms = resources(dev_template, "AWS::CloudWatch::Alarm")
+    notified = {action["Ref"] for alarm in alarms.values() for action in alarm["Properties"].get("AlarmActions", [])}
+    assert alarms and notified
+    for topic_id in notified:
+        # When reading what lets CloudWatch publish to the topic (its policy replaces SNS's default,
+        # which admitted the account's own alarms) and use the key it is encrypted with
+        topic_statements = [
+            statement
+            for policy in policies
+            if {"Ref": topic_id} in policy["Properties"]["Topics"]
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        ]
+        key_id = topics[topic_id]["Properties"]["KmsMasterKeyId"]["Fn::GetAtt"][0]
+        key_statements = keys[key_id]["Properties"]["KeyPolicy"]["Statement"]
+        # Then both admit CloudWatch for this account's alarms
+        publish = [s for s in topic_statements if _allows(s, "cloudwatch.amazonaws.com", "sns:Publish")]
+        assert publish and publish[0]["Resource"] == {"Ref": topic_id}, topic_statements
+        assert publish[0]["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Join"][1][-1] == ":alarm:*"
+        for action in ("kms:Decrypt", "kms:GenerateDataKey*"):
+            assert any(_allows(s, "cloudwatch.amazonaws.com", action) for s in key_statements), action
+
+
+def _allows(statement: dict[str, Any], service: str, action: str) -> bool:
+    actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+    principal = statement.get("Principal", {})
+    return statement["Effect"] == "Allow" and action in actions and isinstance(principal, dict) and principal.get("Service") == service
+
+
 def _admits_a_service_or_anyone(principal: Any) -> bool:
     return principal == "*" or (isinstance(principal, dict) and ("Service" in principal or principal.get("AWS") == "*"))
