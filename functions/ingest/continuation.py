@@ -37,6 +37,7 @@ from aws_durable_execution_sdk_python.retries import RetryDecision, RetryStrateg
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.ingest import handler as plain
+from functions.ingest.actions import parse_action
 from functions.ingest.events import with_default_date
 from functions.ingest.sync_values import DurableRun
 from functions.shared.contract import CONTINUATION_PAUSE_SECONDS, LAMBDA_FIRST_RETRY_SECONDS
@@ -101,6 +102,14 @@ def lambda_context_of(context: DurableContext) -> LambdaContext:
     return context.lambda_context  # type: ignore[return-value]
 
 
+def is_status_request(event: Any) -> bool:
+    """A well-formed `{"action": "status", ...}`; a malformed action is refused in a run, as any bad event."""
+    try:
+        return parse_action(event) is not None
+    except PermanentError:
+        return False
+
+
 @dataclass(frozen=True)
 class Continuation:
     """Runs one event until it answers, each run a checkpointed step; the durable handler's whole body."""
@@ -113,6 +122,11 @@ class Continuation:
     run_context: Callable[[DurableContext], LambdaContext] = lambda_context_of
 
     def __call__(self, event: Any, context: DurableContext) -> dict[str, Any]:
+        if is_status_request(event):
+            # It reads and writes nothing, so it needs no checkpoint: answered outside any step, its
+            # answer is the execution's result (6 MB when asked synchronously), not a step's payload
+            # (1 MB at most: Lambda API, OperationUpdate.Payload), which a long history outgrows.
+            return self.run_event(event, self.run_context(context))
         today = context.step(lambda _: dt.datetime.now(dt.UTC).date().isoformat(), name="today", config=ONCE)
         event = with_default_date(event, dt.date.fromisoformat(today))
         stopped_at: str | None = None

@@ -369,3 +369,24 @@ def test_the_status_shows_a_date_being_continued_how_far_it_is_and_which_run_of_
     assert "handed_over" in text and "run 1 of durable execution" in text and "run 2 resumes after its pause" in text
     assert progress["durable_execution_arn"] in text
     assert f"of {file_table.num_rows:,} rows read" in text
+
+
+def test_a_status_request_is_answered_outside_any_step_so_no_step_limit_bounds_its_answer(
+    s3: Any, db: pymysql.Connection[Any], tmp_path: Path
+) -> None:
+    # Given a date synced
+    s3.upload_file(str(write_pyarrow(snowflake_table(500, seed=402), tmp_path / "first.parquet")), BUCKET, FIRST_KEY)
+    assert ingest.handler({"sync_date": "2026-01-28"}, LocalContext("ingest"))["status"] == "completed"
+    dead_letters: list[str] = []
+
+    # When an operator asks the durable ingest for that date's status
+    with DurableFunctionTestRunner(handler=durable(60, dead_letters)) as runner:
+        result = runner.run(input=json.dumps({"action": "status", "sync_date": "2026-01-28"}), execution_timeout=900)
+
+    # Then it answers the report as the execution's result, with no operation at all: no step's
+    # checkpoint holds the answer (Lambda takes at most 1 MB there; a long history is more)
+    assert result.status is InvocationStatus.SUCCEEDED
+    answer = json.loads(result.result or "null")
+    assert [run["status"] for run in answer["runs"]] == ["completed"]
+    assert list(result.operations) == []
+    assert dead_letters == []
