@@ -171,6 +171,8 @@ class Database(Construct):
             endpoint=_secrets_manager_endpoint(network),
             security_group=self._rotation_security_group(network),
             automatically_after=Duration.days(rotation_days),
+            # The rotation generates every later password: the same characters left out as the first's.
+            exclude_characters=EXCLUDED_PASSWORD_CHARACTERS,
         )
         self.rotations.append(rotation)
         self.rotated_secrets.append(secret)

@@ -66,6 +66,20 @@ def test_account_secrets_name_their_account_and_where_the_database_is(
     assert generated["GenerateStringKey"] == "password"
 
 
+def test_every_rotation_leaves_out_the_characters_the_first_password_leaves_out(dev_template: Template) -> None:
+    # Given dev's three rotated secrets: each first password generated without quoting hazards
+    generated = [
+        secret["Properties"]["GenerateSecretString"]["ExcludeCharacters"]
+        for secret in resources(dev_template, "AWS::SecretsManager::Secret").values()
+    ]
+    # When reading what each rotation function is told to leave out of the passwords it generates
+    rotations = resources(dev_template, "AWS::Serverless::Application")
+    # Then every later password leaves out the same characters as the first
+    assert len(rotations) == 3 and len(set(generated)) == 1
+    for logical_id, rotation in rotations.items():
+        assert rotation["Properties"]["Parameters"].get("excludeCharacters") == generated[0], logical_id
+
+
 def test_secret_rotation_waits_for_the_migration(dev_template: Template) -> None:
     # Given the dev stack (a rotation starts as soon as its schedule exists)
     schema_id, _ = only(dev_template, "Custom::SchemaMigrations")
