@@ -240,7 +240,10 @@ def _bucket(section: _Section, removal: Removal) -> CreatedBucket | ImportedBuck
 
 def _vpc(section: _Section) -> CreatedVpc | ImportedVpc:
     if section.flag("create", False):
-        vpc: CreatedVpc | ImportedVpc = CreatedVpc(max_azs=section.integer("maxAzs", 2, minimum=2, maximum=3))
+        # Two at most: the app looks nothing up, and CDK gives a stack without a looked-up account
+        # two AZs ("environment-agnostic stacks will be created with access to only 2 AZs"), so a 3
+        # would be ignored without a word.
+        vpc: CreatedVpc | ImportedVpc = CreatedVpc(max_azs=section.integer("maxAzs", 2, minimum=2, maximum=2))
     else:
         vpc = ImportedVpc(
             vpc_id=section.text("vpcId", pattern=r"vpc-[0-9a-f]+"),

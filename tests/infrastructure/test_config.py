@@ -73,6 +73,12 @@ def test_malformed_values_are_refused() -> None:
     raw["ingest"]["timeoutSeconds"] = 1200
     with pytest.raises(ConfigError, match=r"ingest\.timeoutSeconds must be between 60 and 900"):
         parse_env_config("dev", raw)
+    # And a created VPC over three zones, which CDK would build over two without a word (the app
+    # looks nothing up, and an environment-agnostic stack sees two AZs)
+    raw = copy.deepcopy(_environments()["dev"])
+    raw["vpc"]["maxAzs"] = 3
+    with pytest.raises(ConfigError, match=r"vpc\.maxAzs must be between 2 and 2, got 3"):
+        parse_env_config("dev", raw)
 
 
 def test_imported_vpc_needs_one_subnet_and_route_table_per_zone() -> None:

@@ -131,6 +131,17 @@ def test_new_ingest_and_status_code_goes_live_only_after_the_migration(dev_templ
     assert policies and all(schema_id in policy.get("DependsOn", []) for policy in policies)
 
 
+def test_a_deploy_keeps_the_version_running_executions_are_on(dev_template: Template) -> None:
+    # Given the ingest's version, which its alias and every durable execution started through it run on
+    versions = resources(dev_template, "AWS::Lambda::Version")
+    # When reading what a deploy that publishes the next version does to this one
+    # Then CloudFormation leaves it in Lambda (an execution started before the deploy resumes on it
+    # after each pause, for up to its 3-day timeout) rather than deleting it in cleanup
+    assert versions
+    for logical_id, version in versions.items():
+        assert (version.get("DeletionPolicy"), version.get("UpdateReplacePolicy")) == ("Retain", "Retain"), logical_id
+
+
 def test_migration_waits_for_the_database_and_the_endpoints(dev_template: Template) -> None:
     # Given the dev stack
     # When reading what the schema custom resource depends on
