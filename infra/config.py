@@ -14,6 +14,8 @@ from typing import Any, Literal
 Architecture = Literal["arm64", "x86_64"]
 # What `cdk destroy` (or removing a resource) does to the stack's data-holding resources.
 Removal = Literal["retain", "destroy"]
+# The zones a created VPC spans: what CDK gives a stack whose zones it has not looked up.
+CREATED_VPC_ZONES = 2
 
 
 class ConfigError(ValueError):
@@ -240,10 +242,14 @@ def _bucket(section: _Section, removal: Removal) -> CreatedBucket | ImportedBuck
 
 def _vpc(section: _Section) -> CreatedVpc | ImportedVpc:
     if section.flag("create", False):
-        # Two at most: the app looks nothing up, and CDK gives a stack without a looked-up account
-        # two AZs ("environment-agnostic stacks will be created with access to only 2 AZs"), so a 3
-        # would be ignored without a word.
-        vpc: CreatedVpc | ImportedVpc = CreatedVpc(max_azs=section.integer("maxAzs", 2, minimum=2, maximum=2))
+        max_azs = section.integer("maxAzs", 2, minimum=2, maximum=3)
+        if max_azs != CREATED_VPC_ZONES:
+            # CDK gives a stack whose zones it has not looked up two ("environment-agnostic stacks will
+            # be created with access to only 2 AZs"), and `make synth` looks nothing up: 3 was ignored.
+            raise ConfigError(
+                f"{section.where}.maxAzs must be {CREATED_VPC_ZONES}: synth looks no zones up, and CDK builds such a VPC over two"
+            )
+        vpc: CreatedVpc | ImportedVpc = CreatedVpc(max_azs=max_azs)
     else:
         vpc = ImportedVpc(
             vpc_id=section.text("vpcId", pattern=r"vpc-[0-9a-f]+"),

@@ -15,6 +15,8 @@ Lambda's async retry did (after 60 s, then 120 s); after that the execution fail
 mid-step (its timeout, memory) is run again by the execution's next invocation. Every run of an
 execution claims under the execution's one holder token (`holder_token_of`): the date a run claimed
 is the next run's own claim, resumed at once, even while the dead or unrecorded run's lease still runs.
+A well-formed status request is the exception: it reads and writes nothing, so it is answered at
+once, with no step (and no retry: a failure goes back to the operator who asked).
 
 The engine wraps the plain handler (functions/ingest/handler.py): the domain knows nothing of it.
 Durable functions: Lambda Developer Guide, "Lambda durable functions"; the SDK is
@@ -112,7 +114,10 @@ def is_status_request(event: Any) -> bool:
 
 @dataclass(frozen=True)
 class Continuation:
-    """Runs one event until it answers, each run a checkpointed step; the durable handler's whole body."""
+    """Runs one event until it answers, each run a checkpointed step; the durable handler's whole body.
+
+    A status request is answered at once, with no step.
+    """
 
     run_event: RunEvent
     dead_letter: DeadLetter

@@ -61,18 +61,18 @@ def provision_accounts(migrator: Migrator, ingest_deletes: bool | None = None) -
     In AWS only: locally neither secret is configured, and whichever is not is left alone.
     """
     settings = load_migrate_settings()
-    ingest_password = _password(settings.ingest_user_secret_arn, INGEST_USERNAME)
+    ingest_password = _password_from_secret(settings.ingest_user_secret_arn, INGEST_USERNAME)
     if ingest_password is not None:
         may_delete = settings.ingest_deletes if ingest_deletes is None else ingest_deletes
         migrator.provision_ingest_user(INGEST_USERNAME, ingest_password, may_delete=may_delete)
         logger.info("database account %s provisioned (may delete missing rows: %s)", INGEST_USERNAME, may_delete)
-    status_password = _password(settings.status_user_secret_arn, STATUS_USERNAME)
+    status_password = _password_from_secret(settings.status_user_secret_arn, STATUS_USERNAME)
     if status_password is not None:
         migrator.provision_status_user(STATUS_USERNAME, status_password)
         logger.info("database account %s provisioned", STATUS_USERNAME)
 
 
-def _password(secret_arn: str | None, account: str) -> str | None:
+def _password_from_secret(secret_arn: str | None, account: str) -> str | None:
     """The password in an account's secret, which must name that account and no other."""
     if not secret_arn:
         return None

@@ -212,7 +212,8 @@ class Migrator:
     def provision_ingest_user(self, username: str, password: str, *, may_delete: bool = False) -> None:
         """Give the ingest account (made by a migration, locked) its password, unlock it, and let it
         delete signals rows only if it deletes missing rows (MISSING_ROWS=delete)."""
-        with self._provisioning(username, password):
+        with self._migration_lock():
+            self._set_password_and_unlock(username, password)
             # Granted first so that the revoke always finds it (a revoke of a grant not held fails).
             self._execute(f"GRANT DELETE ON {TARGET} TO %s@'%%'", (username,))
             if not may_delete:
@@ -220,23 +221,20 @@ class Migrator:
 
     def provision_status_user(self, username: str, password: str) -> None:
         """Give the status account (made by a migration, locked, reading the ledger only) its password and unlock it."""
-        with self._provisioning(username, password):
-            pass
-
-    @contextmanager
-    def _provisioning(self, username: str, password: str) -> Iterator[None]:
         with self._migration_lock():
-            # A short wait of its own, not the run's deadline: provisioning follows the versions,
-            # and the deadline's margin before the function's timeout covers it.
-            self._execute("SET SESSION lock_wait_timeout = %s", (PROVISION_WAIT_SECONDS,))
-            try:
-                self._execute("ALTER USER %s@'%%' IDENTIFIED BY %s ACCOUNT UNLOCK", (username, password))
-            except pymysql.err.OperationalError as error:
-                if error.args[0] != NO_SUCH_ACCOUNT:
-                    raise
-                missing = f"the account {username!r} does not exist: its migration has not run ('up' creates it)"
-                raise MigrationError(missing) from error
-            yield
+            self._set_password_and_unlock(username, password)
+
+    def _set_password_and_unlock(self, username: str, password: str) -> None:
+        # A short wait of its own, not the run's deadline: provisioning follows the versions, and
+        # the deadline's margin before the function's timeout covers it.
+        self._execute("SET SESSION lock_wait_timeout = %s", (PROVISION_WAIT_SECONDS,))
+        try:
+            self._execute("ALTER USER %s@'%%' IDENTIFIED BY %s ACCOUNT UNLOCK", (username, password))
+        except pymysql.err.OperationalError as error:
+            if error.args[0] != NO_SUCH_ACCOUNT:
+                raise
+            missing = f"the account {username!r} does not exist: its migration has not run ('up' creates it)"
+            raise MigrationError(missing) from error
 
     def down(self, target: int) -> MigrationReport:
         """Revert applied versions above `target`, newest first (0 empties the schema)."""

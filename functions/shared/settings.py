@@ -207,7 +207,7 @@ class MigrateSettings:
 
     ingest_user_secret_arn: str | None
     ingest_deletes: bool  # the ingest's MISSING_ROWS is delete: its account may delete signals rows
-    status_user_secret_arn: str | None = None
+    status_user_secret_arn: str | None
 
 
 def load_migrate_settings(env: Mapping[str, str] | None = None) -> MigrateSettings:

@@ -78,10 +78,10 @@ class Database(Construct):
         # The first rotation runs as soon as its schedule exists; the stack makes every rotation wait
         # for the migration, which creates the accounts and gives each its secret's password.
         days = settings.rotation_days
-        self.ingest_secret, self.ingest_secret_generator = self._account_secret(
+        self.ingest_secret, self.ingest_secret_generator = self._rotated_account_secret(
             "Ingest", INGEST_USERNAME, "data changes on the ingest's tables only", host, network=network, rotation_days=days
         )
-        self.status_secret, self.status_secret_generator = self._account_secret(
+        self.status_secret, self.status_secret_generator = self._rotated_account_secret(
             "Status", STATUS_USERNAME, "reads the ledger the status report comes from", host, network=network, rotation_days=days
         )
 
@@ -119,7 +119,7 @@ class Database(Construct):
         self.secret = secretsmanager.Secret.from_secret_complete_arn(self, "Secret", settings.secret_arn)
         self.secret_kms_key_arn = settings.secret_kms_key_arn
 
-    def _account_secret(
+    def _rotated_account_secret(
         self, name: str, username: str, rights: str, host: str, *, network: Network, rotation_days: int
     ) -> tuple[secretsmanager.Secret, dict[str, Any]]:
         """An account's secret (RDS format), password generated here, rotated by the account itself, and its generator.

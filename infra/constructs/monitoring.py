@@ -78,9 +78,10 @@ class Monitoring(Construct):
             )
         )
         topic = sns.Topic(self, "Alarms", display_name="upsell-signals alarms", master_key=key, enforce_ssl=True)
-        # A topic policy replaces SNS's default one, whose statement for the owner account is what
-        # lets the account's alarms publish: without this, every alarm's action is refused
-        # ("not authorized to perform: SNS:Publish ... because no resource-based policy allows").
+        # A topic policy replaces SNS's default one, whose statement for the owner account
+        # (`AWS:SourceOwner`) is what lets the account's alarms publish: without this, every alarm's
+        # action is refused ("not authorized to perform: SNS:Publish ... because no resource-based
+        # policy allows"; AWS re:Post Knowledge Center, "cloudwatch-receive-sns-for-alarm-trigger").
         topic.add_to_resource_policy(
             iam.PolicyStatement(
                 actions=["sns:Publish"],

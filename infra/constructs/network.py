@@ -20,7 +20,9 @@ class Network(Construct):
     The functions reach AWS through endpoints only: S3 (gateway, free) for the Parquet file,
     Secrets Manager for the database credentials, SQS for the dead-letter queue, and Lambda for
     the durable ingest's checkpoints (its SDK calls CheckpointDurableExecution and
-    GetDurableExecutionState on Lambda's API from inside the function). Lambda's own logs and
+    GetDurableExecutionState on Lambda's API from inside the function: `boto3.client("lambda")` in
+    aws_durable_execution_sdk_python/lambda_service.py; Lambda Developer Guide, "Connecting inbound
+    interface VPC endpoints for Lambda": any Lambda API operation from the VPC). Lambda's own logs and
     metrics (EMF) and X-Ray segments are shipped by the Lambda service, not from inside the VPC,
     so no Logs or X-Ray endpoint is needed.
     """

@@ -107,8 +107,8 @@ class VpcFunction(Construct):
             security_groups=[self.security_group],
             tracing=lambda_.Tracing.ACTIVE,
             durable_config=durable_config,
-            # A durable execution runs to its end on the version it started on (the ingest's, through
-            # its alias): a deploy publishes the next version and must not delete that one under it.
+            # Published versions are kept (only the ingest publishes any, for its alias): a durable
+            # execution runs to its end on the version it started on, which a deploy must not delete.
             current_version_options=lambda_.VersionOptions(removal_policy=RemovalPolicy.RETAIN),
             environment={
                 Env.DB_SECRET_ARN: database_secret.secret_arn,

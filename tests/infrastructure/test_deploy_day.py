@@ -114,7 +114,7 @@ def test_a_failed_rotation_of_any_secret_notifies_the_alarm_topic(dev_template: 
     assert pattern["detail-type"] == ["AWS Service Event via CloudTrail"]
     assert pattern["detail"]["eventName"] == ["RotationFailed"]
     rotated = {only(dev_template, "AWS::SecretsManager::Secret", name)[0] for name in ("IngestSecret", "StatusSecret")}
-    attached = {key for key in resources(dev_template, "AWS::SecretsManager::SecretTargetAttachment")}
+    attached = set(resources(dev_template, "AWS::SecretsManager::SecretTargetAttachment"))
     assert {secret["Ref"] for secret in pattern["detail"]["additionalEventData"]["SecretId"]} == rotated | attached
     [target] = rule["Properties"]["Targets"]
     assert target["Arn"] == {"Ref": topic_id}

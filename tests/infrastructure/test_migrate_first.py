@@ -131,7 +131,7 @@ def test_new_ingest_and_status_code_goes_live_only_after_the_migration(dev_templ
     assert policies and all(schema_id in policy.get("DependsOn", []) for policy in policies)
 
 
-def test_a_deploy_keeps_the_version_running_executions_are_on(dev_template: Template) -> None:
+def test_every_published_version_of_the_ingest_is_kept_by_later_deploys(dev_template: Template) -> None:
     # Given the ingest's version, which its alias and every durable execution started through it run on
     versions = resources(dev_template, "AWS::Lambda::Version")
     # When reading what a deploy that publishes the next version does to this one

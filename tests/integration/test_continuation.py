@@ -371,7 +371,7 @@ def test_the_status_shows_a_date_being_continued_how_far_it_is_and_which_run_of_
     assert f"of {file_table.num_rows:,} rows read" in text
 
 
-def test_a_status_request_is_answered_outside_any_step_so_no_step_limit_bounds_its_answer(
+def test_a_status_request_is_answered_before_any_step_so_no_checkpoint_holds_its_answer(
     s3: Any, db: pymysql.Connection[Any], tmp_path: Path
 ) -> None:
     # Given a date synced

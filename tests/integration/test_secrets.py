@@ -75,10 +75,10 @@ def test_a_rotated_password_is_picked_up_on_access_denied(migrated_settings: Dat
 # -- a rotation met midway through a sync -----------------------------------------
 
 
-def ingest_secret(settings: DatabaseSettings, password: str) -> dict[str, Any]:
-    """The ingest account's secret as RDS's rotation writes it."""
+def account_secret(settings: DatabaseSettings, password: str, username: str = "upsell_ingest") -> dict[str, Any]:
+    """An account's secret (the ingest's by default) as RDS's rotation writes it."""
     return {
-        "username": "upsell_ingest",
+        "username": username,
         "password": password,
         "host": settings.host,
         "port": settings.port,
@@ -98,7 +98,7 @@ def ingest_account_by_secret(migrated_settings: DatabaseSettings, s3_client: Any
     admin.close()
     client = boto3.client("secretsmanager", region_name="eu-west-1")
     arn = client.create_secret(
-        Name=f"ingest-{uuid.uuid4().hex}", SecretString=json.dumps(ingest_secret(migrated_settings, password))
+        Name=f"ingest-{uuid.uuid4().hex}", SecretString=json.dumps(account_secret(migrated_settings, password))
     )["ARN"]
     yield client, arn, replace(migrated_settings, host=None, user=None, password=None, secret_arn=arn)
     secrets_provider.cache_clear()
@@ -113,7 +113,7 @@ def rotate_midway(settings: DatabaseSettings, client: Any, arn: str) -> str:
         cursor.execute("ALTER USER 'upsell_ingest'@'%%' IDENTIFIED BY %s", (new_password,))
     admin.close()
     client.put_secret_value(
-        SecretId=arn, SecretString=json.dumps(ingest_secret(settings, new_password)), VersionStages=["AWSPENDING"]
+        SecretId=arn, SecretString=json.dumps(account_secret(settings, new_password)), VersionStages=["AWSPENDING"]
     )
     return new_password
 
@@ -186,7 +186,7 @@ def test_the_migrate_function_provisions_only_the_account_each_secret_may_name(
     admin = connect(migrated_settings)
     with admin.cursor() as cursor:
         cursor.execute("CREATE USER IF NOT EXISTS 'someone_else'@'%' ACCOUNT LOCK")
-    planted = ingest_secret(migrated_settings, "planted-password-0001") | {"username": "someone_else"}
+    planted = account_secret(migrated_settings, "planted-password-0001", "someone_else")
     arn = secrets.create_secret(Name=f"account-{uuid.uuid4().hex}", SecretString=json.dumps(planted))["ARN"]
     monkeypatch.setenv(variable, arn)
     try:
@@ -215,7 +215,7 @@ def test_a_deploy_gives_each_account_the_password_in_its_own_secret(
     secrets_provider.cache_clear()
     passwords = {"upsell_ingest": f"ingest-{uuid.uuid4().hex}", "upsell_status": f"status-{uuid.uuid4().hex}"}
     for variable, account in (("INGEST_DB_SECRET_ARN", "upsell_ingest"), ("STATUS_DB_SECRET_ARN", "upsell_status")):
-        secret = ingest_secret(migrated_settings, passwords[account]) | {"username": account}
+        secret = account_secret(migrated_settings, passwords[account], account)
         arn = secrets.create_secret(Name=f"{account}-{uuid.uuid4().hex}", SecretString=json.dumps(secret))["ARN"]
         monkeypatch.setenv(variable, arn)
     try:
@@ -268,7 +268,7 @@ def test_after_a_rollback_the_older_code_provisions_the_secrets_current_password
     secrets_provider.cache_clear()
     password = f"rolled-back-{uuid.uuid4().hex}"
     arn = secrets.create_secret(
-        Name=f"ingest-{uuid.uuid4().hex}", SecretString=json.dumps(ingest_secret(migrated_settings, password))
+        Name=f"ingest-{uuid.uuid4().hex}", SecretString=json.dumps(account_secret(migrated_settings, password))
     )
     monkeypatch.setenv("INGEST_DB_SECRET_ARN", arn["ARN"])
     try:
