@@ -6,6 +6,7 @@ python -m layers.build --arch arm64
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import sys
@@ -40,8 +41,9 @@ def build_layers(
     manifest: dict[str, object] = {
         "architecture": architecture,
         "python_version": python_version,
-        # A changed pin (a new boto3, a removed package) makes the layers stale.
+        # A changed pin (a new boto3, a removed package), or a change to how layers are built, makes them stale.
         "deps_requirements": requirements(),
+        "build_code": build_code_fingerprint(),
         "pyarrow_wheel_unzipped_bytes": pyarrow.full_bytes,
         "pyarrow_trimmed_bytes": pyarrow.trimmed_bytes,
         "pyarrow_stripped": pyarrow.stripped,
@@ -54,7 +56,7 @@ def build_layers(
 
 
 def layers_are_current(root: Path, architecture: str, python_version: str = LAMBDA_PYTHON_VERSION) -> bool:
-    """Both layer folders exist and the manifest says they were built for this architecture, Python and deps pins."""
+    """Both layer folders exist and the manifest says they were built for this architecture, Python, deps pins and build code."""
     manifest_path = root / "manifest.json"
     if not manifest_path.is_file() or not all((root / name / "python").is_dir() for name in LAYER_NAMES):
         return False
@@ -63,7 +65,18 @@ def layers_are_current(root: Path, architecture: str, python_version: str = LAMB
         manifest.get("architecture") == architecture
         and manifest.get("python_version") == python_version
         and manifest.get("deps_requirements") == requirements()
+        and manifest.get("build_code") == build_code_fingerprint()
     )
+
+
+def build_code_fingerprint() -> str:
+    """SHA-256 of the code that builds the layers (layers/**/*.py): a change to it rebuilds them."""
+    digest = hashlib.sha256()
+    for path in sorted((REPO_ROOT / "layers").rglob("*.py")):
+        digest.update(path.relative_to(REPO_ROOT).as_posix().encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def ensure_layers(architecture: str, root: Path | None = None) -> Path:

@@ -72,6 +72,25 @@ def install_for(target: Target, requirements: list[str], destination: Path, *, n
         str(destination),
         *requirements,
     )
+    _drop_console_scripts(destination)
+
+
+def _drop_console_scripts(destination: Path) -> None:
+    """Remove the console scripts pip wrote (`bin/`) and their lines in the packages' RECORD files.
+
+    Lambda never runs them, and pip writes the building interpreter's path into their first line
+    (and their hashes into RECORD): without them a layer is the same bytes from any checkout, so a
+    deploy from another folder publishes no new layer version, and no new function version with it.
+    """
+    scripts = destination / "bin"
+    if not scripts.is_dir():
+        return
+    shutil.rmtree(scripts)
+    for record in destination.glob("*.dist-info/RECORD"):
+        lines = record.read_text().splitlines(keepends=True)
+        kept = [line for line in lines if not line.startswith("../../bin/")]
+        if len(kept) != len(lines):
+            record.write_text("".join(kept))
 
 
 def tree_size(path: Path) -> int:

@@ -70,6 +70,18 @@ def test_deps_layer_carries_the_rds_ca_bundle_where_the_functions_look(arm64_lay
     assert any("Amazon RDS" in subject and "Root CA RSA2048 G1" in subject for subject in subjects)
 
 
+def test_the_layers_hold_nothing_of_the_machine_that_built_them(arm64_layers: Path) -> None:
+    # Given both built layers
+    repo = str(Path(__file__).resolve().parents[2]).encode()
+    # When reading every file in them
+    # Then none names this checkout's folder (pip's console scripts did, in their first line and
+    # in their packages' RECORD hashes): the same pins give the same bytes from any checkout, so a
+    # deploy from another folder publishes no new layer version
+    assert not (arm64_layers / "deps" / "python" / "bin").exists()
+    naming = [str(path) for path in arm64_layers.rglob("*") if path.is_file() and repo in path.read_bytes()]
+    assert naming == []
+
+
 def _pins(path: Path) -> dict[str, str]:
     lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
     return {name.lower().replace("_", "-"): version for name, version in (line.split("==") for line in lines if line)}
