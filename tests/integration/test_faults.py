@@ -19,6 +19,7 @@ import pytest
 from botocore.config import Config
 
 from functions.ingest.repository.ledger import ClaimLedger
+from functions.ingest.s3_source import SignalObjectStore
 from functions.ingest.sync_values import SyncAnswer, SyncOptions
 from functions.shared.contract import object_key_for
 from functions.shared.db import connect
@@ -288,6 +289,15 @@ def test_six_invocations_at_once_for_a_correction_of_a_completed_date_one_publis
         return next_claim_number(self, *args)
 
     monkeypatch.setattr(ClaimLedger, "_next_claim_number", slowly)
+    download = SignalObjectStore.download
+
+    def held_a_while(self: SignalObjectStore, *args: Any) -> None:
+        # Only a claim's holder downloads: it keeps the date long enough that the others' retries
+        # (0.25 s, then 0.5 s, doubling) meet it rather than arrive after a fast sync has ended.
+        time.sleep(3)
+        download(self, *args)
+
+    monkeypatch.setattr(SignalObjectStore, "download", held_a_while)
 
     # When six deliveries of the correction run at once, with real waits: a claim meeting the row
     # locked by another's open claim tries again shortly
