@@ -7,10 +7,20 @@ import importlib.util
 import os
 import signal
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# The suite's own server's settings (scripts/with-mariadb), sized for one test.
+TEST_SERVER_OPTIONS = (
+    "--character-set-server=utf8mb4",
+    "--collation-server=utf8mb4_unicode_ci",
+    "--innodb-buffer-pool-size=256M",
+    "--innodb-log-file-size=64M",
+    "--max-allowed-packet=64M",
+)
 
 
 def _load_with_mariadb() -> ModuleType:
@@ -25,7 +35,8 @@ def _load_with_mariadb() -> ModuleType:
 class DedicatedServer:
     """A throwaway MariaDB of this test's own, that can be killed hard and started again on its data."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, options: Sequence[str] = TEST_SERVER_OPTIONS) -> None:
+        self._options = tuple(options)
         self._scripts = _load_with_mariadb()
         self._base = base
         self._user_args = ["--user=root"] if os.geteuid() == 0 else []
@@ -47,11 +58,7 @@ class DedicatedServer:
                 f"--port={self.port}",
                 "--local-infile=1",
                 "--skip-name-resolve",
-                "--character-set-server=utf8mb4",
-                "--collation-server=utf8mb4_unicode_ci",
-                "--innodb-buffer-pool-size=256M",
-                "--innodb-log-file-size=64M",
-                "--max-allowed-packet=64M",
+                *self._options,
                 *self._user_args,
             ],
             stdout=subprocess.DEVNULL,
