@@ -121,6 +121,14 @@ class Monitoring(Construct):
                 "Failed events are waiting in the DLQ: read the reason, fix, redrive",
                 dead_letter_queue.metric_approximate_number_of_messages_visible(period=Duration.minutes(5), statistic="Maximum"),
             ),
+            # An alarm acts on a change of state only, so while one dead letter waits the one above stays in
+            # ALARM and mails nothing for the next. Arrivals (SendMessage: ours, Lambda's, EventBridge's) go
+            # back to none after a quiet period, so each new dead letter is a new e-mail.
+            self._alarm_when_positive(
+                "DeadLetterArrived",
+                "A new failed event reached the DLQ (even if older ones still wait there): read its reason",
+                dead_letter_queue.metric_number_of_messages_sent(period=Duration.minutes(5), statistic="Sum"),
+            ),
             self._alarm_when_positive(
                 "IngestErrors",
                 "The ingest function raised (Lambda will retry, then dead-letter)",

@@ -21,13 +21,13 @@ def test_every_alarm_notifies_the_topic(dev_template: Template) -> None:
     topic_id, _ = only(dev_template, "AWS::SNS::Topic")
     # When reading all alarms
     alarms = resources(dev_template, "AWS::CloudWatch::Alarm")
-    # Then the ten alarms (two on the created database) exist and each sends to the topic
+    # Then the eleven alarms (two on the created database) exist and each sends to the topic
     parts = (
-        "DeadLetter", "IngestErrors", "IngestThrottles", "IngestExecutionsFailed", "IngestExecutionsTimedOut", "MigrateErrors",
+        "DeadLetterQueueNotEmpty", "DeadLetterArrived", "IngestErrors", "IngestThrottles", "IngestExecutionsFailed", "IngestExecutionsTimedOut", "MigrateErrors",
         "GuardTripped", "NoCompletedSync", "FreeStorageLow", "CpuCreditsLow",
     )  # fmt: skip
     names = {name for name in alarms for part in parts if part in name}
-    assert len(names) == 10 == len(alarms)
+    assert len(names) == 11 == len(alarms)
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
 
@@ -64,7 +64,7 @@ def test_guard_trip_and_dead_letters_alarm_on_the_first_occurrence(dev_template:
     queue_id, _ = only(dev_template, "AWS::SQS::Queue")
     # When reading the guard and DLQ alarms
     guard = _alarm(dev_template, "GuardTripped")
-    dead_letters = _alarm(dev_template, "DeadLetter")
+    dead_letters = _alarm(dev_template, "DeadLetterQueueNotEmpty")
     # Then one tripped guard or one message in the DLQ is enough
     assert (guard["Namespace"], guard["MetricName"], guard["Threshold"]) == ("UpsellSignals", "GuardTripped", 0)
     assert guard["ComparisonOperator"] == "GreaterThanThreshold"
@@ -210,3 +210,34 @@ def test_every_alarm_on_an_aws_metric_names_this_stacks_own_function_or_queue(sy
         else:
             assert set(dimensions) == {"QueueName"}, logical_id
             assert dimensions["QueueName"]["Fn::GetAtt"][0] in queues, logical_id
+
+
+def _alarms_on(template: Template, namespace: str, metric_name: str) -> list[dict[str, Any]]:
+    return [
+        alarm["Properties"]
+        for alarm in resources(template, "AWS::CloudWatch::Alarm").values()
+        if (alarm["Properties"].get("Namespace"), alarm["Properties"].get("MetricName")) == (namespace, metric_name)
+    ]
+
+
+def test_a_new_dead_letter_notifies_even_while_an_older_one_waits(dev_template: Template) -> None:
+    # An alarm's actions run on a change of state only (CloudWatch User Guide, "Alarm actions"): while one
+    # dead letter waits, an alarm on the queue's depth stays in ALARM and mails nothing for the next one.
+    # Given the dev stack and its dead-letter queue
+    queue_id, _ = only(dev_template, "AWS::SQS::Queue")
+    topic_id, _ = only(dev_template, "AWS::SNS::Topic")
+    # When looking for an alarm that counts arrivals in the queue, not its depth
+    arrivals = [
+        alarm
+        for alarm in _alarms_on(dev_template, "AWS/SQS", "NumberOfMessagesSent")
+        if alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}]
+    ]
+    # Then there is one: any arrival in a period alarms, a period with none is OK again (so the
+    # next arrival is a new transition), and it mails the topic
+    assert arrivals, "only the DLQ's depth is alarmed: a second dead letter while one waits sends no e-mail"
+    [alarm] = arrivals
+    assert alarm["Statistic"] == "Sum" and alarm["Threshold"] == 0
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"
+    assert alarm["Period"] <= 3600
+    assert alarm["AlarmActions"] == [{"Ref": topic_id}]
