@@ -7,6 +7,7 @@ where driver and SDK exceptions become one of these.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -42,6 +43,10 @@ MISSING_S3_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 # server then refuses and drops the connection, which can reach us as 2006 instead).
 # Sending the same statement again cannot pass, so these are never transient.
 PACKET_TOO_LARGE_CODES = frozenset({1153, 2020})
+# ER_OPTION_PREVENTS_STATEMENT, for --read-only: the endpoint still reaches a server that is no
+# longer the writer (after an RDS blue/green switchover the old primary stays up, read-only) or
+# one set read-only for a moment. The code also names other options, which would not pass.
+OPTION_PREVENTS_STATEMENT = 1290
 
 
 class IngestError(Exception):
@@ -183,9 +188,15 @@ def _database_error(action: str, error: pymysql.err.MySQLError) -> IngestError:
     code = _mariadb_code(error)
     if code in PACKET_TOO_LARGE_CODES:
         return PermanentError(f"{action}: a packet was too large for max_allowed_packet (database error {code}): {error}")
+    if isinstance(getattr(error, "original_exception", None), ssl.SSLCertVerificationError):
+        # PyMySQL reports a refused certificate as 2003 "Can't connect": waiting cannot mend it.
+        return PermanentError(
+            f"{action}: the database's TLS certificate was not verified with DB_TLS_CA_FILE "
+            f"(an endpoint the certificate does not name, or a CA the bundle lacks): {error}"
+        )
     if code in UNREACHABLE_MARIADB_CODES or isinstance(error, pymysql.err.InterfaceError):
         return DatabaseUnreachable(f"{action}: database error {code}: {error}")
-    if code in TRANSIENT_MARIADB_CODES:
+    if code in TRANSIENT_MARIADB_CODES or (code == OPTION_PREVENTS_STATEMENT and "read-only" in str(error)):
         return TransientError(f"{action}: database error {code}: {error}")
     return PermanentError(f"{action}: database error {code}: {error}")
 

@@ -8,14 +8,20 @@ kill, whatever the lease says, as it does in AWS.
 from __future__ import annotations
 
 import signal
+import threading
 import time
+import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pymysql
 import pytest
 
+from functions.ingest.hooks import SyncHooks
 from functions.ingest.sync_values import SyncOptions
+from functions.migrate.files import discover_migrations
+from functions.migrate.migrator import Migrator
 from functions.shared.db import connect
 from functions.shared.errors import HandedOver, PermanentError, PublishTooLong
 from functions.shared.settings import DatabaseSettings
@@ -136,3 +142,51 @@ def test_a_publish_a_fresh_run_can_hold_is_handed_over_not_refused_by_a_run_with
     retried = slow.sync(DAY_TWO, None, SyncOptions(invocation_id="late", seconds_left=lambda: 60.0))
     assert (retried.status, retried.rows_resumed) == ("completed", day_two_table.num_rows), retried.as_dict()
     assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
+
+
+def test_a_server_read_only_for_a_few_seconds_mid_sync_costs_a_wait_not_the_date(
+    dedicated_server: tuple[DedicatedServer, DatabaseSettings], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given day one published on a server of this test's own, and day two syncing as the ingest account
+    # (read_only binds every account without SUPER, as it binds ours on RDS)
+    _, root = dedicated_server
+    day_one_table, day_two_table = day_one_published_and_day_two_uploaded(moto_endpoint, root, tmp_path, 5_000, seed=821)
+    password = uuid.uuid4().hex
+    admin = connect(root)
+    try:
+        Migrator(admin, discover_migrations()).provision_ingest_user("upsell_ingest", password)
+    finally:
+        admin.close()
+    switch = connect(root)
+    switch.autocommit(True)
+    lifted = threading.Timer(3.0, lambda: switch.cursor().execute("SET GLOBAL read_only = 0"))
+
+    def read_only_for_three_seconds(_repository: Any) -> None:
+        if not lifted.is_alive() and not lifted.finished.is_set():
+            switch.cursor().execute("SET GLOBAL read_only = 1")
+            lifted.start()
+
+    # When, as the publish begins, the server turns read-only for 3 s (as the old primary does after an
+    # RDS blue/green switchover, while a cached DNS answer still leads to it)
+    service = service_on(
+        moto_endpoint,
+        replace(root, user="upsell_ingest", password=password),
+        work_dir_for(tmp_path, "read-only"),
+        sleep=time.sleep,
+        hooks=SyncHooks(before_publish=read_only_for_three_seconds),
+        TRANSIENT_RETRIES="10",
+    )
+    try:
+        result = service.sync(DAY_TWO, None, SyncOptions(invocation_id="switchover"))
+    finally:
+        lifted.join()
+        switch.close()
+
+    # Then the refused write is retried in the same run, which completes the date exactly
+    assert lifted.finished.is_set()
+    assert (result.status, result.claim_number) == ("completed", 1), result.as_dict()
+    checker = connect(root)
+    try:
+        assert table_rows(checker) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
+    finally:
+        checker.close()

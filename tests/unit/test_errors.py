@@ -54,3 +54,15 @@ def test_a_packet_too_large_is_permanent_and_says_so(error: pymysql.err.Operatio
 def test_a_lost_connection_stays_transient() -> None:
     with pytest.raises(TransientError, match="database error 2013"), translate_errors("stage rows"):
         raise pymysql.err.OperationalError(2013, "Lost connection to server during query")
+
+
+def test_a_read_only_server_is_transient() -> None:
+    # Given the instance the endpoint reached is read-only for now: an RDS blue/green switchover sets the
+    # old (blue) primary read-only, and a client whose DNS answer is a few seconds old still reaches it
+    # (measured on MariaDB 10.11 with SET GLOBAL read_only=1: an INSERT by a non-admin account answers 1290)
+    refused = pymysql.err.OperationalError(
+        1290, "The MariaDB server is running with the --read-only option so it cannot execute this statement"
+    )
+    # Then the step is retried (the endpoint soon reaches the writable primary), not dead-lettered
+    with pytest.raises(TransientError, match="database error 1290"), translate_errors("publish"):
+        raise refused
