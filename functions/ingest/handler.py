@@ -156,7 +156,9 @@ def sync_one(app: IngestApp, request: SyncRequest, invocation: Invocation) -> di
         record_hand_over(metrics)  # raised so that Lambda's async retry runs the event again and resumes
         raise
     except Exception as error:
-        record_failure(metrics, error)  # transient or unforeseen: Lambda retries, then dead-letters
+        # Said here, with the date: the durable SDK's own line about the failed step carries none.
+        logger.exception("sync failed, for Lambda to retry (then dead-letter): %s", error)
+        record_failure(metrics, error)  # transient or unforeseen
         raise
     record_result(metrics, result)
     return result

@@ -363,6 +363,38 @@ def test_a_held_publish_lock_met_with_less_time_left_than_its_wait_fails_before_
     assert query(db, "SELECT status FROM upsell_signal_sync_metadata") == [{"status": "failed"}]
 
 
+def test_a_sync_that_fails_for_a_passing_reason_says_so_in_a_line_carrying_its_date(
+    aws: Aws, migrated_settings: DatabaseSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a sync that will fail for a passing reason (the publish lock held past the run's time)
+    monkeypatch.setenv("PUBLISH_LOCK_TIMEOUT_SECONDS", str(PUBLISH_LOCK_WAIT_SECONDS))
+    monkeypatch.setenv("TIME_BUDGET_MARGIN_SECONDS", str(TIME_BUDGET_MARGIN_SECONDS))
+    ingest.build_app.cache_clear()
+    aws.put_file(KEY, rows=500)
+    holder = connect(migrated_settings)
+    holder.cursor().execute("SELECT GET_LOCK('company_upsell_signals_publish', 0)")
+    log_stream = io.StringIO()  # Powertools bound its stream at import; point it here for this test
+    previous_stream = ingest.logger.registered_handler.setStream(log_stream)
+
+    # When it raises for Lambda's retry
+    try:
+        with pytest.raises(TransientError, match="still held"):
+            ingest.handler(
+                {"sync_date": "2026-01-30"},
+                LocalContext("ingest", timeout_seconds=TIME_BUDGET_MARGIN_SECONDS + PUBLISH_LOCK_WAIT_SECONDS / 3),
+            )
+    finally:
+        ingest.logger.registered_handler.setStream(previous_stream)
+        holder.close()
+
+    # Then an operator filtering the logs by the date finds the failure and its reason: the durable
+    # SDK's own line about a failed step carries no date
+    lines = [json.loads(line) for line in log_stream.getvalue().splitlines() if line.startswith("{")]
+    failures = [line for line in lines if line.get("level") == "ERROR"]
+    assert len(failures) == 1, failures
+    assert failures[0]["sync_date"] == "2026-01-30" and "still held" in failures[0]["message"]
+
+
 def test_every_log_line_of_a_sync_carries_the_request_id_and_the_date_and_metrics_are_emf(
     aws: Aws, db: pymysql.Connection[Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
