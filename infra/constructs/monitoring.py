@@ -119,7 +119,17 @@ class Monitoring(Construct):
             self._alarm_when_positive(
                 "DeadLetterQueueNotEmpty",
                 "Failed events are waiting in the DLQ: read the reason, fix, redrive",
-                dead_letter_queue.metric_approximate_number_of_messages_visible(period=Duration.minutes(5), statistic="Maximum"),
+                # Visible or not: a message an operator has received to read (hidden for its visibility
+                # timeout) still waits, so reading one does not send an OK.
+                cloudwatch.MathExpression(
+                    expression="visible + hidden",
+                    using_metrics={
+                        "visible": dead_letter_queue.metric_approximate_number_of_messages_visible(statistic="Maximum"),
+                        "hidden": dead_letter_queue.metric_approximate_number_of_messages_not_visible(statistic="Maximum"),
+                    },
+                    label="dead letters waiting",
+                    period=Duration.minutes(5),
+                ),
             ),
             # An alarm acts on a change of state only, so while one dead letter waits the one above stays in
             # ALARM and mails nothing for the next. Arrivals (SendMessage: ours, Lambda's, EventBridge's) go

@@ -65,12 +65,20 @@ def test_guard_trip_and_dead_letters_alarm_on_the_first_occurrence(dev_template:
     # When reading the guard and DLQ alarms
     guard = _alarm(dev_template, "GuardTripped")
     dead_letters = _alarm(dev_template, "DeadLetterQueueNotEmpty")
-    # Then one tripped guard or one message in the DLQ is enough
+    # Then one tripped guard or one message in the DLQ is enough, and a message counts while an operator
+    # has received it to read (hidden for its visibility timeout) as much as while it is visible
     assert (guard["Namespace"], guard["MetricName"], guard["Threshold"]) == ("UpsellSignals", "GuardTripped", 0)
     assert guard["ComparisonOperator"] == "GreaterThanThreshold"
-    assert dead_letters["MetricName"] == "ApproximateNumberOfMessagesVisible"
-    assert dead_letters["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}]
-    assert dead_letters["Threshold"] == 0
+    [expression] = [query for query in dead_letters["Metrics"] if "Expression" in query]
+    assert expression["Expression"] == "visible + hidden" and expression["ReturnData"] is not False
+    counted = {
+        query["Id"]: query["MetricStat"]["Metric"]["MetricName"]
+        for query in dead_letters["Metrics"]
+        if "MetricStat" in query
+        and query["MetricStat"]["Metric"]["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}]
+    }
+    assert counted == {"visible": "ApproximateNumberOfMessagesVisible", "hidden": "ApproximateNumberOfMessagesNotVisible"}
+    assert (dead_letters["Threshold"], dead_letters["ComparisonOperator"]) == (0, "GreaterThanThreshold")
 
 
 def test_dashboard_shows_the_sync_metrics(dev_template: Template) -> None:
