@@ -202,17 +202,17 @@ def test_every_alarm_on_an_aws_metric_names_this_stacks_own_function_or_queue(sy
     template = synthesize("prod")
     functions = set(resources(template, "AWS::Lambda::Function"))
     queues = set(resources(template, "AWS::SQS::Queue"))
-    # When reading the alarms on AWS's own metrics (Lambda, SQS)
-    aws_alarms = {
-        logical_id: alarm["Properties"]
-        for logical_id, alarm in resources(template, "AWS::CloudWatch::Alarm").items()
-        if alarm["Properties"].get("Namespace") in ("AWS/Lambda", "AWS/SQS")
-    }
-    assert len(aws_alarms) >= 6
+    # When reading the alarms on AWS's own metrics (Lambda, SQS), single or inside an expression
+    watched = []
+    for logical_id, alarm in resources(template, "AWS::CloudWatch::Alarm").items():
+        properties = alarm["Properties"]
+        metrics = [properties] + [query["MetricStat"]["Metric"] for query in properties.get("Metrics", []) if "MetricStat" in query]
+        watched += [(logical_id, metric) for metric in metrics if metric.get("Namespace") in ("AWS/Lambda", "AWS/SQS")]
+    assert len(watched) >= 7
     # Then each selects one of this stack's functions or its queue, never the whole account's figures
-    for logical_id, alarm in aws_alarms.items():
-        dimensions = {dimension["Name"]: dimension["Value"] for dimension in alarm.get("Dimensions", [])}
-        if alarm["Namespace"] == "AWS/Lambda":
+    for logical_id, metric in watched:
+        dimensions = {dimension["Name"]: dimension["Value"] for dimension in metric.get("Dimensions", [])}
+        if metric["Namespace"] == "AWS/Lambda":
             assert set(dimensions) == {"FunctionName"}, logical_id
             assert dimensions["FunctionName"].get("Ref") in functions, logical_id
         else:
