@@ -104,6 +104,7 @@ def format_date(report: dict[str, Any]) -> str:
     lines = [f"Every invocation for {sync_date} (times UTC)", ""]
     if report.get("progress"):
         lines += ["In progress now: " + progress_line(sync_date, report["progress"]), ""]
+    reasons = [f"{r['error_type']}: {r['error_message']}" if r["error_type"] else r["error_message"] for r in report["runs"]]
     lines += table(
         [*RUN_COLUMNS, "took", "reason"],
         [
@@ -117,11 +118,16 @@ def format_date(report: dict[str, Any]) -> str:
                 *(cell(r[name]) for name in ("rows_processed", "rows_inserted", "rows_updated", "rows_unchanged")),
                 *(cell(r[name]) for name in ("rows_rejected", "rows_deleted", "rows_resumed")),
                 duration(r["duration_ms"]),
-                cell(f"{r['error_type']}: {r['error_message']}" if r["error_type"] else r["error_message"]),
+                cell(reason),
             ]
-            for r in report["runs"]
+            for r, reason in zip(report["runs"], reasons, strict=True)
         ],
     )
+    runs_and_reasons = zip(report["runs"], reasons, strict=True)
+    cut = [(r, reason) for r, reason in runs_and_reasons if reason and cell(reason) != " ".join(reason.split())]
+    if cut:  # the table cuts long reasons; the cause of a failure is what an operator came for
+        lines += ["", "Reasons in full:"]
+        lines += [f"  {cell(r['started_at'])} attempt {r['attempt']}: {' '.join(reason.split())}" for r, reason in cut]
     total, rejects = report["rejects_total"], report["rejects"]
     shown = f" (first {len(rejects)})" if total > len(rejects) else ""
     lines += ["", f"Rejected rows of the latest staging pass: {total:,}{shown}"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from functions.status.format import holder_words, progress_line
+from functions.status.format import format_date, holder_words, progress_line
 from functions.status.report import describe_progress
 
 ARN = "arn:aws:lambda:eu-west-1:123456789012:function:upsell-signals-sync-prod:7/durable-execution/2026-01-30-a1b2/0f9e"
@@ -44,3 +44,22 @@ def test_a_holder_that_died_without_handing_over_is_stalled_but_no_next_run_is_o
     assert (described["phase"], described["next_run_overdue"]) == ("stalled", False)
     assert "the next attempt resumes" in progress_line("2026-01-30", described)
     assert "handed over" not in progress_line("2026-01-30", described)
+
+
+def test_a_reason_the_runs_table_cuts_is_printed_in_full_below_it() -> None:
+    # Given a date whose failed run's reason is longer than the table shows, and one with a short reason
+    long_reason = "no file at s3://signals/passive_upsell_signals/dt=2026-01-30/data.parquet " + "and a long tail " * 10
+    run = {
+        "started_at": "2026-01-30T06:00:01Z", "attempt": 1, "status": "failed", "trigger_source": "schedule",
+        "force_resync": False, "dry_run": False, "rows_processed": None, "rows_inserted": None, "rows_updated": None,
+        "rows_unchanged": None, "rows_rejected": None, "rows_deleted": None, "rows_resumed": None, "duration_ms": 10,
+        "error_type": "MissingObject", "error_message": long_reason,
+    }  # fmt: skip
+    short = run | {"started_at": "2026-01-30T07:00:01Z", "attempt": 2, "error_message": "short"}
+    report = {"sync_date": "2026-01-30", "progress": None, "runs": [run, short], "rejects_total": 0, "rejects": []}
+    # When the per-date status is printed
+    text = format_date(report)
+    # Then the table shows the start of the long reason, and the whole of it follows under "Reasons in full"
+    table_part, full_part = text.split("Reasons in full:")
+    assert f"MissingObject: {long_reason[:40]}" in table_part and long_reason.strip() not in table_part
+    assert full_part.strip().split("\n\n")[0].splitlines() == [f"2026-01-30 06:00:01 attempt 1: MissingObject: {long_reason.strip()}"]
