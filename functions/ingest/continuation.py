@@ -132,12 +132,14 @@ class Continuation:
             # answer is the execution's result (6 MB when asked synchronously), not a step's payload
             # (1 MB at most: Lambda API, OperationUpdate.Payload), which a long history outgrows.
             return self.run_event(event, self.run_context(context))
-        today = context.step(lambda _: dt.datetime.now(dt.UTC).date().isoformat(), name="today", config=ONCE)
-        event = with_default_date(event, dt.date.fromisoformat(today))
+        today = dt.date.fromisoformat(
+            context.step(lambda _: dt.datetime.now(dt.UTC).date().isoformat(), name="today", config=ONCE)
+        )
+        event = with_default_date(event, today)
         stopped_at: str | None = None
         for run in range(1, self.max_runs + 1):
             try:
-                answer = context.step(self._one_run(event, context, run), name=f"run {run}", config=RUN_CONFIG)
+                answer = context.step(self._one_run(event, context, run, today), name=f"run {run}", config=RUN_CONFIG)
             except StepError:
                 # The execution fails (DurableExecutionFailed). Lambda sends the event of an async start whose
                 # execution ends FAILED, STOPPED or TIMED_OUT to the function's dead-letter queue (Lambda Developer
@@ -163,9 +165,13 @@ class Continuation:
         bound = f"still unfinished after {self.max_runs} runs, the bound (CONTINUATION_MAX_RUNS): last stopped {stopped_at}"
         return self._give_up(event, context, NoProgress(bound))
 
-    def _one_run(self, event: Any, context: DurableContext, run_number: int) -> Callable[[StepContext], dict[str, Any]]:
+    def _one_run(
+        self, event: Any, context: DurableContext, run_number: int, started_on: dt.date
+    ) -> Callable[[StepContext], dict[str, Any]]:
         execution_arn = context.state.durable_execution_arn
-        durable_run = DurableRun(holder_token=holder_token_of(execution_arn), execution_arn=execution_arn, number=run_number)
+        durable_run = DurableRun(
+            holder_token=holder_token_of(execution_arn), execution_arn=execution_arn, number=run_number, started_on=started_on
+        )
 
         def run(_: StepContext) -> dict[str, Any]:
             try:

@@ -166,7 +166,8 @@ def sync_one(app: IngestApp, request: SyncRequest, invocation: Invocation) -> di
 
 def sync_event(app: IngestApp, event: Any, invocation: Invocation) -> list[dict[str, Any]]:
     """Sync what one event names; a refused event is dead-lettered and answered, touching nothing."""
-    today = dt.datetime.now(dt.UTC).date()
+    durable_run = invocation.durable_run
+    today = durable_run.started_on if durable_run and durable_run.started_on else dt.datetime.now(dt.UTC).date()
     try:
         requests = parse_event(event, prefix=app.settings.key_prefix, bucket=app.settings.bucket, today=today)
     except PermanentError as error:

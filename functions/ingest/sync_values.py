@@ -20,6 +20,9 @@ class DurableRun:
     holder_token: str  # the execution's own: every run of it resumes the execution's claims at once
     execution_arn: str  # for people reading the ledger: `aws lambda get-durable-execution --durable-execution-arn`
     number: int  # 1 for the execution's first run, 2 for the run after its first hand-over, ...
+    # The UTC date the execution began on (checkpointed): every run reads an event as of that day, so a
+    # request that names no date (yesterday's) means the same date after midnight, nested in a redrive too.
+    started_on: dt.date | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
