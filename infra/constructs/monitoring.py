@@ -38,6 +38,10 @@ def sync_metric(name: str, period: Duration, environment_name: str) -> cloudwatc
     )
 
 
+# An alarm on arrivals goes back to OK one quiet period after each, while its dead letter still waits:
+# an OK mail then would read as "resolved". DeadLetterQueueNotEmpty's OK says that.
+ALARMS_WITHOUT_OK = frozenset({"DeadLetterArrived"})
+
 class Monitoring(Construct):
     """What pages someone before a downstream team notices stale or missing data."""
 
@@ -58,7 +62,8 @@ class Monitoring(Construct):
         action = actions.SnsAction(self.topic)
         for alarm in self.alarms:
             alarm.add_alarm_action(action)
-            alarm.add_ok_action(action)
+            if alarm.node.id not in ALARMS_WITHOUT_OK:
+                alarm.add_ok_action(action)
         self.dashboard = self._dashboard(environment_name, ingest, dead_letter_queue)
 
     def _topic(self, alarm_email: str) -> sns.Topic:

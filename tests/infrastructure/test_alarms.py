@@ -70,7 +70,7 @@ def test_guard_trip_and_dead_letters_alarm_on_the_first_occurrence(dev_template:
     assert (guard["Namespace"], guard["MetricName"], guard["Threshold"]) == ("UpsellSignals", "GuardTripped", 0)
     assert guard["ComparisonOperator"] == "GreaterThanThreshold"
     [expression] = [query for query in dead_letters["Metrics"] if "Expression" in query]
-    assert expression["Expression"] == "visible + hidden" and expression["ReturnData"] is not False
+    assert expression["Expression"] == "visible + hidden" and expression["ReturnData"] is True
     counted = {
         query["Id"]: query["MetricStat"]["Metric"]["MetricName"]
         for query in dead_letters["Metrics"]
@@ -249,3 +249,5 @@ def test_a_new_dead_letter_notifies_even_while_an_older_one_waits(dev_template: 
     assert alarm["TreatMissingData"] == "notBreaching"
     assert alarm["Period"] <= 3600
     assert alarm["AlarmActions"] == [{"Ref": topic_id}]
+    # and sends no OK a quiet period later, while that dead letter still waits
+    assert "OKActions" not in alarm
