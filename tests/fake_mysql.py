@@ -39,14 +39,15 @@ def _ok(sequence: int) -> bytes:
     return _packet(sequence, b"\x00\x00\x00" + struct.pack("<HH", SERVER_STATUS_AUTOCOMMIT, 0))
 
 
-def _handshake() -> bytes:
+def handshake(capabilities: int = CAPABILITIES) -> bytes:
+    """The server's greeting, offering `capabilities` (add CLIENT.SSL to offer TLS)."""
     salt = b"abcdefgh" + b"ijklmnopqrst"
     payload = (
         b"\x0a5.5.5-10.11.6-MariaDB-fake\x00"
         + struct.pack("<I", 7)
         + salt[:8]
         + b"\x00"
-        + struct.pack("<HBHHB", CAPABILITIES & 0xFFFF, UTF8MB4_GENERAL_CI, SERVER_STATUS_AUTOCOMMIT, CAPABILITIES >> 16, 21)
+        + struct.pack("<HBHHB", capabilities & 0xFFFF, UTF8MB4_GENERAL_CI, SERVER_STATUS_AUTOCOMMIT, capabilities >> 16, 21)
         + b"\x00" * 10
         + salt[8:]
         + b"\x00mysql_native_password\x00"
@@ -89,7 +90,7 @@ class RogueServer:
         return header[3], reader.read(int.from_bytes(header[:3], "little"))
 
     def _converse(self, reader: BinaryIO, client: socket.socket) -> None:
-        client.sendall(_handshake())
+        client.sendall(handshake())
         if self._read(reader) is None:  # the login: any will do
             return
         client.sendall(_ok(2))

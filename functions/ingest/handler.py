@@ -204,7 +204,8 @@ def reconcile_recent_dates(app: IngestApp, synced_date: dt.date, invocation: Inv
         except HandedOver:
             raise
         except Exception as error:  # noqa: BLE001 - raised once the other dates have run
-            logger.error("reconcile of %s failed, going on with the other dates: %s", date.sync_date, error)
+            # sync_one logged the failure (ERROR, with its date); this says only that the run goes on.
+            logger.warning("reconcile of %s failed, going on with the other dates: %s", date.sync_date, error)
             first_failure = first_failure or error
     if first_failure is not None:
         raise first_failure

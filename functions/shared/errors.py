@@ -45,7 +45,8 @@ MISSING_S3_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 PACKET_TOO_LARGE_CODES = frozenset({1153, 2020})
 # ER_OPTION_PREVENTS_STATEMENT, for --read-only: the endpoint still reaches a server that is no
 # longer the writer (after an RDS blue/green switchover the old primary stays up, read-only) or
-# one set read-only for a moment. The code also names other options, which would not pass.
+# one set read-only for a moment. The code also names other options, which would not pass; a
+# replica given as the endpoint by mistake waits out the retries, then fails naming --read-only.
 OPTION_PREVENTS_STATEMENT = 1290
 
 

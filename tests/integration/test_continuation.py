@@ -149,6 +149,23 @@ def test_an_execution_stopped_at_its_bound_records_the_date_failed_not_handed_ov
     assert table_rows(db) == {**expected_rows(earlier[0]), **expected_rows(earlier[1])}
 
 
+def clock_crossing_midnight(monkeypatch: pytest.MonkeyPatch, reads_before: int) -> None:
+    """The ingest's clock (both modules) reads 2026-01-31 23:59:5x UTC `reads_before` times, then 2026-02-01."""
+    reads: list[int] = []
+
+    class Clock(dt.datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:  # type: ignore[override]
+            reads.append(1)
+            if len(reads) <= reads_before:
+                return dt.datetime(2026, 1, 31, 23, 59, 50 + len(reads), tzinfo=dt.UTC)
+            return dt.datetime(2026, 2, 1, 0, 0, 10, tzinfo=dt.UTC)
+
+    clock = types.SimpleNamespace(datetime=Clock, UTC=dt.UTC, date=dt.date, timedelta=dt.timedelta)
+    monkeypatch.setattr(continuation, "dt", clock)
+    monkeypatch.setattr(ingest, "dt", clock)
+
+
 def test_a_replay_of_yesterday_continued_past_midnight_finishes_the_date_it_started(
     s3: Any, db: pymysql.Connection[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -158,17 +175,7 @@ def test_a_replay_of_yesterday_continued_past_midnight_finishes_the_date_it_star
     s3.upload_file(str(write_pyarrow(day_two(file_table, seed=402), tmp_path / "next.parquet")), BUCKET, next_key)
 
     # And a clock that reads 23:59:59 UTC on 2026-01-31 at first, and after midnight from then on
-    reads: list[int] = []
-
-    class Clock(dt.datetime):
-        @classmethod
-        def now(cls, tz: Any = None) -> Any:  # type: ignore[override]
-            reads.append(1)
-            return dt.datetime(2026, 1, 31, 23, 59, 59, tzinfo=dt.UTC) if len(reads) == 1 else dt.datetime(2026, 2, 1, 0, 0, 10, tzinfo=dt.UTC)
-
-    clock = types.SimpleNamespace(datetime=Clock, UTC=dt.UTC, date=dt.date, timedelta=dt.timedelta)
-    monkeypatch.setattr(continuation, "dt", clock)
-    monkeypatch.setattr(ingest, "dt", clock)
+    clock_crossing_midnight(monkeypatch, reads_before=1)
     dead_letters: list[str] = []
 
     # When an operator's replay of yesterday (no sync_date) starts just before midnight and is continued after it
@@ -195,19 +202,7 @@ def test_a_redriven_replay_of_yesterday_continued_past_midnight_finishes_the_dat
 
     # And a clock that reads 23:59:5x UTC on 2026-01-31 for the execution's `today` step and its
     # first run, and after midnight from then on
-    reads: list[int] = []
-
-    class Clock(dt.datetime):
-        @classmethod
-        def now(cls, tz: Any = None) -> Any:  # type: ignore[override]
-            reads.append(1)
-            if len(reads) <= 2:
-                return dt.datetime(2026, 1, 31, 23, 59, 50 + len(reads), tzinfo=dt.UTC)
-            return dt.datetime(2026, 2, 1, 0, 0, 10, tzinfo=dt.UTC)
-
-    clock = types.SimpleNamespace(datetime=Clock, UTC=dt.UTC, date=dt.date, timedelta=dt.timedelta)
-    monkeypatch.setattr(continuation, "dt", clock)
-    monkeypatch.setattr(ingest, "dt", clock)
+    clock_crossing_midnight(monkeypatch, reads_before=2)
     dead_letters: list[str] = []
 
     # When an operator redrives, as docs/deploy.md says (the body as it is), a dead letter whose event

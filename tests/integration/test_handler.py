@@ -915,15 +915,28 @@ def test_no_log_line_of_a_sync_carries_the_database_password(
     capsys.readouterr()
     log_stream = io.StringIO()
     previous_stream = ingest.logger.registered_handler.setStream(log_stream)
-    # When a date syncs, every logger listened to down to DEBUG
+    # When a date syncs, and another fails for a passing reason (its publish lock held past the run's
+    # time: the failure is logged with its traceback), every logger listened to down to DEBUG
+    aws.put_file("passive_upsell_signals/dt=2026-01-31/data.parquet", seed=2)
+    holder = connect(migrated_settings)
     try:
         with caplog.at_level("DEBUG"):
             answer = invoke({"sync_date": "2026-01-30"})
+            holder.cursor().execute("SELECT GET_LOCK('company_upsell_signals_publish', 0)")
+            monkeypatch.setenv("PUBLISH_LOCK_TIMEOUT_SECONDS", str(PUBLISH_LOCK_WAIT_SECONDS))
+            monkeypatch.setenv("TIME_BUDGET_MARGIN_SECONDS", str(TIME_BUDGET_MARGIN_SECONDS))
+            ingest.build_app.cache_clear()
+            with pytest.raises(TransientError, match="still held"):
+                ingest.handler(
+                    {"sync_date": "2026-01-31"},
+                    LocalContext("ingest", timeout_seconds=TIME_BUDGET_MARGIN_SECONDS + PUBLISH_LOCK_WAIT_SECONDS / 3),
+                )
     finally:
         ingest.logger.registered_handler.setStream(previous_stream)
-    # Then it completed and the password is in no line it wrote
+        holder.close()
+    # Then the first completed, and the password is in no line either wrote
     assert answer["status"] == "completed"
     captured = capsys.readouterr()
     output = log_stream.getvalue() + captured.out + captured.err + caplog.text
-    assert "claimed 2026-01-30" in output
+    assert "claimed 2026-01-30" in output and "sync failed, for Lambda to retry" in output
     assert password not in output

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 import ssl
-import struct
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -17,26 +16,10 @@ from pymysql.constants import CLIENT
 
 from functions.shared.db import _tls_context, connect
 from functions.shared.errors import DatabaseUnreachable, IngestError
-from tests.fake_mysql import CAPABILITIES, SERVER_STATUS_AUTOCOMMIT, UTF8MB4_GENERAL_CI, _packet
+from tests.fake_mysql import CAPABILITIES, handshake
 from tests.unit.test_db_connections import settings_for
 
 RDS_CA_BUNDLE = Path(__file__).resolve().parents[2] / "layers" / "deps" / "certs" / "rds-ca-bundle.pem"
-
-
-def _tls_handshake_packet() -> bytes:
-    capabilities = CAPABILITIES | CLIENT.SSL
-    salt = b"abcdefgh" + b"ijklmnopqrst"
-    payload = (
-        b"\x0a5.5.5-10.11.6-MariaDB-fake\x00"
-        + struct.pack("<I", 7)
-        + salt[:8]
-        + b"\x00"
-        + struct.pack("<HBHHB", capabilities & 0xFFFF, UTF8MB4_GENERAL_CI, SERVER_STATUS_AUTOCOMMIT, capabilities >> 16, 21)
-        + b"\x00" * 10
-        + salt[8:]
-        + b"\x00mysql_native_password\x00"
-    )
-    return _packet(0, payload)
 
 
 @pytest.fixture
@@ -63,7 +46,7 @@ def server_with_an_untrusted_certificate(tmp_path: Path) -> Iterator[int]:
             with client:
                 client.settimeout(5)
                 try:
-                    client.sendall(_tls_handshake_packet())
+                    client.sendall(handshake(CAPABILITIES | CLIENT.SSL))
                     client.recv(4 + 32)  # the client's SSLRequest
                     context.wrap_socket(client, server_side=True).close()
                 except (OSError, ssl.SSLError):
@@ -88,14 +71,14 @@ def test_a_certificate_the_bundle_does_not_verify_is_not_an_unreachable_database
         connect(settings)
     # Then it fails as what it is: not DatabaseUnreachable (PyMySQL wraps the SSLCertVerificationError,
     # an OSError, in 2003 "Can't connect"), which the in-process retry waits out for 150 s and Lambda retries twice more
-    assert "CERTIFICATE_VERIFY_FAILED" in str(raised.value)
+    assert "CERTIFICATE_VERIFY_FAILED" in str(raised.value) and "DB_TLS_CA_FILE" in str(raised.value)
     assert not isinstance(raised.value, DatabaseUnreachable), f"classified {type(raised.value).__name__}: {raised.value}"
     assert not raised.value.retryable
 
 
 def _chain_whose_ca_marks_basic_constraints_non_critical(directory: Path) -> tuple[Path, Path, Path]:
-    """A CA (basicConstraints present but not critical, which RFC 5280 asks for and strict checks require)
-    and a server certificate it signed for 127.0.0.1: (CA, certificate, key)."""
+    """A CA whose basicConstraints is present but not marked critical (RFC 5280 asks for critical, and
+    strict checks refuse it otherwise), and a server certificate it signed for 127.0.0.1: (CA, certificate, key)."""
     ca_key, ca, key, request, cert = (directory / name for name in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem"))
     extensions = directory / "server.ext"
     extensions.write_text("subjectAltName=IP:127.0.0.1\nauthorityKeyIdentifier=keyid\n")
