@@ -106,13 +106,15 @@ def decide_claim(current: Mapping[str, Any], request: ClaimRequest) -> ClaimOutc
 
 
 def _failed_for_good_on(current: Mapping[str, Any], request: ClaimRequest) -> bool:
-    """A repeated delivery of an arrival (or the 06:00 look for it) meeting a permanent failure on that object.
+    """A repeated delivery of an arrival (or the 06:00 look for it) meeting a permanent failure an arrival met on that object.
 
     Syncing it again would fail it again and dead-letter it a second time; a person's replay,
-    a redrive and a forced re-sync still run.
+    a redrive and a forced re-sync still run. A failure a person's replay met (a guard only a
+    replay meets, such as stale_date) says nothing of what the arrival meets, so it runs.
     """
     return (
         current["status"] == "failed"
+        and current.get("trigger_source") in ARRIVAL_TRIGGERS
         and request.trigger in ARRIVAL_TRIGGERS
         and not request.force_resync
         and request.etag is not None

@@ -166,51 +166,32 @@ def clock_crossing_midnight(monkeypatch: pytest.MonkeyPatch, reads_before: int) 
     monkeypatch.setattr(ingest, "dt", clock)
 
 
+# A replay of yesterday that names no date: as an operator sends it, and nested in a redriven dead letter
+# (the function's own message, as written before the durable function wrote the date in). The clock reads
+# 2026-01-31 23:59:5x for the execution's `today` step (and, redriven, its first run too), then 2026-02-01.
+REPLAYS_OF_YESTERDAY = {
+    "as sent": ({"force_resync": True}, 1),
+    "redriven": ({"original_event": {"force_resync": True}, "error_type": "TransientError", "error_message": "database away"}, 2),
+}
+
+
+@pytest.mark.parametrize("shape", REPLAYS_OF_YESTERDAY)
 def test_a_replay_of_yesterday_continued_past_midnight_finishes_the_date_it_started(
-    s3: Any, db: pymysql.Connection[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    shape: str, s3: Any, db: pymysql.Connection[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a day two that needs several runs, and a file for the day after it too
     earlier, file_table, timeout_seconds = a_day_two_and_a_timeout_of(s3, tmp_path, 1 / 4)
     next_key = "passive_upsell_signals/dt=2026-01-31/data.parquet"
     s3.upload_file(str(write_pyarrow(day_two(file_table, seed=402), tmp_path / "next.parquet")), BUCKET, next_key)
+    body, reads_before_midnight = REPLAYS_OF_YESTERDAY[shape]
 
-    # And a clock that reads 23:59:59 UTC on 2026-01-31 at first, and after midnight from then on
-    clock_crossing_midnight(monkeypatch, reads_before=1)
+    # And a clock that crosses midnight after the execution began
+    clock_crossing_midnight(monkeypatch, reads_before=reads_before_midnight)
     dead_letters: list[str] = []
 
-    # When an operator's replay of yesterday (no sync_date) starts just before midnight and is continued after it
+    # When the replay starts just before midnight and is continued after it
     with DurableFunctionTestRunner(handler=durable(timeout_seconds, dead_letters)) as runner:
-        result = runner.run(input=json.dumps({"force_resync": True}), execution_timeout=900, execution_name="midnight")
-
-    # Then every run synced 2026-01-30, the date the replay started on, to its end
-    answer = json.loads(result.result or "null")
-    runs = [operation.name for operation in result.operations if (operation.name or "").startswith("run ")]
-    assert len(runs) >= 2, runs
-    assert (answer["status"], answer["sync_date"]) == ("completed", "2026-01-30"), answer
-    ledger = query(db, "SELECT sync_date, status FROM upsell_signal_sync_metadata WHERE sync_date >= '2026-01-30'")
-    assert [(str(row["sync_date"]), row["status"]) for row in ledger] == [("2026-01-30", "completed")]
-    assert table_rows(db) == {**expected_rows(earlier[0]), **expected_rows(earlier[1]), **expected_rows(file_table)}
-
-
-def test_a_redriven_replay_of_yesterday_continued_past_midnight_finishes_the_date_it_started(
-    s3: Any, db: pymysql.Connection[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Given a day two that needs several runs, and a file for the day after it too
-    earlier, file_table, timeout_seconds = a_day_two_and_a_timeout_of(s3, tmp_path, 1 / 4)
-    next_key = "passive_upsell_signals/dt=2026-01-31/data.parquet"
-    s3.upload_file(str(write_pyarrow(day_two(file_table, seed=402), tmp_path / "next.parquet")), BUCKET, next_key)
-
-    # And a clock that reads 23:59:5x UTC on 2026-01-31 for the execution's `today` step and its
-    # first run, and after midnight from then on
-    clock_crossing_midnight(monkeypatch, reads_before=2)
-    dead_letters: list[str] = []
-
-    # When an operator redrives, as docs/deploy.md says (the body as it is), a dead letter whose event
-    # is a replay of yesterday that names no date (the function's own message, written before the
-    # durable function wrote the date in), just before midnight, and it is continued after it
-    body = {"original_event": {"force_resync": True}, "error_type": "TransientError", "error_message": "database away"}
-    with DurableFunctionTestRunner(handler=durable(timeout_seconds, dead_letters)) as runner:
-        result = runner.run(input=json.dumps(body), execution_timeout=900, execution_name="midnight-redrive")
+        result = runner.run(input=json.dumps(body), execution_timeout=900, execution_name="midnight")
 
     # Then every run synced 2026-01-30, the date the execution started on, to its end
     answer = json.loads(result.result or "null")

@@ -54,6 +54,9 @@ def aws_event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS / name).read_text())
 
 
+# A run with less time left than the publish lock's wait (a publish that comes late in its run).
+SHORT_OF_THE_LOCK_WAIT_SECONDS = TIME_BUDGET_MARGIN_SECONDS + PUBLISH_LOCK_WAIT_SECONDS / 3
+
 class Aws:
     """moto S3 and SQS with the bucket and the dead-letter queue made."""
 
@@ -337,29 +340,37 @@ def test_a_held_publish_lock_fails_cleanly_as_transient_and_the_next_attempt_res
     assert table_rows(db) == expected_rows(table)
 
 
+def short_of_time_behind_the_held_publish_lock(
+    settings: DatabaseSettings, monkeypatch: pytest.MonkeyPatch, sync_date: str
+) -> float:
+    """Sync `sync_date` while another session holds the publish lock, with the deployed lock wait (scaled) and
+    less time left than it: the run raises TransientError before its timeout. Returns the seconds it took."""
+    monkeypatch.setenv("PUBLISH_LOCK_TIMEOUT_SECONDS", str(PUBLISH_LOCK_WAIT_SECONDS))
+    monkeypatch.setenv("TIME_BUDGET_MARGIN_SECONDS", str(TIME_BUDGET_MARGIN_SECONDS))
+    ingest.build_app.cache_clear()
+    holder = connect(settings)
+    holder.cursor().execute("SELECT GET_LOCK('company_upsell_signals_publish', 0)")
+    started = time.monotonic()
+    try:
+        with pytest.raises(TransientError, match="still held"):
+            ingest.handler({"sync_date": sync_date}, LocalContext("ingest", timeout_seconds=SHORT_OF_THE_LOCK_WAIT_SECONDS))
+    finally:
+        holder.close()
+    return time.monotonic() - started
+
+
 def test_a_held_publish_lock_met_with_less_time_left_than_its_wait_fails_before_the_timeout(
     aws: Aws, db: pymysql.Connection[Any], migrated_settings: DatabaseSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given the publish lock held by another session, the deployed lock wait (scaled), and a run
     # with less time left than that wait (a publish that comes late in its run)
-    monkeypatch.setenv("PUBLISH_LOCK_TIMEOUT_SECONDS", str(PUBLISH_LOCK_WAIT_SECONDS))
-    monkeypatch.setenv("TIME_BUDGET_MARGIN_SECONDS", str(TIME_BUDGET_MARGIN_SECONDS))
-    ingest.build_app.cache_clear()
     aws.put_file(KEY, rows=2_000)
-    holder = connect(migrated_settings)
-    holder.cursor().execute("SELECT GET_LOCK('company_upsell_signals_publish', 0)")
-    timeout_seconds = TIME_BUDGET_MARGIN_SECONDS + PUBLISH_LOCK_WAIT_SECONDS / 3
 
     # When the sync reaches its publish
-    started = time.monotonic()
-    try:
-        with pytest.raises(TransientError, match="still held"):
-            ingest.handler({"sync_date": "2026-01-30"}, LocalContext("ingest", timeout_seconds=timeout_seconds))
-    finally:
-        holder.close()
+    took = short_of_time_behind_the_held_publish_lock(migrated_settings, monkeypatch, "2026-01-30")
 
     # Then its wait was cut to the time it had: it failed as transient before Lambda would have killed it
-    assert time.monotonic() - started < timeout_seconds
+    assert took < SHORT_OF_THE_LOCK_WAIT_SECONDS
     assert query(db, "SELECT status FROM upsell_signal_sync_metadata") == [{"status": "failed"}]
 
 
@@ -367,25 +378,15 @@ def test_a_sync_that_fails_for_a_passing_reason_says_so_in_a_line_carrying_its_d
     aws: Aws, migrated_settings: DatabaseSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a sync that will fail for a passing reason (the publish lock held past the run's time)
-    monkeypatch.setenv("PUBLISH_LOCK_TIMEOUT_SECONDS", str(PUBLISH_LOCK_WAIT_SECONDS))
-    monkeypatch.setenv("TIME_BUDGET_MARGIN_SECONDS", str(TIME_BUDGET_MARGIN_SECONDS))
-    ingest.build_app.cache_clear()
     aws.put_file(KEY, rows=500)
-    holder = connect(migrated_settings)
-    holder.cursor().execute("SELECT GET_LOCK('company_upsell_signals_publish', 0)")
     log_stream = io.StringIO()  # Powertools bound its stream at import; point it here for this test
     previous_stream = ingest.logger.registered_handler.setStream(log_stream)
 
     # When it raises for Lambda's retry
     try:
-        with pytest.raises(TransientError, match="still held"):
-            ingest.handler(
-                {"sync_date": "2026-01-30"},
-                LocalContext("ingest", timeout_seconds=TIME_BUDGET_MARGIN_SECONDS + PUBLISH_LOCK_WAIT_SECONDS / 3),
-            )
+        short_of_time_behind_the_held_publish_lock(migrated_settings, monkeypatch, "2026-01-30")
     finally:
         ingest.logger.registered_handler.setStream(previous_stream)
-        holder.close()
 
     # Then an operator filtering the logs by the date finds the failure and its reason: the durable
     # SDK's own line about a failed step carries no date
@@ -918,22 +919,12 @@ def test_no_log_line_of_a_sync_carries_the_database_password(
     # When a date syncs, and another fails for a passing reason (its publish lock held past the run's
     # time: the failure is logged with its traceback), every logger listened to down to DEBUG
     aws.put_file("passive_upsell_signals/dt=2026-01-31/data.parquet", seed=2)
-    holder = connect(migrated_settings)
     try:
         with caplog.at_level("DEBUG"):
             answer = invoke({"sync_date": "2026-01-30"})
-            holder.cursor().execute("SELECT GET_LOCK('company_upsell_signals_publish', 0)")
-            monkeypatch.setenv("PUBLISH_LOCK_TIMEOUT_SECONDS", str(PUBLISH_LOCK_WAIT_SECONDS))
-            monkeypatch.setenv("TIME_BUDGET_MARGIN_SECONDS", str(TIME_BUDGET_MARGIN_SECONDS))
-            ingest.build_app.cache_clear()
-            with pytest.raises(TransientError, match="still held"):
-                ingest.handler(
-                    {"sync_date": "2026-01-31"},
-                    LocalContext("ingest", timeout_seconds=TIME_BUDGET_MARGIN_SECONDS + PUBLISH_LOCK_WAIT_SECONDS / 3),
-                )
+            short_of_time_behind_the_held_publish_lock(migrated_settings, monkeypatch, "2026-01-31")
     finally:
         ingest.logger.registered_handler.setStream(previous_stream)
-        holder.close()
     # Then the first completed, and the password is in no line either wrote
     assert answer["status"] == "completed"
     captured = capsys.readouterr()

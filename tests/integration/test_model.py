@@ -164,6 +164,8 @@ class DateState:
     completed_etag: str | None = None  # set once the date published; a later failure leaves it (and its rows)
     rows_loaded: int = 0  # of its last completed sync, for row_count_drift
     counts: dict[str, int] = field(default_factory=dict)  # of its last completed sync, as the ledger must hold them
+    # The object an arrival last failed on by a guard: its repeated arrival is skipped, left to its dead letter.
+    failed_for_good_on: str | None = None
 
 
 @dataclass
@@ -200,6 +202,8 @@ class Model:
         """
         state = self.dates.setdefault(sync_date, DateState())
         if state.status == "completed" and state.completed_etag == export.etag and not force:
+            return {"status": "skipped"}
+        if state.status == "failed" and state.failed_for_good_on == export.etag and not (force or manual):
             return {"status": "skipped"}
         valid = expected_rows(export.valid_rows())
         processed, loaded = export.table.num_rows, len(valid)
@@ -239,6 +243,7 @@ class Model:
         updated = sum(1 for key, row in writes.items() if key in self.table and self.table[key] != row)
         return {
             "status": "failed" if tripped else "completed",
+            "manual": manual,
             "guards": tripped,
             "valid": writes,
             "to_delete": to_delete,
@@ -255,6 +260,7 @@ class Model:
         state = self.dates[sync_date]
         if expected["status"] == "failed":
             state.status = "failed"
+            state.failed_for_good_on = None if expected["manual"] else export.etag
         elif expected["status"] == "completed":
             for key in expected["to_delete"]:
                 del self.table[key]

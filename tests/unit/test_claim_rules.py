@@ -42,6 +42,7 @@ def row(**changes: Any) -> dict[str, Any]:
         "completed_at": None,
         "lease_expires_at": LATER,
         "error_message": None,
+        "trigger_source": "s3",
         LEASE_LIVE: True,
     }
     return fields | changes
@@ -70,6 +71,7 @@ def row(**changes: Any) -> dict[str, Any]:
         (row(status="failed", **{LAST_ERROR_TYPE: "GuardTripped"}), request(trigger="redrive:eventbridge_s3"), "claimed"),
         (row(status="failed", **{LAST_ERROR_TYPE: "GuardTripped"}), request(force_resync=True), "claimed"),
         (row(status="failed", **{LAST_ERROR_TYPE: "GuardTripped"}), request(etag="etag-b"), "claimed"),
+        (row(status="failed", trigger_source="manual", **{LAST_ERROR_TYPE: "GuardTripped"}), request(), "claimed"),
         (row(status="failed", **{LAST_ERROR_TYPE: "TransientError"}), request(), "claimed"),
         (row(status="failed", **{LAST_ERROR_TYPE: None}), request(), "claimed"),
     ],
@@ -94,6 +96,7 @@ def row(**changes: Any) -> dict[str, Any]:
         "failed-for-good-redrive",
         "failed-for-good-forced",
         "failed-for-good-corrected-file",
+        "failed-by-a-persons-replay-arrival-again",
         "failed-for-a-passing-reason",
         "failed-without-a-failed-run",
     ],
