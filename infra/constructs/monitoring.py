@@ -42,6 +42,7 @@ def sync_metric(name: str, period: Duration, environment_name: str) -> cloudwatc
 # an OK mail then would read as "resolved". DeadLetterQueueNotEmpty's OK says that.
 ALARMS_WITHOUT_OK = frozenset({"DeadLetterArrived"})
 
+
 class Monitoring(Construct):
     """What pages someone before a downstream team notices stale or missing data."""
 
