@@ -104,7 +104,7 @@ def format_date(report: dict[str, Any]) -> str:
     lines = [f"Every invocation for {sync_date} (times UTC)", ""]
     if report.get("progress"):
         lines += ["In progress now: " + progress_line(sync_date, report["progress"]), ""]
-    reasons = [f"{r['error_type']}: {r['error_message']}" if r["error_type"] else r["error_message"] for r in report["runs"]]
+    runs = [(r, f"{r['error_type']}: {r['error_message']}" if r["error_type"] else r["error_message"]) for r in report["runs"]]
     lines += table(
         [*RUN_COLUMNS, "took", "reason"],
         [
@@ -120,11 +120,10 @@ def format_date(report: dict[str, Any]) -> str:
                 duration(r["duration_ms"]),
                 cell(reason),
             ]
-            for r, reason in zip(report["runs"], reasons, strict=True)
+            for r, reason in runs
         ],
     )
-    runs_and_reasons = zip(report["runs"], reasons, strict=True)
-    cut = [(r, reason) for r, reason in runs_and_reasons if reason and cell(reason) != " ".join(reason.split())]
+    cut = [(r, reason) for r, reason in runs if reason and cell(reason) != " ".join(reason.split())]
     if cut:  # the table cuts long reasons; the cause of a failure is what an operator came for
         lines += ["", "Reasons in full:"]
         lines += [f"  {cell(r['started_at'])} attempt {r['attempt']}: {' '.join(reason.split())}" for r, reason in cut]
