@@ -63,7 +63,7 @@ layer: venv
 # its own resources, harmless, so cfn-lint ignores only that.
 synth: layer
 	rm -rf build/cdk.out/$(ENV)
-	JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION=1 \
+	JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION=1 \
 		$(PY) app.py -c env=$(ENV) -o build/cdk.out/$(ENV)
 	$(VENV)/bin/cfn-lint --ignore-checks W3005 -- build/cdk.out/$(ENV)/*.template.json
 

@@ -11,7 +11,6 @@ from aws_cdk.assertions import Template
 
 from layers.build import build_layers, layer_root
 
-os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
 
 ENVIRONMENTS = ("dev", "staging", "prod")
