@@ -10,6 +10,9 @@ rollback's and changes nothing. Manual payloads: {} or {"action": "up"}, {"actio
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, Literal
 
 from aws_lambda_powertools import Logger
@@ -17,30 +20,36 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.migrate.files import discover_migrations
 from functions.migrate.fingerprint import migrations_fingerprint
-from functions.migrate.migrator import MigrationReport, Migrator
+from functions.migrate.migrator import MigrationReport, Migrator, server_and_database
 from functions.migrate.waits import MigrationWaits
 from functions.shared.aws import secrets_provider
 from functions.shared.contract import INGEST_USERNAME, MIGRATE_SERVICE_NAME, STATUS_USERNAME
 from functions.shared.db import connect
-from functions.shared.errors import BadEvent, MigrationError, SchemaAhead
+from functions.shared.errors import BadEvent, IngestError, MigrationError, SchemaAhead
 from functions.shared.settings import load_database_settings, load_migrate_settings
 
 logger = Logger(service=MIGRATE_SERVICE_NAME)
 
 
 def run_migrations(
-    action: str, target: int | None = None, waits: MigrationWaits | None = None, *, ingest_deletes: bool | None = None
+    action: str,
+    target: int | None = None,
+    waits: MigrationWaits | None = None,
+    *,
+    ingest_deletes: bool | None = None,
+    described: Mapping[str, Any] | None = None,
 ) -> MigrationReport:
     """Connect with the configured credentials and run one migrator action, its waits bounded by `waits`.
 
     `ingest_deletes`: whether the ingest deletes missing rows, as the deploy asks (else MISSING_ROWS).
+    `described`: the deploy's resource properties, when a deploy asks (provision_accounts).
     """
     connection = connect(load_database_settings())
     try:
         migrator = Migrator(connection, discover_migrations(), waits)
         if action == "up":
             report = migrator.up()
-            provision_accounts(migrator, ingest_deletes)
+            provision_accounts(migrator, ingest_deletes, described)
             return report
         if action == "down":
             if target is None:
@@ -55,27 +64,36 @@ def run_migrations(
         connection.close()
 
 
-def provision_accounts(migrator: Migrator, ingest_deletes: bool | None = None) -> None:
-    """Set the ingest and status accounts' passwords from their secrets, and the ingest's right to delete.
+def provision_accounts(
+    migrator: Migrator, ingest_deletes: bool | None = None, described: Mapping[str, Any] | None = None
+) -> None:
+    """Set the ingest and status accounts' passwords from their secrets, and the ingest's right to delete;
+    then check that each account's secret leads where it was provisioned.
 
     In AWS only: locally neither secret is configured, and whichever is not is left alone.
+    `described`: the deploy's resource properties (their secrets' generators); None when a person asks.
     """
     settings = load_migrate_settings()
-    ingest_password = _password_from_secret(settings.ingest_user_secret_arn, INGEST_USERNAME)
-    if ingest_password is not None:
-        may_delete = settings.ingest_deletes if ingest_deletes is None else ingest_deletes
-        migrator.provision_ingest_user(INGEST_USERNAME, ingest_password, may_delete=may_delete)
-        logger.info("database account %s provisioned (may delete missing rows: %s)", INGEST_USERNAME, may_delete)
-    status_password = _password_from_secret(settings.status_user_secret_arn, STATUS_USERNAME)
-    if status_password is not None:
-        migrator.provision_status_user(STATUS_USERNAME, status_password)
-        logger.info("database account %s provisioned", STATUS_USERNAME)
+    accounts = (
+        (INGEST_USERNAME, settings.ingest_user_secret_arn, "IngestSecretGenerator"),
+        (STATUS_USERNAME, settings.status_user_secret_arn, "StatusSecretGenerator"),
+    )
+    for account, secret_arn, generator in accounts:
+        if not secret_arn:
+            continue
+        secret = _account_secret(secret_arn, account)
+        if account == INGEST_USERNAME:
+            may_delete = settings.ingest_deletes if ingest_deletes is None else ingest_deletes
+            migrator.provision_ingest_user(account, str(secret["password"]), may_delete=may_delete)
+            logger.info("database account %s provisioned (may delete missing rows: %s)", account, may_delete)
+        else:
+            migrator.provision_status_user(account, str(secret["password"]))
+            logger.info("database account %s provisioned", account)
+        _check_it_logs_in_where_provisioned(migrator, secret_arn, account, secret, _described_location(described, generator))
 
 
-def _password_from_secret(secret_arn: str | None, account: str) -> str | None:
-    """The password in an account's secret, which must name that account and no other."""
-    if not secret_arn:
-        return None
+def _account_secret(secret_arn: str, account: str) -> dict[str, Any]:
+    """An account's secret, which must name that account and no other."""
     secret = secrets_provider().get(secret_arn, transform="json", max_age=0)
     if not isinstance(secret, dict) or "username" not in secret or "password" not in secret:
         raise MigrationError(f"the secret of the {account} account must be JSON with username and password")
@@ -83,7 +101,66 @@ def _password_from_secret(secret_arn: str | None, account: str) -> str | None:
         # Anyone who could write this secret would otherwise set the password of any account, the administrator's too.
         named = secret["username"]
         raise MigrationError(f"the secret of the {account} account names the account {named!r}; only {account!r} is provisioned")
-    return str(secret["password"])
+    return secret
+
+
+def _location(fields: Mapping[str, Any]) -> tuple[str, str, str]:
+    return str(fields.get("host")), str(fields.get("port")), str(fields.get("dbname"))
+
+
+def _described_location(described: Mapping[str, Any] | None, generator: str) -> tuple[str, str, str] | None:
+    """Host, port and database the deploy's secret generator writes into the account's secret, if it says."""
+    template = (described or {}).get(generator, {}).get("SecretStringTemplate")
+    return _location(json.loads(template)) if template else None
+
+
+def _check_it_logs_in_where_provisioned(
+    migrator: Migrator, secret_arn: str, account: str, secret: Mapping[str, Any], described: tuple[str, str, str] | None
+) -> None:
+    """The account's secret leads to the server and database the migration just provisioned.
+
+    The migration runs where the administrator's secret points; the functions connect where
+    their own account's secret points (cdk.json's endpoint, port and databaseName). Were the
+    two apart, the deploy would succeed and every sync be refused. Not checked while the secret
+    names another place than the deploy describes: in a rollback the secret may not be restored
+    yet when this resource is (CloudFormation does not document the order), and failing then
+    would leave the stack in UPDATE_ROLLBACK_FAILED; once restored, it names the old place again.
+    """
+    if described is not None and _location(secret) != described:
+        logger.warning(
+            "the %s account's secret names %s, the deploy describes %s (a rollback not yet restoring the "
+            "secret): where it leads is not checked",
+            account,
+            _location(secret),
+            described,
+        )
+        return
+    by_secret = replace(load_database_settings(), host=None, user=None, password=None, secret_arn=secret_arn)
+    provisioned = migrator.server_and_database()
+    try:
+        connection = connect(by_secret)
+    except IngestError as error:
+        # Unreachable, or refused: a wrong endpoint, port or database name says either, as may an outage.
+        raise MigrationError(
+            f"the {account} account could not log in where its secret points ({error}); the migration provisioned it "
+            f"on {_where(provisioned)}, where the administrator's secret points. If the database's endpoint, port or "
+            "databaseName in cdk.json differ from what that secret names, set them to it; otherwise deploy again"
+        ) from error
+    try:
+        reached = server_and_database(connection)
+    finally:
+        connection.close()
+    if reached != provisioned:
+        raise MigrationError(
+            f"the {account} account's secret leads to {_where(reached)}, the migration provisioned it on "
+            f"{_where(provisioned)}, where the administrator's secret points: set the database's endpoint, port and "
+            "databaseName in cdk.json to what that secret names"
+        )
+
+
+def _where(server: tuple[str, int, str]) -> str:
+    hostname, port, database = server
+    return f"database {database!r} of the server {hostname}:{port}"
 
 
 def parse_manual_payload(event: Any) -> tuple[str, int | None]:
@@ -156,7 +233,12 @@ def on_event(event: dict[str, Any], waits: MigrationWaits | None = None) -> dict
         # The resource's own properties, not the function's environment: during a rollback they are
         # the ones being restored, whichever configuration the function has at that moment.
         missing_rows = event.get("ResourceProperties", {}).get("IngestMissingRows")
-        report = run_migrations("up", waits=waits, ingest_deletes=None if missing_rows is None else missing_rows == "delete")
+        report = run_migrations(
+            "up",
+            waits=waits,
+            ingest_deletes=None if missing_rows is None else missing_rows == "delete",
+            described=event.get("ResourceProperties", {}),
+        )
     except SchemaAhead as ahead:
         if request_type != "Update":
             raise MigrationError(f"schema migration ({request_type}) failed: {ahead}"[:MAX_REASON_CHARS]) from ahead

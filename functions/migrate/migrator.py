@@ -67,6 +67,14 @@ class MigrationReport:
         return asdict(self)
 
 
+def server_and_database(connection: pymysql.Connection[Any]) -> tuple[str, int, str]:
+    """The server a connection reached, by its own host name and port (not the name dialled), and its database."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT @@hostname, @@port, DATABASE()")
+        hostname, port, database = cursor.fetchone()
+    return str(hostname), int(port), str(database)
+
+
 class Migrator:
     """Applies and reverts migrations on one connection, every wait bounded by `waits`."""
 
@@ -223,6 +231,10 @@ class Migrator:
         """Give the status account (made by a migration, locked, reading the ledger only) its password and unlock it."""
         with self._migration_lock():
             self._set_password_and_unlock(username, password)
+
+    def server_and_database(self) -> tuple[str, int, str]:
+        """The server (its own host name and port, whatever name reached it) and the database this connection uses."""
+        return server_and_database(self._connection)
 
     def _set_password_and_unlock(self, username: str, password: str) -> None:
         # A short wait of its own, not the run's deadline: provisioning follows the versions, and

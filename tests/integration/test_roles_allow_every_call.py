@@ -86,6 +86,8 @@ class Recorder:
             self._monkeypatch.setenv(name, value)
         self.environments[function] = dict(os.environ)
         self._function = function
+        # Each function runs in a process of its own: no secret another one read is cached in it.
+        secrets_provider.cache_clear()
         try:
             yield
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -177,7 +178,9 @@ def test_a_password_the_secret_never_gets_fails_as_transient_after_bounded_retri
     assert 1.4 <= time.monotonic() - started < 10
 
 
-@pytest.mark.parametrize(("variable", "account"), [("INGEST_DB_SECRET_ARN", "upsell_ingest"), ("STATUS_DB_SECRET_ARN", "upsell_status")])
+@pytest.mark.parametrize(
+    ("variable", "account"), [("INGEST_DB_SECRET_ARN", "upsell_ingest"), ("STATUS_DB_SECRET_ARN", "upsell_status")]
+)
 def test_the_migrate_function_provisions_only_the_account_each_secret_may_name(
     migrated_settings: DatabaseSettings, secrets: Any, monkeypatch: pytest.MonkeyPatch, variable: str, account: str
 ) -> None:
@@ -242,6 +245,96 @@ def test_a_deploy_gives_each_account_the_password_in_its_own_secret(
             host=migrated_settings.host, port=migrated_settings.port, user="upsell_status", password=passwords["upsell_ingest"]
         )
     assert refused.value.args[0] == 1045
+
+
+def schema_update(described: dict[str, Any], *, old: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The provider's Update of the schema resource, its ingest secret generator describing `described`'s place
+    (and OldResourceProperties' `old`'s, as in a rollback)."""
+
+    def properties(place: dict[str, Any]) -> dict[str, Any]:
+        template = {key: place[key] for key in ("engine", "username", "host", "port", "dbname")}
+        generator = {"SecretStringTemplate": json.dumps(template), "GenerateStringKey": "password"}
+        return {
+            "MigrationsFingerprint": migrations_fingerprint(),
+            "IngestMissingRows": "keep",
+            "IngestSecretGenerator": generator,
+        }
+
+    return {
+        "RequestType": "Update",
+        "LogicalResourceId": "Schema",
+        "PhysicalResourceId": "upsell-signals-schema",
+        "ResourceProperties": properties(described),
+        **({"OldResourceProperties": properties(old)} if old is not None else {}),
+    }
+
+
+@pytest.mark.parametrize(
+    ("leads_to", "refusal"),
+    [
+        ("another-database", "could not log in where its secret points"),
+        ("another-database-it-may-use", "secret leads to database 'elsewhere_"),
+        ("a-port-nothing-listens-on", "could not log in where its secret points"),
+    ],
+)
+def test_a_deploy_fails_when_an_accounts_secret_leads_elsewhere_than_the_migration_ran(
+    migrated_settings: DatabaseSettings, secrets: Any, monkeypatch: pytest.MonkeyPatch, leads_to: str, refusal: str
+) -> None:
+    # Given the ingest secret as an imported environment's stack writes it from cdk.json, naming a
+    # database or port other than the administrator's (only cdk.json was edited)
+    secrets_provider.cache_clear()
+    elsewhere = f"elsewhere_{uuid.uuid4().hex[:12]}"
+    admin = connect(migrated_settings)
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {elsewhere}")
+        if leads_to == "another-database-it-may-use":
+            cursor.execute(f"GRANT SELECT ON {elsewhere}.* TO 'upsell_ingest'@'%'")
+    secret = account_secret(migrated_settings, f"ingest-{uuid.uuid4().hex}")
+    if leads_to == "a-port-nothing-listens-on":
+        with socket.socket() as unused:
+            unused.bind(("127.0.0.1", 0))
+            secret["port"] = unused.getsockname()[1]
+    else:
+        secret["dbname"] = elsewhere
+    monkeypatch.setenv(
+        "INGEST_DB_SECRET_ARN", secrets.create_secret(Name=f"ingest-{uuid.uuid4().hex}", SecretString=json.dumps(secret))["ARN"]
+    )
+    update = schema_update(described=secret)
+    try:
+        # When the deploy's migration runs
+        # Then it fails (the deploy with it), naming where the account leads, where it was provisioned and what to set
+        with pytest.raises(MigrationError, match=refusal) as failed:
+            migrate_handler.handler(update, LocalContext("migrate"))
+        assert f"provisioned it on database '{migrated_settings.name}'" in str(failed.value)
+        assert "databaseName in cdk.json" in str(failed.value)
+    finally:
+        secrets_provider.cache_clear()
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE {elsewhere}")
+            if leads_to == "another-database-it-may-use":
+                cursor.execute(f"REVOKE SELECT ON {elsewhere}.* FROM 'upsell_ingest'@'%'")
+        admin.close()
+
+
+def test_the_rollback_of_a_deploy_the_check_failed_completes_while_the_secret_still_leads_elsewhere(
+    migrated_settings: DatabaseSettings, secrets: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a deploy that moved the ingest secret to a database the migration does not run on (so it
+    # failed), and CloudFormation rolling this resource back before it restores the secret: the
+    # request describes the old place, the secret still names the new one
+    secrets_provider.cache_clear()
+    moved = account_secret(migrated_settings, f"ingest-{uuid.uuid4().hex}") | {"dbname": "elsewhere_db"}
+    monkeypatch.setenv(
+        "INGEST_DB_SECRET_ARN", secrets.create_secret(Name=f"ingest-{uuid.uuid4().hex}", SecretString=json.dumps(moved))["ARN"]
+    )
+    rollback = schema_update(described=account_secret(migrated_settings, "unused"), old=moved)
+    try:
+        # When the rollback's Update arrives, Then it completes (a failure would leave the stack in
+        # UPDATE_ROLLBACK_FAILED), not checking where a secret about to be restored leads
+        answer = migrate_handler.handler(rollback, LocalContext("migrate"))
+    finally:
+        secrets_provider.cache_clear()
+    assert answer["Data"]["CurrentVersion"] == str(ALL_VERSIONS[-1])
 
 
 def test_an_account_no_migration_has_made_is_named_when_provisioned(migrated_settings: DatabaseSettings) -> None:
