@@ -47,6 +47,7 @@ class UpsellSignalsStack(Stack):
             network=network,
             log_retention_days=config.log_retention_days,
             instance_identifier=f"upsell-signals-{config.name}",
+            snapshot_on_removal=config.removal == "retain",
         )
         code = FunctionCode(self, "Code", architecture=config.architecture, layers_dir=layers_dir)
         dead_letters = DeadLetterQueue(self, "DeadLetters")

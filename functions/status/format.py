@@ -9,8 +9,15 @@ from typing import Any
 
 REASON_WIDTH = 90
 _ISO_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})Z$")
-HISTORY_COLUMNS = ("date", "status", "trigger", "attempt", "rows", "inserted", "updated", "unchanged", "rejected", "deleted")
-RUN_COLUMNS = ("started", "attempt", "status", "trigger", "force", "dry", "rows", "ins", "upd", "same", "rej", "del", "resumed")
+# "superseded"/"sup": rows a newer date's file carries, left as that date wrote them (a backfill's older date).
+HISTORY_COLUMNS = (
+    *("date", "status", "trigger", "attempt", "rows", "inserted", "updated"),
+    *("unchanged", "rejected", "deleted", "superseded"),
+)
+RUN_COLUMNS = (
+    *("started", "attempt", "status", "trigger", "force", "dry", "rows"),
+    *("ins", "upd", "same", "rej", "del", "sup", "resumed"),
+)
 
 
 def cell(value: Any) -> str:
@@ -84,6 +91,7 @@ def format_history(report: dict[str, Any]) -> str:
                 cell(s["trigger_source"]),
                 *(cell(s[name]) for name in ("attempt", "rows_processed", "rows_inserted", "rows_updated")),
                 *(cell(s[name]) for name in ("rows_unchanged", "rows_rejected", "rows_deleted")),
+                cell(s.get("rows_superseded")),  # .get: a status function deployed before it answers without
                 duration(s["duration_ms"]),
                 cell(s["completed_at"]),
                 cell(s["error_message"]),
@@ -116,7 +124,9 @@ def format_date(report: dict[str, Any]) -> str:
                 cell(r["force_resync"]),
                 cell(r["dry_run"]),
                 *(cell(r[name]) for name in ("rows_processed", "rows_inserted", "rows_updated", "rows_unchanged")),
-                *(cell(r[name]) for name in ("rows_rejected", "rows_deleted", "rows_resumed")),
+                *(cell(r[name]) for name in ("rows_rejected", "rows_deleted")),
+                cell(r.get("rows_superseded")),
+                cell(r["rows_resumed"]),
                 duration(r["duration_ms"]),
                 cell(reason),
             ]

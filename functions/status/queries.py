@@ -33,9 +33,10 @@ class StatusQueries:
 
     def recent_syncs(self, days: int) -> list[dict[str, Any]]:
         """The metadata rows of the last `days` dates, newest first."""
-        return fetch_dicts(self.connection,
+        return fetch_dicts(
+            self.connection,
             "SELECT sync_date, status, trigger_source, attempt, rows_processed, rows_inserted, rows_updated, "
-            "rows_unchanged, rows_rejected, rows_deleted, duration_ms, started_at, completed_at, error_message "
+            "rows_unchanged, rows_rejected, rows_deleted, rows_superseded, duration_ms, started_at, completed_at, error_message "
             f"FROM {METADATA} WHERE sync_date >= CURRENT_DATE - INTERVAL %s DAY "
             "ORDER BY sync_date DESC",
             (days,),
@@ -43,10 +44,11 @@ class StatusQueries:
 
     def runs_for(self, sync_date: dt.date) -> list[dict[str, Any]]:
         """Every recorded invocation for a date, oldest first."""
-        return fetch_dicts(self.connection,
+        return fetch_dicts(
+            self.connection,
             "SELECT started_at, attempt, status, trigger_source, workflow_id, force_resync, dry_run, rows_processed, "
-            "rows_inserted, rows_updated, rows_unchanged, rows_rejected, rows_deleted, rows_resumed, duration_ms, "
-            f"error_type, error_message FROM {RUNS} WHERE sync_date = %s ORDER BY id",
+            "rows_inserted, rows_updated, rows_unchanged, rows_rejected, rows_deleted, rows_superseded, rows_resumed, "
+            f"duration_ms, error_type, error_message FROM {RUNS} WHERE sync_date = %s ORDER BY id",
             (sync_date,),
         )
 
@@ -56,7 +58,8 @@ class StatusQueries:
         A pass that rejects nothing leaves no rows here: when the date's latest run that read
         the file completed (or dry-ran) counting none, earlier passes' rejects are not its own.
         """
-        latest = fetch_dicts(self.connection,
+        latest = fetch_dicts(
+            self.connection,
             f"SELECT status, rows_rejected FROM {RUNS} WHERE sync_date = %s "
             "AND status NOT IN ('skipped', 'in_progress') ORDER BY id DESC LIMIT 1",
             (sync_date,),
@@ -64,12 +67,14 @@ class StatusQueries:
         if latest and latest[0]["status"] in ("completed", "dry_run") and latest[0]["rows_rejected"] == 0:
             return 0, []
         # DISTINCT: a pass started again under its own claim records its rows again (the table is append-only).
-        summary = fetch_dicts(self.connection,
+        summary = fetch_dicts(
+            self.connection,
             f"SELECT COUNT(DISTINCT source_row) AS total, MAX(attempt) AS attempt FROM {REJECTED} WHERE sync_date = %s "
             f"AND attempt = (SELECT MAX(attempt) FROM {REJECTED} WHERE sync_date = %s)",
             (sync_date, sync_date),
         )[0]
-        rejects = fetch_dicts(self.connection,
+        rejects = fetch_dicts(
+            self.connection,
             f"SELECT DISTINCT source_row, cdms_canonical_company_id, reasons, original_values FROM {REJECTED} "
             "WHERE sync_date = %s AND attempt = %s ORDER BY source_row LIMIT %s",
             (sync_date, summary["attempt"] or 0, limit),
@@ -84,7 +89,8 @@ class StatusQueries:
         if not sync_dates:
             return []
         dates = ", ".join(["%s"] * len(sync_dates))
-        return fetch_dicts(self.connection,
+        return fetch_dicts(
+            self.connection,
             "SELECT m.sync_date, m.attempt, m.holder_dry_run AS dry_run, m.started_at, m.lease_expires_at, "
             "m.lease_expires_at > NOW() AS lease_live, TIMESTAMPDIFF(SECOND, m.started_at, NOW()) AS elapsed_seconds, "
             "TIMESTAMPDIFF(SECOND, m.lease_expires_at, NOW()) AS lease_lapsed_seconds, "

@@ -58,8 +58,11 @@ class Database(Construct):
         network: Network,
         log_retention_days: int,
         instance_identifier: str,
+        snapshot_on_removal: bool = True,
     ) -> None:
+        """`snapshot_on_removal`: a created instance removed without deletion protection leaves a final snapshot."""
         super().__init__(scope, construct_id)
+        self._snapshot_on_removal = snapshot_on_removal
         self.database_name = settings.database_name
         self.secret_kms_key_arn: str | None = None
         self.instance: rds.IDatabaseInstance
@@ -212,7 +215,10 @@ class Database(Construct):
             multi_az=settings.multi_az,
             deletion_protection=settings.deletion_protection,
             backup_retention=Duration.days(settings.backup_retention_days),
-            removal_policy=RemovalPolicy.SNAPSHOT if settings.deletion_protection else RemovalPolicy.DESTROY,
+            # An environment that retains what it removes keeps a snapshot even without deletion protection.
+            removal_policy=(
+                RemovalPolicy.SNAPSHOT if settings.deletion_protection or self._snapshot_on_removal else RemovalPolicy.DESTROY
+            ),
             instance_identifier=instance_identifier,
             cloudwatch_logs_exports=list(EXPORTED_LOGS),
             auto_minor_version_upgrade=True,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 from aws_cdk.assertions import Template
 
 from infra.stack import REMOVABLE_BY_ENVIRONMENT
 from tests.infrastructure.helpers import resources
+from tests.infrastructure.test_migrate_first import CDK_JSON
 
 
 def _deletion_policies(template: Template) -> dict[str, str]:
@@ -52,3 +55,18 @@ def test_dev_deletes_everything_including_a_bucket_with_files_in_it(dev_template
     database = next(iter(resources(dev_template, "AWS::RDS::DBInstance").values()))
     assert database["DeletionPolicy"] == "Delete"
     assert database["Properties"]["DeletionProtection"] is False
+
+
+def test_a_created_database_leaves_a_snapshot_wherever_removals_are_retained(tmp_path: Path) -> None:
+    # Given dev's settings with removalPolicy retain, its database still without deletion protection
+    from app import build_app
+
+    environments = json.loads(CDK_JSON.read_text())["context"]["environments"]
+    environments["dev"] |= {"removalPolicy": "retain", "alarmEmail": "data-platform@acme.com"}
+    assert environments["dev"]["database"]["deletionProtection"] is False
+    app = build_app({"env": "dev", "environments": environments}, outdir=str(tmp_path / "cdk-dev-retained"))  # type: ignore[dict-item]
+    template = Template.from_stack(app.node.find_child("UpsellSignals-dev"))  # type: ignore[arg-type]
+    # When reading what removing the instance does
+    database = next(iter(resources(template, "AWS::RDS::DBInstance").values()))
+    # Then CloudFormation takes a final snapshot first, as it does for a protected one
+    assert (database["DeletionPolicy"], database["UpdateReplacePolicy"]) == ("Snapshot", "Snapshot")
