@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from functions.ingest.text_checks import decoded_without_huge
+
 # One pass over the keys holds at most this many hashes (64 MB); a larger file takes one
 # more pass per this many rows.
 HASHES_PER_PASS = 1 << 23
@@ -88,7 +90,8 @@ def key_hashes(keys: pa.Array) -> pa.Array:
 def comparable_keys(values: pa.Array) -> pa.Array:
     """Keys as validation compares them: decoded from a dictionary, as text, nulls dropped."""
     if pa.types.is_dictionary(values.type):
-        values = values.dictionary_decode()
+        # A huge key (rejected as too long, never a duplicate) is not copied into its rows.
+        values = decoded_without_huge(values)[0]
     # Bytes seen as text without a check: a key that is not UTF-8 must not fail the count
     # (validation rejects every copy of it for that).
     if pa.types.is_binary(values.type):

@@ -21,6 +21,8 @@ def json_safe(value: Any) -> Any:
 def original_values(values: pa.Array) -> list[Any]:
     """A rejected batch's column as Python values to store; text capped at about 1 KiB."""
     if pa.types.is_dictionary(values.type):
+        if is_text_type(values.type.value_type):
+            return capped_text(values)  # capped before decoding: a value may be huge
         values = values.dictionary_decode()
     if pa.types.is_temporal(values.type):
         # Arrow's own text: Python's datetime stops at year 9999 and at the microsecond, and

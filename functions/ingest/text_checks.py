@@ -15,6 +15,10 @@ import pyarrow.compute as pc
 # A rejected row's original values are kept for operators, each cut at this many bytes: a
 # whole 30 MB value would overflow the server's max_allowed_packet on the way in.
 ORIGINAL_VALUE_MAX_BYTES = 1024
+# A dictionary value longer than this many bytes is never decoded into its rows: every row
+# would hold a copy (a 5 MB value in 25,000 rows is 125 GB), and such a value is far over
+# any column's limit (at most 64 characters, 256 bytes) anyway.
+HUGE_VALUE_BYTES = 4096
 # One well-formed UTF-8 sequence (no overlongs, no surrogates, nothing past U+10FFFF), as
 # RE2 reads it on binary data, byte by byte. Slower than a cast's validation: only run where
 # a cast found bad text, to tell which values.
@@ -58,6 +62,22 @@ def as_text(values: pa.Array) -> tuple[pa.Array, pa.Array | None]:
     return pc.cast(pc.if_else(not_utf8, pa.scalar(None, pa.binary()), as_binary), pa.string()), not_utf8
 
 
+def decoded_without_huge(values: pa.Array) -> tuple[pa.Array, pa.Array | None]:
+    """A dictionary array decoded, each row of a value over HUGE_VALUE_BYTES made a null.
+
+    Also returns the mask of those rows (None when there are none): the caller rejects them
+    as too long. The huge values stay in the dictionary, once; no row copies them.
+    """
+    dictionary = values.dictionary
+    huge_entries = pc.greater(pc.binary_length(dictionary), HUGE_VALUE_BYTES)
+    if not pc.any(huge_entries).as_py():
+        return values.dictionary_decode(), None
+    kept = pc.if_else(huge_entries, pa.scalar(None, dictionary.type), dictionary)
+    decoded = pa.DictionaryArray.from_arrays(values.indices, kept).dictionary_decode()
+    huge = pc.fill_null(pc.take(huge_entries, values.indices), False)
+    return decoded, huge
+
+
 def longer_than(values: pa.Array, max_chars: int) -> pa.Array:
     """Per string: whether it holds more than `max_chars` characters (VARCHAR(n) counts characters, not bytes)."""
     return pc.greater(pc.utf8_length(values), max_chars)
@@ -69,6 +89,10 @@ def capped_text(values: pa.Array) -> list[str | None]:
     Taken as bytes and cut before they reach Python: a value may be huge or not UTF-8
     (bad bytes are shown hex-escaped).
     """
+    if pa.types.is_dictionary(values.type):
+        # Each distinct value capped once, then given to its rows: a huge value is never copied per row.
+        capped = capped_text(values.dictionary)
+        return [None if index is None else capped[index] for index in values.indices.to_pylist()]
     as_binary = pc.cast(values, pa.binary())
     lengths = pc.binary_length(as_binary).to_pylist()
     heads = pc.binary_slice(as_binary, 0, ORIGINAL_VALUE_MAX_BYTES).to_pylist()

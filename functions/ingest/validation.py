@@ -30,7 +30,7 @@ from functions.ingest.columns import (
     Kind,
 )
 from functions.ingest.rejected_values import json_safe, original_values
-from functions.ingest.text_checks import TEXT_TYPES, as_text, longer_than
+from functions.ingest.text_checks import TEXT_TYPES, as_text, decoded_without_huge, longer_than
 
 SOURCE_ROW = "source_row"
 RATE_LIMIT = 10 ** (RATE_PRECISION - RATE_SCALE)  # DECIMAL(10,4) holds |x| < 10^6
@@ -86,8 +86,15 @@ def _is_type(data_type: pa.DataType, *predicates: Any) -> bool:
 
 
 def _normalise_string(column: Column, values: pa.Array, checks: _Checks) -> pa.Array:
+    assert column.max_length is not None
+    too_long = f"{column.name} longer than {column.max_length} characters"
+    huge = None
     if pa.types.is_dictionary(values.type):
-        values = values.dictionary_decode()
+        # A huge value (the reader keeps a column holding one as a dictionary) is rejected
+        # as too long without being copied into each of its rows.
+        values, huge = decoded_without_huge(values)
+        if huge is not None:
+            checks.add(huge, too_long)
     not_utf8 = None
     if pa.types.is_integer(values.type):
         values = pc.cast(values, pa.string())
@@ -97,10 +104,12 @@ def _normalise_string(column: Column, values: pa.Array, checks: _Checks) -> pa.A
             checks.add(not_utf8, f"{column.name} is not valid UTF-8")
     if column.name == KEY_COLUMN:
         blank = pc.or_kleene(pc.is_null(values), pc.equal(pc.utf8_trim_whitespace(values), ""))
-        # A key nulled for bad bytes was not blank: it has its own reason.
-        checks.add(blank if not_utf8 is None else pc.and_(blank, pc.invert(not_utf8)), f"blank or missing {column.name}")
-    assert column.max_length is not None
-    checks.add(longer_than(values, column.max_length), f"{column.name} longer than {column.max_length} characters")
+        # A key nulled for bad bytes, or for being huge, was not blank: it has its own reason.
+        for nulled in (not_utf8, huge):
+            if nulled is not None:
+                blank = pc.and_(blank, pc.invert(nulled))
+        checks.add(blank, f"blank or missing {column.name}")
+    checks.add(longer_than(values, column.max_length), too_long)
     return values
 
 

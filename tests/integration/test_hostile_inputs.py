@@ -294,7 +294,7 @@ EVENT_CASES = [
         "manual-unknown-guard-name",
         {"sync_date": "2026-01-31", "override_guards": ["row_count"]},
         "unknown guard name(s) in override_guards: ['row_count']; valid names: reject_ratio, row_count_drift, "
-        "empty_file, delete_ratio, stale_date",
+        "empty_file, delete_ratio, stale_date, future_date",
     ),
     EventCase(
         "manual-guards-as-a-string",
@@ -476,9 +476,15 @@ FILE_CASES = [
         "every-row-too-long",
         mostly_too_long,
         "GuardTripped",
-        "reject_ratio: 200 of 200 rows rejected (100.00%), limit 5.00%",
+        # settled at the first chunk's end: the rest is not read
+        "reject_ratio: 100 of the file's 200 rows rejected (50.00%) already in its first 100, limit 5.00%; stopped early at row 100",
     ),
-    FileCase("every-key-twice", every_key_twice, "GuardTripped", "reject_ratio: 200 of 200 rows rejected (100.00%)"),
+    FileCase(
+        "every-key-twice",
+        every_key_twice,
+        "GuardTripped",
+        "reject_ratio: 100 of the file's 200 rows rejected (50.00%) already in its first 100, limit 5.00%; stopped early at row 100",
+    ),
     FileCase(
         "no-file-for-the-schedule",
         None,
@@ -521,6 +527,8 @@ def test_a_hostile_file_fails_its_date_plainly_and_publishes_nothing(
     # Then the date is answered failed, with a reason naming the problem
     assert (answer["status"], answer["sync_date"], answer["error_type"]) == ("failed", "2026-01-31", case.error_type)
     assert case.says in answer["reason"]
+    assert answer["s3_key"] == KEY_TWO  # the schedule's event names no key: the date's own
+
     # and the dead-letter message carries the event and the same reason
     [message] = aws.dead_letters()
     assert (message["original_event"], message["error_type"]) == (case.event, case.error_type)
@@ -552,6 +560,7 @@ class ValueCase:
     rejected: dict[int, str]
     comparable: Callable[[pa.Table], pa.Table] = lambda table: table
     original: tuple[int, str, Any] | None = None
+    write_options: dict[str, Any] = field(default_factory=dict)
 
 
 def column_as(table: pa.Table, name: str, data_type: pa.DataType) -> pa.Table:
@@ -575,7 +584,24 @@ def fractions(table: pa.Table) -> pa.Table:
     return with_values(table, 40, INITIAL_BILLED_EE_COUNT=8.0)
 
 
+def a_huge_dictionary_value(table: pa.Table, name: str, rows: tuple[int, ...]) -> pa.Table:
+    """Column `name` dictionary-encoded, with one more entry of HUGE_VALUE_BYTES that `rows` point at."""
+    values = table[name].to_pylist()
+    dictionary = sorted(set(values) - {None})
+    huge = len(dictionary)
+    indices = [
+        huge if row in rows else None if values[row] is None else dictionary.index(values[row]) for row in range(table.num_rows)
+    ]
+    encoded = pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32()), pa.array([*dictionary, "h" * HUGE_VALUE_BYTES]))
+    return table.set_column(table.schema.get_field_index(name), name, encoded)
+
+
+def decoded(name: str) -> Callable[[pa.Table], pa.Table]:
+    return lambda table: table.set_column(table.schema.get_field_index(name), name, pc.cast(table[name], pa.string()))
+
+
 BIG_VALUE_BYTES = 3 << 20
+HUGE_VALUE_BYTES = 5 << 20
 NS_WITH_SUB_MICROSECONDS = 1_769_750_000_123_456_789  # 2026-01-30 05:13:20.123456789, loads cut to the second
 VALUE_CASES = [
     ValueCase("null-key", lambda t: with_values(t, 3, **{KEY: None}), {3: "blank or missing cdms_canonical_company_id"}),
@@ -711,6 +737,16 @@ VALUE_CASES = [
         original=(36, "legacy_company_id", "9" * ORIGINAL_VALUE_MAX_BYTES + f"…[truncated, {BIG_VALUE_BYTES} bytes]"),
     ),
     ValueCase(
+        # The page of a dictionary holds a value once, however many rows point at it: a file of
+        # kilobytes can decode to gigabytes, which the reader keeps from being copied into each row.
+        "a-5-mb-dictionary-value-three-rows-point-at",
+        lambda t: a_huge_dictionary_value(t, "CORE_PRODUCT", (42, 43, 44)),
+        {row: "core_product longer than 16 characters" for row in (42, 43, 44)},
+        original=(43, "core_product", "h" * ORIGINAL_VALUE_MAX_BYTES + f"…[truncated, {HUGE_VALUE_BYTES} bytes]"),
+        comparable=decoded("CORE_PRODUCT"),
+        write_options={"dictionary_pagesize_limit": 64 << 20},
+    ),
+    ValueCase(
         "fractions-in-integer-columns",  # whole values only: 3.50 and 2.5 are refused, 7.00 and 8.0 load
         fractions,
         {37: "ee_growth is not a whole number", 39: "initial_billed_ee_count is not a whole number"},
@@ -728,7 +764,7 @@ def test_a_hostile_value_is_one_rejected_row_with_its_reason_and_the_rest_loads(
 ) -> None:
     # Given a good 200-row file with the hostile values written into it
     file_table = case.build(good_table())
-    aws.put_bytes(KEY_TWO, parquet_bytes(file_table))
+    aws.put_bytes(KEY_TWO, parquet_bytes(file_table, **case.write_options))
 
     # When it is synced
     answer = invoke(s3_notification(KEY_TWO))
