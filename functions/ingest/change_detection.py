@@ -52,6 +52,8 @@ MATCH_PAGE_ROWS = 250_000  # the table rows one lookup table is built of (about 
 COMPARE_BATCH_ROWS = 10_000
 # The sample that tells whether a compare pays: rows of the file's first chunk.
 SAMPLE_ROWS = 1_000
+# Asked after each batch of a compare with (end_row, rows rejected so far): True stops the read there.
+StopReading = Callable[[int, int], bool]
 
 
 @dataclass
@@ -64,6 +66,8 @@ class FileComparison:
     rows_unmatched: int
     from_row: int = 0  # rows before it were not compared: what is unmatched is known only from 0
     with_unmatched: bool = True
+    # Where the read of the file stopped early (`stop_reading` said so): rows from it on were not compared.
+    stopped_at_row: int | None = None
 
     def rows_needed(self, first_row: int, end_row: int) -> list[int]:
         """Offsets (from first_row) of the rows a chunk must read again: to stage, or to record as rejected."""
@@ -75,7 +79,7 @@ class FileComparison:
 
     def unmatched_pages(self, page_rows: int = 100_000) -> Iterator[list[int]]:
         """The ids of the table's rows no file row equals, a page at a time (of a compare of the whole file)."""
-        if self.from_row or not self.with_unmatched:
+        if self.from_row or not self.with_unmatched or self.stopped_at_row is not None:
             raise AssertionError("only a compare of the whole file that kept the unmatched rows tells which companies it lacks")
         item = array("Q").itemsize
         with self.unmatched_path.open("rb") as source:
@@ -110,12 +114,16 @@ def compare_file(
     from_row: int = 0,
     with_unmatched: bool = True,
     partition_rows: int = PARTITION_ROWS,
+    stop_reading: StopReading | None = None,
 ) -> FileComparison:
     """Read the file once from `from_row` on and compare it with the table.
 
     The table must not change meanwhile: hold the publish lock. `chunk_rows`: the file's
     rows read at once, at most (and no more than COMPARE_BATCH_ROWS). `with_unmatched`:
     also keep the ids of the table's rows no file row equals (what a delete needs).
+    `stop_reading(end_row, rows_rejected)`, asked after each batch with the rows rejected from
+    `from_row` to `end_row`: True stops the read there (reject_ratio would trip whatever the
+    rest holds); only the rows read are compared, and `stopped_at_row` says where it stopped.
     """
     marks = RowMarks(opened.num_rows)
     unmatched_path = work_path.with_suffix(".unmatched")
@@ -136,7 +144,8 @@ def compare_file(
             # The server computes the table's side while this process computes the file's.
             table_side = reader.submit(_spill_table, table, table_spills, with_unmatched, then=table_session.start)
             batch_rows = min(chunk_rows, COMPARE_BATCH_ROWS)
-            for source_rows, digests in _file_fingerprints(opened, from_row, batch_rows, marks):
+            read = _FileRead(end_row=from_row)
+            for source_rows, digests in _file_fingerprints(opened, from_row, batch_rows, marks, read, stop_reading=stop_reading):
                 _spill_by_partition(file_spills, source_rows, digests)
             table_side.result()
         rows_to_stage = rows_unmatched = 0
@@ -167,29 +176,56 @@ def compare_file(
         table_session.stop()
         for spill in (*file_spills, *table_spills):
             spill.remove()
+    stopped_at_row = read.end_row if read.stopped else None
     logger.info(
-        "compared the file with the table from row %d: %d of %d rows differ",
+        "compared the file with the table from row %d%s: %d of %d rows differ",
         from_row,
+        "" if stopped_at_row is None else f" to row {stopped_at_row}, where it stopped early ({read.rows_rejected} rejected)",
         rows_to_stage,
-        opened.num_rows - from_row,
+        read.end_row - from_row,
         extra={"rows_to_stage": rows_to_stage, "table_rows_unmatched": rows_unmatched, "partitions": partitions},
     )
-    return FileComparison(marks, rows_to_stage, unmatched_path, rows_unmatched, from_row, with_unmatched)
+    return FileComparison(
+        marks, rows_to_stage, unmatched_path, rows_unmatched, from_row, with_unmatched, stopped_at_row=stopped_at_row
+    )
+
+
+@dataclass
+class _FileRead:
+    """How far a compare's read of the file got, and the rows it rejected on the way."""
+
+    end_row: int
+    rows_rejected: int = 0
+    stopped: bool = False
 
 
 def _file_fingerprints(
-    opened: OpenedFile, from_row: int, batch_rows: int, marks: RowMarks
+    opened: OpenedFile,
+    from_row: int,
+    batch_rows: int,
+    marks: RowMarks,
+    read: _FileRead,
+    *,
+    stop_reading: StopReading | None = None,
 ) -> Iterator[tuple[pa.Array, pa.Array]]:
-    """Each batch's valid rows' numbers (uint32) and fingerprints; rejected rows marked. The next batch is read meanwhile."""
+    """Each batch's valid rows' numbers (uint32) and fingerprints; rejected rows marked. The next batch is read meanwhile.
+
+    `read` follows the read (on the one worker thread, batch after batch); `stop_reading` may end it early.
+    """
     batches = opened.signal_file.batches(from_row, batch_rows)
 
     def prepare() -> tuple[pa.Array, pa.Array] | None:
+        if stop_reading is not None and read.end_row > from_row and stop_reading(read.end_row, read.rows_rejected):
+            read.stopped = read.end_row < opened.num_rows
+            return None
         next_batch = next(batches, None)
         if next_batch is None:
             return None
         first_row, batch = next_batch
         validated = validate_batch(batch, first_row, opened.duplicates)
         marks.mark_rows((rejected.source_row for rejected in validated.rejected_rows), REJECTED)
+        read.rows_rejected += len(validated.rejected_rows)
+        read.end_row = first_row + batch.num_rows
         rows = validated.valid_rows
         return pc.cast(rows.column(SOURCE_ROW), pa.uint32()).combine_chunks(), canonical_texts(rows)
 

@@ -104,12 +104,19 @@ RowsNeeded = Callable[[int, int], list[int]]
 
 @contextmanager
 def prepared_chunks(
-    opened: OpenedFile, from_row: int, *, chunk_rows: int, render: bool, rows_needed: RowsNeeded | None = None
+    opened: OpenedFile,
+    from_row: int,
+    *,
+    chunk_rows: int,
+    render: bool,
+    rows_needed: RowsNeeded | None = None,
+    end_row: int | None = None,
 ) -> Iterator[Iterator[PreparedChunk]]:
     """The file's chunks from `from_row` on, validated and (when `render`, for LOAD DATA) rendered, each prepared ahead.
 
     With `rows_needed` (a compare before staging), a chunk holds only the rows it names,
-    and a chunk that needs none is not even read.
+    and a chunk that needs none is not even read. With `end_row`, the chunks stop there
+    (the last one cut short at it): the rows a compare that stopped early read.
 
     The next chunk is read, validated and rendered on a worker thread while the
     caller loads the current one: pyarrow and the file write release the GIL, and
@@ -117,16 +124,20 @@ def prepared_chunks(
     """
     load_files = [opened.path.with_suffix(f".load{slot}.tsv") for slot in (0, 1)]
     reader = _ChunkReader(opened, from_row, chunk_rows)
+    last_row = opened.num_rows if end_row is None else min(end_row, opened.num_rows)
 
     def prepare_next(slot: int) -> PreparedChunk | None:
         first_row = reader.next_row
-        if first_row >= opened.num_rows:
+        if first_row >= last_row:
             return None
-        end_row = min(first_row + chunk_rows, opened.num_rows)
-        if rows_needed is not None and not rows_needed(first_row, end_row):
-            reader.skip_to(end_row)
-            return PreparedChunk(first_row, end_row - first_row, _NOTHING_TO_STAGE, None, slot)
+        chunk_end = min(first_row + chunk_rows, last_row)
+        if rows_needed is not None and not rows_needed(first_row, chunk_end):
+            reader.skip_to(chunk_end)
+            return PreparedChunk(first_row, chunk_end - first_row, _NOTHING_TO_STAGE, None, slot)
         batch = reader.read(first_row)  # may end sooner, at the end of a row group
+        if first_row + batch.num_rows > last_row:
+            batch = batch.slice(0, last_row - first_row)
+            reader.next_row = last_row
         needed = None if rows_needed is None else rows_needed(first_row, first_row + batch.num_rows)
         if needed is None:
             validated = validate_batch(batch, first_row, opened.duplicates)

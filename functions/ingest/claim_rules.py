@@ -19,8 +19,9 @@ ClaimKind = Literal["claimed", "skipped", "in_progress"]
 LEASE_LIVE = "lease_live"  # computed by the server beside the row: lease_expires_at > NOW()
 ROW_LOCKED = "row_locked"  # the row was read without its lock, which a holder's transaction has
 LAST_ERROR_TYPE = "last_error_type"  # of a failed date: its last failed run's error type, read beside the row
-# The triggers that deliver a file's arrival, or look for it: at least once, so again after a failure.
-ARRIVAL_TRIGGERS = frozenset({"s3", "eventbridge_s3", "schedule"})
+# The triggers that deliver a file's arrival, or look for it (the 06:00 run, its reconcile of the days before
+# included): at least once, so again after a failure.
+ARRIVAL_TRIGGERS = frozenset({"s3", "eventbridge_s3", "schedule", "reconcile"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,12 +109,17 @@ def decide_claim(current: Mapping[str, Any], request: ClaimRequest) -> ClaimOutc
 def _failed_for_good_on(current: Mapping[str, Any], request: ClaimRequest) -> bool:
     """A repeated delivery of an arrival (or the 06:00 look for it) meeting a permanent failure an arrival met on that object.
 
+    The 06:00 run's reconcile counts as an arrival both ways: it syncs a date whose event was lost under
+    the rules its arrival would have met, so its failure is the one dead letter a repeated arrival keeps.
+
     Syncing it again would fail it again and dead-letter it a second time; a person's replay,
     a redrive and a forced re-sync still run. A failure a person's replay met (a guard only a
-    replay meets, such as stale_date) says nothing of what the arrival meets, so it runs.
+    replay meets, such as stale_date) says nothing of what the arrival meets, so it runs; nor is
+    future_date for good: the same file passes once its date is near.
     """
     return (
         current["status"] == "failed"
+        and not _tripped_future_date(current)
         and current.get("trigger_source") in ARRIVAL_TRIGGERS
         and request.trigger in ARRIVAL_TRIGGERS
         and not request.force_resync
@@ -121,6 +127,14 @@ def _failed_for_good_on(current: Mapping[str, Any], request: ClaimRequest) -> bo
         and request.etag == current["s3_etag"]
         and is_permanent_error_name(current.get(LAST_ERROR_TYPE))
     )
+
+
+def _tripped_future_date(current: Mapping[str, Any]) -> bool:
+    """The date's last failure was a tripped guard, future_date among them ("guard a,future_date tripped: ...")."""
+    message = str(current.get("error_message") or "")
+    if current.get(LAST_ERROR_TYPE) != "GuardTripped" or not message.startswith("guard "):
+        return False
+    return "future_date" in message.removeprefix("guard ").split(" ", 1)[0].split(",")
 
 
 def _same_object(current: Mapping[str, Any], request: ClaimRequest) -> bool:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from functions.ingest import claims
 from functions.ingest.chunks import ObjectDownload, OpenedFile, open_file, prepared_chunks
-from functions.ingest.guards import guard_trips, raise_on_trips
+from functions.ingest.guards import GuardTrip, guard_trips, raise_on_trips, reject_ratio_settled
 from functions.ingest.repository import Repository
 from functions.ingest.sync_values import ClaimedSync, SyncResult
 from functions.shared.errors import TransientError
@@ -41,6 +41,7 @@ class _Loaded:
     rows_read: int
     rows_loaded: int
     rows_rejected: int
+    stopped_early: GuardTrip | None = None  # reject_ratio settled before the file's end: the rest was not read
 
 
 def may_load_directly(claimed: ClaimedSync) -> bool:
@@ -87,11 +88,14 @@ def _load_into_empty_table(
         loaded = _load_rows(repository, claimed, opened, settings)
         repository.signals.count_a_write()
         read, kept, rejected = loaded.rows_read, loaded.rows_loaded, loaded.rows_rejected
-        trips = guard_trips(repository, claimed, settings, rows_read=read, rows_rejected=rejected, rows_loaded=kept)
+        if loaded.stopped_early is not None:
+            trips = [loaded.stopped_early]
+        else:
+            trips = guard_trips(repository, claimed, settings, rows_read=read, rows_rejected=rejected, rows_loaded=kept)
         if trips:
             repository.connection.rollback()  # the load, and the rejected rows recorded with it
-            if claimed.budget.first_load_fits(opened.num_rows):
-                _record_rejected_rows(repository, claimed, opened, settings)
+            if claimed.budget.first_load_fits(read):
+                _record_rejected_rows(repository, claimed, opened, settings, end_row=read)
             else:
                 logger.warning("no time left to read the file again for its %d rejected rows: not recorded", rejected)
             raise_on_trips(trips)
@@ -114,21 +118,27 @@ def _load_into_empty_table(
     return result
 
 
-def _record_rejected_rows(repository: Repository, claimed: ClaimedSync, opened: OpenedFile, settings: IngestSettings) -> None:
-    """Record the file's rejected rows on their own, once a tripped guard rolled the load back: a rejected row is kept.
+def _record_rejected_rows(
+    repository: Repository, claimed: ClaimedSync, opened: OpenedFile, settings: IngestSettings, *, end_row: int
+) -> None:
+    """Record the rejected rows of the file's first `end_row` rows (those the load read) on their own, once a
+    tripped guard rolled the load back: a rejected row is kept.
 
     The file is read once more rather than its rejects held through the load: a guard trips
     seldom, and memory must not grow with the file.
     """
     pass_number = claimed.held.claim.claim_number
-    with prepared_chunks(opened, 0, chunk_rows=settings.chunk_rows, render=False) as chunks:
+    with prepared_chunks(opened, 0, chunk_rows=settings.chunk_rows, render=False, end_row=end_row) as chunks:
         for chunk in chunks:
             repository.staging.insert_rejected_rows(claimed.held.sync_date, pass_number, chunk.validated.rejected_rows)
     repository.connection.commit()
 
 
 def _load_rows(repository: Repository, claimed: ClaimedSync, opened: OpenedFile, settings: IngestSettings) -> _Loaded:
-    """Every chunk of the file into the table, its rejected rows recorded (inside the first load's transaction)."""
+    """Every chunk of the file into the table, its rejected rows recorded (inside the first load's transaction).
+
+    Stops early, at a chunk's end, once so many rows are rejected that reject_ratio trips whatever the rest holds.
+    """
     rows_loaded = rows_rejected = rows_read = 0
     render = settings.load_method == "local_infile"
     # A first load is a pass of its own, numbered like a staging pass by the claim that runs it.
@@ -144,6 +154,16 @@ def _load_rows(repository: Repository, claimed: ClaimedSync, opened: OpenedFile,
             rows_loaded += valid_rows.num_rows
             rows_rejected += len(chunk.validated.rejected_rows)
             rows_read = chunk.end_row
+            settled = reject_ratio_settled(
+                rows_read=rows_read,
+                rows_rejected=rows_rejected,
+                rows_in_file=opened.num_rows,
+                thresholds=settings.guards,
+                options=claimed.held.options,
+            )
+            if settled is not None:
+                logger.warning("stopping early, reject_ratio: %s", settled.message)
+                return _Loaded(rows_read, rows_loaded, rows_rejected, stopped_early=settled)
     if rows_read != opened.num_rows:
         raise TransientError(f"read {rows_read} rows of {opened.num_rows}")
     return _Loaded(rows_read, rows_loaded, rows_rejected)

@@ -15,9 +15,12 @@ from functions.shared.settings import GuardThresholds, IngestSettings
 
 if TYPE_CHECKING:  # the status function imports the guard names without the repository's pyarrow
     from functions.ingest.repository import Repository
-    from functions.ingest.sync_values import ClaimedSync
+    from functions.ingest.sync_values import ClaimedSync, SyncOptions
 
-GUARD_NAMES = ("reject_ratio", "row_count_drift", "empty_file", "delete_ratio", "stale_date")
+GUARD_NAMES = ("reject_ratio", "row_count_drift", "empty_file", "delete_ratio", "stale_date", "future_date")
+# A daily file is dated the day it covers, at latest the day it lands; tomorrow allows for an
+# export dated by a clock ahead of UTC.
+FUTURE_DAYS_ALLOWED = 1
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class GuardFigures:
     delete_missing: bool
     rows_to_delete: int
     table_rows: int
+    today: dt.date  # UTC, when the sync (its durable execution) began
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ def evaluate_guards(figures: GuardFigures, thresholds: GuardThresholds, overridd
         _row_count_drift(figures, thresholds),
         _delete_ratio(figures, thresholds),
         _stale_date(figures),
+        _future_date(figures),
     )
     return [trip for trip in judged if trip is not None and trip.guard not in overridden]
 
@@ -80,6 +85,39 @@ def _empty_file_or_reject_ratio(figures: GuardFigures, thresholds: GuardThreshol
             "rows_processed": figures.rows_processed,
             "ratio": round(ratio, 6),
             "limit": thresholds.max_reject_ratio,
+        },
+    )
+
+
+def reject_ratio_settled(
+    *, rows_read: int, rows_rejected: int, rows_in_file: int, thresholds: GuardThresholds, options: SyncOptions
+) -> GuardTrip | None:
+    """The reject_ratio trip, known before the file's end: the rows rejected so far are over the limit of the whole file.
+
+    Whatever the unread rows hold, the guard would trip at the publish: reading, validating
+    and recording the rest would only cost time and rejected rows that nothing publishes.
+    None (read on) when reject_ratio is overridden, for a dry run (it answers every count and
+    every guard it would trip), or when nothing is left to read.
+    """
+    if options.dry_run or "reject_ratio" in options.override_guards or not 0 < rows_read < rows_in_file:
+        return None
+    limit = thresholds.max_reject_ratio
+    # As the guard judges it at the end, rows_rejected only growing and rows_processed the file's rows.
+    ratio = rows_rejected / rows_in_file
+    if ratio <= limit:
+        return None
+    return GuardTrip(
+        "reject_ratio",
+        f"{rows_rejected} of the file's {rows_in_file} rows rejected ({ratio:.2%}) already in its first {rows_read}, "
+        f"limit {limit:.2%}; stopped early at row {rows_read}: the guard trips whatever the rest holds "
+        "(the rest was not read, nor its rejected rows recorded; override reject_ratio to sync the whole file)",
+        {
+            "rows_rejected": rows_rejected,
+            "rows_read": rows_read,
+            "rows_in_file": rows_in_file,
+            "stopped_early_at_row": rows_read,
+            "ratio": round(ratio, 6),
+            "limit": limit,
         },
     )
 
@@ -136,6 +174,20 @@ def _stale_date(figures: GuardFigures) -> GuardTrip | None:
     )
 
 
+def _future_date(figures: GuardFigures) -> GuardTrip | None:
+    # The newest file wins per company, so a date ahead of its time (a mistyped year) would leave
+    # every later day's rows superseded until the calendar caught up with it.
+    latest = figures.today + dt.timedelta(days=FUTURE_DAYS_ALLOWED)
+    if figures.sync_date <= latest:
+        return None
+    return GuardTrip(
+        "future_date",
+        f"{figures.sync_date} is after {latest} (today {figures.today} UTC, and a day for a clock ahead of UTC); published, "
+        "it would win over every date before it until then (the newest file wins), override future_date to run it",
+        {"sync_date": str(figures.sync_date), "today": str(figures.today)},
+    )
+
+
 def guard_trips(
     repository: Repository,
     claimed: ClaimedSync,
@@ -149,6 +201,8 @@ def guard_trips(
     table_rows: int = 0,
 ) -> list[GuardTrip]:
     """The guards that trip and are not overridden: the file's counts against the history (and the plan's deletions)."""
+    from functions.ingest.sync_values import today_for  # here: the status function imports this module without it
+
     sync_date = claimed.held.sync_date
     previous = repository.ledger.last_completed_before(sync_date)
     figures = GuardFigures(
@@ -163,6 +217,7 @@ def guard_trips(
         delete_missing=delete_missing,
         rows_to_delete=rows_to_delete,
         table_rows=table_rows,
+        today=today_for(claimed.held.options.durable_run),
     )
     return evaluate_guards(figures, settings.guards, claimed.held.options.override_guards)
 

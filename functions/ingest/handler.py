@@ -27,7 +27,7 @@ from functions.ingest.events import SyncRequest, is_s3_test_event, parse_event, 
 from functions.ingest.repository import Repository
 from functions.ingest.s3_source import SignalObjectStore
 from functions.ingest.service import SyncService
-from functions.ingest.sync_values import DurableRun, SyncOptions
+from functions.ingest.sync_values import DurableRun, SyncOptions, today_for
 from functions.ingest.telemetry import (
     record_failure,
     record_hand_over,
@@ -36,7 +36,7 @@ from functions.ingest.telemetry import (
 )
 from functions.ingest.work_space import load_file_scratch_bytes
 from functions.shared.aws import aws_client
-from functions.shared.contract import HEARTBEATS_PER_LEASE, INGEST_SERVICE_NAME, METRICS_NAMESPACE
+from functions.shared.contract import HEARTBEATS_PER_LEASE, INGEST_SERVICE_NAME, METRICS_NAMESPACE, object_key_for
 from functions.shared.db import connect
 from functions.shared.errors import HandedOver, PermanentError
 from functions.shared.settings import IngestSettings, load_database_settings, load_ingest_settings
@@ -113,7 +113,9 @@ def fail_permanently(
     )
     answer: dict[str, Any] = {"status": "failed", "reason": str(error), "error_type": type(error).__name__}
     if request is not None:
-        answer |= {"sync_date": request.sync_date.isoformat(), "s3_key": request.s3_key}
+        # A request naming no key (a person's replay, the schedule) reads the date's own.
+        key = request.s3_key or object_key_for(app.settings.key_prefix, request.sync_date)
+        answer |= {"sync_date": request.sync_date.isoformat(), "s3_key": key}
     return answer | {"dead_letter_message_id": message_id}
 
 
@@ -166,8 +168,7 @@ def sync_one(app: IngestApp, request: SyncRequest, invocation: Invocation) -> di
 
 def sync_event(app: IngestApp, event: Any, invocation: Invocation) -> list[dict[str, Any]]:
     """Sync what one event names; a refused event is dead-lettered and answered, touching nothing."""
-    durable_run = invocation.durable_run
-    today = durable_run.started_on if durable_run and durable_run.started_on else dt.datetime.now(dt.UTC).date()
+    today = today_for(invocation.durable_run)
     try:
         requests = parse_event(event, prefix=app.settings.key_prefix, bucket=app.settings.bucket, today=today)
     except PermanentError as error:

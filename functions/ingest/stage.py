@@ -20,6 +20,7 @@ from functions.ingest import claims
 from functions.ingest.change_detection import FileComparison, changed_share_of_a_sample, compare_file
 from functions.ingest.change_listing import ChangeLister, listing_alongside_staging
 from functions.ingest.chunks import ObjectDownload, OpenedFile, PreparedChunk, open_file, prepared_chunks
+from functions.ingest.guards import raise_on_trips, reject_ratio_settled
 from functions.ingest.repository import Repository, StagingProgress
 from functions.ingest.sync_values import ClaimedSync
 from functions.shared.errors import TransientError
@@ -62,6 +63,9 @@ def staged_pass(
     """
     opened = open_file(download)
     claimed.budget.refuse_a_publish_no_run_can_hold(opened.num_rows)
+    if not progress.complete:
+        # A pass an earlier run stopped early (reject_ratio settled) stops again before reading a row.
+        stop_if_reject_ratio_settled(claimed, settings, progress.rows_read, progress.rows_rejected, opened.num_rows)
     publisher = Repository(connect())
     comparison: FileComparison | None = None
     try:
@@ -137,6 +141,13 @@ def _compared(
     generation = publisher.signals.generation()
     deleting = settings.missing_rows == "delete"
     as_compared = progress.compared_generation == generation and not deleting
+    # The rows rejected before the compare's first row: those of the rows staged already, when it starts after them.
+    rejected_before = progress.rows_rejected if as_compared else 0
+
+    def stop_reading(end_row: int, rows_rejected: int) -> bool:
+        figures = {"rows_read": end_row, "rows_rejected": rejected_before + rows_rejected, "rows_in_file": opened.num_rows}
+        return reject_ratio_settled(**figures, thresholds=settings.guards, options=claimed.held.options) is not None
+
     # This session waits through the compare (the publisher's reads the table): kept from the
     # server's idle timeout, or a compare longer than it could never be followed by a write.
     with repository.session.kept_alive():
@@ -147,6 +158,7 @@ def _compared(
             chunk_rows=settings.chunk_rows,
             from_row=progress.rows_read if as_compared else 0,
             with_unmatched=deleting,
+            stop_reading=stop_reading,
         )
     if not as_compared:
         progress = _resumable(repository, claimed, progress, comparison)
@@ -188,15 +200,22 @@ def stage_file(
     lister: ChangeLister | None,
     comparison: FileComparison | None,
 ) -> StagingProgress:
-    """Stage the file from the last committed row on, one committed chunk at a time (with a compare: the rows that differ)."""
+    """Stage the file from the last committed row on, one committed chunk at a time (with a compare: the rows that differ).
+
+    Once so many rows are rejected that reject_ratio trips whatever the rest holds (and it is
+    not overridden), the pass stops at that chunk's end and the date fails with the guard:
+    the chunks committed so far, their rejected rows with them, stay for an override to resume.
+    A compare that stopped early for the same reason bounds the chunks to the rows it read.
+    """
     if progress.rows_read:
         logger.info("resuming staging at row %d (%d chunks committed)", progress.rows_read, progress.chunks_committed)
-    rows_read = progress.rows_read
+    rows_read, rows_rejected = progress.rows_read, progress.rows_rejected
     chunks_this_run = 0
     render = settings.load_method == "local_infile"
     rows_needed = comparison.rows_needed if comparison is not None else None
+    end_row = comparison.stopped_at_row if comparison is not None else None
     with prepared_chunks(
-        opened, progress.rows_read, chunk_rows=settings.chunk_rows, render=render, rows_needed=rows_needed
+        opened, progress.rows_read, chunk_rows=settings.chunk_rows, render=render, rows_needed=rows_needed, end_row=end_row
     ) as chunks:
         for chunk in chunks:
             if chunks_this_run:  # every run commits a chunk at least: hand-overs always make progress
@@ -207,14 +226,32 @@ def stage_file(
                 claimed.budget.stop_if_out_of_time(f"staging at row {rows_read} of {opened.num_rows} ({of_the_pass})")
             commit_chunk(repository, claimed, chunk, rows_read, progress.pass_number)
             rows_read = chunk.end_row
+            rows_rejected += len(chunk.validated.rejected_rows)
             chunks_this_run += 1
             if chunks_this_run % PROGRESS_LOG_CHUNKS == 0:
                 log_progress(claimed, rows_read - progress.rows_read, rows_read, opened.num_rows)
+            stop_if_reject_ratio_settled(claimed, settings, rows_read, rows_rejected, opened.num_rows)
             if lister is not None and chunk.validated.valid_rows.num_rows:
                 lister.list_rows(chunk.first_row, rows_read)
     if rows_read != opened.num_rows:
         raise TransientError(f"read {rows_read} rows of {opened.num_rows}")
     return finish_staging(repository, claimed, rows_read, settings.load_method)
+
+
+def stop_if_reject_ratio_settled(
+    claimed: ClaimedSync, settings: IngestSettings, rows_read: int, rows_rejected: int, rows_in_file: int
+) -> None:
+    """Fail the date with reject_ratio now, if the rows rejected in the first `rows_read` trip it whatever the rest holds."""
+    settled = reject_ratio_settled(
+        rows_read=rows_read,
+        rows_rejected=rows_rejected,
+        rows_in_file=rows_in_file,
+        thresholds=settings.guards,
+        options=claimed.held.options,
+    )
+    if settled is not None:
+        logger.warning("stopping early, reject_ratio: %s", settled.message)
+        raise_on_trips([settled])
 
 
 def _what_the_pass_stages(progress: StagingProgress) -> str:

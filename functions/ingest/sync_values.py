@@ -25,6 +25,11 @@ class DurableRun:
     started_on: dt.date | None = None
 
 
+def today_for(run: DurableRun | None) -> dt.date:
+    """The UTC day a sync goes by: its durable execution's first day, or now outside one."""
+    return run.started_on if run is not None and run.started_on is not None else dt.datetime.now(dt.UTC).date()
+
+
 @dataclass(frozen=True, kw_only=True)
 class SyncOptions:
     """How to run one sync, as the trigger asked."""

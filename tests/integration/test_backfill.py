@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 import pymysql
 import pytest
 
+from functions.ingest.actions import StatusRequest
 from functions.ingest.claim_rules import ClaimRequest
 from functions.ingest.repository import Repository, absent_rows
 from functions.ingest.service import SyncService
@@ -23,6 +24,8 @@ from functions.shared.contract import object_key_for
 from functions.shared.db import connect
 from functions.shared.errors import GuardTripped
 from functions.shared.settings import DatabaseSettings
+from functions.status.format import format_status
+from functions.status.report import build_status
 from tests.factories import snowflake_table, write_pyarrow
 from tests.integration.conftest import (
     BUCKET,
@@ -107,7 +110,9 @@ def test_ten_dates_at_once_in_random_order_with_duplicates_end_as_in_date_order(
         threads = []
         for number, sync_date in enumerate(deliveries[start : start + 4], start=start):
             name = f"{number}:{sync_date}"
-            service = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, name), MISSING_ROWS=missing_rows, **OPEN_GUARDS)
+            service = service_on(
+                moto_endpoint, migrated_settings, work_dir_for(tmp_path, name), MISSING_ROWS=missing_rows, **OPEN_GUARDS
+            )
             options = SyncOptions(invocation_id=name, trigger="eventbridge_s3")
             threads.append(in_a_thread(outcomes, name, lambda s=service, d=sync_date, o=options: s.sync(d, None, o)))
         for thread in threads:
@@ -146,10 +151,25 @@ def test_an_older_date_after_a_newer_one_is_recorded_and_answered_for_what_it_di
     assert (result.rows_superseded, result.rows_unchanged) == (ROWS - SHIFT, 0)
     assert table_rows(db) == in_date_order({older: files[older], newer: files[newer]}, delete=False)
     # And the ledger and the run history record those counts
-    [metadata] = query(db, "SELECT status, rows_inserted, rows_superseded FROM upsell_signal_sync_metadata WHERE sync_date = %s", (older,))
+    [metadata] = query(
+        db, "SELECT status, rows_inserted, rows_superseded FROM upsell_signal_sync_metadata WHERE sync_date = %s", (older,)
+    )
     assert metadata == {"status": "completed", "rows_inserted": only_older, "rows_superseded": ROWS - SHIFT}
     [run] = query(db, "SELECT status, rows_superseded FROM upsell_signal_sync_runs WHERE sync_date = %s", (older,))
     assert run == {"status": "completed", "rows_superseded": ROWS - SHIFT}
+    # And the status report shows them, so the run does not read as rows that went nowhere
+    history = build_status(db, StatusRequest(days=3660))
+    assert [s["rows_superseded"] for s in history["syncs"] if s["sync_date"] == older.isoformat()] == [ROWS - SHIFT]
+    date_report = build_status(db, StatusRequest(sync_date=older))
+    assert [r["rows_superseded"] for r in date_report["runs"]] == [ROWS - SHIFT]
+    for shown, column, first in (
+        (format_status(history), "superseded", older.isoformat()),
+        (format_status(date_report), "sup", ""),
+    ):
+        header, _, *rows = shown.splitlines()[2:]
+        row = next(row for row in rows if row.startswith(first))
+        at = f" {header} ".index(f" {column} ")
+        assert row[at:].split()[0] == f"{ROWS - SHIFT:,}", shown
 
 
 def the_second_date_published(
@@ -169,7 +189,10 @@ def test_an_older_date_leaves_alone_a_newer_date_whose_correction_failed(
     # Given a newer date published, then a correction of it whose 100 bad rows (companies the
     # date carries) tripped the reject guard: the date is failed, its rows stay published, and
     # the file in S3 is no longer the one it published
-    files, service = date_files(), service_on(moto_endpoint, migrated_settings, tmp_path, MISSING_ROWS=missing_rows, **OPEN_GUARDS)
+    files, service = (
+        date_files(),
+        service_on(moto_endpoint, migrated_settings, tmp_path, MISSING_ROWS=missing_rows, **OPEN_GUARDS),
+    )
     older, newer, published = the_second_date_published(files, service, db, moto_endpoint, tmp_path)
     upload_to(moto_endpoint, newer, write_pyarrow(rejecting(files[newer], list(range(100))), tmp_path / "bad.parquet"))
     with pytest.raises(GuardTripped, match="reject_ratio"):
@@ -195,7 +218,10 @@ def test_an_older_date_after_a_newer_one_whose_file_is_gone_writes_nothing_it_ma
     missing_rows: str, migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
 ) -> None:
     # Given a newer date published, and then its file removed from S3 (a lifecycle rule, a person)
-    files, service = date_files(), service_on(moto_endpoint, migrated_settings, tmp_path, MISSING_ROWS=missing_rows, **OPEN_GUARDS)
+    files, service = (
+        date_files(),
+        service_on(moto_endpoint, migrated_settings, tmp_path, MISSING_ROWS=missing_rows, **OPEN_GUARDS),
+    )
     older, newer, published = the_second_date_published(files, service, db, moto_endpoint, tmp_path)
     boto3.client("s3", endpoint_url=moto_endpoint).delete_object(Bucket=BUCKET, Key=object_key_for(PREFIX, newer))
 
@@ -260,7 +286,9 @@ def test_in_delete_mode_a_company_every_newer_file_rejected_is_written_by_the_ol
     dates = sorted(files)
     for sync_date, table in files.items():
         upload_to(moto_endpoint, sync_date, write_pyarrow(table, tmp_path / f"{sync_date}.parquet"))
-    service = service_on(moto_endpoint, migrated_settings, tmp_path, MISSING_ROWS="delete", GUARD_MAX_REJECT_RATIO="1", **OPEN_GUARDS)
+    service = service_on(
+        moto_endpoint, migrated_settings, tmp_path, MISSING_ROWS="delete", GUARD_MAX_REJECT_RATIO="1", **OPEN_GUARDS
+    )
 
     # When they arrive in this order
     answers = [service.sync(dates[i], None, SyncOptions(invocation_id=f"d{i}", trigger="eventbridge_s3")) for i in order]
@@ -281,7 +309,9 @@ def test_in_delete_mode_an_older_date_fills_an_empty_table_with_what_the_newer_r
     older, newer = FIRST_DATE, FIRST_DATE + dt.timedelta(days=1)
     upload_to(moto_endpoint, older, write_pyarrow(older_table, tmp_path / "older.parquet"))
     upload_to(moto_endpoint, newer, write_pyarrow(newer_table, tmp_path / "newer.parquet"))
-    service = service_on(moto_endpoint, migrated_settings, tmp_path, MISSING_ROWS="delete", GUARD_MAX_REJECT_RATIO="1", **OPEN_GUARDS)
+    service = service_on(
+        moto_endpoint, migrated_settings, tmp_path, MISSING_ROWS="delete", GUARD_MAX_REJECT_RATIO="1", **OPEN_GUARDS
+    )
     assert service.sync(newer, None, SyncOptions(invocation_id="newer", trigger="eventbridge_s3")).status == "completed"
     assert table_rows(db) == {}
 
@@ -319,7 +349,9 @@ def test_in_delete_mode_an_older_date_compared_with_the_table_deletes_only_what_
     service = service_on(moto_endpoint, migrated_settings, tmp_path, MISSING_ROWS="delete", **OPEN_GUARDS)
 
     # When the first and the newest publish, and then the middle one
-    answers = [service.sync(day, None, SyncOptions(invocation_id=str(day), trigger="eventbridge_s3")) for day in (first, newest, middle)]
+    answers = [
+        service.sync(day, None, SyncOptions(invocation_id=str(day), trigger="eventbridge_s3")) for day in (first, newest, middle)
+    ]
 
     # Then the middle date deletes 300 and 302, which it lacks, and keeps 301, which it carries unchanged
     assert [answer.status for answer in answers] == ["completed"] * 3

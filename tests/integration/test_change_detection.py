@@ -28,6 +28,7 @@ from functions.status.queries import StatusQueries
 from tests.factories import day_two, snowflake_table, write_pyarrow
 from tests.integration.conftest import DAY_ONE, DAY_TWO, expected_rows, query, table_rows
 from tests.integration.test_backfill import rejecting
+from tests.integration.test_hostile_inputs import a_huge_dictionary_value, decoded, parquet_bytes
 
 LOAD_METHODS = ["local_infile", "insert"]
 
@@ -457,3 +458,29 @@ def _marked(comparison: Any) -> dict[int, list[int]]:
 
 def _unmatched(comparison: Any) -> list[int]:
     return [row_id for page in comparison.unmatched_pages() for row_id in page]
+
+
+def test_a_day_two_whose_dictionary_holds_a_huge_value_compares_and_rejects_only_its_rows(
+    db: pymysql.Connection[Any], upload: Callable[..., str], make_service: Callable[..., SyncService]
+) -> None:
+    # Given 3,000 companies published, and a day two whose CORE_PRODUCT is a dictionary holding,
+    # besides the file's values, one of 5 MB that three rows point at (read kept as a dictionary)
+    service = make_service()
+    day_one_table, day_two_table = _day_one_published_and_day_two_uploaded(upload, service, seed=511)
+    day_two_table = a_huge_dictionary_value(day_two_table, "CORE_PRODUCT", (5, 6, 7))
+    upload(DAY_TWO, raw=parquet_bytes(day_two_table, dictionary_pagesize_limit=64 << 20))
+
+    # When day two is synced (compared with the table first)
+    result = service.sync(DAY_TWO, None, SyncOptions(invocation_id="two"))
+
+    # Then exactly those rows are rejected as too long, their companies kept as they were, the rest as the file says
+    assert (result.status, result.rows_rejected) == ("completed", 3)
+    assert result.rows_unchanged > day_two_table.num_rows / 2  # the compare ran
+    assert {row["source_row"]: row["reasons"] for row in query(db, "SELECT * FROM upsell_signal_rejected_rows")} == {
+        row: "core_product longer than 16 characters" for row in (5, 6, 7)
+    }
+    kept = pa.array([row not in (5, 6, 7) for row in range(day_two_table.num_rows)])
+    assert table_rows(db) == {
+        **expected_rows(day_one_table),
+        **expected_rows(decoded("CORE_PRODUCT")(day_two_table).filter(kept)),
+    }

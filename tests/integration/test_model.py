@@ -9,9 +9,17 @@ from the code under test. `make test` runs a short history; `make soak` a long o
     MODEL_SEED=1234 MODEL_DAYS=8 MODEL_STEPS=30 make soak
 
 Every assertion message carries the seed and the step, so a failing history is one
-command away. However short, a history holds at least one kill, delete-mode day, dry run,
-correction and duplicated event (steps are topped up at its end if chance left one out), and
-the ledger's counts are checked with its status and ETag.
+command away, and a failure prints the history's whole step log. However short, a history
+holds at least one kill, delete-mode day, dry run, correction, duplicated event, dropped
+event, 06:00 run and date synced by the 06:00 run's reconcile (steps are topped up at its end
+if chance left one out), and the ledger's counts are checked with its status and ETag.
+
+The 06:00 run (`schedule`) is the scheduled event as EventBridge Scheduler sends it, for a day
+of the history: it syncs the day before its `time` (failed, "no file at s3://...", and
+dead-lettered when that date has no file yet), then the RECONCILE_DAYS (7) dates before it,
+each whose file never completed, changed since it completed, or failed on another object;
+a date that failed on the very object it has is left to its dead letter. Events are dropped
+at random (Lambda may drop or age one out), which is what the reconcile is there for.
 """
 
 from __future__ import annotations
@@ -48,7 +56,19 @@ BAD_PRODUCT = "x" * 40  # longer than core_product's 16 characters: the row is r
 GUARDS = {"reject_ratio": 0.05, "row_count_drift": 0.30, "delete_ratio": 0.10}
 S3_NOTIFICATION = Path(__file__).resolve().parents[2] / "events" / "s3-notification.json"
 # What every history, however short, must hold at least once: topped up at its end if chance left one out.
-COVERAGE = ("kill", "delete_mode_day", "dry_run", "correction", "duplicated_event")
+COVERAGE = (
+    "kill",
+    "delete_mode_day",
+    "dry_run",
+    "correction",
+    "duplicated_event",
+    "dropped_event",
+    "schedule",
+    "reconciled",
+)
+SCHEDULE = Path(__file__).resolve().parents[2] / "events" / "schedule.json"
+RECONCILE_DAYS = 7  # the default, which the environment leaves
+DROPPED = 0.15  # the share of arrivals' and corrections' events that Lambda drops
 
 
 def setting(name: str, default: int) -> int:
@@ -164,8 +184,10 @@ class DateState:
     completed_etag: str | None = None  # set once the date published; a later failure leaves it (and its rows)
     rows_loaded: int = 0  # of its last completed sync, for row_count_drift
     counts: dict[str, int] = field(default_factory=dict)  # of its last completed sync, as the ledger must hold them
-    # The object an arrival last failed on by a guard: its repeated arrival is skipped, left to its dead letter.
+    # The object an arrival (or the 06:00 run) last failed on by a guard: its repeated arrival is skipped, left to its dead letter.
     failed_for_good_on: str | None = None
+    # The object its latest claim failed on, whoever met the failure (None: no file); the reconcile leaves that object to its dead letter.
+    failed_on: str | None = None
 
 
 @dataclass
@@ -176,6 +198,16 @@ class Model:
     def newest_completed(self) -> dt.date | None:
         done = [date for date, state in self.dates.items() if state.completed_etag is not None]
         return max(done) if done else None
+
+    def to_reconcile(self, sync_date: dt.date, export: Export) -> bool:
+        """Whether the 06:00 run's reconcile syncs this date, whose file is `export`: it never completed,
+        changed since it completed, or failed on another object (every failure here is permanent)."""
+        state = self.dates.get(sync_date)
+        if state is None or state.status is None:
+            return True
+        if state.status == "completed":
+            return state.completed_etag != export.etag
+        return state.failed_on != export.etag
 
     def previous_loaded(self, sync_date: dt.date) -> int | None:
         done = [date for date, state in self.dates.items() if state.status == "completed" and date != sync_date]
@@ -204,7 +236,7 @@ class Model:
         if state.status == "completed" and state.completed_etag == export.etag and not force:
             return {"status": "skipped"}
         if state.status == "failed" and state.failed_for_good_on == export.etag and not (force or manual):
-            return {"status": "skipped"}
+            return {"status": "skipped"}  # an arrival or the 06:00 run again: the reconcile never asks (to_reconcile)
         valid = expected_rows(export.valid_rows())
         processed, loaded = export.table.num_rows, len(valid)
         newer = [date for date, later in self.dates.items() if later.completed_etag is not None and date > sync_date]
@@ -259,7 +291,8 @@ class Model:
     def apply(self, sync_date: dt.date, export: Export, expected: dict[str, Any]) -> None:
         state = self.dates[sync_date]
         if expected["status"] == "failed":
-            state.status = "failed"
+            # Met by anything but a person's replay (an arrival, the 06:00 run or its reconcile), it holds back arrivals.
+            state.status, state.failed_on = "failed", export.etag
             state.failed_for_good_on = None if expected["manual"] else export.etag
         elif expected["status"] == "completed":
             for key in expected["to_delete"]:
@@ -270,8 +303,20 @@ class Model:
             state.status, state.completed_etag, state.rows_loaded = "completed", export.etag, loaded
             state.counts = {count: expected[count] for count in COUNTS}
 
+    def no_file(self, sync_date: dt.date) -> None:
+        """The 06:00 run met no file for its date: failed on no object, which holds back no file's arrival."""
+        state = self.dates.setdefault(sync_date, DateState())
+        state.status, state.failed_on, state.failed_for_good_on = "failed", None, None
+
 
 # -- the driver: events as AWS sends them, through the real handler ---------------------------------------
+
+
+def scheduled_event(day: dt.date) -> dict[str, Any]:
+    """The sample scheduled event (events/), its `time` the morning after `day` at 06:00 UTC."""
+    event: dict[str, Any] = json.loads(SCHEDULE.read_text())
+    event["time"] = f"{day + dt.timedelta(days=1):%Y-%m-%d}T06:00:00Z"
+    return event
 
 
 def s3_notification(sync_date: dt.date, export: Export) -> dict[str, Any]:
@@ -292,6 +337,8 @@ class History:
         self.seed, self.rng = seed, random.Random(seed)
         self.endpoint, self.settings, self.db, self.work_dir = endpoint, settings, db, work_dir
         self.s3 = boto3.client("s3", endpoint_url=endpoint)
+        self.sqs = boto3.client("sqs", endpoint_url=endpoint)
+        self.queue_url = os.environ["DEAD_LETTER_QUEUE_URL"]
         self.generator = Generator(self.rng)
         self.model = Model()
         self.exports: dict[dt.date, Export] = {}
@@ -303,6 +350,11 @@ class History:
     def where(self) -> str:
         return f"seed {self.seed}, step {self.step}: {'; '.join(self.log[-6:])}"
 
+    def history(self) -> str:
+        """The whole step log, one step a line, to read a failing seed's history in full."""
+        lines = "\n".join(f"  {number:4d}. {what}" for number, what in enumerate(self.log, 1))
+        return f"model history, seed {self.seed} ({len(self.log)} steps):\n{lines}"
+
     # the steps ---------------------------------------------------------------------------------
 
     def arrive(self) -> None:
@@ -310,7 +362,10 @@ class History:
         latest = self.exports.get(sync_date - dt.timedelta(days=1))
         table = self.generator.next(latest.table) if latest else self.generator.first()
         self._upload(sync_date, table)
-        self._deliver(sync_date, f"arrival of {sync_date}")
+        if self.rng.random() < DROPPED:
+            self._drop(f"arrival of {sync_date}")
+        else:
+            self._deliver(sync_date, f"arrival of {sync_date}")
         if self.rng.random() < 0.3:
             self.duplicate()
 
@@ -320,11 +375,19 @@ class History:
         self.covered["duplicated_event"] += 1
         self._deliver(sync_date, f"duplicated delivery of {sync_date}")
 
-    def correct(self) -> None:
-        sync_date = self._some_date(recent=True)
+    def correct(self, sync_date: dt.date | None = None, *, dropped: bool | None = None) -> None:
+        sync_date = sync_date or self._some_date(recent=True)
         self._upload(sync_date, self.generator.correction(self.exports[sync_date].table))
         self.covered["correction"] += 1
-        self._deliver(sync_date, f"correction of {sync_date}")
+        if dropped if dropped is not None else self.rng.random() < DROPPED:
+            self._drop(f"correction of {sync_date}")
+        else:
+            self._deliver(sync_date, f"correction of {sync_date}")
+
+    def _drop(self, what: str) -> None:
+        """The file is in S3, but Lambda dropped its event: nothing runs (until a later event or the 06:00 run)."""
+        self.log.append(f"{what}: its event dropped")
+        self.covered["dropped_event"] += 1
 
     def redeliver(self) -> None:
         sync_date = self._some_date(recent=False)
@@ -372,6 +435,60 @@ class History:
         time.sleep(FIRST_RETRY_SECONDS)  # Lambda's retry comes at its own spacing, whatever the lease
         self.covered["kill"] += 1
         self._deliver(sync_date, f"retry after the kill of {sync_date}", request_id=f"killed-{self.step}", killed=True)
+
+    def schedule(self, day: dt.date | None = None) -> None:
+        """The 06:00 run of the morning after `day` (a day of the history, its file there or still to come): the
+        day synced as an arrival would be, or failed for want of a file; then the reconcile of the 7 days before it."""
+        newest = max(self.exports)
+        if day is None:
+            days = [FIRST_DAY + dt.timedelta(days=n) for n in range((newest - FIRST_DAY).days + 2)]
+            day = self.rng.choice(days[-2:]) if self.rng.random() < 0.5 else self.rng.choice(days)
+        first = day - dt.timedelta(days=RECONCILE_DAYS)
+        self.log.append(f"06:00 run of {day + dt.timedelta(days=1)} (syncs {day}, reconciles {first} to {day - dt.timedelta(days=1)})")
+        self.covered["schedule"] += 1
+        # The model, in the order the run goes: its own date, then each recent date it finds to sync.
+        expected: list[tuple[dt.date, dict[str, Any]]] = []
+        if day in self.exports:
+            expected.append((day, self._outcome(day, force=False, manual=False)))
+            self.model.apply(day, self.exports[day], expected[-1][1])
+        else:
+            expected.append((day, {"status": "failed", "guards": [], "no_file": True}))
+            self.model.no_file(day)
+        for offset in range(RECONCILE_DAYS):
+            sync_date = first + dt.timedelta(days=offset)
+            export = self.exports.get(sync_date)
+            if export is None or not self.model.to_reconcile(sync_date, export):
+                continue  # no file (nothing to say), or nothing to do: completed from it, or failed on it for good
+            expected.append((sync_date, self._outcome(sync_date, force=False, manual=False)))
+            self.model.apply(sync_date, export, expected[-1][1])
+            self.covered["reconciled"] += 1
+        self._dead_letters()  # what earlier steps left on the queue
+        answer = self._invoke(scheduled_event(day))
+        results = answer.get("results", [answer])
+        statuses = [(result.get("sync_date"), result["status"]) for result in results]
+        assert statuses == [(date.isoformat(), outcome["status"]) for date, outcome in expected], (self.where(), statuses, results)
+        if len(results) > 1:
+            assert answer["status"] == ("failed" if any(s == "failed" for _, s in statuses) else "completed"), (self.where(), answer)
+        for (sync_date, outcome), result in zip(expected, results, strict=True):
+            if outcome["status"] == "failed":
+                wanted = [f"no file at s3://{BUCKET}/{object_key_for(PREFIX, sync_date)}"] if outcome.get("no_file") else outcome["guards"]
+                assert all(reason in result["reason"] for reason in wanted), (self.where(), result)
+            if outcome["status"] == "completed":
+                assert {count: result.get(count, 0) for count in COUNTS} == {count: outcome[count] for count in COUNTS}, (self.where(), result)
+        failed = sorted(date.isoformat() for date, outcome in expected if outcome["status"] == "failed")
+        assert sorted(letter["sync_date"] for letter in self._dead_letters()) == failed, (self.where(), results)
+        assert table_rows(self.db) == self.model.table, self.where()
+        for offset in range(RECONCILE_DAYS + 1):
+            self._check_ledger(first + dt.timedelta(days=offset))
+        if self.delete_mode and any(outcome["status"] == "completed" for _, outcome in expected):
+            self.covered["delete_mode_day"] += 1
+        assert query(self.db, "SELECT COUNT(*) AS n FROM upsell_signal_sync_metadata WHERE status = 'started'") == [{"n": 0}], self.where()
+
+    def missed_correction_then_the_morning(self) -> None:
+        """A correction whose event was dropped, then the next 06:00 run: its reconcile must find it."""
+        newest = max(self.exports)
+        self.correct(newest, dropped=True)
+        self.schedule(newest + dt.timedelta(days=1))
 
     def toggle_delete_mode(self) -> None:
         self.delete_mode = not self.delete_mode
@@ -436,12 +553,9 @@ class History:
             for count in COUNTS:
                 assert answer.get(count, 0) == expected[count], (self.where(), count, answer)
         assert table_rows(self.db) == self.model.table, self.where()
-        ledger = self._ledger(sync_date)
-        state = self.model.dates[sync_date]
-        assert ledger["status"] == state.status, (self.where(), ledger)
-        if state.status == "completed":
-            assert ledger["completed_etag"] == state.completed_etag == export.etag, (self.where(), ledger)
-            assert {count: ledger[count] for count in COUNTS} == state.counts, (self.where(), ledger)
+        self._check_ledger(sync_date)
+        if self.model.dates[sync_date].status == "completed":
+            assert self.model.dates[sync_date].completed_etag == export.etag, self.where()
         if self.delete_mode and expected["status"] == "completed":
             self.covered["delete_mode_day"] += 1
         assert query(self.db, "SELECT COUNT(*) AS n FROM upsell_signal_sync_metadata WHERE status = 'started'") == [{"n": 0}], self.where()
@@ -459,14 +573,36 @@ class History:
             overrides=overrides,
         )
 
+    def _check_ledger(self, sync_date: dt.date) -> None:
+        """The date's ledger row against the model: its status, and once completed, the ETag it published and its counts."""
+        ledger = self._ledger(sync_date)
+        state = self.model.dates.get(sync_date, DateState())
+        assert (sync_date, ledger["status"]) == (sync_date, state.status), (self.where(), ledger)
+        if state.status == "completed":
+            assert ledger["completed_etag"] == state.completed_etag, (self.where(), ledger)
+            assert {count: ledger[count] for count in COUNTS} == state.counts, (self.where(), ledger)
+        if state.status == "failed":
+            assert ledger["s3_etag"] == state.failed_on, (self.where(), ledger)
+
+    def _dead_letters(self) -> list[dict[str, Any]]:
+        """Every message on the dead-letter queue, taken off it."""
+        letters: list[dict[str, Any]] = []
+        while messages := self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", []):
+            letters += [json.loads(message["Body"]) for message in messages]
+            self.sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(n), "ReceiptHandle": message["ReceiptHandle"]} for n, message in enumerate(messages)],
+            )
+        return letters
+
     def _ledger(self, sync_date: dt.date) -> dict[str, Any]:
         rows = query(self.db, "SELECT * FROM upsell_signal_sync_metadata WHERE sync_date = %s", (sync_date,))
         return rows[0] if rows else {"status": None}
 
     def run(self, days: int, steps: int) -> None:
         """At least `days` arrivals within `steps` steps (arrivals first when the steps left demand it)."""
-        actions = [self.correct, self.redeliver, self.replay, self.dry_run, self.kill_and_retry, self.toggle_delete_mode]
-        weights = [4, 3, 1, 2, 1, 1]
+        actions = [self.correct, self.redeliver, self.replay, self.dry_run, self.kill_and_retry, self.toggle_delete_mode, self.schedule]
+        weights = [4, 3, 1, 2, 1, 1, 2]
         for self.step in range(steps):
             arrivals_due = days - len(self.exports)
             if not self.exports or arrivals_due >= steps - self.step or (self.rng.random() < 0.3 and arrivals_due > 0):
@@ -483,6 +619,9 @@ class History:
             "dry_run": self.dry_run,
             "correction": self.correct,
             "duplicated_event": self.duplicate,
+            "dropped_event": lambda: self.correct(dropped=True),
+            "schedule": self.schedule,
+            "reconciled": self.missed_correction_then_the_morning,
         }
         for _ in range(3):  # a delete-mode day may trip a guard instead: it is tried again
             for kind in [kind for kind in COVERAGE if not self.covered[kind]]:
@@ -511,7 +650,10 @@ def model_environment(moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.Mo
         "MISSING_ROWS": "keep",
     }.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.delenv("DEAD_LETTER_QUEUE_URL", raising=False)
+    # A dead-letter queue, as deployed: a permanent failure is answered (and the 06:00 run goes on to its reconcile).
+    queue_url = boto3.client("sqs", endpoint_url=moto_endpoint).create_queue(QueueName="upsell-signals-dlq")["QueueUrl"]
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", moto_endpoint)
+    monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", queue_url)
     ingest.build_app.cache_clear()
     yield tmp_path
     ingest.build_app.cache_clear()
@@ -526,10 +668,14 @@ def test_a_random_history_of_arrivals_corrections_replays_dry_runs_and_kills_mat
     days, steps = setting("MODEL_DAYS", 6), setting("MODEL_STEPS", 24)
     print(f"model history: MODEL_SEED={seed} MODEL_DAYS={days} MODEL_STEPS={steps}")
 
-    # When that random history runs through the real handler
+    # When that random history runs through the real handler (its whole step log printed if it fails)
     history = History(seed, moto_endpoint, migrated_settings, db, model_environment)
-    history.run(days, steps)
+    try:
+        history.run(days, steps)
+    except BaseException:
+        print(history.history())
+        raise
 
     # Then every step matched the model (checked inside), and the history covered what it was asked to
-    assert len(history.exports) >= days, history.where()
-    assert all(history.covered[kind] for kind in COVERAGE), (history.covered, history.where())
+    assert len(history.exports) >= days, history.history()
+    assert all(history.covered[kind] for kind in COVERAGE), (history.covered, history.history())

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import logging
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +14,7 @@ import pyarrow as pa
 import pymysql
 import pytest
 
+from functions.ingest.sync_values import DurableRun
 from functions.shared.errors import BadEvent, GuardTripped
 from tests.factories import day_two, snowflake_table
 from tests.integration.conftest import expected_rows, query, table_rows
@@ -204,8 +207,127 @@ def test_stale_date_guard_is_not_lifted_by_force_resync(
     assert table_rows(db) == {**expected_rows(day_one_table), **after_day_two}
 
 
+def run_begun_on(today: dt.date) -> DurableRun:
+    """A durable execution's first run, begun on `today` (UTC): the day the guards judge by."""
+    return DurableRun(holder_token=uuid.uuid4().hex, execution_arn="arn:test", number=1, started_on=today)
+
+
+def test_future_date_guard_stops_a_file_dated_after_tomorrow(
+    db: pymysql.Connection[Any], upload: Callable[..., str], run_sync: Callable[..., Any]
+) -> None:
+    # Given a file dated 2026-01-31 (a mistyped date, say) arriving on 2026-01-29
+    table = snowflake_table(300, seed=15)
+    upload(DAY_TWO, table)
+    # When its arrival is synced, Then future_date refuses it and nothing is published
+    with pytest.raises(GuardTripped, match=r"future_date: 2026-01-31 is after 2026-01-30 \(today 2026-01-29 UTC"):
+        run_sync(DAY_TWO, trigger="eventbridge_s3", durable_run=run_begun_on(dt.date(2026, 1, 29)))
+    assert table_rows(db) == {}
+    # And replayed a day later (a clock ahead of UTC may date a file tomorrow) it publishes
+    assert run_sync(DAY_TWO, durable_run=run_begun_on(DAY_ONE)).status == "completed"
+    assert table_rows(db) == expected_rows(table)
+    # And a person who means it runs a date further ahead by overriding the guard
+    upload(dt.date(2026, 2, 5), table)
+    forced = run_sync(dt.date(2026, 2, 5), durable_run=run_begun_on(DAY_ONE), override_guards=frozenset({"future_date"}))
+    assert forced.status == "completed"
+
+
 def test_unknown_guard_name_is_refused_with_the_valid_ones(upload: Callable[..., str], run_sync: Callable[..., Any]) -> None:
     upload(DAY_ONE, snowflake_table(10, seed=14))
 
-    with pytest.raises(BadEvent, match="valid names: reject_ratio, row_count_drift, empty_file, delete_ratio, stale_date"):
+    with pytest.raises(
+        BadEvent, match="valid names: reject_ratio, row_count_drift, empty_file, delete_ratio, stale_date, future_date"
+    ):
         run_sync(DAY_ONE, override_guards=frozenset({"row_count"}))
+
+
+def every_row_rejected(table: pa.Table, column: str, value: Any, data_type: pa.DataType) -> pa.Table:
+    """An upstream bug: the same bad value in every row."""
+    index = table.schema.get_field_index(column)
+    return table.set_column(index, column, pa.array([value] * table.num_rows, data_type))
+
+
+ROWS_ALL_BAD = 20_000  # 20 chunks of 1,000 rows (ingest_env)
+
+
+@pytest.mark.parametrize("publish", ["first load", "day two"])
+def test_a_file_rejected_row_after_row_stops_early_with_reject_ratio_and_an_override_syncs_it_all(
+    db: pymysql.Connection[Any],
+    upload: Callable[..., str],
+    run_sync: Callable[..., Any],
+    publish: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="upsell_signals.ingest")
+    # Given (for day two) a table already holding day one, and a file whose every row is rejected
+    sync_date = DAY_ONE
+    day_one = snowflake_table(ROWS_ALL_BAD, seed=6)
+    if publish == "day two":
+        upload(DAY_ONE, day_one)
+        run_sync(DAY_ONE)
+        sync_date = DAY_TWO
+        file_table = every_row_rejected(day_two(day_one), "CORE_PRODUCT", "x" * 17, pa.string())
+    else:
+        file_table = every_row_rejected(day_one, "LAST_REMOTE_EMPLOYEE_INVITED_AT", dt.datetime(9999, 12, 31), pa.timestamp("ms"))
+    rows = file_table.num_rows
+    # The first chunk's end (1,000 rows each) whose rejects pass 5% of the whole file: 2,000 of 20,000
+    stop_row = next(end for end in range(1_000, rows, 1_000) if end / rows > 0.05)
+    table_before = table_rows(db)
+    upload(sync_date, file_table)
+
+    # When it is synced, it stops once the rows rejected so far trip reject_ratio whatever the rest
+    # holds, failing the date with the guard, saying where it stopped and with its figures
+    with pytest.raises(
+        GuardTripped, match=rf"reject_ratio: {stop_row} of the file's {rows} rows rejected .*stopped early at row {stop_row}"
+    ) as tripped:
+        run_sync(sync_date)
+    assert tripped.value.figures["reject_ratio"] == {
+        "rows_rejected": stop_row,
+        "rows_read": stop_row,
+        "rows_in_file": rows,
+        "stopped_early_at_row": stop_row,
+        "ratio": round(stop_row / rows, 6),
+        "limit": 0.05,
+    }
+    if publish == "day two":  # the compare, which validates too, stopped as early
+        assert any("where it stopped early" in record.getMessage() for record in caplog.records)
+    # Then nothing is published, the date failed with the reason, and the rejected rows read are kept, not the rest
+    assert table_rows(db) == table_before
+    metadata = query(db, "SELECT status, error_message FROM upsell_signal_sync_metadata WHERE sync_date = %s", (sync_date,))
+    assert metadata[0]["status"] == "failed" and f"stopped early at row {stop_row}" in metadata[0]["error_message"]
+    recorded = query(db, "SELECT source_row, reasons FROM upsell_signal_rejected_rows WHERE sync_date = %s", (sync_date,))
+    assert sorted(row["source_row"] for row in recorded) == list(range(stop_row))
+    assert all(("outside TIMESTAMP range" if publish == "first load" else "longer than 16") in row["reasons"] for row in recorded)
+
+    # When it is synced again without an override, it stops again, recording no row twice
+    with pytest.raises(GuardTripped, match="stopped early"):
+        run_sync(sync_date)
+    assert query(db, "SELECT COUNT(*) AS n FROM upsell_signal_rejected_rows WHERE sync_date = %s", (sync_date,))[0]["n"] == (
+        2 * stop_row if publish == "first load" else stop_row  # a first load is rolled back, so is recorded under each claim
+    )
+
+    # Then an override reads the whole file: every row rejected and recorded, nothing written, completed
+    # (a day two loading no row drifts from day one's count too)
+    overrides = {"reject_ratio", "row_count_drift"} if publish == "day two" else {"reject_ratio"}
+    result = run_sync(sync_date, override_guards=frozenset(overrides))
+    assert (result.status, result.rows_processed, result.rows_rejected) == ("completed", rows, rows)
+    assert result.rows_inserted + result.rows_updated == 0
+    assert table_rows(db) == table_before
+    latest = query(
+        db,
+        "SELECT COUNT(DISTINCT source_row) AS n FROM upsell_signal_rejected_rows WHERE sync_date = %s "
+        "AND attempt = (SELECT MAX(attempt) FROM upsell_signal_rejected_rows WHERE sync_date = %s)",
+        (sync_date, sync_date),
+    )
+    assert latest[0]["n"] == rows  # a day two's resumed pass: the rows of its first run and the rest
+
+
+def test_a_dry_run_of_a_file_rejected_row_after_row_reads_it_all_and_answers_the_guard_it_would_trip(
+    db: pymysql.Connection[Any], upload: Callable[..., str], run_sync: Callable[..., Any]
+) -> None:
+    # Given a file whose every row is rejected
+    file_table = every_row_rejected(snowflake_table(5_000, seed=6), "CORE_PRODUCT", "x" * 17, pa.string())
+    upload(DAY_ONE, file_table)
+
+    # When it is dry-run, Then it reads every row (a dry run answers every count) and names the guard
+    result = run_sync(DAY_ONE, dry_run=True)
+    assert (result.status, result.rows_rejected, result.guards_tripped) == ("dry_run", 5_000, ["reject_ratio"])

@@ -48,6 +48,10 @@ def row(**changes: Any) -> dict[str, Any]:
     return fields | changes
 
 
+# A failure that passes with time: the same file syncs once its date is near.
+FUTURE = "guard row_count_drift,future_date tripped: row_count_drift: ...; future_date: 2027-01-30 is after 2026-01-31 ..."
+
+
 @pytest.mark.parametrize(
     ("current", "asked", "kind"),
     [
@@ -72,6 +76,11 @@ def row(**changes: Any) -> dict[str, Any]:
         (row(status="failed", **{LAST_ERROR_TYPE: "GuardTripped"}), request(force_resync=True), "claimed"),
         (row(status="failed", **{LAST_ERROR_TYPE: "GuardTripped"}), request(etag="etag-b"), "claimed"),
         (row(status="failed", trigger_source="manual", **{LAST_ERROR_TYPE: "GuardTripped"}), request(), "claimed"),
+        (row(status="failed", error_message=FUTURE, **{LAST_ERROR_TYPE: "GuardTripped"}), request(), "claimed"),
+        (row(status="failed", error_message=FUTURE, **{LAST_ERROR_TYPE: "GuardTripped"}), request(trigger="schedule"), "claimed"),
+        (row(status="failed", trigger_source="reconcile", **{LAST_ERROR_TYPE: "GuardTripped"}), request(), "skipped"),
+        (row(status="failed", **{LAST_ERROR_TYPE: "GuardTripped"}), request(trigger="reconcile"), "skipped"),
+        (row(status="failed", trigger_source="redrive:reconcile", **{LAST_ERROR_TYPE: "GuardTripped"}), request(), "claimed"),
         (row(status="failed", **{LAST_ERROR_TYPE: "TransientError"}), request(), "claimed"),
         (row(status="failed", **{LAST_ERROR_TYPE: None}), request(), "claimed"),
     ],
@@ -97,6 +106,11 @@ def row(**changes: Any) -> dict[str, Any]:
         "failed-for-good-forced",
         "failed-for-good-corrected-file",
         "failed-by-a-persons-replay-arrival-again",
+        "failed-as-a-future-date-arrival-again",
+        "failed-as-a-future-date-daily-run",
+        "failed-by-the-reconcile-arrival-again",
+        "failed-for-good-reconciled",
+        "failed-by-a-redrive-arrival-again",
         "failed-for-a-passing-reason",
         "failed-without-a-failed-run",
     ],
