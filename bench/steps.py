@@ -56,7 +56,7 @@ _TIMED_CALLS: tuple[tuple[str, str | None, str, str], ...] = (
     ("functions.ingest.change_detection", None, "validate_batch", "compare: validate + normalise"),
     ("functions.ingest.change_detection", None, "canonical_texts", "compare: fingerprint texts"),
     ("functions.ingest.change_detection", None, "fingerprints_of_texts", "compare: MD5 per row"),
-    ("functions.ingest.change_detection", None, "_spill_by_partition", "compare: spill to disk"),
+    ("functions.ingest.change_detection", None, "spill_by_partition", "compare: spill to disk"),
     ("functions.ingest.repository.staging", "Staging", "count_staged", "compare: check a resumed pass"),
     ("functions.ingest.change_detection", None, "changed_share_of_a_sample", "compare: a sample says whether it pays"),
     ("functions.ingest.change_detection", None, "_spill_table", "compare: the table's side (the server's MD5, spilled)"),

@@ -23,22 +23,21 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 from array import array
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from functions.ingest.chunks import OpenedFile
 from functions.ingest.columns import KEY_COLUMN
+from functions.ingest.fingerprint_spills import Spill, fixed_size, fixed_size_bytes, native_ids, spill_by_partition
 from functions.ingest.repository import TableFingerprints
-from functions.ingest.row_fingerprints import FINGERPRINT_BYTES, canonical_texts, fingerprints_of_texts
+from functions.ingest.row_fingerprints import canonical_texts, fingerprints_of_texts
 from functions.ingest.row_marks import REJECTED, TO_STAGE, RowMarks
 from functions.ingest.validation import SOURCE_ROW, validate_batch
 
@@ -132,8 +131,8 @@ def compare_file(
         return FileComparison(marks, 0, unmatched_path, 0, from_row)
     # Partitions by a fingerprint's first byte: at most 256.
     partitions = min(256, max(1, math.ceil(max(table.estimated_rows(), opened.num_rows) / partition_rows)))
-    file_spills = [_Spill(work_path.with_suffix(f".file{index}"), "I") for index in range(partitions)]
-    table_spills = [_Spill(work_path.with_suffix(f".table{index}"), "Q") for index in range(partitions)]
+    file_spills = [Spill(work_path.with_suffix(f".file{index}"), "I") for index in range(partitions)]
+    table_spills = [Spill(work_path.with_suffix(f".table{index}"), "Q") for index in range(partitions)]
     # Once it has read the table, its session waits on this process (the rest of the file, the
     # match): kept from the server's idle timeout, as it holds the publish lock.
     table_session = table.pinger()
@@ -146,7 +145,7 @@ def compare_file(
             batch_rows = min(chunk_rows, COMPARE_BATCH_ROWS)
             read = _FileRead(end_row=from_row)
             for source_rows, digests in _file_fingerprints(opened, from_row, batch_rows, marks, read, stop_reading=stop_reading):
-                _spill_by_partition(file_spills, source_rows, digests)
+                spill_by_partition(file_spills, source_rows, digests)
             table_side.result()
         rows_to_stage = rows_unmatched = 0
         page_positions = pa.array(range(MATCH_PAGE_ROWS), pa.int32()) if with_unmatched else None
@@ -169,7 +168,7 @@ def compare_file(
                             table_ids.slice(start, MATCH_PAGE_ROWS),
                             pc.invert(pc.is_in(page_positions.slice(0, len(page)), value_set=pc.drop_null(found_at))),
                         )
-                        unmatched.write(_fixed_size_bytes(gone, array("Q").itemsize))
+                        unmatched.write(fixed_size_bytes(gone, array("Q").itemsize))
                         rows_unmatched += len(gone)
                 rows_to_stage += marks.mark_rows(pc.filter(file_rows, pc.invert(found)).to_pylist(), TO_STAGE)
     finally:
@@ -234,89 +233,11 @@ def _file_fingerprints(
         while (prepared := pending.result()) is not None:
             pending = worker.submit(prepare)
             source_rows, texts = prepared
-            yield source_rows, _fixed_size(b"".join(fingerprints_of_texts(texts)))
+            yield source_rows, fixed_size(b"".join(fingerprints_of_texts(texts)))
 
 
-def _spill_table(table: TableFingerprints, spills: list[_Spill], with_ids: bool, *, then: Callable[[], None]) -> None:
+def _spill_table(table: TableFingerprints, spills: list[Spill], with_ids: bool, *, then: Callable[[], None]) -> None:
     """Every table row's fingerprint (and, with_ids, its id), into the spill of its partition; then `then`."""
     for page, ids in table.pages(with_ids=with_ids):
-        _spill_by_partition(spills, _native_ids(ids) if with_ids else None, _fixed_size(page))
+        spill_by_partition(spills, native_ids(ids) if with_ids else None, fixed_size(page))
     then()
-
-
-def _spill_by_partition(spills: list[_Spill], numbers: pa.Array | None, fingerprints: pa.Array) -> None:
-    """Each fingerprint (and its number, if any) into the spill of its partition: by its first byte."""
-    partitions = len(spills)
-    if partitions == 1:
-        spills[0].write(numbers, fingerprints)
-        return
-    partition_of = pc.shift_right(pc.multiply(pc.cast(_first_bytes(fingerprints), pa.uint16()), partitions), 8)
-    for index, spill in enumerate(spills):
-        in_partition = pc.equal(partition_of, index)
-        spill.write(pc.filter(numbers, in_partition) if numbers is not None else None, pc.filter(fingerprints, in_partition))
-
-
-def _first_bytes(fingerprints: pa.Array) -> pa.Array:
-    """Each fingerprint's first byte (uint8)."""
-    data = fingerprints.buffers()[1]
-    assert data is not None
-    every_byte = pa.Array.from_buffers(
-        pa.uint8(), len(fingerprints) * FINGERPRINT_BYTES, [None, data], offset=fingerprints.offset * FINGERPRINT_BYTES
-    )
-    return pc.take(every_byte, pa.array(range(0, len(every_byte), FINGERPRINT_BYTES), pa.int64()))
-
-
-def _native_ids(big_endian: bytes) -> pa.Array:
-    """Ids as the server sends them (8 bytes each, big-endian), as uint64."""
-    numbers = array("Q", big_endian)
-    if sys.byteorder == "little":
-        numbers.byteswap()
-    return pa.Array.from_buffers(pa.uint64(), len(numbers), [None, pa.py_buffer(numbers)])  # no copy: the array's own memory
-
-
-def _fixed_size(blob: bytes) -> pa.Array:
-    return pa.Array.from_buffers(pa.binary(FINGERPRINT_BYTES), len(blob) // FINGERPRINT_BYTES, [None, pa.py_buffer(blob)])
-
-
-def _fixed_size_bytes(values: pa.Array, width: int = FINGERPRINT_BYTES) -> bytes:
-    """The bytes of an array of fixed-width values (fingerprints, or unsigned numbers `width` bytes wide)."""
-    if len(values) == 0:
-        return b""
-    data = values.buffers()[1]
-    assert data is not None
-    return bytes(data.slice(values.offset * width, len(values) * width).to_pybytes())
-
-
-class _Spill:
-    """One partition's fingerprints and their numbers (file rows, or table ids), on local disk while they are read."""
-
-    ARROW_TYPES = {"I": pa.uint32(), "Q": pa.uint64()}  # array codes of the same width on every platform Lambda runs
-
-    def __init__(self, path: Path, number_code: str) -> None:
-        self.path = path
-        self.numbers_path = path.with_suffix(path.suffix + "numbers")
-        self.number_code = number_code
-        self._fingerprints: BinaryIO | None = None
-        self._numbers: BinaryIO | None = None
-
-    def writing(self) -> ExitStack:
-        stack = ExitStack()
-        self._fingerprints = stack.enter_context(self.path.open("wb"))
-        self._numbers = stack.enter_context(self.numbers_path.open("wb"))
-        return stack
-
-    def write(self, numbers: pa.Array | None, fingerprints: pa.Array) -> None:
-        assert self._fingerprints is not None and self._numbers is not None
-        self._fingerprints.write(_fixed_size_bytes(fingerprints))
-        if numbers is not None:
-            self._numbers.write(_fixed_size_bytes(numbers, array(self.number_code).itemsize))
-
-    def read(self) -> tuple[pa.Array, pa.Array]:
-        numbers = self.numbers_path.read_bytes()
-        number_type = self.ARROW_TYPES[self.number_code]
-        count = len(numbers) // array(self.number_code).itemsize
-        return _fixed_size(self.path.read_bytes()), pa.Array.from_buffers(number_type, count, [None, pa.py_buffer(numbers)])
-
-    def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
-        self.numbers_path.unlink(missing_ok=True)

@@ -1,12 +1,15 @@
-"""Kill switches: figures in, tripped guards out (pure logic); and the two steps that ask them, a publish and a first load.
+"""Kill switches: figures in, tripped guards out (pure logic); and the steps that ask them.
 
 `guard_trips` gathers the figures (the file's counts, the history from the ledger) and judges
-them; `raise_on_trips` turns the trips into GuardTripped.
+them, for a publish and a first load; `raise_on_trips` turns the trips into GuardTripped;
+`stop_if_reject_ratio_settled` fails a date while its file is read, once reject_ratio trips
+whatever the unread rows hold.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +19,8 @@ from functions.shared.settings import GuardThresholds, IngestSettings
 if TYPE_CHECKING:  # the status function imports the guard names without the repository's pyarrow
     from functions.ingest.repository import Repository
     from functions.ingest.sync_values import ClaimedSync, SyncOptions
+
+logger = logging.getLogger("upsell_signals.ingest")
 
 GUARD_NAMES = ("reject_ratio", "row_count_drift", "empty_file", "delete_ratio", "stale_date", "future_date")
 # A daily file is dated the day it covers, at latest the day it lands; tomorrow allows for an
@@ -230,3 +235,19 @@ def raise_on_trips(trips: list[GuardTrip]) -> None:
             "; ".join(f"{trip.guard}: {trip.message}" for trip in trips),
             {trip.guard: trip.figures for trip in trips},
         )
+
+
+def stop_if_reject_ratio_settled(
+    claimed: ClaimedSync, settings: IngestSettings, rows_read: int, rows_rejected: int, rows_in_file: int
+) -> None:
+    """Fail the date with reject_ratio now, if the rows rejected in the first `rows_read` trip it whatever the rest holds."""
+    settled = reject_ratio_settled(
+        rows_read=rows_read,
+        rows_rejected=rows_rejected,
+        rows_in_file=rows_in_file,
+        thresholds=settings.guards,
+        options=claimed.held.options,
+    )
+    if settled is not None:
+        logger.warning("stopping early, reject_ratio: %s", settled.message)
+        raise_on_trips([settled])

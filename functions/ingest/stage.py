@@ -11,16 +11,17 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import pymysql
 
 from functions.ingest import claims
-from functions.ingest.change_detection import FileComparison, changed_share_of_a_sample, compare_file
+from functions.ingest.change_detection import FileComparison
 from functions.ingest.change_listing import ChangeLister, listing_alongside_staging
 from functions.ingest.chunks import ObjectDownload, OpenedFile, PreparedChunk, open_file, prepared_chunks
-from functions.ingest.guards import raise_on_trips, reject_ratio_settled
+from functions.ingest.compared_pass import compared_pass, start_again
+from functions.ingest.guards import stop_if_reject_ratio_settled
 from functions.ingest.repository import Repository, StagingProgress
 from functions.ingest.sync_values import ClaimedSync
 from functions.shared.errors import TransientError
@@ -30,9 +31,6 @@ logger = logging.getLogger("upsell_signals.ingest")
 
 ABANDONED_STAGING_DAYS = 7
 PROGRESS_LOG_CHUNKS = 20  # 500,000 rows at the default chunk size
-# The compare costs about what staging half the file's rows does (docs/performance.md):
-# above this share of changed rows, staging every row is the cheaper way.
-COMPARE_PAYS_UP_TO = 0.5
 
 
 @dataclass(frozen=True)
@@ -74,9 +72,9 @@ def staged_pass(
         table_is_empty = publisher.signals.table_is_empty()
         if table_is_empty and progress.rows_read and progress.compared_generation is not None:
             # The pass staged only rows that differed from a table emptied since: every row is new now.
-            progress = _start_again(repository, claimed, "the table was emptied since this pass compared it")
+            progress = start_again(repository, claimed, "the table was emptied since this pass compared it")
         if not table_is_empty:
-            comparison, progress = _compared(
+            comparison, progress = compared_pass(
                 repository, publisher, claimed=claimed, progress=progress, opened=opened, settings=settings
             )
         rows_resumed = progress.rows_read
@@ -107,87 +105,6 @@ def staged_pass(
         publisher.close()
         if comparison is not None:
             comparison.remove()
-
-
-def _compared(
-    repository: Repository,
-    publisher: Repository,
-    *,
-    claimed: ClaimedSync,
-    progress: StagingProgress,
-    opened: OpenedFile,
-    settings: IngestSettings,
-) -> tuple[FileComparison | None, StagingProgress]:
-    """The file compared with the table (None: every row is staged instead), and the pass to go on with.
-
-    A new pass compares only when a sample says most rows are unchanged: when most
-    differ, staging them all costs less than the compare would. A pass resumed with the
-    table as it compared it (no publish since: the generation agrees) compares only the
-    rows it has yet to stage; otherwise the whole file is compared, and a pass that misses
-    a row that now differs starts again. A delete needs the whole file compared, to know
-    which companies it lacks.
-    """
-    if progress.rows_read and progress.compared_generation is None:
-        return None, progress  # a pass that stages every row goes on doing so
-    if not progress.rows_read:
-        changed_share = changed_share_of_a_sample(opened, publisher.fingerprints, settings.chunk_rows)
-        if changed_share is not None and changed_share > COMPARE_PAYS_UP_TO:
-            logger.info(
-                "%.0f%% of a sample of the file differs from the table: staging every row, without a compare",
-                100 * changed_share,
-                extra={"sample_changed_share": round(changed_share, 3)},
-            )
-            return None, progress
-    generation = publisher.signals.generation()
-    deleting = settings.missing_rows == "delete"
-    as_compared = progress.compared_generation == generation and not deleting
-    # The rows rejected before the compare's first row: those of the rows staged already, when it starts after them.
-    rejected_before = progress.rows_rejected if as_compared else 0
-
-    def stop_reading(end_row: int, rows_rejected: int) -> bool:
-        figures = {"rows_read": end_row, "rows_rejected": rejected_before + rows_rejected, "rows_in_file": opened.num_rows}
-        return reject_ratio_settled(**figures, thresholds=settings.guards, options=claimed.held.options) is not None
-
-    # This session waits through the compare (the publisher's reads the table): kept from the
-    # server's idle timeout, or a compare longer than it could never be followed by a write.
-    with repository.session.kept_alive():
-        comparison = compare_file(
-            opened,
-            publisher.fingerprints,
-            opened.path,
-            chunk_rows=settings.chunk_rows,
-            from_row=progress.rows_read if as_compared else 0,
-            with_unmatched=deleting,
-            stop_reading=stop_reading,
-        )
-    if not as_compared:
-        progress = _resumable(repository, claimed, progress, comparison)
-    with repository.transaction("note the table generation compared at"):
-        repository.staging.record_compared(claimed.held.sync_date, claimed.info.etag, generation)
-    return comparison, replace(progress, compared_generation=generation)
-
-
-def _resumable(
-    repository: Repository, claimed: ClaimedSync, progress: StagingProgress, comparison: FileComparison | None
-) -> StagingProgress:
-    """The pass to go on with: the one staged so far if it holds every row that now differs, else a new one.
-
-    Between two runs the publish lock was free: another date's publish, or a person, may
-    have changed rows this pass found equal and did not stage.
-    """
-    if comparison is None or not progress.rows_read:
-        return progress
-    expected = comparison.rows_to_stage_before(progress.rows_read)
-    if repository.staging.count_staged(claimed.held.sync_date, expected) == len(expected):
-        return progress
-    return _start_again(repository, claimed, "the table changed since this pass staged")
-
-
-def _start_again(repository: Repository, claimed: ClaimedSync, why: str) -> StagingProgress:
-    """A new pass, from the file's first row."""
-    logger.info("%s: staging again from the first row", why)
-    held = claimed.held
-    return repository.staging.start_staging(held.sync_date, claimed.info.etag, held.claim.claim_number, held.holder_token)
 
 
 def stage_file(
@@ -236,22 +153,6 @@ def stage_file(
     if rows_read != opened.num_rows:
         raise TransientError(f"read {rows_read} rows of {opened.num_rows}")
     return finish_staging(repository, claimed, rows_read, settings.load_method)
-
-
-def stop_if_reject_ratio_settled(
-    claimed: ClaimedSync, settings: IngestSettings, rows_read: int, rows_rejected: int, rows_in_file: int
-) -> None:
-    """Fail the date with reject_ratio now, if the rows rejected in the first `rows_read` trip it whatever the rest holds."""
-    settled = reject_ratio_settled(
-        rows_read=rows_read,
-        rows_rejected=rows_rejected,
-        rows_in_file=rows_in_file,
-        thresholds=settings.guards,
-        options=claimed.held.options,
-    )
-    if settled is not None:
-        logger.warning("stopping early, reject_ratio: %s", settled.message)
-        raise_on_trips([settled])
 
 
 def _what_the_pass_stages(progress: StagingProgress) -> str:

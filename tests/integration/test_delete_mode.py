@@ -9,7 +9,7 @@ import pyarrow as pa
 import pymysql
 import pytest
 
-from functions.ingest import stage
+from functions.ingest import compared_pass
 from functions.ingest.change_detection import FileComparison
 from functions.shared.errors import GuardTripped
 from tests.factories import snowflake_table
@@ -95,7 +95,7 @@ def test_a_row_a_person_makes_equal_to_the_file_mid_sync_is_kept_not_deleted(
     upload(DAY_TWO, day_two_table)
     # and a person who, just after the compare found row 5 changed, sets it by hand to what the file says
     hand_edited = day_one_table["CDMS_CANONICAL_COMPANY_ID"][5].as_py()
-    real_compare = stage.compare_file
+    real_compare = compared_pass.compare_file
     compares: list[int] = []
 
     def compare_then_edit_by_hand(*args: Any, **kwargs: Any) -> FileComparison:
@@ -108,7 +108,7 @@ def test_a_row_a_person_makes_equal_to_the_file_mid_sync_is_kept_not_deleted(
         db.commit()
         return comparison
 
-    monkeypatch.setattr(stage, "compare_file", compare_then_edit_by_hand)
+    monkeypatch.setattr(compared_pass, "compare_file", compare_then_edit_by_hand)
 
     # When day two is synced in delete mode
     result = run_sync(DAY_TWO, env=DELETE)
