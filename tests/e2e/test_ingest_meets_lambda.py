@@ -432,3 +432,52 @@ def test_the_four_ways_in_each_sync_their_date_on_one_cold_then_warm_environment
     assert [(result.cold_start, result.init_duration_ms) for result in later] == [(False, None)] * 4
     assert cold_starts == 1
     assert stand_ins.dead_letters() == []
+
+
+def test_a_0600_run_killed_while_it_reconciles_an_older_date_is_finished_by_the_executions_next_invocation(
+    template: Template, stand_ins: StandIns, db: pymysql.Connection[Any], tmp_path: Path
+) -> None:
+    # Given the day's file (2026-01-30) and an older one whose event never came (2026-01-28), each with companies of
+    # its own, and the staging table locked elsewhere: the day's first load into the empty table never stages, so
+    # the run completes it and then blocks in the older date's staging, which its reconcile needs
+    days = {"2026-01-30": 1, "2026-01-28": 100_001}
+    files = {}
+    for seed, (day, first_id) in enumerate(days.items(), start=30):
+        files[day] = snowflake_table(3_000, seed=seed, first_id=first_id)
+        path = write_pyarrow(files[day], tmp_path / f"{day}.parquet")
+        stand_ins.s3.upload_file(str(path), stand_ins.bucket, f"passive_upsell_signals/dt={day}/data.parquet")
+    schedule = json.loads((REPO_ROOT / "events" / "schedule.json").read_text()) | {"time": "2026-01-31T06:00:00Z"}
+    spec = scaled_ingest(template, stand_ins, timeout_seconds=SHORT_TIMEOUT_SECONDS)
+    with on_local_lambda(spec, stand_ins, tmp_path / "ingest.log") as ingest:
+        with staging_table_locked(stand_ins.database):
+            # When the 06:00 run syncs its day, starts the reconcile and is killed at its timeout without a word
+            event = ingest.invoke_async(schedule)
+            wait_until(lambda: event.results, timeout=PATIENCE_SECONDS, what="the run to end")
+            assert date_status(db, "2026-01-30") == ("completed", 3_000)
+            assert (date_status(db, "2026-01-28") or ("none",))[0] == "started"  # the dead run's claim
+        ingest.wait_idle(timeout=PATIENCE_SECONDS)
+
+    # Then the execution's next invocation, a cold start, finished the older date
+    killed, *later = event.results
+    assert (killed.outcome, killed.payload["errorType"]) == ("timeout", "Sandbox.Timedout")
+    assert (later[-1].outcome, later[0].cold_start) == ("success", True)
+    assert event.status == "SUCCEEDED", event.answer
+    assert [(result["sync_date"], result["status"]) for result in event.answer["results"]][-1] == ("2026-01-28", "completed")
+    assert published(db) == sorted(in_file(files["2026-01-30"]) + in_file(files["2026-01-28"]))
+    assert date_status(db, "2026-01-28") == ("completed", 3_000)
+    # And the day the killed run had completed was synced once: the replay found it completed from the same object
+    assert [(trigger, status) for trigger, status, _, _ in runs(db, "2026-01-30")] == [("schedule", "completed"), ("schedule", "skipped")]
+    assert [(status, error) for _, status, error, _ in runs(db, "2026-01-28")][-1] == ("completed", None)
+    assert stand_ins.dead_letters() == []
+
+
+@contextmanager
+def staging_table_locked(settings: DatabaseSettings) -> Iterator[None]:
+    """The staging table write-locked by a session of the test's own: a run that stages waits until Lambda kills it."""
+    locker = connect(settings)
+    try:
+        with locker.cursor() as cursor:
+            cursor.execute("LOCK TABLES upsell_signal_staging WRITE")
+        yield
+    finally:
+        locker.close()
