@@ -72,7 +72,8 @@ def compared_pass(
             chunk_rows=settings.chunk_rows,
             from_row=progress.rows_read if as_compared else 0,
             with_unmatched=deleting,
-            stop_reading=stop_reading,
+            # A pass staged to its end is published whole (its guards judge every row): read it all.
+            stop_reading=None if progress.complete else stop_reading,
         )
     if not as_compared:
         progress = _resumable(repository, claimed, progress, comparison)

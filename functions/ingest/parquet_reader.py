@@ -160,28 +160,30 @@ class _TextSizes:
         text_sources = [source for source in mapping.source_for.values() if is_text_type(_value_type(schema.field(source).type))]
         self.bytes_per_row: list[float] = []
         self.key_bytes_per_row: list[float] = []
+        # A column chunk is numbered among the file's leaves: an ignored nested column before
+        # a text column shifts it from the column's place in the schema.
+        leaf_of = {metadata.schema.column(leaf).path: leaf for leaf in range(metadata.num_columns)}
         peek: pq.ParquetFile | None = None
         try:
             for group in range(metadata.num_row_groups):
                 row_group = metadata.row_group(group)
-                text_bytes = key_bytes = whole_bytes = 0
-                for source in text_sources:
-                    chunk = row_group.column(schema.get_field_index(source))
-                    if chunk.physical_type != "BYTE_ARRAY":
-                        continue
+                rows = max(1, row_group.num_rows)
+                chunks = {source: row_group.column(leaf_of[source]) for source in text_sources if source in leaf_of}
+                text_chunks = {source: chunk for source, chunk in chunks.items() if chunk.physical_type == "BYTE_ARRAY"}
+                # Judged on the metadata alone, before a dictionary page is decoded to look at it.
+                _refuse_if_too_much_text(group, rows, sum(chunk.total_uncompressed_size for chunk in text_chunks.values()))
+                text_bytes = key_bytes = 0
+                for source, chunk in text_chunks.items():
                     dictionary_bytes = 0
                     if chunk.has_dictionary_page:
                         if peek is None:
                             peek = _open(path, read_dictionary=text_sources)
                         dictionary_bytes = self._look_at_dictionary(peek, group, source)
-                    whole_bytes += chunk.total_uncompressed_size
                     plain_bytes = max(0, chunk.total_uncompressed_size - dictionary_bytes)
                     text_bytes += plain_bytes
                     key_bytes += plain_bytes if source == key_source else 0
-                rows = max(1, row_group.num_rows)
                 self.bytes_per_row.append(text_bytes / rows)
                 self.key_bytes_per_row.append(key_bytes / rows)
-                _refuse_if_too_much_text(group, rows, whole_bytes)
         except (pa.ArrowInvalid, OSError) as error:
             raise CorruptFile(f"Parquet file unreadable while reading its dictionaries: {error}") from error
         finally:

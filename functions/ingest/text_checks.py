@@ -12,13 +12,15 @@ import codecs
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from functions.ingest.columns import SIGNAL_COLUMNS
+
 # A rejected row's original values are kept for operators, each cut at this many bytes: a
 # whole 30 MB value would overflow the server's max_allowed_packet on the way in.
 ORIGINAL_VALUE_MAX_BYTES = 1024
 # A dictionary value longer than this many bytes is never decoded into its rows: every row
-# would hold a copy (a 5 MB value in 25,000 rows is 125 GB), and such a value is far over
-# any column's limit (at most 64 characters, 256 bytes) anyway.
-HUGE_VALUE_BYTES = 4096
+# would hold a copy (a 5 MB value in 25,000 rows is 125 GB), and no column holds one (the
+# longest, 64 characters, takes at most 256 bytes), so its rows are rejected anyway.
+HUGE_VALUE_BYTES = 4 * max(column.max_length or 0 for column in SIGNAL_COLUMNS)
 # One well-formed UTF-8 sequence (no overlongs, no surrogates, nothing past U+10FFFF), as
 # RE2 reads it on binary data, byte by byte. Slower than a cast's validation: only run where
 # a cast found bad text, to tell which values.
@@ -69,6 +71,8 @@ def decoded_without_huge(values: pa.Array) -> tuple[pa.Array, pa.Array | None]:
     as too long. The huge values stay in the dictionary, once; no row copies them.
     """
     dictionary = values.dictionary
+    if not is_text_type(dictionary.type):
+        return values.dictionary_decode(), None
     huge_entries = pc.greater(pc.binary_length(dictionary), HUGE_VALUE_BYTES)
     if not pc.any(huge_entries).as_py():
         return values.dictionary_decode(), None

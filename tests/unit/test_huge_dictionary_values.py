@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from functions.ingest.parquet_reader import SignalFile
+from functions.ingest.text_checks import decoded_without_huge
 from functions.shared.errors import CorruptFile
 from tests.factories import snowflake_table
 
@@ -85,21 +86,26 @@ def read_watched(path: Path) -> dict[str, object]:
 
 
 @pytest.mark.parametrize(
-    ("column", "value_type", "reason"),
+    ("column", "value_type", "reason", "nested_first"),
     [
-        ("COMPANY_ID", pa.string(), "legacy_company_id longer than 64 characters"),
-        ("CDMS_CANONICAL_COMPANY_ID", pa.string(), "cdms_canonical_company_id longer than 64 characters"),
-        ("CORE_PRODUCT", pa.binary(), "core_product longer than 16 characters"),
+        ("COMPANY_ID", pa.string(), "legacy_company_id longer than 64 characters", False),
+        ("CDMS_CANONICAL_COMPANY_ID", pa.string(), "cdms_canonical_company_id longer than 64 characters", False),
+        ("CORE_PRODUCT", pa.binary(), "core_product longer than 16 characters", False),
+        ("COMPANY_ID", pa.string(), "legacy_company_id longer than 64 characters", True),
     ],
-    ids=["legacy-id", "key", "binary-column"],
+    ids=["legacy-id", "key", "binary-column", "after-an-ignored-nested-column"],
 )
 def test_a_huge_dictionary_value_in_many_rows_is_rejected_in_bounded_memory(
-    tmp_path: Path, column: str, value_type: pa.DataType, reason: str
+    tmp_path: Path, column: str, value_type: pa.DataType, reason: str, nested_first: bool
 ) -> None:
-    # Given a 5 MB file: a 5 MB dictionary entry that half its 60,000 rows point at (150 GB decoded)
+    # Given a 5 MB file: a 5 MB dictionary entry that half its 60,000 rows point at (150 GB decoded);
+    # or the same after an ignored column of three leaves, which moves every column chunk's number,
+    # written without pyarrow's own schema, as other writers do
     path = tmp_path / "data.parquet"
     table = huge_in_every_other_row(snowflake_table(ROWS, seed=11), column, value_type)
-    pq.write_table(table, path, compression="zstd", dictionary_pagesize_limit=64 << 20)
+    if nested_first:
+        table = table.add_column(0, "EXTRA", pa.array([{"a": 1, "b": "x", "c": 2.0}] * ROWS))
+    pq.write_table(table, path, compression="zstd", dictionary_pagesize_limit=64 << 20, store_schema=not nested_first)
 
     # When it is read and validated as the ingest does, watched as Lambda would
     report = read_watched(path)
@@ -163,3 +169,80 @@ def test_plain_text_far_longer_than_any_column_across_row_groups_is_read_in_smal
     # Then it is not killed: every row is rejected as too long, in bounded memory
     assert int(report["peak_mb"]) < BOUND_MB  # type: ignore[call-overload]
     assert (report["valid"], report["reasons"]) == (0, {"legacy_company_id longer than 64 characters": 4_000})
+
+
+def test_dictionary_values_a_little_longer_than_any_column_holds_are_rejected_in_bounded_memory(tmp_path: Path) -> None:
+    # Given every text column one 4,096-byte dictionary value that all 60,000 rows point at (16
+    # times the longest legal value, 20 KB of text a row once decoded), in a file of a few megabytes
+    path = tmp_path / "data.parquet"
+    table = snowflake_table(ROWS, seed=11)
+    for name in ("CDMS_CANONICAL_COMPANY_ID", "COMPANY_ID", "CORE_PRODUCT", "DEBUT_PRODUCT_TIER", "CURRENT_PRODUCT_TIER"):
+        column = pa.DictionaryArray.from_arrays(pa.array([0] * ROWS, pa.int32()), pa.array([name[0] * 4096]))
+        table = table.set_column(table.schema.get_field_index(name), name, column)
+    pq.write_table(table, path, compression="zstd")
+    assert path.stat().st_size < 8 << 20
+
+    # When it is read and validated as the ingest does, watched as Lambda would
+    report = read_watched(path)
+
+    # Then every row is rejected, in bounded memory: no row holds a copy of the values
+    assert int(report["peak_mb"]) < BOUND_MB  # type: ignore[call-overload]
+    assert report["valid"] == 0
+    assert sum(report["reasons"].values()) == ROWS  # type: ignore[attr-defined]
+
+
+OPEN_AS_THE_INGEST_DOES = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from functions.ingest.parquet_reader import SignalFile
+    from functions.shared.errors import CorruptFile
+    try:
+        SignalFile(Path(sys.argv[1]))
+    except CorruptFile as error:
+        print(error)
+    """
+)
+
+
+def test_a_row_group_whose_dictionary_alone_would_not_fit_is_refused_before_it_is_decoded(tmp_path: Path) -> None:
+    # Given a file of a few megabytes whose one row group holds a dictionary of a hundred 5 MB
+    # values (500 MB decoded, several times that while decoding)
+    path = tmp_path / "data.parquet"
+    rows = 60_000
+    table = snowflake_table(rows, seed=13)
+    dictionary = pa.concat_arrays([pa.array(["peo"]), pa.array([f"{i:03}" + "x" * HUGE_BYTES for i in range(100)])])
+    indices = pa.array([1 + row % 100 if row % 2 else 0 for row in range(rows)], pa.int32())
+    legacy = pa.DictionaryArray.from_arrays(indices, dictionary)
+    table = table.set_column(table.schema.get_field_index("COMPANY_ID"), "COMPANY_ID", legacy)
+    pq.write_table(table, path, compression="zstd", dictionary_pagesize_limit=2000 << 20, store_schema=False)
+    del table, dictionary, legacy
+    assert path.stat().st_size < 8 << 20
+
+    # When it is opened in a process watched as Lambda would
+    child = subprocess.Popen([sys.executable, "-c", OPEN_AS_THE_INGEST_DOES, str(path)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    peak_mb = 0
+    while child.poll() is None:
+        try:
+            status = Path(f"/proc/{child.pid}/status").read_text()
+        except FileNotFoundError:
+            break
+        peak_mb = max(peak_mb, next((int(line.split()[1]) // 1024 for line in status.splitlines() if line.startswith("VmRSS:")), 0))
+        if peak_mb > LAMBDA_MEMORY_MB:
+            child.send_signal(signal.SIGKILL)
+        time.sleep(0.005)
+    out, _ = child.communicate()
+
+    # Then it is refused by its metadata, naming the row group, without decoding the dictionary
+    assert child.returncode == 0, f"killed or failed (exit {child.returncode}) at {peak_mb} MB resident"
+    assert out.startswith("row group 0 holds "), out
+    assert peak_mb < BOUND_MB // 4, peak_mb
+
+
+def test_a_dictionary_of_numbers_in_a_text_column_is_decoded_as_numbers() -> None:
+    # Given a text column that came as a dictionary of integers (legacy ids some writers keep as numbers)
+    values = pa.DictionaryArray.from_arrays(pa.array([1, 0, 1], pa.int32()), pa.array([7, 123456789], pa.int64()))
+
+    # When it is decoded for validation, Then each row gets its number, none taken for a huge text
+    decoded, huge = decoded_without_huge(values)
+    assert (decoded.to_pylist(), huge) == ([123456789, 7, 123456789], None)
