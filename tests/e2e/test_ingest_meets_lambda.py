@@ -153,8 +153,8 @@ def waiting_for_the_table(db: pymysql.Connection[Any]) -> int:
 
 
 @contextmanager
-def signals_table_locked(settings: DatabaseSettings) -> Iterator[None]:
-    """The signals table write-locked by a session of the test's own (as a schema change or a long reader would).
+def signals_table_locked(settings: DatabaseSettings, table: str = "company_upsell_signals") -> Iterator[None]:
+    """The signals table (or `table`) write-locked by a session of the test's own (as a schema change or a long reader would).
 
     The ingest bounds its own waits for the publish lock by the time it has left, but not a
     statement's wait for a table: that one lasts until Lambda kills the run at its timeout.
@@ -162,7 +162,7 @@ def signals_table_locked(settings: DatabaseSettings) -> Iterator[None]:
     locker = connect(settings)
     try:
         with locker.cursor() as cursor:
-            cursor.execute("LOCK TABLES company_upsell_signals WRITE")
+            cursor.execute(f"LOCK TABLES {table} WRITE")
         yield
     finally:
         locker.close()
@@ -449,7 +449,7 @@ def test_a_0600_run_killed_while_it_reconciles_an_older_date_is_finished_by_the_
     schedule = json.loads((REPO_ROOT / "events" / "schedule.json").read_text()) | {"time": "2026-01-31T06:00:00Z"}
     spec = scaled_ingest(template, stand_ins, timeout_seconds=SHORT_TIMEOUT_SECONDS)
     with on_local_lambda(spec, stand_ins, tmp_path / "ingest.log") as ingest:
-        with staging_table_locked(stand_ins.database):
+        with signals_table_locked(stand_ins.database, table="upsell_signal_staging"):
             # When the 06:00 run syncs its day, starts the reconcile and is killed at its timeout without a word
             event = ingest.invoke_async(schedule)
             wait_until(lambda: event.results, timeout=PATIENCE_SECONDS, what="the run to end")
@@ -469,15 +469,3 @@ def test_a_0600_run_killed_while_it_reconciles_an_older_date_is_finished_by_the_
     assert [(trigger, status) for trigger, status, _, _ in runs(db, "2026-01-30")] == [("schedule", "completed"), ("schedule", "skipped")]
     assert [(status, error) for _, status, error, _ in runs(db, "2026-01-28")][-1] == ("completed", None)
     assert stand_ins.dead_letters() == []
-
-
-@contextmanager
-def staging_table_locked(settings: DatabaseSettings) -> Iterator[None]:
-    """The staging table write-locked by a session of the test's own: a run that stages waits until Lambda kills it."""
-    locker = connect(settings)
-    try:
-        with locker.cursor() as cursor:
-            cursor.execute("LOCK TABLES upsell_signal_staging WRITE")
-        yield
-    finally:
-        locker.close()

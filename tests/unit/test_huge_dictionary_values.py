@@ -63,11 +63,12 @@ def huge_in_every_other_row(table: pa.Table, name: str, value_type: pa.DataType)
     return table.set_column(index, name, pa.DictionaryArray.from_arrays(indices, dictionary))
 
 
-def read_watched(path: Path) -> dict[str, object]:
-    """The ingest's read of `path` in a child, killed past Lambda's memory size; its report."""
-    child = subprocess.Popen(
-        [sys.executable, "-c", READ_AS_THE_INGEST_DOES, str(path)], cwd=REPO, stdout=subprocess.PIPE, text=True
-    )
+def run_watched(script: str, path: Path) -> tuple[str, int]:
+    """`script` run on `path` in a child, killed past Lambda's memory size, as the local Lambda watches one: its output and peak MB.
+
+    Sampled from outside: the child's own ru_maxrss would count the test process it was forked from.
+    """
+    child = subprocess.Popen([sys.executable, "-c", script, str(path)], cwd=REPO, stdout=subprocess.PIPE, text=True)
     peak_mb = 0
     while child.poll() is None:
         try:
@@ -81,7 +82,12 @@ def read_watched(path: Path) -> dict[str, object]:
         time.sleep(0.005)
     out, _ = child.communicate()
     assert child.returncode == 0, f"killed or failed (exit {child.returncode}) at {peak_mb} MB resident"
-    # Sampled from outside: the child's own ru_maxrss would count the test process it was forked from.
+    return out, peak_mb
+
+
+def read_watched(path: Path) -> dict[str, object]:
+    """The ingest's read of `path` in a watched child; its report."""
+    out, peak_mb = run_watched(READ_AS_THE_INGEST_DOES, path)
     return dict(json.loads(out)) | {"peak_mb": peak_mb}
 
 
@@ -220,21 +226,9 @@ def test_a_row_group_whose_dictionary_alone_would_not_fit_is_refused_before_it_i
     assert path.stat().st_size < 8 << 20
 
     # When it is opened in a process watched as Lambda would
-    child = subprocess.Popen([sys.executable, "-c", OPEN_AS_THE_INGEST_DOES, str(path)], cwd=REPO, stdout=subprocess.PIPE, text=True)
-    peak_mb = 0
-    while child.poll() is None:
-        try:
-            status = Path(f"/proc/{child.pid}/status").read_text()
-        except FileNotFoundError:
-            break
-        peak_mb = max(peak_mb, next((int(line.split()[1]) // 1024 for line in status.splitlines() if line.startswith("VmRSS:")), 0))
-        if peak_mb > LAMBDA_MEMORY_MB:
-            child.send_signal(signal.SIGKILL)
-        time.sleep(0.005)
-    out, _ = child.communicate()
+    out, peak_mb = run_watched(OPEN_AS_THE_INGEST_DOES, path)
 
     # Then it is refused by its metadata, naming the row group, without decoding the dictionary
-    assert child.returncode == 0, f"killed or failed (exit {child.returncode}) at {peak_mb} MB resident"
     assert out.startswith("row group 0 holds "), out
     assert peak_mb < BOUND_MB // 4, peak_mb
 
