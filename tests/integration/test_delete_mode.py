@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -119,3 +120,34 @@ def test_a_row_a_person_makes_equal_to_the_file_mid_sync_is_kept_not_deleted(
     assert (result.status, result.rows_updated, result.rows_deleted) == ("completed", 49, 20)
     assert len(compares) == 1
     assert table_rows(db) == expected_rows(day_two_table)
+
+
+def test_a_pass_staged_whole_and_replayed_without_its_reject_ratio_override_after_a_newer_date_compares_the_whole_file(
+    db: pymysql.Connection[Any], upload: Callable[..., str], run_sync: Callable[..., Any]
+) -> None:
+    # Given 20,000 companies published, and a day two that lacks 3,000 of them (15%, over the
+    # 10% delete_ratio) and has every eighth row rejected (over the 5% reject_ratio)
+    day_one_table = snowflake_table(20_000, seed=305)
+    upload(DAY_ONE, day_one_table)
+    run_sync(DAY_ONE)
+    day_two_table = with_cells(day_one_table, "CORE_PRODUCT", {row: "x" * 40 for row in range(0, 17_000, 8)}).slice(0, 17_000)
+    upload(DAY_TWO, day_two_table)
+    # that is staged to its end under a reject_ratio override, then stopped at publish by delete_ratio
+    with pytest.raises(GuardTripped, match="delete_ratio"):
+        run_sync(DAY_TWO, env={"MISSING_ROWS": "delete"}, override_guards=frozenset({"reject_ratio"}))
+    # and a newer date completed since, which rejected 10 of the companies day two lacks
+    day_three = DAY_TWO + dt.timedelta(days=1)
+    upload(day_three, with_cells(day_one_table, "CORE_PRODUCT", {row: "y" * 40 for row in range(17_000, 17_010)}))
+    assert run_sync(day_three, env={"MISSING_ROWS": "delete"}).status == "completed"
+    before = table_rows(db)
+
+    # When day two is replayed without the override (its pass was staged whole: it is not staged again)
+    with pytest.raises(GuardTripped) as tripped:
+        run_sync(DAY_TWO, env={"MISSING_ROWS": "delete"})
+
+    # Then the compare read the whole file, as the pass it goes on with did (a compare that
+    # stopped where reject_ratio settled would not tell which companies the file lacks), and
+    # the date fails with reject_ratio judged on every row, the table untouched
+    assert tripped.value.figures["reject_ratio"]["rows_processed"] == 17_000
+    assert tripped.value.figures["reject_ratio"]["rows_rejected"] == 2_125
+    assert table_rows(db) == before
