@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from functions.shared.settings import DEFAULT_PUBLISH_ROWS_PER_SECOND
+
 Architecture = Literal["arm64", "x86_64"]
 # What `cdk destroy` (or removing a resource) does to the stack's data-holding resources.
 Removal = Literal["retain", "destroy"]
@@ -113,6 +115,8 @@ class IngestSizing:
     staging_chunk_rows: int
     staging_load_method: Literal["local_infile", "insert"]
     missing_rows: Literal["keep", "delete"]
+    # The publish rate the time budget plans with: a file whose publish would outlast a run is refused.
+    publish_rows_per_second: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -348,6 +352,9 @@ def _ingest(section: _Section) -> IngestSizing:
         staging_chunk_rows=section.integer("stagingChunkRows", 25_000, minimum=1),
         staging_load_method=section.choice("stagingLoadMethod", "local_infile", ("local_infile", "insert")),  # type: ignore[arg-type]
         missing_rows=section.choice("missingRows", "keep", ("keep", "delete")),  # type: ignore[arg-type]
+        publish_rows_per_second=section.integer(
+            "publishRowsPerSecond", DEFAULT_PUBLISH_ROWS_PER_SECOND, minimum=1_000, maximum=1_000_000
+        ),
     )
     section.close()
     return sizing

@@ -50,8 +50,8 @@ class TimeBudget:
                 f"publishing {rows} rows needs about {needed:.0f}s at PUBLISH_ROWS_PER_SECOND="
                 f"{self.settings.publish_rows_per_second}, more than one run has ({self.run_seconds:.0f}s, "
                 f"{self.settings.margin_seconds}s of it kept as margin): raise the function's timeout (at most 900 s), "
-                "or split the file into dates Lambda can publish one run each; the rate setting may be raised too "
-                "if `make bench` shows the database faster"
+                'or split the file into dates Lambda can publish one run each; or, if this database\'s "published" '
+                "logs show a higher publish_rows_per_second, raise ingest.publishRowsPerSecond in cdk.json to it"
             )
 
     def fits(self, seconds_needed: float) -> bool:

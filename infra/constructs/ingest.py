@@ -152,6 +152,7 @@ class Ingest(Construct):
                 Env.STAGING_CHUNK_ROWS: str(sizing.staging_chunk_rows),
                 Env.STAGING_LOAD_METHOD: sizing.staging_load_method,
                 Env.MISSING_ROWS: sizing.missing_rows,
+                Env.PUBLISH_ROWS_PER_SECOND: str(sizing.publish_rows_per_second),
                 Env.GUARD_MAX_REJECT_RATIO: str(config.guards.max_reject_ratio),
                 Env.GUARD_MAX_ROW_COUNT_DRIFT: str(config.guards.max_row_count_drift),
                 Env.GUARD_MAX_DELETE_RATIO: str(config.guards.max_delete_ratio),

@@ -73,6 +73,10 @@ def test_malformed_values_are_refused() -> None:
     raw["ingest"]["timeoutSeconds"] = 1200
     with pytest.raises(ConfigError, match=r"ingest\.timeoutSeconds must be between 60 and 900"):
         parse_env_config("dev", raw)
+    raw = copy.deepcopy(_environments()["dev"])
+    raw["ingest"]["publishRowsPerSecond"] = 10
+    with pytest.raises(ConfigError, match=r"ingest\.publishRowsPerSecond must be between 1000 and 1000000"):
+        parse_env_config("dev", raw)
     # And a created VPC over three zones, which CDK would build over two without a word (the app
     # looks nothing up, and an environment-agnostic stack sees two AZs)
     raw = copy.deepcopy(_environments()["dev"])

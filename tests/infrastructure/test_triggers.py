@@ -210,6 +210,27 @@ def test_ingest_environment_has_every_setting_the_function_reads(dev_template: T
     assert load_environment_name(variables) == "dev"
 
 
+def test_the_publish_rate_the_time_budget_plans_with_is_a_cdk_json_setting(
+    dev_template: Template, arm64_layers: Path, tmp_path: Path
+) -> None:
+    from app import build_app
+
+    # Given dev as committed, and dev with ingest.publishRowsPerSecond raised to what its logs measured
+    environments = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]["environments"]
+    environments["dev"]["ingest"]["publishRowsPerSecond"] = 60_000
+    app = build_app({"env": "dev", "environments": environments}, outdir=str(tmp_path / "cdk-dev-faster"))  # type: ignore[dict-item]
+    raised = Template.from_stack(app.node.find_child("UpsellSignals-dev"))  # type: ignore[arg-type]
+
+    # When the ingest settings are read from each function's environment
+    def publish_rate(template: Template) -> int:
+        function = resources(template, "AWS::Lambda::Function")[logical_id_of_function(template, "Ingest")]["Properties"]
+        rate = function["Environment"]["Variables"]["PUBLISH_ROWS_PER_SECOND"]
+        return load_ingest_settings({"SIGNALS_BUCKET": "b", "PUBLISH_ROWS_PER_SECOND": rate}).time_budget.publish_rows_per_second
+
+    # Then the committed dev plans with the cautious default, the raised one with its setting
+    assert (publish_rate(dev_template), publish_rate(raised)) == (20_000, 60_000)
+
+
 def test_every_way_in_invokes_the_durable_functions_alias_never_the_unqualified_function(dev_template: Template) -> None:
     # Given the dev stack, whose ingest is a durable function (DurableConfig set at creation)
     function_id, function = only(dev_template, "AWS::Lambda::Function", "IngestDurableIngest")

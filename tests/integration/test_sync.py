@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -84,9 +85,11 @@ def test_day_two_counts_are_exact_and_unchanged_rows_keep_updated_at(
     upload: Callable[..., str],
     run_sync: Callable[..., Any],
     monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
     load_method: str,
     list_in: str,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="upsell_signals.ingest")
     # Given day one loaded, and its rows stamped with an old updated_at
     day_one_table = snowflake_table(5_000, seed=21)
     upload(DAY_ONE, day_one_table)
@@ -122,6 +125,13 @@ def test_day_two_counts_are_exact_and_unchanged_rows_keep_updated_at(
     assert {key for key, stamp in stamps.items() if stamp == dt.datetime(2020, 1, 1)} == unchanged_keys | (
         before.keys() - after.keys()
     )
+    # And the publish's log line says how fast this database published what was staged (what
+    # ingest.publishRowsPerSecond may follow)
+    published = [record for record in caplog.records if record.getMessage() == "published"][-1]
+    staged = [record for record in caplog.records if record.getMessage().startswith("staged ")][-1]
+    assert published.publish_seconds > 0
+    # (the seconds are logged to the millisecond)
+    assert published.publish_rows_per_second == pytest.approx(staged.args[0] / published.publish_seconds, rel=0.05)
 
 
 def test_missing_rows_delete_removes_exactly_the_absent_keys(
