@@ -118,13 +118,23 @@ def _failed_for_good_on(current: Mapping[str, Any], request: ClaimRequest) -> bo
     future_date for good: the same file passes once its date is near.
     """
     return (
-        current["status"] == "failed"
-        and not _tripped_future_date(current)
-        and current.get("trigger_source") in ARRIVAL_TRIGGERS
-        and request.trigger in ARRIVAL_TRIGGERS
+        request.trigger in ARRIVAL_TRIGGERS
         and not request.force_resync
         and request.etag is not None
-        and request.etag == current["s3_etag"]
+        and failed_for_good_by_an_arrival(current, request.etag)
+    )
+
+
+def failed_for_good_by_an_arrival(current: Mapping[str, Any], etag: str) -> bool:
+    """The date failed for good on the object `etag` under an arrival: another arrival (or reconcile) would fail it again.
+
+    `current`: its metadata row with status, s3_etag, trigger_source, error_message and LAST_ERROR_TYPE.
+    """
+    return (
+        current["status"] == "failed"
+        and current["s3_etag"] == etag
+        and not _tripped_future_date(current)
+        and current.get("trigger_source") in ARRIVAL_TRIGGERS
         and is_permanent_error_name(current.get(LAST_ERROR_TYPE))
     )
 

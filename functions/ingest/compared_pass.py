@@ -72,8 +72,9 @@ def compared_pass(
             chunk_rows=settings.chunk_rows,
             from_row=progress.rows_read if as_compared else 0,
             with_unmatched=deleting,
-            # A pass staged to its end is published whole (its guards judge every row): read it all.
-            stop_reading=None if progress.complete else stop_reading,
+            # A pass that read every row is published whole (its guards judge every row): read it
+            # all, also when a kill came between its last chunk's commit and its finish.
+            stop_reading=None if progress.complete or progress.rows_read >= opened.num_rows else stop_reading,
         )
     if not as_compared:
         progress = _resumable(repository, claimed, progress, comparison)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from functions.ingest.claim_rules import LEASE_LIVE
+from functions.ingest.claim_rules import LAST_ERROR_TYPE, LEASE_LIVE, failed_for_good_by_an_arrival
 from functions.ingest.s3_source import ObjectInfo
 from functions.shared.errors import MissingObject, is_transient_error_name
 
@@ -34,9 +34,12 @@ def reconcile_reason(state: Mapping[str, Any] | None, etag: str, holder_token: s
     """Why a date whose object has `etag` must be synced again, given its metadata row; None when it need not.
 
     `holder_token`: the durable execution running this reconcile, whose own claims it resumes.
-    A date that failed on this very object is left to its dead letter (syncing it again every
-    morning would only fail it again), unless it failed for a passing reason (a TransientError:
-    the database away through every retry, a lock held too long): it never completed.
+    A date that failed for good on this very object under an arrival is left to its dead letter
+    (syncing it again every morning would only fail it again), by the rule a repeated arrival
+    meets (claim_rules.py). It is synced when it failed for a passing reason (a TransientError:
+    the database away through every retry, a lock held too long), under a person's replay (a
+    guard only a replay meets, such as stale_date, says nothing of what its arrival meets), or
+    on future_date (the same file passes once its date is near).
     """
     if state is None:
         return "never synced: its event never arrived"
@@ -46,11 +49,20 @@ def reconcile_reason(state: Mapping[str, Any] | None, etag: str, holder_token: s
         return None if completed == etag else f"the object changed since it completed (ETag {completed} -> {etag})"
     if status == "started":
         return _held_reason(state, holder_token)
+    return _failed_reason(state, etag)
+
+
+def _failed_reason(state: Mapping[str, Any], etag: str) -> str | None:
     if state["s3_etag"] != etag:
         return f"a new object (ETag {etag}) since it failed on ETag {state['s3_etag']}"
-    if is_transient_error_name(state["last_error_type"]):
-        return f"it failed for a passing reason ({state['last_error_type']}) and never completed"
-    return None
+    if failed_for_good_by_an_arrival(state, etag) or state[LAST_ERROR_TYPE] is None:
+        return None  # (no error recorded: its durable execution stopped making progress and dead-lettered it)
+    if is_transient_error_name(state[LAST_ERROR_TYPE]):
+        return f"it failed for a passing reason ({state[LAST_ERROR_TYPE]}) and never completed"
+    return (
+        f"it failed on this object under {state['trigger_source']} ({state[LAST_ERROR_TYPE]}), "
+        "which says nothing of what its arrival meets, and never completed"
+    )
 
 
 def _held_reason(state: Mapping[str, Any], holder_token: str | None) -> str | None:

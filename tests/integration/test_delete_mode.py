@@ -122,8 +122,9 @@ def test_a_row_a_person_makes_equal_to_the_file_mid_sync_is_kept_not_deleted(
     assert table_rows(db) == expected_rows(day_two_table)
 
 
+@pytest.mark.parametrize("finished", ["marked complete", "killed before its finish"])
 def test_a_pass_staged_whole_and_replayed_without_its_reject_ratio_override_after_a_newer_date_compares_the_whole_file(
-    db: pymysql.Connection[Any], upload: Callable[..., str], run_sync: Callable[..., Any]
+    db: pymysql.Connection[Any], upload: Callable[..., str], run_sync: Callable[..., Any], finished: str
 ) -> None:
     # Given 20,000 companies published, and a day two that lacks 3,000 of them (15%, over the
     # 10% delete_ratio) and has every eighth row rejected (over the 5% reject_ratio)
@@ -135,6 +136,12 @@ def test_a_pass_staged_whole_and_replayed_without_its_reject_ratio_override_afte
     # that is staged to its end under a reject_ratio override, then stopped at publish by delete_ratio
     with pytest.raises(GuardTripped, match="delete_ratio"):
         run_sync(DAY_TWO, env={"MISSING_ROWS": "delete"}, override_guards=frozenset({"reject_ratio"}))
+    if finished == "killed before its finish":
+        # (every chunk committed, the pass not marked complete: what a kill between the last
+        # chunk's transaction and the finish's leaves)
+        with db.cursor() as cursor:
+            cursor.execute("UPDATE upsell_signal_staging_progress SET staging_complete = FALSE WHERE sync_date = %s", (DAY_TWO,))
+        db.commit()
     # and a newer date completed since, which rejected 10 of the companies day two lacks
     day_three = DAY_TWO + dt.timedelta(days=1)
     upload(day_three, with_cells(day_one_table, "CORE_PRODUCT", {row: "y" * 40 for row in range(17_000, 17_010)}))

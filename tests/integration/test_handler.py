@@ -695,14 +695,16 @@ def test_the_redrive_of_a_reconciled_dates_dead_letter_is_the_reconciles_not_a_p
 def test_a_date_that_failed_for_a_passing_reason_is_synced_by_the_next_daily_run_and_a_bad_file_is_not(
     aws: Aws, db: pymysql.Connection[Any], migrated_settings: DatabaseSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given 2026-01-30 synced, 2026-01-27's corrupt file failed (permanent), and 2026-01-28's sync
-    # failed because another session held the publish lock through every retry (transient)
+    # Given 2026-01-30 synced, 2026-01-27's corrupt file failed on its arrival (permanent), and
+    # 2026-01-28's sync failed because another session held the publish lock through every retry (transient)
     monkeypatch.setenv("PUBLISH_LOCK_TIMEOUT_SECONDS", "1")
     ingest.build_app.cache_clear()
     files = {day: put_day(aws, day) for day in (28, 30)}
     aws.put_bytes(key_for(27), b"PAR1 this is not parquet PAR1")
     assert invoke({"sync_date": "2026-01-30"})["status"] == "completed"
-    assert invoke({"sync_date": "2026-01-27", "override_guards": ["stale_date"]})["error_type"] == "CorruptFile"
+    arrival = aws_event("eventbridge-s3-object-created.json")
+    arrival["detail"]["object"]["key"] = key_for(27)
+    assert invoke(arrival)["error_type"] == "CorruptFile"
     holder = connect(migrated_settings)
     holder.cursor().execute("SELECT GET_LOCK('company_upsell_signals_publish', 0)")
     with pytest.raises(TransientError, match="still held"):
@@ -931,3 +933,27 @@ def test_no_log_line_of_a_sync_carries_the_database_password(
     output = log_stream.getvalue() + captured.out + captured.err + caplog.text
     assert "claimed 2026-01-30" in output and "sync failed, for Lambda to retry" in output
     assert password not in output
+
+
+def test_a_correction_whose_event_was_lost_is_reconciled_after_a_persons_replay_of_it_met_stale_date(
+    aws: Aws, db: pymysql.Connection[Any]
+) -> None:
+    # Given 2026-01-28 then 2026-01-30 published
+    put_day(aws, 28)
+    files = {30: put_day(aws, 30)}
+    assert invoke({"sync_date": "2026-01-28"})["status"] == "completed"
+    assert invoke({"sync_date": "2026-01-30"})["status"] == "completed"
+    # And a corrected 2026-01-28 whose S3 event Lambda dropped
+    files[28] = put_day(aws, 28, seed=99)
+    # And a person's replay of 2026-01-28 without an override, refused by stale_date (a guard only a replay meets)
+    replay = invoke({"sync_date": "2026-01-28"})
+    assert (replay["status"], replay["error_type"]) == ("failed", "GuardTripped") and "stale_date" in replay["reason"]
+
+    # When the 06:00 run comes, whose reconcile stands in for the lost arrival
+    answer = invoke(aws_event("schedule.json"))
+
+    # Then it syncs 2026-01-28 as the arrival would have (a failure only a replay met holds no arrival
+    # back: the claim's rule and the reconcile's are one), and the correction is published
+    results = answer.get("results", [answer])
+    assert ("2026-01-28", "completed") in [(result["sync_date"], result["status"]) for result in results], results
+    assert table_rows(db) == {**expected_rows(files[28]), **expected_rows(files[30])}

@@ -186,7 +186,7 @@ class DateState:
     counts: dict[str, int] = field(default_factory=dict)  # of its last completed sync, as the ledger must hold them
     # The object an arrival (or the 06:00 run) last failed on by a guard: its repeated arrival is skipped, left to its dead letter.
     failed_for_good_on: str | None = None
-    # The object its latest claim failed on, whoever met the failure (None: no file); the reconcile leaves that object to its dead letter.
+    # The object its latest claim failed on, whoever met the failure (None: no file), as the ledger holds it.
     failed_on: str | None = None
 
 
@@ -201,13 +201,14 @@ class Model:
 
     def to_reconcile(self, sync_date: dt.date, export: Export) -> bool:
         """Whether the 06:00 run's reconcile syncs this date, whose file is `export`: it never completed,
-        changed since it completed, or failed on another object (every failure here is permanent)."""
+        changed since it completed, or failed otherwise than for good on this object (every failure here
+        is permanent; one only a person's replay met holds back no arrival, so no reconcile either)."""
         state = self.dates.get(sync_date)
         if state is None or state.status is None:
             return True
         if state.status == "completed":
             return state.completed_etag != export.etag
-        return state.failed_on != export.etag
+        return state.failed_for_good_on != export.etag
 
     def previous_loaded(self, sync_date: dt.date) -> int | None:
         done = [date for date, state in self.dates.items() if state.status == "completed" and date != sync_date]

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from functions.ingest.claim_rules import LAST_ERROR_TYPE, LEASE_LIVE, ROW_LOCKED, ClaimRequest, decide_claim
+from functions.ingest.reconcile import reconcile_reason
 from functions.shared.errors import TransientError
 
 DAY = dt.date(2026, 1, 30)
@@ -153,3 +154,35 @@ def test_an_executions_own_claim_on_a_replaced_object_is_a_new_claim_not_a_resum
     outcome = decide_claim(row(holder_token="mine"), request(etag="etag-b"))
     assert (outcome.kind, outcome.own_claim) == ("claimed", False)
     assert outcome.previous is not None
+
+
+@pytest.mark.parametrize(
+    "failed",
+    [
+        row(status="failed", **{LAST_ERROR_TYPE: "GuardTripped"}),
+        row(status="failed", trigger_source="schedule", **{LAST_ERROR_TYPE: "CorruptFile"}),
+        row(status="failed", trigger_source="reconcile", **{LAST_ERROR_TYPE: "GuardTripped"}),
+        row(status="failed", trigger_source="manual", **{LAST_ERROR_TYPE: "GuardTripped"}),
+        row(status="failed", trigger_source="manual", **{LAST_ERROR_TYPE: "CorruptFile"}),
+        row(status="failed", trigger_source="redrive:reconcile", **{LAST_ERROR_TYPE: "GuardTripped"}),
+        row(status="failed", error_message=FUTURE, **{LAST_ERROR_TYPE: "GuardTripped"}),
+        row(status="failed", **{LAST_ERROR_TYPE: "TransientError"}),
+    ],
+    ids=["arrival", "daily-run", "reconcile", "replay-guard", "replay-bad-file", "redrive", "future-date", "passing"],
+)
+def test_the_reconcile_syncs_a_date_that_failed_on_its_file_exactly_when_its_lost_arrival_would_be_claimed(
+    failed: dict[str, Any],
+) -> None:
+    # Given a date that failed on the very file it has, When the 06:00 run's reconcile looks at it
+    reason = reconcile_reason(failed, "etag-a")
+    # Then it syncs it exactly when the claim would let that file's arrival (or the reconcile) run it
+    assert (reason is not None) == (decide_claim(failed, request(trigger="reconcile")).kind == "claimed"), reason
+    assert (reason is not None) == (decide_claim(failed, request()).kind == "claimed"), reason
+
+
+def test_the_reconcile_leaves_a_date_whose_continuation_stopped_for_no_progress_though_an_arrival_would_run_it() -> None:
+    # Given a date its durable execution failed for making no progress (no failed run, so no error type)
+    stopped = row(status="failed", **{LAST_ERROR_TYPE: None})
+    # When the reconcile looks at it, Then it is left to its dead letter: every morning would stop it again
+    assert reconcile_reason(stopped, "etag-a") is None
+    assert decide_claim(stopped, request()).kind == "claimed"  # a new delivery of its arrival is let run

@@ -259,13 +259,13 @@ class ClaimLedger:
     def states_between(self, first: dt.date, last: dt.date) -> dict[dt.date, dict[str, Any]]:
         """The metadata rows of the dates from `first` to `last`, read without locks.
 
-        With whether each lease is live, its holder's token, and the error type of the last
-        failed run of the date's latest claim (`last_error_type`).
+        With whether each lease is live, its holder's token, what triggered its latest claim, its
+        error, and the error type of the last failed run of that claim (`last_error_type`).
         """
         rows = self.session.fetch_dicts(
-            f"SELECT m.sync_date, m.status, m.s3_etag, m.completed_etag, m.holder_token, "
+            f"SELECT m.sync_date, m.status, m.s3_etag, m.completed_etag, m.holder_token, m.trigger_source, m.error_message, "
             f"m.lease_expires_at > NOW() AS {LEASE_LIVE}, "
-            f"({_LAST_FAILURE}) AS last_error_type "
+            f"({_LAST_FAILURE}) AS {LAST_ERROR_TYPE} "
             f"FROM {METADATA} m WHERE m.sync_date BETWEEN %s AND %s",
             (first, last),
         )
