@@ -127,9 +127,11 @@ def _check_it_logs_in_where_provisioned(
     would leave the stack in UPDATE_ROLLBACK_FAILED; once restored, it names the old place again.
     """
     if described is not None and _location(secret) != described:
-        logger.warning(
+        # Restoring the secret's template afterwards generates a password nothing sets on the server.
+        logger.error(
             "the %s account's secret names %s, the deploy describes %s (a rollback not yet restoring the "
-            "secret): where it leads is not checked",
+            "secret): where it leads is not checked. Once the rollback completes, invoke this function with "
+            '{"action": "provision"}: the restored secret has a new password the server does not have yet',
             account,
             _location(secret),
             described,

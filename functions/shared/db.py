@@ -213,7 +213,8 @@ def connect_through_rotation(
             return connection
     raise CredentialsRejected(
         f"connect to the database: access denied with the secret's AWSCURRENT and AWSPENDING versions, "
-        f"{ROTATION_ROUNDS} rounds over {ROTATION_BACKOFF_SECONDS * (2 ** (ROTATION_ROUNDS - 1) - 1):.0f}s: {refused}"
+        f"{ROTATION_ROUNDS} rounds over {ROTATION_BACKOFF_SECONDS * (2 ** (ROTATION_ROUNDS - 1) - 1):.0f}s: {refused}. "
+        "After a deploy that rolled back, invoke the migrate function with {\"action\": \"provision\"} (docs/deploy.md)"
     ) from refused
 
 

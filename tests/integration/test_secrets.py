@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import time
 import uuid
@@ -176,6 +177,8 @@ def test_a_password_the_secret_never_gets_fails_as_transient_after_bounded_retri
     # Then it retried with backoff (0.2 + 0.4 + 0.8 s), then failed as transient: Lambda retries it, no dead letter yet
     assert isinstance(refused.value, TransientError)
     assert 1.4 <= time.monotonic() - started < 10
+    # And the 06:00 reader is told the remedy for the one way a deploy leaves it so
+    assert 'invoke the migrate function with {"action": "provision"}' in str(refused.value)
 
 
 @pytest.mark.parametrize(
@@ -317,7 +320,7 @@ def test_a_deploy_fails_when_an_accounts_secret_leads_elsewhere_than_the_migrati
 
 
 def test_the_rollback_of_a_deploy_the_check_failed_completes_while_the_secret_still_leads_elsewhere(
-    migrated_settings: DatabaseSettings, secrets: Any, monkeypatch: pytest.MonkeyPatch
+    migrated_settings: DatabaseSettings, secrets: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Given a deploy that moved the ingest secret to a database the migration does not run on (so it
     # failed), and CloudFormation rolling this resource back before it restores the secret: the
@@ -331,10 +334,16 @@ def test_the_rollback_of_a_deploy_the_check_failed_completes_while_the_secret_st
     try:
         # When the rollback's Update arrives, Then it completes (a failure would leave the stack in
         # UPDATE_ROLLBACK_FAILED), not checking where a secret about to be restored leads
-        answer = migrate_handler.handler(rollback, LocalContext("migrate"))
+        with caplog.at_level(logging.ERROR):
+            answer = migrate_handler.handler(rollback, LocalContext("migrate"))
     finally:
         secrets_provider.cache_clear()
     assert answer["Data"]["CurrentVersion"] == str(ALL_VERSIONS[-1])
+    # And it says, as an error, what to run once the rollback completes: restoring the secret's
+    # template generates a password the server does not have
+    assert any(
+        record.levelno == logging.ERROR and '{"action": "provision"}' in record.getMessage() for record in caplog.records
+    ), [record.getMessage() for record in caplog.records]
 
 
 def test_an_account_no_migration_has_made_is_named_when_provisioned(migrated_settings: DatabaseSettings) -> None:
