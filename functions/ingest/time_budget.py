@@ -51,7 +51,8 @@ class TimeBudget:
                 f"{self.settings.publish_rows_per_second}, more than one run has ({self.run_seconds:.0f}s, "
                 f"{self.settings.margin_seconds}s of it kept as margin): raise the function's timeout (at most 900 s), "
                 'or split the file into dates Lambda can publish one run each; or, if this database\'s "published" '
-                "logs show a higher publish_rows_per_second, raise ingest.publishRowsPerSecond in cdk.json to it"
+                "log lines all show a higher publish_rows_per_second (the day that changed most rows is the slowest), "
+                "raise ingest.publishRowsPerSecond in cdk.json to a margin below the lowest"
             )
 
     def fits(self, seconds_needed: float) -> bool:
