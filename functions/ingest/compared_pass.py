@@ -43,6 +43,8 @@ def compared_pass(
     """
     if progress.rows_read and progress.compared_generation is None:
         return None, progress  # a pass that stages every row goes on doing so
+    if not opened.num_rows:
+        return None, progress  # an empty file (published only by an override): nothing to compare, every table row absent
     if not progress.rows_read:
         changed_share = changed_share_of_a_sample(opened, publisher.fingerprints, settings.chunk_rows)
         if changed_share is not None and changed_share > COMPARE_PAYS_UP_TO:

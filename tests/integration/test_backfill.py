@@ -358,3 +358,24 @@ def test_in_delete_mode_an_older_date_compared_with_the_table_deletes_only_what_
     assert (answers[-1].rows_deleted, answers[-1].rows_unchanged) == (2, 201)
     assert table_rows(db) == in_date_order(files, delete=True)
     assert {"cdms-000000300", "cdms-000000301", "cdms-000000302"} & set(table_rows(db)) == {"cdms-000000301"}
+
+
+@pytest.mark.parametrize("order", ["date order", "newest first"])
+def test_growing_dates_within_the_drift_limit_day_to_day_complete_in_any_order_under_the_default_guards(
+    order: str, migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given three dates of 1,000, 1,290 and 1,660 companies, each within row_count_drift's 30% of
+    # the day before (but the first 40% from the last), each carrying the day before's companies
+    sizes = dict(zip(sorted(date_files())[:3], (1_000, 1_290, 1_660), strict=True))
+    files = {day: snowflake_table(rows, seed=900 + rows, first_id=1) for day, rows in sizes.items()}
+    for sync_date, table in files.items():
+        upload_to(moto_endpoint, sync_date, write_pyarrow(table, tmp_path / f"{sync_date}.parquet"))
+    service = service_on(moto_endpoint, migrated_settings, tmp_path)  # the default guards
+
+    # When their events arrive in date order, or newest first (a backfill in any order)
+    arrivals = sorted(files) if order == "date order" else sorted(files, reverse=True)
+    statuses = [service.sync(day, None, SyncOptions(invocation_id=str(day), trigger="eventbridge_s3")).status for day in arrivals]
+
+    # Then each is judged against the day before it, as in date order: all complete, the table as in date order
+    assert statuses == ["completed"] * 3
+    assert table_rows(db) == in_date_order(files, delete=False)

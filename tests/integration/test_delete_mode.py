@@ -158,3 +158,19 @@ def test_a_pass_staged_whole_and_replayed_without_its_reject_ratio_override_afte
     assert tripped.value.figures["reject_ratio"]["rows_processed"] == 17_000
     assert tripped.value.figures["reject_ratio"]["rows_rejected"] == 2_125
     assert table_rows(db) == before
+
+
+def test_an_empty_file_published_by_override_in_delete_mode_deletes_every_company(
+    db: pymysql.Connection[Any], upload: Callable[..., str], run_sync: Callable[..., Any]
+) -> None:
+    # Given 500 companies published, and a next day whose file has no rows
+    day_one_table = snowflake_table(500, seed=306)
+    upload(DAY_ONE, day_one_table)
+    run_sync(DAY_ONE)
+    upload(DAY_TWO, day_one_table.slice(0, 0))
+    # When a person overrides the guards that stop it, in delete mode
+    overrides = frozenset({"empty_file", "delete_ratio", "row_count_drift"})
+    result = run_sync(DAY_TWO, env={"MISSING_ROWS": "delete"}, override_guards=overrides)
+    # Then it completes (nothing to compare: every company is absent) and deletes every one
+    assert (result.status, result.rows_deleted) == ("completed", 500)
+    assert table_rows(db) == {}

@@ -211,7 +211,7 @@ class Model:
         return state.failed_for_good_on != export.etag
 
     def previous_loaded(self, sync_date: dt.date) -> int | None:
-        done = [date for date, state in self.dates.items() if state.status == "completed" and date != sync_date]
+        done = [date for date, state in self.dates.items() if state.status == "completed" and date < sync_date]
         return self.dates[max(done)].rows_loaded if done else None
 
     def outcome(

@@ -280,10 +280,14 @@ class ClaimLedger:
         return [PublishedDate(row["sync_date"], row["s3_key"], row["completed_etag"]) for row in rows]
 
     def last_completed_before(self, sync_date: dt.date) -> CompletedSync | None:
-        """The latest completed date other than this one, with the rows it loaded."""
+        """The latest completed date before this one, with the rows it loaded: its day before in date order.
+
+        Not the newest: an older date met after newer ones (a backfill in any order) is judged as
+        date order would judge it.
+        """
         row = self.session.fetch_one(
             f"SELECT sync_date, rows_processed - rows_rejected FROM {METADATA} "
-            "WHERE status = 'completed' AND sync_date <> %s ORDER BY sync_date DESC LIMIT 1",
+            "WHERE status = 'completed' AND sync_date < %s ORDER BY sync_date DESC LIMIT 1",
             (sync_date,),
         )
         return CompletedSync(row[0], int(row[1])) if row else None
