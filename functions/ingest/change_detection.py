@@ -128,7 +128,8 @@ def compare_file(
     unmatched_path = work_path.with_suffix(".unmatched")
     unmatched_path.write_bytes(b"")
     if from_row >= opened.num_rows:  # a resumed pass staged every row already
-        return FileComparison(marks, 0, unmatched_path, 0, from_row)
+        # Nothing read, so which table rows the file lacks is not known: not an empty list of them.
+        return FileComparison(marks, 0, unmatched_path, 0, from_row, with_unmatched=False)
     # Partitions by a fingerprint's first byte: at most 256.
     partitions = min(256, max(1, math.ceil(max(table.estimated_rows(), opened.num_rows) / partition_rows)))
     file_spills = [Spill(work_path.with_suffix(f".file{index}"), "I") for index in range(partitions)]
