@@ -20,8 +20,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Iterator
+from collections.abc import Generator
+from contextlib import closing
 from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from functions.ingest.change_detection import FileComparison
 from functions.ingest.columns import KEY_COLUMN
@@ -55,28 +59,22 @@ class NewerFiles:
     ) -> PublishPlan:
         """The plan without the changes a newer completed date carries (under the publish lock, so none completes meanwhile)."""
         newer = repository.ledger.completed_after(sync_date)
-        if not newer:
-            return plan
+        if not newer or not plan.rows_to_insert + plan.rows_to_update + plan.rows_to_delete:
+            return plan  # a date that writes nothing has nothing to leave to a newer one
         if delete_missing:
             return self._supersede_deleting(repository, sync_date, plan, newer, pass_number=pass_number, comparison=comparison)
         if plan.into_empty_table:
             return plan  # nothing is ever deleted in keep mode: newer files carried nothing that could be here
         repository.newer_keys.open()
-        every_update = False
-        for published in newer:
-            path = self._file_as_published(sync_date, published)
-            if path is None:
-                every_update = True  # which companies it carries cannot be told: any the table has
-                continue
-            for validated in self._validated(path):
-                repository.newer_keys.add(validated.valid_rows[KEY_COLUMN].to_pylist())
+        every_update, files_read = self._gather_carried_changes(repository, sync_date, newer)
         inserts, updates = repository.newer_keys.supersede_changes(sync_date, every_change=False, every_update=every_update)
         logger.info(
-            "%s is older than %d completed date(s) up to %s: %d changes left to them",
+            "%s is older than %d completed date(s) up to %s: %d changes left to them (%d of their files read)",
             sync_date,
             len(newer),
             newer[-1].sync_date,
             inserts + updates,
+            files_read,
         )
         return dataclasses.replace(
             plan,
@@ -84,6 +82,37 @@ class NewerFiles:
             rows_to_update=plan.rows_to_update - updates,
             rows_superseded=inserts + updates,
         )
+
+    def _gather_carried_changes(self, repository: Repository, sync_date: dt.date, newer: list[PublishedDate]) -> tuple[bool, int]:
+        """Keep mode: gather the changed companies a newer file carries; (every update left to them, files read).
+
+        Only the listed changes' companies are looked for, newest file first, and once each is
+        found the older files are not read: in a backfill the next newer file carries nearly
+        every company, so the oldest date of many reads a few files, not all of them.
+        """
+        new_keys, updated_keys = repository.newer_keys.changed_keys(sync_date)
+        inserted = pa.array(new_keys, pa.string())
+        undecided = pa.concat_arrays([inserted, pa.array(updated_keys, pa.string())])
+        every_update, files_read = False, 0
+        for published in reversed(newer):
+            if not len(undecided):
+                break  # every change is left to a newer date already
+            path = self._file_as_published(sync_date, published)
+            if path is None:
+                every_update = True  # which companies it carries cannot be told: any the table has
+                undecided = undecided.filter(pc.is_in(undecided, value_set=inserted))
+                continue
+            files_read += 1
+            with closing(self._validated(path)) as batches:
+                for validated in batches:
+                    keys = validated.valid_rows[KEY_COLUMN].cast(pa.string())
+                    carried = keys.filter(pc.is_in(keys, value_set=undecided)).combine_chunks()
+                    if len(carried):
+                        repository.newer_keys.add(carried.to_pylist())
+                        undecided = undecided.filter(pc.invert(pc.is_in(undecided, value_set=carried)))
+                    if not len(undecided):
+                        break
+        return every_update, files_read
 
     def _supersede_deleting(
         self,
@@ -179,7 +208,7 @@ class NewerFiles:
             return None
         return path
 
-    def _validated(self, path: Path) -> Iterator[ValidatedBatch]:
+    def _validated(self, path: Path) -> Generator[ValidatedBatch, None, None]:
         """The file's rows, validated as its own sync validated them; the file is removed after."""
         try:
             signal_file = SignalFile(path)

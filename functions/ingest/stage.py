@@ -60,7 +60,10 @@ def staged_pass(
     publish, which runs inside the block: no other publish changes the table between.
     """
     opened = open_file(download)
-    claimed.budget.refuse_a_publish_no_run_can_hold(opened.num_rows)
+    # An older date's publish reads the newest date's file too, and more only when that one
+    # leaves some of its changes undecided (newest_wins.py): the estimate counts the first.
+    newer_rows = repository.ledger.rows_of_the_newest_published_after(claimed.held.sync_date)
+    claimed.budget.refuse_a_publish_no_run_can_hold(opened.num_rows, newer_rows)
     if not progress.complete:
         # A pass an earlier run stopped early (reject_ratio settled) stops again before reading a row.
         stop_if_reject_ratio_settled(claimed, settings, progress.rows_read, progress.rows_rejected, opened.num_rows)
@@ -85,7 +88,7 @@ def staged_pass(
             repository.staging.record_rows_in_file(claimed.held.sync_date, claimed.info.etag, opened.num_rows)
         if table_is_empty:  # every row is new: nothing to list
             progress = stage_file(repository, claimed, progress, opened, settings, lister=None, comparison=None)
-            claimed.budget.stop_before_publish_if_short(progress.rows_staged)
+            claimed.budget.stop_before_publish_if_short(progress.rows_staged, newer_rows)
             yield StagedPass(publisher, progress, rows_resumed=rows_resumed, rows_listed=None, comparison=None)
             return
         # Sized for every row an earlier run may have staged, and the rows that differ after it.
@@ -96,7 +99,7 @@ def staged_pass(
             progress = stage_file(repository, claimed, progress, opened, settings, lister=lister, comparison=comparison)
             # A run that found staging complete publishes regardless: see TimeBudget.
             claimed.budget.stop_before_publish_if_short(
-                comparison.rows_to_stage if comparison is not None else progress.rows_staged
+                comparison.rows_to_stage if comparison is not None else progress.rows_staged, newer_rows
             )
             listed = lister.finish()
             yield StagedPass(publisher, progress, rows_resumed=rows_resumed, rows_listed=listed, comparison=comparison)

@@ -35,25 +35,32 @@ class TimeBudget:
         if self.run_seconds is None and self.seconds_left is not None:
             self.run_seconds = self.seconds_left()
 
-    def refuse_a_publish_no_run_can_hold(self, rows: int) -> None:
+    def refuse_a_publish_no_run_can_hold(self, rows: int, newer_rows: int = 0) -> None:
         """PublishTooLong when publishing `rows` would outlast even a fresh run: known before staging, not after.
 
         The publish is one transaction (readers never see half a day), so no hand-over can split
         it; without this, every run would stage or find the file staged, start the publish and be
         killed at its timeout, and the date would wait in the dead-letter queue for a person.
+        `newer_rows`: the rows of the newest date's file an older date reads inside its publish.
         """
         if self.run_seconds is None:
             return
-        needed = rows / self.settings.publish_rows_per_second
+        needed = self.publish_seconds(rows, newer_rows)
         if needed > self.run_seconds - self.settings.margin_seconds:
+            newer = f" and reading the {newer_rows} rows of a newer date's file" if newer_rows else ""
             raise PublishTooLong(
-                f"publishing {rows} rows needs about {needed:.0f}s at PUBLISH_ROWS_PER_SECOND="
-                f"{self.settings.publish_rows_per_second}, more than one run has ({self.run_seconds:.0f}s, "
+                f"publishing {rows} rows{newer} needs about {needed:.0f}s at PUBLISH_ROWS_PER_SECOND="
+                f"{self.settings.publish_rows_per_second} (NEWER_FILE_ROWS_PER_SECOND="
+                f"{self.settings.newer_file_rows_per_second}), more than one run has ({self.run_seconds:.0f}s, "
                 f"{self.settings.margin_seconds}s of it kept as margin): raise the function's timeout (at most 900 s), "
                 'or split the file into dates Lambda can publish one run each; or, if this database\'s "published" '
                 "log lines all show a higher publish_rows_per_second (the day that changed most rows is the slowest), "
                 "raise ingest.publishRowsPerSecond in cdk.json to a margin below the lowest"
             )
+
+    def publish_seconds(self, rows: int, newer_rows: int = 0) -> float:
+        """About how long a publish of `rows` takes, reading `newer_rows` of newer files inside it (newest_wins.py)."""
+        return rows / self.settings.publish_rows_per_second + newer_rows / self.settings.newer_file_rows_per_second
 
     def fits(self, seconds_needed: float) -> bool:
         """Whether a step of about `seconds_needed` ends before the margin."""
@@ -80,18 +87,19 @@ class TimeBudget:
                 stopped_at=self._of_the_date(where),
             )
 
-    def stop_before_publish_if_short(self, rows_staged: int) -> None:
+    def stop_before_publish_if_short(self, rows_staged: int, newer_rows: int = 0) -> None:
         """HandedOver when the publish would not finish in the time left after this run's staging.
 
         Call it only after staging in the same run: a run that finds the staging complete
         publishes whatever the estimate, since handing over could not give the next run
         more time than it has.
         """
-        needed = rows_staged / self.settings.publish_rows_per_second
+        needed = self.publish_seconds(rows_staged, newer_rows)
         if not self.fits(needed):
+            newer = f" (and reading {newer_rows} rows of a newer date's file)" if newer_rows else ""
             raise HandedOver(
-                f"time budget: publishing {rows_staged} staged rows needs about {needed:.0f}s and {self._left()} are left; "
-                "the next run publishes them",
+                f"time budget: publishing {rows_staged} staged rows{newer} needs about {needed:.0f}s and {self._left()} "
+                "are left; the next run publishes them",
                 stopped_at=self._of_the_date(f"before publishing {rows_staged} staged rows"),
             )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import random
+import time
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,13 @@ import pytest
 from functions.ingest.actions import StatusRequest
 from functions.ingest.claim_rules import ClaimRequest
 from functions.ingest.repository import Repository, absent_rows
+from functions.ingest.s3_source import SignalObjectStore
 from functions.ingest.service import SyncService
 from functions.ingest.sync_values import SyncAnswer, SyncOptions
 from functions.shared.contract import object_key_for
 from functions.shared.db import connect
-from functions.shared.errors import GuardTripped
-from functions.shared.settings import DatabaseSettings
+from functions.shared.errors import GuardTripped, HandedOver, PublishTooLong
+from functions.shared.settings import DatabaseSettings, load_ingest_settings
 from functions.status.format import format_status
 from functions.status.report import build_status
 from tests.factories import snowflake_table, write_pyarrow
@@ -33,6 +35,7 @@ from tests.integration.conftest import (
     Outcome,
     expected_rows,
     in_a_thread,
+    ingest_env,
     query,
     service_on,
     table_rows,
@@ -233,6 +236,95 @@ def test_an_older_date_after_a_newer_one_whose_file_is_gone_writes_nothing_it_ma
     assert result.status == "completed"
     assert {key: table_rows(db)[key] for key in published} == published
     assert table_rows(db) == in_date_order({older: files[older], newer: files[newer]}, delete=missing_rows == "delete")
+
+
+@pytest.mark.parametrize("newest_lacks", [0, 10], ids=["the newest carries every change", "the newest lacks ten"])
+def test_an_older_date_reads_only_the_newer_files_that_decide_its_changes(
+    newest_lacks: int, migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given three dates of the same 1,000 companies with values of their own (the newest
+    # lacking the last `newest_lacks`), the two newer ones published
+    oldest, middle, newest = (FIRST_DATE + dt.timedelta(days=day) for day in range(3))
+    files = {
+        sync_date: snowflake_table(ROWS, seed=900 + day, first_id=1) for day, sync_date in enumerate((oldest, middle, newest))
+    }
+    files[newest] = files[newest].slice(0, ROWS - newest_lacks)
+    for sync_date, table in files.items():
+        upload_to(moto_endpoint, sync_date, write_pyarrow(table, tmp_path / f"{sync_date}.parquet"))
+    publisher = service_on(moto_endpoint, migrated_settings, tmp_path, **OPEN_GUARDS)
+    for sync_date in (newest, middle):
+        assert (
+            publisher.sync(sync_date, None, SyncOptions(invocation_id=f"{sync_date}", trigger="eventbridge_s3")).status
+            == "completed"
+        )
+
+    # When the oldest date's event arrives, on a service whose S3 reads are counted
+    client = boto3.client("s3", endpoint_url=moto_endpoint)
+    keys_read: list[str] = []
+    client.meta.events.register("before-parameter-build.s3.GetObject", lambda params, **_: keys_read.append(params["Key"]))
+    counted = SyncService(
+        load_ingest_settings(ingest_env(WORK_DIR=str(tmp_path), **OPEN_GUARDS)),
+        lambda: connect(migrated_settings, local_infile=True),
+        SignalObjectStore(client, BUCKET),
+    )
+    result = counted.sync(oldest, None, SyncOptions(invocation_id="oldest", trigger="eventbridge_s3"))
+
+    # Then every change it found is left to a newer date, and the table is what date order leaves
+    assert (result.status, result.rows_inserted, result.rows_updated) == ("completed", 0, 0)
+    assert result.rows_superseded + result.rows_unchanged == ROWS and result.rows_superseded > ROWS // 2
+    assert table_rows(db) == in_date_order(files, delete=False)
+    # And it read the middle date's file only when the newest lacked some of its changes
+    expected = {oldest, newest} | ({middle} if newest_lacks else set())
+    assert set(keys_read) == {object_key_for(PREFIX, sync_date) for sync_date in expected}, keys_read
+
+
+def test_an_older_date_whose_publish_fits_only_without_reading_the_newer_file_is_handed_over_to_a_fresh_run(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given a newer date published, and an older date whose own publish takes no time at the configured
+    # rate, but whose publish reads the newer date's 1,000 rows too: 50 s at 20 rows/s, which a fresh
+    # run of 60 s (5 s margin) holds and a run with 20 s left does not
+    files = date_files()
+    rates = {"PUBLISH_ROWS_PER_SECOND": "1000000", "NEWER_FILE_ROWS_PER_SECOND": "20", "TIME_BUDGET_MARGIN_SECONDS": "5"}
+    service = service_on(moto_endpoint, migrated_settings, tmp_path, **OPEN_GUARDS, **rates)
+    older, newer, _ = the_second_date_published(files, service, db, moto_endpoint, tmp_path)
+    upload_to(moto_endpoint, older, write_pyarrow(files[older], tmp_path / "older.parquet"))
+    started = time.monotonic()
+    late = SyncOptions(
+        invocation_id="older", trigger="eventbridge_s3", run_seconds=60, seconds_left=lambda: 20 - (time.monotonic() - started)
+    )
+
+    # When that run syncs the older date
+    with pytest.raises(HandedOver) as handed:
+        service.sync(older, None, late)
+
+    # Then it stages and hands over before the publish, naming the newer file's rows, and Lambda's
+    # retry, a fresh run, publishes it: the table is what date order leaves
+    assert f"reading {ROWS} rows of a newer date's file" in str(handed.value), handed.value
+    retried = service.sync(older, None, SyncOptions(invocation_id="older", trigger="eventbridge_s3", seconds_left=lambda: 60.0))
+    assert (retried.status, retried.rows_superseded > 0) == ("completed", True), retried.as_dict()
+    assert table_rows(db) == in_date_order({older: files[older], newer: files[newer]}, delete=False)
+
+
+def test_an_older_date_whose_newer_file_no_run_can_read_with_its_publish_fails_once_plainly(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given a newer date published, and reading its 1,000 rows at 10 rows/s: 100 s, more than a 60 s run
+    files = date_files()
+    rates = {"PUBLISH_ROWS_PER_SECOND": "1000000", "NEWER_FILE_ROWS_PER_SECOND": "10", "TIME_BUDGET_MARGIN_SECONDS": "5"}
+    service = service_on(moto_endpoint, migrated_settings, tmp_path, **OPEN_GUARDS, **rates)
+    older, _, published = the_second_date_published(files, service, db, moto_endpoint, tmp_path)
+    upload_to(moto_endpoint, older, write_pyarrow(files[older], tmp_path / "older.parquet"))
+
+    # When a fresh run syncs the older date
+    with pytest.raises(PublishTooLong) as refused:
+        service.sync(older, None, SyncOptions(invocation_id="older", trigger="eventbridge_s3", seconds_left=lambda: 60.0))
+
+    # Then it fails for good before staging a row (every run would be killed in its publish),
+    # saying why, and the table is as the newer date left it
+    assert f"publishing {ROWS} rows and reading the {ROWS} rows of a newer date's file needs about 100s" in str(refused.value)
+    assert query(db, "SELECT COUNT(*) AS n FROM upsell_signal_staging WHERE sync_date = %s", (older,)) == [{"n": 0}]
+    assert table_rows(db) == published
 
 
 def test_an_older_date_leaves_alone_a_newer_date_a_dry_run_holds(

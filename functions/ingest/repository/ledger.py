@@ -279,6 +279,14 @@ class ClaimLedger:
         )
         return [PublishedDate(row["sync_date"], row["s3_key"], row["completed_etag"]) for row in rows]
 
+    def rows_of_the_newest_published_after(self, sync_date: dt.date) -> int:
+        """The rows of the newest published file of a date after `sync_date` (0 if none): an older date's publish reads it."""
+        row = self.session.fetch_one(
+            f"SELECT rows_processed FROM {METADATA} WHERE {_PUBLISHED} AND sync_date > %s ORDER BY sync_date DESC LIMIT 1",
+            (sync_date,),
+        )
+        return int(row[0] or 0) if row else 0
+
     def last_completed_before(self, sync_date: dt.date) -> CompletedSync | None:
         """The latest completed date before this one, with the rows it loaded: its day before in date order.
 

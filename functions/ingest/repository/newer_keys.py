@@ -49,6 +49,17 @@ class NewerKeys:
             with self.session.connection.cursor() as cursor:
                 cursor.executemany(f"INSERT IGNORE INTO {NEWER_KEYS} (company_id) VALUES (%s)", [(key,) for key in keys])
 
+    def changed_keys(self, sync_date: dt.date) -> tuple[list[str], list[str]]:
+        """The companies of the listed changes: (those to insert, those to update)."""
+        rows = self.session.fetch_dicts(
+            f"SELECT s.{KEY_COLUMN} AS company_id, c.target_id = 0 AS new FROM {CHANGES} c "
+            f"STRAIGHT_JOIN {STAGING} s ON s.sync_date = %s AND s.{SOURCE_ROW} = c.source_row",
+            (sync_date,),
+        )
+        inserts = [str(row["company_id"]) for row in rows if row["new"]]
+        updates = [str(row["company_id"]) for row in rows if not row["new"]]
+        return inserts, updates
+
     def supersede_changes(self, sync_date: dt.date, *, every_change: bool, every_update: bool = False) -> tuple[int, int]:
         """Take out of the list the changes a newer date carries (`every_update`: and every update; `every_change`: all).
 
