@@ -66,15 +66,16 @@ class NewerFiles:
         if plan.into_empty_table:
             return plan  # nothing is ever deleted in keep mode: newer files carried nothing that could be here
         repository.newer_keys.open()
-        every_update, files_read = self._gather_carried_changes(repository, sync_date, newer)
+        every_update, files_read, files_validated = self._gather_carried_changes(repository, sync_date, newer)
         inserts, updates = repository.newer_keys.supersede_changes(sync_date, every_change=False, every_update=every_update)
         logger.info(
-            "%s is older than %d completed date(s) up to %s: %d changes left to them (%d of their files read)",
+            "%s is older than %d completed date(s) up to %s: %d changes left to them (%d of their files read, %d validated)",
             sync_date,
             len(newer),
             newer[-1].sync_date,
             inserts + updates,
             files_read,
+            files_validated,
         )
         return dataclasses.replace(
             plan,
@@ -83,17 +84,19 @@ class NewerFiles:
             rows_superseded=inserts + updates,
         )
 
-    def _gather_carried_changes(self, repository: Repository, sync_date: dt.date, newer: list[PublishedDate]) -> tuple[bool, int]:
-        """Keep mode: gather the changed companies a newer file carries; (every update left to them, files read).
+    def _gather_carried_changes(
+        self, repository: Repository, sync_date: dt.date, newer: list[PublishedDate]
+    ) -> tuple[bool, int, int]:
+        """Keep mode: gather the changed companies a newer file carries; (every update left to them, files read, validated).
 
-        Only the listed changes' companies are looked for, newest file first, and once each is
-        found the older files are not read: in a backfill the next newer file carries nearly
-        every company, so the oldest date of many reads a few files, not all of them.
+        Only the listed changes' companies are looked for, newest file first; once each is found
+        the older files are not read, and a file whose key column holds none of those left is
+        not validated.
         """
         new_keys, updated_keys = repository.newer_keys.changed_keys(sync_date)
         inserted = pa.array(new_keys, pa.string())
         undecided = pa.concat_arrays([inserted, pa.array(updated_keys, pa.string())])
-        every_update, files_read = False, 0
+        every_update, files_looked_at, files_validated = False, 0, 0
         for published in reversed(newer):
             if not len(undecided):
                 break  # every change is left to a newer date already
@@ -102,9 +105,10 @@ class NewerFiles:
                 every_update = True  # which companies it carries cannot be told: any the table has
                 undecided = undecided.filter(pc.is_in(undecided, value_set=inserted))
                 continue
-            files_read += 1
-            with closing(self._validated(path)) as batches:
-                for validated in batches:
+            files_looked_at += 1
+            with closing(self._validated(path, looking_for=undecided)) as batches:
+                for number, validated in enumerate(batches):
+                    files_validated += number == 0
                     keys = validated.valid_rows[KEY_COLUMN].cast(pa.string())
                     carried = keys.filter(pc.is_in(keys, value_set=undecided)).combine_chunks()
                     if len(carried):
@@ -112,7 +116,7 @@ class NewerFiles:
                         undecided = undecided.filter(pc.invert(pc.is_in(undecided, value_set=carried)))
                     if not len(undecided):
                         break
-        return every_update, files_read
+        return every_update, files_looked_at, files_validated
 
     def _supersede_deleting(
         self,
@@ -208,10 +212,15 @@ class NewerFiles:
             return None
         return path
 
-    def _validated(self, path: Path) -> Generator[ValidatedBatch, None, None]:
-        """The file's rows, validated as its own sync validated them; the file is removed after."""
+    def _validated(self, path: Path, looking_for: pa.Array | None = None) -> Generator[ValidatedBatch, None, None]:
+        """The file's rows, validated as its own sync validated them; the file is removed after.
+
+        `looking_for`: none at all when the key column alone shows that no row has one of these keys.
+        """
         try:
             signal_file = SignalFile(path)
+            if looking_for is not None and not signal_file.key_column_may_hold(looking_for):
+                return
             duplicates = signal_file.duplicate_keys()
             for first_row, batch in signal_file.batches(0, self._batch_rows):
                 yield validate_batch(batch, first_row, duplicates)

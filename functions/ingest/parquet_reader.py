@@ -101,6 +101,26 @@ class SignalFile:
         # A key that is not UTF-8 is rejected for that in every copy; validation compares text keys only.
         return found.filter(pc.fill_null(is_utf8(pc.cast(found["key"], pa.binary())), False))
 
+    def key_column_may_hold(self, keys: pa.Array) -> bool:
+        """Whether some row's key may be one of `keys` (text), read from the key column alone.
+
+        Validation takes a key as found (an integer as its digits, text unchanged), so a file
+        whose key column holds none of them has no valid row with one. A dictionary is judged
+        by its values; a key column this cannot compare byte for byte answers True.
+        """
+        wanted = pc.cast(keys, pa.large_binary())
+        for batch in self._key_batches():
+            found = batch.dictionary if pa.types.is_dictionary(batch.type) else batch
+            if pa.types.is_integer(found.type):
+                found = pc.cast(found, pa.string())
+            try:
+                as_bytes = pc.cast(found, pa.large_binary())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                return True
+            if pc.any(pc.is_in(as_bytes, value_set=wanted)).as_py():
+                return True
+        return False
+
     def _key_batches(self) -> Iterator[pa.Array]:
         source = self.mapping.source_for[KEY_COLUMN]
         all_groups = list(range(self._file.metadata.num_row_groups))

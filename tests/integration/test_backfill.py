@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import logging
 import random
 import time
 from contextlib import closing
@@ -238,17 +239,29 @@ def test_an_older_date_after_a_newer_one_whose_file_is_gone_writes_nothing_it_ma
     assert table_rows(db) == in_date_order({older: files[older], newer: files[newer]}, delete=missing_rows == "delete")
 
 
-@pytest.mark.parametrize("newest_lacks", [0, 10], ids=["the newest carries every change", "the newest lacks ten"])
+@pytest.mark.parametrize(
+    ("newest_lacks", "only_the_oldest_has", "files_validated"),
+    [(0, 0, 1), (10, 0, 2), (0, 10, 1)],
+    ids=["the newest carries every change", "the newest lacks ten", "ten companies only the oldest has"],
+)
 def test_an_older_date_reads_only_the_newer_files_that_decide_its_changes(
-    newest_lacks: int, migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+    newest_lacks: int,
+    only_the_oldest_has: int,
+    files_validated: int,
+    migrated_settings: DatabaseSettings,
+    db: pymysql.Connection[Any],
+    moto_endpoint: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # Given three dates of the same 1,000 companies with values of their own (the newest
-    # lacking the last `newest_lacks`), the two newer ones published
+    # Given three dates of the same 1,000 companies with values of their own (the newest lacking
+    # the last `newest_lacks`, the oldest with `only_the_oldest_has` more), the two newer ones published
     oldest, middle, newest = (FIRST_DATE + dt.timedelta(days=day) for day in range(3))
     files = {
         sync_date: snowflake_table(ROWS, seed=900 + day, first_id=1) for day, sync_date in enumerate((oldest, middle, newest))
     }
     files[newest] = files[newest].slice(0, ROWS - newest_lacks)
+    files[oldest] = pa.concat_tables([files[oldest], snowflake_table(only_the_oldest_has, seed=909, first_id=ROWS + 1)])
     for sync_date, table in files.items():
         upload_to(moto_endpoint, sync_date, write_pyarrow(table, tmp_path / f"{sync_date}.parquet"))
     publisher = service_on(moto_endpoint, migrated_settings, tmp_path, **OPEN_GUARDS)
@@ -267,15 +280,20 @@ def test_an_older_date_reads_only_the_newer_files_that_decide_its_changes(
         lambda: connect(migrated_settings, local_infile=True),
         SignalObjectStore(client, BUCKET),
     )
-    result = counted.sync(oldest, None, SyncOptions(invocation_id="oldest", trigger="eventbridge_s3"))
+    with caplog.at_level(logging.INFO, logger="upsell_signals.ingest"):
+        result = counted.sync(oldest, None, SyncOptions(invocation_id="oldest", trigger="eventbridge_s3"))
 
-    # Then every change it found is left to a newer date, and the table is what date order leaves
-    assert (result.status, result.rows_inserted, result.rows_updated) == ("completed", 0, 0)
+    # Then every change it found is left to a newer date but the companies only it has, and the
+    # table is what date order leaves
+    assert (result.status, result.rows_inserted, result.rows_updated) == ("completed", only_the_oldest_has, 0)
     assert result.rows_superseded + result.rows_unchanged == ROWS and result.rows_superseded > ROWS // 2
     assert table_rows(db) == in_date_order(files, delete=False)
-    # And it read the middle date's file only when the newest lacked some of its changes
-    expected = {oldest, newest} | ({middle} if newest_lacks else set())
+    # And it read the middle date's file only when the newest left some change undecided, and
+    # validated it only when its key column held one of those
+    files_read = 2 if newest_lacks or only_the_oldest_has else 1
+    expected = {oldest, newest} | ({middle} if files_read == 2 else set())
     assert set(keys_read) == {object_key_for(PREFIX, sync_date) for sync_date in expected}, keys_read
+    assert f"({files_read} of their files read, {files_validated} validated)" in caplog.text, caplog.text
 
 
 def test_an_older_date_whose_publish_fits_only_without_reading_the_newer_file_is_handed_over_to_a_fresh_run(
