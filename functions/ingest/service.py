@@ -212,8 +212,9 @@ class SyncService:
                 progress = repository.staging.start_staging(
                     held.sync_date, claimed.info.etag, held.claim.claim_number, held.holder_token
                 )
+            newer_rows = self._newer_files.rows_read_first(repository, held.sync_date)
             with stage.staged_pass(
-                repository, claimed, progress, self._settings, download=download, connect=self._connect
+                repository, claimed, progress, self._settings, download=download, connect=self._connect, newer_rows=newer_rows
             ) as staged:
                 self._hooks.before_publish(staged.repository)
                 result = publish(

@@ -53,16 +53,16 @@ def staged_pass(
     *,
     download: ObjectDownload,
     connect: Callable[[], pymysql.Connection[Any]],
+    newer_rows: int = 0,
 ) -> Iterator[StagedPass]:
     """The pass staged to its end: the file compared with the table, then the rows that differ staged and listed.
 
     A second connection takes the publish lock before the compare and holds it through the
     publish, which runs inside the block: no other publish changes the table between.
+    `newer_rows`: the rows of a newer date's file the publish reads (NewerFiles.rows_read_first),
+    which its time budget counts; more files only when that one leaves some change undecided.
     """
     opened = open_file(download)
-    # An older date's publish reads the newest date's file too, and more only when that one
-    # leaves some of its changes undecided (newest_wins.py): the estimate counts the first.
-    newer_rows = repository.ledger.rows_of_the_newest_published_after(claimed.held.sync_date)
     claimed.budget.refuse_a_publish_no_run_can_hold(opened.num_rows, newer_rows)
     if not progress.complete:
         # A pass an earlier run stopped early (reject_ratio settled) stops again before reading a row.

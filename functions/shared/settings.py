@@ -41,7 +41,7 @@ DEFAULT_PUBLISH_LOCK_TIMEOUT_SECONDS = 300
 # Cautious: the bench's server publishes faster (docs/performance.md); cdk.json's
 # ingest.publishRowsPerSecond may follow what the "published" log measures.
 DEFAULT_PUBLISH_ROWS_PER_SECOND = 20_000
-DEFAULT_NEWER_FILE_ROWS_PER_SECOND = 100_000
+DEFAULT_NEWER_FILE_ROWS_PER_SECOND = 50_000
 # The time budget stops a run this long before Lambda's timeout would.
 DEFAULT_TIME_BUDGET_MARGIN_SECONDS = 30
 MAX_LAMBDA_TIMEOUT_SECONDS = 900  # Lambda's ceiling for one invocation
@@ -103,8 +103,9 @@ class TimeBudgetSettings:
     margin_seconds: int = DEFAULT_TIME_BUDGET_MARGIN_SECONDS
     first_load_rows_per_second: int = 20_000
     publish_rows_per_second: int = DEFAULT_PUBLISH_ROWS_PER_SECOND
-    # An older date's publish reads a newer date's file (newest_wins.py): downloaded, read and
-    # validated at about 350,000 rows/s on this 2-core machine (2.5-3.0 s for 1M rows).
+    # An older date's publish reads a newer date's file (newest_wins.py): read and validated in
+    # 2.5-3.0 s a 1M-row file on the bench's 2-core machine, 10-11 s when its many changes send
+    # every key to the server (the download besides).
     newer_file_rows_per_second: int = DEFAULT_NEWER_FILE_ROWS_PER_SECOND
 
 

@@ -30,10 +30,10 @@ def test_a_publish_that_ends_at_the_margin_is_not_refused() -> None:
 
 def test_an_older_date_counts_the_newer_file_its_publish_reads() -> None:
     # Given a fresh 60 s run, When a publish of 10 s (1,000 rows at 100/s) that also reads a newer
-    # date's 5,000,000 rows (50 s at the default 100,000/s) is judged, Then it is refused, naming both
+    # date's 2,500,000 rows (50 s at the default 50,000/s) is judged, Then it is refused, naming both
     budget = budget_of_a_fresh_run(60)
     assert budget.refuse_a_publish_no_run_can_hold(1_000) is None
     with pytest.raises(
-        PublishTooLong, match="publishing 1000 rows and reading the 5000000 rows of a newer date's file needs about 60s"
+        PublishTooLong, match="publishing 1000 rows and reading the 2500000 rows of a newer date's file needs about 60s"
     ):
-        budget.refuse_a_publish_no_run_can_hold(1_000, newer_rows=5_000_000)
+        budget.refuse_a_publish_no_run_can_hold(1_000, newer_rows=2_500_000)

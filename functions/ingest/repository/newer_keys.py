@@ -49,16 +49,31 @@ class NewerKeys:
             with self.session.connection.cursor() as cursor:
                 cursor.executemany(f"INSERT IGNORE INTO {NEWER_KEYS} (company_id) VALUES (%s)", [(key,) for key in keys])
 
-    def changed_keys(self, sync_date: dt.date) -> tuple[list[str], list[str]]:
-        """The companies of the listed changes: (those to insert, those to update)."""
-        rows = self.session.fetch_dicts(
-            f"SELECT s.{KEY_COLUMN} AS company_id, c.target_id = 0 AS new FROM {CHANGES} c "
-            f"STRAIGHT_JOIN {STAGING} s ON s.sync_date = %s AND s.{SOURCE_ROW} = c.source_row",
+    def changed_keys(self, sync_date: dt.date) -> tuple[set[str], set[str]]:
+        """The companies of the listed changes: (all of them, the new ones)."""
+        every: set[str] = set()
+        new: set[str] = set()
+        with self.session.connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT s.{KEY_COLUMN}, c.target_id = 0 FROM {CHANGES} c "
+                f"STRAIGHT_JOIN {STAGING} s ON s.sync_date = %s AND s.{SOURCE_ROW} = c.source_row",
+                (sync_date,),
+            )
+            for key, is_new in cursor:
+                every.add(key)
+                if is_new:
+                    new.add(key)
+        return every, new
+
+    def count_undecided(self, sync_date: dt.date, *, new_only: bool) -> int:
+        """How many listed changes (`new_only`: new companies) no key gathered so far carries."""
+        row = self.session.fetch_one(
+            f"SELECT COUNT(*) FROM {CHANGES} c STRAIGHT_JOIN {STAGING} s ON s.sync_date = %s AND s.{SOURCE_ROW} = c.source_row "
+            f"LEFT JOIN {NEWER_KEYS} k ON k.company_id = s.{KEY_COLUMN} WHERE k.company_id IS NULL"
+            + (" AND c.target_id = 0" if new_only else ""),
             (sync_date,),
         )
-        inserts = [str(row["company_id"]) for row in rows if row["new"]]
-        updates = [str(row["company_id"]) for row in rows if not row["new"]]
-        return inserts, updates
+        return int(row[0]) if row else 0
 
     def supersede_changes(self, sync_date: dt.date, *, every_change: bool, every_update: bool = False) -> tuple[int, int]:
         """Take out of the list the changes a newer date carries (`every_update`: and every update; `every_change`: all).
