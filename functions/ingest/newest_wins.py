@@ -145,14 +145,16 @@ class NewerFiles:
 
         None is read when no newer date has published, or its file is no longer the one it published.
         """
-        newest = repository.ledger.newest_published_after(sync_date)
-        if newest is None:
+        newer = repository.ledger.completed_after(sync_date)
+        if not newer:
             return 0
-        published, rows = newest
+        newest = newer[-1]
         try:
-            return rows if self._store.describe(published.s3_key).etag == published.etag else 0
+            if self._store.describe(newest.s3_key).etag != newest.etag:
+                return 0
         except MissingObject:
             return 0
+        return repository.runs.rows_published(newest.sync_date, newest.etag)
 
     def _supersede_deleting(
         self,

@@ -279,21 +279,6 @@ class ClaimLedger:
         )
         return [PublishedDate(row["sync_date"], row["s3_key"], row["completed_etag"]) for row in rows]
 
-    def newest_published_after(self, sync_date: dt.date) -> tuple[PublishedDate, int] | None:
-        """The newest date after `sync_date` that has published, and the rows its completing run read.
-
-        From the run history: a later claim of that date (a dry run, a re-sync) clears the
-        ledger's counts, but not what it published.
-        """
-        row = self.session.fetch_one(
-            f"SELECT m.sync_date, m.s3_key, m.completed_etag, (SELECT r.rows_processed FROM {RUNS} r "
-            "WHERE r.sync_date = m.sync_date AND r.status = 'completed' AND r.s3_etag = m.completed_etag "
-            f"ORDER BY r.id DESC LIMIT 1) FROM {METADATA} m WHERE m.{_PUBLISHED} AND m.sync_date > %s "
-            "ORDER BY m.sync_date DESC LIMIT 1",
-            (sync_date,),
-        )
-        return (PublishedDate(row[0], row[1], row[2]), int(row[3] or 0)) if row else None
-
     def last_completed_before(self, sync_date: dt.date) -> CompletedSync | None:
         """The latest completed date before this one, with the rows it loaded: its day before in date order.
 

@@ -101,3 +101,15 @@ class RunHistory:
                 run_id,
             ),
         )
+
+    def rows_published(self, sync_date: dt.date, etag: str) -> int:
+        """The rows the run that completed `sync_date` from the file `etag` read (0 if none is on record).
+
+        From the history: a later claim of the date (a dry run, a re-sync) clears the ledger's counts.
+        """
+        row = self.session.fetch_one(
+            f"SELECT rows_processed FROM {RUNS} WHERE sync_date = %s AND status = 'completed' AND s3_etag = %s "
+            "ORDER BY id DESC LIMIT 1",
+            (sync_date, etag),
+        )
+        return int(row[0] or 0) if row else 0
