@@ -33,14 +33,14 @@ from functions.ingest.repository import PublishedDate, PublishPlan, Repository
 from functions.ingest.s3_source import SignalObjectStore
 from functions.ingest.validation import ValidatedBatch, validate_batch
 from functions.ingest.work_space import newer_file_path
-from functions.shared.errors import MissingObject, StaleObject
+from functions.shared.errors import IngestError, MissingObject, StaleObject
 
 logger = logging.getLogger("upsell_signals.ingest")
 
-# Up to this many changes, an older date looks for their companies here (about 160 bytes of
-# Python each, 25 MB at most; 0.2 s a 1M-row file besides its validation); beyond, every valid
-# key of each newer file read goes to the server (memory flat; 7 to 8 s more a 1M-row file).
-# A 1M-row day two changes about 120,000 rows.
+# Up to this many undecided changes, an older date looks for their companies here (about 160
+# bytes of Python each, 25 MB at most; 0.2 s a 1M-row file besides its validation); beyond,
+# every valid key of each newer file read goes to the server (memory flat; 7 to 8 s more a
+# 1M-row file) until few are left. A 1M-row day two changes about 120,000 rows.
 CHANGES_LOOKED_FOR_HERE = 150_000
 
 
@@ -71,10 +71,9 @@ class NewerFiles:
         if plan.into_empty_table:
             return plan  # nothing is ever deleted in keep mode: newer files carried nothing that could be here
         repository.newer_keys.open()
-        if plan.rows_to_insert + plan.rows_to_update <= CHANGES_LOOKED_FOR_HERE:
-            every_update, files_read, files_validated = self._gather_carried_changes(repository, sync_date, newer)
-        else:
-            every_update, files_read, files_validated = self._gather_every_valid_key(repository, sync_date, newer)
+        every_update, files_read, files_validated = self._gather_carried_changes(
+            repository, sync_date, newer, changes=plan.rows_to_insert + plan.rows_to_update
+        )
         inserts, updates = repository.newer_keys.supersede_changes(sync_date, every_change=False, every_update=every_update)
         logger.info(
             "%s is older than %d completed date(s) up to %s: %d changes left to them (%d of their files read, %d validated)",
@@ -93,68 +92,71 @@ class NewerFiles:
         )
 
     def _gather_carried_changes(
-        self, repository: Repository, sync_date: dt.date, newer: list[PublishedDate]
+        self, repository: Repository, sync_date: dt.date, newer: list[PublishedDate], *, changes: int
     ) -> tuple[bool, int, int]:
         """Keep mode: gather the changed companies a newer file carries; (every update left to them, files read, validated).
 
-        Only the listed changes' companies are looked for, newest file first; once each is found
-        the older files are not read, and a file whose key column holds none of those left is
-        not validated. The companies looked for are held here as a set (about 100 bytes each).
+        Newest file first, until no change is undecided. Up to CHANGES_LOOKED_FOR_HERE undecided,
+        they are held here as a set, and a file whose key column holds none of them is not
+        validated; beyond, every valid key of a file goes to the server, which counts what is left.
         """
-        undecided, new_keys = repository.newer_keys.changed_keys(sync_date)
-        every_update, files_looked_at, files_validated = False, 0, 0
-        for published in reversed(newer):
-            if not undecided:
-                break  # every change is left to a newer date already
-            path = self._file_as_published(sync_date, published)
-            if path is None:
-                every_update = True  # which companies it carries cannot be told: any the table has
-                undecided &= new_keys
-                continue
-            files_looked_at += 1
-            looking_for = pa.array(list(undecided), pa.string())
-            with closing(self._validated(path, looking_for=looking_for)) as batches:
-                for number, validated in enumerate(batches):
-                    files_validated += number == 0
-                    carried = [key for key in validated.valid_rows[KEY_COLUMN].to_pylist() if key in undecided]
-                    repository.newer_keys.add(carried)
-                    undecided.difference_update(carried)
-                    if not undecided:
-                        break
-        return every_update, files_looked_at, files_validated
-
-    def _gather_every_valid_key(
-        self, repository: Repository, sync_date: dt.date, newer: list[PublishedDate]
-    ) -> tuple[bool, int, int]:
-        """Keep mode, many changes: every valid key of each newer file to the server, which counts what is left after each."""
-        every_update, files_read = False, 0
+        every_update, files_read, files_validated = False, 0, 0
+        undecided: set[str] | None = None
+        new_keys: set[str] = set()
+        if changes <= CHANGES_LOOKED_FOR_HERE:
+            undecided, new_keys = repository.newer_keys.undecided_keys(sync_date, new_only=False)
         for published in reversed(newer):
             path = self._file_as_published(sync_date, published)
             if path is None:
                 every_update = True  # which companies it carries cannot be told: any the table has
-            else:
-                files_read += 1
+                if undecided is not None:
+                    undecided &= new_keys
+            elif undecided is None:
+                files_read, files_validated = files_read + 1, files_validated + 1
                 for validated in self._validated(path):
                     repository.newer_keys.add(validated.valid_rows[KEY_COLUMN].to_pylist())
-            if not repository.newer_keys.count_undecided(sync_date, new_only=every_update):
+            else:
+                files_read += 1
+                files_validated += self._add_carried(repository, path, undecided)
+            if undecided is None and repository.newer_keys.count_undecided(sync_date, new_only=every_update) <= (
+                CHANGES_LOOKED_FOR_HERE
+            ):
+                undecided, new_keys = repository.newer_keys.undecided_keys(sync_date, new_only=every_update)
+            if undecided is not None and not undecided:
                 break  # every change is left to a newer date already
-        return every_update, files_read, files_read
+        return every_update, files_read, files_validated
 
-    def rows_read_first(self, repository: Repository, sync_date: dt.date) -> int:
-        """The rows of the file an older date's publish reads first (the newest newer date's); 0 if it reads none.
+    def _add_carried(self, repository: Repository, path: Path, undecided: set[str]) -> int:
+        """Send the server the `undecided` companies the file carries as valid rows, and forget them; 1 if it was validated."""
+        validated_any = 0
+        with closing(self._validated(path, looking_for=pa.array(list(undecided), pa.string()))) as batches:
+            for validated in batches:
+                validated_any = 1
+                carried = [key for key in validated.valid_rows[KEY_COLUMN].to_pylist() if key in undecided]
+                repository.newer_keys.add(carried)
+                undecided.difference_update(carried)
+                if not undecided:
+                    break
+        return validated_any
 
-        None is read when no newer date has published, or its file is no longer the one it published.
+    def rows_read_first(self, repository: Repository, sync_date: dt.date, *, delete_missing: bool) -> int:
+        """The rows of the first newer file an older date's publish reads (newest first); 0 if it reads none.
+
+        A file no longer as published is not read (nor, in delete mode, any after it). An S3
+        error other than a missing object counts the file: the publish meets it only if it reads it.
         """
-        newer = repository.ledger.completed_after(sync_date)
-        if not newer:
-            return 0
-        newest = newer[-1]
-        try:
-            if self._store.describe(newest.s3_key).etag != newest.etag:
+        for published in reversed(repository.ledger.completed_after(sync_date)):
+            try:
+                if self._store.describe(published.s3_key).etag == published.etag:
+                    return repository.runs.rows_published(published.sync_date, published.etag)
+            except MissingObject:
+                pass
+            except IngestError as unknown:
+                logger.warning("%s: the file of %s could not be looked up (%s): counted", sync_date, published.sync_date, unknown)
+                return repository.runs.rows_published(published.sync_date, published.etag)
+            if delete_missing:
                 return 0
-        except MissingObject:
-            return 0
-        return repository.runs.rows_published(newest.sync_date, newest.etag)
+        return 0
 
     def _supersede_deleting(
         self,

@@ -212,7 +212,8 @@ class SyncService:
                 progress = repository.staging.start_staging(
                     held.sync_date, claimed.info.etag, held.claim.claim_number, held.holder_token
                 )
-            newer_rows = self._newer_files.rows_read_first(repository, held.sync_date)
+            delete_missing = self._settings.missing_rows == "delete"
+            newer_rows = self._newer_files.rows_read_first(repository, held.sync_date, delete_missing=delete_missing)
             with stage.staged_pass(
                 repository, claimed, progress, self._settings, download=download, connect=self._connect, newer_rows=newer_rows
             ) as staged:

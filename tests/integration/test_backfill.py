@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pymysql
 import pytest
+from botocore.exceptions import ClientError
 
 from functions.ingest import newest_wins
 from functions.ingest.actions import StatusRequest
@@ -242,14 +243,21 @@ def test_an_older_date_after_a_newer_one_whose_file_is_gone_writes_nothing_it_ma
 
 
 @pytest.mark.parametrize(
-    ("newest_lacks", "only_the_oldest_has", "files_validated"),
-    [(0, 0, 1), (10, 0, 2), (0, 10, 1)],
-    ids=["the newest carries every change", "the newest lacks ten", "ten companies only the oldest has"],
+    ("newest_lacks", "only_the_oldest_has", "files_validated", "looked_for_here"),
+    [(0, 0, 1, 150_000), (10, 0, 2, 150_000), (0, 10, 1, 150_000), (0, 10, 1, 100)],
+    ids=[
+        "the newest carries every change",
+        "the newest lacks ten",
+        "ten companies only the oldest has",
+        "the same, the newest's keys sent to the server",
+    ],
 )
 def test_an_older_date_reads_only_the_newer_files_that_decide_its_changes(
     newest_lacks: int,
     only_the_oldest_has: int,
     files_validated: int,
+    looked_for_here: int,
+    monkeypatch: pytest.MonkeyPatch,
     migrated_settings: DatabaseSettings,
     db: pymysql.Connection[Any],
     moto_endpoint: str,
@@ -273,7 +281,9 @@ def test_an_older_date_reads_only_the_newer_files_that_decide_its_changes(
             == "completed"
         )
 
-    # When the oldest date's event arrives, on a service whose S3 reads are counted
+    # When the oldest date's event arrives (its changes looked for here up to `looked_for_here`, then
+    # the server gathering every key of the newest file), on a service whose S3 reads are counted
+    monkeypatch.setattr(newest_wins, "CHANGES_LOOKED_FOR_HERE", looked_for_here)
     client = boto3.client("s3", endpoint_url=moto_endpoint)
     keys_read: list[str] = []
     client.meta.events.register("before-parameter-build.s3.GetObject", lambda params, **_: keys_read.append(params["Key"]))
@@ -406,6 +416,61 @@ def test_an_older_date_is_not_refused_for_a_newer_file_it_cannot_read(
     result = service.sync(older, None, SyncOptions(invocation_id="older", trigger="eventbridge_s3", seconds_left=lambda: 60.0))
     assert result.status == "completed", result.as_dict()
     assert table_rows(db) == in_date_order({older: files[older], newer: files[newer]}, delete=False)
+
+
+def test_the_budget_counts_the_newer_file_read_when_the_newest_is_no_longer_as_published(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given three dates, the two newer published, the newest since replaced by a correction not yet
+    # synced; the middle file holds, as a rejected row, a company only the oldest has (so the
+    # oldest's publish validates the middle file, looking for that new company there)
+    files = date_files()
+    oldest, middle, newest = sorted(files)[:3]
+    files[middle] = pa.concat_tables([files[middle], rejecting(files[oldest].slice(0, 1), [0])])
+    service = service_on(moto_endpoint, migrated_settings, tmp_path, **OPEN_GUARDS, **SLOW_NEWER_READ)
+    for sync_date in (newest, middle):
+        upload_to(moto_endpoint, sync_date, write_pyarrow(files[sync_date], tmp_path / f"{sync_date}.parquet"))
+        assert service.sync(sync_date, None, SyncOptions(invocation_id=f"{sync_date}", trigger="eventbridge_s3")).status == (
+            "completed"
+        )
+    upload_to(moto_endpoint, newest, write_pyarrow(rejecting(files[newest], [5]), tmp_path / "correction.parquet"))
+    upload_to(moto_endpoint, oldest, write_pyarrow(files[oldest], tmp_path / "oldest.parquet"))
+
+    # When a fresh 60 s run syncs the oldest date
+    # Then the middle file its publish would read is counted (1,001 rows at 10/s), and it is refused
+    with pytest.raises(PublishTooLong, match=f"reading the {ROWS + 1} rows of a newer date's file"):
+        service.sync(oldest, None, SyncOptions(invocation_id="oldest", trigger="eventbridge_s3", seconds_left=lambda: 60.0))
+
+
+def test_an_s3_error_looking_up_a_newer_file_the_publish_does_not_read_fails_nothing(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given a newer date published, and an older date whose file is the same (it writes nothing, so
+    # its publish reads no newer file), on a service whose S3 answers SlowDown for the newer object
+    files = date_files()
+    older, newer, published = the_second_date_published(
+        files, service_on(moto_endpoint, migrated_settings, tmp_path, **OPEN_GUARDS), db, moto_endpoint, tmp_path
+    )
+    upload_to(moto_endpoint, older, write_pyarrow(files[newer], tmp_path / "older.parquet"))
+    client = boto3.client("s3", endpoint_url=moto_endpoint)
+    newer_key = object_key_for(PREFIX, newer)
+
+    def slow_down(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Key") == newer_key:
+            raise ClientError({"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}}, "HeadObject")
+
+    client.meta.events.register("before-parameter-build.s3.HeadObject", slow_down)
+    service = SyncService(
+        load_ingest_settings(ingest_env(WORK_DIR=str(tmp_path), **OPEN_GUARDS)),
+        lambda: connect(migrated_settings, local_infile=True),
+        SignalObjectStore(client, BUCKET),
+        sleep=lambda _seconds: None,
+    )
+
+    # When the older date syncs, Then it completes, writing nothing
+    result = service.sync(older, None, SyncOptions(invocation_id="older", trigger="eventbridge_s3"))
+    assert (result.status, result.rows_inserted, result.rows_updated) == ("completed", 0, 0), result.as_dict()
+    assert table_rows(db) == published
 
 
 CHANGED_ROWS = 60_000

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
+import pymysql.cursors
+
 from functions.ingest.columns import KEY_COLUMN, SIGNAL_COLUMNS
 from functions.ingest.repository.names import CHANGES, LEFT_TO_OLDER, NEWER_KEYS, NEWER_REJECTED
 from functions.ingest.repository.session import Session
@@ -25,6 +27,12 @@ _CARRIED_OR_IN_THE_TABLE = (
     f"STRAIGHT_JOIN {STAGING} s ON s.sync_date = %s AND s.{SOURCE_ROW} = c.source_row "
     f"LEFT JOIN {NEWER_KEYS} k ON k.company_id = s.{KEY_COLUMN} WHERE c.target_id > 0 OR k.company_id IS NOT NULL"
 )
+# The listed changes whose company no key gathered so far carries.
+_UNDECIDED = (
+    f"FROM {CHANGES} c STRAIGHT_JOIN {STAGING} s ON s.sync_date = %s AND s.{SOURCE_ROW} = c.source_row "
+    f"LEFT JOIN {NEWER_KEYS} k ON k.company_id = s.{KEY_COLUMN} WHERE k.company_id IS NULL"
+)
+_NEW_ONLY = " AND c.target_id = 0"
 # The listed changes whose company some newer date's file carries as a valid row or lacks.
 _NOT_LEFT_TO_OLDER = (
     f"STRAIGHT_JOIN {STAGING} s ON s.sync_date = %s AND s.{SOURCE_ROW} = c.source_row "
@@ -49,16 +57,13 @@ class NewerKeys:
             with self.session.connection.cursor() as cursor:
                 cursor.executemany(f"INSERT IGNORE INTO {NEWER_KEYS} (company_id) VALUES (%s)", [(key,) for key in keys])
 
-    def changed_keys(self, sync_date: dt.date) -> tuple[set[str], set[str]]:
-        """The companies of the listed changes: (all of them, the new ones)."""
+    def undecided_keys(self, sync_date: dt.date, *, new_only: bool) -> tuple[set[str], set[str]]:
+        """The companies of the listed changes (`new_only`: new companies) no key gathered so far carries: (all, the new)."""
         every: set[str] = set()
         new: set[str] = set()
-        with self.session.connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT s.{KEY_COLUMN}, c.target_id = 0 FROM {CHANGES} c "
-                f"STRAIGHT_JOIN {STAGING} s ON s.sync_date = %s AND s.{SOURCE_ROW} = c.source_row",
-                (sync_date,),
-            )
+        # Unbuffered: the rows go straight into the sets.
+        with self.session.connection.cursor(pymysql.cursors.SSCursor) as cursor:
+            cursor.execute(f"SELECT s.{KEY_COLUMN}, c.target_id = 0 {_UNDECIDED}{_NEW_ONLY if new_only else ''}", (sync_date,))
             for key, is_new in cursor:
                 every.add(key)
                 if is_new:
@@ -67,12 +72,7 @@ class NewerKeys:
 
     def count_undecided(self, sync_date: dt.date, *, new_only: bool) -> int:
         """How many listed changes (`new_only`: new companies) no key gathered so far carries."""
-        row = self.session.fetch_one(
-            f"SELECT COUNT(*) FROM {CHANGES} c STRAIGHT_JOIN {STAGING} s ON s.sync_date = %s AND s.{SOURCE_ROW} = c.source_row "
-            f"LEFT JOIN {NEWER_KEYS} k ON k.company_id = s.{KEY_COLUMN} WHERE k.company_id IS NULL"
-            + (" AND c.target_id = 0" if new_only else ""),
-            (sync_date,),
-        )
+        row = self.session.fetch_one(f"SELECT COUNT(*) {_UNDECIDED}{_NEW_ONLY if new_only else ''}", (sync_date,))
         return int(row[0]) if row else 0
 
     def supersede_changes(self, sync_date: dt.date, *, every_change: bool, every_update: bool = False) -> tuple[int, int]:
