@@ -179,6 +179,25 @@ def test_an_older_date_after_a_newer_one_is_recorded_and_answered_for_what_it_di
         assert row[at:].split()[0] == f"{ROWS - SHIFT:,}", shown
 
 
+def claim_again(
+    settings: DatabaseSettings, db: pymysql.Connection[Any], sync_date: dt.date, holder: str, *, dry_run: bool
+) -> None:
+    """A person's claim of a published date for the file it published (a dry run, or a forced re-sync), its lease live."""
+    [row] = query(db, "SELECT s3_key, completed_etag FROM upsell_signal_sync_metadata WHERE sync_date = %s", (sync_date,))
+    with closing(Repository(connect(settings))) as repository, repository.transaction("a person's claim"):
+        request = ClaimRequest(
+            sync_date=sync_date,
+            s3_key=row["s3_key"],
+            etag=row["completed_etag"],
+            invocation_id=holder,
+            holder_token=holder,
+            trigger="manual",
+            force_resync=True,
+            dry_run=dry_run,
+        )
+        assert repository.ledger.claim(request, lease_seconds=300).kind == "claimed"
+
+
 def the_second_date_published(
     files: dict[dt.date, pa.Table], service: SyncService, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
 ) -> tuple[dt.date, dt.date, dict[str, dict[str, Any]]]:
@@ -379,20 +398,9 @@ def test_the_newer_file_an_older_date_reads_is_counted_while_a_later_claim_holds
     files = date_files()
     service = service_on(moto_endpoint, migrated_settings, tmp_path, **OPEN_GUARDS, **SLOW_NEWER_READ)
     older, newer, _ = the_second_date_published(files, service, db, moto_endpoint, tmp_path)
-    [row] = query(db, "SELECT s3_key, completed_etag FROM upsell_signal_sync_metadata WHERE sync_date = %s", (newer,))
-    with closing(Repository(connect(migrated_settings))) as repository, repository.transaction("a later claim"):
-        request = ClaimRequest(
-            sync_date=newer,
-            s3_key=row["s3_key"],
-            etag=row["completed_etag"],
-            invocation_id="person",
-            holder_token="person",
-            trigger="manual",
-            force_resync=True,
-            dry_run=dry_run,
-        )
-        assert repository.ledger.claim(request, lease_seconds=300).kind == "claimed"
-        if fails:
+    claim_again(migrated_settings, db, newer, "person", dry_run=dry_run)
+    if fails:
+        with closing(Repository(connect(migrated_settings))) as repository, repository.transaction("its failure"):
             assert repository.ledger.fail(newer, "person", "TransientError: the database was away", 1000)
     upload_to(moto_endpoint, older, write_pyarrow(files[older], tmp_path / "older.parquet"))
 
@@ -528,19 +536,7 @@ def test_an_older_date_leaves_alone_a_newer_date_a_dry_run_holds(
     # invocation's real claim, its lease live, as while it downloads)
     files, service = date_files(), service_on(moto_endpoint, migrated_settings, tmp_path, **OPEN_GUARDS)
     older, newer, published = the_second_date_published(files, service, db, moto_endpoint, tmp_path)
-    [row] = query(db, "SELECT s3_key, completed_etag FROM upsell_signal_sync_metadata WHERE sync_date = %s", (newer,))
-    with closing(Repository(connect(migrated_settings))) as repository, repository.transaction("a dry run's claim"):
-        request = ClaimRequest(
-            sync_date=newer,
-            s3_key=row["s3_key"],
-            etag=row["completed_etag"],
-            invocation_id="operator",
-            holder_token="operator-dry-run",
-            trigger="manual",
-            force_resync=True,
-            dry_run=True,
-        )
-        assert repository.ledger.claim(request, lease_seconds=300).kind == "claimed"
+    claim_again(migrated_settings, db, newer, "operator-dry-run", dry_run=True)
 
     # When the older date's event arrives meanwhile
     upload_to(moto_endpoint, older, write_pyarrow(files[older], tmp_path / "older.parquet"))
