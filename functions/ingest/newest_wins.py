@@ -20,7 +20,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Generator
+import time
+from collections.abc import Generator, Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from functions.ingest.columns import KEY_COLUMN
 from functions.ingest.parquet_reader import SignalFile
 from functions.ingest.repository import PublishedDate, PublishPlan, Repository
 from functions.ingest.s3_source import SignalObjectStore
+from functions.ingest.time_budget import TimeBudget
 from functions.ingest.validation import ValidatedBatch, validate_batch
 from functions.ingest.work_space import newer_file_path
 from functions.shared.errors import IngestError, MissingObject, StaleObject
@@ -61,18 +63,27 @@ class NewerFiles:
         delete_missing: bool,
         pass_number: int,
         comparison: FileComparison | None,
+        budget: TimeBudget,
     ) -> PublishPlan:
-        """The plan without the changes a newer completed date carries (under the publish lock, so none completes meanwhile)."""
+        """The plan without the changes a newer completed date carries (under the publish lock, so none completes meanwhile).
+
+        Before each newer file after the first, `budget` hands the date over (nothing written)
+        when another file as long as the longest so far, and the writes, would not fit.
+        """
         newer = repository.ledger.completed_after(sync_date)
-        if not newer or not plan.rows_to_insert + plan.rows_to_update + plan.rows_to_delete:
+        rows_to_write = plan.rows_to_insert + plan.rows_to_update + plan.rows_to_delete
+        if not newer or not rows_to_write:
             return plan  # a date that writes nothing has nothing to leave to a newer one
+        as_published = self._as_published_newest_first(sync_date, newer, budget, rows_to_write)
         if delete_missing:
-            return self._supersede_deleting(repository, sync_date, plan, newer, pass_number=pass_number, comparison=comparison)
+            return self._supersede_deleting(
+                repository, sync_date, plan, newer, as_published, pass_number=pass_number, comparison=comparison
+            )
         if plan.into_empty_table:
             return plan  # nothing is ever deleted in keep mode: newer files carried nothing that could be here
         repository.newer_keys.open()
         every_update, files_read, files_validated = self._gather_carried_changes(
-            repository, sync_date, newer, changes=plan.rows_to_insert + plan.rows_to_update
+            repository, sync_date, as_published, changes=plan.rows_to_insert + plan.rows_to_update
         )
         inserts, updates = repository.newer_keys.supersede_changes(sync_date, every_change=False, every_update=every_update)
         logger.info(
@@ -92,7 +103,12 @@ class NewerFiles:
         )
 
     def _gather_carried_changes(
-        self, repository: Repository, sync_date: dt.date, newer: list[PublishedDate], *, changes: int
+        self,
+        repository: Repository,
+        sync_date: dt.date,
+        as_published: Iterator[tuple[PublishedDate, Path | None]],
+        *,
+        changes: int,
     ) -> tuple[bool, int, int]:
         """Keep mode: gather the changed companies a newer file carries; (every update left to them, files read, validated).
 
@@ -105,8 +121,7 @@ class NewerFiles:
         new_keys: set[str] = set()
         if changes <= CHANGES_LOOKED_FOR_HERE:
             undecided, new_keys = repository.newer_keys.undecided_keys(sync_date, new_only=False)
-        for published in reversed(newer):
-            path = self._file_as_published(sync_date, published)
+        for _, path in as_published:
             if path is None:
                 every_update = True  # which companies it carries cannot be told: any the table has
                 if undecided is not None:
@@ -164,12 +179,13 @@ class NewerFiles:
         sync_date: dt.date,
         plan: PublishPlan,
         newer: list[PublishedDate],
+        as_published: Iterator[tuple[PublishedDate, Path | None]],
         *,
         pass_number: int,
         comparison: FileComparison | None,
     ) -> PublishPlan:
         """Delete mode: a newer file decides every company it carries as a valid row or lacks; the rest are this date's."""
-        if not self._keys_every_newer_file_rejected(repository, sync_date, newer):
+        if not self._keys_every_newer_file_rejected(repository, as_published):
             repository.newer_keys.close_left_to_older()
             if plan.into_empty_table:
                 superseded = plan.rows_staged
@@ -213,15 +229,16 @@ class NewerFiles:
             into_empty_table=False,
         )
 
-    def _keys_every_newer_file_rejected(self, repository: Repository, sync_date: dt.date, newer: list[PublishedDate]) -> int:
+    def _keys_every_newer_file_rejected(
+        self, repository: Repository, as_published: Iterator[tuple[PublishedDate, Path | None]]
+    ) -> int:
         """Gather the keys every newer file rejected (newest first, stopping once none is left); how many.
 
         None at all when a newer date's file is not the one it published: what it rejected cannot be told.
         """
         repository.newer_keys.open_rejected()
         files_read = 0
-        for published in reversed(newer):
-            path = self._file_as_published(sync_date, published)
+        for published, path in as_published:
             if path is None:
                 repository.newer_keys.discard_rejected()
                 return 0
@@ -231,6 +248,18 @@ class NewerFiles:
             if not repository.newer_keys.count_rejected_by_all(files_read):
                 break
         return repository.newer_keys.keep_rejected_by_all(files_read)
+
+    def _as_published_newest_first(
+        self, sync_date: dt.date, newer: list[PublishedDate], budget: TimeBudget, rows_to_write: int
+    ) -> Iterator[tuple[PublishedDate, Path | None]]:
+        """Each newer date and its file as published (None if not), newest first; the budget asks before each after the first."""
+        longest = 0.0
+        for files_looked_at, published in enumerate(reversed(newer)):
+            if files_looked_at:
+                budget.stop_before_another_newer_file_if_short(longest, rows_to_write, files_read=files_looked_at)
+            started = time.monotonic()
+            yield published, self._file_as_published(sync_date, published)
+            longest = max(longest, time.monotonic() - started)
 
     def _file_as_published(self, sync_date: dt.date, published: PublishedDate) -> Path | None:
         """The newer date's file, downloaded, if S3 still has the one it published; None (and why, logged) if not."""

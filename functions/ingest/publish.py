@@ -54,6 +54,7 @@ def publish(
             delete_missing=delete_missing,
             pass_number=progress.pass_number,
             comparison=comparison,
+            budget=claimed.budget,
         )
         trips = guard_trips(
             repository,

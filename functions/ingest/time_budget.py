@@ -103,6 +103,24 @@ class TimeBudget:
                 stopped_at=self._of_the_date(f"before publishing {rows_staged} staged rows"),
             )
 
+    def stop_before_another_newer_file_if_short(self, longest_seconds: float, rows_to_write: int, *, files_read: int) -> None:
+        """HandedOver inside an older date's publish when another newer file, as long as the longest so far, would not fit.
+
+        Only the first newer file is known before the publish (`stop_before_publish_if_short`);
+        the rest are read while some change is undecided. Stopping rolls the publish back, nothing
+        written, and the date's next run (a fresh one) reads them again: one that stops here too
+        cannot publish the date, and the execution ends with `no progress` instead of being
+        killed at every timeout.
+        """
+        needed = longest_seconds + self.publish_seconds(rows_to_write)
+        if not self.fits(needed):
+            raise HandedOver(
+                f"time budget: the publish read {files_read} newer file(s), the longest in {longest_seconds:.0f}s; "
+                f"another as long and writing {rows_to_write} rows need about {needed:.0f}s and {self._left()} are "
+                "left: the publish is rolled back, and a fresh run reads them again",
+                stopped_at=self._of_the_date("reading newer dates' files inside its publish"),
+            )
+
     def _of_the_date(self, where: str) -> str:
         return where if self.sync_date is None else f"{self.sync_date.isoformat()}: {where}"
 

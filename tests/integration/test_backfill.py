@@ -26,6 +26,7 @@ from functions.ingest.repository import Repository, absent_rows
 from functions.ingest.s3_source import SignalObjectStore
 from functions.ingest.service import SyncService
 from functions.ingest.sync_values import SyncAnswer, SyncOptions
+from functions.ingest.work_space import WORK_FILE_PREFIX
 from functions.shared.contract import object_key_for
 from functions.shared.db import connect
 from functions.shared.errors import GuardTripped, HandedOver, PublishTooLong
@@ -374,6 +375,72 @@ def test_an_older_date_whose_newer_file_no_run_can_read_with_its_publish_fails_o
     assert f"publishing {ROWS} rows and reading the {ROWS} rows of a newer date's file needs about 100s" in str(refused.value)
     assert query(db, "SELECT COUNT(*) AS n FROM upsell_signal_staging WHERE sync_date = %s", (older,)) == [{"n": 0}]
     assert table_rows(db) == published
+
+
+@pytest.mark.parametrize("missing_rows", ["keep", "delete"])
+def test_an_older_date_whose_publish_cannot_read_every_newer_file_it_needs_hands_over_with_nothing_written(
+    missing_rows: str,
+    monkeypatch: pytest.MonkeyPatch,
+    migrated_settings: DatabaseSettings,
+    db: pymysql.Connection[Any],
+    moto_endpoint: str,
+    tmp_path: Path,
+) -> None:
+    # Given three dates of the same companies, the two newer published, whose newest leaves the
+    # middle one to be read too (keep: it lacks the last 100 companies; delete: both reject one)
+    oldest, middle, newest = (FIRST_DATE + dt.timedelta(days=day) for day in range(3))
+    files = {
+        sync_date: snowflake_table(ROWS, seed=930 + day, first_id=1) for day, sync_date in enumerate((oldest, middle, newest))
+    }
+    if missing_rows == "keep":
+        files[newest] = files[newest].slice(0, ROWS - 100)
+    else:
+        files[middle], files[newest] = rejecting(files[middle], [5]), rejecting(files[newest], [5])
+    for sync_date, table in files.items():
+        upload_to(moto_endpoint, sync_date, write_pyarrow(table, tmp_path / f"{sync_date}.parquet"))
+    env = {"MISSING_ROWS": missing_rows, "GUARD_MAX_REJECT_RATIO": "1", "TIME_BUDGET_MARGIN_SECONDS": "5", **OPEN_GUARDS}
+    service = service_on(moto_endpoint, migrated_settings, tmp_path, **env)
+    for sync_date in (newest, middle):
+        assert service.sync(sync_date, None, SyncOptions(invocation_id=f"{sync_date}", trigger="eventbridge_s3")).status == (
+            "completed"
+        )
+    published = table_rows(db)
+    # and S3 slow to hand over a newer date's file: 3 s each, which the estimate before the publish does not know
+    download = SignalObjectStore.download
+
+    def slowly(store: SignalObjectStore, info: Any, destination: Path) -> None:
+        if destination.name.startswith(f"{WORK_FILE_PREFIX}newer-"):
+            time.sleep(3)
+        download(store, info, destination)
+
+    monkeypatch.setattr(SignalObjectStore, "download", slowly)
+
+    def run_with(seconds: float) -> SyncOptions:
+        started = time.monotonic()
+        return SyncOptions(
+            invocation_id="older",
+            trigger="eventbridge_s3",
+            run_seconds=60,
+            seconds_left=lambda: seconds - (time.monotonic() - started),
+        )
+
+    # When the older date's run has 10 s (5 of them margin), and its retry 9 s: each reads the newest
+    # file in its publish and has no room left for another as slow
+    stopped = []
+    for seconds in (10, 9):
+        with pytest.raises(HandedOver) as handed:
+            service.sync(oldest, None, run_with(seconds))
+        stopped.append(handed.value.stopped_at)
+
+    # Then each hands over inside the publish with nothing written, at the same place, so that the
+    # engine ends the execution with "no progress" instead of a kill at every timeout
+    assert stopped == [f"{oldest}: reading newer dates' files inside its publish"] * 2, stopped
+    assert table_rows(db) == published
+    # And a run with the time publishes it as date order leaves it
+    assert service.sync(oldest, None, run_with(60)).status == "completed"
+    assert table_rows(db) == in_date_order(files, delete=missing_rows == "delete")
+    runs = query(db, "SELECT status FROM upsell_signal_sync_runs WHERE sync_date = %s ORDER BY id", (oldest,))
+    assert [run["status"] for run in runs] == ["handed_over", "handed_over", "completed"], runs
 
 
 # Reading the newer date's 1,000 rows at 10 rows/s: 100 s, more than a fresh 60 s run (5 s margin) holds.

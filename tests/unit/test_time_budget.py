@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from functions.ingest.time_budget import TimeBudget
-from functions.shared.errors import PublishTooLong
+from functions.shared.errors import HandedOver, PublishTooLong
 from functions.shared.settings import load_ingest_settings
 
 
@@ -37,3 +39,19 @@ def test_an_older_date_counts_the_newer_file_its_publish_reads() -> None:
         PublishTooLong, match="publishing 1000 rows and reading the 2500000 rows of a newer date's file needs about 60s"
     ):
         budget.refuse_a_publish_no_run_can_hold(1_000, newer_rows=2_500_000)
+
+
+def test_another_newer_file_is_read_only_while_one_as_long_as_the_longest_and_the_writes_fit() -> None:
+    # Given a run with 20 s left (5 of them margin), whose publish writes 500 rows (5 s at 100/s)
+    budget = budget_of_a_fresh_run(20)
+    # When the longest newer file so far took 10 s, Then another still fits (10 + 5 = 15 s)
+    assert budget.stop_before_another_newer_file_if_short(10, 500, files_read=1) is None
+    # And when it took 11 s, the date is handed over, the same place named whatever was read
+    with pytest.raises(
+        HandedOver,
+        match=re.escape(
+            "the publish read 1 newer file(s), the longest in 11s; another as long and writing 500 rows need about 16s"
+        ),
+    ) as handed:
+        budget.stop_before_another_newer_file_if_short(11, 500, files_read=1)
+    assert handed.value.stopped_at == "reading newer dates' files inside its publish"
