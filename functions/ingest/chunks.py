@@ -144,7 +144,7 @@ def prepared_chunks(
         else:
             offsets = pa.array(needed, pa.int64())
             row_numbers = pc.add(offsets, first_row)
-            validated = validate_batch(batch.take(offsets), first_row, opened.duplicates, row_numbers=row_numbers)
+            validated = validate_batch(_takeable(batch).take(offsets), first_row, opened.duplicates, row_numbers=row_numbers)
         load_file = None
         if render:
             load_file = load_files[slot]
@@ -165,6 +165,12 @@ def prepared_chunks(
         preparer.shutdown(wait=True, cancel_futures=True)
         for load_file in load_files:
             load_file.unlink(missing_ok=True)
+
+
+def _takeable(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """The batch with string views as large strings, the same values: `take` has no kernel for views."""
+    columns = [pc.cast(column, pa.large_string()) if pa.types.is_string_view(column.type) else column for column in batch.columns]
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 
 
 class _ChunkReader:

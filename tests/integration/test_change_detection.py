@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pymysql
 import pytest
 
@@ -484,3 +485,29 @@ def test_a_day_two_whose_dictionary_holds_a_huge_value_compares_and_rejects_only
         **expected_rows(day_one_table),
         **expected_rows(decoded("CORE_PRODUCT")(day_two_table).filter(kept)),
     }
+
+
+def test_a_day_two_whose_text_columns_are_string_views_is_compared_and_stages_only_what_differs(
+    db: pymysql.Connection[Any], upload: Callable[..., str], run_sync: Callable[..., Any]
+) -> None:
+    # Given day one published, and a day two (10% changed, 1% new, 1% gone) whose text columns are
+    # string views, as a writer that keeps Arrow's view types in the file's schema leaves them (Polars 1.38)
+    day_one_table = snowflake_table(3_000, seed=902)
+    upload(DAY_ONE, day_one_table)
+    assert run_sync(DAY_ONE).status == "completed"
+    day_two_table = day_two(day_one_table, seed=903)
+    as_views = pa.table(
+        {
+            name: pc.cast(column, pa.string_view()) if pa.types.is_string(column.type) else column
+            for name, column in zip(day_two_table.column_names, day_two_table.columns, strict=True)
+        }
+    )
+    upload(DAY_TWO, as_views)
+
+    # When day two is synced (few rows differ: the compare marks them, and only those are staged)
+    result = run_sync(DAY_TWO)
+
+    # Then it completes, writing only what differs, and the table holds the file (the gone companies kept)
+    assert result.status == "completed", result
+    assert 0 < result.rows_inserted + result.rows_updated < 3_000 // 5
+    assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
