@@ -45,13 +45,14 @@ class _Loaded:
 
 
 def may_load_directly(claimed: ClaimedSync) -> bool:
-    """A first load may skip staging, unless the sync is a dry run or takes over from a holder that died.
+    """A first load may skip staging, unless the sync is a dry run or follows a holder that died.
 
-    Taking over a lease that ran out means the last holder crashed or timed out,
-    perhaps in the middle of such a load: this sync stages, so that it can resume.
+    Taking over a lease that ran out, or resuming the claim of its own execution's last run,
+    means that run crashed or timed out, perhaps in the middle of such a load: this sync
+    stages, so that a second kill at the same timeout resumes from committed chunks.
     """
-    previous = claimed.held.claim.previous
-    taken_over = previous is not None and previous.get("status") == "started"
+    claim = claimed.held.claim
+    taken_over = claim.own_claim or (claim.previous is not None and claim.previous.get("status") == "started")
     return not (claimed.held.options.dry_run or taken_over)
 
 

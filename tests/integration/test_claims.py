@@ -18,7 +18,7 @@ from functions.ingest import claims
 from functions.ingest.hooks import SyncHooks
 from functions.ingest.repository import Repository
 from functions.ingest.s3_source import SignalObjectStore
-from functions.ingest.sync_values import SyncAnswer, SyncOptions
+from functions.ingest.sync_values import DurableRun, SyncAnswer, SyncOptions
 from functions.shared.contract import HEARTBEATS_PER_LEASE, object_key_for
 from functions.shared.db import connect
 from functions.shared.errors import ClaimLost, TransientError
@@ -297,6 +297,39 @@ def test_lambdas_retry_of_a_killed_first_load_with_the_same_request_id_stages_it
         {"attempt": 1, "status": "failed", "error_type": "TakenOver", "finished": 1},
         {"attempt": 2, "status": "completed", "error_type": None, "finished": 1},
     ]
+
+
+def test_the_next_invocation_of_a_durable_execution_whose_first_load_was_killed_stages_it(
+    migrated_settings: DatabaseSettings,
+    db: pymysql.Connection[Any],
+    moto_endpoint: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a durable execution's first load killed (SIGKILL, as Lambda's timeout kills) midway
+    file_table = snowflake_table(100_000, seed=932)
+    upload_to(moto_endpoint, DAY_ONE, write_pyarrow(file_table, tmp_path / "day.parquet"))
+    worker = invoke_in_a_process(moto_endpoint, migrated_settings, tmp_path, DAY_ONE, request_id="req-1")
+    wait_for(lambda: bool(query(db, "SELECT 1 FROM information_schema.processlist WHERE info LIKE 'LOAD DATA%%'")), 60, "the load")
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    [held] = query(db, "SELECT holder_token, durable_execution_arn, status FROM upsell_signal_sync_metadata")
+    assert held["status"] == "started" and held["durable_execution_arn"], held
+
+    # When the execution's next invocation runs that step again (the execution's token: its own claim, resumed)
+    run = DurableRun(holder_token=held["holder_token"], execution_arn=held["durable_execution_arn"], number=1)
+    with caplog.at_level("INFO", logger="upsell_signals"):
+        result = service_on(moto_endpoint, migrated_settings, tmp_path).sync(
+            DAY_ONE, None, SyncOptions(invocation_id="req-1", durable_run=run)
+        )
+
+    # Then it stages, so that a second kill at the same timeout resumes from committed chunks,
+    # instead of repeating the one-transaction load that was just killed
+    assert (result.status, result.rows_inserted) == ("completed", 100_000)
+    assert table_rows(db) == expected_rows(file_table)
+    messages = [record.getMessage() for record in caplog.records]
+    assert any(message.startswith("staged 100000 rows") for message in messages), messages
+    assert not [message for message in messages if "loading the file straight into it" in message], messages
 
 
 # -- a stalled holder ---------------------------------------------------------------------
