@@ -225,9 +225,9 @@ def log_progress(claimed: ClaimedSync, rows_this_run: int, rows_read: int, file_
 
 
 def drop_staging(repository: Repository, claimed: ClaimedSync, pass_number: int) -> None:
-    """Drop this pass's staging, unless a newer pass owns the date's now, and any abandoned for a week."""
-    if not repository.staging.drop_pass(claimed.held.sync_date, claimed.info.etag, pass_number):
-        logger.info("staging of %s belongs to a newer pass now: left in place", claimed.held.sync_date)
+    """Drop this pass's staging, unless a newer pass or another execution owns it now, and any abandoned for a week."""
+    if not repository.staging.drop_pass(claimed.held.sync_date, claimed.info.etag, pass_number, claimed.held.holder_token):
+        logger.info("staging of %s belongs to a newer pass or another execution now: left in place", claimed.held.sync_date)
     # A date whose sync failed for good keeps its staging for a resume; after a week
     # nobody will resume it, so the next successful sync clears it away.
     for abandoned_date in repository.staging.drop_abandoned_staging(ABANDONED_STAGING_DAYS):

@@ -191,6 +191,43 @@ def test_a_real_sync_arriving_during_a_dry_run_takes_the_date_and_publishes(
     assert metadata(db, DAY_TWO)["status"] == "completed"
 
 
+def test_a_real_sync_resuming_the_pass_a_dry_run_counted_keeps_it_through_the_dry_runs_clean_up(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given an operator's dry run of day two that has counted and let the date go, and is slow to
+    # drop its staging (a slow connect, a paused process)
+    day_one_table, day_two_table = day_one_published_and_day_two_uploaded(
+        moto_endpoint, migrated_settings, tmp_path, 3_000, seed=911
+    )
+    cleaning, real_has_read_the_pass = threading.Event(), threading.Event()
+
+    def slow_clean_up(_repository: Repository) -> None:
+        cleaning.set()
+        real_has_read_the_pass.wait(30)
+
+    dry = service_on(moto_endpoint, migrated_settings, work_dir_for(tmp_path, "dry"), hooks=SyncHooks(before_clean_up=slow_clean_up))
+    outcomes: dict[str, Outcome] = {}
+    dry_thread = in_a_thread(outcomes, "dry", lambda: dry.sync(DAY_TWO, None, SyncOptions(invocation_id="dry", dry_run=True)))
+    assert cleaning.wait(60), "the dry run never reached its clean-up"
+
+    def let_the_dry_run_clean_up(_repository: Repository) -> None:
+        real_has_read_the_pass.set()
+        dry_thread.join(30)
+
+    # When the file's own event comes meanwhile, resumes the dry run's complete pass, and the dry
+    # run's clean-up runs before it publishes
+    real = service_on(
+        moto_endpoint, migrated_settings, work_dir_for(tmp_path, "real"), hooks=SyncHooks(before_publish=let_the_dry_run_clean_up)
+    )
+    answer = real.sync(DAY_TWO, None, SyncOptions(invocation_id="real", trigger="eventbridge_s3"))
+    dry_thread.join(30)
+
+    # Then the dry run answered as one, left the pass to the real sync, and day two is published exactly
+    assert not dry_thread.is_alive() and result_of(outcomes, "dry").status == "dry_run"
+    assert (answer.status, answer.rows_inserted + answer.rows_updated > 0) == ("completed", True), answer
+    assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
+
+
 def test_a_file_landing_while_the_fallback_fails_on_its_absence_is_synced(
     migrated_settings: DatabaseSettings,
     db: pymysql.Connection[Any],
@@ -620,7 +657,7 @@ def test_a_publishers_clean_up_leaves_a_newer_passs_staging_alone(
     # and dropped nothing, so the newer pass never met its partition gone (error 1526), never
     # retried, and staged every chunk once (a dropped pass would have been restaged from row 0)
     records = [(record.threadName, record.getMessage()) for record in caplog.records]
-    assert ("publisher", "staging of 2026-01-31 belongs to a newer pass now: left in place") in records
+    assert ("publisher", "staging of 2026-01-31 belongs to a newer pass or another execution now: left in place") in records
     assert not [message for thread_name, message in records if thread_name == "newer" and "transient error" in message]
     assert [message for thread_name, message in records if thread_name == "newer" and " rows, rejected " in message] == [
         f"staged {len(expected_rows(correction))} rows, rejected 0, in {-(-correction.num_rows // 500)} chunks"

@@ -187,9 +187,20 @@ class Staging:
 
     # -- clean-up -------------------------------------------------------------------
 
-    def drop_pass(self, sync_date: dt.date, etag: str, pass_number: int) -> bool:
-        """Drop the date's staging if it still holds this pass; a newer pass's is left alone (DDL: commits)."""
+    def drop_pass(self, sync_date: dt.date, etag: str, pass_number: int, holder_token: str) -> bool:
+        """Drop the date's staging if it still holds this pass and no other execution holds the date (DDL: commits).
+
+        Another holder may be resuming this very pass (a real sync claiming the date just after
+        a dry run's count): the pass is its own now. Its claim waits on the row lock taken here.
+        """
         with self._staging_lock(sync_date), translate_errors(f"drop staging of {sync_date}"):
+            self.session.connection.begin()
+            held = self.session.fetch_one(
+                f"SELECT status, holder_token FROM {METADATA} WHERE sync_date = %s FOR UPDATE", (sync_date,)
+            )
+            if held is not None and held[0] == "started" and held[1] != holder_token:
+                self.session.connection.commit()
+                return False
             # The progress row goes first: a partition left without one is dropped by the
             # next pass of the date, while a progress row without its rows would be resumed.
             owned = self.session.execute(
