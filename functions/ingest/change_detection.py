@@ -35,7 +35,15 @@ import pyarrow.compute as pc
 
 from functions.ingest.chunks import OpenedFile
 from functions.ingest.columns import KEY_COLUMN
-from functions.ingest.fingerprint_spills import Spill, fixed_size, fixed_size_bytes, native_ids, spill_by_partition
+from functions.ingest.fingerprint_spills import (
+    ID_CODE,
+    ROW_CODE,
+    Spill,
+    fixed_size,
+    fixed_size_bytes,
+    native_ids,
+    spill_by_partition,
+)
 from functions.ingest.repository import TableFingerprints
 from functions.ingest.row_fingerprints import canonical_texts, fingerprints_of_texts
 from functions.ingest.row_marks import REJECTED, TO_STAGE, RowMarks
@@ -132,8 +140,8 @@ def compare_file(
         return FileComparison(marks, 0, unmatched_path, 0, from_row, with_unmatched=False)
     # Partitions by a fingerprint's first byte: at most 256.
     partitions = min(256, max(1, math.ceil(max(table.estimated_rows(), opened.num_rows) / partition_rows)))
-    file_spills = [Spill(work_path.with_suffix(f".file{index}"), "I") for index in range(partitions)]
-    table_spills = [Spill(work_path.with_suffix(f".table{index}"), "Q") for index in range(partitions)]
+    file_spills = [Spill(work_path.with_suffix(f".file{index}"), ROW_CODE) for index in range(partitions)]
+    table_spills = [Spill(work_path.with_suffix(f".table{index}"), ID_CODE) for index in range(partitions)]
     # Once it has read the table, its session waits on this process (the rest of the file, the
     # match): kept from the server's idle timeout, as it holds the publish lock.
     table_session = table.pinger()

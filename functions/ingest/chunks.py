@@ -59,6 +59,7 @@ class ObjectDownload:
         self._path = path
         self._leftovers_after = leftovers_after
         self._downloaded = False
+        self._readers: list[SignalFile] = []  # what open_file opened on the copy, closed with it
 
     def local_path(self) -> Path:
         """The downloaded object, downloading it first if this sync has not yet.
@@ -75,8 +76,16 @@ class ObjectDownload:
             self._downloaded = True
         return self._path
 
+    def reading(self, signal_file: SignalFile) -> SignalFile:
+        """`signal_file`, open on the copy, to close when the copy is removed."""
+        self._readers.append(signal_file)
+        return signal_file
+
     def remove(self) -> None:
-        """Delete the copy, if this sync downloaded one (another run's file of the same object stays)."""
+        """Close what reads the copy, and delete it if this sync downloaded one (another run's file of the same object stays)."""
+        for reader in self._readers:
+            reader.close()
+        self._readers.clear()
         if self._downloaded:
             self._path.unlink(missing_ok=True)
 
@@ -84,7 +93,7 @@ class ObjectDownload:
 def open_file(download: ObjectDownload) -> OpenedFile:
     """Download the object (once per claimed sync) and find its duplicated keys."""
     local_path = download.local_path()
-    signal_file = SignalFile(local_path)
+    signal_file = download.reading(SignalFile(local_path))
     if signal_file.mapping.ignored:
         logger.info("ignoring extra columns: %s", ", ".join(signal_file.mapping.ignored))
     duplicates = signal_file.duplicate_keys()

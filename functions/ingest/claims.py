@@ -138,6 +138,33 @@ def record_hand_over(connect: Connect, held: HeldDate, handed: HandedOver) -> No
         logger.exception("could not record the hand-over of %s", held.sync_date)
 
 
+def completed_by_this_run(connect: Connect, held: HeldDate) -> SyncResult | None:
+    """This run's answer if its publish committed though its reply was lost (its run row says so); None if not.
+
+    The retry that follows finds the date completed and no longer held: not another execution's doing.
+    """
+    with closing(Repository(connect())) as repository, repository.transaction("read this run's record"):
+        counts = repository.runs.completed_counts(held.run_id)
+    if counts is None:
+        return None
+    logger.info("%s: this run's publish committed, though its reply was lost", held.sync_date)
+    return SyncResult(
+        sync_date=held.sync_date,
+        status="completed",
+        s3_key=held.s3_key,
+        claim_number=held.claim.claim_number,
+        duration_ms=held.elapsed_ms(),
+        rows_processed=int(counts["rows_processed"] or 0),
+        rows_inserted=int(counts["rows_inserted"] or 0),
+        rows_updated=int(counts["rows_updated"] or 0),
+        rows_unchanged=int(counts["rows_unchanged"] or 0),
+        rows_rejected=int(counts["rows_rejected"] or 0),
+        rows_deleted=int(counts["rows_deleted"] or 0),
+        rows_resumed=int(counts["rows_resumed"] or 0),
+        rows_superseded=counts["rows_superseded"],
+    )
+
+
 def record_superseded(connect: Connect, held: HeldDate, cause: Exception) -> ClaimAnswer:
     """Answer for an execution whose date another one took over: that one syncs the date now."""
     reason = f"superseded: another execution holds {held.sync_date} now and syncs it ({cause})"

@@ -11,10 +11,12 @@ from dataclasses import replace
 
 from functions.ingest.change_detection import FileComparison, changed_share_of_a_sample, compare_file
 from functions.ingest.chunks import OpenedFile
+from functions.ingest.fingerprint_spills import spill_bytes
 from functions.ingest.guards import reject_ratio_settled
 from functions.ingest.repository import Repository, StagingProgress
 from functions.ingest.repository.names import STAGING_LOCK_TIMEOUT_SECONDS
 from functions.ingest.sync_values import ClaimedSync
+from functions.ingest.work_space import ensure_room, load_file_scratch_bytes, no_space_is_permanent
 from functions.shared.settings import IngestSettings
 
 logger = logging.getLogger("upsell_signals.ingest")
@@ -65,9 +67,14 @@ def compared_pass(
         figures = {"rows_read": end_row, "rows_rejected": rejected_before + rows_rejected, "rows_in_file": opened.num_rows}
         return reject_ratio_settled(**figures, thresholds=settings.guards, options=claimed.held.options) is not None
 
+    # The spills sit beside the download until staging ends, with the load files.
+    work_dir = opened.path.parent
+    table_rows = publisher.fingerprints.estimated_rows()
+    needed = spill_bytes(opened.num_rows, table_rows, with_unmatched=deleting) + load_file_scratch_bytes(settings)
+    ensure_room(work_dir, needed, "the compare's spills and the load files")
     # This session waits through the compare (the publisher's reads the table): kept from the
     # server's idle timeout, or a compare longer than it could never be followed by a write.
-    with repository.session.kept_alive():
+    with repository.session.kept_alive(), no_space_is_permanent(work_dir, "the compare's spills"):
         comparison = compare_file(
             opened,
             publisher.fingerprints,

@@ -62,10 +62,21 @@ def fixed_size_bytes(values: pa.Array, width: int = FINGERPRINT_BYTES) -> bytes:
     return bytes(data.slice(values.offset * width, len(values) * width).to_pybytes())
 
 
+# Array codes of a file row's number and a table row's id (the same width on every platform Lambda runs).
+ROW_CODE, ID_CODE = "I", "Q"
+
+
+def spill_bytes(file_rows: int, table_rows: int, *, with_unmatched: bool) -> int:
+    """The most a compare writes to the work directory: a fingerprint and row number a file row, a fingerprint a table row
+    (with its id, and the ids of the unmatched, when a delete needs them)."""
+    per_table_row = FINGERPRINT_BYTES + (2 * array(ID_CODE).itemsize if with_unmatched else 0)
+    return file_rows * (FINGERPRINT_BYTES + array(ROW_CODE).itemsize) + table_rows * per_table_row
+
+
 class Spill:
     """One partition's fingerprints and their numbers (file rows, or table ids), on local disk while they are read."""
 
-    ARROW_TYPES = {"I": pa.uint32(), "Q": pa.uint64()}  # array codes of the same width on every platform Lambda runs
+    ARROW_TYPES = {ROW_CODE: pa.uint32(), ID_CODE: pa.uint64()}
 
     def __init__(self, path: Path, number_code: str) -> None:
         self.path = path

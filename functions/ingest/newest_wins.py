@@ -287,11 +287,11 @@ class NewerFiles:
         `looking_for`: none at all when the key column alone shows that no row has one of these keys.
         """
         try:
-            signal_file = SignalFile(path)
-            if looking_for is not None and not signal_file.key_column_may_hold(looking_for):
-                return
-            duplicates = signal_file.duplicate_keys()
-            for first_row, batch in signal_file.batches(0, self._batch_rows):
-                yield validate_batch(batch, first_row, duplicates)
+            with closing(SignalFile(path)) as signal_file:
+                if looking_for is not None and not signal_file.key_column_may_hold(looking_for):
+                    return
+                duplicates = signal_file.duplicate_keys()
+                for first_row, batch in signal_file.batches(0, self._batch_rows):
+                    yield validate_batch(batch, first_row, duplicates)
         finally:
             path.unlink(missing_ok=True)

@@ -87,8 +87,13 @@ class SignalFile:
         # row points at the value instead of copying it (validation rejects those rows).
         self.kept_as_dictionary = text.huge_columns
         if self.kept_as_dictionary:
+            self._file.close()
             self._file = _open(path, read_dictionary=self.kept_as_dictionary)
         self._text_bytes_per_row, self._key_bytes_per_row = text.bytes_per_row, text.key_bytes_per_row
+
+    def close(self) -> None:
+        """Let the file go: a removed file's space returns only once no reader holds it open."""
+        self._file.close()
 
     def duplicate_keys(self) -> pa.Table:
         """Company ids that appear more than once in the whole file, with their counts.

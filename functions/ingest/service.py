@@ -16,6 +16,7 @@ pass), and the in-process retries of one claimed sync (retry.py), which have no 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -163,7 +164,7 @@ class SyncService:
             logger.info("sync %s", result.status, extra={"result": result.as_dict()})
             return result
         except ClaimLost as lost:
-            return claims.record_superseded(self._connect, held, lost)
+            return claims.completed_by_this_run(self._connect, held) or claims.record_superseded(self._connect, held, lost)
         except HandedOver as handed:
             claims.record_hand_over(self._connect, held, handed)
             raise
@@ -183,10 +184,12 @@ class SyncService:
         second failure resumes from the committed chunks instead of starting over.
         """
         load_directly = first_load.may_load_directly(claimed)
+        attempt = claimed
 
         def run() -> SyncResult:
-            nonlocal load_directly
-            outcome = self._run_claimed(claimed, download, load_directly=load_directly)
+            nonlocal load_directly, attempt
+            this_attempt, attempt = attempt, dataclasses.replace(claimed, retried=True)
+            outcome = self._run_claimed(this_attempt, download, load_directly=load_directly)
             if isinstance(outcome, first_load.FirstLoadFailed):
                 load_directly = False
                 raise outcome.failure

@@ -61,6 +61,8 @@ def staged_pass(
     publish, which runs inside the block: no other publish changes the table between.
     `newer_rows`: the rows of a newer date's file the publish reads (NewerFiles.rows_read_first),
     which its time budget counts; more files only when that one leaves some change undecided.
+    An in-process retry (`claimed.retried`) hands over before a publish that would not fit
+    even when it finds the staging complete; a run's first attempt publishes that regardless.
     """
     opened = open_file(download)
     claimed.budget.refuse_a_publish_no_run_can_hold(opened.num_rows, newer_rows)
@@ -82,6 +84,8 @@ def staged_pass(
             )
         rows_resumed = progress.rows_read
         if progress.complete:
+            if claimed.retried:
+                claimed.budget.stop_before_publish_if_short(progress.rows_staged, newer_rows)
             yield StagedPass(publisher, progress, rows_resumed=rows_resumed, rows_listed=None, comparison=comparison)
             return
         with repository.transaction("note the file's rows"):

@@ -143,3 +143,5 @@ class ClaimedSync:
     held: HeldDate
     info: ObjectInfo
     budget: TimeBudget
+    # An in-process retry (retry.py), not the run's first attempt: it has less than a fresh run's time.
+    retried: bool = False

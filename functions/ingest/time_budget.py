@@ -90,9 +90,9 @@ class TimeBudget:
     def stop_before_publish_if_short(self, rows_staged: int, newer_rows: int = 0) -> None:
         """HandedOver when the publish would not finish in the time left after this run's staging.
 
-        Call it only after staging in the same run: a run that finds the staging complete
-        publishes whatever the estimate, since handing over could not give the next run
-        more time than it has.
+        Call it after staging in the same run, or in an in-process retry: a run's first attempt
+        that finds the staging complete publishes whatever the estimate, since handing over
+        could not give the next run more time than it has; a retry has spent some of it.
         """
         needed = self.publish_seconds(rows_staged, newer_rows)
         if not self.fits(needed):

@@ -18,9 +18,11 @@ import pymysql
 import pytest
 from botocore.config import Config
 
+from functions.ingest.hooks import SyncHooks
+from functions.ingest.repository import Repository
 from functions.ingest.repository.ledger import ClaimLedger
 from functions.ingest.s3_source import SignalObjectStore
-from functions.ingest.sync_values import SyncAnswer, SyncOptions
+from functions.ingest.sync_values import SyncAnswer, SyncOptions, SyncResult
 from functions.shared.contract import object_key_for
 from functions.shared.db import connect
 from functions.shared.settings import DatabaseSettings
@@ -506,3 +508,39 @@ def test_a_download_broken_midway_is_retried_in_process_and_the_date_syncs_exact
     assert table_rows(db) == expected_rows(file_table)
     assert query(db, "SELECT status FROM upsell_signal_sync_runs") == [{"status": "completed"}]
     assert list(work_dir.iterdir()) == []  # no partial download left behind
+
+
+def test_a_publish_whose_commit_lands_but_whose_reply_is_lost_is_answered_and_recorded_completed(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given day one published and day two uploaded, and a database that restarts just as day two's
+    # publish commits: the COMMIT is durable on the server, its reply never reaches the client
+    day_one_table, day_two_table = day_one_published_and_day_two_uploaded(
+        moto_endpoint, migrated_settings, tmp_path, 3_000, seed=921
+    )
+
+    def lose_the_commits_reply(repository: Repository) -> None:
+        connection = repository.connection
+        real_commit = connection.commit
+        commits = []
+
+        def commit() -> None:
+            real_commit()
+            commits.append(1)
+            if len(commits) == 2:  # the lease's renewal first, then the publish's
+                db.cursor().execute(f"KILL {connection.thread_id()}")
+                raise pymysql.err.OperationalError(2013, "Lost connection to MySQL server during query")
+
+        connection.commit = commit  # type: ignore[method-assign]
+
+    service = service_on(moto_endpoint, migrated_settings, tmp_path, hooks=SyncHooks(before_publish=lose_the_commits_reply))
+
+    # When day two syncs (its in-process retry finds the date completed)
+    answer = service.sync(DAY_TWO, None, SyncOptions(invocation_id="lost-reply"))
+
+    # Then the table holds day two, and the answer and the run history say this run published it,
+    # with its counts, not that another execution took the date over
+    assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
+    runs = query(db, "SELECT attempt, status, rows_updated FROM upsell_signal_sync_runs WHERE sync_date = %s", (DAY_TWO,))
+    assert (answer.status, [run["status"] for run in runs]) == ("completed", ["completed"]), (answer, runs)
+    assert isinstance(answer, SyncResult) and answer.rows_updated == runs[0]["rows_updated"] > 0, answer

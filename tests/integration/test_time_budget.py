@@ -13,11 +13,23 @@ import pytest
 from moto import mock_aws
 
 from functions.ingest import handler as ingest
+from functions.ingest.hooks import SyncHooks
+from functions.ingest.repository import Repository
 from functions.ingest.sync_values import SyncOptions
 from functions.shared.errors import HandedOver
 from functions.shared.settings import DatabaseSettings
 from tests.factories import day_two, snowflake_table, write_pyarrow
-from tests.integration.conftest import DAY_ONE, expected_rows, query, service_on, table_rows, upload_to, work_dir_for
+from tests.integration.conftest import (
+    DAY_ONE,
+    DAY_TWO,
+    day_one_published_and_day_two_uploaded,
+    expected_rows,
+    query,
+    service_on,
+    table_rows,
+    upload_to,
+    work_dir_for,
+)
 from tests.scripts_support import LocalContext
 
 BUCKET = "signals-bucket"
@@ -136,3 +148,44 @@ def test_a_run_that_starts_staging_already_short_of_time_still_commits_a_chunk_b
     # Then only after committing one chunk: a hand-over always leaves the next run less to do
     [progress] = query(db, "SELECT rows_read, chunks_committed FROM upsell_signal_staging_progress")
     assert (progress["rows_read"], progress["chunks_committed"]) == (500, 1)
+
+
+def test_a_publish_retried_in_process_after_a_lost_connection_hands_over_when_it_no_longer_fits(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given day one published and day two uploaded, whose publish of its changed rows needs about
+    # 36 s at 10 rows/s
+    day_one_table, day_two_table = day_one_published_and_day_two_uploaded(
+        moto_endpoint, migrated_settings, tmp_path, 3_000, seed=901
+    )
+    clock = {"left": 900.0}
+    publishes: list[float] = []
+
+    def lose_the_connection_late(repository: Repository) -> None:
+        # The publish is about to start with plenty of time; the server restarts (its connection
+        # is killed), and by the time it is back only 5 s of the run are left
+        publishes.append(clock["left"])
+        if len(publishes) == 1:
+            db.cursor().execute(f"KILL {repository.connection.thread_id()}")
+            clock["left"] = 5.0
+
+    service = service_on(
+        moto_endpoint,
+        migrated_settings,
+        tmp_path,
+        hooks=SyncHooks(before_publish=lose_the_connection_late),
+        PUBLISH_ROWS_PER_SECOND="10",
+        TIME_BUDGET_MARGIN_SECONDS="1",
+    )
+
+    # When the sync runs: its first publish loses its connection, and the in-process retry finds
+    # the staging complete with 5 s left
+    with pytest.raises(HandedOver, match=r"publishing \d+ staged rows needs about") as handed:
+        service.sync(DAY_TWO, None, SyncOptions(invocation_id="late", seconds_left=lambda: clock["left"], run_seconds=900.0))
+
+    # Then the retry hands over instead of starting a publish Lambda would kill mid-transaction,
+    # and the next run, a fresh one, publishes the staging as it is
+    assert publishes == [900.0], (publishes, handed.value)
+    clock["left"] = 900.0
+    assert service.sync(DAY_TWO, None, SyncOptions(invocation_id="next", seconds_left=lambda: 900.0)).status == "completed"
+    assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}

@@ -16,17 +16,20 @@ import pyarrow as pa
 import pymysql
 import pytest
 
+from functions.ingest.fingerprint_spills import spill_bytes
 from functions.ingest.load_files import write_load_file
 from functions.ingest.s3_source import SignalObjectStore
 from functions.ingest.service import SyncService
 from functions.ingest.sync_values import SyncOptions
 from functions.ingest.work_space import LEFTOVER_AGE_SECONDS, load_file_scratch_bytes
+from functions.shared.contract import object_key_for
 from functions.shared.db import connect
 from functions.shared.errors import NoSpace
 from functions.shared.settings import DatabaseSettings, load_ingest_settings
-from tests.factories import snowflake_table, write_pyarrow
+from tests.factories import day_two, snowflake_table, write_pyarrow
 from tests.integration.conftest import (
     BUCKET,
+    PREFIX,
     ingest_env,
     invoke_in_a_process,
     query,
@@ -90,6 +93,40 @@ def test_a_file_larger_than_the_work_dir_fails_for_good_before_downloading(
     assert list(tiny_work_dir.iterdir()) == []
     recorded = query(db, "SELECT status, error_message FROM upsell_signal_sync_metadata")
     assert recorded == [{"status": "failed", "error_message": message}]
+
+
+def test_a_day_two_whose_compare_would_not_fit_beside_its_file_fails_for_good_before_comparing(
+    tiny_work_dir: Path,
+    tmp_path: Path,
+    migrated_settings: DatabaseSettings,
+    s3_client: Any,
+    upload: Callable[..., str],
+    db: pymysql.Connection[Any],
+) -> None:
+    # Given 9,500 rows published, and their day two, whose file and load files fit the 1 MiB work
+    # directory but not with the compare's spills (a fingerprint and number for each file and table row)
+    def service_in(work_dir: Path) -> SyncService:
+        settings = load_ingest_settings(ingest_env(WORK_DIR=str(work_dir), STAGING_CHUNK_ROWS="50"))
+        store = SignalObjectStore(s3_client, BUCKET, reserve_bytes=load_file_scratch_bytes(settings))
+        return SyncService(settings, lambda: connect(migrated_settings, local_infile=True), store, sleep=lambda _seconds: None)
+
+    day_one = snowflake_table(9_500, seed=5)
+    upload(DAY - dt.timedelta(days=1), day_one)
+    assert service_in(tmp_path).sync(DAY - dt.timedelta(days=1), None, SyncOptions(invocation_id="one")).status == "completed"
+    upload(DAY, day_two(day_one, seed=6))
+    file_bytes = s3_client.head_object(Bucket=BUCKET, Key=object_key_for(PREFIX, DAY))["ContentLength"]
+    scratch = load_file_scratch_bytes(load_ingest_settings(ingest_env(STAGING_CHUNK_ROWS="50")))
+    spills = spill_bytes(9_500, 9_500, with_unmatched=False)
+    assert file_bytes + scratch < WORK_DIR_BYTES < file_bytes + spills
+
+    # When day two syncs in it
+    with pytest.raises(NoSpace) as raised:
+        service_in(tiny_work_dir).sync(DAY, None, SyncOptions(invocation_id="two"))
+
+    # Then it fails for good before the compare writes, saying what did not fit; nothing is left there
+    assert f"not enough space in {tiny_work_dir} for the compare's spills and the load files" in str(raised.value)
+    assert list(tiny_work_dir.iterdir()) == []
+    assert query(db, "SELECT status FROM upsell_signal_sync_metadata WHERE sync_date = %s", (DAY,)) == [{"status": "failed"}]
 
 
 def test_enospc_in_the_middle_of_a_download_is_no_space_and_leaves_no_partial_file(

@@ -102,6 +102,13 @@ class RunHistory:
             ),
         )
 
+    def completed_counts(self, run_id: int) -> dict[str, int | None] | None:
+        """The counts of run `run_id` if it is recorded completed (its publish committed); None if not."""
+        names = [f"rows_{count}" for count in ("processed", "inserted", "updated", "unchanged", "rejected", "deleted")]
+        names += ["rows_resumed", "rows_superseded"]
+        row = self.session.fetch_one(f"SELECT {', '.join(names)} FROM {RUNS} WHERE id = %s AND status = 'completed'", (run_id,))
+        return None if row is None else dict(zip(names, row, strict=True))
+
     def rows_published(self, sync_date: dt.date, etag: str) -> int:
         """The rows the run that completed `sync_date` from the file `etag` read (0 if none is on record).
 
