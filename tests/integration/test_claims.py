@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pyarrow as pa
 import pymysql
 import pytest
 
@@ -304,6 +305,19 @@ def test_twins_with_one_request_id_at_once_run_once(
     assert sorted(row["status"] for row in query(db, "SELECT status FROM upsell_signal_sync_runs")) == ["completed", "in_progress"]
 
 
+def a_first_load_killed_in_its_load(
+    endpoint: str, settings: DatabaseSettings, db: pymysql.Connection[Any], tmp_path: Path, *, seed: int
+) -> pa.Table:
+    """A 100,000-row first load of DAY_ONE under request id "req-1", killed (SIGKILL) in its LOAD DATA; its file."""
+    file_table = snowflake_table(100_000, seed=seed)
+    upload_to(endpoint, DAY_ONE, write_pyarrow(file_table, tmp_path / "day.parquet"))
+    worker = invoke_in_a_process(endpoint, settings, tmp_path, DAY_ONE, request_id="req-1")
+    wait_for(lambda: bool(query(db, "SELECT 1 FROM information_schema.processlist WHERE info LIKE 'LOAD DATA%%'")), 60, "the load")
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    return file_table
+
+
 def test_lambdas_retry_of_a_killed_first_load_with_the_same_request_id_stages_it(
     migrated_settings: DatabaseSettings,
     db: pymysql.Connection[Any],
@@ -312,12 +326,7 @@ def test_lambdas_retry_of_a_killed_first_load_with_the_same_request_id_stages_it
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Given a first load killed (SIGKILL) midway, under request id "req-1"
-    file_table = snowflake_table(100_000, seed=232)
-    upload_to(moto_endpoint, DAY_ONE, write_pyarrow(file_table, tmp_path / "day.parquet"))
-    worker = invoke_in_a_process(moto_endpoint, migrated_settings, tmp_path, DAY_ONE, request_id="req-1")
-    wait_for(lambda: bool(query(db, "SELECT 1 FROM information_schema.processlist WHERE info LIKE 'LOAD DATA%%'")), 60, "the load")
-    worker.send_signal(signal.SIGKILL)
-    worker.wait()
+    file_table = a_first_load_killed_in_its_load(moto_endpoint, migrated_settings, db, tmp_path, seed=232)
 
     # When Lambda's async retry runs it again, with the same request id, at Lambda's spacing (scaled)
     time.sleep(FIRST_RETRY_SECONDS)
@@ -344,12 +353,7 @@ def test_the_next_invocation_of_a_durable_execution_whose_first_load_was_killed_
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Given a durable execution's first load killed (SIGKILL, as Lambda's timeout kills) midway
-    file_table = snowflake_table(100_000, seed=932)
-    upload_to(moto_endpoint, DAY_ONE, write_pyarrow(file_table, tmp_path / "day.parquet"))
-    worker = invoke_in_a_process(moto_endpoint, migrated_settings, tmp_path, DAY_ONE, request_id="req-1")
-    wait_for(lambda: bool(query(db, "SELECT 1 FROM information_schema.processlist WHERE info LIKE 'LOAD DATA%%'")), 60, "the load")
-    worker.send_signal(signal.SIGKILL)
-    worker.wait()
+    file_table = a_first_load_killed_in_its_load(moto_endpoint, migrated_settings, db, tmp_path, seed=932)
     [held] = query(db, "SELECT holder_token, durable_execution_arn, status FROM upsell_signal_sync_metadata")
     assert held["status"] == "started" and held["durable_execution_arn"], held
 
