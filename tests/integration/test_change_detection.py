@@ -448,6 +448,7 @@ class _downloaded(ObjectDownload):
     def __init__(self, path: Path) -> None:
         self._path = path
         self._downloaded = True
+        self._readers = []
 
     def local_path(self) -> Path:
         return self._path
