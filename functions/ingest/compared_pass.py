@@ -14,7 +14,6 @@ from functions.ingest.chunks import OpenedFile
 from functions.ingest.fingerprint_spills import spill_bytes
 from functions.ingest.guards import reject_ratio_settled
 from functions.ingest.repository import Repository, StagingProgress
-from functions.ingest.repository.names import STAGING_LOCK_TIMEOUT_SECONDS
 from functions.ingest.sync_values import ClaimedSync
 from functions.ingest.work_space import ensure_room, load_file_scratch_bytes, no_space_is_permanent
 from functions.shared.settings import IngestSettings
@@ -112,13 +111,5 @@ def _resumable(
 def start_again(repository: Repository, claimed: ClaimedSync, why: str) -> StagingProgress:
     """A new pass, from the file's first row."""
     logger.info("%s: staging again from the first row", why)
-    return start_pass(repository, claimed)
-
-
-def start_pass(repository: Repository, claimed: ClaimedSync) -> StagingProgress:
-    """A fresh pass of the claimed file, numbered by its claim; its waits for locks end within the run's time."""
     held = claimed.held
-    wait_seconds = claimed.budget.wait_seconds(STAGING_LOCK_TIMEOUT_SECONDS)
-    return repository.staging.start_staging(
-        held.sync_date, claimed.info.etag, held.claim.claim_number, held.holder_token, wait_seconds=wait_seconds
-    )
+    return repository.staging.start_staging(held.sync_date, claimed.info.etag, held.claim.claim_number, held.holder_token)

@@ -7,7 +7,6 @@ staging lock and never interleave; only the pass that owns a date's staging drop
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -98,20 +97,9 @@ class Staging:
             (rows_in_file, sync_date, etag),
         )
 
-    def start_staging(
-        self,
-        sync_date: dt.date,
-        etag: str,
-        pass_number: int,
-        holder_token: str,
-        *,
-        wait_seconds: int = STAGING_LOCK_TIMEOUT_SECONDS,
-    ) -> StagingProgress:
-        """Begin a fresh pass for this object: empty partition, progress at row 0 (only while we hold the date).
-
-        `wait_seconds`: the longest wait for the staging lock, and then for the partition's DDL.
-        """
-        with self._staging_lock(sync_date, wait_seconds), translate_errors(f"prepare staging of {sync_date}"):
+    def start_staging(self, sync_date: dt.date, etag: str, pass_number: int, holder_token: str) -> StagingProgress:
+        """Begin a fresh pass for this object: empty partition, progress at row 0 (only while we hold the date)."""
+        with self._staging_lock(sync_date), translate_errors(f"prepare staging of {sync_date}"):
             self.session.connection.begin()
             # A stale holder must not drop the pass of the date's new one.
             ClaimLedger(self.session).check_holder(sync_date, holder_token)
@@ -249,20 +237,10 @@ class Staging:
         return rows
 
     @contextmanager
-    def _staging_lock(self, sync_date: dt.date, wait_seconds: int = STAGING_LOCK_TIMEOUT_SECONDS) -> Iterator[None]:
-        """Serialise the DDL of one date's partition: creating a pass and dropping one never interleave.
-
-        The DDL itself waits for the table's metadata lock behind every open transaction that
-        read the table (another date's publish), for `lock_wait_timeout`: a day by default, and
-        every statement on the table queues behind it meanwhile. Here it waits `wait_seconds`:
-        an ALTER of a partition waits up to twice the setting (6.0 s at 3, MariaDB 10.11).
-        """
-        started = time.monotonic()
-        with self.session.locked(staging_lock(sync_date), wait_seconds, f"take the staging lock of {sync_date}"):
-            seconds_left = wait_seconds - (time.monotonic() - started)
-            self.session.execute("SET SESSION lock_wait_timeout = %s", (max(1, int(seconds_left / 2)),))
+    def _staging_lock(self, sync_date: dt.date) -> Iterator[None]:
+        """Serialise the DDL of one date's partition: creating a pass and dropping one never interleave."""
+        with self.session.locked(staging_lock(sync_date), STAGING_LOCK_TIMEOUT_SECONDS, f"take the staging lock of {sync_date}"):
             yield
-            self.session.execute("SET SESSION lock_wait_timeout = DEFAULT")
 
     def _partition_exists(self, sync_date: dt.date) -> bool:
         return (
