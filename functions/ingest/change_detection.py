@@ -88,10 +88,10 @@ class FileComparison:
         """The ids of the table's rows no file row equals, a page at a time (of a compare of the whole file)."""
         if self.from_row or not self.with_unmatched or self.stopped_at_row is not None:
             raise AssertionError("only a compare of the whole file that kept the unmatched rows tells which companies it lacks")
-        item = array("Q").itemsize
+        item = array(ID_CODE).itemsize
         with self.unmatched_path.open("rb") as source:
             while page := source.read(page_rows * item):
-                yield array("Q", page).tolist()
+                yield array(ID_CODE, page).tolist()
 
     def remove(self) -> None:
         self.unmatched_path.unlink(missing_ok=True)
@@ -177,7 +177,7 @@ def compare_file(
                             table_ids.slice(start, MATCH_PAGE_ROWS),
                             pc.invert(pc.is_in(page_positions.slice(0, len(page)), value_set=pc.drop_null(found_at))),
                         )
-                        unmatched.write(fixed_size_bytes(gone, array("Q").itemsize))
+                        unmatched.write(fixed_size_bytes(gone, array(ID_CODE).itemsize))
                         rows_unmatched += len(gone)
                 rows_to_stage += marks.mark_rows(pc.filter(file_rows, pc.invert(found)).to_pylist(), TO_STAGE)
     finally:

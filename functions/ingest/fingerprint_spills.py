@@ -17,6 +17,9 @@ import pyarrow.compute as pc
 
 from functions.ingest.row_fingerprints import FINGERPRINT_BYTES
 
+# Array codes of a file row's number and a table row's id (the same width on every platform Lambda runs).
+ROW_CODE, ID_CODE = "I", "Q"
+
 
 def spill_by_partition(spills: list[Spill], numbers: pa.Array | None, fingerprints: pa.Array) -> None:
     """Each fingerprint (and its number, if any) into the spill of its partition: by its first byte."""
@@ -42,7 +45,7 @@ def _first_bytes(fingerprints: pa.Array) -> pa.Array:
 
 def native_ids(big_endian: bytes) -> pa.Array:
     """Ids as the server sends them (8 bytes each, big-endian), as uint64."""
-    numbers = array("Q", big_endian)
+    numbers = array(ID_CODE, big_endian)
     if sys.byteorder == "little":
         numbers.byteswap()
     return pa.Array.from_buffers(pa.uint64(), len(numbers), [None, pa.py_buffer(numbers)])  # no copy: the array's own memory
@@ -60,10 +63,6 @@ def fixed_size_bytes(values: pa.Array, width: int = FINGERPRINT_BYTES) -> bytes:
     data = values.buffers()[1]
     assert data is not None
     return bytes(data.slice(values.offset * width, len(values) * width).to_pybytes())
-
-
-# Array codes of a file row's number and a table row's id (the same width on every platform Lambda runs).
-ROW_CODE, ID_CODE = "I", "Q"
 
 
 def spill_bytes(file_rows: int, table_rows: int, *, with_unmatched: bool) -> int:
