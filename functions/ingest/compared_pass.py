@@ -16,6 +16,7 @@ from functions.ingest.guards import reject_ratio_settled
 from functions.ingest.repository import Repository, StagingProgress
 from functions.ingest.sync_values import ClaimedSync
 from functions.ingest.work_space import ensure_room, load_file_scratch_bytes, no_space_is_permanent
+from functions.shared.errors import PartitionWaitExceeded
 from functions.shared.settings import IngestSettings
 
 logger = logging.getLogger("upsell_signals.ingest")
@@ -111,5 +112,24 @@ def _resumable(
 def start_again(repository: Repository, claimed: ClaimedSync, why: str) -> StagingProgress:
     """A new pass, from the file's first row."""
     logger.info("%s: staging again from the first row", why)
+    return start_pass(repository, claimed)
+
+
+def start_pass(repository: Repository, claimed: ClaimedSync) -> StagingProgress:
+    """A fresh pass of the claimed file, numbered by its claim; handed over if its partition waits out the time left.
+
+    The partition's DDL waits for the staging table behind another date's open publish. That
+    publish ends within a run, so the date's next run finds the table free; waiting longer
+    here would end in Lambda's kill mid-wait, with every staging statement queued behind it.
+    """
     held = claimed.held
-    return repository.staging.start_staging(held.sync_date, claimed.info.etag, held.claim.claim_number, held.holder_token)
+    try:
+        return repository.staging.start_staging(
+            held.sync_date,
+            claimed.info.etag,
+            held.claim.claim_number,
+            held.holder_token,
+            ddl_wait_seconds=claimed.budget.seconds_before_margin(),
+        )
+    except PartitionWaitExceeded as error:
+        claimed.budget.stop_after_waiting("waiting for the staging table to start a pass", str(error))

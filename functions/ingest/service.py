@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import pymysql
 
-from functions.ingest import claims, first_load, stage
+from functions.ingest import claims, compared_pass, first_load, stage
 from functions.ingest.chunks import ObjectDownload
 from functions.ingest.guards import validate_override_names
 from functions.ingest.heartbeat import LeaseHeartbeat
@@ -212,9 +212,7 @@ class SyncService:
                     return loaded
             if progress is None:
                 # The pass is numbered by the claim that starts it.
-                progress = repository.staging.start_staging(
-                    held.sync_date, claimed.info.etag, held.claim.claim_number, held.holder_token
-                )
+                progress = compared_pass.start_pass(repository, claimed)
             delete_missing = self._settings.missing_rows == "delete"
             newer_rows = self._newer_files.rows_read_first(repository, held.sync_date, delete_missing=delete_missing)
             with stage.staged_pass(

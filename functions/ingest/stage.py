@@ -230,9 +230,14 @@ def log_progress(claimed: ClaimedSync, rows_this_run: int, rows_read: int, file_
 
 def drop_staging(repository: Repository, claimed: ClaimedSync, pass_number: int) -> None:
     """Drop this pass's staging, unless a newer pass or another execution owns it now, and any abandoned for a week."""
-    if not repository.staging.drop_pass(claimed.held.sync_date, claimed.info.etag, pass_number, claimed.held.holder_token):
-        logger.info("staging of %s belongs to a newer pass or another execution now: left in place", claimed.held.sync_date)
+    # The DDL waits behind other dates' open publishes no longer than the run has left.
+    ddl_wait_seconds = claimed.budget.seconds_before_margin()
+    held = claimed.held
+    if not repository.staging.drop_pass(
+        held.sync_date, claimed.info.etag, pass_number, held.holder_token, ddl_wait_seconds=ddl_wait_seconds
+    ):
+        logger.info("staging of %s belongs to a newer pass or another execution now: left in place", held.sync_date)
     # A date whose sync failed for good keeps its staging for a resume; after a week
     # nobody will resume it, so the next successful sync clears it away.
-    for abandoned_date in repository.staging.drop_abandoned_staging(ABANDONED_STAGING_DAYS):
+    for abandoned_date in repository.staging.drop_abandoned_staging(ABANDONED_STAGING_DAYS, ddl_wait_seconds=ddl_wait_seconds):
         logger.info("dropped staging abandoned since a week or more: %s", abandoned_date)

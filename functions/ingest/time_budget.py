@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn
 
 from functions.shared.errors import HandedOver, PublishTooLong
 from functions.shared.settings import TimeBudgetSettings
@@ -72,9 +73,21 @@ class TimeBudget:
         A wait the run cannot outlast would end in Lambda's kill mid-wait; cut short, it fails
         as transient with time left, and Lambda's retry resumes.
         """
+        left = self.seconds_before_margin()
+        return longest if left is None else min(longest, left)
+
+    def seconds_before_margin(self) -> int | None:
+        """The whole seconds left before the margin, at least one; None without a deadline."""
         if self.seconds_left is None:
-            return longest
-        return max(1, min(longest, int(self.seconds_left() - self.settings.margin_seconds)))
+            return None
+        return max(1, int(self.seconds_left() - self.settings.margin_seconds))
+
+    def stop_after_waiting(self, where: str, why: str) -> NoReturn:
+        """HandedOver after a wait that used the time left: what the run waited for is busy beyond this run."""
+        raise HandedOver(
+            f"time budget: {why}; stopped {where} with {self._left()} left; the next run starts here again",
+            stopped_at=self._of_the_date(where),
+        )
 
     def first_load_fits(self, rows: int) -> bool:
         return self.fits(rows / self.settings.first_load_rows_per_second)

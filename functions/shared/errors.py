@@ -170,6 +170,10 @@ class MigrationWaitExceeded(TransientError):
     """A migration waited its bound for a lock (another migrator, a publish, a reader): nothing more was applied."""
 
 
+class PartitionWaitExceeded(TransientError):
+    """A staging partition's DDL waited its bound for the staging table (another date's open publish): nothing changed."""
+
+
 class GuardTripped(PermanentError):
     """A kill switch refused the publish; `figures` says what it measured."""
 

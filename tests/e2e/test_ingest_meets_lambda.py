@@ -101,6 +101,13 @@ def in_file(table: pa.Table) -> list[tuple[Any, ...]]:
     return sorted((company, None if paid is None else int(paid), tier) for company, paid, tier in zip(*columns, strict=True))
 
 
+def with_a_product_too_long(table: pa.Table, row: int) -> pa.Table:
+    """`table` with one row's CORE_PRODUCT longer than the column holds: validation rejects that row."""
+    cells = table["CORE_PRODUCT"].to_pylist()
+    cells[row] = "x" * 40
+    return table.set_column(table.schema.get_field_index("CORE_PRODUCT"), "CORE_PRODUCT", [cells])
+
+
 def date_status(db: pymysql.Connection[Any], sync_date: str = SYNC_DATE) -> tuple[Any, ...] | None:
     """The date's (status, rows_processed) in the claim ledger; None when no run ever claimed it."""
     with db.cursor() as cursor:
@@ -438,18 +445,21 @@ def test_a_0600_run_killed_while_it_reconciles_an_older_date_is_finished_by_the_
     template: Template, stand_ins: StandIns, db: pymysql.Connection[Any], tmp_path: Path
 ) -> None:
     # Given the day's file (2026-01-30) and an older one whose event never came (2026-01-28), each with companies of
-    # its own, and the staging table locked elsewhere: the day's first load into the empty table never stages, so
-    # the run completes it and then blocks in the older date's staging, which its reconcile needs
+    # its own, the older one with a row to reject, and the rejected rows' table locked elsewhere: the day's load
+    # rejects nothing, so the run completes it and then blocks recording the older date's reject, as its reconcile
+    # stages it (a statement's wait for a table lasts until Lambda's kill)
     days = {"2026-01-30": 1, "2026-01-28": 100_001}
     files = {}
     for seed, (day, first_id) in enumerate(days.items(), start=30):
         files[day] = snowflake_table(3_000, seed=seed, first_id=first_id)
+        if day == "2026-01-28":
+            files[day] = with_a_product_too_long(files[day], row=5)
         path = write_pyarrow(files[day], tmp_path / f"{day}.parquet")
         stand_ins.s3.upload_file(str(path), stand_ins.bucket, f"passive_upsell_signals/dt={day}/data.parquet")
     schedule = json.loads((REPO_ROOT / "events" / "schedule.json").read_text()) | {"time": "2026-01-31T06:00:00Z"}
     spec = scaled_ingest(template, stand_ins, timeout_seconds=SHORT_TIMEOUT_SECONDS)
     with on_local_lambda(spec, stand_ins, tmp_path / "ingest.log") as ingest:
-        with signals_table_locked(stand_ins.database, table="upsell_signal_staging"):
+        with signals_table_locked(stand_ins.database, table="upsell_signal_rejected_rows"):
             # When the 06:00 run syncs its day, starts the reconcile and is killed at its timeout without a word
             event = ingest.invoke_async(schedule)
             wait_until(lambda: event.results, timeout=PATIENCE_SECONDS, what="the run to end")
@@ -463,7 +473,9 @@ def test_a_0600_run_killed_while_it_reconciles_an_older_date_is_finished_by_the_
     assert (later[-1].outcome, later[0].cold_start) == ("success", True)
     assert event.status == "SUCCEEDED", event.answer
     assert [(result["sync_date"], result["status"]) for result in event.answer["results"]][-1] == ("2026-01-28", "completed")
-    assert published(db) == sorted(in_file(files["2026-01-30"]) + in_file(files["2026-01-28"]))
+    rejected_company = files["2026-01-28"]["CDMS_CANONICAL_COMPANY_ID"][5].as_py()
+    accepted = [row for row in in_file(files["2026-01-28"]) if row[0] != rejected_company]
+    assert published(db) == sorted(in_file(files["2026-01-30"]) + accepted)
     assert date_status(db, "2026-01-28") == ("completed", 3_000)
     # And the day the killed run had completed was synced once: the replay found it completed from the same object
     assert [(trigger, status) for trigger, status, _, _ in runs(db, "2026-01-30")] == [("schedule", "completed"), ("schedule", "skipped")]

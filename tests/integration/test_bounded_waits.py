@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -15,7 +16,7 @@ from functions.ingest.hooks import SyncHooks
 from functions.ingest.repository import Repository
 from functions.ingest.sync_values import SyncOptions
 from functions.shared.db import connect
-from functions.shared.errors import TransientError
+from functions.shared.errors import HandedOver, TransientError
 from functions.shared.locks import get_lock
 from functions.shared.settings import DatabaseSettings
 from tests.integration.conftest import (
@@ -193,3 +194,94 @@ def test_a_compare_longer_than_the_servers_idle_timeout_is_followed_by_its_write
     assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
     [run] = query(db, "SELECT COUNT(*) AS runs FROM upsell_signal_sync_runs WHERE sync_date = %s", (DAY_TWO,))
     assert run["runs"] == 1
+
+
+def test_a_new_pass_behind_another_dates_open_publish_hands_over_within_the_time_left_and_the_next_run_completes(
+    migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given day one published and day two uploaded, and another date's publish under way: a
+    # transaction that has read the staging table and stays open for 20 s
+    day_one_table, day_two_table = day_one_published_and_day_two_uploaded(
+        moto_endpoint, migrated_settings, tmp_path, 3_000, seed=941
+    )
+    other_publish = connect(migrated_settings)
+    ends = threading.Timer(20, other_publish.commit)
+    try:
+        other_publish.begin()
+        other_publish.cursor().execute("SELECT COUNT(*) FROM upsell_signal_staging")
+        ends.start()
+
+        # When day two's sync starts with 8 s left before Lambda kills it (a 1 s margin)
+        deadline = time.monotonic() + 8
+        service = service_on(moto_endpoint, migrated_settings, tmp_path, TIME_BUDGET_MARGIN_SECONDS="1")
+        with pytest.raises(HandedOver, match="waiting for the staging table to start a pass") as handed:
+            service.sync(DAY_TWO, None, SyncOptions(invocation_id="behind", seconds_left=lambda: deadline - time.monotonic()))
+        took = 8 - (deadline - time.monotonic())
+        ends.join()
+    finally:
+        ends.cancel()
+        other_publish.close()
+
+    # Then its new partition's DDL gave up before the deadline and handed the date over, instead of
+    # waiting for the other publish past Lambda's kill (the server's default wait is a day)
+    assert took < 8, f"it waited {took:.1f}s with 8 s left: {handed.value}"
+    assert handed.value.stopped_at == f"{DAY_TWO}: waiting for the staging table to start a pass"
+    # And the date's next run, the other publish over, completes it exactly
+    answer = service.sync(DAY_TWO, None, SyncOptions(invocation_id="next", seconds_left=lambda: 900.0))
+    assert answer.status == "completed"
+    assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
+    runs = query(db, "SELECT status FROM upsell_signal_sync_runs WHERE sync_date = %s ORDER BY id", (DAY_TWO,))
+    assert [run["status"] for run in runs] == ["handed_over", "completed"]
+
+
+def test_a_clean_up_behind_another_dates_open_publish_gives_up_within_the_time_left_and_answers_completed(
+    migrated_settings: DatabaseSettings,
+    db: pymysql.Connection[Any],
+    moto_endpoint: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given day one published and day two uploaded, and, as day two's clean-up starts, another
+    # date's publish under way: a transaction that has read the staging table and stays open for 20 s
+    day_one_table, day_two_table = day_one_published_and_day_two_uploaded(
+        moto_endpoint, migrated_settings, tmp_path, 3_000, seed=943
+    )
+    other_publish = connect(migrated_settings)
+    ends = threading.Timer(20, other_publish.commit)
+
+    def another_publish_starts(_: Repository) -> None:
+        other_publish.begin()
+        other_publish.cursor().execute("SELECT COUNT(*) FROM upsell_signal_staging")
+        ends.start()
+
+    service = service_on(
+        moto_endpoint,
+        migrated_settings,
+        tmp_path,
+        hooks=SyncHooks(before_clean_up=another_publish_starts),
+        TIME_BUDGET_MARGIN_SECONDS="1",
+    )
+    try:
+        # When day two syncs with 8 s left before Lambda kills it (a 1 s margin)
+        deadline = time.monotonic() + 8
+        result = service.sync(DAY_TWO, None, SyncOptions(invocation_id="behind", seconds_left=lambda: deadline - time.monotonic()))
+        took = 8 - (deadline - time.monotonic())
+        ends.join()
+    finally:
+        ends.cancel()
+        other_publish.close()
+
+    # Then the published date is answered completed before the deadline, its partition's drop
+    # having given up instead of waiting for the other publish past Lambda's kill
+    assert (result.status, result.claim_number) == ("completed", 1), result.reason
+    assert took < 8, f"it took {took:.1f}s with 8 s left"
+    assert table_rows(db) == {**expected_rows(day_one_table), **expected_rows(day_two_table)}
+    assert messages(caplog, "is published, but its staging was not dropped")
+    assert query(db, "SELECT COUNT(*) AS n FROM upsell_signal_staging WHERE sync_date = %s", (DAY_TWO,))[0]["n"] > 0
+
+    # And the date's next pass (a forced re-sync) clears it and ends with none
+    again = service_on(moto_endpoint, migrated_settings, tmp_path).sync(
+        DAY_TWO, None, SyncOptions(invocation_id="again", force_resync=True)
+    )
+    assert (again.status, again.rows_unchanged) == ("completed", day_two_table.num_rows)
+    assert query(db, "SELECT COUNT(*) AS n FROM upsell_signal_staging WHERE sync_date = %s", (DAY_TWO,))[0]["n"] == 0

@@ -19,6 +19,7 @@ from functions.ingest.columns import COLUMN_NAMES
 from functions.ingest.repository.ledger import ClaimLedger
 from functions.ingest.repository.names import (
     DUPLICATE_KEY,
+    LOCK_WAIT_TIMEOUT,
     NO_PARTITION,
     STAGING_LOCK_TIMEOUT_SECONDS,
     partition_name,
@@ -26,7 +27,7 @@ from functions.ingest.repository.names import (
 )
 from functions.ingest.repository.session import Session, raise_load_warnings
 from functions.ingest.validation import SOURCE_ROW, RejectedRow
-from functions.shared.errors import ClaimLost, translate_errors
+from functions.shared.errors import ClaimLost, PartitionWaitExceeded, translate_errors
 from functions.shared.tables import METADATA, PROGRESS, REJECTED, STAGING
 
 _COLUMNS = ", ".join(COLUMN_NAMES)
@@ -97,18 +98,22 @@ class Staging:
             (rows_in_file, sync_date, etag),
         )
 
-    def start_staging(self, sync_date: dt.date, etag: str, pass_number: int, holder_token: str) -> StagingProgress:
-        """Begin a fresh pass for this object: empty partition, progress at row 0 (only while we hold the date)."""
-        with self._staging_lock(sync_date), translate_errors(f"prepare staging of {sync_date}"):
+    def start_staging(
+        self, sync_date: dt.date, etag: str, pass_number: int, holder_token: str, *, ddl_wait_seconds: int | None = None
+    ) -> StagingProgress:
+        """Begin a fresh pass for this object: empty partition, progress at row 0 (only while we hold the date).
+
+        PartitionWaitExceeded when the partition's DDL waited `ddl_wait_seconds` for the staging table.
+        """
+        with self._staging_lock(sync_date, ddl_wait_seconds), translate_errors(f"prepare staging of {sync_date}"):
             self.session.connection.begin()
             # A stale holder must not drop the pass of the date's new one.
             ClaimLedger(self.session).check_holder(sync_date, holder_token)
             self.session.execute(f"DELETE FROM {PROGRESS} WHERE sync_date = %s", (sync_date,))
             self.session.connection.commit()
             self._drop_partition(sync_date)
-            self.session.execute(
-                f"ALTER TABLE {STAGING} ADD PARTITION "
-                f"(PARTITION {partition_name(sync_date)} VALUES IN ('{sync_date.isoformat()}'))"
+            self._alter_partitions(
+                sync_date, f"ADD PARTITION (PARTITION {partition_name(sync_date)} VALUES IN ('{sync_date.isoformat()}'))"
             )
             self.session.execute(
                 f"INSERT INTO {PROGRESS} (sync_date, s3_etag, attempt) VALUES (%s, %s, %s)", (sync_date, etag, pass_number)
@@ -187,13 +192,17 @@ class Staging:
 
     # -- clean-up -------------------------------------------------------------------
 
-    def drop_pass(self, sync_date: dt.date, etag: str, pass_number: int, holder_token: str) -> bool:
+    def drop_pass(
+        self, sync_date: dt.date, etag: str, pass_number: int, holder_token: str, *, ddl_wait_seconds: int | None = None
+    ) -> bool:
         """Drop the date's staging if it still holds this pass and no other execution holds the date (DDL: commits).
 
         Another holder may be resuming this very pass (a real sync claiming the date just after
         a dry run's count): the pass is its own now. Its claim waits on the row lock taken here.
+        PartitionWaitExceeded (the pass's progress gone, its partition left for the date's next
+        pass to drop) when the DDL waited `ddl_wait_seconds` for the staging table.
         """
-        with self._staging_lock(sync_date), translate_errors(f"drop staging of {sync_date}"):
+        with self._staging_lock(sync_date, ddl_wait_seconds), translate_errors(f"drop staging of {sync_date}"):
             self.session.connection.begin()
             held = self.session.fetch_one(
                 f"SELECT status, holder_token FROM {METADATA} WHERE sync_date = %s FOR UPDATE", (sync_date,)
@@ -212,11 +221,14 @@ class Staging:
                 self._drop_partition(sync_date)
         return owned == 1
 
-    def drop_abandoned_staging(self, older_than_days: int) -> list[dt.date]:
-        """Drop staging nobody has touched for a while and no live claim holds; the dates dropped."""
+    def drop_abandoned_staging(self, older_than_days: int, *, ddl_wait_seconds: int | None = None) -> list[dt.date]:
+        """Drop staging nobody has touched for a while and no live claim holds; the dates dropped.
+
+        PartitionWaitExceeded when a partition's DDL waited `ddl_wait_seconds` for the staging table.
+        """
         dropped = []
         for sync_date in self._abandoned_staging_dates(older_than_days):
-            with self._staging_lock(sync_date), translate_errors(f"drop abandoned staging of {sync_date}"):
+            with self._staging_lock(sync_date, ddl_wait_seconds), translate_errors(f"drop abandoned staging of {sync_date}"):
                 # Asked again under the lock: a pass may have resumed since the list was read.
                 if self.session.execute(
                     f"DELETE p FROM {PROGRESS} p " + _ABANDONED.format(date_filter="p.sync_date = %s AND "),
@@ -237,10 +249,36 @@ class Staging:
         return rows
 
     @contextmanager
-    def _staging_lock(self, sync_date: dt.date) -> Iterator[None]:
-        """Serialise the DDL of one date's partition: creating a pass and dropping one never interleave."""
+    def _staging_lock(self, sync_date: dt.date, ddl_wait_seconds: int | None = None) -> Iterator[None]:
+        """Serialise the DDL of one date's partition (creating a pass and dropping one never interleave), its wait bounded.
+
+        The DDL waits for the staging table's metadata lock behind every open transaction that
+        read the table (another date's publish) for `lock_wait_timeout`, a day by default, past
+        Lambda's kill. An ALTER of a partition waits up to twice the setting (6.0 s at 3 on
+        MariaDB 10.11), so half of `ddl_wait_seconds` is set; None keeps the server's.
+        """
         with self.session.locked(staging_lock(sync_date), STAGING_LOCK_TIMEOUT_SECONDS, f"take the staging lock of {sync_date}"):
-            yield
+            if ddl_wait_seconds is None:
+                yield
+                return
+            self.session.execute("SET SESSION lock_wait_timeout = %s", (max(1, ddl_wait_seconds // 2),))
+            try:
+                yield
+            except PartitionWaitExceeded:
+                self.session.execute("SET SESSION lock_wait_timeout = DEFAULT")
+                raise
+            self.session.execute("SET SESSION lock_wait_timeout = DEFAULT")
+
+    def _alter_partitions(self, sync_date: dt.date, change: str) -> None:
+        try:
+            self.session.execute(f"ALTER TABLE {STAGING} {change}")
+        except pymysql.err.OperationalError as error:
+            if error.args[0] != LOCK_WAIT_TIMEOUT:
+                raise
+            raise PartitionWaitExceeded(
+                f"staging of {sync_date}: ALTER TABLE … {change} waited its bound for the staging table, which another "
+                "session's open transaction holds (another date's publish, or a reader's): nothing changed"
+            ) from error
 
     def _partition_exists(self, sync_date: dt.date) -> bool:
         return (
@@ -254,4 +292,4 @@ class Staging:
 
     def _drop_partition(self, sync_date: dt.date) -> None:
         if self._partition_exists(sync_date):
-            self.session.execute(f"ALTER TABLE {STAGING} DROP PARTITION {partition_name(sync_date)}")
+            self._alter_partitions(sync_date, f"DROP PARTITION {partition_name(sync_date)}")
