@@ -94,7 +94,9 @@ def comparable_keys(values: pa.Array) -> pa.Array:
         values = decoded_without_huge(values)[0]
     # Bytes seen as text without a check: a key that is not UTF-8 must not fail the count
     # (validation rejects every copy of it for that).
-    if pa.types.is_binary(values.type):
+    if pa.types.is_binary_view(values.type) or pa.types.is_string_view(values.type):
+        values = pc.cast(values, pa.binary()).view(pa.string())
+    elif pa.types.is_binary(values.type):
         values = values.view(pa.string())
     elif pa.types.is_large_binary(values.type):
         values = values.view(pa.large_string())

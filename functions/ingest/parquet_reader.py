@@ -45,10 +45,11 @@ class ColumnMapping:
 def map_columns(schema: pa.Schema) -> ColumnMapping:
     """Match the file's columns to the table's, case-insensitively, checking types."""
     by_lower_name: dict[str, str] = {}
+    wanted = {alias for column in SIGNAL_COLUMNS for alias in column.parquet_names}
     for name in schema.names:
-        if name.lower() in by_lower_name:
+        if name.lower() in by_lower_name and name.lower() in wanted:
             raise SchemaError(f"columns {by_lower_name[name.lower()]!r} and {name!r} differ only by case")
-        by_lower_name[name.lower()] = name
+        by_lower_name.setdefault(name.lower(), name)
     source_for: dict[str, str] = {}
     missing: list[str] = []
     wrong_types: list[str] = []
@@ -76,6 +77,8 @@ class SignalFile:
             self._file = _open(path)
         except (pa.ArrowInvalid, OSError) as error:
             raise CorruptFile(f"not a readable Parquet file: {error}") from error
+        except UnicodeDecodeError as error:
+            raise CorruptFile(f"not a readable Parquet file: a column name is not UTF-8 ({error})") from error
         self.mapping = map_columns(self._file.schema_arrow)
         metadata = self._file.metadata
         self.num_rows: int = metadata.num_rows
@@ -116,7 +119,7 @@ class SignalFile:
         wanted = pc.cast(keys, pa.large_binary())
         for batch in self._key_batches():
             found = batch.dictionary if pa.types.is_dictionary(batch.type) else batch
-            if pa.types.is_integer(found.type):
+            if pa.types.is_integer(found.type) or pa.types.is_decimal(found.type):  # a NUMBER(38,0) key: its digits
                 found = pc.cast(found, pa.string())
             try:
                 as_bytes = pc.cast(found, pa.large_binary())
@@ -266,8 +269,12 @@ def _open(path: Path, read_dictionary: list[str] | None = None) -> pq.ParquetFil
         buffer_size=READ_BUFFER_BYTES,
         pre_buffer=False,
         read_dictionary=read_dictionary,
-        # Spark and older Snowflake unloads write INT96; microseconds keep far dates in range.
-        coerce_int96_timestamp_unit="us",
+        # Spark and older Snowflake unloads write INT96. In milliseconds every INT96 day fits in
+        # int64 (in microseconds one past year 294,247 wraps into range); validation cuts to seconds.
+        coerce_int96_timestamp_unit="ms",
+        # A page whose CRC does not match (parquet-mr and pyarrow can write them) is a corrupt file,
+        # not altered values; a file without checksums is read as before.
+        page_checksum_verification=True,
     )
 
 

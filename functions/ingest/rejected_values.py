@@ -27,6 +27,10 @@ def original_values(values: pa.Array) -> list[Any]:
     if pa.types.is_temporal(values.type):
         # Arrow's own text: Python's datetime stops at year 9999 and at the microsecond, and
         # a value past either (the very values rejected for their range) would fail the file.
+        if pa.types.is_timestamp(values.type) and values.type.tz is not None:
+            # The UTC instant, without asking the tz database for the zone's name (it may not know it).
+            values = pc.cast(values, pa.timestamp(values.type.unit))
+            return [None if text is None else f"{text}Z" for text in pc.cast(values, pa.string()).to_pylist()]
         return list(pc.cast(values, pa.string()).to_pylist())
     if not is_text_type(values.type):
         return list(values.to_pylist())

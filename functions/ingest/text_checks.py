@@ -36,6 +36,7 @@ TEXT_TYPES = (
     pa.types.is_string_view,
     pa.types.is_binary,
     pa.types.is_large_binary,
+    pa.types.is_binary_view,
 )
 
 

@@ -96,7 +96,7 @@ def _normalise_string(column: Column, values: pa.Array, checks: _Checks) -> pa.A
         if huge is not None:
             checks.add(huge, too_long)
     not_utf8 = None
-    if pa.types.is_integer(values.type):
+    if pa.types.is_integer(values.type) or pa.types.is_decimal(values.type):  # ids unloaded as numbers: their digits
         values = pc.cast(values, pa.string())
     else:
         values, not_utf8 = as_text(values)
@@ -146,6 +146,10 @@ def _normalise_bool(column: Column, values: pa.Array, checks: _Checks) -> pa.Arr
     if pa.types.is_boolean(values.type):
         return values
     # 0/1 integers (or NUMBER(1,0), or pandas' 0.0/1.0 floats) are accepted as booleans; anything else is not.
+    if pa.types.is_decimal(values.type):
+        # A fraction a float cannot hold (1.00000000000000000001) is not 0 or 1 either: 2 stands for it.
+        whole, not_whole, beyond = decimal_values.whole_numbers(values)
+        values = pc.if_else(pc.fill_null(pc.or_kleene(not_whole, beyond), False), pa.scalar(2, pa.int64()), whole)
     as_float = pc.cast(values, pa.float64(), safe=False)
     # Compared, not looked up: -0.0 (pandas' negation or rounding of 0) is 0 too.
     not_boolean = pc.invert(pc.or_kleene(pc.equal(as_float, 0.0), pc.equal(as_float, 1.0)))
@@ -199,7 +203,7 @@ _NULLS_AS = {
 }
 
 _ACCEPTED_TYPES = {
-    Kind.STRING: (*TEXT_TYPES, pa.types.is_integer),
+    Kind.STRING: (*TEXT_TYPES, pa.types.is_integer, lambda t: pa.types.is_decimal(t) and t.scale == 0),
     Kind.INT: (pa.types.is_integer, pa.types.is_decimal, pa.types.is_floating, pa.types.is_boolean),
     Kind.BOOL: (pa.types.is_boolean, pa.types.is_integer, pa.types.is_decimal, pa.types.is_floating),
     Kind.RATE: (pa.types.is_floating, pa.types.is_decimal, pa.types.is_integer),

@@ -409,6 +409,24 @@ def corrupt_page_in_the_last_row_group(_: Path) -> bytes:
     return bytes(garbled)
 
 
+def column_name_not_utf8(_: Path) -> bytes:
+    """A good file plus an extra column whose name a Latin-1 writer stored as b"EXTRA_\\xe9X"."""
+    table = good_table()
+    raw = parquet_bytes(table.append_column("EXTRA_XX", pa.array(["x"] * table.num_rows)), store_schema=False)
+    assert raw.count(b"EXTRA_XX") == 2  # the schema element and the column chunk's path
+    return raw.replace(b"EXTRA_XX", b"EXTRA_\xe9X")
+
+
+def a_bit_flipped_under_a_page_checksum(_: Path) -> bytes:
+    """Pages written with their CRC (parquet-mr and pyarrow can), one bit of EE_GROWTH's values flipped after."""
+    good = parquet_bytes(good_table(), write_page_checksum=True, compression="none", use_dictionary=False)
+    metadata = pq.ParquetFile(io.BytesIO(good)).metadata
+    chunk = metadata.row_group(0).column(metadata.schema.names.index("EE_GROWTH"))
+    flipped = bytearray(good)
+    flipped[chunk.data_page_offset + chunk.total_compressed_size - 3] ^= 0x01
+    return bytes(flipped)
+
+
 def mostly_too_long(_: Path) -> bytes:
     table = good_table()
     return parquet_bytes(
@@ -470,6 +488,10 @@ FILE_CASES = [
         with_column_as("EE_GROWTH", lambda table: pa.array([{"value": i} for i in range(ROWS)])),
         "SchemaError",
         "EE_GROWTH has type struct<value: int64>, not usable as int",
+    ),
+    FileCase("a-column-name-not-utf8", column_name_not_utf8, "CorruptFile", "a column name is not UTF-8"),
+    FileCase(
+        "a-page-its-checksum-refutes", a_bit_flipped_under_a_page_checksum, "CorruptFile", "CRC checksum verification failed"
     ),
     FileCase("zero-rows", lambda _: parquet_bytes(good_table().slice(0, 0)), "GuardTripped", "empty_file: the file has no rows"),
     FileCase(
@@ -596,6 +618,27 @@ def a_huge_dictionary_value(table: pa.Table, name: str, rows: tuple[int, ...]) -
     return table.set_column(table.schema.get_field_index(name), name, encoded)
 
 
+def zoned_as(zone: str) -> Callable[[pa.Table], pa.Table]:
+    """Every timestamp column's UTC instants under an Arrow zone name the tz database may not know."""
+
+    def build(table: pa.Table) -> pa.Table:
+        for index, column in enumerate(table.schema):
+            if pa.types.is_timestamp(column.type):
+                values = table[column.name].combine_chunks()
+                zoned = pa.Array.from_buffers(pa.timestamp(column.type.unit, tz=zone), len(values), values.buffers())
+                table = table.set_column(index, column.name, zoned)
+        return table
+
+    return build
+
+
+def naive(table: pa.Table) -> pa.Table:
+    for index, column in enumerate(table.schema):
+        if pa.types.is_timestamp(column.type):
+            table = table.set_column(index, column.name, pc.cast(table[column.name], pa.timestamp(column.type.unit)))
+    return table
+
+
 def decoded(name: str) -> Callable[[pa.Table], pa.Table]:
     return lambda table: table.set_column(table.schema.get_field_index(name), name, pc.cast(table[name], pa.string()))
 
@@ -708,6 +751,24 @@ VALUE_CASES = [
             t.schema.get_field_index("LAST_HI_APP_STARTED_AT"),
             "LAST_HI_APP_STARTED_AT",
             pc.cast(t["LAST_HI_APP_STARTED_AT"], pa.timestamp("us"), safe=False),
+        ),
+    ),
+    ValueCase(
+        "a-long-key-among-timestamps-zoned-as-z",  # "Z": how some writers spell UTC; the tz database has no such zone
+        lambda t: with_values(zoned_as("Z")(t), 6, **{KEY: "k" * 65}),
+        {6: "cdms_canonical_company_id longer than 64 characters"},
+        comparable=naive,
+    ),
+    ValueCase(
+        "snowflake-number-ids",  # NUMBER(38,0) unloads as DECIMAL(38,0)
+        lambda t: with_values(t, 7, CORE_PRODUCT="n" * 17).set_column(
+            t.schema.get_field_index("COMPANY_ID"),
+            "COMPANY_ID",
+            pa.array([None if row % 5 == 0 else 10**30 + row for row in range(t.num_rows)], pa.decimal128(38, 0)),
+        ),
+        {7: "core_product longer than 16 characters"},
+        comparable=lambda t: t.set_column(
+            t.schema.get_field_index("COMPANY_ID"), "COMPANY_ID", pc.cast(t["COMPANY_ID"], pa.string())
         ),
     ),
     ValueCase(
