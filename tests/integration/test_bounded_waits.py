@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -196,6 +198,37 @@ def test_a_compare_longer_than_the_servers_idle_timeout_is_followed_by_its_write
     assert run["runs"] == 1
 
 
+class OpenTransaction:
+    """Another date's publish, as the staging table sees it: a transaction that has read the table, open for 20 s."""
+
+    def __init__(self, connection: pymysql.Connection[Any]) -> None:
+        self.connection = connection
+        self._commit = threading.Timer(20, connection.commit)
+
+    def start(self) -> None:
+        self.connection.begin()
+        self.connection.cursor().execute("SELECT COUNT(*) FROM upsell_signal_staging")
+        self._commit.start()
+
+    def ended(self) -> None:
+        """Wait for it to commit."""
+        self._commit.join()
+
+    def close(self) -> None:
+        self._commit.cancel()
+        self.connection.close()
+
+
+@contextmanager
+def another_dates_publish(settings: DatabaseSettings) -> Iterator[OpenTransaction]:
+    """An open transaction on the staging table (start it when the test needs it), closed after."""
+    transaction = OpenTransaction(connect(settings))
+    try:
+        yield transaction
+    finally:
+        transaction.close()
+
+
 def test_a_new_pass_behind_another_dates_open_publish_hands_over_within_the_time_left_and_the_next_run_completes(
     migrated_settings: DatabaseSettings, db: pymysql.Connection[Any], moto_endpoint: str, tmp_path: Path
 ) -> None:
@@ -204,12 +237,8 @@ def test_a_new_pass_behind_another_dates_open_publish_hands_over_within_the_time
     day_one_table, day_two_table = day_one_published_and_day_two_uploaded(
         moto_endpoint, migrated_settings, tmp_path, 3_000, seed=941
     )
-    other_publish = connect(migrated_settings)
-    ends = threading.Timer(20, other_publish.commit)
-    try:
-        other_publish.begin()
-        other_publish.cursor().execute("SELECT COUNT(*) FROM upsell_signal_staging")
-        ends.start()
+    with another_dates_publish(migrated_settings) as other_publish:
+        other_publish.start()
 
         # When day two's sync starts with 8 s left before Lambda kills it (a 1 s margin)
         deadline = time.monotonic() + 8
@@ -217,10 +246,7 @@ def test_a_new_pass_behind_another_dates_open_publish_hands_over_within_the_time
         with pytest.raises(HandedOver, match="waiting for the staging table to start a pass") as handed:
             service.sync(DAY_TWO, None, SyncOptions(invocation_id="behind", seconds_left=lambda: deadline - time.monotonic()))
         took = 8 - (deadline - time.monotonic())
-        ends.join()
-    finally:
-        ends.cancel()
-        other_publish.close()
+        other_publish.ended()
 
     # Then its new partition's DDL gave up before the deadline and handed the date over, instead of
     # waiting for the other publish past Lambda's kill (the server's default wait is a day)
@@ -246,30 +272,22 @@ def test_a_clean_up_behind_another_dates_open_publish_gives_up_within_the_time_l
     day_one_table, day_two_table = day_one_published_and_day_two_uploaded(
         moto_endpoint, migrated_settings, tmp_path, 3_000, seed=943
     )
-    other_publish = connect(migrated_settings)
-    ends = threading.Timer(20, other_publish.commit)
+    with another_dates_publish(migrated_settings) as other_publish:
+        service = service_on(
+            moto_endpoint,
+            migrated_settings,
+            tmp_path,
+            hooks=SyncHooks(before_clean_up=lambda _: other_publish.start()),
+            TIME_BUDGET_MARGIN_SECONDS="1",
+        )
 
-    def another_publish_starts(_: Repository) -> None:
-        other_publish.begin()
-        other_publish.cursor().execute("SELECT COUNT(*) FROM upsell_signal_staging")
-        ends.start()
-
-    service = service_on(
-        moto_endpoint,
-        migrated_settings,
-        tmp_path,
-        hooks=SyncHooks(before_clean_up=another_publish_starts),
-        TIME_BUDGET_MARGIN_SECONDS="1",
-    )
-    try:
         # When day two syncs with 8 s left before Lambda kills it (a 1 s margin)
         deadline = time.monotonic() + 8
-        result = service.sync(DAY_TWO, None, SyncOptions(invocation_id="behind", seconds_left=lambda: deadline - time.monotonic()))
+        result = service.sync(
+            DAY_TWO, None, SyncOptions(invocation_id="behind", seconds_left=lambda: deadline - time.monotonic())
+        )
         took = 8 - (deadline - time.monotonic())
-        ends.join()
-    finally:
-        ends.cancel()
-        other_publish.close()
+        other_publish.ended()
 
     # Then the published date is answered completed before the deadline, its partition's drop
     # having given up instead of waiting for the other publish past Lambda's kill
