@@ -14,7 +14,8 @@ STATUS_FIELDS = frozenset({"action", "sync_date", "days", "rejects"})
 STATUS_DEFAULT_DAYS = 14
 STATUS_MAX_DAYS = 3_660
 STATUS_DEFAULT_REJECTS = 50
-# Each listed reject carries up to about 1 KiB of original values; Lambda's answer may be 6 MB.
+# A listed reject carries up to five text values of 1 KiB: the answer lists as many of these as
+# fit in what Lambda returns (status/report.py), and says so.
 STATUS_MAX_REJECTS = 1_000
 
 

@@ -107,9 +107,27 @@ def format_history(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def date_line(sync_date: str, date: dict[str, Any] | None, *, any_runs: bool) -> str:
+    """What the claim ledger says of the date: its status and, failed, why (a run's row may not say it)."""
+    if date is None:
+        if any_runs:
+            return f"{sync_date}: no claim recorded"
+        return (
+            f"Nothing is recorded for {sync_date}: no event for it reached the ingest, or it was refused "
+            "(its cause is in the dead-letter queue)"
+        )
+    line = f"{sync_date}: {date['status']} (attempt {cell(date['attempt'])})"
+    if date["status"] == "failed" and date.get("error_message"):
+        return f"{line}: {' '.join(str(date['error_message']).split())}"
+    if date["status"] == "completed" and date.get("completed_at"):
+        return f"{line}, at {cell(date['completed_at'])}"
+    return line
+
+
 def format_date(report: dict[str, Any]) -> str:
     sync_date = report["sync_date"]
-    lines = [f"Every invocation for {sync_date} (times UTC)", ""]
+    claimed = date_line(sync_date, report.get("date"), any_runs=bool(report["runs"]))
+    lines = [f"Every invocation for {sync_date} (times UTC)", "", claimed, ""]
     if report.get("progress"):
         lines += ["In progress now: " + progress_line(sync_date, report["progress"]), ""]
     runs = [(r, f"{r['error_type']}: {r['error_message']}" if r["error_type"] else r["error_message"]) for r in report["runs"]]
@@ -139,6 +157,8 @@ def format_date(report: dict[str, Any]) -> str:
         lines += [f"  {cell(r['started_at'])} attempt {r['attempt']}: {' '.join(reason.split())}" for r, reason in cut]
     total, rejects = report["rejects_total"], report["rejects"]
     shown = f" (first {len(rejects)})" if total > len(rejects) else ""
+    if report.get("rejects_cut_to_fit"):
+        shown = f" (first {len(rejects)}, as many as fit in one answer)"
     lines += ["", f"Rejected rows of the latest staging pass: {total:,}{shown}"]
     if rejects:
         lines.append("")

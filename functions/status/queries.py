@@ -52,34 +52,53 @@ class StatusQueries:
             (sync_date,),
         )
 
+    def date_row(self, sync_date: dt.date) -> dict[str, Any] | None:
+        """The date's row in the claim ledger (its status and, failed, why); None when nothing claimed it."""
+        rows = fetch_dicts(
+            self.connection,
+            "SELECT status, attempt, trigger_source, started_at, completed_at, error_message "
+            f"FROM {METADATA} WHERE sync_date = %s",
+            (sync_date,),
+        )
+        return rows[0] if rows else None
+
     def rejects_for(self, sync_date: dt.date, limit: int) -> tuple[int, list[dict[str, Any]]]:
         """Rejected rows of the date's latest staging pass: (how many in all, the first `limit`).
 
-        A pass that rejects nothing leaves no rows here: when the date's latest run that read
-        the file completed (or dry-ran) counting none, earlier passes' rejects are not its own.
+        A pass that rejects nothing leaves no rows here. A pass still kept (under way, handed
+        over, or failed for good) is the latest, and only its own rows are shown; once dropped,
+        when the date's latest run that read the file completed (or dry-ran) counting none,
+        earlier passes' rejects are not its own.
         """
-        latest = fetch_dicts(
-            self.connection,
-            f"SELECT status, rows_rejected FROM {RUNS} WHERE sync_date = %s "
-            "AND status NOT IN ('skipped', 'in_progress') ORDER BY id DESC LIMIT 1",
-            (sync_date,),
-        )
-        if latest and latest[0]["status"] in ("completed", "dry_run") and latest[0]["rows_rejected"] == 0:
-            return 0, []
+        kept = fetch_dicts(self.connection, f"SELECT attempt FROM {PROGRESS} WHERE sync_date = %s", (sync_date,))
+        if kept:
+            pass_number = int(kept[0]["attempt"])
+        else:
+            latest = fetch_dicts(
+                self.connection,
+                f"SELECT status, rows_rejected FROM {RUNS} WHERE sync_date = %s "
+                "AND status NOT IN ('skipped', 'in_progress') ORDER BY id DESC LIMIT 1",
+                (sync_date,),
+            )
+            if latest and latest[0]["status"] in ("completed", "dry_run") and latest[0]["rows_rejected"] == 0:
+                return 0, []
+            newest = fetch_dicts(
+                self.connection, f"SELECT MAX(attempt) AS attempt FROM {REJECTED} WHERE sync_date = %s", (sync_date,)
+            )
+            pass_number = int(newest[0]["attempt"] or 0)
         # DISTINCT: a pass started again under its own claim records its rows again (the table is append-only).
-        summary = fetch_dicts(
+        total = fetch_dicts(
             self.connection,
-            f"SELECT COUNT(DISTINCT source_row) AS total, MAX(attempt) AS attempt FROM {REJECTED} WHERE sync_date = %s "
-            f"AND attempt = (SELECT MAX(attempt) FROM {REJECTED} WHERE sync_date = %s)",
-            (sync_date, sync_date),
-        )[0]
+            f"SELECT COUNT(DISTINCT source_row) AS total FROM {REJECTED} WHERE sync_date = %s AND attempt = %s",
+            (sync_date, pass_number),
+        )[0]["total"]
         rejects = fetch_dicts(
             self.connection,
             f"SELECT DISTINCT source_row, cdms_canonical_company_id, reasons, original_values FROM {REJECTED} "
             "WHERE sync_date = %s AND attempt = %s ORDER BY source_row LIMIT %s",
-            (sync_date, summary["attempt"] or 0, limit),
+            (sync_date, pass_number, limit),
         )
-        return int(summary["total"]), rejects
+        return int(total), rejects
 
     def syncs_in_progress(self, sync_dates: Sequence[dt.date]) -> list[dict[str, Any]]:
         """Of these dates, those claimed now (`started`), with their staging pass of the claimed object, if any.

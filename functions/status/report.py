@@ -7,6 +7,7 @@ The same JSON-ready report feeds `scripts/status` locally (from the database) an
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,9 @@ from functions.status.queries import StatusQueries
 # started (a cold start, the download's HEAD): a minute is ample. Longer, and the run is late:
 # throttled (reserved concurrency), or its execution was stopped or failed.
 NEXT_RUN_CLAIMS_WITHIN_SECONDS = CONTINUATION_PAUSE_SECONDS + 60
+# Lambda returns at most 6 MB to a synchronous invoke (Lambda quotas): a date's rejected rows
+# (each up to five text values of 1 KiB, escaped twice in JSON) are listed up to this, with room to spare.
+ANSWER_BYTES = 5 * 1024 * 1024
 
 
 def read_status(connect_database: Callable[[], pymysql.Connection[Any]], request: StatusRequest) -> dict[str, Any]:
@@ -43,17 +47,32 @@ def build_status(connection: pymysql.Connection[Any], request: StatusRequest) ->
                 "days": request.days,
                 "syncs": [_json_row(row) | {"progress": running.get(row["sync_date"])} for row in syncs],
             }
+        date_row = queries.date_row(request.sync_date)
         runs = queries.runs_for(request.sync_date)
         rejects_total, rejects = queries.rejects_for(request.sync_date, request.rejects)
         running = _progress_by_date(queries, [request.sync_date])
-    return {
+    report: dict[str, Any] = {
         "action": "status",
         "sync_date": request.sync_date.isoformat(),
+        "date": None if date_row is None else _json_row(date_row),
         "progress": running.get(request.sync_date),
         "runs": [_json_row(row) | {"force_resync": bool(row["force_resync"]), "dry_run": bool(row["dry_run"])} for row in runs],
         "rejects_total": rejects_total,
-        "rejects": [_json_row(row) for row in rejects],
+        "rejects": [],
     }
+    room = ANSWER_BYTES - len(json.dumps(report))
+    report["rejects"], report["rejects_cut_to_fit"] = _as_many_as_fit([_json_row(row) for row in rejects], room)
+    return report
+
+
+def _as_many_as_fit(rows: list[dict[str, Any]], room: int) -> tuple[list[dict[str, Any]], bool]:
+    """The first rows whose JSON fits in `room` bytes; and whether any were left out."""
+    used = 0
+    for count, row in enumerate(rows):
+        used += len(json.dumps(row)) + 2  # and the list's ", "
+        if used > room:
+            return rows[:count], True
+    return rows, False
 
 
 def _progress_by_date(queries: StatusQueries, sync_dates: list[dt.date]) -> dict[dt.date, dict[str, Any]]:
