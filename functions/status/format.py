@@ -101,6 +101,8 @@ def format_history(report: dict[str, Any]) -> str:
     )
     if not syncs:
         lines.append("(no syncs recorded in this window)")
+    if report.get("syncs_cut_to_fit"):
+        lines.append(f"(the {len(syncs)} newest dates, as many as fit in one answer: ask for fewer days, or one date)")
     running = [progress_line(s["sync_date"], s["progress"]) for s in syncs if s.get("progress")]
     if running:
         lines += ["", "In progress now:", *running]

@@ -22,7 +22,8 @@ from functions.status.queries import StatusQueries
 # throttled (reserved concurrency), or its execution was stopped or failed.
 NEXT_RUN_CLAIMS_WITHIN_SECONDS = CONTINUATION_PAUSE_SECONDS + 60
 # Lambda returns at most 6 MB to a synchronous invoke (Lambda quotas): a date's rejected rows
-# (each up to five text values of 1 KiB, escaped twice in JSON) are listed up to this, with room to spare.
+# (each up to five text values of 1 KiB, escaped twice in JSON), or the dates of a long history
+# (each with its whole reason), are listed up to this, with room to spare.
 ANSWER_BYTES = 5 * 1024 * 1024
 
 
@@ -42,11 +43,11 @@ def build_status(connection: pymysql.Connection[Any], request: StatusRequest) ->
         if request.sync_date is None:
             syncs = queries.recent_syncs(request.days)
             running = _progress_by_date(queries, [row["sync_date"] for row in syncs if row["status"] == "started"])
-            return {
-                "action": "status",
-                "days": request.days,
-                "syncs": [_json_row(row) | {"progress": running.get(row["sync_date"])} for row in syncs],
-            }
+            history: dict[str, Any] = {"action": "status", "days": request.days, "syncs": []}
+            listed = [_json_row(row) | {"progress": running.get(row["sync_date"])} for row in syncs]
+            # Newest first: what is cut to fit is the oldest dates.
+            history["syncs"], history["syncs_cut_to_fit"] = _as_many_as_fit(listed, ANSWER_BYTES - len(json.dumps(history)))
+            return history
         date_row = queries.date_row(request.sync_date)
         runs = queries.runs_for(request.sync_date)
         rejects_total, rejects = queries.rejects_for(request.sync_date, request.rejects)

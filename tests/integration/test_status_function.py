@@ -130,7 +130,7 @@ def test_scripts_invoke_runs_the_status_function_like_a_user(migrated_settings: 
     )
     # Then it prints the (empty) report as JSON and exits 0
     assert completed.returncode == 0, completed.stderr
-    assert json.loads(completed.stdout) == {"action": "status", "days": 2, "syncs": []}
+    assert json.loads(completed.stdout) == {"action": "status", "days": 2, "syncs": [], "syncs_cut_to_fit": False}
 
 
 # Lambda returns at most 6 MB to a synchronous invoke ("6 MB each for request and response", Lambda quotas).
@@ -231,3 +231,29 @@ def test_scripts_status_refuses_a_count_out_of_bounds_by_name_as_the_function_do
         assert completed.returncode == 2, completed.stderr[-600:]
         assert "Traceback" not in completed.stderr
         assert f"{flag[2:]} must be a whole number from" in completed.stderr
+
+
+def test_a_history_of_the_most_days_a_request_allows_fits_in_a_lambda_response_newest_first(
+    aws: Aws,  # noqa: F811 - the fixture
+    db: pymysql.Connection[Any],
+) -> None:
+    # Given ten years of dates, each failed with a reason of 2,000 characters (a schema error's list of columns)
+    today = dt.datetime.now(dt.UTC).date()
+    with db.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO upsell_signal_sync_metadata (sync_date, s3_key, workflow_id, status, trigger_source, error_message) "
+            "VALUES (%s, 'k', 'w', 'failed', 's3', %s)",
+            [(today - dt.timedelta(days=day), f"SchemaError: {day} " + "x" * 2_000) for day in range(1, 3_661)],
+        )
+    db.commit()
+
+    # When the operator asks for as many days as a request may (3,660)
+    answer = invoke({"action": "status", "days": 3_660})
+
+    # Then the answer fits what Lambda returns, holds the newest dates in order, and says it left the oldest out
+    size = len(json.dumps(answer))
+    assert size <= LAMBDA_SYNC_RESPONSE_BYTES - 256 * 1024, f"{size:,} bytes"
+    listed = [sync["sync_date"] for sync in answer["syncs"]]
+    assert 0 < len(listed) < 3_660 and answer["syncs_cut_to_fit"]
+    assert listed == [(today - dt.timedelta(days=day)).isoformat() for day in range(1, len(listed) + 1)]
+    assert f"(the {len(listed)} newest dates, as many as fit in one answer" in format_status(answer)
