@@ -32,6 +32,8 @@ TEXT_BYTES_PER_BATCH = 64 << 20
 # file is refused: a 10M-row row group of legal values takes about 330 MB, 33 bytes a row.
 TEXT_BYTES_PER_ROW_GROUP = 128 << 20
 LEGAL_TEXT_BYTES_PER_ROW = sum(4 * (column.max_length or 0) + 4 for column in SIGNAL_COLUMNS if column.kind is Kind.STRING)
+# The names (lower case) a column the table needs may have: only these must not clash by case.
+_NEEDED_NAMES = frozenset(alias for column in SIGNAL_COLUMNS for alias in column.parquet_names)
 
 
 @dataclass(frozen=True)
@@ -45,9 +47,8 @@ class ColumnMapping:
 def map_columns(schema: pa.Schema) -> ColumnMapping:
     """Match the file's columns to the table's, case-insensitively, checking types."""
     by_lower_name: dict[str, str] = {}
-    wanted = {alias for column in SIGNAL_COLUMNS for alias in column.parquet_names}
     for name in schema.names:
-        if name.lower() in by_lower_name and name.lower() in wanted:
+        if name.lower() in by_lower_name and name.lower() in _NEEDED_NAMES:
             raise SchemaError(f"columns {by_lower_name[name.lower()]!r} and {name!r} differ only by case")
         by_lower_name.setdefault(name.lower(), name)
     source_for: dict[str, str] = {}
